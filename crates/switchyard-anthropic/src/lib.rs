@@ -1,0 +1,3 @@
+//! Anthropic Messages adapter.
+//!
+//! Being built: see the open issue that names this crate.

@@ -1,0 +1,29 @@
+//! Switchyard's shared vocabulary: the request and response every adapter maps to and from,
+//! the ids of providers, keys, models and candidates, the [`Credential`] that carries a secret,
+//! the [`RateLimitSnapshot`] read from response headers, the one [`ProviderError`]
+//! classification that decides the cascade, and the two boundary traits every other crate
+//! builds on: [`Provider`] and [`Clock`].
+//!
+//! This crate makes no network call, keeps no state and never reads the system time outside
+//! [`SystemClock`]. It never prints a secret: [`Credential`] shows an id and a fingerprint only.
+
+mod chat;
+mod clock;
+mod credential;
+mod error;
+mod ids;
+mod provider;
+pub mod ratelimit;
+mod stream;
+
+pub use chat::{
+    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role,
+    Tool, ToolCall, ToolChoice, Usage,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credential::{Credential, Fingerprint};
+pub use error::{Classify, ErrorKind, LimitScope, NextStep, ProviderError};
+pub use ids::{Candidate, KeyId, ModelId, ProviderId};
+pub use provider::{Call, ChatReply, ChatStream, ChunkStream, ModelInfo, Protocol, Provider};
+pub use ratelimit::{LimitReading, LimitUnit, RateLimitSnapshot, Reset};
+pub use stream::{ChatChunk, StreamAccumulator, ToolCallDelta};

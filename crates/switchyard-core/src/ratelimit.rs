@@ -1,0 +1,274 @@
+//! What a provider said about a key's limits, and the parsers for the ways it says it.
+//!
+//! Providers put rate-limit state in response headers (OpenAI and Groq `x-ratelimit-*` with
+//! Go-style durations, Anthropic `anthropic-ratelimit-*` with RFC 3339 times), and retry
+//! delays in headers (`retry-after`, `retry-after-ms`), in bodies (Gemini's
+//! `RetryInfo.retryDelay`, `"37s"`) or in messages ("Please try again in 6.5s"). Adapters
+//! read them with the functions here into one [`RateLimitSnapshot`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::LimitScope;
+
+/// What a reading counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitUnit {
+    /// Requests.
+    Requests,
+    /// Tokens (input and output together unless the provider splits them).
+    Tokens,
+    /// Input tokens only (Anthropic).
+    InputTokens,
+    /// Output tokens only (Anthropic).
+    OutputTokens,
+}
+
+/// When a limit is next whole again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reset {
+    /// After this long from when the response was received (OpenAI, Groq: the time until
+    /// the bucket is fully refilled).
+    After(Duration),
+    /// At this instant (Anthropic).
+    At(DateTime<Utc>),
+}
+
+impl Reset {
+    /// The reset as an instant, given when the response was received.
+    pub fn at(&self, received: DateTime<Utc>) -> DateTime<Utc> {
+        match *self {
+            Self::After(after) => {
+                received + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
+            }
+            Self::At(at) => at,
+        }
+    }
+}
+
+/// One limit as the provider reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitReading {
+    /// What is counted.
+    pub unit: LimitUnit,
+    /// The window the provider counts it over, as the adapter knows its headers to mean.
+    pub scope: LimitScope,
+    /// The limit.
+    pub limit: Option<u64>,
+    /// What is left of it.
+    pub remaining: Option<u64>,
+    /// When it is whole again.
+    pub reset: Option<Reset>,
+}
+
+/// Everything a response told about the key's limits. Empty when the provider sends no
+/// rate-limit headers (Gemini never does).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitSnapshot {
+    /// One reading per limit reported.
+    pub readings: Vec<LimitReading>,
+    /// The delay the provider asked for before the next call, if any.
+    pub retry_after: Option<Duration>,
+}
+
+impl RateLimitSnapshot {
+    /// Whether the response said nothing about limits.
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty() && self.retry_after.is_none()
+    }
+
+    /// The reading for a unit, if one was reported.
+    pub fn reading(&self, unit: LimitUnit) -> Option<&LimitReading> {
+        self.readings.iter().find(|reading| reading.unit == unit)
+    }
+
+    /// The reading for a unit over a given window, if one was reported.
+    pub fn reading_in(&self, unit: LimitUnit, scope: LimitScope) -> Option<&LimitReading> {
+        self.readings.iter().find(|reading| reading.unit == unit && reading.scope == scope)
+    }
+}
+
+/// Parses a Go-style duration as OpenAI and Groq write them: `12ms`, `1s`, `6m0s`,
+/// `1h2m3.5s`, `2m59.56s`, `250us`, `1µs`, `5ns`. A bare number is read as seconds.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        return seconds_to_duration(seconds);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len =
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if number_len == 0 {
+            return None;
+        }
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let (unit_secs, unit_len) = if rest.starts_with("ms") {
+            (1e-3, 2)
+        } else if rest.starts_with("us") {
+            (1e-6, 2)
+        } else if rest.starts_with("µs") {
+            (1e-6, "µs".len())
+        } else if rest.starts_with("ns") {
+            (1e-9, 2)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else {
+            return None;
+        };
+        total += number * unit_secs;
+        rest = &rest[unit_len..];
+    }
+    seconds_to_duration(total)
+}
+
+/// Parses a protobuf `Duration` as Gemini writes `RetryInfo.retryDelay`: decimal seconds
+/// followed by `s` (`"37s"`, `"45.837906927s"`).
+pub fn parse_proto_duration(text: &str) -> Option<Duration> {
+    let seconds: f64 = text.trim().strip_suffix('s')?.parse().ok()?;
+    seconds_to_duration(seconds)
+}
+
+/// Parses a `retry-after` header: seconds (possibly fractional) or an HTTP date, which is
+/// read relative to `now`.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return seconds_to_duration(seconds);
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Parses a `retry-after-ms` header: milliseconds, possibly fractional.
+pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
+    let millis: f64 = value.trim().parse().ok()?;
+    seconds_to_duration(millis / 1000.0)
+}
+
+/// Finds the delay in an OpenAI or Groq message: "... Please try again in 7m12s. Visit ..."
+/// (also "try again in 644ms", "try again in 1.984999999s").
+pub fn parse_try_again_in(message: &str) -> Option<Duration> {
+    let lower = message.to_ascii_lowercase();
+    let start = lower.find("try again in ")? + "try again in ".len();
+    let rest = &message[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == 'µ'))
+        .unwrap_or(rest.len());
+    // A sentence's full stop follows the duration: "in 6.5s." must not read as "6.5s.".
+    let token = rest[..end].trim_end_matches('.');
+    parse_go_duration(token)
+}
+
+/// Parses an RFC 3339 timestamp, as Anthropic writes its reset headers.
+pub fn parse_rfc3339(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value.trim()).ok().map(|at| at.with_timezone(&Utc))
+}
+
+fn seconds_to_duration(seconds: f64) -> Option<Duration> {
+    if seconds.is_finite() && seconds >= 0.0 {
+        Duration::try_from_secs_f64(seconds).ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ms(millis: u64) -> Option<Duration> {
+        Some(Duration::from_millis(millis))
+    }
+
+    #[test]
+    fn go_durations_as_providers_send_them() {
+        assert_eq!(parse_go_duration("12ms"), ms(12));
+        assert_eq!(parse_go_duration("1s"), ms(1000));
+        assert_eq!(parse_go_duration("6m0s"), ms(360_000));
+        assert_eq!(parse_go_duration("1h2m3s"), ms(3_723_000));
+        assert_eq!(parse_go_duration("7.66s"), ms(7660));
+        assert_eq!(parse_go_duration("2m59.56s"), ms(179_560));
+        assert_eq!(parse_go_duration("250us"), Some(Duration::from_micros(250)));
+        assert_eq!(parse_go_duration("0.5"), ms(500));
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("soon"), None);
+        assert_eq!(parse_go_duration("5x"), None);
+    }
+
+    #[test]
+    fn proto_durations_from_gemini() {
+        assert_eq!(parse_proto_duration("37s"), ms(37_000));
+        assert_eq!(parse_proto_duration("45.837906927s"), Some(Duration::new(45, 837_906_927)));
+        assert_eq!(parse_proto_duration("37"), None);
+    }
+
+    #[test]
+    fn retry_after_in_seconds_milliseconds_or_date() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc();
+        assert_eq!(parse_retry_after("20", now), ms(20_000));
+        assert_eq!(parse_retry_after("1.5", now), ms(1500));
+        assert_eq!(parse_retry_after("Mon, 23 Nov 2026 10:00:30 GMT", now), ms(30_000));
+        assert_eq!(parse_retry_after("Mon, 23 Nov 2026 09:59:00 GMT", now), ms(0));
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after_ms("1500.5"), Some(Duration::from_micros(1_500_500)));
+    }
+
+    #[test]
+    fn try_again_in_from_messages() {
+        let groq = "Rate limit reached for model `llama-3.3-70b-versatile` in organization \
+                    `org_x` on tokens per minute (TPM): Limit 12000, Used 11800, Requested 450. \
+                    Please try again in 1.25s. Visit https://console.groq.com/docs/rate-limits";
+        assert_eq!(parse_try_again_in(groq), ms(1250));
+        let openai = "... on requests per day (RPD): Limit 200, Used 200, Requested 1. Please \
+                      try again in 7m12s. Visit https://platform.openai.com/account/rate-limits";
+        assert_eq!(parse_try_again_in(openai), ms(432_000));
+        assert_eq!(parse_try_again_in("please try again in 644ms"), ms(644));
+        assert_eq!(parse_try_again_in("no delay here"), None);
+    }
+
+    #[test]
+    fn reset_after_is_relative_to_receipt() {
+        let received = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc();
+        let reset = Reset::After(Duration::from_secs(90));
+        assert_eq!(reset.at(received).to_rfc3339(), "2026-11-23T10:01:30+00:00");
+    }
+
+    proptest! {
+        #[test]
+        fn go_duration_of_hms_parts(h in 0u64..48, m in 0u64..60, s in 0u64..60, millis in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}.{millis:03}s");
+            let expected = Duration::from_millis(((h * 60 + m) * 60 + s) * 1000 + millis);
+            let parsed = parse_go_duration(&text).expect("parses");
+            let diff = parsed.abs_diff(expected);
+            prop_assert!(diff < Duration::from_micros(1), "{text}: {parsed:?} vs {expected:?}");
+        }
+
+        #[test]
+        fn retry_after_whole_seconds(secs in 0u32..1_000_000) {
+            let now = DateTime::<Utc>::UNIX_EPOCH;
+            prop_assert_eq!(parse_retry_after(&secs.to_string(), now), Some(Duration::from_secs(secs.into())));
+        }
+
+        #[test]
+        fn text_without_digits_is_no_duration(text in "[a-zA-Z ,.]{0,30}") {
+            prop_assert_eq!(parse_go_duration(&text), None);
+            prop_assert_eq!(parse_proto_duration(&text), None);
+            prop_assert_eq!(parse_try_again_in(&text), None);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Google Gemini generateContent adapter.
+//!
+//! Being built: see the open issue that names this crate.

@@ -1,0 +1,3 @@
+//! Ollama native /api/chat adapter.
+//!
+//! Being built: see the open issue that names this crate.

@@ -1,0 +1,102 @@
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `test`: formatting, clippy, then every test of the workspace, with the services the tests
+//!   need started first (a real `redis-server` on a free loopback port). This is the README's
+//!   test command and what CI runs.
+//! - `bench`: the criterion benches.
+//!
+//! xtask may print and may use `anyhow`: it is a developer's tool, not a library.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to a terminal")]
+
+mod redis;
+
+use std::env;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = env::args().skip(1);
+    let task = args.next().unwrap_or_else(|| "help".to_owned());
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "test" => test(&rest),
+        "bench" => bench(&rest),
+        "help" | "--help" | "-h" => {
+            println!("cargo xtask test [--no-lint] [-- <cargo test args>]   every check and test");
+            println!("cargo xtask bench [<criterion filter>]                  criterion benches");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}; try `cargo xtask help`"),
+    }
+}
+
+fn test(args: &[String]) -> Result<()> {
+    let (ours, passthrough) = match args.iter().position(|arg| arg == "--") {
+        Some(split) => (&args[..split], &args[split + 1..]),
+        None => (args, &[][..]),
+    };
+    let lint = !ours.iter().any(|arg| arg == "--no-lint");
+    if lint {
+        cargo(&["fmt", "--all", "--check"]).context("formatting differs: run `cargo fmt --all`")?;
+        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+            .context("clippy found warnings")?;
+    }
+    let redis = redis::RedisServer::start().context("starting redis-server for the tests")?;
+    println!("xtask: redis-server on {}", redis.url());
+    let mut test_args = vec!["test", "--workspace"];
+    test_args.extend(passthrough.iter().map(String::as_str));
+    let status = Command::new(cargo_bin())
+        .args(&test_args)
+        .env("SWITCHYARD_TEST_REDIS_URL", redis.url())
+        .status()
+        .context("running cargo test")?;
+    drop(redis);
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let redis = redis::RedisServer::start().context("starting redis-server for the benches")?;
+    let mut bench_args = vec!["bench", "--package", "switchyard-benches"];
+    if !args.is_empty() {
+        bench_args.push("--");
+        bench_args.extend(args.iter().map(String::as_str));
+    }
+    let status = Command::new(cargo_bin())
+        .args(&bench_args)
+        .env("SWITCHYARD_TEST_REDIS_URL", redis.url())
+        .status()
+        .context("running cargo bench")?;
+    if !status.success() {
+        bail!("cargo bench failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(cargo_bin()).args(args).status().context("running cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn cargo_bin() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+#[cfg(test)]
+mod arch;
