@@ -1,0 +1,341 @@
+//! The [`Provider`] over HTTP: `POST /v1/messages` (plain and streamed) and `GET /v1/models`.
+//!
+//! Every failure leaves here as a [`ProviderError`] naming the provider, key id and model,
+//! with Anthropic's message passed through [`Credential::redact`]: an echoed key never
+//! reaches an error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::stream::{BoxStream, StreamExt};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use switchyard_core::{
+    Call, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo, Protocol,
+    Provider, ProviderError, ProviderId,
+};
+
+use crate::AnthropicError;
+use crate::decode::{StreamDecoder, decode_response};
+use crate::encode::{DEFAULT_MAX_TOKENS, encode_request};
+use crate::error::{error_from_response, rate_limits_from_headers};
+use crate::wire::ModelsPage;
+
+/// How to reach one Anthropic upstream. Plain data: build it with struct update syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnthropicConfig {
+    /// The provider's configured name.
+    pub id: ProviderId,
+    /// Scheme, host and port, without `/v1`.
+    pub base_url: String,
+    /// The `anthropic-version` header.
+    pub version: String,
+    /// The output token limit sent when a request sets none (Anthropic requires one).
+    pub default_max_tokens: u32,
+    /// How long a plain call may take in all, and how long a stream may go silent.
+    pub timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+impl AnthropicConfig {
+    /// Anthropic's public API.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
+    /// The API version every current model speaks.
+    pub const DEFAULT_VERSION: &'static str = "2023-06-01";
+
+    /// The public API under the name `id`, with the defaults: 4096 output tokens, a 10-minute
+    /// call timeout (long answers of large models take minutes), 10 s to connect.
+    pub fn new(id: impl Into<ProviderId>) -> Self {
+        Self {
+            id: id.into(),
+            base_url: Self::DEFAULT_BASE_URL.into(),
+            version: Self::DEFAULT_VERSION.into(),
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An Anthropic Messages upstream.
+#[derive(Clone)]
+pub struct Anthropic {
+    config: AnthropicConfig,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Anthropic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anthropic").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Anthropic {
+    /// An adapter sending through `http` (share one client between adapters to share its
+    /// connection pool). `clock` dates `retry-after` headers given as HTTP dates.
+    pub fn new(config: AnthropicConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
+        Self { config, http, clock }
+    }
+
+    /// An adapter with its own HTTP client, timeouts taken from `config`.
+    ///
+    /// # Errors
+    /// [`AnthropicError::Client`] when the HTTP client cannot be built (no TLS backend).
+    pub fn try_new(config: AnthropicConfig, clock: Arc<dyn Clock>) -> Result<Self, AnthropicError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.timeout)
+            .build()
+            .map_err(AnthropicError::Client)?;
+        Ok(Self::new(config, http, clock))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnthropicConfig {
+        &self.config
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    fn headers(&self, credential: &Credential) -> Result<HeaderMap, AnthropicError> {
+        let mut key = HeaderValue::from_str(credential.expose_secret()).map_err(|_| {
+            AnthropicError::Refused(format!("key {} is not a valid header value", credential.id()))
+        })?;
+        key.set_sensitive(true);
+        let version = HeaderValue::from_str(&self.config.version).map_err(|_| {
+            AnthropicError::Refused("the anthropic-version is not a valid header value".into())
+        })?;
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key);
+        headers.insert("anthropic-version", version);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(headers)
+    }
+
+    /// Sends `request`, turning a non-2xx answer into its classified error.
+    async fn send(
+        &self,
+        attempt: &Attempt,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let response = request.send().await.map_err(|error| attempt.transport(&error))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
+        let request_id = request_id(response.headers());
+        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let mut error = error_from_response(&self.config.id, status, &body, rate_limits);
+        error.upstream_request_id = error.upstream_request_id.or(request_id);
+        Err(attempt.label(error))
+    }
+
+    #[expect(
+        clippy::result_large_err,
+        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
+    )]
+    fn start<'a>(&self, call: &Call<'a>) -> Result<(Attempt, &'a Credential), ProviderError> {
+        let attempt = Attempt {
+            provider: self.config.id.clone(),
+            model: call.model.clone(),
+            credential: call.credential.cloned(),
+        };
+        let credential = call.credential.ok_or_else(|| {
+            attempt.label(ProviderError::new(
+                ErrorKind::InvalidKey,
+                self.config.id.clone(),
+                "anthropic needs an API key and the call has none",
+            ))
+        })?;
+        Ok((attempt, credential))
+    }
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    fn id(&self) -> &ProviderId {
+        &self.config.id
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Anthropic
+    }
+
+    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let (attempt, credential) = self.start(&call)?;
+        let encoded = encode_request(
+            call.request,
+            call.model.as_str(),
+            self.config.default_max_tokens,
+            false,
+        )
+        .map_err(|error| attempt.error(error))?;
+        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
+        let request = self
+            .http
+            .post(self.url("/v1/messages"))
+            .headers(headers)
+            .timeout(self.config.timeout)
+            .body(encoded.body.to_string());
+        let response = self.send(&attempt, request).await?;
+        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
+        let upstream_request_id = request_id(response.headers());
+        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let response = decode_response(&body, encoded.answer_tool.as_deref())
+            .map_err(|error| attempt.error(error))?;
+        Ok(ChatReply { response, rate_limits, upstream_request_id })
+    }
+
+    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
+        let (attempt, credential) = self.start(&call)?;
+        let encoded =
+            encode_request(call.request, call.model.as_str(), self.config.default_max_tokens, true)
+                .map_err(|error| attempt.error(error))?;
+        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
+        let request = self
+            .http
+            .post(self.url("/v1/messages"))
+            .headers(headers)
+            .body(encoded.body.to_string());
+        let response = self.send(&attempt, request).await?;
+        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
+        let upstream_request_id = request_id(response.headers());
+        let events = response.bytes_stream().eventsource().boxed();
+        let decoder = StreamDecoder::new(encoded.answer_tool);
+        Ok(ChatStream {
+            rate_limits,
+            upstream_request_id,
+            chunks: chunks(events, decoder, attempt),
+        })
+    }
+
+    async fn list_models(
+        &self,
+        credential: Option<&Credential>,
+    ) -> Result<Vec<ModelInfo>, ProviderError> {
+        let model = ModelId::new("");
+        let request = switchyard_core::ChatRequest::default();
+        let (attempt, credential) = self.start(&Call::new(&request, &model, credential))?;
+        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
+        let mut models = Vec::new();
+        let mut after_id: Option<String> = None;
+        // Anthropic lists fewer than a hundred models; the bound only stops a server that
+        // keeps saying `has_more`.
+        for _ in 0..50 {
+            let mut query = vec![("limit", "1000".to_owned())];
+            if let Some(after_id) = &after_id {
+                query.push(("after_id", after_id.clone()));
+            }
+            let request = self
+                .http
+                .get(self.url("/v1/models"))
+                .headers(headers.clone())
+                .query(&query)
+                .timeout(self.config.timeout);
+            let response = self.send(&attempt, request).await?;
+            let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+            let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
+                attempt.error(AnthropicError::Malformed { what: "model list", source })
+            })?;
+            models.extend(page.data.into_iter().map(|model| ModelInfo {
+                id: ModelId::new(model.id),
+                owned_by: Some("anthropic".into()),
+                context_window: model.max_input_tokens,
+            }));
+            match (page.has_more, page.last_id) {
+                (true, Some(last_id)) => after_id = Some(last_id),
+                (true, None) | (false, _) => break,
+            }
+        }
+        Ok(models)
+    }
+}
+
+type Events = BoxStream<'static, Result<Event, EventStreamError<reqwest::Error>>>;
+
+/// Feeds SSE events through the decoder until `message_stop`, the first error, or the end of
+/// the body (a cut, unless `message_stop` came).
+fn chunks(
+    events: Events,
+    decoder: StreamDecoder,
+    attempt: Attempt,
+) -> switchyard_core::ChunkStream {
+    let state = Some((events, decoder, attempt));
+    Box::pin(futures_util::stream::unfold(state, |state| async move {
+        let (mut events, mut decoder, attempt) = state?;
+        loop {
+            let item = match events.next().await {
+                Some(Ok(event)) => match decoder.push(&event.data) {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) if decoder.is_complete() => return None,
+                    Ok(None) => continue,
+                    Err(error) => Err(attempt.error(error)),
+                },
+                Some(Err(EventStreamError::Transport(error))) => Err(attempt.transport(&error)),
+                Some(Err(error @ (EventStreamError::Utf8(_) | EventStreamError::Parser(_)))) => {
+                    Err(attempt.label(ProviderError::new(
+                        ErrorKind::MalformedResponse,
+                        attempt.provider.clone(),
+                        format!("unreadable anthropic event stream: {error}"),
+                    )))
+                }
+                None => match decoder.finish() {
+                    Ok(()) => return None,
+                    Err(error) => Err(attempt.error(error)),
+                },
+            };
+            return match item {
+                Ok(chunk) => Some((Ok(chunk), Some((events, decoder, attempt)))),
+                // The stream ends after its first error.
+                Err(error) => Some((Err(error), None)),
+            };
+        }
+    }))
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get("request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
+}
+
+/// Who is calling what, to label every error of one attempt.
+#[derive(Clone)]
+struct Attempt {
+    provider: ProviderId,
+    model: ModelId,
+    credential: Option<Credential>,
+}
+
+impl Attempt {
+    fn label(&self, mut error: ProviderError) -> ProviderError {
+        if !self.model.as_str().is_empty() {
+            error.model = Some(self.model.clone());
+        }
+        if let Some(credential) = &self.credential {
+            error.key = Some(credential.id().clone());
+            error.message = credential.redact(&error.message);
+        }
+        error
+    }
+
+    fn error(&self, error: AnthropicError) -> ProviderError {
+        self.label(error.into_provider_error(&self.provider))
+    }
+
+    fn transport(&self, error: &reqwest::Error) -> ProviderError {
+        let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        self.label(ProviderError::new(kind, self.provider.clone(), message))
+    }
+}
