@@ -1,3 +1,44 @@
 //! Simulated LLM upstreams on loopback that speak each provider's real wire format.
 //!
-//! Being built: see the open issue that names this crate.
+//! A [`MockUpstream`] is a real HTTP server bound to `127.0.0.1:0`. A test scripts it once,
+//! protocol-independently: which keys are valid, invalid or revoked after N calls, each
+//! key's quotas per minute and per calendar day (requests and tokens), latency, injected
+//! faults (5xx, overload, a hang, a reset connection, malformed JSON, a stream cut mid-way),
+//! and what a served call answers. A [`WireFormat`] renders the decisions in one provider's
+//! words: its 429 bodies and headers, its invalid-key errors, its stream frames. Every
+//! request is logged (headers, parsed body, key, outcome) and counted per key.
+//!
+//! Windows, latency and the log run on the [`Clock`](switchyard_core::Clock) the mock is
+//! given, so a test that advances one `ManualClock` moves the mock's quotas together with
+//! the code under test. A "day" is a calendar day in the mock's time zone, as providers
+//! count it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), switchyard_mock::MockError> {
+//! use switchyard_mock::{KeyScript, MockUpstream};
+//! let mock = MockUpstream::openai()
+//!     .key(KeyScript::valid("key-a", "sk-mock-a").requests_per_minute(3))
+//!     .key(KeyScript::invalid("key-b", "sk-mock-b"))
+//!     .start()
+//!     .await?;
+//! let base_url = mock.base_url(); // http://127.0.0.1:PORT/v1
+//! # let _ = base_url; Ok(()) }
+//! ```
+//!
+//! This crate is for tests, benches and the demo: it never reaches the network beyond
+//! loopback and holds only the fake keys it is scripted with.
+
+mod openai;
+mod script;
+mod server;
+mod state;
+mod wire;
+
+pub use openai::{Flavor, OpenAiWire};
+pub use script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript};
+pub use server::{MockBuilder, MockError, MockUpstream};
+pub use state::{KeyCounts, Outcome, RecordedRequest};
+pub use wire::{
+    ChatSummary, Failure, Operation, Reply, StreamFrames, Unit, Window, WindowReading, WireFormat,
+    WireResponse, bearer, format_go_duration,
+};

@@ -1,0 +1,281 @@
+//! What a test scripts, protocol-independent: keys and their quotas, latency, faults and the
+//! answers the mock gives. Every format obeys the same script.
+
+use std::time::Duration;
+
+use rand::Rng;
+use switchyard_core::{KeyId, ToolCall};
+
+use crate::wire::Failure;
+
+/// Per-key quotas: requests and tokens per minute and per day. `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// Requests per sliding minute.
+    pub requests_per_minute: Option<u64>,
+    /// Requests per calendar day in the mock's time zone.
+    pub requests_per_day: Option<u64>,
+    /// Tokens (prompt + completion) per sliding minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Tokens per calendar day.
+    pub tokens_per_day: Option<u64>,
+}
+
+/// One key the mock knows: its secret, the id the log and counters name it by, whether it is
+/// valid, and its quotas.
+#[derive(Clone, Debug)]
+pub struct KeyScript {
+    pub(crate) id: KeyId,
+    pub(crate) secret: String,
+    pub(crate) valid: bool,
+    pub(crate) revoke_after: Option<u64>,
+    pub(crate) quotas: Quotas,
+    pub(crate) billing_stopped: bool,
+}
+
+impl KeyScript {
+    /// A valid key without limits.
+    pub fn valid(id: impl Into<KeyId>, secret: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+            valid: true,
+            revoke_after: None,
+            quotas: Quotas::default(),
+            billing_stopped: false,
+        }
+    }
+
+    /// A key the upstream knows to be wrong: every call answers the format's invalid-key
+    /// error. (An unknown secret is answered the same way; scripting it names it in the log.)
+    pub fn invalid(id: impl Into<KeyId>, secret: impl Into<String>) -> Self {
+        Self { valid: false, ..Self::valid(id, secret) }
+    }
+
+    /// Serves `n_calls` calls, then is revoked: every later call is an invalid key.
+    #[must_use]
+    pub fn revoked_after(mut self, n_calls: u64) -> Self {
+        self.revoke_after = Some(n_calls);
+        self
+    }
+
+    /// An account out of credit: every call answers the format's billing error.
+    #[must_use]
+    pub fn billing_stopped(mut self) -> Self {
+        self.billing_stopped = true;
+        self
+    }
+
+    /// Limits requests per sliding minute.
+    #[must_use]
+    pub fn requests_per_minute(mut self, limit: u64) -> Self {
+        self.quotas.requests_per_minute = Some(limit);
+        self
+    }
+
+    /// Limits requests per calendar day.
+    #[must_use]
+    pub fn requests_per_day(mut self, limit: u64) -> Self {
+        self.quotas.requests_per_day = Some(limit);
+        self
+    }
+
+    /// Limits tokens per sliding minute.
+    #[must_use]
+    pub fn tokens_per_minute(mut self, limit: u64) -> Self {
+        self.quotas.tokens_per_minute = Some(limit);
+        self
+    }
+
+    /// Limits tokens per calendar day.
+    #[must_use]
+    pub fn tokens_per_day(mut self, limit: u64) -> Self {
+        self.quotas.tokens_per_day = Some(limit);
+        self
+    }
+
+    /// All quotas at once.
+    #[must_use]
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+}
+
+/// How long the mock takes to answer a served call, slept through its clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Latency {
+    /// At once.
+    #[default]
+    None,
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniformly between two bounds.
+    Uniform {
+        /// The shortest.
+        min: Duration,
+        /// The longest.
+        max: Duration,
+    },
+    /// Log-normal around a median, the long-tailed shape real upstream latencies have.
+    LogNormal {
+        /// The median.
+        median: Duration,
+        /// The spread of the underlying normal (0.5 is a moderate tail).
+        sigma: f64,
+    },
+}
+
+impl Latency {
+    /// Draws one latency.
+    pub(crate) fn sample(&self, rng: &mut impl Rng) -> Duration {
+        match *self {
+            Self::None => Duration::ZERO,
+            Self::Fixed(latency) => latency,
+            Self::Uniform { min, max } => {
+                if max <= min {
+                    min
+                } else {
+                    min + (max - min).mul_f64(rng.random::<f64>())
+                }
+            }
+            Self::LogNormal { median, sigma } => {
+                // Box-Muller: two uniforms give one standard normal.
+                let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+                let u2: f64 = rng.random();
+                let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let factor = (sigma * normal).exp();
+                Duration::try_from_secs_f64(median.as_secs_f64() * factor).unwrap_or(median)
+            }
+        }
+    }
+}
+
+/// What a served call answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ReplyScript {
+    /// `You said: <last user message>` (the default): tests can tell answers apart.
+    #[default]
+    Echo,
+    /// This text.
+    Text(String),
+    /// These tool calls, no text.
+    ToolCalls(Vec<ToolCall>),
+}
+
+/// An injected failure, applied before the key and quota checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers this failure in the format's real words (a 500, an overload, a 403, ...).
+    Fail(Failure),
+    /// Never answers; the client's timeout must fire.
+    Hang,
+    /// Drops the connection without a response (the client sees a reset or an early EOF).
+    Reset,
+    /// Answers 200 with a body (or a stream frame) that cannot be parsed.
+    Malformed,
+    /// Sends the first `after_frames` frames of a stream, then drops the connection; a plain
+    /// answer is cut after half its body.
+    CutStream {
+        /// Frames sent before the cut.
+        after_frames: usize,
+    },
+    /// Answers exactly this: a body a test wants to see classified as it is.
+    Raw {
+        /// The status.
+        status: u16,
+        /// The `content-type`.
+        content_type: String,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: String,
+    },
+}
+
+impl Fault {
+    /// A 500 in the format's words.
+    pub fn server_error() -> Self {
+        Self::Fail(Failure::ServerError { status: 500 })
+    }
+
+    /// An overload in the format's words (503 for OpenAI, 529 for Anthropic).
+    pub fn overloaded() -> Self {
+        Self::Fail(Failure::Overloaded)
+    }
+
+    /// A raw JSON answer.
+    pub fn raw_json(status: u16, body: impl Into<String>) -> Self {
+        Self::Raw {
+            status,
+            content_type: "application/json".to_owned(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A short label for the log.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Fail(failure) => failure.label(),
+            Self::Hang => "hang",
+            Self::Reset => "reset",
+            Self::Malformed => "malformed",
+            Self::CutStream { .. } => "cut_stream",
+            Self::Raw { .. } => "raw",
+        }
+    }
+}
+
+/// When a fault fires: which calls it applies to and how often.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultRule {
+    pub(crate) fault: Fault,
+    pub(crate) key: Option<KeyId>,
+    pub(crate) model: Option<String>,
+    pub(crate) remaining: Option<u64>,
+    pub(crate) probability: f64,
+}
+
+impl FaultRule {
+    /// The fault on the next matching call only.
+    pub fn once(fault: Fault) -> Self {
+        Self::times(fault, 1)
+    }
+
+    /// The fault on the next `n` matching calls.
+    pub fn times(fault: Fault, n: u64) -> Self {
+        Self { fault, key: None, model: None, remaining: Some(n), probability: 1.0 }
+    }
+
+    /// The fault on every matching call until the rules are cleared.
+    pub fn always(fault: Fault) -> Self {
+        Self { fault, key: None, model: None, remaining: None, probability: 1.0 }
+    }
+
+    /// Only calls made with this key (by its scripted id).
+    #[must_use]
+    pub fn for_key(mut self, key: impl Into<KeyId>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Only calls asking for this model.
+    #[must_use]
+    pub fn for_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Fires on a matching call with this probability (drawn from the mock's seeded RNG).
+    #[must_use]
+    pub fn with_probability(mut self, probability: f64) -> Self {
+        self.probability = probability.clamp(0.0, 1.0);
+        self
+    }
+}
