@@ -1,0 +1,941 @@
+//! The in-memory ledger: one lock per quota bucket (a quota group's model or shared pool),
+//! never a global one. Admission looks the candidate up in a sharded map, takes that
+//! bucket's lock for a few hundred nanoseconds of arithmetic and allocates nothing once the
+//! candidate has been seen.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use switchyard_core::{
+    Candidate, Clock, KeyId, LimitScope, LimitUnit, ModelId, ProviderError, ProviderId,
+    RateLimitSnapshot, Usage,
+};
+
+use crate::config::{DayBoundary, QuotaConfig};
+use crate::error::{QuotaError, Refusal};
+use crate::estimate::Estimate;
+use crate::ledger::{Permit, QuotaLedger};
+use crate::limit::Unit;
+use crate::meter::{Meter, duration_ticks, ticks_of, utc_of};
+use crate::persist::{
+    BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LedgerSnapshot, MeterRecord,
+};
+use crate::policy::{Verdict, reason, verdict};
+use crate::state::{KeyState, KeyStatus};
+use crate::summary::{KeySummary, LimitSummary, ProviderStatus, ProviderSummary};
+
+/// FxHash-style multiplicative hashing. The maps are keyed by configured ids, not by
+/// attacker-chosen text, so SipHash's flood resistance buys nothing here and its cost is a
+/// third of an admission.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("invariant: 8-byte chunk"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+}
+
+type FastMap<K, V> = DashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// Where one bucket's counts live.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BucketKey {
+    provider: ProviderId,
+    group: Arc<str>,
+    pool: ModelId,
+}
+
+/// One candidate, resolved to its key and bucket once.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    pub(crate) candidate: Candidate,
+    key: Arc<KeyCell>,
+    bucket: Arc<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    key: BucketKey,
+    day: DayBoundary,
+    dirty: AtomicBool,
+    state: Mutex<BucketState>,
+}
+
+/// Everything behind one bucket's lock. `parking_lot::Mutex`: nothing awaits while it is
+/// held, and uncontended it is one atomic operation each way.
+#[derive(Debug)]
+struct BucketState {
+    meters: Vec<Meter>,
+    gates: Vec<Gate>,
+    in_flight: u32,
+    max_concurrent: Option<u32>,
+    cooldown: Option<Hold>,
+    exhausted: Option<Hold>,
+    /// Successive 429s since the last success: the backoff schedule's step.
+    strikes: u32,
+    /// When the last hold ended or began.
+    changed_at: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct Hold {
+    /// `None`: until re-enabled.
+    until: Option<u64>,
+    reason: String,
+    since: u64,
+}
+
+/// What a provider's header said remains, decremented by what is admitted until the next
+/// header replaces it or its reset passes.
+#[derive(Clone, Copy, Debug)]
+struct Gate {
+    unit: LimitUnit,
+    scope: LimitScope,
+    remaining: u64,
+    until: u64,
+}
+
+#[derive(Debug)]
+struct KeyCell {
+    provider: ProviderId,
+    key: KeyId,
+    /// Set while a hold exists, so admission skips the lock for healthy keys.
+    blocked: AtomicBool,
+    dirty: AtomicBool,
+    state: Mutex<KeyCellState>,
+}
+
+#[derive(Debug, Default)]
+struct KeyCellState {
+    hold: Option<(KeyHoldKind, Hold)>,
+    changed_at: Option<u64>,
+}
+
+fn gate_need(unit: LimitUnit, estimate: Estimate) -> u64 {
+    match unit {
+        LimitUnit::Requests => 1,
+        LimitUnit::Tokens => estimate.tokens(),
+        LimitUnit::InputTokens => estimate.prompt_tokens,
+        LimitUnit::OutputTokens => estimate.output_tokens,
+    }
+}
+
+fn scope_ticks(scope: LimitScope) -> u64 {
+    let secs = match scope {
+        LimitScope::Minute | LimitScope::Unknown => 60,
+        LimitScope::Day => 86_400,
+        LimitScope::Month => 30 * 86_400,
+    };
+    secs * 1_000_000_000
+}
+
+fn later(current: Option<&Hold>, until: Option<u64>) -> bool {
+    match (current, until) {
+        (None, _) => true,
+        (Some(Hold { until: None, .. }), _) => false,
+        (Some(_), None) => true,
+        (Some(Hold { until: Some(current), .. }), Some(until)) => until > *current,
+    }
+}
+
+impl BucketState {
+    /// Ends holds whose time has passed.
+    fn expire(&mut self, now: u64) {
+        for slot in [&mut self.cooldown, &mut self.exhausted] {
+            if let Some(Hold { until: Some(until), .. }) = slot
+                && now >= *until
+            {
+                self.changed_at = Some(*until);
+                *slot = None;
+            }
+        }
+        self.gates.retain(|gate| now < gate.until);
+    }
+
+    fn check(
+        &mut self,
+        now: u64,
+        estimate: Estimate,
+        anchor_utc: DateTime<Utc>,
+    ) -> Result<(), (Refusal, Option<u64>)> {
+        self.expire(now);
+        if let Some(hold) = &self.cooldown {
+            return Err((Refusal::CoolingDown, hold.until));
+        }
+        if let Some(hold) = &self.exhausted {
+            return Err((Refusal::Exhausted, hold.until));
+        }
+        if let Some(max) = self.max_concurrent
+            && self.in_flight >= max
+        {
+            return Err((Refusal::Concurrency { max }, None));
+        }
+        for gate in &self.gates {
+            if gate.remaining < gate_need(gate.unit, estimate) {
+                let refusal = Refusal::ProviderRemaining {
+                    unit: gate.unit,
+                    scope: gate.scope,
+                    remaining: gate.remaining,
+                };
+                return Err((refusal, Some(gate.until)));
+            }
+        }
+        for meter in &mut self.meters {
+            meter.roll(now, anchor_utc);
+            let need = meter.need(estimate.tokens());
+            if !meter.fits(need) {
+                let at = meter.free_at(now, need);
+                let refusal = match at {
+                    Some(_) => Refusal::Limit { unit: meter.limit.unit, limit: meter.limit.name() },
+                    None => Refusal::TooLarge { limit: meter.limit.name() },
+                };
+                return Err((refusal, at));
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, now: u64, estimate: Estimate) {
+        for meter in &mut self.meters {
+            let need = meter.need(estimate.tokens());
+            meter.take(now, need);
+        }
+        for gate in &mut self.gates {
+            gate.remaining -= gate_need(gate.unit, estimate);
+        }
+        self.in_flight += 1;
+    }
+
+    fn finish(
+        &mut self,
+        now: u64,
+        anchor_utc: DateTime<Utc>,
+        taken_at: u64,
+        estimate: Estimate,
+        used: Option<&Usage>,
+    ) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        for meter in &mut self.meters {
+            meter.roll(now, anchor_utc);
+            let reserved = meter.need(estimate.tokens());
+            let spent = match (used, meter.limit.unit) {
+                (None, _) => 0,
+                (Some(_), Unit::Requests) => 1,
+                (Some(usage), Unit::Tokens) => u64::from(usage.total_tokens),
+            };
+            if spent > reserved {
+                meter.take(now, spent - reserved);
+            } else {
+                meter.give_back(taken_at, reserved - spent);
+            }
+        }
+        for gate in &mut self.gates {
+            let reserved = gate_need(gate.unit, estimate);
+            let spent = match (used, gate.unit) {
+                (None, _) => 0,
+                (Some(_), LimitUnit::Requests) => 1,
+                (Some(usage), LimitUnit::Tokens) => u64::from(usage.total_tokens),
+                (Some(usage), LimitUnit::InputTokens) => u64::from(usage.prompt_tokens),
+                (Some(usage), LimitUnit::OutputTokens) => u64::from(usage.completion_tokens),
+            };
+            gate.remaining = (gate.remaining + reserved).saturating_sub(spent);
+        }
+        if used.is_some() {
+            self.strikes = 0;
+        }
+    }
+}
+
+impl Bucket {
+    fn mark_dirty(&self) {
+        // Reading first keeps a hot bucket's cache line shared when the flag is already set.
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The in-memory [`QuotaLedger`]: exact within one process, durable with a
+/// [`crate::WriteBehind`] store, shared between processes only through a Redis ledger.
+pub struct MemoryLedger {
+    clock: Arc<dyn Clock>,
+    anchor: Instant,
+    anchor_utc: DateTime<Utc>,
+    config: QuotaConfig,
+    lanes: FastMap<Candidate, Arc<Lane>>,
+    buckets: FastMap<BucketKey, Arc<Bucket>>,
+    keys: FastMap<(ProviderId, KeyId), Arc<KeyCell>>,
+}
+
+impl std::fmt::Debug for MemoryLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLedger")
+            .field("candidates", &self.lanes.len())
+            .field("buckets", &self.buckets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryLedger {
+    /// A ledger with `config`, on `clock`.
+    pub fn new(clock: Arc<dyn Clock>, config: QuotaConfig) -> Self {
+        let anchor = clock.now();
+        let anchor_utc = clock.utc();
+        Self {
+            clock,
+            anchor,
+            anchor_utc,
+            config,
+            lanes: FastMap::default(),
+            buckets: FastMap::default(),
+            keys: FastMap::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QuotaConfig {
+        &self.config
+    }
+
+    fn ticks(&self) -> u64 {
+        duration_ticks(self.clock.now().saturating_duration_since(self.anchor))
+    }
+
+    fn utc(&self, ticks: u64) -> DateTime<Utc> {
+        utc_of(self.anchor_utc, ticks)
+    }
+
+    fn lane(&self, candidate: &Candidate) -> Arc<Lane> {
+        if let Some(lane) = self.lanes.get(candidate) {
+            return Arc::clone(lane.value());
+        }
+        self.new_lane(candidate)
+    }
+
+    #[cold]
+    fn new_lane(&self, candidate: &Candidate) -> Arc<Lane> {
+        let placement = self.config.place(candidate);
+        let key = BucketKey {
+            provider: candidate.provider.clone(),
+            group: Arc::from(placement.group.as_str()),
+            pool: placement.pool,
+        };
+        let bucket = self.bucket(key);
+        let key = Arc::clone(
+            self.keys
+                .entry((candidate.provider.clone(), candidate.key.clone()))
+                .or_insert_with(|| {
+                    Arc::new(KeyCell {
+                        provider: candidate.provider.clone(),
+                        key: candidate.key.clone(),
+                        blocked: AtomicBool::new(false),
+                        dirty: AtomicBool::new(false),
+                        state: Mutex::new(KeyCellState::default()),
+                    })
+                })
+                .value(),
+        );
+        let lane = Arc::new(Lane { candidate: candidate.clone(), key, bucket });
+        Arc::clone(self.lanes.entry(candidate.clone()).or_insert(lane).value())
+    }
+
+    fn bucket(&self, key: BucketKey) -> Arc<Bucket> {
+        let rule = self.config.rule_for_pool(&key.provider, key.pool.as_str());
+        let day = self
+            .config
+            .provider(&key.provider)
+            .map_or(DayBoundary::Midnight(chrono_tz::UTC), |quota| quota.day);
+        let entry = self.buckets.entry(key.clone()).or_insert_with(|| {
+            Arc::new(Bucket {
+                key,
+                day,
+                dirty: AtomicBool::new(false),
+                state: Mutex::new(BucketState {
+                    meters: rule
+                        .map(|rule| rule.limits.iter().copied().map(Meter::new).collect())
+                        .unwrap_or_default(),
+                    gates: Vec::new(),
+                    in_flight: 0,
+                    max_concurrent: rule.and_then(|rule| rule.max_concurrent),
+                    cooldown: None,
+                    exhausted: None,
+                    strikes: 0,
+                    changed_at: None,
+                }),
+            })
+        });
+        Arc::clone(entry.value())
+    }
+
+    /// Makes the ledger know `candidate` before its first admission, so summaries list it.
+    pub fn register(&self, candidate: &Candidate) {
+        drop(self.lane(candidate));
+    }
+
+    fn refused(
+        &self,
+        candidate: &Candidate,
+        reason: Refusal,
+        until: Option<u64>,
+        now: u64,
+    ) -> QuotaError {
+        QuotaError::Refused {
+            candidate: candidate.clone(),
+            reason,
+            until: until.map(|until| self.utc(until)),
+            retry_after: until.map(|until| Duration::from_nanos(until.saturating_sub(now))),
+        }
+    }
+
+    fn key_refusal(&self, cell: &KeyCell, now: u64) -> Option<(Refusal, Option<u64>)> {
+        let mut state = cell.state.lock();
+        match &state.hold {
+            Some((_, Hold { until: Some(until), .. })) if now >= *until => {
+                state.changed_at = Some(*until);
+                state.hold = None;
+                cell.blocked.store(false, Ordering::Release);
+                cell.dirty.store(true, Ordering::Relaxed);
+                None
+            }
+            Some((KeyHoldKind::Invalid, hold)) => Some((Refusal::Invalid, hold.until)),
+            Some((KeyHoldKind::BillingStopped, hold)) => {
+                Some((Refusal::BillingStopped, hold.until))
+            }
+            None => None,
+        }
+    }
+
+    /// Reserves `estimate` for `candidate`: the synchronous, allocation-free core of
+    /// [`QuotaLedger::admit`].
+    ///
+    /// # Errors
+    /// [`QuotaError::Refused`] with the reason and, when known, the time it ends.
+    pub fn try_admit(
+        &self,
+        candidate: &Candidate,
+        estimate: Estimate,
+    ) -> Result<Permit, QuotaError> {
+        let lane = self.lane(candidate);
+        let now = self.ticks();
+        if lane.key.blocked.load(Ordering::Acquire)
+            && let Some((reason, until)) = self.key_refusal(&lane.key, now)
+        {
+            return Err(self.refused(candidate, reason, until, now));
+        }
+        let mut state = lane.bucket.state.lock();
+        if let Err((reason, until)) = state.check(now, estimate, self.anchor_utc) {
+            drop(state);
+            return Err(self.refused(candidate, reason, until, now));
+        }
+        state.take(now, estimate);
+        drop(state);
+        lane.bucket.mark_dirty();
+        Ok(Permit::local(lane, estimate, now))
+    }
+
+    fn finish(&self, permit: Permit, usage: Option<&Usage>) {
+        match permit.into_local() {
+            Ok((lane, estimate, taken_at)) => {
+                let now = self.ticks();
+                lane.bucket.state.lock().finish(now, self.anchor_utc, taken_at, estimate, usage);
+                lane.bucket.mark_dirty();
+            }
+            Err(permit) => {
+                // A permit from a shared ledger holds nothing here.
+                tracing::warn!(candidate = %permit.candidate(), "foreign permit ignored by the in-memory ledger");
+            }
+        }
+    }
+
+    /// Settles `permit` with the real usage: the synchronous core of [`QuotaLedger::settle`].
+    pub fn settle_now(&self, permit: Permit, usage: &Usage) {
+        self.finish(permit, Some(usage));
+    }
+
+    /// Gives `permit`'s reservation back: the synchronous core of [`QuotaLedger::release`].
+    pub fn release_now(&self, permit: Permit) {
+        self.finish(permit, None);
+    }
+
+    /// Learns from rate-limit headers: the synchronous core of [`QuotaLedger::observe`].
+    pub fn observe_now(&self, candidate: &Candidate, snapshot: &RateLimitSnapshot) {
+        if snapshot.readings.is_empty() {
+            return;
+        }
+        let lane = self.lane(candidate);
+        let now = self.ticks();
+        let received = self.utc(now);
+        let mut state = lane.bucket.state.lock();
+        for reading in &snapshot.readings {
+            let Some(remaining) = reading.remaining else { continue };
+            let until = reading.reset.map_or(now + scope_ticks(reading.scope), |reset| {
+                ticks_of(self.anchor_utc, reset.at(received))
+            });
+            let gate = Gate { unit: reading.unit, scope: reading.scope, remaining, until };
+            match state
+                .gates
+                .iter_mut()
+                .find(|g| g.unit == reading.unit && g.scope == reading.scope)
+            {
+                Some(existing) => *existing = gate,
+                None => state.gates.push(gate),
+            }
+            for meter in &mut state.meters {
+                if meter.limit.unit.matches(reading.unit)
+                    && meter.limit.window.scope() == reading.scope
+                {
+                    meter.roll(now, self.anchor_utc);
+                    let limit = reading.limit.unwrap_or(meter.limit.amount);
+                    meter.set_used(now, limit.saturating_sub(remaining));
+                }
+            }
+        }
+        drop(state);
+        lane.bucket.mark_dirty();
+    }
+
+    /// Records an attempt's error: the synchronous core of [`QuotaLedger::record_error`].
+    pub fn record_error_now(&self, candidate: &Candidate, error: &ProviderError) {
+        self.observe_now(candidate, &error.rate_limits);
+        let lane = self.lane(candidate);
+        let now = self.ticks();
+        let why = reason(error);
+        match verdict(error, lane.bucket.day, self.utc(now)) {
+            Verdict::Cooldown { after } => {
+                let mut state = lane.bucket.state.lock();
+                state.expire(now);
+                let wait = after.unwrap_or_else(|| self.config.backoff_for(state.strikes));
+                state.strikes = state.strikes.saturating_add(1);
+                let until = Some(now.saturating_add(duration_ticks(wait)));
+                // A new cooldown never shortens one in force: the later deadline wins.
+                if later(state.cooldown.as_ref(), until) {
+                    state.cooldown = Some(Hold { until, reason: why, since: now });
+                    state.changed_at = Some(now);
+                }
+            }
+            Verdict::Exhausted { until } => {
+                let until = until.map(|until| ticks_of(self.anchor_utc, until));
+                let mut state = lane.bucket.state.lock();
+                state.expire(now);
+                if later(state.exhausted.as_ref(), until) {
+                    state.exhausted = Some(Hold { until, reason: why, since: now });
+                    state.changed_at = Some(now);
+                }
+            }
+            Verdict::Invalid => self.hold_key(&lane.key, KeyHoldKind::Invalid, None, why, now),
+            Verdict::BillingStopped { until } => {
+                let until = until.map(|until| ticks_of(self.anchor_utc, until));
+                // An account that cannot pay stops every key of its group.
+                for member in self.config.group_members(&candidate.provider, &candidate.key) {
+                    let cell = self.key_cell(&candidate.provider, &member);
+                    self.hold_key(&cell, KeyHoldKind::BillingStopped, until, why.clone(), now);
+                }
+            }
+            Verdict::Nothing => return,
+        }
+        lane.bucket.mark_dirty();
+    }
+
+    fn key_cell(&self, provider: &ProviderId, key: &KeyId) -> Arc<KeyCell> {
+        Arc::clone(
+            self.keys
+                .entry((provider.clone(), key.clone()))
+                .or_insert_with(|| {
+                    Arc::new(KeyCell {
+                        provider: provider.clone(),
+                        key: key.clone(),
+                        blocked: AtomicBool::new(false),
+                        dirty: AtomicBool::new(false),
+                        state: Mutex::new(KeyCellState::default()),
+                    })
+                })
+                .value(),
+        )
+    }
+
+    fn hold_key(
+        &self,
+        cell: &KeyCell,
+        kind: KeyHoldKind,
+        until: Option<u64>,
+        why: String,
+        now: u64,
+    ) {
+        let mut state = cell.state.lock();
+        state.hold = Some((kind, Hold { until, reason: why, since: now }));
+        state.changed_at = Some(now);
+        cell.blocked.store(true, Ordering::Release);
+        cell.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Makes `key` usable again: the synchronous core of [`QuotaLedger::reenable`].
+    pub fn reenable_now(&self, provider: &ProviderId, key: &KeyId) {
+        let cell = self.key_cell(provider, key);
+        let mut state = cell.state.lock();
+        if state.hold.take().is_some() {
+            state.changed_at = Some(self.ticks());
+        }
+        cell.blocked.store(false, Ordering::Release);
+        cell.dirty.store(true, Ordering::Relaxed);
+        drop(state);
+        // The operator vouches for the key: holds on its group's buckets end too.
+        let now = self.ticks();
+        let buckets: Vec<Arc<Bucket>> = self
+            .lanes
+            .iter()
+            .filter(|lane| &lane.candidate.provider == provider && &lane.candidate.key == key)
+            .map(|lane| Arc::clone(&lane.bucket))
+            .collect();
+        for bucket in buckets {
+            let mut state = bucket.state.lock();
+            if state.cooldown.take().is_some() | state.exhausted.take().is_some() {
+                state.changed_at = Some(now);
+                state.strikes = 0;
+            }
+            drop(state);
+            bucket.mark_dirty();
+        }
+    }
+
+    /// The candidate's state now: the synchronous core of [`QuotaLedger::status`].
+    pub fn status_now(&self, candidate: &Candidate) -> KeyStatus {
+        let lane = self.lane(candidate);
+        let now = self.ticks();
+        self.lane_status(&lane, now)
+    }
+
+    fn lane_status(&self, lane: &Lane, now: u64) -> KeyStatus {
+        drop(self.key_refusal(&lane.key, now));
+        {
+            let state = lane.key.state.lock();
+            if let Some((kind, hold)) = &state.hold {
+                let until = hold.until.map(|until| self.utc(until));
+                let key_state = match kind {
+                    KeyHoldKind::Invalid => KeyState::Invalid,
+                    KeyHoldKind::BillingStopped => KeyState::BillingStopped { until },
+                };
+                return KeyStatus {
+                    state: key_state,
+                    reason: Some(hold.reason.clone()),
+                    changed_at: Some(self.utc(hold.since)),
+                };
+            }
+        }
+        let key_changed = lane.key.state.lock().changed_at;
+        let mut state = lane.bucket.state.lock();
+        state.expire(now);
+        let held = |hold: &Hold, key_state| KeyStatus {
+            state: key_state,
+            reason: Some(hold.reason.clone()),
+            changed_at: Some(self.utc(hold.since)),
+        };
+        if let Some(hold) = &state.exhausted {
+            return held(hold, KeyState::Exhausted { until: hold.until.map(|u| self.utc(u)) });
+        }
+        if let Some(hold) = &state.cooldown {
+            let until = self.utc(hold.until.unwrap_or(now));
+            return held(hold, KeyState::CoolingDown { until });
+        }
+        let changed = state.changed_at.max(key_changed);
+        KeyStatus {
+            state: KeyState::Available,
+            reason: None,
+            changed_at: changed.map(|t| self.utc(t)),
+        }
+    }
+
+    fn lane_summary(&self, lane: &Lane, now: u64) -> KeySummary {
+        let status = self.lane_status(lane, now);
+        let one = Estimate::new(1, 0);
+        let mut state = lane.bucket.state.lock();
+        let check = state.check(now, one, self.anchor_utc);
+        let limits = state
+            .meters
+            .iter()
+            .map(|meter| {
+                let used = meter.used();
+                let limit = meter.limit.amount;
+                LimitSummary {
+                    unit: meter.limit.unit,
+                    limit_name: meter.limit.name(),
+                    used,
+                    limit,
+                    remaining: limit.saturating_sub(used),
+                    percent: if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 },
+                    resets_at: meter.resets_at(now).map(|t| self.utc(t)),
+                }
+            })
+            .collect();
+        drop(state);
+        let (available, available_at) = match (&status.state, check) {
+            (KeyState::Available, Ok(())) => (true, None),
+            (KeyState::Available, Err((_, until))) => (false, until.map(|t| self.utc(t))),
+            (other, _) => (false, other.until()),
+        };
+        KeySummary {
+            key: lane.candidate.key.clone(),
+            model: lane.candidate.model.clone(),
+            group: lane.bucket.key.group.to_string(),
+            pool: lane.bucket.key.pool.clone(),
+            status,
+            available,
+            available_at,
+            limits,
+        }
+    }
+
+    /// Every known candidate of `provider`: the synchronous core of
+    /// [`QuotaLedger::summary`].
+    pub fn summary_now(&self, provider: &ProviderId) -> ProviderSummary {
+        let now = self.ticks();
+        let lanes: Vec<Arc<Lane>> = self
+            .lanes
+            .iter()
+            .filter(|entry| &entry.key().provider == provider)
+            .map(|entry| Arc::clone(entry.value()))
+            .collect();
+        let mut keys: Vec<KeySummary> =
+            lanes.iter().map(|lane| self.lane_summary(lane, now)).collect();
+        keys.sort_by(|a, b| (&a.key, &a.model).cmp(&(&b.key, &b.model)));
+        ProviderSummary { provider: provider.clone(), status: ProviderStatus::of(&keys), keys }
+    }
+
+    fn hold_record(&self, hold: &Hold) -> HoldRecord {
+        HoldRecord {
+            until: hold.until.map(|t| self.utc(t)),
+            reason: hold.reason.clone(),
+            since: self.utc(hold.since),
+        }
+    }
+
+    fn bucket_record(&self, bucket: &Bucket, now: u64) -> BucketRecord {
+        let mut state = bucket.state.lock();
+        state.expire(now);
+        let as_of = self.utc(now);
+        let meters = state
+            .meters
+            .iter_mut()
+            .map(|meter| {
+                meter.roll(now, self.anchor_utc);
+                MeterRecord {
+                    name: meter.limit.name(),
+                    used: meter.used(),
+                    as_of,
+                    day_started: meter.day_started().map(|t| self.utc(t)),
+                    slots: meter.slots().into_iter().map(|(t, n)| (self.utc(t), n)).collect(),
+                }
+            })
+            .collect();
+        BucketRecord {
+            provider: bucket.key.provider.clone(),
+            group: bucket.key.group.to_string(),
+            pool: bucket.key.pool.clone(),
+            meters,
+            cooldown: state.cooldown.as_ref().map(|hold| self.hold_record(hold)),
+            exhausted: state.exhausted.as_ref().map(|hold| self.hold_record(hold)),
+            strikes: state.strikes,
+            changed_at: state.changed_at.map(|t| self.utc(t)),
+        }
+    }
+
+    fn key_record(&self, cell: &KeyCell) -> KeyRecord {
+        let state = cell.state.lock();
+        KeyRecord {
+            provider: cell.provider.clone(),
+            key: cell.key.clone(),
+            hold: state.hold.as_ref().map(|(kind, hold)| (*kind, self.hold_record(hold))),
+            changed_at: state.changed_at.map(|t| self.utc(t)),
+        }
+    }
+
+    /// What changed since the last export (every bucket and key when `all`), clearing the
+    /// change marks. A store that fails to save it calls [`MemoryLedger::mark_changed`].
+    pub fn export(&self, all: bool) -> LedgerSnapshot {
+        let now = self.ticks();
+        let buckets = self
+            .buckets
+            .iter()
+            .filter(|entry| entry.dirty.swap(false, Ordering::AcqRel) || all)
+            .map(|entry| Arc::clone(entry.value()))
+            .collect::<Vec<_>>();
+        let keys = self
+            .keys
+            .iter()
+            .filter(|entry| entry.dirty.swap(false, Ordering::AcqRel) || all)
+            .map(|entry| Arc::clone(entry.value()))
+            .collect::<Vec<_>>();
+        LedgerSnapshot {
+            taken_at: self.utc(now),
+            buckets: buckets.iter().map(|bucket| self.bucket_record(bucket, now)).collect(),
+            keys: keys.iter().map(|cell| self.key_record(cell)).collect(),
+        }
+    }
+
+    /// Marks everything changed, so the next export carries it all again.
+    pub fn mark_changed(&self) {
+        for entry in &self.buckets {
+            entry.dirty.store(true, Ordering::Relaxed);
+        }
+        for entry in &self.keys {
+            entry.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Loads counts and states saved by an earlier process. Counts of limits no longer
+    /// configured, and states already over, are dropped; a sliding window's saved counts
+    /// restart their window now (counted longer, never shorter).
+    pub fn restore(&self, snapshot: &LedgerSnapshot) {
+        let now = self.ticks();
+        let now_utc = self.utc(now);
+        for record in &snapshot.buckets {
+            let key = BucketKey {
+                provider: record.provider.clone(),
+                group: Arc::from(record.group.as_str()),
+                pool: record.pool.clone(),
+            };
+            let bucket = self.bucket(key);
+            let mut state = bucket.state.lock();
+            for meter in &mut state.meters {
+                let Some(saved) =
+                    record.meters.iter().find(|saved| saved.name == meter.limit.name())
+                else {
+                    continue;
+                };
+                meter.roll(now, self.anchor_utc);
+                let used = match meter.limit.window {
+                    crate::limit::Window::Sliding(length) => {
+                        let length =
+                            chrono::Duration::from_std(length).unwrap_or(chrono::Duration::MAX);
+                        saved
+                            .slots
+                            .iter()
+                            .filter(|(start, _)| *start + length > now_utc)
+                            .map(|(_, n)| n)
+                            .sum()
+                    }
+                    crate::limit::Window::Day(tz) => {
+                        if saved.as_of >= crate::limit::day_start(tz, now_utc) {
+                            saved.used
+                        } else {
+                            0
+                        }
+                    }
+                    crate::limit::Window::Refill(length) => {
+                        let elapsed = (now_utc - saved.as_of).to_std().unwrap_or(Duration::ZERO);
+                        let drained = meter.limit.amount as f64 * elapsed.as_secs_f64()
+                            / length.as_secs_f64().max(1e-9);
+                        (saved.used as f64 - drained).max(0.0).ceil() as u64
+                    }
+                };
+                meter.set_used(now, used.max(meter.used()));
+            }
+            let restore = |hold: &Option<HoldRecord>| {
+                hold.as_ref().filter(|hold| hold.until.is_none_or(|until| until > now_utc)).map(
+                    |hold| Hold {
+                        until: hold.until.map(|until| ticks_of(self.anchor_utc, until)),
+                        reason: hold.reason.clone(),
+                        since: ticks_of(self.anchor_utc, hold.since),
+                    },
+                )
+            };
+            if let Some(hold) = restore(&record.cooldown)
+                && later(state.cooldown.as_ref(), hold.until)
+            {
+                state.cooldown = Some(hold);
+            }
+            if let Some(hold) = restore(&record.exhausted)
+                && later(state.exhausted.as_ref(), hold.until)
+            {
+                state.exhausted = Some(hold);
+            }
+            state.strikes = state.strikes.max(record.strikes);
+            state.changed_at =
+                state.changed_at.or(record.changed_at.map(|t| ticks_of(self.anchor_utc, t)));
+        }
+        for record in &snapshot.keys {
+            let cell = self.key_cell(&record.provider, &record.key);
+            let mut state = cell.state.lock();
+            if let Some((kind, hold)) = &record.hold
+                && hold.until.is_none_or(|until| until > now_utc)
+            {
+                state.hold = Some((
+                    *kind,
+                    Hold {
+                        until: hold.until.map(|until| ticks_of(self.anchor_utc, until)),
+                        reason: hold.reason.clone(),
+                        since: ticks_of(self.anchor_utc, hold.since),
+                    },
+                ));
+                cell.blocked.store(true, Ordering::Release);
+            }
+            state.changed_at = record.changed_at.map(|t| ticks_of(self.anchor_utc, t));
+        }
+    }
+}
+
+#[async_trait]
+impl QuotaLedger for MemoryLedger {
+    async fn admit(&self, candidate: &Candidate, estimate: Estimate) -> Result<Permit, QuotaError> {
+        self.try_admit(candidate, estimate)
+    }
+
+    async fn settle(&self, permit: Permit, usage: &Usage) -> Result<(), QuotaError> {
+        self.settle_now(permit, usage);
+        Ok(())
+    }
+
+    async fn release(&self, permit: Permit) -> Result<(), QuotaError> {
+        self.release_now(permit);
+        Ok(())
+    }
+
+    async fn observe(
+        &self,
+        candidate: &Candidate,
+        snapshot: &RateLimitSnapshot,
+    ) -> Result<(), QuotaError> {
+        self.observe_now(candidate, snapshot);
+        Ok(())
+    }
+
+    async fn record_error(
+        &self,
+        candidate: &Candidate,
+        error: &ProviderError,
+    ) -> Result<(), QuotaError> {
+        self.record_error_now(candidate, error);
+        Ok(())
+    }
+
+    async fn status(&self, candidate: &Candidate) -> Result<KeyStatus, QuotaError> {
+        Ok(self.status_now(candidate))
+    }
+
+    async fn reenable(&self, provider: &ProviderId, key: &KeyId) -> Result<(), QuotaError> {
+        self.reenable_now(provider, key);
+        Ok(())
+    }
+
+    async fn summary(&self, provider: &ProviderId) -> Result<ProviderSummary, QuotaError> {
+        Ok(self.summary_now(provider))
+    }
+}

@@ -1,0 +1,177 @@
+//! Learning from the provider's headers: its numbers override the local count, and a key the
+//! headers call spent is refused before it earns a 429.
+
+use std::time::Duration;
+
+use switchyard_core::{
+    Clock, LimitReading, LimitScope, LimitUnit, ManualClock, RateLimitSnapshot, Reset,
+};
+use switchyard_quota::{Estimate, Limit, QuotaConfig, Refusal, presets};
+
+use crate::support::*;
+
+fn reading(
+    unit: LimitUnit,
+    scope: LimitScope,
+    limit: u64,
+    remaining: u64,
+    reset: Option<Reset>,
+) -> LimitReading {
+    LimitReading { unit, scope, limit: Some(limit), remaining: Some(remaining), reset }
+}
+
+fn snapshot(readings: Vec<LimitReading>) -> RateLimitSnapshot {
+    RateLimitSnapshot { readings, retry_after: None }
+}
+
+#[test]
+fn headers_override_the_local_count() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(&clock, vec![Limit::requests_refill(100, secs(86_400))]);
+    let key = candidate("p", "k", "m");
+    assert!(call(&ledger, &key, 1));
+    // Another client of the same key has spent 97 of today's 100.
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![reading(LimitUnit::Requests, LimitScope::Day, 100, 3, None)]),
+    );
+    let summary = ledger.summary_now(&"p".into());
+    assert_eq!(summary.keys[0].limits[0].used, 97);
+    let admitted: Vec<bool> = (0..4).map(|_| call(&ledger, &key, 1)).collect();
+    assert_eq!(admitted, [true, true, true, false]);
+}
+
+#[test]
+fn headers_can_also_lower_the_local_count() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(&clock, vec![Limit::per_minute(5)]);
+    let key = candidate("p", "k", "m");
+    for _ in 0..5 {
+        assert!(call(&ledger, &key, 1));
+    }
+    assert!(!call(&ledger, &key, 1));
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![reading(
+            LimitUnit::Requests,
+            LimitScope::Minute,
+            5,
+            3,
+            Some(Reset::After(secs(20))),
+        )]),
+    );
+    assert!(call(&ledger, &key, 1), "the provider says 3 remain");
+}
+
+#[test]
+fn admission_refuses_before_the_429_when_headers_say_too_little_remains() {
+    let clock = ManualClock::default();
+    // No configured limits at all: only the provider's word.
+    let ledger = ledger_config(&clock, QuotaConfig::default());
+    let key = candidate("openai", "o1", "gpt-4o-mini");
+    let start = clock.utc();
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![
+            reading(LimitUnit::Requests, LimitScope::Minute, 500, 2, Some(Reset::After(secs(6)))),
+            reading(
+                LimitUnit::Tokens,
+                LimitScope::Minute,
+                30_000,
+                1_500,
+                Some(Reset::After(secs(3))),
+            ),
+        ]),
+    );
+    let (reason, until) = refusal(ledger.try_admit(&key, Estimate::new(1_000, 1_000)));
+    assert_eq!(
+        reason,
+        Refusal::ProviderRemaining {
+            unit: LimitUnit::Tokens,
+            scope: LimitScope::Minute,
+            remaining: 1_500
+        }
+    );
+    assert_eq!(until, Some(start + chrono::Duration::seconds(3)));
+    let small = Estimate::new(100, 100);
+    assert!(ledger.try_admit(&key, small).is_ok());
+    assert!(ledger.try_admit(&key, small).is_ok());
+    let (reason, _) = refusal(ledger.try_admit(&key, small));
+    assert!(
+        matches!(
+            reason,
+            Refusal::ProviderRemaining { unit: LimitUnit::Requests, remaining: 0, .. }
+        ),
+        "{reason}"
+    );
+    clock.advance(secs(6));
+    assert!(
+        ledger.try_admit(&key, Estimate::new(1_000, 1_000)).is_ok(),
+        "the headers' resets passed"
+    );
+}
+
+#[test]
+fn anthropic_resets_are_absolute_times() {
+    let clock = ManualClock::default();
+    let ledger = ledger_config(&clock, QuotaConfig::default());
+    let key = candidate("anthropic", "a1", "claude-sonnet-4-5");
+    let reset = clock.utc() + chrono::Duration::seconds(40);
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![reading(
+            LimitUnit::OutputTokens,
+            LimitScope::Minute,
+            8_000,
+            100,
+            Some(Reset::At(reset)),
+        )]),
+    );
+    let (reason, until) = refusal(ledger.try_admit(&key, Estimate::new(10, 1_024)));
+    assert!(matches!(reason, Refusal::ProviderRemaining { unit: LimitUnit::OutputTokens, .. }));
+    assert_eq!(until, Some(reset));
+    assert!(ledger.try_admit(&key, Estimate::new(10, 50)).is_ok(), "a short answer fits");
+}
+
+#[test]
+fn groq_requests_headers_count_the_day_and_tokens_headers_the_minute() {
+    let clock = ManualClock::default();
+    let ledger = ledger_config(
+        &clock,
+        QuotaConfig { providers: vec![presets::groq_free("groq")], ..QuotaConfig::default() },
+    );
+    let key = candidate("groq", "g1", "llama-3.3-70b-versatile");
+    assert!(call(&ledger, &key, 10));
+    // As the Groq adapter reads them: x-ratelimit-*-requests per day, *-tokens per minute.
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![
+            reading(
+                LimitUnit::Requests,
+                LimitScope::Day,
+                1_000,
+                990,
+                Some(Reset::After(Duration::from_millis(179_560))),
+            ),
+            reading(
+                LimitUnit::Tokens,
+                LimitScope::Minute,
+                12_000,
+                11_000,
+                Some(Reset::After(Duration::from_millis(7_660))),
+            ),
+        ]),
+    );
+    let summary = ledger.summary_now(&"groq".into());
+    let used: Vec<(String, u64)> =
+        summary.keys[0].limits.iter().map(|limit| (limit.limit_name.clone(), limit.used)).collect();
+    assert_eq!(
+        used,
+        [
+            ("requests/sliding-60000ms".to_owned(), 1),
+            ("requests/refill-86400000ms".to_owned(), 10),
+            ("tokens/refill-60000ms".to_owned(), 1_000),
+            ("tokens/refill-86400000ms".to_owned(), 10),
+        ]
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the in-memory quota ledger, all on a `ManualClock`.
+#![cfg(test)]
+
+mod concurrency;
+mod errors;
+mod headers;
+mod persist;
+mod props;
+mod summary;
+mod support;
+mod windows;
