@@ -72,7 +72,7 @@ pub fn encode_request(
             tracing::debug!(temperature, "anthropic's temperature ceiling is 1.0; clamped");
             1.0
         } else {
-            temperature
+            wire_float(temperature)
         }
     });
     let mut tools: Vec<WireTool> = request
@@ -106,7 +106,7 @@ pub fn encode_request(
         messages,
         system,
         temperature,
-        top_p: request.top_p,
+        top_p: request.top_p.map(wire_float),
         stop_sequences: request.stop.clone(),
         stream,
         tools,
@@ -272,6 +272,12 @@ fn answer_tool_choice(request: &ChatRequest, answer_tool: &str) -> WireToolChoic
     }
 }
 
+/// An `f32` sampling value as the `f64` with the same shortest decimal form, so `0.9` goes on
+/// the wire as `0.9`, not as `0.8999999761581421` (JSON numbers pass through `f64`).
+fn wire_float(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
 /// `extra` fields go into the body as they are; one that names a field the adapter set wins,
 /// since the caller asked for it by name.
 fn merge_extra(body: &mut Value, extra: &Map<String, Value>) {
@@ -316,13 +322,13 @@ mod tests {
     fn sampling_fields_map_clamp_or_drop() {
         let mut request = ChatRequest::from_user("hi").with_max_tokens(77);
         request.temperature = Some(1.6);
-        request.top_p = Some(0.5);
+        request.top_p = Some(0.9);
         request.seed = Some(42);
         request.stop = vec!["END".into(), "\n\n".into()];
         let body = encode_request(&request, "m", 10, true).expect("encodes").body;
         assert_eq!(body["max_tokens"], 77);
         assert_eq!(body["temperature"], 1.0);
-        assert_eq!(body["top_p"], 0.5);
+        assert_eq!(body["top_p"], 0.9);
         assert_eq!(body["stop_sequences"], json!(["END", "\n\n"]));
         assert_eq!(body["stream"], true);
         assert!(body.get("seed").is_none(), "{body}");

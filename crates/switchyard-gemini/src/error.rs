@@ -1,0 +1,425 @@
+//! How Gemini says something failed, read into the one [`ErrorKind`] vocabulary.
+//!
+//! Gemini answers errors as `google.rpc.Status`: a canonical `status`, a message and typed
+//! `details`. The details decide first (`ErrorInfo.reason` names an invalid key whatever the
+//! status; `QuotaFailure` names the window of a spent quota; `RetryInfo` the delay), then the
+//! canonical status, then the HTTP status. Gemini sends no rate-limit headers.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use chrono_tz::America::Los_Angeles;
+use reqwest::header::HeaderMap;
+use switchyard_core::ratelimit::{parse_go_duration, parse_proto_duration, parse_retry_after};
+use switchyard_core::{
+    Classify, ErrorKind, LimitScope, NextStep, ProviderError, ProviderId, RateLimitSnapshot,
+};
+
+use crate::wire::{Detail, ErrorBody, Status};
+
+/// A failure of this adapter before or after the HTTP exchange: a request it will not send,
+/// an answer it cannot read, a stream that broke, a prompt Gemini blocked.
+#[derive(Debug, thiserror::Error)]
+pub enum GeminiError {
+    /// The request uses something Gemini cannot take, and dropping it would change the
+    /// answer's meaning.
+    #[error("request refused before sending to gemini: {0}")]
+    Refused(String),
+    /// A body or chunk that is not what the API sends.
+    #[error("unreadable {what} from gemini")]
+    Malformed {
+        /// What was being read.
+        what: &'static str,
+        /// The parse failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An answer with no candidate and no block reason: nothing to return.
+    #[error("gemini answered without a candidate")]
+    NoCandidate,
+    /// Gemini blocked the prompt (`promptFeedback.blockReason`, no candidates).
+    #[error("gemini blocked the prompt: {0}")]
+    Blocked(String),
+    /// The stream ended before a chunk carried a `finishReason`: the connection was cut.
+    #[error("gemini stream ended before a finish reason")]
+    Cut,
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client for gemini")]
+    Client(#[source] reqwest::Error),
+    /// Gemini reported a failure inside the stream (a chunk that is an error body).
+    #[error("{kind} reported in the gemini stream: {message}")]
+    InStream {
+        /// The classification.
+        kind: ErrorKind,
+        /// Gemini's words.
+        message: String,
+    },
+}
+
+impl GeminiError {
+    /// The failure in the shared vocabulary.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Refused(_) => ErrorKind::BadRequest,
+            Self::Malformed { .. } | Self::NoCandidate => ErrorKind::MalformedResponse,
+            Self::Blocked(_) => ErrorKind::ContentFiltered,
+            Self::Cut | Self::Client(_) => ErrorKind::Network,
+            Self::InStream { kind, .. } => *kind,
+        }
+    }
+
+    /// This failure as a [`ProviderError`] of `provider`, the message kept.
+    pub fn into_provider_error(self, provider: &ProviderId) -> ProviderError {
+        ProviderError::new(self.kind(), provider.clone(), self.to_string())
+    }
+}
+
+impl Classify for GeminiError {
+    fn next_step(&self) -> NextStep {
+        self.kind().next_step()
+    }
+}
+
+/// The window a `QuotaFailure` names: a `PerDay` quota id outranks a `PerMinute` one (the
+/// longer wait decides when the key is usable again).
+pub fn quota_scope(details: &[Detail]) -> LimitScope {
+    let ids = || details.iter().flat_map(|detail| &detail.violations).map(|v| v.quota_id.as_str());
+    if ids().any(|id| id.contains("PerDay")) {
+        LimitScope::Day
+    } else if ids().any(|id| id.contains("PerMinute")) {
+        LimitScope::Minute
+    } else {
+        LimitScope::Unknown
+    }
+}
+
+/// Whether the message says the quota's limit is zero (`limit: 0, model: ...`): this key's
+/// tier has no quota for the model at all, so no wait helps.
+pub fn is_zero_limit(message: &str) -> bool {
+    message.match_indices("limit: 0").any(|(at, found)| {
+        !message[at + found.len()..].starts_with(|c: char| c.is_ascii_digit() || c == '.')
+    })
+}
+
+/// Classifies a `google.rpc.Status` with the HTTP status it came with.
+pub fn classify(http_status: u16, status: &Status) -> ErrorKind {
+    let reasons = || status.details.iter().filter_map(|detail| detail.reason.as_deref());
+    if reasons().any(|reason| {
+        matches!(reason, "API_KEY_INVALID" | "API_KEY_EXPIRED" | "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+    }) {
+        return ErrorKind::InvalidKey;
+    }
+    match status.status.as_str() {
+        "RESOURCE_EXHAUSTED" => resource_exhausted(status),
+        "UNAUTHENTICATED" => ErrorKind::InvalidKey,
+        // A leaked or blocked key, a disabled API, no key at all.
+        "PERMISSION_DENIED" => ErrorKind::PermissionDenied,
+        "NOT_FOUND" => ErrorKind::ModelNotFound,
+        // "User location is not supported", "enable billing": this key's project cannot
+        // use the API; another key might.
+        "FAILED_PRECONDITION" => ErrorKind::PermissionDenied,
+        "INVALID_ARGUMENT" | "OUT_OF_RANGE" => invalid_argument(&status.message),
+        "UNAVAILABLE" => ErrorKind::Overloaded,
+        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => ErrorKind::ServerError,
+        "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
+        "CANCELLED" => ErrorKind::Network,
+        _ => classify_http(http_status, status),
+    }
+}
+
+fn resource_exhausted(status: &Status) -> ErrorKind {
+    let scope = quota_scope(&status.details);
+    if is_zero_limit(&status.message) {
+        ErrorKind::QuotaExhausted { scope }
+    } else {
+        ErrorKind::RateLimited { scope }
+    }
+}
+
+fn invalid_argument(message: &str) -> ErrorKind {
+    // "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576)."
+    if message.contains("exceeds the maximum number of tokens") {
+        ErrorKind::ContextTooLong
+    } else {
+        ErrorKind::BadRequest
+    }
+}
+
+fn classify_http(http_status: u16, status: &Status) -> ErrorKind {
+    match http_status {
+        429 => resource_exhausted(status),
+        400 | 422 => invalid_argument(&status.message),
+        401 => ErrorKind::InvalidKey,
+        403 => ErrorKind::PermissionDenied,
+        404 => ErrorKind::ModelNotFound,
+        503 => ErrorKind::Overloaded,
+        408 | 504 => ErrorKind::Timeout,
+        499 => ErrorKind::Network,
+        500..=599 => ErrorKind::ServerError,
+        _ => ErrorKind::MalformedResponse,
+    }
+}
+
+/// The delay Gemini asks for: `RetryInfo.retryDelay`, else "Please retry in 38.9s." in the
+/// message.
+pub fn retry_delay(status: &Status) -> Option<Duration> {
+    status
+        .details
+        .iter()
+        .filter_map(|detail| detail.retry_delay.as_deref())
+        .find_map(parse_proto_duration)
+        .or_else(|| {
+            let start = status.message.find("retry in ")? + "retry in ".len();
+            let rest = &status.message[start..];
+            let end =
+                rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(rest.len());
+            parse_go_duration(rest[..end].trim_end_matches('.'))
+        })
+}
+
+/// The next midnight in America/Los_Angeles after `now`: when Gemini's per-day quotas reset.
+pub fn next_pacific_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(&Los_Angeles).date_naive();
+    let tomorrow =
+        today.checked_add_days(Days::new(1)).expect("invariant: a date far from the end of time");
+    // Midnight exists on every Pacific date (the DST shifts happen at 02:00), so this is
+    // never ambiguous or skipped.
+    Los_Angeles
+        .from_local_datetime(&tomorrow.and_time(NaiveTime::MIN))
+        .earliest()
+        .expect("invariant: Pacific midnight is never skipped by DST")
+        .with_timezone(&Utc)
+}
+
+/// The error of a non-2xx response. `now` dates a per-day quota's reset (next midnight
+/// Pacific) and an HTTP-date `retry-after`.
+pub fn error_from_response(
+    provider: &ProviderId,
+    http_status: u16,
+    body: &[u8],
+    rate_limits: RateLimitSnapshot,
+    now: DateTime<Utc>,
+) -> ProviderError {
+    let status = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => parsed.error,
+        Err(_) => Status {
+            code: http_status,
+            message: short(&String::from_utf8_lossy(body)),
+            ..Status::default()
+        },
+    };
+    let kind = classify(http_status, &status);
+    let retry_after = retry_delay(&status).or(rate_limits.retry_after);
+    let mut error = ProviderError::new(kind, provider.clone(), status.message)
+        .with_status(http_status)
+        .with_retry_after(retry_after);
+    if kind == (ErrorKind::RateLimited { scope: LimitScope::Day }) {
+        error.resets_at = Some(next_pacific_midnight(now));
+    }
+    error.rate_limits = rate_limits;
+    error
+}
+
+/// A `retry-after` header, which Gemini itself does not send but a proxy in front may.
+pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
+    RateLimitSnapshot {
+        readings: Vec::new(),
+        retry_after: headers
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, now)),
+    }
+}
+
+/// The first 300 characters of an unparseable body, for a message.
+fn short(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-15T12:00:00Z").expect("date").to_utc()
+    }
+
+    fn error(http_status: u16, body: &serde_json::Value) -> ProviderError {
+        error_from_response(
+            &ProviderId::new("gemini"),
+            http_status,
+            body.to_string().as_bytes(),
+            RateLimitSnapshot::default(),
+            now(),
+        )
+    }
+
+    fn quota_429(message: &str, quota_id: &str, retry_delay: Option<&str>) -> serde_json::Value {
+        let mut details = vec![json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": quota_id, "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "15"}]})];
+        if let Some(delay) = retry_delay {
+            details.push(
+                json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}),
+            );
+        }
+        json!({"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}})
+    }
+
+    #[test]
+    fn a_per_minute_429_cools_down_for_the_retry_delay() {
+        let error = error(
+            429,
+            &quota_429(
+                "You exceeded your current quota... limit: 15, model: gemini-2.5-flash\nPlease retry in 38.922534355s.",
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                Some("38s"),
+            ),
+        );
+        assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Minute });
+        assert_eq!(error.retry_after, Some(Duration::from_secs(38)));
+        assert_eq!(error.resets_at, None);
+    }
+
+    #[test]
+    fn a_per_day_429_is_spent_until_pacific_midnight() {
+        let error = error(
+            429,
+            &quota_429(
+                "You exceeded your current quota",
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                None,
+            ),
+        );
+        assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Day });
+        // 12:00 UTC on 15 January is 04:00 PST; the next Pacific midnight is 08:00 UTC on the 16th.
+        assert_eq!(
+            error.resets_at.map(|at| at.to_rfc3339()).as_deref(),
+            Some("2026-01-16T08:00:00+00:00")
+        );
+    }
+
+    #[test]
+    fn limit_zero_means_no_quota_in_this_tier() {
+        let error = error(
+            429,
+            &quota_429(
+                "Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro",
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                Some("20s"),
+            ),
+        );
+        assert_eq!(error.kind, ErrorKind::QuotaExhausted { scope: LimitScope::Day });
+        assert_eq!(error.resets_at, None);
+        assert!(!is_zero_limit("limit: 05"));
+        assert!(!is_zero_limit("limit: 0.5"));
+        assert!(is_zero_limit("limit: 0"));
+    }
+
+    #[test]
+    fn the_retry_delay_falls_back_to_the_message() {
+        let error = error(
+            429,
+            &json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+            "message": "Resource exhausted. Please retry in 1.5s."}}),
+        );
+        assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Unknown });
+        assert_eq!(error.retry_after, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn each_documented_error_body_gets_its_kind() {
+        let cases = [
+            (
+                400,
+                json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"}}]}}),
+                ErrorKind::InvalidKey,
+            ),
+            (
+                401,
+                json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED",
+                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED"}]}}),
+                ErrorKind::InvalidKey,
+            ),
+            (
+                403,
+                json!({"error": {"code": 403, "message": "Your API key was reported as leaked. Please use another API key.", "status": "PERMISSION_DENIED"}}),
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                404,
+                json!({"error": {"code": 404, "message": "models/gemini-9 is not found for API version v1beta, or is not supported for generateContent.", "status": "NOT_FOUND"}}),
+                ErrorKind::ModelNotFound,
+            ),
+            (
+                400,
+                json!({"error": {"code": 400, "message": "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}),
+                ErrorKind::ContextTooLong,
+            ),
+            (
+                400,
+                json!({"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}),
+                ErrorKind::BadRequest,
+            ),
+            (
+                400,
+                json!({"error": {"code": 400, "message": "User location is not supported for the API use.", "status": "FAILED_PRECONDITION"}}),
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                500,
+                json!({"error": {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}),
+                ErrorKind::ServerError,
+            ),
+            (
+                503,
+                json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
+                ErrorKind::Overloaded,
+            ),
+            (
+                504,
+                json!({"error": {"code": 504, "message": "Deadline exceeded", "status": "DEADLINE_EXCEEDED"}}),
+                ErrorKind::Timeout,
+            ),
+        ];
+        for (http_status, body, kind) in cases {
+            assert_eq!(error(http_status, &body).kind, kind, "{body}");
+        }
+    }
+
+    #[test]
+    fn bodies_that_are_not_status_json_fall_back_to_the_http_status() {
+        let error_of = |status: u16, body: &str| {
+            error_from_response(
+                &ProviderId::new("gemini"),
+                status,
+                body.as_bytes(),
+                RateLimitSnapshot::default(),
+                now(),
+            )
+            .kind
+        };
+        assert_eq!(error_of(503, "<html>"), ErrorKind::Overloaded);
+        assert_eq!(error_of(502, ""), ErrorKind::ServerError);
+        assert_eq!(
+            error_of(429, "slow down"),
+            ErrorKind::RateLimited { scope: LimitScope::Unknown }
+        );
+        assert_eq!(error_of(404, "nope"), ErrorKind::ModelNotFound);
+    }
+
+    #[test]
+    fn pacific_midnight_follows_daylight_saving() {
+        let summer = DateTime::parse_from_rfc3339("2026-07-01T20:00:00Z").expect("date").to_utc();
+        assert_eq!(next_pacific_midnight(summer).to_rfc3339(), "2026-07-02T07:00:00+00:00");
+        let late = DateTime::parse_from_rfc3339("2026-07-02T06:59:59Z").expect("date").to_utc();
+        assert_eq!(next_pacific_midnight(late).to_rfc3339(), "2026-07-02T07:00:00+00:00");
+    }
+}
