@@ -54,6 +54,9 @@ impl Hasher for FastHasher {
     }
 }
 
+/// How far back the ledger's timeline reaches before it was made: 400 days, in nanoseconds.
+const HISTORY_TICKS: u64 = 400 * 86_400 * 1_000_000_000;
+
 type FastMap<K, V> = DashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Where one bucket's counts live.
@@ -299,7 +302,9 @@ impl MemoryLedger {
     /// A ledger with `config`, on `clock`.
     pub fn new(clock: Arc<dyn Clock>, config: QuotaConfig) -> Self {
         let anchor = clock.now();
-        let anchor_utc = clock.utc();
+        // The timeline starts `HISTORY_TICKS` before now, so times restored from an earlier
+        // process (a hold's start, a window's slots) keep their exact place on it.
+        let anchor_utc = clock.utc() - chrono::Duration::nanoseconds(HISTORY_TICKS as i64);
         Self {
             clock,
             anchor,
@@ -317,7 +322,7 @@ impl MemoryLedger {
     }
 
     fn ticks(&self) -> u64 {
-        duration_ticks(self.clock.now().saturating_duration_since(self.anchor))
+        duration_ticks(self.clock.now().saturating_duration_since(self.anchor)) + HISTORY_TICKS
     }
 
     fn utc(&self, ticks: u64) -> DateTime<Utc> {
@@ -802,7 +807,7 @@ impl MemoryLedger {
 
     /// Loads counts and states saved by an earlier process. Counts of limits no longer
     /// configured, and states already over, are dropped; a sliding window's saved counts
-    /// restart their window now (counted longer, never shorter).
+    /// keep their place in their window.
     pub fn restore(&self, snapshot: &LedgerSnapshot) {
         let now = self.ticks();
         let now_utc = self.utc(now);
@@ -822,15 +827,11 @@ impl MemoryLedger {
                 };
                 meter.roll(now, self.anchor_utc);
                 let used = match meter.limit.window {
-                    crate::limit::Window::Sliding(length) => {
-                        let length =
-                            chrono::Duration::from_std(length).unwrap_or(chrono::Duration::MAX);
-                        saved
-                            .slots
-                            .iter()
-                            .filter(|(start, _)| *start + length > now_utc)
-                            .map(|(_, n)| n)
-                            .sum()
+                    crate::limit::Window::Sliding(_) => {
+                        for &(start, count) in &saved.slots {
+                            meter.restore_at(ticks_of(self.anchor_utc, start), count);
+                        }
+                        continue;
                     }
                     crate::limit::Window::Day(tz) => {
                         if saved.as_of >= crate::limit::day_start(tz, now_utc) {

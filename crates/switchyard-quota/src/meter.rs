@@ -132,6 +132,18 @@ impl Meter {
         }
     }
 
+    /// Counts `amount` as taken at `at`, a restored count: into its own slot while that slot
+    /// is still in the window, dropped once it has left. Only sliding windows keep slots.
+    pub(crate) fn restore_at(&mut self, at: u64, amount: u64) {
+        if let Kind::Sliding { slot_ticks, slots, head, total } = &mut self.kind {
+            let slot = at / *slot_ticks;
+            if slot <= *head && *head - slot < RING as u64 {
+                slots[(slot % RING as u64) as usize] += amount;
+                *total += amount;
+            }
+        }
+    }
+
     /// Takes back `amount` counted at `taken_at`, if that count is still in the window (a
     /// count that has already expired has nothing left to give back).
     pub(crate) fn give_back(&mut self, taken_at: u64, amount: u64) {

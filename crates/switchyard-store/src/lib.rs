@@ -1,3 +1,17 @@
-//! Durable state in embedded SQLite: quota counters, key states, learned scores.
+//! Durable state in one embedded SQLite file: quota counters and key states (through the
+//! [`LedgerStore`](switchyard_quota::LedgerStore) trait), learned scores, analytics.
 //!
-//! Being built: see the open issue that names this crate.
+//! Each kind of state is a module with its own tables and its own migration in
+//! [`schema`]'s ordered list; [`SqliteStore::open`] brings any file up to the newest version.
+//! The hot path never waits on this crate: the quota ledger saves through a write-behind
+//! thread ([`switchyard_quota::WriteBehind`]).
+//!
+//! This crate never sees a secret (keys are ids) and makes no network call.
+
+mod db;
+mod error;
+mod quota;
+pub mod schema;
+
+pub use db::SqliteStore;
+pub use error::StoreError;

@@ -72,3 +72,20 @@ fn a_restore_on_a_new_day_drops_yesterdays_count() {
     after.restore(&snapshot);
     assert!(call(&after, &key, 1), "a new Pacific day");
 }
+
+#[test]
+fn restored_sliding_counts_keep_their_place_in_the_window() {
+    let clock = ManualClock::default();
+    let before = ledger_with(&clock, vec![Limit::per_minute(3)]);
+    let key = candidate("p", "k", "m");
+    for _ in 0..3 {
+        assert!(call(&before, &key, 1));
+    }
+    let snapshot = before.export(false);
+    clock.advance(secs(30));
+    let after = ledger_with(&clock, vec![Limit::per_minute(3)]);
+    after.restore(&snapshot);
+    assert!(!call(&after, &key, 1), "the minute is still full after the restart");
+    clock.set_elapsed(secs(61));
+    assert!(call(&after, &key, 1), "the counts leave when they would have without a restart");
+}

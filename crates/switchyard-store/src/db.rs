@@ -1,0 +1,80 @@
+//! Opening the file: pragmas and migrations.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+use crate::schema::MIGRATIONS;
+
+/// One connection to the store's SQLite file. Open one per thread that writes (the quota
+/// write-behind thread owns one); WAL mode lets them share the file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and migrates it to the newest schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] when the file cannot be opened, [`StoreError::SchemaTooNew`] when
+    /// a newer build wrote it, [`StoreError::Migrate`] when a migration fails.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_error = |source| StoreError::Open { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(open_error)?;
+        // WAL: readers never block the writer. NORMAL sync: a committed save survives the
+        // process being killed (only a power loss can drop the last commits).
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+        let mut store = Self { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the file (the number of migrations applied).
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the version cannot be read.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|source| StoreError::Read { what: "schema version", source })
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        let applied = usize::try_from(found).unwrap_or(usize::MAX);
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                found,
+                known: MIGRATIONS.len(),
+            });
+        }
+        let path = self.path.clone();
+        for (idx, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let version = idx + 1;
+            let failed = |source| StoreError::Migrate {
+                path: path.clone(),
+                version,
+                name: migration.name,
+                source,
+            };
+            let tx = self.conn.transaction().map_err(failed)?;
+            tx.execute_batch(migration.sql).map_err(failed)?;
+            tx.pragma_update(None, "user_version", i64::try_from(version).unwrap_or(i64::MAX))
+                .map_err(failed)?;
+            tx.commit().map_err(failed)?;
+        }
+        Ok(())
+    }
+}
