@@ -1,0 +1,119 @@
+//! The [`Scorer`] boundary the facade holds as `Arc<dyn Scorer>`, what it is fed
+//! ([`Outcome`]), and what a score is made of ([`Breakdown`]).
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use switchyard_core::{Candidate, ErrorKind};
+
+use crate::{ScoreError, StatsSnapshot};
+
+/// How one attempt of a candidate ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    /// The candidate answered.
+    Success {
+        /// From sending the request to the last byte of the answer.
+        latency: Duration,
+        /// Tokens the call used, prompt and completion.
+        tokens: u64,
+    },
+    /// The attempt failed.
+    Failure {
+        /// The classification; it decides how much the failure counts.
+        kind: ErrorKind,
+        /// How long the attempt took before it failed.
+        latency: Duration,
+    },
+}
+
+/// One candidate's score and the four components it is the weighted sum of, each in 0..=1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Breakdown {
+    /// The posterior mean of the success probability.
+    pub reliability: f64,
+    /// Latency relative to the fastest candidate compared (1 = the fastest).
+    pub speed: f64,
+    /// The quality estimate.
+    pub quality: f64,
+    /// How recent the last success is (1 = just now).
+    pub recency: f64,
+    /// The weighted sum, in 0..=1.
+    pub score: f64,
+}
+
+/// Scores candidates from what happened to them, and learns from every outcome.
+///
+/// Scoring and recording run from many tasks at once; no method takes a global lock.
+pub trait Scorer: Send + Sync + 'static {
+    /// Learns from one attempt's outcome.
+    fn record(&self, candidate: &Candidate, outcome: Outcome);
+
+    /// Learns from a caller's judgement of an answer `candidate` gave, in 0..=1.
+    ///
+    /// # Errors
+    /// [`ScoreError::QualityOutOfRange`] when `quality` is not within 0..=1; nothing is
+    /// recorded then.
+    fn record_quality(&self, candidate: &Candidate, quality: f64) -> Result<(), ScoreError>;
+
+    /// The score of each candidate, in order, each in 0..=1. Deterministic: the same history
+    /// at the same instant gives the same numbers. Speed is relative to the fastest of
+    /// `candidates`, so a score is only comparable with the others of the same call.
+    fn score(&self, candidates: &[Candidate]) -> Vec<f64>;
+
+    /// One exploration draw per candidate: the score with its reliability drawn from its
+    /// posterior instead of taken at the mean. Candidates with little evidence spread wide,
+    /// so they sometimes win; the spread shrinks as evidence grows.
+    fn explore(&self, candidates: &[Candidate]) -> Vec<f64>;
+
+    /// Every candidate's statistics, in the JSON shape of [`StatsSnapshot`].
+    fn export(&self) -> StatsSnapshot;
+
+    /// Restores statistics, replacing those of every candidate in `snapshot` and keeping the
+    /// others.
+    ///
+    /// # Errors
+    /// [`ScoreError::InvalidSnapshot`] naming the first bad field; nothing is imported then.
+    fn import(&self, snapshot: &StatsSnapshot) -> Result<(), ScoreError>;
+
+    /// Indexes into `candidates`, best first by one [`explore`](Scorer::explore) draw.
+    fn rank(&self, candidates: &[Candidate]) -> Vec<usize> {
+        order_by_score(&self.explore(candidates))
+    }
+
+    /// The index of the candidate to try now (the best of one exploration draw), or `None`
+    /// when `candidates` is empty.
+    fn sample(&self, candidates: &[Candidate]) -> Option<usize> {
+        best_index(&self.explore(candidates))
+    }
+}
+
+fn _object_safe(_: &dyn Scorer) {} // the facade stores `Arc<dyn Scorer>`; keep that possible
+
+/// Indexes of `scores`, highest first; equal scores keep their order.
+pub fn order_by_score(scores: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| descending(scores[a], scores[b]));
+    order
+}
+
+/// The index of the highest score (the first of equals), or `None` when empty.
+pub fn best_index(scores: &[f64]) -> Option<usize> {
+    scores.iter().enumerate().min_by(|(_, a), (_, b)| descending(**a, **b)).map(|(idx, _)| idx)
+}
+
+fn descending(a: f64, b: f64) -> Ordering {
+    b.total_cmp(&a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_is_highest_first_and_stable() {
+        assert_eq!(order_by_score(&[0.2, 0.9, 0.5, 0.9]), vec![1, 3, 2, 0]);
+        assert_eq!(best_index(&[0.2, 0.9, 0.5, 0.9]), Some(1));
+        assert_eq!(best_index(&[]), None);
+    }
+}
