@@ -1,0 +1,317 @@
+//! The [`Provider`] over HTTP: `POST /api/chat` (plain and NDJSON-streamed) and
+//! `GET /api/tags`.
+//!
+//! A local Ollama needs no key; when a credential is given (Ollama's cloud, or a proxy in
+//! front) it goes as `Authorization: Bearer`, in a sensitive header, and Ollama's messages
+//! are redacted before they become errors. A refused connection (no server on the port) is a
+//! [`ErrorKind::Network`] error, so the router moves on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use switchyard_core::ratelimit::parse_retry_after;
+use switchyard_core::{
+    Call, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo, Protocol,
+    Provider, ProviderError, ProviderId, RateLimitSnapshot,
+};
+
+use crate::OllamaError;
+use crate::decode::{StreamDecoder, decode_response};
+use crate::encode::encode_request;
+use crate::error::error_from_response;
+use crate::wire::Tags;
+
+/// How to reach one Ollama server. Plain data: build it with struct update syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OllamaConfig {
+    /// The provider's configured name.
+    pub id: ProviderId,
+    /// Scheme, host and port, without `/api`.
+    pub base_url: String,
+    /// How long a plain call may take in all, and how long a stream may go silent. Local
+    /// models load for a while before the first token.
+    pub timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+impl OllamaConfig {
+    /// Ollama's default address.
+    pub const DEFAULT_BASE_URL: &'static str = "http://localhost:11434";
+
+    /// A local server under the name `id`: a 10-minute call timeout, 5 s to connect (a local
+    /// server that takes longer is not there).
+    pub fn new(id: impl Into<ProviderId>) -> Self {
+        Self {
+            id: id.into(),
+            base_url: Self::DEFAULT_BASE_URL.into(),
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An Ollama server speaking its native API.
+#[derive(Clone)]
+pub struct Ollama {
+    config: OllamaConfig,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Ollama {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ollama").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Ollama {
+    /// An adapter sending through `http`. `clock` dates `retry-after` headers given as HTTP
+    /// dates (Ollama's cloud).
+    pub fn new(config: OllamaConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
+        Self { config, http, clock }
+    }
+
+    /// An adapter with its own HTTP client, timeouts taken from `config`.
+    ///
+    /// # Errors
+    /// [`OllamaError::Client`] when the HTTP client cannot be built.
+    pub fn try_new(config: OllamaConfig, clock: Arc<dyn Clock>) -> Result<Self, OllamaError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.timeout)
+            .build()
+            .map_err(OllamaError::Client)?;
+        Ok(Self::new(config, http, clock))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OllamaConfig {
+        &self.config
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    fn headers(credential: Option<&Credential>) -> Result<HeaderMap, OllamaError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(credential) = credential {
+            let mut bearer = HeaderValue::from_str(&format!(
+                "Bearer {}",
+                credential.expose_secret()
+            ))
+            .map_err(|_| {
+                OllamaError::Refused(format!("key {} is not a valid header value", credential.id()))
+            })?;
+            bearer.set_sensitive(true);
+            headers.insert(AUTHORIZATION, bearer);
+        }
+        Ok(headers)
+    }
+
+    fn rate_limits(&self, headers: &HeaderMap) -> RateLimitSnapshot {
+        RateLimitSnapshot {
+            readings: Vec::new(),
+            retry_after: headers
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| parse_retry_after(value, self.clock.utc())),
+        }
+    }
+
+    /// Sends `request`, turning a non-2xx answer into its classified error.
+    async fn send(
+        &self,
+        attempt: &Attempt,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let response = request.send().await.map_err(|error| attempt.transport(&error))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let rate_limits = self.rate_limits(response.headers());
+        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        Err(attempt.label(error_from_response(&self.config.id, status, &body, rate_limits)))
+    }
+
+    fn attempt(&self, model: &ModelId, credential: Option<&Credential>) -> Attempt {
+        Attempt {
+            provider: self.config.id.clone(),
+            model: model.clone(),
+            credential: credential.cloned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Ollama {
+    fn id(&self) -> &ProviderId {
+        &self.config.id
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Ollama
+    }
+
+    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let attempt = self.attempt(call.model, call.credential);
+        let body = encode_request(call.request, call.model.as_str(), false)
+            .map_err(|error| attempt.error(error))?;
+        let headers = Self::headers(call.credential).map_err(|error| attempt.error(error))?;
+        let request = self
+            .http
+            .post(self.url("/api/chat"))
+            .headers(headers)
+            .timeout(self.config.timeout)
+            .body(body.to_string());
+        let response = self.send(&attempt, request).await?;
+        let rate_limits = self.rate_limits(response.headers());
+        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let response = decode_response(&body).map_err(|error| attempt.error(error))?;
+        Ok(ChatReply { response, rate_limits, upstream_request_id: None })
+    }
+
+    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
+        let attempt = self.attempt(call.model, call.credential);
+        let body = encode_request(call.request, call.model.as_str(), true)
+            .map_err(|error| attempt.error(error))?;
+        let headers = Self::headers(call.credential).map_err(|error| attempt.error(error))?;
+        let request = self.http.post(self.url("/api/chat")).headers(headers).body(body.to_string());
+        let response = self.send(&attempt, request).await?;
+        let rate_limits = self.rate_limits(response.headers());
+        let body = response.bytes_stream().boxed();
+        Ok(ChatStream {
+            rate_limits,
+            upstream_request_id: None,
+            chunks: chunks(Lines { body, buffer: Vec::new(), ended: false }, attempt),
+        })
+    }
+
+    async fn list_models(
+        &self,
+        credential: Option<&Credential>,
+    ) -> Result<Vec<ModelInfo>, ProviderError> {
+        let attempt = self.attempt(&ModelId::new(""), credential);
+        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
+        let request =
+            self.http.get(self.url("/api/tags")).headers(headers).timeout(self.config.timeout);
+        let response = self.send(&attempt, request).await?;
+        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let tags: Tags = serde_json::from_slice(&body).map_err(|source| {
+            attempt.error(OllamaError::Malformed { what: "model list", source })
+        })?;
+        Ok(tags
+            .models
+            .into_iter()
+            .map(|model| ModelInfo {
+                id: ModelId::new(model.name),
+                owned_by: None,
+                context_window: None,
+            })
+            .collect())
+    }
+}
+
+/// A body cut into lines as it arrives.
+struct Lines {
+    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    buffer: Vec<u8>,
+    ended: bool,
+}
+
+impl Lines {
+    /// The next line without its newline; at the end of the body, what is left (a last line
+    /// without a newline); `None` when nothing is left.
+    async fn next(&mut self) -> Option<Result<Vec<u8>, reqwest::Error>> {
+        loop {
+            if let Some(newline) = self.buffer.iter().position(|&byte| byte == b'\n') {
+                let mut line: Vec<u8> = self.buffer.drain(..=newline).collect();
+                line.pop();
+                return Some(Ok(line));
+            }
+            if self.ended {
+                return (!self.buffer.is_empty()).then(|| Ok(std::mem::take(&mut self.buffer)));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Some(Err(error)) => return Some(Err(error)),
+                None => self.ended = true,
+            }
+        }
+    }
+}
+
+/// Feeds NDJSON lines through the decoder until the done line, the first error, or the end of
+/// the body (a cut, unless the done line came).
+fn chunks(lines: Lines, attempt: Attempt) -> switchyard_core::ChunkStream {
+    let state = Some((lines, StreamDecoder::new(), attempt));
+    Box::pin(futures_util::stream::unfold(state, |state| async move {
+        let (mut lines, mut decoder, attempt) = state?;
+        loop {
+            if decoder.is_done() {
+                return None;
+            }
+            let item = match lines.next().await {
+                Some(Ok(line)) => match decoder.push(&line) {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => continue,
+                    Err(error) => Err(attempt.error(error)),
+                },
+                Some(Err(error)) => Err(attempt.transport(&error)),
+                None => match decoder.finish() {
+                    Ok(()) => return None,
+                    Err(error) => Err(attempt.error(error)),
+                },
+            };
+            return match item {
+                Ok(chunk) => Some((Ok(chunk), Some((lines, decoder, attempt)))),
+                // The stream ends after its first error.
+                Err(error) => Some((Err(error), None)),
+            };
+        }
+    }))
+}
+
+/// Who is calling what, to label every error of one attempt.
+#[derive(Clone)]
+struct Attempt {
+    provider: ProviderId,
+    model: ModelId,
+    credential: Option<Credential>,
+}
+
+impl Attempt {
+    fn label(&self, mut error: ProviderError) -> ProviderError {
+        if !self.model.as_str().is_empty() {
+            error.model = Some(self.model.clone());
+        }
+        if let Some(credential) = &self.credential {
+            error.key = Some(credential.id().clone());
+            error.message = credential.redact(&error.message);
+        }
+        error
+    }
+
+    fn error(&self, error: OllamaError) -> ProviderError {
+        self.label(error.into_provider_error(&self.provider))
+    }
+
+    fn transport(&self, error: &reqwest::Error) -> ProviderError {
+        let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        self.label(ProviderError::new(kind, self.provider.clone(), message))
+    }
+}
