@@ -28,6 +28,7 @@
 //! This crate is for tests, benches and the demo: it never reaches the network beyond
 //! loopback and holds only the fake keys it is scripted with.
 
+pub mod conformance;
 mod openai;
 mod script;
 mod server;

@@ -137,8 +137,9 @@ impl WireFormat for OpenAiWire {
         Ok(ChatSummary {
             model,
             stream,
-            // Groq and OpenRouter send usage at the end of every stream.
-            stream_usage: include_usage || matches!(self.flavor, Flavor::Groq | Flavor::OpenRouter),
+            // Groq, Mistral and OpenRouter send usage at the end of every stream.
+            stream_usage: include_usage
+                || matches!(self.flavor, Flavor::Groq | Flavor::OpenRouter | Flavor::Mistral),
             prompt_text,
             last_user_text,
             max_tokens,
@@ -205,8 +206,12 @@ impl WireFormat for OpenAiWire {
         if self.flavor == Flavor::Groq {
             last["x_groq"] = json!({"id": format!("req_{}", reply.id), "usage": usage(reply)});
         }
+        if self.flavor == Flavor::Mistral {
+            // Mistral puts usage on its last content chunk, not on a chunk of its own.
+            last["usage"] = usage(reply);
+        }
         events.push(last);
-        if summary.stream_usage {
+        if summary.stream_usage && self.flavor != Flavor::Mistral {
             let mut usage_chunk = chunk(json!({}), Value::Null);
             usage_chunk["choices"] = json!([]);
             usage_chunk["usage"] = usage(reply);

@@ -1,3 +1,30 @@
-//! OpenAI Chat Completions adapter, with presets for OpenAI, Groq, Mistral, OpenRouter and any OpenAI-compatible server.
+//! The OpenAI Chat Completions adapter, with presets for the providers that speak it: OpenAI,
+//! Groq, Mistral, OpenRouter, and any OpenAI-compatible server by base URL (vLLM, llama.cpp,
+//! LM Studio, Ollama's `/v1`).
 //!
-//! Being built: see the open issue that names this crate.
+//! [`OpenAiProvider`] implements [`switchyard_core::Provider`] over one pooled reqwest client
+//! (rustls) per provider: plain and SSE-streamed chat, model listing, the `x-ratelimit-*`
+//! headers read into a [`RateLimitSnapshot`](switchyard_core::RateLimitSnapshot), and every
+//! error body classified into an [`ErrorKind`](switchyard_core::ErrorKind). The wire mapping
+//! is pure and public ([`encode_request`], [`decode_response`], [`decode_chunk`],
+//! [`classify`]), so it is tested without HTTP.
+//!
+//! This crate knows no other Switchyard crate but `switchyard-core`. It never logs or
+//! returns a secret: upstream messages pass through
+//! [`Credential::redact`](switchyard_core::Credential::redact) before they land in an error.
+
+mod classify;
+mod client;
+mod decode;
+mod encode;
+mod error;
+mod preset;
+
+pub use classify::{
+    WireError, classify, parse_error_body, rate_limits, retry_delay, scope_in_message,
+};
+pub use client::OpenAiProvider;
+pub use decode::{DecodeError, decode_chunk, decode_models, decode_response};
+pub use encode::encode_request;
+pub use error::OpenAiError;
+pub use preset::{Attribution, OpenAiConfig, Preset};

@@ -1,0 +1,263 @@
+//! The conformance suite every adapter runs against its mock: a plain answer, a streamed
+//! answer reassembled to the plain one, each error kind from the provider's real body, the
+//! rate-limit headers, a timeout, a malformed body, a cut stream, and the upstream calls
+//! counted. The checks panic with a message on failure: they are test helpers.
+//!
+//! An adapter's test builds a [`Conformance`] from two functions, one making a mock in its
+//! format and one making the adapter for a base URL and timeout, then calls the checks:
+//!
+//! ```no_run
+//! # use std::{sync::Arc, time::Duration};
+//! # use switchyard_core::Provider;
+//! # use switchyard_mock::{MockUpstream, conformance::Conformance};
+//! # fn make_adapter(base_url: &str, timeout: Duration) -> Arc<dyn Provider> { unimplemented!() }
+//! # async fn run() {
+//! let suite = Conformance::new("gpt-mock", MockUpstream::openai, make_adapter);
+//! suite.plain_answer().await;
+//! suite.stream_matches_plain().await;
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use switchyard_core::{
+    Call, ChatReply, ChatRequest, Credential, ErrorKind, LimitScope, Message, ModelId, Provider,
+    ProviderError, StreamAccumulator,
+};
+
+use crate::script::{Fault, FaultRule, KeyScript};
+use crate::server::{MockBuilder, MockUpstream};
+use crate::wire::{Failure, Unit, Window};
+
+/// The key every check calls with.
+pub const KEY_ID: &str = "conformance-key";
+/// Its secret.
+pub const KEY_SECRET: &str = "sk-conformance-0123456789abcdef";
+
+type MakeMock = Box<dyn Fn() -> MockBuilder + Send + Sync>;
+type MakeProvider = Box<dyn Fn(&str, Duration) -> Arc<dyn Provider> + Send + Sync>;
+
+/// The suite for one adapter.
+pub struct Conformance {
+    model: ModelId,
+    make_mock: MakeMock,
+    make_provider: MakeProvider,
+}
+
+/// The kinds a provider's real bodies for each mock failure must classify as, in OpenAI's
+/// words. Adapters whose provider says less (no window in a 429) adjust their copy.
+pub fn standard_errors() -> Vec<(Failure, ErrorKind)> {
+    let limited = |window, unit| Failure::RateLimited {
+        window,
+        unit,
+        limit: 3,
+        used: 3,
+        requested: 1,
+        retry_after: Duration::from_secs(20),
+    };
+    vec![
+        (
+            limited(Window::Minute, Unit::Requests),
+            ErrorKind::RateLimited { scope: LimitScope::Minute },
+        ),
+        (
+            limited(Window::Minute, Unit::Tokens),
+            ErrorKind::RateLimited { scope: LimitScope::Minute },
+        ),
+        (limited(Window::Day, Unit::Requests), ErrorKind::RateLimited { scope: LimitScope::Day }),
+        (limited(Window::Day, Unit::Tokens), ErrorKind::RateLimited { scope: LimitScope::Day }),
+        (Failure::RequestTooLarge { limit: 6000, requested: 12_000 }, ErrorKind::RequestTooLarge),
+        (Failure::BillingStopped, ErrorKind::BillingStopped),
+        (Failure::InvalidKey { sent: Some(KEY_SECRET.to_owned()) }, ErrorKind::InvalidKey),
+        (Failure::PermissionDenied, ErrorKind::PermissionDenied),
+        (Failure::ModelNotFound { model: "nope".to_owned() }, ErrorKind::ModelNotFound),
+        (Failure::ContextTooLong { max: 8192, requested: 9000 }, ErrorKind::ContextTooLong),
+        (Failure::BadRequest { message: "bad field".to_owned() }, ErrorKind::BadRequest),
+        (Failure::Overloaded, ErrorKind::Overloaded),
+        (Failure::ServerError { status: 500 }, ErrorKind::ServerError),
+        (Failure::ServerError { status: 502 }, ErrorKind::ServerError),
+    ]
+}
+
+impl Conformance {
+    /// A suite calling `model`, with mocks from `make_mock` (the suite adds its key) and
+    /// adapters from `make_provider(base_url, timeout)`.
+    pub fn new(
+        model: &str,
+        make_mock: impl Fn() -> MockBuilder + Send + Sync + 'static,
+        make_provider: impl Fn(&str, Duration) -> Arc<dyn Provider> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            model: ModelId::new(model),
+            make_mock: Box::new(make_mock),
+            make_provider: Box::new(make_provider),
+        }
+    }
+
+    /// The credential the checks use.
+    pub fn credential() -> Credential {
+        Credential::new(KEY_ID, KEY_SECRET)
+    }
+
+    /// Starts a mock with the suite's key (given quotas through `key`) and an adapter for it
+    /// with a generous timeout.
+    ///
+    /// # Panics
+    /// When the mock cannot bind.
+    pub async fn start(
+        &self,
+        key: impl FnOnce(KeyScript) -> KeyScript,
+    ) -> (MockUpstream, Arc<dyn Provider>) {
+        self.start_with_timeout(key, Duration::from_secs(10)).await
+    }
+
+    async fn start_with_timeout(
+        &self,
+        key: impl FnOnce(KeyScript) -> KeyScript,
+        timeout: Duration,
+    ) -> (MockUpstream, Arc<dyn Provider>) {
+        let mock = (self.make_mock)()
+            .key(key(KeyScript::valid(KEY_ID, KEY_SECRET)))
+            .start()
+            .await
+            .expect("the mock binds 127.0.0.1:0");
+        let provider = (self.make_provider)(&mock.base_url(), timeout);
+        (mock, provider)
+    }
+
+    /// A request every check sends.
+    pub fn request() -> ChatRequest {
+        let mut request = ChatRequest::from_user("tell me about switchyards");
+        request.messages.insert(0, Message::system("Be brief."));
+        request.max_tokens = Some(64);
+        request
+    }
+
+    async fn chat(&self, provider: &dyn Provider) -> Result<ChatReply, ProviderError> {
+        let request = Self::request();
+        let credential = Self::credential();
+        provider.chat(Call::new(&request, &self.model, Some(&credential))).await
+    }
+
+    /// Streams and reassembles; the first `Err` item ends it.
+    async fn stream(
+        &self,
+        provider: &dyn Provider,
+    ) -> Result<(StreamAccumulator, Option<ProviderError>), ProviderError> {
+        let request = Self::request();
+        let credential = Self::credential();
+        let mut stream =
+            provider.chat_stream(Call::new(&request, &self.model, Some(&credential))).await?;
+        let mut accumulator = StreamAccumulator::new();
+        while let Some(item) = stream.chunks.next().await {
+            match item {
+                Ok(chunk) => accumulator.push(&chunk),
+                Err(error) => return Ok((accumulator, Some(error))),
+            }
+        }
+        Ok((accumulator, None))
+    }
+
+    /// A plain call is answered with the mock's echo, its usage and the model, and the mock
+    /// saw exactly one call made with the key.
+    pub async fn plain_answer(&self) {
+        let (mock, provider) = self.start(|key| key).await;
+        let reply = self.chat(&*provider).await.expect("a plain answer");
+        assert_eq!(reply.response.text, "You said: tell me about switchyards");
+        assert_eq!(reply.response.usage.completion_tokens, 6, "one token per word");
+        assert!(reply.response.usage.prompt_tokens > 0);
+        assert_eq!(reply.response.model, self.model.as_str());
+        let counts = mock.counts(KEY_ID).expect("the suite's key");
+        assert_eq!((counts.requests, counts.served), (1, 1));
+    }
+
+    /// A streamed call reassembles to the same text, finish reason and usage as the plain
+    /// one.
+    pub async fn stream_matches_plain(&self) {
+        let (mock, provider) = self.start(|key| key).await;
+        let plain = self.chat(&*provider).await.expect("a plain answer").response;
+        let (accumulator, error) = self.stream(&*provider).await.expect("a stream");
+        assert!(error.is_none(), "the stream failed: {error:?}");
+        assert!(accumulator.n_chunks() > 1, "a stream of one chunk is no stream");
+        let streamed = accumulator.finish();
+        assert_eq!(streamed.text, plain.text);
+        assert_eq!(streamed.finish_reason, plain.finish_reason);
+        assert_eq!(streamed.usage, plain.usage);
+        assert_eq!(mock.counts(KEY_ID).expect("key").served, 2);
+    }
+
+    /// Each failure, in the provider's real words, is classified as `expected`, for plain
+    /// and streamed calls, and each call reached the mock once.
+    pub async fn error_kinds(&self, cases: &[(Failure, ErrorKind)]) {
+        let (mock, provider) = self.start(|key| key).await;
+        for (n_done, (failure, expected)) in cases.iter().enumerate() {
+            mock.inject(FaultRule::times(Fault::Fail(failure.clone()), 2));
+            let plain = self.chat(&*provider).await.expect_err("a failure");
+            assert_eq!(plain.kind, *expected, "{failure:?} → {plain}");
+            let streamed = self.stream(&*provider).await.expect_err("a failure before the stream");
+            assert_eq!(streamed.kind, *expected, "streamed {failure:?} → {streamed}");
+            assert_eq!(mock.n_requests(), 2 * (n_done as u64 + 1), "one upstream call per attempt");
+        }
+    }
+
+    /// A spent per-minute quota: the 429's retry delay and headers reach the error, and the
+    /// success before it carried a non-empty snapshot. Only for providers that send
+    /// rate-limit headers.
+    pub async fn rate_limit_headers(&self) {
+        // Some providers' headers show only some windows (Groq: tokens per minute, requests
+        // per day): a token window makes every format say something.
+        let (mock, provider) =
+            self.start(|key| key.requests_per_minute(1).tokens_per_minute(100_000)).await;
+        let reply = self.chat(&*provider).await.expect("the first call is served");
+        assert!(!reply.rate_limits.is_empty(), "a served call reports its limits");
+        let error = self.chat(&*provider).await.expect_err("the second is limited");
+        assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Minute });
+        let retry_after = switchyard_core::Classify::retry_after(&error).expect("a retry delay");
+        assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60));
+        assert_eq!(mock.counts(KEY_ID).expect("key").rate_limited, 1);
+    }
+
+    /// A hung upstream is a timeout, plain and streamed, within the adapter's timeout
+    /// (real time: this is the HTTP client's own timer).
+    pub async fn timeout(&self) {
+        let (mock, provider) = self.start_with_timeout(|key| key, Duration::from_millis(300)).await;
+        mock.inject(FaultRule::times(Fault::Hang, 2));
+        let plain = self.chat(&*provider).await.expect_err("a hang");
+        assert_eq!(plain.kind, ErrorKind::Timeout, "{plain}");
+        let kind = match self.stream(&*provider).await {
+            Err(error) => error.kind,
+            Ok((_, Some(error))) => error.kind,
+            Ok((_, None)) => panic!("a hung stream ended cleanly"),
+        };
+        assert_eq!(kind, ErrorKind::Timeout);
+    }
+
+    /// A 200 whose body is not JSON is a malformed response, not a panic; in a stream, the
+    /// unreadable frame ends it with an `Err` item.
+    pub async fn malformed(&self) {
+        let (mock, provider) = self.start(|key| key).await;
+        mock.inject(FaultRule::times(Fault::Malformed, 2));
+        let plain = self.chat(&*provider).await.expect_err("garbage");
+        assert_eq!(plain.kind, ErrorKind::MalformedResponse, "{plain}");
+        let (_, error) = self.stream(&*provider).await.expect("the stream starts");
+        let error = error.expect("the garbage frame is an error item");
+        assert_eq!(error.kind, ErrorKind::MalformedResponse, "{error}");
+    }
+
+    /// A stream cut after a few frames delivers them, then one `Err` item; a reset
+    /// connection is a network error.
+    pub async fn cut_stream(&self) {
+        let (mock, provider) = self.start(|key| key).await;
+        mock.inject(FaultRule::once(Fault::CutStream { after_frames: 3 }));
+        let (accumulator, error) = self.stream(&*provider).await.expect("the stream starts");
+        let error = error.expect("the cut is an error item");
+        assert_eq!(error.kind, ErrorKind::Network, "{error}");
+        assert!(accumulator.n_chunks() >= 1, "frames before the cut arrive");
+        mock.inject(FaultRule::once(Fault::Reset));
+        let reset = self.chat(&*provider).await.expect_err("a reset");
+        assert_eq!(reset.kind, ErrorKind::Network, "{reset}");
+        assert_eq!(mock.totals().faulted, 2);
+    }
+}

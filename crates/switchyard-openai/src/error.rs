@@ -1,0 +1,35 @@
+//! The crate's own error: a provider that cannot be built. Failed calls are
+//! [`ProviderError`](switchyard_core::ProviderError)s, classified like every adapter's.
+
+use switchyard_core::{Classify, NextStep, ProviderId};
+
+/// Why an [`OpenAiProvider`](crate::OpenAiProvider) could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenAiError {
+    /// The base URL is not an `http://` or `https://` URL.
+    #[error("provider {id}: base URL {url:?} is not an http(s) URL")]
+    BaseUrl {
+        /// The provider.
+        id: ProviderId,
+        /// The URL given.
+        url: String,
+    },
+    /// The HTTP client could not be built (the TLS roots could not be loaded).
+    #[error("provider {id}: cannot build its HTTP client")]
+    Client {
+        /// The provider.
+        id: ProviderId,
+        /// What reqwest said.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl Classify for OpenAiError {
+    fn next_step(&self) -> NextStep {
+        match self {
+            // Configuration errors: no other attempt fixes them; the operator must.
+            Self::BaseUrl { .. } | Self::Client { .. } => NextStep::Stop,
+        }
+    }
+}

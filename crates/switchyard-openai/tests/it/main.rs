@@ -1,0 +1,7 @@
+//! The OpenAI adapter over real HTTP against `switchyard-mock` on loopback.
+#![cfg(test)]
+
+mod conformance;
+mod errors;
+mod presets;
+mod support;
