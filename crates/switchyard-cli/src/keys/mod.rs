@@ -1,0 +1,291 @@
+//! `switchyard keys`: the encrypted key vault from the shell.
+//!
+//! Every command shows keys by id and fingerprint only. The passphrase and the keys
+//! themselves never come from an argument (arguments show up in `ps` and shell history):
+//! see [`input`].
+
+mod input;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use switchyard_core::KeyId;
+use switchyard_vault::{
+    AddOutcome, DEFAULT_ITERATIONS, EnvSource, KeyInfo, NewKey, Vault, VaultConfig, VaultError,
+};
+
+use input::KeysError;
+
+/// Arguments of `switchyard keys`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeysArgs {
+    /// The vault file [default: keys.vault in the data directory; see `switchyard keys path`].
+    #[arg(long, env = "SWITCHYARD_VAULT", global = true, value_name = "PATH")]
+    vault: Option<PathBuf>,
+    /// Read the vault passphrase from this file (one trailing newline is ignored) instead of
+    /// SWITCHYARD_VAULT_PASSPHRASE or a prompt.
+    #[arg(long, env = "SWITCHYARD_VAULT_KEYFILE", global = true, value_name = "PATH")]
+    keyfile: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a key, read from standard input or a no-echo prompt (never from an argument).
+    /// Creates the vault if there is none.
+    Add {
+        /// The provider the key is for (`groq`, `gemini`, `openai`, ...).
+        #[arg(long)]
+        provider: String,
+        /// A label to tell keys apart.
+        #[arg(long)]
+        label: Option<String>,
+        /// A tag; repeat for several.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+    /// List the keys: id, provider, fingerprint, state, dates, label, tags. Never secrets.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key.
+    Remove {
+        /// The key's id, as `keys list` shows it.
+        id: String,
+    },
+    /// Keep a key but stop handing it out.
+    Disable {
+        /// The key's id.
+        id: String,
+    },
+    /// Hand a disabled key out again.
+    Enable {
+        /// The key's id.
+        id: String,
+    },
+    /// Copy keys from environment variables (GEMINI_KEYS, GROQ_API_KEY, GROQ_API_KEY_1..n,
+    /// OPENAI_API_KEY, ...) and ./.env into the vault. Keys already there are skipped.
+    ImportEnv {
+        /// Only show what would be imported; do not open the vault.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Change the vault passphrase; the new one comes from SWITCHYARD_VAULT_NEW_PASSPHRASE
+    /// or a prompt.
+    Passwd,
+    /// Print the vault path in use.
+    Path,
+}
+
+/// Runs `switchyard keys`.
+pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
+    let path = match args.vault {
+        Some(path) => path,
+        None => input::default_vault_path()?,
+    };
+    let keyfile = args.keyfile.as_deref();
+    match args.command {
+        KeysCommand::Add { provider, label, tags } => add(&path, keyfile, provider, label, tags)?,
+        KeysCommand::List { json } => list(&path, keyfile, json)?,
+        KeysCommand::Remove { id } => {
+            let removed = open(&path, keyfile)?.remove(&KeyId::new(id))?;
+            println!("removed {} ({})", removed.id, removed.fingerprint);
+        }
+        KeysCommand::Disable { id } => {
+            let id = KeyId::new(id);
+            let changed = open(&path, keyfile)?.disable(&id)?;
+            println!(
+                "{}",
+                if changed {
+                    format!("disabled {id}")
+                } else {
+                    format!("{id} was already disabled")
+                }
+            );
+        }
+        KeysCommand::Enable { id } => {
+            let id = KeyId::new(id);
+            let changed = open(&path, keyfile)?.enable(&id)?;
+            println!(
+                "{}",
+                if changed { format!("enabled {id}") } else { format!("{id} was already enabled") }
+            );
+        }
+        KeysCommand::ImportEnv { dry_run } => import_env(&path, keyfile, dry_run)?,
+        KeysCommand::Passwd => {
+            let mut vault = open(&path, keyfile)?;
+            let new = input::new_passphrase()?;
+            vault.change_passphrase(new)?;
+            println!(
+                "passphrase changed for {} ({} PBKDF2 iterations); the backup is re-sealed too",
+                path.display(),
+                vault.iterations()
+            );
+        }
+        KeysCommand::Path => println!("{}", path.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens an existing vault, warning when its iteration count is below today's default.
+fn open(path: &Path, keyfile: Option<&Path>) -> Result<Vault, KeysError> {
+    if !path.exists() {
+        // Say so before asking for a passphrase that would open nothing.
+        return Err(VaultError::NotFound { path: path.to_owned() }.into());
+    }
+    let passphrase = input::passphrase(keyfile, false)?;
+    let vault = Vault::open(path, passphrase, VaultConfig::default())?;
+    warn_if_weak(&vault);
+    Ok(vault)
+}
+
+fn open_or_create(path: &Path, keyfile: Option<&Path>) -> Result<Vault, KeysError> {
+    let passphrase = input::passphrase(keyfile, !path.exists())?;
+    let (vault, created) = Vault::open_or_create(path, passphrase, VaultConfig::default())?;
+    if created {
+        eprintln!("created vault {}", path.display());
+    }
+    warn_if_weak(&vault);
+    Ok(vault)
+}
+
+fn warn_if_weak(vault: &Vault) {
+    if vault.iterations() < DEFAULT_ITERATIONS {
+        eprintln!(
+            "warning: vault {} uses {} PBKDF2 iterations, fewer than the recommended {}; \
+             `switchyard keys passwd` raises it",
+            vault.path().display(),
+            vault.iterations(),
+            DEFAULT_ITERATIONS
+        );
+    }
+}
+
+fn add(
+    path: &Path,
+    keyfile: Option<&Path>,
+    provider: String,
+    label: Option<String>,
+    tags: Vec<String>,
+) -> Result<(), KeysError> {
+    let mut vault = open_or_create(path, keyfile)?;
+    let secret = input::secret(&provider)?;
+    let mut key = NewKey::new(provider, secret.as_str());
+    key.label = label;
+    key.tags = tags;
+    let added = vault.add(key)?;
+    for warning in &added.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("added {} ({})", added.id, added.fingerprint);
+    Ok(())
+}
+
+fn list(path: &Path, keyfile: Option<&Path>, json: bool) -> Result<(), KeysError> {
+    let vault = open(path, keyfile)?;
+    let keys: Vec<&KeyInfo> = vault.keys().collect();
+    if json {
+        let text = serde_json::to_string_pretty(&keys).expect("invariant: key metadata serializes");
+        println!("{text}");
+        return Ok(());
+    }
+    if keys.is_empty() {
+        println!("no keys in {}", path.display());
+        return Ok(());
+    }
+    let header =
+        ["ID", "PROVIDER", "FINGERPRINT", "STATE", "CREATED", "LAST USED", "LABEL", "TAGS"];
+    let rows: Vec<[String; 8]> = keys
+        .iter()
+        .map(|info| {
+            [
+                info.id.to_string(),
+                info.provider.to_string(),
+                info.fingerprint.to_string(),
+                if info.enabled { "enabled" } else { "disabled" }.to_owned(),
+                info.created.format("%Y-%m-%d %H:%M UTC").to_string(),
+                info.last_used.map_or_else(
+                    || "never".to_owned(),
+                    |used| used.format("%Y-%m-%d %H:%M UTC").to_string(),
+                ),
+                info.label.clone().unwrap_or_default(),
+                info.tags.join(","),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> =
+            cells.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    println!("{}", line(&header.map(str::to_owned)));
+    for row in &rows {
+        println!("{}", line(row));
+    }
+    Ok(())
+}
+
+fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<(), KeysError> {
+    let scan = EnvSource::from_process()?.scan();
+    for warning in &scan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for duplicate in &scan.duplicates {
+        println!(
+            "skipped {}: same key ({}) as {}",
+            duplicate.origin, duplicate.fingerprint, duplicate.first_seen
+        );
+    }
+    if scan.keys.is_empty() {
+        println!("no keys found in the environment or ./.env");
+        return Ok(());
+    }
+    if dry_run {
+        for key in &scan.keys {
+            println!(
+                "would import {} key {} from {}",
+                key.provider,
+                key.credential.fingerprint(),
+                key.origin
+            );
+        }
+        return Ok(());
+    }
+    let mut vault = open_or_create(path, keyfile)?;
+    let origins: Vec<String> = scan.keys.iter().map(|key| key.origin.clone()).collect();
+    let new_keys = scan.keys.iter().map(|key| {
+        let mut new = NewKey::new(key.provider.clone(), key.credential.expose_secret());
+        new.label = Some(format!("from {}", key.origin));
+        new.tags = vec!["env".to_owned()];
+        new
+    });
+    let outcomes = vault.add_many(new_keys)?;
+    let mut imported = 0;
+    for (outcome, origin) in outcomes.iter().zip(&origins) {
+        match outcome {
+            AddOutcome::Added(added) => {
+                imported += 1;
+                println!("imported {} ({}) from {origin}", added.id, added.fingerprint);
+            }
+            AddOutcome::AlreadyPresent { id, fingerprint } => {
+                println!("{origin}: already in the vault as {id} ({fingerprint})");
+            }
+        }
+    }
+    println!(
+        "{imported} imported, {} already in the vault, {} duplicates in the environment",
+        outcomes.len() - imported,
+        scan.duplicates.len()
+    );
+    Ok(())
+}
