@@ -28,13 +28,19 @@
 //! This crate is for tests, benches and the demo: it never reaches the network beyond
 //! loopback and holds only the fake keys it is scripted with.
 
+mod anthropic;
 pub mod conformance;
+mod gemini;
+mod ollama;
 mod openai;
 mod script;
 mod server;
 mod state;
 mod wire;
 
+pub use anthropic::AnthropicWire;
+pub use gemini::GeminiWire;
+pub use ollama::OllamaWire;
 pub use openai::{Flavor, OpenAiWire};
 pub use script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript};
 pub use server::{MockBuilder, MockError, MockUpstream};
