@@ -1,0 +1,906 @@
+//! [`RedisLedger`]: the shared ledger's keys, scripts and fallback.
+//!
+//! Keys, under a configurable prefix `P`:
+//! - `P:b:<provider>:<group>:<pool>` (hash): cooldown, exhaustion, strikes, attempts in flight;
+//! - `P:g:<provider>:<group>:<pool>` (hash): header gates, `unit|scope` -> `remaining|until|need`;
+//! - `P:m:<provider>:<group>:<pool>:<limit name>` (hash): one limit's count;
+//! - `P:k:<provider>:<key>` (hash): an invalid or billing-stopped key.
+//!
+//! All times in them are milliseconds since the Unix epoch on the ledger's `Clock`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, FromRedisValue, Script};
+use switchyard_core::{
+    Candidate, Clock, KeyId, LimitScope, LimitUnit, ProviderError, ProviderId, RateLimitSnapshot,
+    Usage,
+};
+use switchyard_quota::{
+    Estimate, KeyState, KeyStatus, KeySummary, Limit, LimitSummary, MemoryLedger, Permit,
+    Placement, ProviderStatus, ProviderSummary, QuotaConfig, QuotaError, QuotaLedger, Refusal,
+    Unit, Verdict, Window, day_start, next_midnight, reason, verdict,
+};
+
+use crate::error::RedisLedgerError;
+
+/// Sub-slots per sliding window, as in the in-memory ledger: counted `length` to
+/// `length * 61/60`.
+const SLOTS: i64 = 60;
+
+/// What the ledger does when Redis cannot be reached or does not answer in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Refuse with [`QuotaError::Backend`]: no admission without the shared count.
+    #[default]
+    FailClosed,
+    /// Count in a local in-memory ledger until Redis answers again. Each process then admits
+    /// up to the full limit on its own, so several processes together may exceed it.
+    UseLocal,
+}
+
+/// How to reach Redis and what to do without it.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Prefix of every key, so several deployments (or tests) can share one server.
+    pub prefix: String,
+    /// Longest wait to connect.
+    pub connect_timeout: Duration,
+    /// Longest wait for an answer.
+    pub response_timeout: Duration,
+    /// Failing closed, or falling back to a local ledger.
+    pub on_unavailable: OnUnavailable,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "switchyard".into(),
+            connect_timeout: Duration::from_millis(500),
+            response_timeout: Duration::from_millis(500),
+            on_unavailable: OnUnavailable::FailClosed,
+        }
+    }
+}
+
+/// One limit as passed to a script.
+struct MeterArg {
+    key: String,
+    limit: Limit,
+    kind: &'static str,
+    p1: i64,
+    p2: i64,
+}
+
+/// The shared ledger.
+pub struct RedisLedger {
+    client: redis::Client,
+    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    config: QuotaConfig,
+    clock: Arc<dyn Clock>,
+    options: RedisOptions,
+    local: MemoryLedger,
+    known: parking_lot::Mutex<BTreeSet<Candidate>>,
+    admit_script: Script,
+    finish_script: Script,
+    hold_script: Script,
+    observe_script: Script,
+}
+
+impl std::fmt::Debug for RedisLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client holds the URL, which may hold a password: not shown.
+        f.debug_struct("RedisLedger")
+            .field("prefix", &self.options.prefix)
+            .field("on_unavailable", &self.options.on_unavailable)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn from_ms(millis: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(millis)
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn need_index(unit: LimitUnit) -> u8 {
+    match unit {
+        LimitUnit::Requests => 1,
+        LimitUnit::Tokens => 2,
+        LimitUnit::InputTokens => 3,
+        LimitUnit::OutputTokens => 4,
+    }
+}
+
+fn unit_name(unit: LimitUnit) -> &'static str {
+    match unit {
+        LimitUnit::Requests => "requests",
+        LimitUnit::Tokens => "tokens",
+        LimitUnit::InputTokens => "input_tokens",
+        LimitUnit::OutputTokens => "output_tokens",
+    }
+}
+
+fn unit_named(name: &str) -> Option<LimitUnit> {
+    [LimitUnit::Requests, LimitUnit::Tokens, LimitUnit::InputTokens, LimitUnit::OutputTokens]
+        .into_iter()
+        .find(|unit| unit_name(*unit) == name)
+}
+
+fn scope_name(scope: LimitScope) -> &'static str {
+    match scope {
+        LimitScope::Minute => "minute",
+        LimitScope::Day => "day",
+        LimitScope::Month => "month",
+        LimitScope::Unknown => "unknown",
+    }
+}
+
+fn scope_named(name: &str) -> Option<LimitScope> {
+    [LimitScope::Minute, LimitScope::Day, LimitScope::Month, LimitScope::Unknown]
+        .into_iter()
+        .find(|scope| scope_name(*scope) == name)
+}
+
+fn scope_ms(scope: LimitScope) -> i64 {
+    match scope {
+        LimitScope::Minute | LimitScope::Unknown => 60_000,
+        LimitScope::Day => 86_400_000,
+        LimitScope::Month => 30 * 86_400_000,
+    }
+}
+
+fn needs(estimate: Estimate) -> [u64; 4] {
+    [1, estimate.tokens(), estimate.prompt_tokens, estimate.output_tokens]
+}
+
+fn spent(usage: &Usage) -> [u64; 4] {
+    let total = u64::from(usage.total_tokens);
+    [1, total, u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens)]
+}
+
+fn meter_need(limit: &Limit, needs: [u64; 4]) -> u64 {
+    match limit.unit {
+        Unit::Requests => needs[0],
+        Unit::Tokens => needs[1],
+    }
+}
+
+impl RedisLedger {
+    /// A ledger on the Redis at `url` (`redis://host:port/db`), counting by `config` on
+    /// `clock`. Nothing is connected yet: the first call connects, and so does the first call
+    /// after a connection is lost.
+    ///
+    /// # Errors
+    /// [`RedisLedgerError::Url`] when `url` cannot be parsed.
+    pub fn new(
+        url: &str,
+        config: QuotaConfig,
+        clock: Arc<dyn Clock>,
+        options: RedisOptions,
+    ) -> Result<Self, RedisLedgerError> {
+        let client = redis::Client::open(url).map_err(|source| RedisLedgerError::Url { source })?;
+        Ok(Self {
+            client,
+            connection: tokio::sync::Mutex::new(None),
+            local: MemoryLedger::new(Arc::clone(&clock), config.clone()),
+            config,
+            clock,
+            options,
+            known: parking_lot::Mutex::new(BTreeSet::new()),
+            admit_script: Script::new(include_str!("admit.lua")),
+            finish_script: Script::new(include_str!("finish.lua")),
+            hold_script: Script::new(include_str!("hold.lua")),
+            observe_script: Script::new(include_str!("observe.lua")),
+        })
+    }
+
+    /// The local ledger used while Redis is unavailable, if so configured.
+    pub fn local(&self) -> &MemoryLedger {
+        &self.local
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisLedgerError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.options.connect_timeout))
+            .set_response_timeout(Some(self.options.response_timeout));
+        let timeout = self.options.connect_timeout + self.options.response_timeout;
+        let connecting = self.client.get_multiplexed_async_connection_with_config(&config);
+        let connection = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| RedisLedgerError::Timeout { op: "connect", timeout })?
+            .map_err(|source| {
+                if source.is_timeout() {
+                    RedisLedgerError::Timeout { op: "connect", timeout }
+                } else {
+                    RedisLedgerError::Unreachable { op: "connect", source }
+                }
+            })?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
+    }
+
+    async fn run<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        command: redis::Cmd,
+    ) -> Result<T, RedisLedgerError> {
+        let mut connection = self.connection().await?;
+        let timeout = self.options.response_timeout;
+        let answer = tokio::time::timeout(timeout, command.query_async(&mut connection)).await;
+        self.judge(op, answer).await
+    }
+
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, RedisLedgerError> {
+        let mut connection = self.connection().await?;
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let timeout = self.options.response_timeout;
+        let answer = tokio::time::timeout(timeout, invocation.invoke_async(&mut connection)).await;
+        self.judge(op, answer).await
+    }
+
+    async fn judge<T>(
+        &self,
+        op: &'static str,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, RedisLedgerError> {
+        let timeout = self.options.response_timeout;
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Err(_) => {
+                self.forget_connection().await;
+                Err(RedisLedgerError::Timeout { op, timeout })
+            }
+            Ok(Err(source)) if source.is_timeout() => {
+                self.forget_connection().await;
+                Err(RedisLedgerError::Timeout { op, timeout })
+            }
+            Ok(Err(source)) if source.is_io_error() || source.is_connection_dropped() => {
+                self.forget_connection().await;
+                Err(RedisLedgerError::Unreachable { op, source })
+            }
+            Ok(Err(source)) => Err(RedisLedgerError::Command { op, source }),
+        }
+    }
+
+    /// Checks that Redis answers.
+    ///
+    /// # Errors
+    /// A [`RedisLedgerError`] saying why not.
+    pub async fn ping(&self) -> Result<(), RedisLedgerError> {
+        let answer: String = self.run("ping", redis::cmd("PING")).await?;
+        if answer == "PONG" {
+            Ok(())
+        } else {
+            Err(RedisLedgerError::Reply { op: "ping", detail: answer })
+        }
+    }
+
+    fn base(&self, placement: &Placement<'_>, provider: &ProviderId) -> String {
+        format!("{}:{}:{}", provider, placement.group, placement.pool)
+    }
+
+    fn bucket_key(&self, base: &str) -> String {
+        format!("{}:b:{base}", self.options.prefix)
+    }
+
+    fn gates_key(&self, base: &str) -> String {
+        format!("{}:g:{base}", self.options.prefix)
+    }
+
+    fn key_key(&self, provider: &ProviderId, key: &KeyId) -> String {
+        format!("{}:k:{provider}:{key}", self.options.prefix)
+    }
+
+    fn meters(&self, placement: &Placement<'_>, base: &str, now: DateTime<Utc>) -> Vec<MeterArg> {
+        let limits = placement.rule.map(|rule| rule.limits.as_slice()).unwrap_or_default();
+        limits
+            .iter()
+            .map(|limit| {
+                let key = format!("{}:m:{base}:{}", self.options.prefix, limit.name());
+                let (kind, p1, p2) = match limit.window {
+                    Window::Sliding(length) => {
+                        ("s", (duration_ms(length) + SLOTS - 1) / SLOTS, SLOTS + 1)
+                    }
+                    Window::Refill(length) => ("r", duration_ms(length).max(1), 0),
+                    Window::Day(tz) => ("d", ms(next_midnight(tz, now)), ms(day_start(tz, now))),
+                };
+                MeterArg { key, limit: *limit, kind, p1: p1.max(1), p2 }
+            })
+            .collect()
+    }
+
+    fn remember(&self, candidate: &Candidate) {
+        let mut known = self.known.lock();
+        if !known.contains(candidate) {
+            known.insert(candidate.clone());
+        }
+    }
+
+    fn refusal(
+        &self,
+        candidate: &Candidate,
+        meters: &[MeterArg],
+        reason: &str,
+        until_ms: i64,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<QuotaError, RedisLedgerError> {
+        let bad = || RedisLedgerError::Reply { op: "admit", detail: format!("{reason} {detail}") };
+        let meter = || {
+            detail
+                .parse::<usize>()
+                .ok()
+                .and_then(|idx| meters.get(idx.checked_sub(1)?))
+                .ok_or_else(bad)
+        };
+        let reason = match reason {
+            "cooling_down" => Refusal::CoolingDown,
+            "exhausted" => Refusal::Exhausted,
+            "invalid" => Refusal::Invalid,
+            "billing_stopped" => Refusal::BillingStopped,
+            "concurrency" => Refusal::Concurrency { max: detail.parse().map_err(|_| bad())? },
+            "provider_remaining" => {
+                let mut parts = detail.split('|');
+                let unit = parts.next().and_then(unit_named).ok_or_else(bad)?;
+                let scope = parts.next().and_then(scope_named).ok_or_else(bad)?;
+                let remaining = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+                Refusal::ProviderRemaining { unit, scope, remaining }
+            }
+            "limit" => {
+                let limit = meter()?.limit;
+                Refusal::Limit { unit: limit.unit, limit: limit.name() }
+            }
+            "too_large" => Refusal::TooLarge { limit: meter()?.limit.name() },
+            _ => return Err(bad()),
+        };
+        let until = if until_ms < 0 { None } else { from_ms(until_ms) };
+        Ok(QuotaError::Refused {
+            candidate: candidate.clone(),
+            reason,
+            until,
+            retry_after: until.and_then(|until| (until - now).to_std().ok()),
+        })
+    }
+
+    async fn admit_shared(
+        &self,
+        candidate: &Candidate,
+        estimate: Estimate,
+    ) -> Result<Result<Permit, QuotaError>, RedisLedgerError> {
+        self.remember(candidate);
+        let now = self.clock.utc();
+        let placement = self.config.place(candidate);
+        let base = self.base(&placement, &candidate.provider);
+        let meters = self.meters(&placement, &base, now);
+        let needs = needs(estimate);
+        let mut keys = vec![
+            self.bucket_key(&base),
+            self.key_key(&candidate.provider, &candidate.key),
+            self.gates_key(&base),
+        ];
+        let max_concurrent = placement.rule.and_then(|rule| rule.max_concurrent);
+        let mut args = vec![ms(now).to_string(), max_concurrent.map_or(-1, i64::from).to_string()];
+        args.extend(needs.iter().map(u64::to_string));
+        args.push(meters.len().to_string());
+        for meter in &meters {
+            keys.push(meter.key.clone());
+            args.extend([
+                meter.kind.to_owned(),
+                meter.limit.amount.to_string(),
+                meter_need(&meter.limit, needs).to_string(),
+                meter.p1.to_string(),
+                meter.p2.to_string(),
+            ]);
+        }
+        let reply: Vec<redis::Value> =
+            self.invoke("admit", &self.admit_script, &keys, &args).await?;
+        let admitted: i64 =
+            reply.first().map(i64::from_redis_value_ref).transpose().ok().flatten().ok_or_else(
+                || RedisLedgerError::Reply { op: "admit", detail: format!("{reply:?}") },
+            )?;
+        if admitted == 1 {
+            let taken_at = u64::try_from(ms(now)).unwrap_or(0);
+            return Ok(Ok(Permit::shared(candidate.clone(), estimate, taken_at)));
+        }
+        let text = |idx: usize| -> String {
+            reply
+                .get(idx)
+                .and_then(|value| String::from_redis_value_ref(value).ok())
+                .unwrap_or_default()
+        };
+        let until =
+            reply.get(2).and_then(|value| i64::from_redis_value_ref(value).ok()).unwrap_or(-1);
+        Ok(Err(self.refusal(candidate, &meters, &text(1), until, &text(3), now)?))
+    }
+
+    async fn finish_shared(
+        &self,
+        candidate: &Candidate,
+        estimate: Estimate,
+        taken_at: u64,
+        usage: Option<&Usage>,
+    ) -> Result<(), RedisLedgerError> {
+        let now = self.clock.utc();
+        let placement = self.config.place(candidate);
+        let base = self.base(&placement, &candidate.provider);
+        let meters = self.meters(&placement, &base, now);
+        let reserved = needs(estimate);
+        let spent = usage.map_or([0; 4], spent);
+        let mut keys = vec![self.bucket_key(&base), self.gates_key(&base)];
+        let mut args = vec![
+            ms(now).to_string(),
+            taken_at.to_string(),
+            if usage.is_some() { "1" } else { "0" }.to_owned(),
+        ];
+        args.extend(reserved.iter().map(u64::to_string));
+        args.extend(spent.iter().map(u64::to_string));
+        args.push(meters.len().to_string());
+        for meter in &meters {
+            keys.push(meter.key.clone());
+            args.extend([
+                meter.kind.to_owned(),
+                meter_need(&meter.limit, reserved).to_string(),
+                meter_need(&meter.limit, spent).to_string(),
+                meter.p1.to_string(),
+                meter.p2.to_string(),
+            ]);
+        }
+        let _: i64 = self.invoke("finish", &self.finish_script, &keys, &args).await?;
+        Ok(())
+    }
+
+    async fn observe_shared(
+        &self,
+        candidate: &Candidate,
+        snapshot: &RateLimitSnapshot,
+    ) -> Result<(), RedisLedgerError> {
+        if snapshot.readings.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.utc();
+        let placement = self.config.place(candidate);
+        let base = self.base(&placement, &candidate.provider);
+        let meters = self.meters(&placement, &base, now);
+        let mut keys = vec![self.gates_key(&base)];
+        let mut gate_args = Vec::new();
+        let mut meter_args = Vec::new();
+        let mut n_gates = 0;
+        for reading in &snapshot.readings {
+            let Some(remaining) = reading.remaining else { continue };
+            let until =
+                reading.reset.map_or(ms(now) + scope_ms(reading.scope), |reset| ms(reset.at(now)));
+            n_gates += 1;
+            gate_args.push(format!("{}|{}", unit_name(reading.unit), scope_name(reading.scope)));
+            gate_args.push(format!("{remaining}|{until}|{}", need_index(reading.unit)));
+            for meter in &meters {
+                if meter.limit.unit.matches(reading.unit)
+                    && meter.limit.window.scope() == reading.scope
+                {
+                    let limit = reading.limit.unwrap_or(meter.limit.amount);
+                    keys.push(meter.key.clone());
+                    meter_args.extend([
+                        meter.kind.to_owned(),
+                        limit.saturating_sub(remaining).to_string(),
+                        meter.p1.to_string(),
+                        meter.p2.to_string(),
+                        meter.limit.amount.to_string(),
+                    ]);
+                }
+            }
+        }
+        let mut args = vec![ms(now).to_string(), n_gates.to_string()];
+        args.extend(gate_args);
+        args.extend(meter_args);
+        let _: i64 = self.invoke("observe", &self.observe_script, &keys, &args).await?;
+        Ok(())
+    }
+
+    async fn hold_key(
+        &self,
+        provider: &ProviderId,
+        key: &KeyId,
+        kind: &str,
+        until: Option<DateTime<Utc>>,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RedisLedgerError> {
+        let mut command = redis::cmd("HSET");
+        command
+            .arg(self.key_key(provider, key))
+            .arg("hold")
+            .arg(kind)
+            .arg("until")
+            .arg(until.map_or(-1, ms))
+            .arg("since")
+            .arg(ms(now))
+            .arg("reason")
+            .arg(why)
+            .arg("changed")
+            .arg(ms(now));
+        let _: i64 = self.run("hold key", command).await?;
+        Ok(())
+    }
+
+    async fn record_shared(
+        &self,
+        candidate: &Candidate,
+        error: &ProviderError,
+    ) -> Result<(), RedisLedgerError> {
+        self.observe_shared(candidate, &error.rate_limits).await?;
+        let now = self.clock.utc();
+        let placement = self.config.place(candidate);
+        let base = self.base(&placement, &candidate.provider);
+        let why = reason(error);
+        let hold = |kind: &str, arg: i64| {
+            let mut args = vec![ms(now).to_string(), kind.to_owned(), arg.to_string(), why.clone()];
+            args.extend(self.config.backoff.iter().map(|step| duration_ms(*step).to_string()));
+            if self.config.backoff.is_empty() {
+                args.push("60000".to_owned());
+            }
+            args
+        };
+        match verdict(error, placement.day, now) {
+            Verdict::Cooldown { after } => {
+                let args = hold("cool", after.map_or(-1, duration_ms));
+                let _: i64 = self
+                    .invoke("cooldown", &self.hold_script, &[self.bucket_key(&base)], &args)
+                    .await?;
+            }
+            Verdict::Exhausted { until } => {
+                let args = hold("exh", until.map_or(-1, ms));
+                let _: i64 = self
+                    .invoke("exhaust", &self.hold_script, &[self.bucket_key(&base)], &args)
+                    .await?;
+            }
+            Verdict::Invalid => {
+                self.hold_key(&candidate.provider, &candidate.key, "invalid", None, &why, now)
+                    .await?;
+            }
+            Verdict::BillingStopped { until } => {
+                for member in self.config.group_members(&candidate.provider, &candidate.key) {
+                    self.hold_key(
+                        &candidate.provider,
+                        &member,
+                        "billing_stopped",
+                        until,
+                        &why,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            Verdict::Nothing => {}
+        }
+        Ok(())
+    }
+
+    async fn status_shared(&self, candidate: &Candidate) -> Result<KeyStatus, RedisLedgerError> {
+        self.remember(candidate);
+        let now = ms(self.clock.utc());
+        let placement = self.config.place(candidate);
+        let base = self.base(&placement, &candidate.provider);
+        let mut key_cmd = redis::cmd("HMGET");
+        key_cmd
+            .arg(self.key_key(&candidate.provider, &candidate.key))
+            .arg(&["hold", "until", "since", "reason", "changed"]);
+        let key: Vec<Option<String>> = self.run("status", key_cmd).await?;
+        let int =
+            |value: &Option<String>| value.as_deref().and_then(|text| text.parse::<i64>().ok());
+        if let Some(kind) = key[0].as_deref() {
+            let until = int(&key[1]).unwrap_or(-1);
+            if until < 0 || now < until {
+                let until = if until < 0 { None } else { from_ms(until) };
+                let state = match kind {
+                    "invalid" => KeyState::Invalid,
+                    _ => KeyState::BillingStopped { until },
+                };
+                return Ok(KeyStatus {
+                    state,
+                    reason: key[3].clone(),
+                    changed_at: int(&key[2]).and_then(from_ms),
+                });
+            }
+        }
+        let mut bucket_cmd = redis::cmd("HMGET");
+        bucket_cmd.arg(self.bucket_key(&base)).arg(&[
+            "exh_until",
+            "exh_since",
+            "exh_reason",
+            "cool_until",
+            "cool_since",
+            "cool_reason",
+            "changed",
+        ]);
+        let bucket: Vec<Option<String>> = self.run("status", bucket_cmd).await?;
+        if let Some(until) = int(&bucket[0])
+            && (until < 0 || now < until)
+        {
+            return Ok(KeyStatus {
+                state: KeyState::Exhausted { until: if until < 0 { None } else { from_ms(until) } },
+                reason: bucket[2].clone(),
+                changed_at: int(&bucket[1]).and_then(from_ms),
+            });
+        }
+        if let Some(until) = int(&bucket[3])
+            && now < until
+        {
+            return Ok(KeyStatus {
+                state: KeyState::CoolingDown { until: from_ms(until).unwrap_or_default() },
+                reason: bucket[5].clone(),
+                changed_at: int(&bucket[4]).and_then(from_ms),
+            });
+        }
+        // A hold that ended changed the state at its end.
+        let ended = [int(&key[1]), int(&bucket[0]), int(&bucket[3]), int(&bucket[6]), int(&key[4])]
+            .into_iter()
+            .flatten()
+            .filter(|&at| at >= 0 && at <= now)
+            .max();
+        Ok(KeyStatus {
+            state: KeyState::Available,
+            reason: None,
+            changed_at: ended.and_then(from_ms),
+        })
+    }
+
+    async fn reenable_shared(
+        &self,
+        provider: &ProviderId,
+        key: &KeyId,
+    ) -> Result<(), RedisLedgerError> {
+        let now = ms(self.clock.utc());
+        let mut command = redis::cmd("HDEL");
+        command.arg(self.key_key(provider, key)).arg(&["hold", "until", "since", "reason"]);
+        let _: i64 = self.run("reenable", command).await?;
+        let mut changed = redis::cmd("HSET");
+        changed.arg(self.key_key(provider, key)).arg("changed").arg(now);
+        let _: i64 = self.run("reenable", changed).await?;
+        let candidates: Vec<Candidate> = self
+            .known
+            .lock()
+            .iter()
+            .filter(|candidate| &candidate.provider == provider && &candidate.key == key)
+            .cloned()
+            .collect();
+        for candidate in candidates {
+            let placement = self.config.place(&candidate);
+            let base = self.base(&placement, provider);
+            let mut clear = redis::cmd("HDEL");
+            clear.arg(self.bucket_key(&base)).arg(&[
+                "cool_until",
+                "cool_since",
+                "cool_reason",
+                "exh_until",
+                "exh_since",
+                "exh_reason",
+            ]);
+            let _: i64 = self.run("reenable", clear).await?;
+        }
+        Ok(())
+    }
+
+    async fn summary_shared(
+        &self,
+        provider: &ProviderId,
+    ) -> Result<ProviderSummary, RedisLedgerError> {
+        let candidates: Vec<Candidate> = self
+            .known
+            .lock()
+            .iter()
+            .filter(|candidate| &candidate.provider == provider)
+            .cloned()
+            .collect();
+        let now = self.clock.utc();
+        let mut keys = Vec::new();
+        for candidate in candidates {
+            let status = self.status_shared(&candidate).await?;
+            let placement = self.config.place(&candidate);
+            let base = self.base(&placement, provider);
+            let mut limits = Vec::new();
+            for meter in self.meters(&placement, &base, now) {
+                let mut command = redis::cmd("HGETALL");
+                command.arg(&meter.key);
+                let fields: Vec<(String, String)> = self.run("summary", command).await?;
+                let (used, resets_at) = meter_use(&meter, &fields, ms(now));
+                let limit = meter.limit.amount;
+                limits.push(LimitSummary {
+                    unit: meter.limit.unit,
+                    limit_name: meter.limit.name(),
+                    used,
+                    limit,
+                    remaining: limit.saturating_sub(used),
+                    percent: if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 },
+                    resets_at: resets_at.and_then(from_ms),
+                });
+            }
+            let full = limits.iter().find(|limit| limit.remaining == 0);
+            let (available, available_at) = match (&status.state, full) {
+                (KeyState::Available, None) => (true, None),
+                (KeyState::Available, Some(limit)) => (false, limit.resets_at),
+                (other, _) => (false, other.until()),
+            };
+            keys.push(KeySummary {
+                key: candidate.key.clone(),
+                model: candidate.model.clone(),
+                group: placement.group.clone(),
+                pool: placement.pool.clone(),
+                status,
+                available,
+                available_at,
+                limits,
+            });
+        }
+        Ok(ProviderSummary { provider: provider.clone(), status: ProviderStatus::of(&keys), keys })
+    }
+
+    fn unavailable(&self, error: RedisLedgerError) -> Result<(), QuotaError> {
+        match (self.options.on_unavailable, error.is_unavailable()) {
+            (OnUnavailable::UseLocal, true) => {
+                tracing::warn!(%error, "redis unavailable; counting in the local ledger");
+                Ok(())
+            }
+            (OnUnavailable::FailClosed, _) | (OnUnavailable::UseLocal, false) => {
+                Err(QuotaError::Backend { backend: "redis", source: Box::new(error) })
+            }
+        }
+    }
+}
+
+/// A meter's count and reset from its Redis hash.
+fn meter_use(meter: &MeterArg, fields: &[(String, String)], now: i64) -> (u64, Option<i64>) {
+    let field =
+        |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let number = |name: &str| field(name).and_then(|text| text.parse::<f64>().ok());
+    match meter.kind {
+        "s" => {
+            let slot = now / meter.p1;
+            let live: Vec<(i64, u64)> = fields
+                .iter()
+                .filter_map(|(key, value)| {
+                    Some((key.parse::<i64>().ok()?, value.parse::<u64>().ok()?))
+                })
+                .filter(|&(start, count)| start > slot - meter.p2 && count > 0)
+                .collect();
+            let used = live.iter().map(|&(_, count)| count).sum();
+            let newest = live.iter().map(|&(start, _)| start).max();
+            (used, newest.map(|start| (start + meter.p2) * meter.p1))
+        }
+        "r" => {
+            let rate = meter.limit.amount as f64 / meter.p1 as f64;
+            let used = number("used").unwrap_or(0.0);
+            let as_of = number("asof").unwrap_or(now as f64);
+            let used = (used - (now as f64 - as_of).max(0.0) * rate).max(0.0);
+            let reset = (used > 0.0).then(|| now + (used / rate).ceil() as i64);
+            (used.ceil() as u64, reset)
+        }
+        _ => {
+            let current = number("end").is_some_and(|end| end as i64 == meter.p1);
+            let used = if current { number("used").unwrap_or(0.0) as u64 } else { 0 };
+            (used, (used > 0).then_some(meter.p1))
+        }
+    }
+}
+
+#[async_trait]
+impl QuotaLedger for RedisLedger {
+    async fn admit(&self, candidate: &Candidate, estimate: Estimate) -> Result<Permit, QuotaError> {
+        match self.admit_shared(candidate, estimate).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                self.unavailable(error)?;
+                self.local.try_admit(candidate, estimate)
+            }
+        }
+    }
+
+    async fn settle(&self, permit: Permit, usage: &Usage) -> Result<(), QuotaError> {
+        let Some((candidate, estimate, taken_at)) = permit.shared_parts() else {
+            self.local.settle_now(permit, usage);
+            return Ok(());
+        };
+        match self.finish_shared(candidate, estimate, taken_at, Some(usage)).await {
+            Ok(()) => Ok(()),
+            Err(error) => self.unavailable(error),
+        }
+    }
+
+    async fn release(&self, permit: Permit) -> Result<(), QuotaError> {
+        let Some((candidate, estimate, taken_at)) = permit.shared_parts() else {
+            self.local.release_now(permit);
+            return Ok(());
+        };
+        match self.finish_shared(candidate, estimate, taken_at, None).await {
+            Ok(()) => Ok(()),
+            Err(error) => self.unavailable(error),
+        }
+    }
+
+    async fn observe(
+        &self,
+        candidate: &Candidate,
+        snapshot: &RateLimitSnapshot,
+    ) -> Result<(), QuotaError> {
+        match self.observe_shared(candidate, snapshot).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.unavailable(error)?;
+                self.local.observe_now(candidate, snapshot);
+                Ok(())
+            }
+        }
+    }
+
+    async fn record_error(
+        &self,
+        candidate: &Candidate,
+        error: &ProviderError,
+    ) -> Result<(), QuotaError> {
+        match self.record_shared(candidate, error).await {
+            Ok(()) => Ok(()),
+            Err(backend) => {
+                self.unavailable(backend)?;
+                self.local.record_error_now(candidate, error);
+                Ok(())
+            }
+        }
+    }
+
+    async fn status(&self, candidate: &Candidate) -> Result<KeyStatus, QuotaError> {
+        match self.status_shared(candidate).await {
+            Ok(status) => Ok(status),
+            Err(error) => {
+                self.unavailable(error)?;
+                Ok(self.local.status_now(candidate))
+            }
+        }
+    }
+
+    async fn reenable(&self, provider: &ProviderId, key: &KeyId) -> Result<(), QuotaError> {
+        self.local.reenable_now(provider, key);
+        match self.reenable_shared(provider, key).await {
+            Ok(()) => Ok(()),
+            Err(error) => self.unavailable(error),
+        }
+    }
+
+    async fn summary(&self, provider: &ProviderId) -> Result<ProviderSummary, QuotaError> {
+        match self.summary_shared(provider).await {
+            Ok(summary) => Ok(summary),
+            Err(error) => {
+                self.unavailable(error)?;
+                Ok(self.local.summary_now(provider))
+            }
+        }
+    }
+}

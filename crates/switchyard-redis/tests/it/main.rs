@@ -1,0 +1,7 @@
+//! Integration tests of the Redis ledger against a real `redis-server` (started by
+//! `cargo xtask test`, which sets `SWITCHYARD_TEST_REDIS_URL`).
+#![cfg(test)]
+
+mod shared;
+mod support;
+mod unavailable;

@@ -1,0 +1,207 @@
+//! Two ledgers on two connections share counts, cooldowns and key states.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono_tz::America::Los_Angeles;
+use switchyard_core::{
+    Clock, ErrorKind, LimitReading, LimitScope, LimitUnit, ManualClock, ProviderError,
+    RateLimitSnapshot, Reset, Usage,
+};
+use switchyard_quota::{
+    DayBoundary, Estimate, KeyState, Limit, ModelQuota, ProviderQuota, QuotaConfig, QuotaError,
+    QuotaLedger, Refusal,
+};
+
+use crate::support::*;
+
+fn one() -> Estimate {
+    Estimate::new(1, 0)
+}
+
+async fn refusal(
+    ledger: &dyn QuotaLedger,
+    key: &str,
+) -> (Refusal, Option<chrono::DateTime<chrono::Utc>>) {
+    match ledger.admit(&candidate(key), one()).await {
+        Err(QuotaError::Refused { reason, until, .. }) => (reason, until),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("admitted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_ledgers_racing_admit_exactly_the_limit() {
+    let prefix = fresh_prefix("race").await;
+    let clock = ManualClock::default();
+    let ledgers = [
+        Arc::new(ledger(&clock, &prefix, config(vec![Limit::per_minute(200)]))),
+        Arc::new(ledger(&clock, &prefix, config(vec![Limit::per_minute(200)]))),
+    ];
+    let admitted = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for idx in 0..8 {
+        let ledger = Arc::clone(&ledgers[idx % 2]);
+        let admitted = Arc::clone(&admitted);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                match ledger.admit(&candidate("k"), one()).await {
+                    Ok(permit) => {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        ledger.settle(permit, &Usage::new(1, 0)).await.expect("settled");
+                    }
+                    Err(QuotaError::Refused { .. }) => {}
+                    Err(other) => panic!("backend failed: {other}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(admitted.load(Ordering::Relaxed), 200);
+    let (reason, _) = refusal(ledgers[0].as_ref(), "k").await;
+    assert!(matches!(reason, Refusal::Limit { .. }), "{reason}");
+    clock.advance(secs(61));
+    assert!(
+        ledgers[1].admit(&candidate("k"), one()).await.is_ok(),
+        "the window slid on the shared clock"
+    );
+}
+
+#[tokio::test]
+async fn a_cooldown_set_by_one_is_seen_by_the_other() {
+    let prefix = fresh_prefix("cooldown").await;
+    let clock = ManualClock::default();
+    let first = ledger(&clock, &prefix, config(vec![]));
+    let second = ledger(&clock, &prefix, config(vec![]));
+    let start = clock.utc();
+    let error = ProviderError::new(ErrorKind::RateLimited { scope: LimitScope::Minute }, "p", "")
+        .with_status(429)
+        .with_retry_after(Some(secs(20)));
+    first.record_error(&candidate("k"), &error).await.expect("recorded");
+    let (reason, until) = refusal(&second, "k").await;
+    assert_eq!(reason, Refusal::CoolingDown);
+    assert_eq!(until, Some(start + chrono::Duration::seconds(20)));
+    let status = second.status(&candidate("k")).await.expect("status");
+    assert_eq!(
+        status.state,
+        KeyState::CoolingDown { until: start + chrono::Duration::seconds(20) }
+    );
+    assert_eq!(status.reason.as_deref(), Some("rate_limited (HTTP 429)"));
+    // A shorter cooldown from the other process does not shorten it.
+    second
+        .record_error(&candidate("k"), &error.clone().with_retry_after(Some(secs(2))))
+        .await
+        .expect("recorded");
+    clock.advance(secs(19));
+    assert!(first.admit(&candidate("k"), one()).await.is_err());
+    clock.advance(secs(1));
+    assert!(first.admit(&candidate("k"), one()).await.is_ok(), "time from the Clock, not Redis");
+}
+
+#[tokio::test]
+async fn the_backoff_schedule_is_shared_and_escalates() {
+    let prefix = fresh_prefix("backoff").await;
+    let clock = ManualClock::default();
+    let first = ledger(&clock, &prefix, config(vec![]));
+    let second = ledger(&clock, &prefix, config(vec![]));
+    let error = ProviderError::new(ErrorKind::RateLimited { scope: LimitScope::Minute }, "p", "")
+        .with_status(429);
+    let mut waits = Vec::new();
+    for idx in 0..4 {
+        let ledger = if idx % 2 == 0 { &first } else { &second };
+        let start = clock.utc();
+        ledger.record_error(&candidate("k"), &error).await.expect("recorded");
+        let (_, until) = refusal(ledger, "k").await;
+        let until = until.expect("ends");
+        waits.push((until - start).num_seconds());
+        clock.set_utc(until);
+    }
+    assert_eq!(waits, [90, 120, 180, 180]);
+}
+
+#[tokio::test]
+async fn key_states_are_shared_until_reenabled() {
+    let prefix = fresh_prefix("keys").await;
+    let clock = ManualClock::default();
+    let first = ledger(&clock, &prefix, config(vec![]));
+    let second = ledger(&clock, &prefix, config(vec![]));
+    let invalid = ProviderError::new(ErrorKind::InvalidKey, "p", "").with_status(401);
+    first.record_error(&candidate("k"), &invalid).await.expect("recorded");
+    assert_eq!(refusal(&second, "k").await.0, Refusal::Invalid);
+    assert_eq!(second.status(&candidate("k")).await.expect("status").state, KeyState::Invalid);
+    second.reenable(&"p".into(), &"k".into()).await.expect("reenabled");
+    assert!(first.admit(&candidate("k"), one()).await.is_ok());
+}
+
+#[tokio::test]
+async fn settle_and_release_return_capacity_to_everyone() {
+    let prefix = fresh_prefix("settle").await;
+    let clock = ManualClock::default();
+    let limits = vec![Limit::tokens_per(1_000, secs(60))];
+    let first = ledger(&clock, &prefix, config(limits.clone()));
+    let second = ledger(&clock, &prefix, config(limits));
+    let permit = first.admit(&candidate("k"), Estimate::new(200, 600)).await.expect("fits");
+    assert!(second.admit(&candidate("k"), Estimate::new(100, 150)).await.is_err());
+    first.settle(permit, &Usage::new(200, 100)).await.expect("settled");
+    let permit =
+        second.admit(&candidate("k"), Estimate::new(100, 150)).await.expect("300 used + 250 fits");
+    second.release(permit).await.expect("released");
+    let summary = first.summary(&"p".into()).await.expect("summary");
+    assert_eq!(summary.keys[0].limits[0].used, 300, "a release gives back its whole estimate");
+}
+
+#[tokio::test]
+async fn headers_seen_by_one_refuse_on_the_other_before_a_429() {
+    let prefix = fresh_prefix("headers").await;
+    let clock = ManualClock::default();
+    let first = ledger(&clock, &prefix, config(vec![Limit::requests_refill(1_000, secs(86_400))]));
+    let second = ledger(&clock, &prefix, config(vec![Limit::requests_refill(1_000, secs(86_400))]));
+    let snapshot = RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Day,
+            limit: Some(1_000),
+            remaining: Some(1),
+            reset: Some(Reset::After(secs(30))),
+        }],
+        retry_after: None,
+    };
+    first.observe(&candidate("k"), &snapshot).await.expect("observed");
+    let permit = second.admit(&candidate("k"), one()).await.expect("one remains");
+    let (reason, _) = refusal(&first, "k").await;
+    assert!(matches!(reason, Refusal::ProviderRemaining { remaining: 0, .. }), "{reason}");
+    second.settle(permit, &Usage::new(1, 0)).await.expect("settled");
+    let summary = second.summary(&"p".into()).await.expect("summary");
+    assert_eq!(
+        summary.keys[0].limits[0].used, 1_000,
+        "the provider's count replaced the local one"
+    );
+}
+
+#[tokio::test]
+async fn a_daily_quota_resets_at_midnight_los_angeles_for_everyone() {
+    let prefix = fresh_prefix("daily").await;
+    let clock = ManualClock::starting_at(
+        chrono::DateTime::parse_from_rfc3339("2026-03-08T07:00:00Z").expect("date").to_utc(),
+    );
+    let config = QuotaConfig {
+        providers: vec![ProviderQuota {
+            provider: "p".into(),
+            day: DayBoundary::Midnight(Los_Angeles),
+            models: vec![ModelQuota::every_model(vec![Limit::requests_per_day(2, Los_Angeles)])],
+        }],
+        ..QuotaConfig::default()
+    };
+    let first = ledger(&clock, &prefix, config.clone());
+    let second = ledger(&clock, &prefix, config);
+    assert!(first.admit(&candidate("k"), one()).await.is_ok());
+    assert!(second.admit(&candidate("k"), one()).await.is_ok());
+    let (_, until) = refusal(&first, "k").await;
+    let reset =
+        chrono::DateTime::parse_from_rfc3339("2026-03-08T08:00:00Z").expect("date").to_utc();
+    assert_eq!(until, Some(reset), "midnight PST, the night DST starts");
+    clock.set_utc(reset);
+    assert!(second.admit(&candidate("k"), one()).await.is_ok());
+}

@@ -1,0 +1,108 @@
+//! Without Redis: a typed error within the timeouts, or the local ledger if so configured.
+
+use std::sync::Arc;
+
+use switchyard_core::ManualClock;
+use switchyard_quota::{Estimate, Limit, QuotaError, QuotaLedger};
+use switchyard_redis::{OnUnavailable, RedisLedger, RedisLedgerError};
+
+use crate::support::*;
+
+/// A loopback port with nothing listening: bound, then closed.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("redis://127.0.0.1:{port}/0")
+}
+
+fn backend_error(error: QuotaError) -> RedisLedgerError {
+    match error {
+        QuotaError::Backend { backend: "redis", source } => {
+            *source.downcast::<RedisLedgerError>().expect("a RedisLedgerError inside")
+        }
+        other => panic!("expected a backend error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_closed_with_a_typed_error() {
+    let clock = ManualClock::default();
+    let ledger = RedisLedger::new(
+        &closed_port_url(),
+        config(vec![Limit::per_minute(10)]),
+        Arc::new(clock),
+        options("unused", OnUnavailable::FailClosed),
+    )
+    .expect("ledger");
+    let error = ledger.admit(&candidate("k"), Estimate::new(1, 0)).await.expect_err("fails closed");
+    let error = backend_error(error);
+    assert!(error.is_unavailable(), "{error:?}");
+    assert!(matches!(error, RedisLedgerError::Unreachable { op: "connect", .. }), "{error:?}");
+    assert!(!error.to_string().contains("127.0.0.1"), "no URL in the message: {error}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_instead_of_hanging() {
+    // Accepts connections and never replies.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let clock = ManualClock::default();
+    let ledger = RedisLedger::new(
+        &format!("redis://127.0.0.1:{port}/0"),
+        config(vec![Limit::per_minute(10)]),
+        Arc::new(clock),
+        options("unused", OnUnavailable::FailClosed),
+    )
+    .expect("ledger");
+    let error = backend_error(
+        ledger.admit(&candidate("k"), Estimate::new(1, 0)).await.expect_err("times out"),
+    );
+    assert!(matches!(error, RedisLedgerError::Timeout { .. }), "{error:?}");
+    silent.abort();
+}
+
+#[tokio::test]
+async fn unreachable_redis_falls_back_to_the_local_ledger_when_configured() {
+    let clock = ManualClock::default();
+    let ledger = RedisLedger::new(
+        &closed_port_url(),
+        config(vec![Limit::per_minute(2)]),
+        Arc::new(clock.clone()),
+        options("unused", OnUnavailable::UseLocal),
+    )
+    .expect("ledger");
+    let key = candidate("k");
+    let first = ledger.admit(&key, Estimate::new(1, 0)).await.expect("local admits");
+    let _second = ledger.admit(&key, Estimate::new(1, 0)).await.expect("local admits");
+    let refused = ledger.admit(&key, Estimate::new(1, 0)).await.expect_err("the local limit holds");
+    assert!(refused.refusal().is_some(), "{refused}");
+    ledger.release(first).await.expect("a local permit is released locally");
+    assert!(ledger.admit(&key, Estimate::new(1, 0)).await.is_ok());
+    assert_eq!(ledger.local().summary_now(&"p".into()).keys[0].limits[0].used, 2);
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_typed_error() {
+    let error = RedisLedger::new(
+        "not a url",
+        config(vec![]),
+        Arc::new(ManualClock::default()),
+        options("unused", OnUnavailable::FailClosed),
+    )
+    .expect_err("bad url");
+    assert!(matches!(error, RedisLedgerError::Url { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_test_server_is_reachable() {
+    let clock = ManualClock::default();
+    let prefix = fresh_prefix("ping").await;
+    ledger(&clock, &prefix, config(vec![])).ping().await.expect("the test redis answers");
+}
