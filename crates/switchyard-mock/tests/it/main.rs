@@ -1,4 +1,7 @@
 //! The mock over real HTTP: what a client sees of its scripting.
 #![cfg(test)]
 
+mod anthropic;
+mod gemini;
+mod ollama;
 mod openai;
