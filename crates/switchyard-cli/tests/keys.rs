@@ -214,6 +214,12 @@ fn the_key_comes_from_stdin_one_line_only() {
     let bad = run(shell.command(), &["add", "--provider", "Groq Cloud"], "gsk_a\n").failed();
     assert!(bad.stderr.contains("invalid provider name \"Groq Cloud\""), "{bad:#?}");
     assert!(shell.run(&["list"]).ok().stdout.starts_with("no keys in"));
+
+    // Bad input fails before a vault is created.
+    let fresh = Shell::new();
+    run(fresh.command(), &["add", "--provider", "groq"], "").failed();
+    run(fresh.command(), &["add", "--provider", "Groq Cloud"], "gsk_a\n").failed();
+    assert!(!fresh.vault.exists(), "a failed add created a vault");
 }
 
 #[test]

@@ -180,11 +180,14 @@ pub enum VaultError {
         #[source]
         source: io::Error,
     },
-    /// The new version is in place but its directory entry could not be synced to disk.
-    #[error("vault {} was replaced but its directory could not be synced to disk", .path.display())]
-    Sync {
+    /// The new version is in place, but a step after the rename failed (moving the previous
+    /// version to the backup, or syncing the directory to disk).
+    #[error("vault {} was written, but {step} failed", .path.display())]
+    AfterWrite {
         /// The vault path.
         path: PathBuf,
+        /// What failed.
+        step: &'static str,
         /// What the operating system said.
         #[source]
         source: io::Error,
@@ -278,7 +281,7 @@ impl Classify for VaultError {
             | Self::Malformed { .. }
             | Self::NotWritable { .. }
             | Self::Write { .. }
-            | Self::Sync { .. }
+            | Self::AfterWrite { .. }
             | Self::StaleBackup { .. }
             | Self::Lock { .. }
             | Self::Random

@@ -2,10 +2,10 @@
 //! and replacing it atomically under an exclusive lock.
 //!
 //! A write goes: temporary file in the same directory (mode 0600, created exclusively),
-//! write, fsync; hard link of the current version to `<vault>.bak` (a copy where hard links
-//! are not supported); rename of the temporary file over the vault; fsync of the directory.
-//! A crash at any point leaves either the old or the new version at the vault path, never a
-//! mix, and the previous version at the backup path.
+//! write, fsync; hard link of the current version to a staged name (a copy where hard links
+//! are not supported); rename of the temporary file over the vault; rename of the staged
+//! link to `<vault>.bak`; fsync of the directory. A crash at any point leaves either the old
+//! or the new version at the vault path, never a mix.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -161,17 +161,34 @@ impl Store {
         Ok(WriteLock { _file: file })
     }
 
-    /// Replaces the vault with `sealed`, keeping the current version as the backup.
+    /// Replaces the vault with `sealed`, making the current version the backup.
+    ///
+    /// Errors before the rename leave vault and backup as they were; an error after it is
+    /// [`VaultError::AfterWrite`]: the new version is in place.
     pub(crate) fn write(&self, _lock: &WriteLock, sealed: &[u8]) -> Result<(), VaultError> {
         self.remove_stale_temps();
         let temp = self.write_temp(sealed)?;
-        let result = self.keep_backup().and_then(|()| {
-            (self.rename)(&temp, &self.path).map_err(|source| self.write_error(source))
-        });
-        if let Err(error) = result {
-            // Best effort: the next write under the lock removes it anyway.
+        let staged = match self.stage_backup() {
+            Ok(staged) => staged,
+            Err(error) => {
+                let _ = fs::remove_file(&temp);
+                return Err(error);
+            }
+        };
+        if let Err(source) = (self.rename)(&temp, &self.path) {
+            // Best effort: the next write under the lock removes leftovers anyway.
             let _ = fs::remove_file(&temp);
-            return Err(error);
+            if let Some(staged) = &staged {
+                let _ = fs::remove_file(staged);
+            }
+            return Err(self.write_error(source));
+        }
+        if let Some(staged) = staged {
+            fs::rename(&staged, self.backup_path()).map_err(|source| VaultError::AfterWrite {
+                path: self.path.clone(),
+                step: "keeping the previous version as the backup",
+                source,
+            })?;
         }
         self.sync_dir()
     }
@@ -230,11 +247,13 @@ impl Store {
         Ok(temp)
     }
 
-    /// Points `<vault>.bak` at the current version: a hard link (no copy, atomic through a
-    /// rename), or a synced copy where the file system has no hard links.
-    fn keep_backup(&self) -> Result<(), VaultError> {
+    /// Stages the current version for the backup under a hidden name: a hard link (no
+    /// copy), or a synced copy where the file system has no hard links. The caller renames
+    /// it to `<vault>.bak` only once the new version is in place, so a failed write leaves
+    /// the backup as it was.
+    fn stage_backup(&self) -> Result<Option<PathBuf>, VaultError> {
         if !self.path.is_file() {
-            return Ok(());
+            return Ok(None);
         }
         let staged = self.sibling(".bak-new", true);
         let _ = fs::remove_file(&staged);
@@ -243,7 +262,7 @@ impl Store {
                 .and_then(|_| File::open(&staged)?.sync_all())
                 .map_err(|source| self.write_error(source))?;
         }
-        fs::rename(&staged, self.backup_path()).map_err(|source| self.write_error(source))
+        Ok(Some(staged))
     }
 
     /// Under the lock no other writer is between its temporary write and its rename, so any
@@ -261,9 +280,13 @@ impl Store {
     fn sync_dir(&self) -> Result<(), VaultError> {
         #[cfg(unix)]
         {
-            File::open(self.dir())
-                .and_then(|dir| dir.sync_all())
-                .map_err(|source| VaultError::Sync { path: self.path.clone(), source })?;
+            File::open(self.dir()).and_then(|dir| dir.sync_all()).map_err(|source| {
+                VaultError::AfterWrite {
+                    path: self.path.clone(),
+                    step: "syncing its directory to disk",
+                    source,
+                }
+            })?;
         }
         Ok(())
     }

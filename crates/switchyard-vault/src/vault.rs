@@ -124,6 +124,19 @@ impl NewKey {
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&self.secret)
     }
+
+    /// Checks what [`Vault::add`] would refuse, so a caller can fail before creating a vault
+    /// or asking for a passphrase.
+    ///
+    /// # Errors
+    /// [`VaultError::EmptySecret`], or [`VaultError::InvalidProvider`] for a provider name
+    /// with characters outside `a-z`, `0-9`, `-`, `_`, `.`.
+    pub fn validate(&self) -> Result<(), VaultError> {
+        if self.secret.is_empty() {
+            return Err(VaultError::EmptySecret);
+        }
+        check_provider(&self.provider)
+    }
 }
 
 impl fmt::Debug for NewKey {
@@ -304,10 +317,7 @@ impl Contents {
     }
 
     fn insert(&mut self, key: NewKey, now: DateTime<Utc>) -> Result<AddOutcome, VaultError> {
-        if key.secret.is_empty() {
-            return Err(VaultError::EmptySecret);
-        }
-        check_provider(&key.provider)?;
+        key.validate()?;
         let fingerprint = key.fingerprint();
         if let Some(existing) = self.find_secret(&key.secret) {
             return Ok(AddOutcome::AlreadyPresent { id: existing.info.id.clone(), fingerprint });
@@ -593,7 +603,17 @@ impl Vault {
         let params = KdfParams::generate(iterations, &self.rng).ok_or(VaultError::Random)?;
         let key = SealingKey::derive(&new, params);
         let sealed = key.seal(&contents.to_json(), &self.rng).ok_or(VaultError::Random)?;
-        self.store.write(&lock, &sealed)?;
+        let written = self.store.write(&lock, &sealed);
+        if let Err(error) = written {
+            if !matches!(error, VaultError::AfterWrite { .. }) {
+                return Err(error);
+            }
+            // The file is sealed under the new passphrase now: follow it, then report.
+            self.key = key;
+            self.passphrase = new;
+            self.contents = contents;
+            return Err(error);
+        }
         self.key = key;
         self.passphrase = new;
         self.contents = contents;
@@ -628,9 +648,18 @@ impl Vault {
         if let Some(key) = derived {
             self.key = key;
         }
-        self.persist(&lock, &contents)?;
-        self.contents = contents;
-        Ok(output)
+        match self.persist(&lock, &contents) {
+            Ok(()) => {
+                self.contents = contents;
+                Ok(output)
+            }
+            // The file holds the change: so must this handle, even though we report.
+            Err(error @ VaultError::AfterWrite { .. }) => {
+                self.contents = contents;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     fn reread(&self, _lock: &WriteLock) -> Result<(Option<SealingKey>, Contents), VaultError> {
@@ -736,6 +765,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, mut vault) = vault_with_one_key(dir.path());
         let before = std::fs::read(&path).expect("read vault");
+        let backup_before = std::fs::read(vault.backup_path()).expect("read backup");
         vault
             .store_mut()
             .set_rename(|_, _| Err(io::Error::other("injected: disk gone before rename")));
@@ -746,7 +776,17 @@ mod tests {
         assert!(error.to_string().contains("the previous version is intact"), "{error}");
         assert_eq!(ids(&vault), ["groq-1"], "the handle must not claim a key that was not written");
         assert_eq!(std::fs::read(&path).expect("read vault"), before, "vault bytes changed");
-        assert!(temp_files(dir.path()).is_empty(), "a failed write cleans up its temporary file");
+        assert_eq!(
+            std::fs::read(vault.backup_path()).expect("read"),
+            backup_before,
+            "backup changed"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "a failed write leaves nothing behind: {leftovers:?}");
         let reopened = Vault::open(&path, passphrase(), config()).expect("old vault opens");
         assert_eq!(ids(&reopened), ["groq-1"]);
     }

@@ -172,12 +172,13 @@ fn add(
     label: Option<String>,
     tags: Vec<String>,
 ) -> Result<(), KeysError> {
-    let mut vault = open_or_create(path, keyfile)?;
+    // The key first: bad input fails before a vault is created or a passphrase asked for.
     let secret = input::secret(&provider)?;
     let mut key = NewKey::new(provider, secret.as_str());
     key.label = label;
     key.tags = tags;
-    let added = vault.add(key)?;
+    key.validate()?;
+    let added = open_or_create(path, keyfile)?.add(key)?;
     for warning in &added.warnings {
         eprintln!("warning: {warning}");
     }

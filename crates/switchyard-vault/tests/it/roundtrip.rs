@@ -33,7 +33,8 @@ fn a_thousand_keys_round_trip_with_their_metadata() {
     );
 
     clock.advance(Duration::from_secs(3_600));
-    for n in (0..1_000).step_by(7) {
+    // Each change re-reads and re-seals all 1,000 keys; ten of them are enough here.
+    for n in (0..1_000).step_by(100) {
         let id = KeyId::new(format!("{}-{}", PROVIDERS[n % 5], n / 5 + 1));
         vault.disable(&id).expect("disable");
     }
@@ -49,7 +50,7 @@ fn a_thousand_keys_round_trip_with_their_metadata() {
         let provider = PROVIDERS[n % 5];
         assert_eq!(info.id.as_str(), format!("{provider}-{}", n / 5 + 1));
         assert_eq!(info.provider.as_str(), provider);
-        assert_eq!(info.enabled, n % 7 != 0, "{}", info.id);
+        assert_eq!(info.enabled, n % 100 != 0, "{}", info.id);
         assert_eq!(info.tags.len(), n % 4);
         match reopened.credential(&info.id) {
             Ok(credential) => assert_eq!(credential.expose_secret(), secret(provider, "rt", n)),
