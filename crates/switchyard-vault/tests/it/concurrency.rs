@@ -95,3 +95,18 @@ fn racing_to_create_one_vault_shares_it() {
     assert_eq!(created.iter().filter(|created| **created).count(), 1, "{created:?}");
     assert_eq!(open(&path).len(), 2);
 }
+
+#[test]
+fn reload_picks_up_another_handles_changes() {
+    let mut fx = fixture();
+    let mut other = open(&fx.path);
+    other.add(NewKey::new("groq", secret("groq", "reload", 1))).expect("add");
+    assert_eq!(fx.vault.len(), 0, "a handle shows the file as of its last read or write");
+    fx.vault.reload().expect("reload");
+    assert_eq!(fx.vault.len(), 1);
+
+    other.change_passphrase(passphrase("rotated")).expect("change");
+    let error = fx.vault.reload().expect_err("stale passphrase");
+    assert!(matches!(error, switchyard_vault::VaultError::PassphraseChanged { .. }), "{error:?}");
+    assert_eq!(fx.vault.len(), 1, "a failed reload keeps the last good view");
+}

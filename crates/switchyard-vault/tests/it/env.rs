@@ -35,6 +35,7 @@ fn every_convention_is_read_in_order() {
     let source = EnvSource::from_vars([
         ("GEMINI_KEYS", format!(" {}, {} ,,", gemini(1), gemini(2))),
         ("GOOGLE_AI_API_KEY_2", gemini(4)),
+        ("GEMINI_API_KEY", gemini(5)),
         ("GOOGLE_AI_API_KEY_1", gemini(3)),
         ("GROQ_API_KEY_10", "gsk_ten".to_owned()),
         ("GROQ_API_KEY", "gsk_plain".to_owned()),
@@ -54,6 +55,7 @@ fn every_convention_is_read_in_order() {
         [
             row("gemini", "GEMINI_KEYS[1]", &gemini(1)),
             row("gemini", "GEMINI_KEYS[2]", &gemini(2)),
+            row("gemini", "GEMINI_API_KEY", &gemini(5)),
             row("gemini", "GOOGLE_AI_API_KEY_1", &gemini(3)),
             row("gemini", "GOOGLE_AI_API_KEY_2", &gemini(4)),
             row("groq", "GROQ_API_KEY", "gsk_plain"),
