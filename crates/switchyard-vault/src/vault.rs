@@ -260,13 +260,30 @@ impl Contents {
                 .collect(),
             next_index: &self.next_index,
         };
-        // Sized generously up front so growing the buffer leaves no stray plaintext copies.
-        let estimate =
-            256 + self.entries.iter().map(|entry| 256 + entry.secret.len()).sum::<usize>();
-        let mut json = Zeroizing::new(Vec::with_capacity(estimate));
+        let mut json = Zeroizing::new(Vec::with_capacity(self.json_capacity()));
         serde_json::to_writer(&mut *json, &document)
             .expect("invariant: the document has string keys and serializes");
         json
+    }
+
+    /// An upper bound of the document's length: every character escaped as `\uXXXX` (six
+    /// bytes), so the buffer is sized once and growing it never leaves a stray plaintext
+    /// copy in freed memory.
+    fn json_capacity(&self) -> usize {
+        256 + self.next_index.keys().map(|provider| 32 + 6 * provider.as_str().len()).sum::<usize>()
+            + self
+                .entries
+                .iter()
+                .map(|entry| {
+                    let info = &entry.info;
+                    let text = entry.secret.len()
+                        + info.id.as_str().len()
+                        + info.provider.as_str().len()
+                        + info.label.as_deref().map_or(0, str::len)
+                        + info.tags.iter().map(|tag| tag.len() + 3).sum::<usize>();
+                    256 + 6 * text
+                })
+                .sum::<usize>()
     }
 
     /// Parses a decrypted document. On failure only the position survives: a serde message
@@ -436,6 +453,9 @@ impl Vault {
         passphrase: Passphrase,
         config: VaultConfig,
     ) -> Result<Self, VaultError> {
+        if store.path().is_dir() {
+            return Err(VaultError::IsDirectory { path: store.path().to_owned() });
+        }
         if store.exists() {
             return Err(VaultError::AlreadyExists { path: store.path().to_owned() });
         }
@@ -758,6 +778,27 @@ mod tests {
         let mut vault = Vault::create(&path, passphrase(), config()).expect("create");
         vault.add(NewKey::new("groq", "gsk_first_key_0001")).expect("add");
         (path, vault)
+    }
+
+    #[test]
+    fn the_json_buffer_is_sized_once_even_when_every_character_is_escaped() {
+        let mut contents = Contents::default();
+        let now = config().clock.utc();
+        let escaped = "\u{1}\"\\".repeat(300);
+        let mut key = NewKey::new("groq", format!("gsk_{}", "\u{2}".repeat(500)));
+        key.label = Some(escaped.clone());
+        key.tags = vec![escaped.clone(), String::new()];
+        contents.insert(key, now).expect("insert");
+        let json = contents.to_json();
+        assert!(
+            json.len() <= contents.json_capacity(),
+            "{} > {}",
+            json.len(),
+            contents.json_capacity()
+        );
+        assert_eq!(json.capacity(), contents.json_capacity(), "the buffer grew");
+        let parsed = Contents::from_json(&json).expect("parses");
+        assert_eq!(parsed.entries[0].info.label.as_deref(), Some(escaped.as_str()));
     }
 
     #[test]

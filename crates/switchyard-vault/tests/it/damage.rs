@@ -160,7 +160,7 @@ fn each_kind_of_wrong_file_has_its_own_message() {
         format!("{} is a directory, not a vault file", directory.display())
     );
     let error = Vault::create(&directory, passphrase(PASSPHRASE), config()).expect_err("dir");
-    assert!(matches!(error, VaultError::AlreadyExists { .. }), "{error:?}");
+    assert!(matches!(error, VaultError::IsDirectory { .. }), "{error:?}");
 }
 
 #[test]
