@@ -175,6 +175,18 @@ fn add_list_disable_enable_remove_from_a_shell() {
     let list = shell.run(&["list"]).ok();
     assert_eq!(list.stdout.lines().count(), 2, "{list:#?}");
 
+    // A label cannot break the table or restyle the terminal.
+    let odd = run(
+        shell.command(),
+        &["add", "--provider", "mistral", "--label", "two\nlines \u{1b}[31mred"],
+        "mistral-SECRETMARK",
+    )
+    .ok();
+    let list = shell.run(&["list"]).ok();
+    assert_eq!(list.stdout.lines().count(), 3, "{list:#?}");
+    assert!(list.stdout.contains("two?lines ?[31mred"), "{list:#?}");
+    odd.assert_no_secret();
+
     let duplicate = shell.add("groq", GROQ_KEY).failed();
     assert!(duplicate.stderr.contains("already in the vault as groq-1"), "{duplicate:#?}");
 

@@ -213,8 +213,8 @@ fn list(path: &Path, keyfile: Option<&Path>, json: bool) -> Result<(), KeysError
                     || "never".to_owned(),
                     |used| used.format("%Y-%m-%d %H:%M UTC").to_string(),
                 ),
-                info.label.clone().unwrap_or_default(),
-                info.tags.join(","),
+                printable(info.label.as_deref().unwrap_or_default()),
+                printable(&info.tags.join(",")),
             ]
         })
         .collect();
@@ -234,6 +234,12 @@ fn list(path: &Path, keyfile: Option<&Path>, json: bool) -> Result<(), KeysError
         println!("{}", line(row));
     }
     Ok(())
+}
+
+/// Labels and tags are free text: control characters (a newline, an escape sequence that
+/// would restyle the terminal) are shown as `?` so one row stays one row.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<(), KeysError> {
