@@ -294,3 +294,19 @@ impl Classify for VaultError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_disabled_key_sends_the_router_to_the_next_key_and_the_rest_stop() {
+        let key = KeyId::new("groq-2");
+        assert_eq!(VaultError::UnknownKey(key.clone()).next_step(), NextStep::NextKey);
+        assert_eq!(VaultError::KeyDisabled(key).next_step(), NextStep::NextKey);
+        let unseal = VaultError::Unseal { path: PathBuf::from("/v"), backup: Backup(None) };
+        assert_eq!(unseal.next_step(), NextStep::Stop);
+        assert_eq!(VaultError::Random.next_step(), NextStep::Stop);
+        assert_eq!(unseal.retry_after(), None);
+    }
+}
