@@ -417,10 +417,17 @@ impl WireFormat for OpenAiWire {
                 }
                 WireResponse::json(StatusCode::BAD_REQUEST, &body)
             }
-            Failure::BadRequest { message } => WireResponse::json(
-                StatusCode::BAD_REQUEST,
-                &self.error_body(message, "invalid_request_error", None, 400),
-            ),
+            Failure::BadRequest { message } => match self.flavor {
+                // Mistral validates bodies with a 422 listing each problem.
+                Flavor::Mistral => WireResponse::json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({"detail": [{"loc": ["body"], "msg": message, "type": "value_error"}]}),
+                ),
+                Flavor::OpenAi | Flavor::Groq | Flavor::OpenRouter => WireResponse::json(
+                    StatusCode::BAD_REQUEST,
+                    &self.error_body(message, "invalid_request_error", None, 400),
+                ),
+            },
             Failure::Overloaded => WireResponse::json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &self.error_body(

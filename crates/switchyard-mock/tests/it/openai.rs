@@ -162,3 +162,45 @@ async fn a_reset_fault_drops_the_connection_and_rules_can_target_one_key() {
     assert_eq!(mock.counts("a").expect("a").faulted, 1);
     assert_eq!(mock.counts("b").expect("b").faulted, 1);
 }
+
+#[tokio::test]
+async fn latency_is_slept_on_the_mocks_clock() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::openai()
+        .clock(clock.clone())
+        .accept_unknown_keys()
+        .latency(switchyard_mock::Latency::Fixed(Duration::from_secs(5)))
+        .start()
+        .await
+        .expect("starts");
+    let call = tokio::spawn({
+        let url = format!("{}/chat/completions", mock.base_url());
+        async move { reqwest::Client::new().post(url).bearer_auth("any").json(&chat("hi")).send().await }
+    });
+    // The call is logged when it is decided, then sleeps on the clock.
+    while mock.n_requests() == 0 || clock.sleepers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(Duration::from_secs(4));
+    tokio::task::yield_now().await;
+    assert!(!call.is_finished(), "answered before its latency passed");
+    clock.advance(Duration::from_secs(1));
+    let response = call.await.expect("task").expect("answered");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn mistral_refuses_stream_options_with_its_422() {
+    let mock = MockUpstream::builder(OpenAiWire::new(Flavor::Mistral))
+        .accept_unknown_keys()
+        .start()
+        .await
+        .expect("starts");
+    let mut body = chat("hi");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let refused = post(&mock, "any", &body).await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["detail"][0]["msg"], "stream_options: Extra inputs are not permitted");
+}
