@@ -1,0 +1,56 @@
+//! The shared conformance suite against the mock speaking Gemini.
+
+use switchyard_core::{ErrorKind, LimitScope};
+use switchyard_mock::conformance::{Conformance, standard_errors};
+use switchyard_mock::{Failure, GeminiWire, MockBuilder};
+
+use crate::support::{MODEL, shared};
+
+fn suite() -> Conformance {
+    Conformance::new(MODEL, || MockBuilder::new(GeminiWire), shared)
+}
+
+#[tokio::test]
+async fn plain_answer() {
+    suite().plain_answer().await;
+}
+
+#[tokio::test]
+async fn stream_matches_plain() {
+    suite().stream_matches_plain().await;
+}
+
+#[tokio::test]
+async fn every_error_kind_from_geminis_bodies() {
+    let cases: Vec<_> = standard_errors()
+        .into_iter()
+        .map(|(failure, kind)| match failure {
+            // Gemini says a request over the token limit as one more per-minute 429.
+            Failure::RequestTooLarge { .. } => {
+                (failure, ErrorKind::RateLimited { scope: LimitScope::Minute })
+            }
+            // Gemini has no billing error: a key without quota for the model is told
+            // `limit: 0`, which no wait cures.
+            Failure::BillingStopped => {
+                (failure, ErrorKind::QuotaExhausted { scope: LimitScope::Day })
+            }
+            _ => (failure, kind),
+        })
+        .collect();
+    suite().error_kinds(&cases).await;
+}
+
+#[tokio::test]
+async fn timeout() {
+    suite().timeout().await;
+}
+
+#[tokio::test]
+async fn malformed() {
+    suite().malformed().await;
+}
+
+#[tokio::test]
+async fn cut_stream() {
+    suite().cut_stream().await;
+}
