@@ -15,6 +15,25 @@
 //! [`merge`] joins sources and counts a key found twice once. [`check_format`] flags keys
 //! that do not look like their provider's, as warnings.
 //!
+//! ```
+//! use switchyard_core::KeyId;
+//! use switchyard_vault::{NewKey, Passphrase, Vault, VaultConfig};
+//!
+//! # fn main() -> Result<(), switchyard_vault::VaultError> {
+//! # let dir = tempfile::tempdir().expect("tempdir");
+//! let path = dir.path().join("keys.vault");
+//! let passphrase = Passphrase::try_new("correct horse battery staple")?;
+//! let mut vault = Vault::create(&path, passphrase.clone(), VaultConfig::default())?;
+//! let added = vault.add(NewKey::new("groq", "gsk_example_key"))?;
+//! assert_eq!(added.id.as_str(), "groq-1");
+//!
+//! let vault = Vault::open(&path, passphrase, VaultConfig::default())?;
+//! let credential = vault.credential(&KeyId::new("groq-1"))?;
+//! assert_eq!(credential.to_string(), format!("key groq-1 ({})", added.fingerprint));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! This crate never prints, logs or returns a secret in an error: keys show as id and
 //! [`Fingerprint`](switchyard_core::Fingerprint). It makes no network call and reads the time
 //! only through the [`Clock`](switchyard_core::Clock) in its [`VaultConfig`].
