@@ -1,0 +1,8 @@
+//! The Ollama adapter over real HTTP against `switchyard-mock` on loopback.
+#![cfg(test)]
+
+mod conformance;
+mod errors;
+mod support;
+mod tools;
+mod wire_body;
