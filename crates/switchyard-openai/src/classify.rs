@@ -25,6 +25,38 @@ pub struct WireError {
     pub kind: Option<String>,
     /// `error.code` as text (`rate_limit_exceeded`, `1300`).
     pub code: Option<String>,
+    /// Rate-limit headers quoted inside the body (OpenRouter's `error.metadata.headers`:
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` in epoch milliseconds).
+    pub quoted_headers: Vec<(String, String)>,
+}
+
+impl WireError {
+    /// The limit reading and reset time quoted in the body, if any, over the window the
+    /// message names.
+    pub fn quoted_limit(&self) -> Option<(LimitReading, Option<DateTime<Utc>>)> {
+        let quoted = |name: &str| {
+            self.quoted_headers
+                .iter()
+                .find(|(header, _)| header.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim())
+        };
+        let limit = quoted("x-ratelimit-limit").and_then(|value| value.parse().ok());
+        let remaining = quoted("x-ratelimit-remaining").and_then(|value| value.parse().ok());
+        let resets_at = quoted("x-ratelimit-reset")
+            .and_then(|value| value.parse::<i64>().ok())
+            .and_then(DateTime::<Utc>::from_timestamp_millis);
+        if limit.is_none() && remaining.is_none() && resets_at.is_none() {
+            return None;
+        }
+        let reading = LimitReading {
+            unit: LimitUnit::Requests,
+            scope: scope_in_message(&self.message),
+            limit,
+            remaining,
+            reset: resets_at.map(Reset::At),
+        };
+        Some((reading, resets_at))
+    }
 }
 
 /// Reads an error body: `{"error": {...}}` (OpenAI, Groq, OpenRouter), `{"error": "..."}`,
@@ -68,7 +100,24 @@ pub(crate) fn parse_error_value(value: &Value) -> WireError {
         _ => String::new(),
     };
     let kind = object.get("type").and_then(Value::as_str).map(str::to_owned);
-    WireError { status, message, kind, code }
+    let quoted_headers = object
+        .pointer("/metadata/headers")
+        .and_then(Value::as_object)
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let value = match value {
+                        Value::String(text) => text.clone(),
+                        Value::Number(number) => number.to_string(),
+                        _ => return None,
+                    };
+                    Some((name.clone(), value))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    WireError { status, message, kind, code, quoted_headers }
 }
 
 /// The window a rate-limit message names: `(RPM)`/`(TPM)` per minute, `(RPD)`/`(TPD)` per
@@ -301,6 +350,22 @@ mod tests {
         headers.insert("retry-after-ms", "1500".parse().expect("header"));
         let openai = rate_limits(Preset::OpenAi, &headers, now);
         assert_eq!(openai.retry_after, Some(Duration::from_millis(1500)), "milliseconds win");
+    }
+
+    #[test]
+    fn openrouter_quotes_its_limit_headers_in_the_body() {
+        let body = r#"{"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","code":429,"metadata":{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"1791331200000"}}}}"#;
+        let error = parse_error_body(body.as_bytes()).expect("an error");
+        let (reading, resets_at) = error.quoted_limit().expect("quoted headers");
+        assert_eq!(
+            (reading.scope, reading.limit, reading.remaining),
+            (LimitScope::Day, Some(50), Some(0))
+        );
+        assert_eq!(resets_at.map(|at| at.timestamp()), Some(1_791_331_200));
+        assert_eq!(
+            parse_error_body(br#"{"error":{"message":"x"}}"#).and_then(|e| e.quoted_limit()),
+            None
+        );
     }
 
     #[test]

@@ -87,9 +87,19 @@ impl Context {
         };
         let mut error = self.error(kind, &message);
         error.status = (status != 200).then_some(status).or(wire.and_then(|wire| wire.status));
+        let mut snapshot = snapshot;
+        if let Some((reading, resets_at)) = wire.and_then(WireError::quoted_limit) {
+            // OpenRouter quotes its counter in the body, with the reset as an instant.
+            snapshot.readings.push(reading);
+            error.resets_at = resets_at;
+            if snapshot.retry_after.is_none() {
+                snapshot.retry_after =
+                    resets_at.and_then(|at| (at - self.clock.utc()).to_std().ok());
+            }
+        }
         error.retry_after = retry_delay(&snapshot, wire);
-        if let (Some(retry_after), ErrorKind::RateLimited { scope: LimitScope::Day }) =
-            (error.retry_after, kind)
+        if let (None, Some(retry_after), ErrorKind::RateLimited { scope: LimitScope::Day }) =
+            (error.resets_at, error.retry_after, kind)
         {
             error.resets_at =
                 chrono::Duration::from_std(retry_after).ok().map(|after| self.clock.utc() + after);

@@ -110,9 +110,11 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// Time to establish a connection.
     pub connect_timeout: Duration,
-    /// Time for a whole non-streamed call, and for a stream's headers.
+    /// Time for a whole non-streamed call or model listing.
     pub request_timeout: Duration,
-    /// Longest silence inside a stream before it counts as a timeout.
+    /// Longest silence on a connection before it counts as a timeout: bounds a stream's
+    /// wait for its headers and every gap between its events (a stream as a whole may run
+    /// longer than `request_timeout`).
     pub stream_idle_timeout: Duration,
     /// Idle pooled connections kept per host.
     pub pool_max_idle_per_host: usize,

@@ -266,3 +266,28 @@ async fn groqs_413_for_a_request_larger_than_the_minute_is_too_large() {
     assert_eq!(error.kind, ErrorKind::RequestTooLarge);
     assert_eq!(error.status, Some(413));
 }
+
+#[tokio::test]
+async fn openrouters_daily_counter_quoted_in_the_body_gives_the_reset() {
+    let mock = mock().await;
+    let clock = switchyard_core::ManualClock::default();
+    let reset_ms =
+        (switchyard_core::Clock::utc(&clock) + chrono::Duration::hours(3)).timestamp_millis();
+    let body = format!(
+        r#"{{"error":{{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","code":429,"metadata":{{"headers":{{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"{reset_ms}"}}}}}}}}"#
+    );
+    mock.inject(FaultRule::once(raw(429, &[], &body)));
+    let mut config =
+        switchyard_openai::OpenAiConfig::new("openrouter", Preset::OpenRouter).at(mock.base_url());
+    config.clock = std::sync::Arc::new(clock.clone());
+    let adapter = OpenAiProvider::try_new(config).expect("builds");
+    let error = chat(&adapter).await.expect_err("limited");
+    assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Day });
+    assert_eq!(error.resets_at.map(|at| at.timestamp_millis()), Some(reset_ms));
+    assert_eq!(error.retry_after, Some(Duration::from_secs(3 * 3600)));
+    let reading = error.rate_limits.reading(LimitUnit::Requests).expect("the quoted counter");
+    assert_eq!(
+        (reading.scope, reading.limit, reading.remaining),
+        (LimitScope::Day, Some(50), Some(0))
+    );
+}

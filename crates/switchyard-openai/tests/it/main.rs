@@ -5,3 +5,4 @@ mod conformance;
 mod errors;
 mod presets;
 mod support;
+mod tools;
