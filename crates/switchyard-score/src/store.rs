@@ -9,25 +9,26 @@ use std::path::{Path, PathBuf};
 use crate::{ScoreError, Scorer, StatsSnapshot};
 
 /// Durable storage for a scorer's statistics. Calls block (a file, a database): the facade
-/// runs them off the request path.
-pub trait StatsStore: Send + Sync {
+/// runs them off the request path, on the thread that owns the store (hence `&mut self` and
+/// no `Sync`, like `switchyard_quota::LedgerStore`: a SQLite connection is one thread's).
+pub trait StatsStore: Send + 'static {
     /// Replaces the stored statistics with `snapshot`.
     ///
     /// # Errors
     /// The store's failure, as [`ScoreError::Store`] or [`ScoreError::File`].
-    fn save(&self, snapshot: &StatsSnapshot) -> Result<(), ScoreError>;
+    fn save(&mut self, snapshot: &StatsSnapshot) -> Result<(), ScoreError>;
 
     /// The stored statistics, or `None` when nothing was saved yet.
     ///
     /// # Errors
     /// The store's failure, or [`ScoreError::Json`] when what is stored cannot be read.
-    fn load(&self) -> Result<Option<StatsSnapshot>, ScoreError>;
+    fn load(&mut self) -> Result<Option<StatsSnapshot>, ScoreError>;
 
     /// Saves everything `scorer` knows; returns how many candidates were saved.
     ///
     /// # Errors
     /// As [`save`](StatsStore::save).
-    fn save_from(&self, scorer: &dyn Scorer) -> Result<usize, ScoreError> {
+    fn save_from(&mut self, scorer: &dyn Scorer) -> Result<usize, ScoreError> {
         let snapshot = scorer.export();
         self.save(&snapshot)?;
         Ok(snapshot.len())
@@ -37,7 +38,7 @@ pub trait StatsStore: Send + Sync {
     ///
     /// # Errors
     /// As [`load`](StatsStore::load) and [`Scorer::import`].
-    fn restore_into(&self, scorer: &dyn Scorer) -> Result<usize, ScoreError> {
+    fn restore_into(&mut self, scorer: &dyn Scorer) -> Result<usize, ScoreError> {
         match self.load()? {
             Some(snapshot) => {
                 scorer.import(&snapshot)?;
@@ -71,7 +72,7 @@ impl JsonFileStore {
 }
 
 impl StatsStore for JsonFileStore {
-    fn save(&self, snapshot: &StatsSnapshot) -> Result<(), ScoreError> {
+    fn save(&mut self, snapshot: &StatsSnapshot) -> Result<(), ScoreError> {
         let file_error =
             |source| ScoreError::File { action: "write", path: self.path.clone(), source };
         let mut temporary = self.path.clone().into_os_string();
@@ -83,7 +84,7 @@ impl StatsStore for JsonFileStore {
         fs::rename(&temporary, &self.path).map_err(file_error)
     }
 
-    fn load(&self) -> Result<Option<StatsSnapshot>, ScoreError> {
+    fn load(&mut self) -> Result<Option<StatsSnapshot>, ScoreError> {
         match fs::read_to_string(&self.path) {
             Ok(json) => StatsSnapshot::from_json(&json).map(Some),
             Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -50,7 +50,7 @@ fn export_has_the_users_shape() {
 #[test]
 fn a_file_store_keeps_scores_across_a_restart() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let store = JsonFileStore::new(directory.path().join("scores.json"));
+    let mut store = JsonFileStore::new(directory.path().join("scores.json"));
     let clock = ManualClock::default();
     let before = busy_scorer(&clock);
     assert_eq!(store.load().expect("missing file is no error"), None);
