@@ -31,6 +31,7 @@ pub struct KeyScript {
     pub(crate) revoke_after: Option<u64>,
     pub(crate) quotas: Quotas,
     pub(crate) billing_stopped: bool,
+    pub(crate) group: Option<String>,
 }
 
 impl KeyScript {
@@ -43,6 +44,7 @@ impl KeyScript {
             revoke_after: None,
             quotas: Quotas::default(),
             billing_stopped: false,
+            group: None,
         }
     }
 
@@ -98,6 +100,15 @@ impl KeyScript {
     #[must_use]
     pub fn quotas(mut self, quotas: Quotas) -> Self {
         self.quotas = quotas;
+        self
+    }
+
+    /// Shares the quotas of a group (an organisation: Groq, Gemini and OpenAI count limits
+    /// per organisation or project, so its keys run out together). The group's quotas are
+    /// set with [`MockBuilder::group`](crate::MockBuilder::group); the key's own still apply.
+    #[must_use]
+    pub fn in_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
         self
     }
 
@@ -175,6 +186,9 @@ pub enum Fault {
     Fail(Failure),
     /// Never answers; the client's timeout must fire.
     Hang,
+    /// Serves the call as scripted, but this much later (slept on the mock's clock, on top
+    /// of the latency): a slow upstream rather than a dead one.
+    Slow(Duration),
     /// Drops the connection without a response (the client sees a reset or an early EOF).
     Reset,
     /// Answers 200 with a body (or a stream frame) that cannot be parsed.
@@ -224,6 +238,7 @@ impl Fault {
         match self {
             Self::Fail(failure) => failure.label(),
             Self::Hang => "hang",
+            Self::Slow(_) => "slow",
             Self::Reset => "reset",
             Self::Malformed => "malformed",
             Self::CutStream { .. } => "cut_stream",

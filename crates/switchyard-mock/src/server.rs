@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::openai::OpenAiWire;
-use crate::script::{Fault, FaultRule, KeyScript, Latency, ReplyScript};
+use crate::script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript};
 use crate::state::{KeyCounts, Outcome, RecordedRequest, State, Time};
 use crate::wire::{ChatSummary, Failure, Operation, Reply, StreamFrames, WireFormat, WireResponse};
 
@@ -45,6 +45,7 @@ pub struct MockBuilder {
     clock: Arc<dyn Clock>,
     time_zone: Tz,
     keys: Vec<KeyScript>,
+    groups: Vec<(String, Quotas)>,
     models: Vec<String>,
     context_window: Option<u64>,
     latency: Latency,
@@ -64,6 +65,7 @@ impl MockBuilder {
             clock: Arc::new(SystemClock),
             time_zone: Tz::UTC,
             keys: Vec::new(),
+            groups: Vec::new(),
             models: Vec::new(),
             context_window: None,
             latency: Latency::None,
@@ -109,6 +111,13 @@ impl MockBuilder {
     #[must_use]
     pub fn keys(mut self, keys: impl IntoIterator<Item = KeyScript>) -> Self {
         self.keys.extend(keys);
+        self
+    }
+
+    /// Quotas shared by every key scripted [`in_group`](KeyScript::in_group) `name`.
+    #[must_use]
+    pub fn group(mut self, name: impl Into<String>, quotas: Quotas) -> Self {
+        self.groups.push((name.into(), quotas));
         self
     }
 
@@ -194,7 +203,13 @@ impl MockBuilder {
             stream_interval: self.stream_interval,
             reply: self.reply,
             accept_unknown_keys: self.accept_unknown_keys,
-            state: Mutex::new(State::new(self.keys, self.faults, self.log_limit, self.seed)),
+            state: Mutex::new(State::new(
+                self.keys,
+                self.groups,
+                self.faults,
+                self.log_limit,
+                self.seed,
+            )),
         });
         let router = Router::new().fallback(handle).with_state(Arc::clone(&shared));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -389,7 +404,8 @@ async fn apply_fault(
         Fault::Fail(failure) => {
             render(shared.wire.failure(&failure, summary.map(|s| s.model.as_str())))
         }
-        Fault::Hang => std::future::pending().await,
+        // `decide` serves a slow call itself; a slow fault never gets here.
+        Fault::Hang | Fault::Slow(_) => std::future::pending().await,
         Fault::Reset => {
             control.kill.notify_one();
             std::future::pending().await
@@ -557,16 +573,21 @@ impl Shared {
         let reply = self.reply_for(summary.as_ref(), state.n_logged, &time);
         let model = summary.as_ref().map(|summary| summary.model.as_str());
 
-        if let Some(fault) = state.take_fault(key_id.as_ref(), model) {
-            record.outcome = Outcome::Fault(fault.clone());
-            state.record(record, key_idx);
-            return Plan::Fault { fault, summary, reply };
+        let mut delay = Duration::ZERO;
+        match state.take_fault(key_id.as_ref(), model) {
+            Some(Fault::Slow(slow)) => delay = slow,
+            Some(fault) => {
+                record.outcome = Outcome::Fault(fault.clone());
+                state.record(record, key_idx);
+                return Plan::Fault { fault, summary, reply };
+            }
+            None => {}
         }
 
         let refusal = self.refusal(&mut state, key_idx, secret, summary.as_ref(), &reply, &time);
         let mut response_headers = HeaderMap::new();
         if let Some(key_idx) = key_idx {
-            let readings = state.keys[key_idx].readings(&time);
+            let readings = state.readings(key_idx, &time);
             self.wire.limit_headers(&readings, &mut response_headers);
         }
         if let Some(failure) = refusal {
@@ -590,7 +611,7 @@ impl Shared {
         };
         record.outcome = Outcome::Served { usage: reply.usage };
         state.record(record, key_idx);
-        let latency = self.latency.sample(&mut state.rng);
+        let latency = self.latency.sample(&mut state.rng) + delay;
         Plan::Serve { summary, reply, headers: response_headers, latency }
     }
 
@@ -608,7 +629,7 @@ impl Shared {
         let Some(key_idx) = key_idx else {
             return (!self.accept_unknown_keys).then_some(Failure::InvalidKey { sent: secret });
         };
-        let key = &mut state.keys[key_idx];
+        let key = &state.keys[key_idx];
         if !key.script.valid || key.revoked() {
             return Some(Failure::InvalidKey { sent: secret });
         }
@@ -625,7 +646,7 @@ impl Shared {
         {
             return Some(Failure::ContextTooLong { max, requested: prompt_tokens });
         }
-        key.admit(time, u64::from(reply.usage.total_tokens)).err()
+        state.admit(key_idx, time, u64::from(reply.usage.total_tokens)).err()
     }
 
     fn reply_for(&self, summary: Option<&ChatSummary>, seq: u64, time: &Time) -> Reply {

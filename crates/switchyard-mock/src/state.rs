@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 use switchyard_core::{KeyId, Usage};
 
-use crate::script::{Fault, FaultRule, KeyScript};
+use crate::script::{Fault, FaultRule, KeyScript, Quotas};
 use crate::wire::{Failure, Unit, Window, WindowReading};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -192,26 +192,22 @@ pub struct RecordedRequest {
     pub outcome: Outcome,
 }
 
+/// One set of quota windows: a key's own, or a group's that several keys share.
 #[derive(Debug)]
-pub(crate) struct KeyState {
-    pub(crate) script: KeyScript,
+pub(crate) struct Windows {
     rpm: Option<MinuteWindow>,
     tpm: Option<MinuteWindow>,
     rpd: Option<DayWindow>,
     tpd: Option<DayWindow>,
-    pub(crate) counts: KeyCounts,
 }
 
-impl KeyState {
-    fn new(script: KeyScript) -> Self {
-        let quotas = script.quotas;
+impl Windows {
+    pub(crate) fn new(quotas: Quotas) -> Self {
         Self {
             rpm: quotas.requests_per_minute.map(MinuteWindow::new),
             tpm: quotas.tokens_per_minute.map(MinuteWindow::new),
             rpd: quotas.requests_per_day.map(DayWindow::new),
             tpd: quotas.tokens_per_day.map(DayWindow::new),
-            script,
-            counts: KeyCounts::default(),
         }
     }
 
@@ -224,10 +220,9 @@ impl KeyState {
         }
     }
 
-    /// Admits a call of `tokens` tokens and charges it, or says which window refuses it.
-    /// Daily windows are checked first: when both are spent, the day is what the client
-    /// needs to hear.
-    pub(crate) fn admit(&mut self, time: &Time, tokens: u64) -> Result<(), Failure> {
+    /// Says which window refuses a call of `tokens` tokens, if one does. Daily windows are
+    /// checked first: when both are spent, the day is what the client needs to hear.
+    pub(crate) fn check(&mut self, time: &Time, tokens: u64) -> Result<(), Failure> {
         self.settle(time.now, time.today);
         if let Some(tpm) = &self.tpm
             && tokens > tpm.limit
@@ -264,6 +259,11 @@ impl KeyState {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Charges an admitted call.
+    pub(crate) fn charge(&mut self, time: &Time, tokens: u64) {
         for (window, cost) in [(&mut self.rpm, 1), (&mut self.tpm, tokens)] {
             if let Some(window) = window {
                 window.charge(time.now, cost);
@@ -274,6 +274,13 @@ impl KeyState {
                 window.used += cost;
             }
         }
+    }
+
+    /// Checks and charges in one step.
+    #[cfg(test)]
+    pub(crate) fn admit(&mut self, time: &Time, tokens: u64) -> Result<(), Failure> {
+        self.check(time, tokens)?;
+        self.charge(time, tokens);
         Ok(())
     }
 
@@ -292,6 +299,21 @@ impl KeyState {
             }
         }
         readings
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct KeyState {
+    pub(crate) script: KeyScript,
+    pub(crate) windows: Windows,
+    /// The index of the quota group the key shares, if any.
+    pub(crate) group: Option<usize>,
+    pub(crate) counts: KeyCounts,
+}
+
+impl KeyState {
+    fn new(script: KeyScript, group: Option<usize>) -> Self {
+        Self { windows: Windows::new(script.quotas), script, group, counts: KeyCounts::default() }
     }
 
     /// Whether the key has been revoked by its call count.
@@ -323,6 +345,8 @@ impl Time {
 pub(crate) struct State {
     pub(crate) keys: Vec<KeyState>,
     pub(crate) by_secret: HashMap<String, usize>,
+    /// Quotas several keys share (an organisation's limits), by name.
+    pub(crate) groups: Vec<(String, Windows)>,
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) log: VecDeque<RecordedRequest>,
     pub(crate) log_limit: usize,
@@ -335,6 +359,7 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(
         keys: Vec<KeyScript>,
+        groups: Vec<(String, Quotas)>,
         faults: Vec<FaultRule>,
         log_limit: usize,
         seed: u64,
@@ -342,8 +367,24 @@ impl State {
         use rand::SeedableRng as _;
         let by_secret =
             keys.iter().enumerate().map(|(key_idx, key)| (key.secret.clone(), key_idx)).collect();
+        let mut groups: Vec<(String, Windows)> =
+            groups.into_iter().map(|(name, quotas)| (name, Windows::new(quotas))).collect();
+        let keys = keys
+            .into_iter()
+            .map(|script| {
+                let group = script.group.as_ref().map(|name| {
+                    groups.iter().position(|(group, _)| group == name).unwrap_or_else(|| {
+                        // A group named by a key but given no quotas limits nothing.
+                        groups.push((name.clone(), Windows::new(Quotas::default())));
+                        groups.len() - 1
+                    })
+                });
+                KeyState::new(script, group)
+            })
+            .collect();
         Self {
-            keys: keys.into_iter().map(KeyState::new).collect(),
+            keys,
+            groups,
             by_secret,
             faults,
             log: VecDeque::new(),
@@ -353,6 +394,33 @@ impl State {
             unknown_key: KeyCounts::default(),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
         }
+    }
+
+    /// Admits a call of `tokens` on a key and its group, charging both, or says which
+    /// window refuses it (the key's own first).
+    pub(crate) fn admit(
+        &mut self,
+        key_idx: usize,
+        time: &Time,
+        tokens: u64,
+    ) -> Result<(), Failure> {
+        let group = self.keys[key_idx].group;
+        self.keys[key_idx].windows.check(time, tokens)?;
+        if let Some(group) = group {
+            self.groups[group].1.check(time, tokens)?;
+            self.groups[group].1.charge(time, tokens);
+        }
+        self.keys[key_idx].windows.charge(time, tokens);
+        Ok(())
+    }
+
+    /// A key's windows for the rate-limit headers: its own, then its group's.
+    pub(crate) fn readings(&mut self, key_idx: usize, time: &Time) -> Vec<WindowReading> {
+        let mut readings = self.keys[key_idx].windows.readings(time);
+        if let Some(group) = self.keys[key_idx].group {
+            readings.extend(self.groups[group].1.readings(time));
+        }
+        readings
     }
 
     /// The first fault rule matching the call that fires, used up by one.
@@ -428,7 +496,7 @@ mod tests {
     #[test]
     fn a_minute_window_reopens_as_charges_age() {
         let clock = ManualClock::default();
-        let mut key = KeyState::new(KeyScript::valid("k", "s").requests_per_minute(2));
+        let mut key = Windows::new(KeyScript::valid("k", "s").requests_per_minute(2).quotas);
         assert_eq!(key.admit(&time(&clock), 1), Ok(()));
         clock.advance(Duration::from_secs(10));
         assert_eq!(key.admit(&time(&clock), 1), Ok(()));
@@ -453,7 +521,7 @@ mod tests {
     fn a_day_window_empties_at_local_midnight() {
         // 2026-01-15 12:00 UTC is 04:00 in Los Angeles: 20 hours to local midnight.
         let clock = ManualClock::default();
-        let mut key = KeyState::new(KeyScript::valid("k", "s").requests_per_day(1));
+        let mut key = Windows::new(KeyScript::valid("k", "s").requests_per_day(1).quotas);
         assert_eq!(key.admit(&time(&clock), 1), Ok(()));
         let refused = key.admit(&time(&clock), 1);
         let Err(Failure::RateLimited { window: Window::Day, retry_after, .. }) = refused else {
@@ -478,7 +546,7 @@ mod tests {
     #[test]
     fn tokens_beyond_the_minute_limit_are_too_large_not_limited() {
         let clock = ManualClock::default();
-        let mut key = KeyState::new(KeyScript::valid("k", "s").tokens_per_minute(100));
+        let mut key = Windows::new(KeyScript::valid("k", "s").tokens_per_minute(100).quotas);
         assert_eq!(
             key.admit(&time(&clock), 101),
             Err(Failure::RequestTooLarge { limit: 100, requested: 101 })

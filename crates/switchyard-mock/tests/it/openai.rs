@@ -204,3 +204,54 @@ async fn mistral_refuses_stream_options_with_its_422() {
     let body: Value = refused.json().await.expect("json");
     assert_eq!(body["detail"][0]["msg"], "stream_options: Extra inputs are not permitted");
 }
+
+#[tokio::test]
+async fn keys_of_one_group_run_out_together() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::openai()
+        .clock(clock.clone())
+        .group(
+            "org-1",
+            switchyard_mock::Quotas { requests_per_minute: Some(3), ..Default::default() },
+        )
+        .key(KeyScript::valid("a", "sk-a").in_group("org-1"))
+        .key(KeyScript::valid("b", "sk-b").in_group("org-1").requests_per_minute(1))
+        .key(KeyScript::valid("c", "sk-c"))
+        .start()
+        .await
+        .expect("starts");
+    assert_eq!(post(&mock, "sk-a", &chat("hi")).await.status(), 200);
+    assert_eq!(post(&mock, "sk-b", &chat("hi")).await.status(), 200);
+    assert_eq!(post(&mock, "sk-b", &chat("hi")).await.status(), 429, "b's own limit");
+    assert_eq!(post(&mock, "sk-a", &chat("hi")).await.status(), 200);
+    let refused = post(&mock, "sk-a", &chat("hi")).await;
+    assert_eq!(refused.status(), 429, "the group's three are spent");
+    assert_eq!(refused.headers()["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(post(&mock, "sk-c", &chat("hi")).await.status(), 200, "outside the group");
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(post(&mock, "sk-a", &chat("hi")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_slow_fault_serves_late_on_the_clock() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::openai()
+        .clock(clock.clone())
+        .accept_unknown_keys()
+        .fault(FaultRule::once(Fault::Slow(Duration::from_secs(30))))
+        .start()
+        .await
+        .expect("starts");
+    let url = format!("{}/chat/completions", mock.base_url());
+    let call = tokio::spawn(async move {
+        reqwest::Client::new().post(url).bearer_auth("any").json(&chat("hi")).send().await
+    });
+    while clock.sleepers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!call.is_finished());
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(call.await.expect("task").expect("answered").status(), 200);
+    assert!(matches!(mock.last_request().expect("logged").outcome, Outcome::Served { .. }));
+    assert_eq!(post(&mock, "any", &chat("hi")).await.status(), 200, "only once");
+}
