@@ -1,6 +1,7 @@
 //! The Messages API's JSON, as serde types: the request body, the response, the streamed
 //! events and the error body. Field names are Anthropic's; nothing here knows
-//! [`switchyard_core::ChatRequest`] (that is [`crate::encode`] and [`crate::decode`]).
+//! [`switchyard_core::ChatRequest`] (that is [`crate::encode_request`] and
+//! [`crate::decode_response`]).
 //!
 //! Every type both serializes and deserializes, so a test (or `switchyard-mock`) can read a
 //! body back and check what was sent.

@@ -234,7 +234,7 @@ fn function_response(message: &Message, earlier: &[Message]) -> Result<Part, Gem
     Ok(Part { function_response: Some(FunctionResponse { id, name, response }), ..Part::default() })
 }
 
-/// Splits an id made by [`crate::decode`] into Gemini's own call id (none for a made-up one)
+/// Splits an id made by [`crate::call_id`] into Gemini's own call id (none for a made-up one)
 /// and the thought signature.
 pub fn split_call_id(id: &str) -> (Option<String>, Option<String>) {
     let (id, signature) = match id.split_once(SIGNATURE_MARK) {
