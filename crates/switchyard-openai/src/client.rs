@@ -209,7 +209,8 @@ impl OpenAiProvider {
         if status.is_success() {
             return Ok((response, snapshot, upstream_request_id));
         }
-        let body = response.bytes().await.map_err(|error| context.transport(&error))?;
+        // An error body cut short still has its status: classify by that alone.
+        let body = response.bytes().await.unwrap_or_default();
         let wire = parse_error_body(&body);
         Err(context.reported(status.as_u16(), wire.as_ref(), &body, snapshot, upstream_request_id))
     }

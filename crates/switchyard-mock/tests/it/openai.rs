@@ -255,3 +255,20 @@ async fn a_slow_fault_serves_late_on_the_clock() {
     assert!(matches!(mock.last_request().expect("logged").outcome, Outcome::Served { .. }));
     assert_eq!(post(&mock, "any", &chat("hi")).await.status(), 200, "only once");
 }
+
+#[tokio::test]
+async fn without_a_log_the_counters_stay_exact() {
+    let mock = MockUpstream::openai()
+        .log_limit(0)
+        .key(KeyScript::valid("a", "sk-a").requests_per_minute(2))
+        .start()
+        .await
+        .expect("starts");
+    for _ in 0..3 {
+        post(&mock, "sk-a", &chat("hi")).await;
+    }
+    assert!(mock.log().is_empty());
+    let counts = mock.counts("a").expect("a");
+    assert_eq!((counts.requests, counts.served, counts.rate_limited), (3, 2, 1));
+    assert_eq!(counts.completion_tokens, 2 * 3, "\"You said: hi\" is three words");
+}
