@@ -2,8 +2,9 @@
 //!
 //! What moves where (the full table is in `docs/providers.md`):
 //! - system messages are joined (blank line between) into the top-level `system` field;
-//! - a tool result becomes a `user` message with one `tool_result` block, an assistant's tool
-//!   calls become `tool_use` blocks whose `input` is the parsed arguments object;
+//! - a tool result becomes a `tool_result` block of a `user` message (consecutive results
+//!   share one message), an assistant's tool calls become `tool_use` blocks whose `input` is
+//!   the parsed arguments object;
 //! - `max_tokens` is required by Anthropic: an absent limit becomes
 //!   [`DEFAULT_MAX_TOKENS`] (or the configured default);
 //! - `temperature` above Anthropic's 1.0 ceiling is clamped to 1.0; `seed` and a message's
@@ -53,12 +54,7 @@ pub fn encode_request(
     stream: bool,
 ) -> Result<Encoded, AnthropicError> {
     let system = system_prompt(&request.messages)?;
-    let messages = request
-        .messages
-        .iter()
-        .filter(|message| message.role != Role::System)
-        .map(encode_message)
-        .collect::<Result<Vec<_>, _>>()?;
+    let messages = encode_messages(&request.messages)?;
     if messages.is_empty() {
         return Err(AnthropicError::Refused(
             "anthropic needs at least one user or assistant message".into(),
@@ -127,6 +123,28 @@ fn system_prompt(messages: &[Message]) -> Result<Option<String>, AnthropicError>
         parts.push(message.joined_text());
     }
     Ok(if parts.is_empty() { None } else { Some(parts.join("\n\n")) })
+}
+
+/// The conversation without its system messages. Consecutive tool results share one `user`
+/// message: Anthropic wants every result of an assistant turn's calls in the next message.
+fn encode_messages(messages: &[Message]) -> Result<Vec<WireMessage>, AnthropicError> {
+    let mut wire: Vec<WireMessage> = Vec::with_capacity(messages.len());
+    let mut previous_was_tool = false;
+    for message in messages.iter().filter(|message| message.role != Role::System) {
+        let encoded = encode_message(message)?;
+        match (wire.last_mut(), previous_was_tool && message.role == Role::Tool, encoded.content) {
+            (
+                Some(WireMessage { content: WireContent::Blocks(results), .. }),
+                true,
+                WireContent::Blocks(more),
+            ) => {
+                results.extend(more);
+            }
+            (_, _, content) => wire.push(WireMessage { role: encoded.role, content }),
+        }
+        previous_was_tool = message.role == Role::Tool;
+    }
+    Ok(wire)
 }
 
 fn encode_message(message: &Message) -> Result<WireMessage, AnthropicError> {
@@ -396,6 +414,37 @@ mod tests {
             body["messages"][2],
             json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C, sunny"}]})
         );
+    }
+
+    #[test]
+    fn parallel_tool_results_share_one_user_message() {
+        let mut assistant = Message::assistant("");
+        for (id, city) in [("toolu_a", "Paris"), ("toolu_b", "Rome")] {
+            assistant.tool_calls.push(ToolCall {
+                id: id.into(),
+                name: "weather".into(),
+                arguments: format!(r#"{{"city":"{city}"}}"#),
+            });
+        }
+        let request = ChatRequest {
+            messages: vec![
+                Message::user("weather in Paris and Rome?"),
+                assistant,
+                Message::tool_result("toolu_a", "18C"),
+                Message::tool_result("toolu_b", "24C"),
+                Message::user("and tomorrow?"),
+            ],
+            ..ChatRequest::default()
+        };
+        let body = encode_request(&request, "m", 10, false).expect("encodes").body;
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(4));
+        assert_eq!(
+            body["messages"][2],
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_a", "content": "18C"},
+                {"type": "tool_result", "tool_use_id": "toolu_b", "content": "24C"}]})
+        );
+        assert_eq!(body["messages"][3], json!({"role": "user", "content": "and tomorrow?"}));
     }
 
     #[test]
