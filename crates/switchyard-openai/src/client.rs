@@ -187,7 +187,7 @@ impl OpenAiProvider {
                 request = request.header("HTTP-Referer", referer);
             }
             if let Some(title) = &self.config.attribution.title {
-                request = request.header("X-Title", title);
+                request = request.header("X-Title", title).header("X-OpenRouter-Title", title);
             }
         }
         for (name, value) in &self.config.headers {

@@ -1,9 +1,9 @@
-//! The crate's own error: a provider that cannot be built. Failed calls are
+//! The crate's own error: a provider that cannot be configured or built. Failed calls are
 //! [`ProviderError`](switchyard_core::ProviderError)s, classified like every adapter's.
 
 use switchyard_core::{Classify, NextStep, ProviderId};
 
-/// Why an [`OpenAiProvider`](crate::OpenAiProvider) could not be built.
+/// Why an [`OpenAiProvider`](crate::OpenAiProvider) could not be configured or built.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenAiError {
     /// The base URL is not an `http://` or `https://` URL.
@@ -14,6 +14,11 @@ pub enum OpenAiError {
         /// The URL given.
         url: String,
     },
+    /// No preset has this name.
+    #[error(
+        "no OpenAI-format preset named {0:?} (openai, groq, mistral, openrouter, openai-compatible)"
+    )]
+    UnknownPreset(String),
     /// The HTTP client could not be built (the TLS roots could not be loaded).
     #[error("provider {id}: cannot build its HTTP client")]
     Client {
@@ -29,7 +34,7 @@ impl Classify for OpenAiError {
     fn next_step(&self) -> NextStep {
         match self {
             // Configuration errors: no other attempt fixes them; the operator must.
-            Self::BaseUrl { .. } | Self::Client { .. } => NextStep::Stop,
+            Self::BaseUrl { .. } | Self::UnknownPreset(_) | Self::Client { .. } => NextStep::Stop,
         }
     }
 }

@@ -89,12 +89,31 @@ impl Preset {
     }
 }
 
+impl std::str::FromStr for Preset {
+    type Err = crate::OpenAiError;
+
+    /// Reads a preset by the name configuration files use: `openai`, `groq`, `mistral`,
+    /// `openrouter`, or `openai-compatible` (also `compatible`, `vllm`, `llama.cpp`,
+    /// `lmstudio`, `ollama-openai`).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "openai" => Ok(Self::OpenAi),
+            "groq" => Ok(Self::Groq),
+            "mistral" => Ok(Self::Mistral),
+            "openrouter" => Ok(Self::OpenRouter),
+            "openai-compatible" | "compatible" | "vllm" | "llama.cpp" | "llamacpp" | "lmstudio"
+            | "lm-studio" | "ollama-openai" => Ok(Self::Compatible),
+            _ => Err(crate::OpenAiError::UnknownPreset(name.to_owned())),
+        }
+    }
+}
+
 /// OpenRouter's optional app attribution.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attribution {
     /// Sent as `HTTP-Referer`: the app's URL.
     pub referer: Option<String>,
-    /// Sent as `X-Title`: the app's name.
+    /// Sent as `X-Title` and `X-OpenRouter-Title` (the newer name): the app's name.
     pub title: Option<String>,
 }
 

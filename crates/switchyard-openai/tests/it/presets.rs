@@ -68,8 +68,26 @@ async fn openrouter_sends_its_attribution_headers() {
     let logged = mock.last_request().expect("logged");
     assert_eq!(logged.headers["http-referer"], "https://example.test/app");
     assert_eq!(logged.headers["x-title"], "Switchyard tests");
+    assert_eq!(logged.headers["x-openrouter-title"], "Switchyard tests");
     assert_eq!(logged.headers["x-extra"], "1");
     assert_eq!(logged.headers["authorization"], "Bearer [key unknown]");
+}
+
+#[test]
+fn presets_are_named_as_configuration_names_them() {
+    let cases = [
+        ("openai", Preset::OpenAi),
+        ("Groq", Preset::Groq),
+        ("mistral", Preset::Mistral),
+        ("openrouter", Preset::OpenRouter),
+        ("vllm", Preset::Compatible),
+        ("ollama-openai", Preset::Compatible),
+    ];
+    for (name, preset) in cases {
+        assert_eq!(name.parse::<Preset>().expect(name), preset);
+    }
+    let error = "anthropic".parse::<Preset>().expect_err("not an OpenAI-format preset");
+    assert!(error.to_string().contains("\"anthropic\""), "{error}");
 }
 
 #[test]
