@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use switchyard_core::{
-    Call, ChatReply, ChatRequest, Credential, ErrorKind, LimitScope, Message, ModelId, Provider,
-    ProviderError, StreamAccumulator,
+    Call, ChatReply, ChatRequest, ChatResponse, Credential, ErrorKind, FinishReason, LimitScope,
+    Message, ModelId, Provider, ProviderError, StreamAccumulator, Tool, ToolCall, ToolChoice,
 };
 
-use crate::script::{Fault, FaultRule, KeyScript};
+use crate::script::{Fault, FaultRule, KeyScript, ReplyScript};
 use crate::server::{MockBuilder, MockUpstream};
 use crate::wire::{Failure, Unit, Window};
 
@@ -136,9 +136,16 @@ impl Conformance {
     }
 
     async fn chat(&self, provider: &dyn Provider) -> Result<ChatReply, ProviderError> {
-        let request = Self::request();
-        let credential = Self::credential();
-        provider.chat(Call::new(&request, &self.model, Some(&credential))).await
+        self.chat_with(provider, &Self::request(), &Self::credential()).await
+    }
+
+    async fn chat_with(
+        &self,
+        provider: &dyn Provider,
+        request: &ChatRequest,
+        credential: &Credential,
+    ) -> Result<ChatReply, ProviderError> {
+        provider.chat(Call::new(request, &self.model, Some(credential))).await
     }
 
     /// Streams and reassembles; the first `Err` item ends it.
@@ -146,10 +153,17 @@ impl Conformance {
         &self,
         provider: &dyn Provider,
     ) -> Result<(StreamAccumulator, Option<ProviderError>), ProviderError> {
-        let request = Self::request();
+        self.stream_with(provider, &Self::request()).await
+    }
+
+    async fn stream_with(
+        &self,
+        provider: &dyn Provider,
+        request: &ChatRequest,
+    ) -> Result<(StreamAccumulator, Option<ProviderError>), ProviderError> {
         let credential = Self::credential();
         let mut stream =
-            provider.chat_stream(Call::new(&request, &self.model, Some(&credential))).await?;
+            provider.chat_stream(Call::new(request, &self.model, Some(&credential))).await?;
         let mut accumulator = StreamAccumulator::new();
         while let Some(item) = stream.chunks.next().await {
             match item {
@@ -259,5 +273,66 @@ impl Conformance {
         let reset = self.chat(&*provider).await.expect_err("a reset");
         assert_eq!(reset.kind, ErrorKind::Network, "{reset}");
         assert_eq!(mock.totals().faulted, 2);
+    }
+
+    /// A key the upstream does not know is an invalid key, named by its id, and neither the
+    /// error's `Display` nor its `Debug` shows the secret.
+    pub async fn unknown_key_shows_no_secret(&self) {
+        let (mock, provider) = self.start(|key| key).await;
+        let secret = "sk-conformance-unknown-SECRET-0000000000";
+        let stranger = Credential::new("stranger", secret);
+        let error = self
+            .chat_with(&*provider, &Self::request(), &stranger)
+            .await
+            .expect_err("an unknown key is refused");
+        assert_eq!(error.kind, ErrorKind::InvalidKey, "{error}");
+        assert_eq!(error.key.as_ref().map(|key| key.as_str()), Some("stranger"));
+        for text in [format!("{error}"), format!("{error:?}"), format!("{error:#?}")] {
+            assert!(!text.contains(secret) && !text.contains("SECRET"), "{text}");
+        }
+        assert_eq!(mock.unknown_key_counts().refused, 1);
+    }
+
+    /// The mock answers with a tool call; plain and streamed answers carry the same call,
+    /// and the finish reason says tools were called. Returns the plain answer.
+    pub async fn tool_call(&self) -> ChatResponse {
+        let call = ToolCall {
+            id: "call_conformance_1".to_owned(),
+            name: "weather".to_owned(),
+            arguments: r#"{"city":"Oslo","unit":"celsius"}"#.to_owned(),
+        };
+        let mock = (self.make_mock)()
+            .key(KeyScript::valid(KEY_ID, KEY_SECRET))
+            .reply(ReplyScript::ToolCalls(vec![call.clone()]))
+            .start()
+            .await
+            .expect("the mock binds 127.0.0.1:0");
+        let provider = (self.make_provider)(&mock.base_url(), Duration::from_secs(10));
+        let mut request = Self::request();
+        request.tools.push(Tool {
+            name: "weather".to_owned(),
+            description: Some("Current weather in a city".to_owned()),
+            parameters: serde_json::json!({"type": "object",
+                "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                "required": ["city"]}),
+        });
+        request.tool_choice = Some(ToolChoice::Function("weather".to_owned()));
+        let plain = self
+            .chat_with(&*provider, &request, &Self::credential())
+            .await
+            .expect("a tool call")
+            .response;
+        assert_eq!(plain.tool_calls.len(), 1, "{plain:?}");
+        assert_eq!(plain.tool_calls[0].name, call.name);
+        let arguments: serde_json::Value =
+            serde_json::from_str(&plain.tool_calls[0].arguments).expect("arguments are JSON");
+        assert_eq!(arguments["city"], "Oslo");
+        assert_eq!(plain.finish_reason, Some(FinishReason::ToolCalls));
+        let (accumulator, error) = self.stream_with(&*provider, &request).await.expect("a stream");
+        assert!(error.is_none(), "the stream failed: {error:?}");
+        let streamed = accumulator.finish();
+        assert_eq!(streamed.tool_calls, plain.tool_calls, "deltas reassemble to the same call");
+        assert_eq!(streamed.finish_reason, plain.finish_reason);
+        plain
     }
 }

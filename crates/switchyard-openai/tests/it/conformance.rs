@@ -83,3 +83,16 @@ async fn malformed() {
 async fn cut_stream() {
     openai().cut_stream().await;
 }
+
+#[tokio::test]
+async fn unknown_key_shows_no_secret() {
+    openai().unknown_key_shows_no_secret().await;
+    suite(Preset::Mistral, Flavor::Mistral).unknown_key_shows_no_secret().await;
+}
+
+#[tokio::test]
+async fn tool_call() {
+    let response = openai().tool_call().await;
+    assert_eq!(response.tool_calls[0].id, "call_conformance_1");
+    suite(Preset::Groq, Flavor::Groq).tool_call().await;
+}
