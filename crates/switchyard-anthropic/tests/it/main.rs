@@ -1,6 +1,7 @@
 //! The Anthropic adapter over real HTTP against `switchyard-mock` on loopback.
 #![cfg(test)]
 
+mod agreement;
 mod conformance;
 mod errors;
 mod support;

@@ -1,6 +1,7 @@
 //! The Gemini adapter over real HTTP against `switchyard-mock` on loopback.
 #![cfg(test)]
 
+mod agreement;
 mod conformance;
 mod errors;
 mod support;
