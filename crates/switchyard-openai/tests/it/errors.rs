@@ -291,3 +291,58 @@ async fn openrouters_daily_counter_quoted_in_the_body_gives_the_reset() {
         (LimitScope::Day, Some(50), Some(0))
     );
 }
+
+#[tokio::test]
+async fn sse_with_crlf_no_space_and_event_names_still_reads() {
+    let mock = mock().await;
+    let body = concat!(
+        ": keep-alive\r\n\r\n",
+        "event: message\r\n",
+        "data:{\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"},\"finish_reason\":\"stop\"}]}\r\n\r\n",
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\r\n\r\n",
+        "data: [DONE]\r\n\r\n",
+    );
+    mock.inject(FaultRule::once(Fault::Raw {
+        status: 200,
+        content_type: "text/event-stream".to_owned(),
+        headers: Vec::new(),
+        body: body.to_owned(),
+    }));
+    let adapter = for_mock(Preset::Compatible, &mock);
+    let request = ChatRequest::from_user("hi");
+    let model = ModelId::new("gpt-4o-mini");
+    let credential = credential();
+    let mut stream =
+        adapter.chat_stream(Call::new(&request, &model, Some(&credential))).await.expect("starts");
+    let mut accumulator = switchyard_core::StreamAccumulator::new();
+    while let Some(chunk) = stream.chunks.next().await {
+        accumulator.push(&chunk.expect("a chunk"));
+    }
+    let response = accumulator.finish();
+    assert_eq!(response.text, "Hi there");
+    assert_eq!(response.usage, switchyard_core::Usage::new(3, 2));
+    assert_eq!(response.finish_reason, Some(switchyard_core::FinishReason::Stop));
+}
+
+#[tokio::test]
+async fn a_stream_ending_without_done_or_finish_is_an_error() {
+    let mock = mock().await;
+    let body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
+    mock.inject(FaultRule::once(Fault::Raw {
+        status: 200,
+        content_type: "text/event-stream".to_owned(),
+        headers: Vec::new(),
+        body: body.to_owned(),
+    }));
+    let adapter = for_mock(Preset::OpenAi, &mock);
+    let request = ChatRequest::from_user("hi");
+    let model = ModelId::new("gpt-4o-mini");
+    let credential = credential();
+    let mut stream =
+        adapter.chat_stream(Call::new(&request, &model, Some(&credential))).await.expect("starts");
+    assert_eq!(stream.chunks.next().await.expect("a chunk").expect("text").text, "Hi");
+    let error = stream.chunks.next().await.expect("an item").expect_err("ended early");
+    assert_eq!(error.kind, ErrorKind::Network);
+    assert!(stream.chunks.next().await.is_none());
+}
