@@ -140,13 +140,17 @@ impl Anthropic {
         clippy::result_large_err,
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
-    fn start<'a>(&self, call: &Call<'a>) -> Result<(Attempt, &'a Credential), ProviderError> {
+    fn start<'a>(
+        &self,
+        model: &ModelId,
+        credential: Option<&'a Credential>,
+    ) -> Result<(Attempt, &'a Credential), ProviderError> {
         let attempt = Attempt {
             provider: self.config.id.clone(),
-            model: call.model.clone(),
-            credential: call.credential.cloned(),
+            model: model.clone(),
+            credential: credential.cloned(),
         };
-        let credential = call.credential.ok_or_else(|| {
+        let credential = credential.ok_or_else(|| {
             attempt.label(ProviderError::new(
                 ErrorKind::InvalidKey,
                 self.config.id.clone(),
@@ -168,7 +172,7 @@ impl Provider for Anthropic {
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, credential) = self.start(&call)?;
+        let (attempt, credential) = self.start(call.model, call.credential)?;
         let encoded = encode_request(
             call.request,
             call.model.as_str(),
@@ -193,7 +197,7 @@ impl Provider for Anthropic {
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, credential) = self.start(&call)?;
+        let (attempt, credential) = self.start(call.model, call.credential)?;
         let encoded =
             encode_request(call.request, call.model.as_str(), self.config.default_max_tokens, true)
                 .map_err(|error| attempt.error(error))?;
@@ -219,9 +223,7 @@ impl Provider for Anthropic {
         &self,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let model = ModelId::new("");
-        let request = switchyard_core::ChatRequest::default();
-        let (attempt, credential) = self.start(&Call::new(&request, &model, credential))?;
+        let (attempt, credential) = self.start(&ModelId::new(""), credential)?;
         let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
         let mut models = Vec::new();
         let mut after_id: Option<String> = None;
