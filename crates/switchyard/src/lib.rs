@@ -1,15 +1,44 @@
-//! The facade: a [`Router`]-to-be that expands a route into candidates, admits them through
-//! the quota ledger, ranks them with a strategy, calls the best, and falls back in a cascade
-//! decided by each failure's classification.
+//! The facade: a [`Router`] that expands a route into candidates (provider, key, model),
+//! drops those that may not run now (quota ledger, key state, circuit breaker), ranks the
+//! rest with the route's [`Strategy`], calls the best, and falls back in a cascade decided by
+//! each failure's classification: the same candidate after a backoff, the next key, the next
+//! model, the next provider, or an immediate answer. When nothing can serve, the caller gets
+//! one typed [`RouterError`] that says why.
 //!
 //! This crate joins the parts through their traits (`Provider`, `KeySource`, `QuotaLedger`,
-//! `Scorer`) and never through another crate's internals. Being built: the pieces that stand
-//! on `switchyard-core` alone come first — targets, circuit breakers, backoff.
+//! `Scorer`) and never through another crate's internals. It never reads the system time:
+//! everything runs on the [`Clock`] it is given.
 
 pub mod backoff;
 pub mod circuit;
+mod error;
+mod events;
+mod router;
+mod stats;
+pub mod strategy;
+mod stream;
 pub mod target;
+mod trace;
 
 pub use backoff::Backoff;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
+pub use error::{BuildError, RouterError};
+pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};
+pub use router::{
+    FeedbackError, ModelFacts, Price, RequestOptions, RouteConfig, Router, RouterBuilder,
+    RouterConfig,
+};
+pub use stats::{RouterStats, SessionSummary};
+pub use strategy::{CandidateView, RankContext, Strategy, StrategyKind};
+pub use stream::{RoutedStream, StreamError};
 pub use target::{Target, TargetError};
+pub use trace::{Answer, Attempt, Considered, Skip, Trace};
+
+// What a library user needs, side by side.
+pub use switchyard_core::{
+    Candidate, ChatRequest, ChatResponse, Clock, Credential, ErrorKind, KeyId, ManualClock,
+    Message, ModelId, Provider, ProviderError, ProviderId, SystemClock, Usage,
+};
+pub use switchyard_quota::{MemoryLedger, QuotaConfig, QuotaError, QuotaLedger};
+pub use switchyard_score::{AdaptiveScorer, Scorer};
+pub use switchyard_vault::KeySource;

@@ -1,0 +1,243 @@
+//! The one typed error a caller gets when nothing could serve, named like the quota status so
+//! a client, an operator and a dashboard read the same words.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use switchyard_core::{ErrorKind, ProviderError};
+
+use crate::trace::Trace;
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// Every candidate's key is out of quota for its window.
+    #[error("QUOTA_EXCEEDED: route {route}: all {n_keys} keys are out of quota{}", reset_text(*.earliest_reset))]
+    QuotaExceeded {
+        /// The route.
+        route: String,
+        /// Keys out of quota.
+        n_keys: usize,
+        /// When the first of them resets, if known.
+        earliest_reset: Option<DateTime<Utc>>,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
+    /// Some keys still have quota but none could take this request now.
+    #[error("PARTIAL_QUOTA: route {route}: {n_busy} of {n_keys} keys have quota left but none can take this request now{}", free_text(*.next_free))]
+    PartialQuota {
+        /// The route.
+        route: String,
+        /// Keys with quota left but busy or too small for this request.
+        n_busy: usize,
+        /// Keys considered.
+        n_keys: usize,
+        /// When the first frees, if known.
+        next_free: Option<DateTime<Utc>>,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
+    /// Every key is invalid or billing-stopped.
+    #[error(
+        "INVALID_KEYS: route {route}: all {n_keys} keys are invalid, revoked or out of credit; replace or re-enable them"
+    )]
+    InvalidKeys {
+        /// The route.
+        route: String,
+        /// Keys considered.
+        n_keys: usize,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
+    /// Every attempt failed.
+    #[error("ALL_PROVIDERS_FAILED: route {route}: {}", attempts_text(.trace))]
+    AllProvidersFailed {
+        /// The route.
+        route: String,
+        /// What the router did, with every attempt and its class.
+        trace: Box<Trace>,
+    },
+    /// The request itself is wrong; it was not retried elsewhere.
+    #[error("BAD_REQUEST: {source}")]
+    BadRequest {
+        /// The upstream's answer.
+        #[source]
+        source: Box<ProviderError>,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
+    /// The provider refused the content and the route does not move such requests elsewhere.
+    #[error("CONTENT_FILTERED: {source}")]
+    ContentFiltered {
+        /// The upstream's answer.
+        #[source]
+        source: Box<ProviderError>,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
+    /// The request's deadline passed.
+    #[error("DEADLINE_EXCEEDED: route {route}: no answer within {:.3}s after {} attempts", .after.as_secs_f64(), .trace.attempts.len())]
+    DeadlineExceeded {
+        /// The route.
+        route: String,
+        /// The deadline.
+        after: Duration,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
+    /// No route of that name, and not a `provider/model` the router knows.
+    #[error("UNKNOWN_ROUTE: no route or provider/model named {0:?}")]
+    UnknownRoute(String),
+    /// The quota backend failed and is configured to fail closed.
+    #[error("QUOTA_BACKEND: {0}")]
+    QuotaBackend(#[source] switchyard_quota::QuotaError),
+}
+
+impl RouterError {
+    /// The error's stable code, as the gateway sends it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Self::PartialQuota { .. } => "PARTIAL_QUOTA",
+            Self::InvalidKeys { .. } => "INVALID_KEYS",
+            Self::AllProvidersFailed { .. } => "ALL_PROVIDERS_FAILED",
+            Self::BadRequest { .. } => "BAD_REQUEST",
+            Self::ContentFiltered { .. } => "CONTENT_FILTERED",
+            Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
+            Self::UnknownRoute(_) => "UNKNOWN_ROUTE",
+            Self::QuotaBackend(_) => "QUOTA_BACKEND",
+        }
+    }
+
+    /// What the router did, when it got as far as routing.
+    pub fn trace(&self) -> Option<&Trace> {
+        match self {
+            Self::QuotaExceeded { trace, .. }
+            | Self::PartialQuota { trace, .. }
+            | Self::InvalidKeys { trace, .. }
+            | Self::AllProvidersFailed { trace, .. }
+            | Self::BadRequest { trace, .. }
+            | Self::ContentFiltered { trace, .. }
+            | Self::DeadlineExceeded { trace, .. } => Some(trace),
+            Self::UnknownRoute(_) | Self::QuotaBackend(_) => None,
+        }
+    }
+
+    /// When retrying could succeed, if the router knows (the earliest reset or free slot).
+    pub fn retry_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::QuotaExceeded { earliest_reset, .. } => *earliest_reset,
+            Self::PartialQuota { next_free, .. } => *next_free,
+            Self::InvalidKeys { .. }
+            | Self::AllProvidersFailed { .. }
+            | Self::BadRequest { .. }
+            | Self::ContentFiltered { .. }
+            | Self::DeadlineExceeded { .. }
+            | Self::UnknownRoute(_)
+            | Self::QuotaBackend(_) => None,
+        }
+    }
+}
+
+fn reset_text(at: Option<DateTime<Utc>>) -> String {
+    at.map(|at| format!("; the first resets at {}", at.to_rfc3339())).unwrap_or_default()
+}
+
+fn free_text(at: Option<DateTime<Utc>>) -> String {
+    at.map(|at| format!("; the first frees at {}", at.to_rfc3339())).unwrap_or_default()
+}
+
+fn attempts_text(trace: &Trace) -> String {
+    if trace.attempts.is_empty() {
+        return "no candidate could be called".to_owned();
+    }
+    let mut text = format!("{} attempts failed:", trace.attempts.len());
+    for attempt in &trace.attempts {
+        let class = attempt.error.map_or("ok", ErrorKind::as_str);
+        let _ = write!(text, " {} {};", attempt.candidate, class);
+    }
+    text.pop();
+    text
+}
+
+/// A router that cannot be built from what it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A route names a provider that was not added.
+    #[error("route {route}: target {target} names provider {provider}, which is not configured")]
+    UnknownProvider {
+        /// The route.
+        route: String,
+        /// The target.
+        target: String,
+        /// The provider.
+        provider: String,
+    },
+    /// A target cannot be read.
+    #[error("route {route}: {source}")]
+    Target {
+        /// The route.
+        route: String,
+        /// Why.
+        #[source]
+        source: crate::TargetError,
+    },
+    /// A route has no target.
+    #[error("route {0} has no targets")]
+    EmptyRoute(String),
+    /// Two routes share a name.
+    #[error("route {0} is defined twice")]
+    DuplicateRoute(String),
+    /// Reading keys from a key source failed.
+    #[error("reading keys from {source_name} failed: {message}")]
+    Keys {
+        /// The source.
+        source_name: String,
+        /// Its error, as text.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::Candidate;
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let reset = DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z").expect("date").to_utc();
+        let error = RouterError::QuotaExceeded {
+            route: "default".into(),
+            n_keys: 5,
+            earliest_reset: Some(reset),
+            trace: Box::default(),
+        };
+        assert_eq!(error.code(), "QUOTA_EXCEEDED");
+        assert_eq!(
+            error.to_string(),
+            "QUOTA_EXCEEDED: route default: all 5 keys are out of quota; the first resets at 2026-11-24T08:00:00+00:00"
+        );
+        assert_eq!(error.retry_at(), Some(reset));
+    }
+
+    #[test]
+    fn all_failed_lists_each_attempt_and_class() {
+        let mut trace = Trace::default();
+        for (key, kind) in [("g1", ErrorKind::ServerError), ("g2", ErrorKind::Timeout)] {
+            trace.attempts.push(crate::trace::Attempt {
+                candidate: Candidate::new("gemini", key, "flash"),
+                fingerprint: switchyard_core::Fingerprint::of(key),
+                error: Some(kind),
+                status: None,
+                latency: Duration::ZERO,
+                upstream_request_id: None,
+            });
+        }
+        let error = RouterError::AllProvidersFailed { route: "r".into(), trace: Box::new(trace) };
+        assert_eq!(
+            error.to_string(),
+            "ALL_PROVIDERS_FAILED: route r: 2 attempts failed: gemini/flash [g1] server_error; gemini/flash [g2] timeout"
+        );
+    }
+}

@@ -1,0 +1,1328 @@
+//! The [`Router`]: expand a route into candidates, drop those that may not run now, rank the
+//! rest, call the best, and fall back in the cascade each failure's class decides.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use switchyard_core::{
+    Call, Candidate, ChatReply, ChatRequest, Classify, Clock, Credential, ErrorKind, Fingerprint,
+    KeyId, ModelId, NextStep, Provider, ProviderError, ProviderId, RateLimitSnapshot, SystemClock,
+    Usage,
+};
+use switchyard_quota::{
+    Estimate, MemoryLedger, Permit, QuotaConfig, QuotaError, QuotaLedger, Refusal,
+};
+use switchyard_score::{AdaptiveScorer, Outcome, Scorer};
+use switchyard_vault::KeySource;
+
+use crate::backoff::Backoff;
+use crate::circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
+use crate::error::{BuildError, RouterError};
+use crate::events::{AttemptEvent, EventSink, RequestEvent, RouterEvent, trace_event};
+use crate::stats::{RouterStats, StatsCounters};
+use crate::strategy::{CandidateView, RankContext, SplitMix64, Strategy, StrategyKind};
+use crate::target::Target;
+use crate::trace::{Answer, Attempt, Considered, Skip, Trace};
+
+/// A model's price, for cost-optimal ranking and events.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Price {
+    /// Dollars per million input tokens.
+    pub input_per_mtok: f64,
+    /// Dollars per million output tokens.
+    pub output_per_mtok: f64,
+    /// Dollars per request, on top.
+    pub per_request: f64,
+}
+
+impl Price {
+    /// A model that costs nothing.
+    pub const FREE: Self = Self { input_per_mtok: 0.0, output_per_mtok: 0.0, per_request: 0.0 };
+
+    /// The cost of `prompt_tokens` in and `completion_tokens` out.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        self.per_request
+            + self.input_per_mtok * prompt_tokens as f64 / 1e6
+            + self.output_per_mtok * completion_tokens as f64 / 1e6
+    }
+}
+
+/// Settings of the whole router.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// The most attempts one request makes (default 5).
+    pub max_attempts: u32,
+    /// A request's deadline unless its route or the call says otherwise (default 60 s).
+    pub timeout: Duration,
+    /// How many times a candidate is retried after an error that says "try the same again"
+    /// (a 500) before the cascade moves on (default 1).
+    pub retries_same: u32,
+    /// The retry schedule.
+    pub backoff: Backoff,
+    /// Every candidate's circuit breaker.
+    pub circuit: CircuitConfig,
+    /// The output tokens assumed for a request that sets no `max_tokens`, for admission.
+    pub default_max_tokens: u32,
+    /// Seeds the router's random choices (exploration rolls, jitter); `None` seeds from the
+    /// clock.
+    pub seed: Option<u64>,
+    /// How many recent request ids are remembered for quality feedback.
+    pub recent_requests: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            timeout: Duration::from_secs(60),
+            retries_same: 1,
+            backoff: Backoff::default(),
+            circuit: CircuitConfig::default(),
+            default_max_tokens: 1024,
+            seed: None,
+            recent_requests: 10_000,
+        }
+    }
+}
+
+/// One route: a name clients ask for, expanded to its targets' candidates.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    /// The name.
+    pub name: String,
+    /// How its candidates are ranked.
+    pub strategy: StrategyKind,
+    /// Its targets, `provider/model`, in priority order.
+    pub targets: Vec<String>,
+    /// Whether a content-filtered answer may move to another provider (default no).
+    pub content_filter_fallback: bool,
+    /// Overrides [`RouterConfig::max_attempts`].
+    pub max_attempts: Option<u32>,
+    /// Overrides [`RouterConfig::timeout`].
+    pub timeout: Option<Duration>,
+}
+
+impl RouteConfig {
+    /// A route with default policy.
+    pub fn new<T: Into<String>>(
+        name: impl Into<String>,
+        strategy: StrategyKind,
+        targets: impl IntoIterator<Item = T>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            strategy,
+            targets: targets.into_iter().map(Into::into).collect(),
+            content_filter_fallback: false,
+            max_attempts: None,
+            timeout: None,
+        }
+    }
+}
+
+/// Per-call options.
+#[derive(Clone, Debug, Default)]
+pub struct RequestOptions {
+    /// The request's id (the gateway passes `x-request-id`); made up when `None`.
+    pub request_id: Option<String>,
+    /// Overrides the route's deadline.
+    pub timeout: Option<Duration>,
+}
+
+/// Per-model facts the router uses, keyed by `provider/model`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModelFacts {
+    /// The price, when known.
+    pub price: Option<Price>,
+    /// The context window in tokens, when known (for moving a too-long prompt to a larger
+    /// window).
+    pub context_window: Option<u32>,
+    /// The weight for the weighted strategy (default 1).
+    pub weight: Option<u32>,
+}
+
+/// One candidate with what the router keeps about it. Shared by every route that names it.
+pub(crate) struct Slot {
+    pub(crate) candidate: Candidate,
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) credential: Option<Credential>,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) circuit: CircuitBreaker,
+    pub(crate) in_flight: AtomicU32,
+    /// Recent latency in microseconds (EWMA, alpha 0.3); 0 until the first answer.
+    pub(crate) latency_us: AtomicU64,
+    pub(crate) facts: ModelFacts,
+}
+
+impl Slot {
+    fn latency(&self) -> Option<Duration> {
+        match self.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
+    }
+
+    fn observe_latency(&self, latency: Duration) {
+        let sample = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        // A lost update under contention only drops one sample of an average.
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 { sample } else { (old * 7 + sample * 3) / 10 };
+        self.latency_us.store(new.max(1), Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct Route {
+    pub(crate) name: String,
+    pub(crate) strategy_name: &'static str,
+    pub(crate) strategy: Arc<dyn Strategy>,
+    pub(crate) slots: Vec<Arc<Slot>>,
+    pub(crate) content_filter_fallback: bool,
+    pub(crate) max_attempts: u32,
+    pub(crate) timeout: Duration,
+}
+
+/// Builds a [`Router`]. Only providers and routes are required: the clock defaults to the
+/// system clock, the quota ledger to an in-memory one with no declared limits (it still
+/// learns from headers and 429s), the scorer to [`AdaptiveScorer`].
+#[derive(Default)]
+pub struct RouterBuilder {
+    clock: Option<Arc<dyn Clock>>,
+    providers: Vec<Arc<dyn Provider>>,
+    credentials: Vec<(ProviderId, Credential)>,
+    key_sources: Vec<Box<dyn KeySource>>,
+    ledger: Option<Arc<dyn QuotaLedger>>,
+    scorer: Option<Arc<dyn Scorer>>,
+    routes: Vec<RouteConfig>,
+    facts: HashMap<String, ModelFacts>,
+    sinks: Vec<Arc<dyn EventSink>>,
+    config: RouterConfig,
+}
+
+impl RouterBuilder {
+    /// The clock everything runs on.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Adds a provider.
+    #[must_use]
+    pub fn provider(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// Adds one key of a provider.
+    #[must_use]
+    pub fn credential(mut self, provider: impl Into<ProviderId>, credential: Credential) -> Self {
+        self.credentials.push((provider.into(), credential));
+        self
+    }
+
+    /// Adds every key a source offers (the vault, the environment).
+    #[must_use]
+    pub fn keys(mut self, source: impl KeySource + 'static) -> Self {
+        self.key_sources.push(Box::new(source));
+        self
+    }
+
+    /// The quota ledger (in memory, Redis, ...).
+    #[must_use]
+    pub fn quota(mut self, ledger: Arc<dyn QuotaLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// The scorer.
+    #[must_use]
+    pub fn scorer(mut self, scorer: Arc<dyn Scorer>) -> Self {
+        self.scorer = Some(scorer);
+        self
+    }
+
+    /// Adds a route of `targets` (`provider/model`) ranked by `strategy`.
+    #[must_use]
+    pub fn route<T: Into<String>>(
+        self,
+        name: impl Into<String>,
+        strategy: StrategyKind,
+        targets: impl IntoIterator<Item = T>,
+    ) -> Self {
+        self.route_config(RouteConfig::new(name, strategy, targets))
+    }
+
+    /// Adds a route with its whole policy.
+    #[must_use]
+    pub fn route_config(mut self, route: RouteConfig) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Facts about one `provider/model`: price, context window, weight.
+    #[must_use]
+    pub fn model(mut self, target: impl Into<String>, facts: ModelFacts) -> Self {
+        self.facts.insert(target.into(), facts);
+        self
+    }
+
+    /// Receives every attempt and request event.
+    #[must_use]
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Router-wide settings.
+    #[must_use]
+    pub fn config(mut self, config: RouterConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the router.
+    ///
+    /// # Errors
+    /// A route that names an unknown provider, an unreadable target, an empty or duplicated
+    /// route, or a key source that cannot be read.
+    pub fn build(self) -> Result<Router, BuildError> {
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let ledger = self.ledger.unwrap_or_else(|| {
+            Arc::new(MemoryLedger::new(Arc::clone(&clock), QuotaConfig::default()))
+        });
+        let scorer =
+            self.scorer.unwrap_or_else(|| Arc::new(AdaptiveScorer::new(Arc::clone(&clock))));
+        let providers: HashMap<ProviderId, Arc<dyn Provider>> =
+            self.providers.into_iter().map(|provider| (provider.id().clone(), provider)).collect();
+
+        let mut credentials: HashMap<ProviderId, Vec<Credential>> = HashMap::new();
+        let mut seen: Vec<(ProviderId, Fingerprint)> = Vec::new();
+        let mut add = |provider: ProviderId, credential: Credential| {
+            let fingerprint = credential.fingerprint();
+            // The same secret from two sources is one key: it has one quota.
+            if seen.iter().any(|(p, f)| *p == provider && *f == fingerprint) {
+                return;
+            }
+            seen.push((provider.clone(), fingerprint));
+            credentials.entry(provider).or_default().push(credential);
+        };
+        for (provider, credential) in self.credentials {
+            add(provider, credential);
+        }
+        for source in &self.key_sources {
+            let keys = source.keys().map_err(|error| BuildError::Keys {
+                source_name: source.describe(),
+                message: error.to_string(),
+            })?;
+            for key in keys {
+                add(key.provider, key.credential);
+            }
+        }
+
+        let seed = self.config.seed.unwrap_or_else(|| {
+            let now = clock.utc();
+            now.timestamp_nanos_opt().map_or(0x5eed, |nanos| nanos as u64)
+        });
+        let mut inner = Inner {
+            clock,
+            ledger,
+            scorer,
+            providers,
+            credentials,
+            facts: self.facts,
+            slots: DashMap::new(),
+            routes: HashMap::new(),
+            sinks: self.sinks,
+            config: self.config,
+            seed,
+            counter: AtomicU64::new(0),
+            stats: StatsCounters::default(),
+            recent: RecentRequests::default(),
+        };
+        let mut routes = HashMap::new();
+        for route in self.routes {
+            if routes.contains_key(&route.name) {
+                return Err(BuildError::DuplicateRoute(route.name));
+            }
+            let built = inner.build_route(&route)?;
+            routes.insert(route.name.clone(), Arc::new(built));
+        }
+        inner.routes = routes;
+        Ok(Router { inner: Arc::new(inner) })
+    }
+}
+
+/// Routes chat requests across providers and keys. Cheap to clone; clones share all state.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ledger: Arc<dyn QuotaLedger>,
+    pub(crate) scorer: Arc<dyn Scorer>,
+    providers: HashMap<ProviderId, Arc<dyn Provider>>,
+    credentials: HashMap<ProviderId, Vec<Credential>>,
+    facts: HashMap<String, ModelFacts>,
+    slots: DashMap<Candidate, Arc<Slot>>,
+    pub(crate) routes: HashMap<String, Arc<Route>>,
+    sinks: Vec<Arc<dyn EventSink>>,
+    pub(crate) config: RouterConfig,
+    seed: u64,
+    counter: AtomicU64,
+    pub(crate) stats: StatsCounters,
+    recent: RecentRequests,
+}
+
+/// A key id for a provider that needs none (a local Ollama).
+const KEYLESS: &str = "keyless";
+
+impl Inner {
+    fn build_route(&self, route: &RouteConfig) -> Result<Route, BuildError> {
+        if route.targets.is_empty() {
+            return Err(BuildError::EmptyRoute(route.name.clone()));
+        }
+        let mut slots = Vec::new();
+        for text in &route.targets {
+            let target: Target = text
+                .parse()
+                .map_err(|source| BuildError::Target { route: route.name.clone(), source })?;
+            let Some(expanded) = self.expand(&target) else {
+                return Err(BuildError::UnknownProvider {
+                    route: route.name.clone(),
+                    target: text.clone(),
+                    provider: target.provider.to_string(),
+                });
+            };
+            slots.extend(expanded);
+        }
+        Ok(Route {
+            name: route.name.clone(),
+            strategy_name: route.strategy.name(),
+            strategy: route.strategy.build(),
+            slots,
+            content_filter_fallback: route.content_filter_fallback,
+            max_attempts: route.max_attempts.unwrap_or(self.config.max_attempts).max(1),
+            timeout: route.timeout.unwrap_or(self.config.timeout),
+        })
+    }
+
+    /// The candidates of one target: one per key of its provider (one keyless candidate for
+    /// a provider with no keys).
+    fn expand(&self, target: &Target) -> Option<Vec<Arc<Slot>>> {
+        let provider = self.providers.get(&target.provider)?;
+        let facts = self.facts.get(&target.to_string()).copied().unwrap_or_default();
+        let keys: Vec<Option<&Credential>> = match self.credentials.get(&target.provider) {
+            Some(keys) if !keys.is_empty() => keys.iter().map(Some).collect(),
+            _ => vec![None],
+        };
+        let slots = keys
+            .into_iter()
+            .map(|credential| {
+                let key = credential.map_or_else(|| KeyId::new(KEYLESS), |c| c.id().clone());
+                let candidate = Candidate {
+                    provider: target.provider.clone(),
+                    key,
+                    model: target.model.clone(),
+                };
+                let slot = self.slots.entry(candidate.clone()).or_insert_with(|| {
+                    Arc::new(Slot {
+                        fingerprint: credential
+                            .map_or_else(|| Fingerprint::of(KEYLESS), Credential::fingerprint),
+                        candidate,
+                        provider: Arc::clone(provider),
+                        credential: credential.cloned(),
+                        circuit: CircuitBreaker::new(self.config.circuit),
+                        in_flight: AtomicU32::new(0),
+                        latency_us: AtomicU64::new(0),
+                        facts,
+                    })
+                });
+                Arc::clone(&slot)
+            })
+            .collect();
+        Some(slots)
+    }
+
+    fn rng(&self) -> SplitMix64 {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut rng = SplitMix64(self.seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
+        rng.next_u64();
+        rng
+    }
+
+    fn emit(&self, event: RouterEvent) {
+        trace_event(&event);
+        for sink in &self.sinks {
+            sink.record(&event);
+        }
+    }
+}
+
+/// What one successful attempt hands back to the cascade.
+pub(crate) struct Served<T> {
+    pub(crate) value: T,
+    pub(crate) rate_limits: RateLimitSnapshot,
+    pub(crate) upstream_request_id: Option<String>,
+    /// Usage known when the attempt ended (plain calls); a stream learns it later.
+    pub(crate) usage: Option<Usage>,
+}
+
+/// The outcome of a cascade: the value, the slot that served it and its permit, still to
+/// be settled by the caller.
+pub(crate) struct Routed<T> {
+    pub(crate) value: T,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) permit: PermitGuard,
+    pub(crate) attempt: AttemptGuard,
+    pub(crate) trace: Trace,
+    pub(crate) request_id: String,
+    pub(crate) started: Instant,
+    pub(crate) upstream_time: Duration,
+    pub(crate) route: Arc<Route>,
+}
+
+/// Holds a permit until it is settled or released. Dropped while still holding one — the
+/// caller went away mid-call — it settles it with the estimate: an attempt whose outcome is
+/// unknown counts as spent, so a retry can never overspend a key.
+pub(crate) struct PermitGuard {
+    ledger: Arc<dyn QuotaLedger>,
+    permit: Option<Permit>,
+    estimate: Estimate,
+}
+
+impl PermitGuard {
+    fn new(ledger: Arc<dyn QuotaLedger>, permit: Permit, estimate: Estimate) -> Self {
+        Self { ledger, permit: Some(permit), estimate }
+    }
+
+    pub(crate) fn estimated_usage(&self) -> Usage {
+        estimate_usage(self.estimate)
+    }
+
+    pub(crate) async fn settle(mut self, usage: &Usage) {
+        if let Some(permit) = self.permit.take()
+            && let Err(error) = self.ledger.settle(permit, usage).await
+        {
+            tracing::warn!(error = %error, "settling a permit failed");
+        }
+    }
+
+    pub(crate) async fn release(mut self) {
+        if let Some(permit) = self.permit.take()
+            && let Err(error) = self.ledger.release(permit).await
+        {
+            tracing::warn!(error = %error, "releasing a permit failed");
+        }
+    }
+}
+
+impl Drop for PermitGuard {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else { return };
+        let usage = estimate_usage(self.estimate);
+        let ledger = Arc::clone(&self.ledger);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = ledger.settle(permit, &usage).await {
+                        tracing::warn!(error = %error, "settling an abandoned permit failed");
+                    }
+                });
+            }
+            // No runtime left (shutdown): the reservation holds until its windows pass,
+            // which errs on the side of never overspending.
+            Err(_) => drop(permit),
+        }
+    }
+}
+
+fn estimate_usage(estimate: Estimate) -> Usage {
+    Usage::new(
+        u32::try_from(estimate.prompt_tokens).unwrap_or(u32::MAX),
+        u32::try_from(estimate.output_tokens).unwrap_or(u32::MAX),
+    )
+}
+
+/// Counts an attempt in flight on its slot and, for a half-open circuit's probe, gives the
+/// probe slot back if the attempt ends without a verdict.
+pub(crate) struct AttemptGuard {
+    slot: Arc<Slot>,
+    probe: bool,
+}
+
+impl AttemptGuard {
+    fn new(slot: Arc<Slot>, probe: bool) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self { slot, probe }
+    }
+
+    /// The circuit has its verdict; nothing to give back.
+    pub(crate) fn judged(&mut self) {
+        self.probe = false;
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.probe {
+            self.slot.circuit.release_probe();
+        }
+    }
+}
+
+/// How one candidate ended up for this request, for the final error.
+#[derive(Clone, Debug)]
+enum Verdict {
+    /// Its key is out of quota for a window (until, if known).
+    Spent(Option<chrono::DateTime<chrono::Utc>>),
+    /// Its key has quota but could not take this request now.
+    Busy(Option<chrono::DateTime<chrono::Utc>>),
+    /// Its key is invalid or cannot pay.
+    Invalid,
+    /// It failed, or its provider or circuit is unhealthy.
+    Failed,
+}
+
+impl Router {
+    /// Starts a builder.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    /// Answers `request` through `route` (a route's name, or `provider/model` directly).
+    ///
+    /// # Errors
+    /// [`RouterError`]: why nothing could serve, typed.
+    pub async fn chat(&self, route: &str, request: &ChatRequest) -> Result<Answer, RouterError> {
+        self.chat_with(route, request, RequestOptions::default()).await
+    }
+
+    /// As [`chat`](Self::chat), with per-call options.
+    ///
+    /// # Errors
+    /// [`RouterError`]: why nothing could serve, typed.
+    pub async fn chat_with(
+        &self,
+        route: &str,
+        request: &ChatRequest,
+        options: RequestOptions,
+    ) -> Result<Answer, RouterError> {
+        let routed = self
+            .cascade(route, request, &options, |slot| async move {
+                let call = Call::new(request, &slot.candidate.model, slot.credential.as_ref());
+                let ChatReply { response, rate_limits, upstream_request_id } =
+                    slot.provider.chat(call).await?;
+                let usage = Some(response.usage);
+                Ok(Served { value: response, rate_limits, upstream_request_id, usage })
+            })
+            .await?;
+        let Routed {
+            value: response,
+            slot,
+            permit,
+            attempt,
+            trace,
+            request_id,
+            started,
+            upstream_time,
+            route,
+        } = routed;
+        permit.settle(&response.usage).await;
+        drop(attempt);
+        let answer = Answer {
+            request_id,
+            served_by: slot.candidate.clone(),
+            fingerprint: slot.fingerprint,
+            n_attempts: u32::try_from(trace.attempts.len()).unwrap_or(u32::MAX),
+            overhead: self
+                .inner
+                .clock
+                .now()
+                .saturating_duration_since(started)
+                .saturating_sub(upstream_time),
+            response,
+            trace,
+        };
+        self.finish_request(
+            &route,
+            &answer.request_id,
+            started,
+            Ok((&answer.served_by, answer.n_attempts, answer.response.usage)),
+        );
+        Ok(answer)
+    }
+
+    /// Records quality feedback (0..=1) for the candidate that served a recent request.
+    ///
+    /// # Errors
+    /// [`FeedbackError::UnknownRequest`] when the id is unknown or too old;
+    /// [`FeedbackError::OutOfRange`] when `quality` is outside 0..=1.
+    pub fn feedback(&self, request_id: &str, quality: f64) -> Result<Candidate, FeedbackError> {
+        let candidate = self
+            .inner
+            .recent
+            .get(request_id)
+            .ok_or_else(|| FeedbackError::UnknownRequest(request_id.to_owned()))?;
+        self.inner
+            .scorer
+            .record_quality(&candidate, quality)
+            .map_err(|_| FeedbackError::OutOfRange(quality))?;
+        Ok(candidate)
+    }
+
+    /// The router's statistics now.
+    pub async fn stats(&self) -> RouterStats {
+        crate::stats::collect(&self.inner).await
+    }
+
+    /// The circuit state of a candidate the router knows.
+    pub fn circuit_state(&self, candidate: &Candidate) -> Option<CircuitState> {
+        let now = self.inner.clock.now();
+        self.inner.slots.get(candidate).map(|slot| slot.circuit.state(now))
+    }
+
+    /// The quota ledger the router admits through.
+    pub fn ledger(&self) -> &Arc<dyn QuotaLedger> {
+        &self.inner.ledger
+    }
+
+    /// The scorer the router learns with.
+    pub fn scorer(&self) -> &Arc<dyn Scorer> {
+        &self.inner.scorer
+    }
+
+    /// The candidates of a route, in configured order.
+    pub fn candidates(&self, route: &str) -> Option<Vec<Candidate>> {
+        self.inner
+            .routes
+            .get(route)
+            .map(|route| route.slots.iter().map(|slot| slot.candidate.clone()).collect())
+    }
+
+    /// The names of the configured routes.
+    pub fn route_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.routes.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    fn resolve(&self, name: &str) -> Result<Arc<Route>, RouterError> {
+        if let Some(route) = self.inner.routes.get(name) {
+            return Ok(Arc::clone(route));
+        }
+        // `provider/model` directly: a one-target route over the provider's keys, in order.
+        let target: Target =
+            name.parse().map_err(|_| RouterError::UnknownRoute(name.to_owned()))?;
+        let slots =
+            self.inner.expand(&target).ok_or_else(|| RouterError::UnknownRoute(name.to_owned()))?;
+        Ok(Arc::new(Route {
+            name: name.to_owned(),
+            strategy_name: StrategyKind::Priority.name(),
+            strategy: StrategyKind::Priority.build(),
+            slots,
+            content_filter_fallback: false,
+            max_attempts: self.inner.config.max_attempts.max(1),
+            timeout: self.inner.config.timeout,
+        }))
+    }
+
+    pub(crate) fn finish_request(
+        &self,
+        route: &Route,
+        request_id: &str,
+        started: Instant,
+        outcome: Result<(&Candidate, u32, Usage), (&'static str, u32)>,
+    ) {
+        let latency = self.inner.clock.now().saturating_duration_since(started);
+        let event = match outcome {
+            Ok((candidate, n_attempts, usage)) => {
+                self.inner.stats.request_served(n_attempts, usage);
+                self.inner.recent.insert(
+                    request_id,
+                    candidate.clone(),
+                    self.inner.config.recent_requests,
+                );
+                RequestEvent {
+                    request_id: request_id.to_owned(),
+                    route: route.name.clone(),
+                    served_by: Some(candidate.clone()),
+                    n_attempts,
+                    latency,
+                    usage: Some(usage),
+                    error: None,
+                }
+            }
+            Err((code, n_attempts)) => {
+                self.inner.stats.request_failed(code);
+                RequestEvent {
+                    request_id: request_id.to_owned(),
+                    route: route.name.clone(),
+                    served_by: None,
+                    n_attempts,
+                    latency,
+                    usage: None,
+                    error: Some(code),
+                }
+            }
+        };
+        self.inner.emit(RouterEvent::Request(event));
+    }
+
+    /// The cascade, shared by plain and streamed calls: `call` makes one attempt of a slot.
+    pub(crate) async fn cascade<T, F, Fut>(
+        &self,
+        route_name: &str,
+        request: &ChatRequest,
+        options: &RequestOptions,
+        call: F,
+    ) -> Result<Routed<T>, RouterError>
+    where
+        F: Fn(Arc<Slot>) -> Fut,
+        Fut: Future<Output = Result<Served<T>, ProviderError>>,
+    {
+        let inner = &self.inner;
+        let clock = &inner.clock;
+        let started = clock.now();
+        let route = self.resolve(route_name)?;
+        let mut rng = inner.rng();
+        let request_id =
+            options.request_id.clone().unwrap_or_else(|| format!("req_{:016x}", rng.next_u64()));
+        let timeout = options.timeout.unwrap_or(route.timeout);
+        let deadline = started + timeout;
+        let estimate = Estimate::of(request, inner.config.default_max_tokens);
+        let n_slots = route.slots.len();
+        let mut trace = Trace {
+            route: route.name.clone(),
+            strategy: route.strategy_name.to_owned(),
+            ..Trace::default()
+        };
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; n_slots];
+        let mut retries: Vec<u32> = vec![0; n_slots];
+        let mut upstream_time = Duration::ZERO;
+        let mut first_ranking = true;
+
+        let fail = |error: RouterError, route: &Route, request_id: &str| {
+            let n_attempts = error.trace().map_or(0, |trace| trace.attempts.len());
+            self.finish_request(
+                route,
+                request_id,
+                started,
+                Err((error.code(), u32::try_from(n_attempts).unwrap_or(u32::MAX))),
+            );
+            error
+        };
+
+        loop {
+            if trace.attempts.len() >= route.max_attempts as usize {
+                break;
+            }
+            let now = clock.now();
+            if now >= deadline {
+                let error = RouterError::DeadlineExceeded {
+                    route: route.name.clone(),
+                    after: timeout,
+                    trace: Box::new(trace),
+                };
+                return Err(fail(error, &route, &request_id));
+            }
+            // Candidates still in play, minus open circuits (they are not even ranked).
+            let mut open: Vec<usize> = Vec::with_capacity(n_slots);
+            for (idx, slot) in route.slots.iter().enumerate() {
+                if verdicts[idx].is_some() {
+                    continue;
+                }
+                if let CircuitState::Open { remaining } = slot.circuit.state(now) {
+                    verdicts[idx] = Some(Verdict::Failed);
+                    trace.skip(&slot.candidate, Skip::CircuitOpen { remaining });
+                    continue;
+                }
+                open.push(idx);
+            }
+            if open.is_empty() {
+                break;
+            }
+            let views: Vec<CandidateView<'_>> = open
+                .iter()
+                .map(|&idx| {
+                    let slot = &route.slots[idx];
+                    CandidateView {
+                        candidate: &slot.candidate,
+                        position: idx,
+                        in_flight: slot.in_flight.load(Ordering::Relaxed),
+                        latency: slot.latency(),
+                        weight: slot.facts.weight.unwrap_or(1),
+                        estimated_cost: slot.facts.price.map(|price| {
+                            price.cost(estimate.prompt_tokens, estimate.output_tokens)
+                        }),
+                    }
+                })
+                .collect();
+            let context =
+                RankContext { request, scorer: inner.scorer.as_ref(), roll: rng.next_u64() };
+            let order = route.strategy.rank(&views, &context);
+            if first_ranking {
+                first_ranking = false;
+                let ids: Vec<Candidate> = views.iter().map(|view| view.candidate.clone()).collect();
+                let scores = inner.scorer.score(&ids);
+                let mut considered: Vec<Considered> = order
+                    .iter()
+                    .filter_map(|&rank_idx| {
+                        let candidate = ids.get(rank_idx)?.clone();
+                        Some(Considered {
+                            candidate,
+                            score: scores.get(rank_idx).copied(),
+                            skipped: None,
+                        })
+                    })
+                    .collect();
+                considered.append(&mut trace.considered);
+                trace.considered = considered;
+            }
+
+            // Walk the ranking; the first candidate its circuit and the ledger admit is called.
+            let mut chosen: Option<(usize, Permit, bool)> = None;
+            let mut seen = vec![false; views.len()];
+            for &rank_idx in &order {
+                if rank_idx >= views.len() || std::mem::replace(&mut seen[rank_idx], true) {
+                    continue;
+                }
+                let idx = open[rank_idx];
+                let slot = &route.slots[idx];
+                let gate = slot.circuit.gate(now, rng.next_unit());
+                let probe = match gate {
+                    Gate::Pass => false,
+                    Gate::Probe => true,
+                    Gate::Open { until } => {
+                        verdicts[idx] = Some(Verdict::Failed);
+                        trace.skip(
+                            &slot.candidate,
+                            Skip::CircuitOpen { remaining: until.saturating_duration_since(now) },
+                        );
+                        continue;
+                    }
+                    Gate::Ramping { share } => {
+                        verdicts[idx] = Some(Verdict::Failed);
+                        trace.skip(&slot.candidate, Skip::Ramping { share });
+                        continue;
+                    }
+                };
+                match inner.ledger.admit(&slot.candidate, estimate).await {
+                    Ok(permit) => {
+                        chosen = Some((idx, permit, probe));
+                        break;
+                    }
+                    Err(QuotaError::Refused { reason, until, retry_after, .. }) => {
+                        if probe {
+                            slot.circuit.release_probe();
+                        }
+                        let until = until.or_else(|| {
+                            retry_after
+                                .and_then(|after| chrono::Duration::from_std(after).ok())
+                                .map(|after| clock.utc() + after)
+                        });
+                        verdicts[idx] = Some(refusal_verdict(&reason, until));
+                        trace.skip(
+                            &slot.candidate,
+                            Skip::Quota {
+                                detail: reason.to_string(),
+                                kind: refusal_name(&reason),
+                                until,
+                            },
+                        );
+                    }
+                    Err(error) => {
+                        if probe {
+                            slot.circuit.release_probe();
+                        }
+                        return Err(fail(RouterError::QuotaBackend(error), &route, &request_id));
+                    }
+                }
+            }
+            // Slots the strategy left out are not tried this round.
+            let Some((idx, permit, probe)) = chosen else {
+                if order.is_empty() {
+                    for &idx in &open {
+                        verdicts[idx].get_or_insert(Verdict::Failed);
+                    }
+                }
+                if open.iter().all(|&idx| verdicts[idx].is_some()) {
+                    break;
+                }
+                continue;
+            };
+
+            let slot = Arc::clone(&route.slots[idx]);
+            let permit = PermitGuard::new(Arc::clone(&inner.ledger), permit, estimate);
+            let mut attempt_guard = AttemptGuard::new(Arc::clone(&slot), probe);
+            let attempt_started = clock.now();
+            let result = tokio::select! {
+                result = call(Arc::clone(&slot)) => Some(result),
+                () = clock.sleep_until(deadline) => None,
+            };
+            let latency = clock.now().saturating_duration_since(attempt_started);
+            upstream_time += latency;
+            let n_attempt = u32::try_from(trace.attempts.len() + 1).unwrap_or(u32::MAX);
+            let Some(result) = result else {
+                // The deadline passed mid-call: the call is dropped (cancelled upstream), its
+                // permit settled as spent by the guard, and the caller told.
+                drop(permit);
+                drop(attempt_guard);
+                trace.attempts.push(Attempt {
+                    candidate: slot.candidate.clone(),
+                    fingerprint: slot.fingerprint,
+                    error: Some(ErrorKind::Timeout),
+                    status: None,
+                    latency,
+                    upstream_request_id: None,
+                });
+                let error = RouterError::DeadlineExceeded {
+                    route: route.name.clone(),
+                    after: timeout,
+                    trace: Box::new(trace),
+                };
+                return Err(fail(error, &route, &request_id));
+            };
+            match result {
+                Ok(served) => {
+                    if !served.rate_limits.is_empty()
+                        && let Err(error) =
+                            inner.ledger.observe(&slot.candidate, &served.rate_limits).await
+                    {
+                        tracing::warn!(error = %error, candidate = %slot.candidate, "recording rate-limit headers failed");
+                    }
+                    let tokens = served.usage.map_or(0, |usage| u64::from(usage.total_tokens));
+                    inner.scorer.record(&slot.candidate, Outcome::Success { latency, tokens });
+                    slot.circuit.record_success(clock.now());
+                    attempt_guard.judged();
+                    slot.observe_latency(latency);
+                    inner.stats.attempt(&slot.candidate, None);
+                    trace.attempts.push(Attempt {
+                        candidate: slot.candidate.clone(),
+                        fingerprint: slot.fingerprint,
+                        error: None,
+                        status: None,
+                        latency,
+                        upstream_request_id: served.upstream_request_id.clone(),
+                    });
+                    inner.emit(RouterEvent::Attempt(AttemptEvent {
+                        request_id: request_id.clone(),
+                        route: route.name.clone(),
+                        candidate: slot.candidate.clone(),
+                        fingerprint: slot.fingerprint,
+                        attempt: n_attempt,
+                        latency,
+                        usage: served.usage,
+                        cost: served.usage.and_then(|usage| {
+                            slot.facts.price.map(|price| {
+                                price.cost(
+                                    u64::from(usage.prompt_tokens),
+                                    u64::from(usage.completion_tokens),
+                                )
+                            })
+                        }),
+                        error: None,
+                        status: None,
+                        upstream_request_id: served.upstream_request_id,
+                    }));
+                    return Ok(Routed {
+                        value: served.value,
+                        slot,
+                        permit,
+                        attempt: attempt_guard,
+                        trace,
+                        request_id,
+                        started,
+                        upstream_time,
+                        route,
+                    });
+                }
+                Err(error) => {
+                    let kind = error.kind;
+                    // Did the provider count the call? An error it answered did not; a call
+                    // that timed out, broke or answered garbage may have: it counts as spent.
+                    if matches!(
+                        kind,
+                        ErrorKind::Timeout | ErrorKind::Network | ErrorKind::MalformedResponse
+                    ) {
+                        let usage = permit.estimated_usage();
+                        permit.settle(&usage).await;
+                    } else {
+                        permit.release().await;
+                    }
+                    if !error.rate_limits.is_empty() {
+                        let _ = inner.ledger.observe(&slot.candidate, &error.rate_limits).await;
+                    }
+                    if let Err(ledger_error) =
+                        inner.ledger.record_error(&slot.candidate, &error).await
+                    {
+                        tracing::warn!(error = %ledger_error, candidate = %slot.candidate, "recording an error in the ledger failed");
+                    }
+                    inner.scorer.record(&slot.candidate, Outcome::Failure { kind, latency });
+                    if CircuitBreaker::counts(kind) {
+                        slot.circuit.record_failure(kind, clock.now());
+                        attempt_guard.judged();
+                    }
+                    drop(attempt_guard);
+                    inner.stats.attempt(&slot.candidate, Some(kind));
+                    trace.attempts.push(Attempt {
+                        candidate: slot.candidate.clone(),
+                        fingerprint: slot.fingerprint,
+                        error: Some(kind),
+                        status: error.status,
+                        latency,
+                        upstream_request_id: error.upstream_request_id.clone(),
+                    });
+                    inner.emit(RouterEvent::Attempt(AttemptEvent {
+                        request_id: request_id.clone(),
+                        route: route.name.clone(),
+                        candidate: slot.candidate.clone(),
+                        fingerprint: slot.fingerprint,
+                        attempt: n_attempt,
+                        latency,
+                        usage: None,
+                        cost: None,
+                        error: Some(kind),
+                        status: error.status,
+                        upstream_request_id: error.upstream_request_id.clone(),
+                    }));
+                    tracing::warn!(
+                        request_id = %request_id,
+                        candidate = %slot.candidate,
+                        fingerprint = %slot.fingerprint,
+                        error = %error,
+                        "attempt failed"
+                    );
+
+                    match error.next_step() {
+                        NextStep::Stop => {
+                            let error = RouterError::BadRequest {
+                                source: Box::new(error),
+                                trace: Box::new(trace),
+                            };
+                            return Err(fail(error, &route, &request_id));
+                        }
+                        NextStep::RetrySame => {
+                            let delay = inner.config.backoff.delay(
+                                retries[idx],
+                                Classify::retry_after(&error),
+                                rng.next_unit(),
+                            );
+                            let now = clock.now();
+                            if retries[idx] < inner.config.retries_same
+                                && Backoff::within_deadline(delay, now, deadline).is_some()
+                            {
+                                retries[idx] += 1;
+                                clock.sleep(delay).await;
+                                upstream_time += delay;
+                                continue;
+                            }
+                            verdicts[idx] = Some(Verdict::Failed);
+                        }
+                        NextStep::NextKey => {
+                            verdicts[idx] = Some(match kind {
+                                ErrorKind::InvalidKey
+                                | ErrorKind::BillingStopped
+                                | ErrorKind::PermissionDenied => Verdict::Invalid,
+                                _ => Verdict::Spent(spent_until(&error, clock.as_ref())),
+                            });
+                        }
+                        NextStep::NextModel => {
+                            let window = slot.facts.context_window;
+                            for (other_idx, other) in route.slots.iter().enumerate() {
+                                let same_model = other.candidate.provider
+                                    == slot.candidate.provider
+                                    && other.candidate.model == slot.candidate.model;
+                                // A prompt too long for this window is too long for any window
+                                // no larger.
+                                let too_small = kind == ErrorKind::ContextTooLong
+                                    && matches!((window, other.facts.context_window), (Some(w), Some(o)) if o <= w);
+                                if (same_model || too_small) && verdicts[other_idx].is_none() {
+                                    verdicts[other_idx] = Some(Verdict::Failed);
+                                    if other_idx != idx {
+                                        trace.skip(&other.candidate, Skip::RuledOut { by: kind });
+                                    }
+                                }
+                            }
+                        }
+                        NextStep::NextProvider => {
+                            if kind == ErrorKind::ContentFiltered && !route.content_filter_fallback
+                            {
+                                let error = RouterError::ContentFiltered {
+                                    source: Box::new(error),
+                                    trace: Box::new(trace),
+                                };
+                                return Err(fail(error, &route, &request_id));
+                            }
+                            for (other_idx, other) in route.slots.iter().enumerate() {
+                                if other.candidate.provider == slot.candidate.provider
+                                    && verdicts[other_idx].is_none()
+                                {
+                                    verdicts[other_idx] = Some(Verdict::Failed);
+                                    if other_idx != idx {
+                                        trace.skip(&other.candidate, Skip::RuledOut { by: kind });
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        let error = final_error(&route, verdicts, trace);
+        Err(fail(error, &route, &request_id))
+    }
+}
+
+/// When a candidate that just answered "spent" is usable again, as far as the error says.
+fn spent_until(error: &ProviderError, clock: &dyn Clock) -> Option<chrono::DateTime<chrono::Utc>> {
+    error.resets_at.or_else(|| {
+        Classify::retry_after(error)
+            .and_then(|after| chrono::Duration::from_std(after).ok())
+            .map(|after| clock.utc() + after)
+    })
+}
+
+fn refusal_verdict(reason: &Refusal, until: Option<chrono::DateTime<chrono::Utc>>) -> Verdict {
+    match reason {
+        Refusal::CoolingDown
+        | Refusal::Exhausted
+        | Refusal::Limit { .. }
+        | Refusal::ProviderRemaining { .. } => Verdict::Spent(until),
+        Refusal::Concurrency { .. } | Refusal::TooLarge { .. } => Verdict::Busy(until),
+        Refusal::Invalid | Refusal::BillingStopped => Verdict::Invalid,
+    }
+}
+
+fn refusal_name(reason: &Refusal) -> &'static str {
+    match reason {
+        Refusal::CoolingDown => "cooling_down",
+        Refusal::Exhausted => "exhausted",
+        Refusal::Invalid => "invalid",
+        Refusal::BillingStopped => "billing_stopped",
+        Refusal::Limit { .. } => "limit",
+        Refusal::ProviderRemaining { .. } => "provider_remaining",
+        Refusal::Concurrency { .. } => "concurrency",
+        Refusal::TooLarge { .. } => "too_large",
+    }
+}
+
+/// The one error that says why nothing served. A quota error wins over `INVALID_KEYS` as
+/// long as one key is merely out of quota; any unhealthy candidate makes it
+/// `ALL_PROVIDERS_FAILED`, with every attempt in the trace.
+fn final_error(route: &Route, verdicts: Vec<Option<Verdict>>, trace: Trace) -> RouterError {
+    let n_keys = verdicts.len();
+    let (mut n_spent, mut n_busy, mut n_invalid, mut n_failed) = (0, 0, 0, 0);
+    let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut note = |until: Option<chrono::DateTime<chrono::Utc>>| {
+        if let Some(until) = until {
+            earliest = Some(earliest.map_or(until, |e| e.min(until)));
+        }
+    };
+    for verdict in &verdicts {
+        match verdict {
+            Some(Verdict::Spent(until)) => {
+                n_spent += 1;
+                note(*until);
+            }
+            Some(Verdict::Busy(until)) => {
+                n_busy += 1;
+                note(*until);
+            }
+            Some(Verdict::Invalid) => n_invalid += 1,
+            // Not reached: the attempt bound ran out first.
+            Some(Verdict::Failed) | None => n_failed += 1,
+        }
+    }
+    let route_name = route.name.clone();
+    let trace = Box::new(trace);
+    if n_failed > 0 || n_keys == 0 {
+        RouterError::AllProvidersFailed { route: route_name, trace }
+    } else if n_busy > 0 {
+        RouterError::PartialQuota { route: route_name, n_busy, n_keys, next_free: earliest, trace }
+    } else if n_spent > 0 {
+        RouterError::QuotaExceeded {
+            route: route_name,
+            n_keys: n_spent,
+            earliest_reset: earliest,
+            trace,
+        }
+    } else {
+        debug_assert_eq!(n_invalid, n_keys);
+        RouterError::InvalidKeys { route: route_name, n_keys, trace }
+    }
+}
+
+/// A caller's quality feedback that cannot be recorded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FeedbackError {
+    /// The request id is unknown or no longer remembered.
+    #[error("no recent request {0:?}")]
+    UnknownRequest(String),
+    /// The quality is outside 0..=1.
+    #[error("quality {0} is outside 0..=1")]
+    OutOfRange(f64),
+}
+
+/// Recent request ids and what served them, bounded: the oldest are forgotten first.
+#[derive(Default)]
+struct RecentRequests {
+    map: DashMap<String, Candidate>,
+    order: Mutex<std::collections::VecDeque<String>>,
+}
+
+impl RecentRequests {
+    fn insert(&self, request_id: &str, candidate: Candidate, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        self.map.insert(request_id.to_owned(), candidate);
+        // Nothing awaits while this lock is held; it is taken after the answer, off the
+        // routing decision.
+        let mut order = self.order.lock();
+        order.push_back(request_id.to_owned());
+        while order.len() > capacity {
+            if let Some(old) = order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, request_id: &str) -> Option<Candidate> {
+        self.map.get(request_id).map(|entry| entry.clone())
+    }
+}
+
+impl Router {
+    /// The providers the router knows.
+    pub fn providers(&self) -> Vec<ProviderId> {
+        let mut ids: Vec<ProviderId> = self.inner.providers.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The model ids a provider is routed to.
+    pub fn models_of(&self, provider: &ProviderId) -> Vec<ModelId> {
+        let mut models: Vec<ModelId> = self
+            .inner
+            .slots
+            .iter()
+            .filter(|entry| &entry.key().provider == provider)
+            .map(|entry| entry.key().model.clone())
+            .collect();
+        models.sort();
+        models.dedup();
+        models
+    }
+}

@@ -1,0 +1,7 @@
+//! The router over real HTTP against `switchyard-mock`, with one manual clock shared by the
+//! mock, the ledger, the scorer and the router.
+#![cfg(test)]
+
+mod cascade;
+mod concurrency;
+mod support;
