@@ -1,6 +1,5 @@
 //! Many requests at once against small quotas, and callers that go away mid-call.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::America::Los_Angeles;
@@ -10,7 +9,7 @@ use switchyard_mock::Latency;
 use switchyard_openai::Preset;
 use switchyard_quota::{DayBoundary, Limit, ModelQuota, ProviderQuota, QuotaConfig};
 
-use crate::support::{builder, credentials, key, openai_provider, request};
+use crate::support::{builder, credentials, key, openai_provider, request, wait_until};
 
 fn daily(provider: &str, per_day: u64) -> QuotaConfig {
     QuotaConfig {
@@ -96,20 +95,13 @@ async fn a_caller_that_goes_away_mid_call_cancels_it_and_the_count_stays_exact()
     };
     // The mock is now holding the call (sleeping its latency on the clock) and the router
     // waits on its deadline: two sleepers.
-    while clock.sleepers() < 2 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the mock holds the call", || clock.sleepers() >= 2).await;
     assert_eq!(used(&router, "openai").await, 1, "the permit counts while in flight");
     call.abort();
     assert!(call.await.expect_err("aborted").is_cancelled());
     // The abandoned permit is settled (on a spawned task) as spent: the upstream counted it.
-    for _ in 0..1000 {
-        if clock.sleepers() == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(clock.sleepers(), 0, "the upstream call was dropped with the request");
+    // The mock sees the connection close and drops its handler: nobody sleeps any more.
+    wait_until("the upstream call is dropped", || clock.sleepers() == 0).await;
     assert_eq!(used(&router, "openai").await, 1);
     assert_eq!(mock.counts("k1").expect("k1").requests, 1);
     // The next call is admitted and counted on top, exactly.
@@ -118,12 +110,9 @@ async fn a_caller_that_goes_away_mid_call_cancels_it_and_the_count_stays_exact()
         let router = router.clone();
         async move { router.chat("default", &request()).await }
     });
-    while clock.sleepers() < 2 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the mock holds the second call", || clock.sleepers() >= 2).await;
     clock.advance(Duration::from_secs(30));
     answer.await.expect("task").expect("served");
     assert_eq!(used(&router, "openai").await, 2);
     assert_eq!(mock.counts("k1").expect("k1").requests, 2);
-    let _ = Arc::strong_count(&router.ledger().clone());
 }

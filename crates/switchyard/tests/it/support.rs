@@ -77,3 +77,17 @@ pub(crate) fn credentials(
 pub(crate) fn request() -> ChatRequest {
     ChatRequest::from_user("Say hello in five words").with_max_tokens(16)
 }
+
+/// Waits until `ready` holds, yielding to the runtime; fails the test after 20 s of real
+/// time so a bug shows as a failure, not a hang. Used only to wait for other tasks and the
+/// mock's server to reach a point (a sleeper on the clock, a closed connection), never for
+/// time to pass.
+pub(crate) async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while !ready() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting until {what}");
+}
