@@ -54,3 +54,13 @@ async fn malformed() {
 async fn cut_stream() {
     suite().cut_stream().await;
 }
+
+#[tokio::test]
+async fn unknown_key_shows_no_secret() {
+    suite().unknown_key_shows_no_secret().await;
+}
+
+#[tokio::test]
+async fn tool_call() {
+    suite().tool_call().await;
+}
