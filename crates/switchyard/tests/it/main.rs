@@ -4,4 +4,5 @@
 
 mod cascade;
 mod concurrency;
+mod providers;
 mod support;
