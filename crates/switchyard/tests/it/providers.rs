@@ -23,7 +23,7 @@ async fn gemini(
     clock: &ManualClock,
     keys: Vec<switchyard_mock::KeyScript>,
 ) -> (MockUpstream, Arc<dyn Provider>) {
-    let mock = MockUpstream::builder(GeminiWire::default())
+    let mock = MockUpstream::builder(GeminiWire)
         .clock(clock.clone())
         .time_zone(chrono_tz::America::Los_Angeles)
         .keys(keys)
@@ -41,7 +41,7 @@ async fn anthropic(
     clock: &ManualClock,
     keys: Vec<switchyard_mock::KeyScript>,
 ) -> (MockUpstream, Arc<dyn Provider>) {
-    let mock = MockUpstream::builder(AnthropicWire::default())
+    let mock = MockUpstream::builder(AnthropicWire)
         .clock(clock.clone())
         .keys(keys)
         .models(["claude-3-5-haiku-latest"])
