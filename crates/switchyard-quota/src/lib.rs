@@ -35,7 +35,7 @@ pub use error::{QuotaError, Refusal};
 pub use estimate::Estimate;
 pub use ledger::{Permit, QuotaLedger};
 pub use limit::{Limit, Unit, Window, day_start, next_midnight};
-pub use memory::MemoryLedger;
+pub use memory::{MemoryLedger, QuotaHandle};
 pub use persist::{
     BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LedgerSnapshot, LedgerStore, MeterRecord,
     WriteBehind,

@@ -228,17 +228,11 @@ impl BucketState {
         self.in_flight += 1;
     }
 
-    fn finish(
-        &mut self,
-        now: u64,
-        anchor_utc: DateTime<Utc>,
-        taken_at: u64,
-        estimate: Estimate,
-        used: Option<&Usage>,
-    ) {
+    /// Ends an attempt. The correction lands where the reservation was made (at `taken_at`),
+    /// so settling needs no clock read; a correction whose window has passed is dropped.
+    fn finish(&mut self, taken_at: u64, estimate: Estimate, used: Option<&Usage>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         for meter in &mut self.meters {
-            meter.roll(now, anchor_utc);
             let reserved = meter.need(estimate.tokens());
             let spent = match (used, meter.limit.unit) {
                 (None, _) => 0,
@@ -246,7 +240,7 @@ impl BucketState {
                 (Some(usage), Unit::Tokens) => u64::from(usage.total_tokens),
             };
             if spent > reserved {
-                meter.take(now, spent - reserved);
+                meter.take_at(taken_at, spent - reserved);
             } else {
                 meter.give_back(taken_at, reserved - spent);
             }
@@ -274,6 +268,18 @@ impl Bucket {
         if !self.dirty.load(Ordering::Relaxed) {
             self.dirty.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+/// A candidate resolved to its counters in one [`MemoryLedger`]: see
+/// [`MemoryLedger::handle`].
+#[derive(Clone, Debug)]
+pub struct QuotaHandle(Arc<Lane>);
+
+impl QuotaHandle {
+    /// The candidate.
+    pub fn candidate(&self) -> &Candidate {
+        &self.0.candidate
     }
 }
 
@@ -439,17 +445,38 @@ impl MemoryLedger {
         candidate: &Candidate,
         estimate: Estimate,
     ) -> Result<Permit, QuotaError> {
-        let lane = self.lane(candidate);
+        self.admit_lane(self.lane(candidate), estimate)
+    }
+
+    /// `candidate` resolved to its counters once, for callers that admit it often: admitting
+    /// through a handle skips the map lookup.
+    pub fn handle(&self, candidate: &Candidate) -> QuotaHandle {
+        QuotaHandle(self.lane(candidate))
+    }
+
+    /// [`MemoryLedger::try_admit`] through a handle from this ledger.
+    ///
+    /// # Errors
+    /// [`QuotaError::Refused`] with the reason and, when known, the time it ends.
+    pub fn try_admit_handle(
+        &self,
+        handle: &QuotaHandle,
+        estimate: Estimate,
+    ) -> Result<Permit, QuotaError> {
+        self.admit_lane(Arc::clone(&handle.0), estimate)
+    }
+
+    fn admit_lane(&self, lane: Arc<Lane>, estimate: Estimate) -> Result<Permit, QuotaError> {
         let now = self.ticks();
         if lane.key.blocked.load(Ordering::Acquire)
             && let Some((reason, until)) = self.key_refusal(&lane.key, now)
         {
-            return Err(self.refused(candidate, reason, until, now));
+            return Err(self.refused(&lane.candidate, reason, until, now));
         }
         let mut state = lane.bucket.state.lock();
         if let Err((reason, until)) = state.check(now, estimate, self.anchor_utc) {
             drop(state);
-            return Err(self.refused(candidate, reason, until, now));
+            return Err(self.refused(&lane.candidate, reason, until, now));
         }
         state.take(now, estimate);
         drop(state);
@@ -460,8 +487,7 @@ impl MemoryLedger {
     fn finish(&self, permit: Permit, usage: Option<&Usage>) {
         match permit.into_local() {
             Ok((lane, estimate, taken_at)) => {
-                let now = self.ticks();
-                lane.bucket.state.lock().finish(now, self.anchor_utc, taken_at, estimate, usage);
+                lane.bucket.state.lock().finish(taken_at, estimate, usage);
                 lane.bucket.mark_dirty();
             }
             Err(permit) => {
@@ -829,7 +855,7 @@ impl MemoryLedger {
                 let used = match meter.limit.window {
                     crate::limit::Window::Sliding(_) => {
                         for &(start, count) in &saved.slots {
-                            meter.restore_at(ticks_of(self.anchor_utc, start), count);
+                            meter.take_at(ticks_of(self.anchor_utc, start), count);
                         }
                         continue;
                     }

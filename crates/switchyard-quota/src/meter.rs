@@ -34,9 +34,27 @@ pub(crate) struct Meter {
 
 #[derive(Debug)]
 enum Kind {
-    Sliding { slot_ticks: u64, slots: Box<[u64; RING]>, head: u64, total: u64 },
-    Refill { used: f64, as_of: u64, per_tick: f64 },
-    Day { tz: Tz, used: u64, start: u64, end: u64 },
+    Sliding {
+        slot_ticks: u64,
+        slots: Box<[u64; RING]>,
+        /// The newest slot's number, its index in `slots` and the tick it ends: admission
+        /// divides only when time has left the newest slot.
+        head: u64,
+        head_idx: usize,
+        head_end: u64,
+        total: u64,
+    },
+    Refill {
+        used: f64,
+        as_of: u64,
+        per_tick: f64,
+    },
+    Day {
+        tz: Tz,
+        used: u64,
+        start: u64,
+        end: u64,
+    },
 }
 
 impl Meter {
@@ -46,6 +64,8 @@ impl Meter {
                 slot_ticks: duration_ticks(length).div_ceil(SLOTS).max(1),
                 slots: Box::new([0; RING]),
                 head: 0,
+                head_idx: 0,
+                head_end: 0,
                 total: 0,
             },
             Window::Refill(length) => Kind::Refill {
@@ -71,17 +91,20 @@ impl Meter {
     /// started.
     pub(crate) fn roll(&mut self, now: u64, anchor_utc: DateTime<Utc>) {
         match &mut self.kind {
-            Kind::Sliding { slot_ticks, slots, head, total } => {
-                let slot = now / *slot_ticks;
-                if slot > *head {
-                    let n_clear = (slot - *head).min(RING as u64);
-                    for step in 1..=n_clear {
-                        let idx = ((*head + step) % RING as u64) as usize;
-                        *total -= slots[idx];
-                        slots[idx] = 0;
-                    }
-                    *head = slot;
+            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total } => {
+                if now < *head_end {
+                    return;
                 }
+                let slot = now / *slot_ticks;
+                let n_clear = (slot - *head).min(RING as u64);
+                for step in 1..=n_clear {
+                    let idx = ((*head + step) % RING as u64) as usize;
+                    *total -= slots[idx];
+                    slots[idx] = 0;
+                }
+                *head = slot;
+                *head_idx = (slot % RING as u64) as usize;
+                *head_end = (slot + 1).saturating_mul(*slot_ticks);
             }
             Kind::Refill { used, as_of, per_tick } => {
                 if now > *as_of {
@@ -119,12 +142,12 @@ impl Meter {
         }
     }
 
-    /// Counts `amount` at `now` (after [`Meter::roll`]).
-    pub(crate) fn take(&mut self, now: u64, amount: u64) {
+    /// Counts `amount` now. NOTE: assumes [`Meter::roll`] ran at the same `now`, so the
+    /// newest slot is now's slot.
+    pub(crate) fn take(&mut self, _now: u64, amount: u64) {
         match &mut self.kind {
-            Kind::Sliding { slots, total, slot_ticks, .. } => {
-                let idx = ((now / *slot_ticks) % RING as u64) as usize;
-                slots[idx] += amount;
+            Kind::Sliding { slots, total, head_idx, .. } => {
+                slots[*head_idx] += amount;
                 *total += amount;
             }
             Kind::Refill { used, .. } => *used += amount as f64,
@@ -132,14 +155,28 @@ impl Meter {
         }
     }
 
-    /// Counts `amount` as taken at `at`, a restored count: into its own slot while that slot
-    /// is still in the window, dropped once it has left. Only sliding windows keep slots.
-    pub(crate) fn restore_at(&mut self, at: u64, amount: u64) {
-        if let Kind::Sliding { slot_ticks, slots, head, total } = &mut self.kind {
-            let slot = at / *slot_ticks;
-            if slot <= *head && *head - slot < RING as u64 {
-                slots[(slot % RING as u64) as usize] += amount;
-                *total += amount;
+    /// Counts `amount` as taken at `at` (no later than the last roll): a settlement's
+    /// correction or a restored count. It lands in `at`'s own slot or day while that is still
+    /// counted, and is dropped once it has left the window.
+    pub(crate) fn take_at(&mut self, at: u64, amount: u64) {
+        match &mut self.kind {
+            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total } => {
+                if at >= head_end.saturating_sub(*slot_ticks) {
+                    slots[*head_idx] += amount;
+                    *total += amount;
+                    return;
+                }
+                let slot = at / *slot_ticks;
+                if slot <= *head && *head - slot < RING as u64 {
+                    slots[(slot % RING as u64) as usize] += amount;
+                    *total += amount;
+                }
+            }
+            Kind::Refill { used, .. } => *used += amount as f64,
+            Kind::Day { used, start, .. } => {
+                if at >= *start {
+                    *used += amount;
+                }
             }
         }
     }
@@ -148,10 +185,15 @@ impl Meter {
     /// count that has already expired has nothing left to give back).
     pub(crate) fn give_back(&mut self, taken_at: u64, amount: u64) {
         match &mut self.kind {
-            Kind::Sliding { slot_ticks, slots, head, total } => {
-                let slot = taken_at / *slot_ticks;
+            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total } => {
+                // Most settlements come within the slot they were taken in: no division.
+                let slot = if taken_at >= head_end.saturating_sub(*slot_ticks) {
+                    *head
+                } else {
+                    taken_at / *slot_ticks
+                };
                 if slot <= *head && *head - slot < RING as u64 {
-                    let idx = (slot % RING as u64) as usize;
+                    let idx = if slot == *head { *head_idx } else { (slot % RING as u64) as usize };
                     let back = amount.min(slots[idx]);
                     slots[idx] -= back;
                     *total -= back;
@@ -203,7 +245,7 @@ impl Meter {
             return Some(now);
         }
         match &self.kind {
-            Kind::Sliding { slot_ticks, slots, head, total } => {
+            Kind::Sliding { slot_ticks, slots, head, total, .. } => {
                 let mut left = *total;
                 for age in (0..RING as u64).rev() {
                     if age > *head {

@@ -154,3 +154,27 @@ fn openrouter_free_models_share_one_daily_counter_until_utc_midnight() {
     assert!(call(&ledger, &first, 1));
     assert!(matches!(ledger.status_now(&first).state, KeyState::Available));
 }
+
+#[test]
+fn a_settlement_corrects_the_count_where_the_reservation_was_made() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(&clock, vec![Limit::tokens_per(1_000, secs(60))]);
+    let key = candidate("p", "k", "m");
+    let long = ledger.try_admit(&key, Estimate::new(100, 300)).expect("fits");
+    clock.advance(secs(30));
+    let short = ledger.try_admit(&key, Estimate::new(100, 100)).expect("fits");
+    // The first call used more than estimated: the extra counts from t=0, not t=30.
+    ledger.settle_now(long, &Usage::new(100, 600));
+    ledger.settle_now(short, &Usage::new(100, 0));
+    let used = |ledger: &switchyard_quota::MemoryLedger| {
+        ledger.summary_now(&"p".into()).keys[0].limits[0].used
+    };
+    assert_eq!(used(&ledger), 800);
+    clock.set_elapsed(secs(61));
+    assert_eq!(used(&ledger), 100, "the t=0 call's 700 left with its reservation");
+    // A permit settled after its window passed has nothing left to give back.
+    let late = ledger.try_admit(&key, Estimate::new(400, 0)).expect("fits");
+    clock.set_elapsed(secs(200));
+    ledger.settle_now(late, &Usage::new(10, 0));
+    assert_eq!(used(&ledger), 0);
+}
