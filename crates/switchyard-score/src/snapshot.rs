@@ -69,6 +69,25 @@ pub enum Status {
     Failing,
 }
 
+impl Status {
+    /// The word as written in JSON: `untested`, `healthy`, `degraded`, `failing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Untested => "untested",
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Failing => "failing",
+        }
+    }
+
+    /// The status a word names, or `None` for another word.
+    pub fn from_word(word: &str) -> Option<Self> {
+        [Self::Untested, Self::Healthy, Self::Degraded, Self::Failing]
+            .into_iter()
+            .find(|status| status.as_str() == word)
+    }
+}
+
 /// One candidate's statistics.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -337,4 +356,19 @@ pub(crate) fn import_stats(
         }
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_match_the_json() {
+        for status in [Status::Untested, Status::Healthy, Status::Degraded, Status::Failing] {
+            let json = serde_json::to_string(&status).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(Status::from_word(status.as_str()), Some(status));
+        }
+        assert_eq!(Status::from_word("active"), None);
+    }
 }
