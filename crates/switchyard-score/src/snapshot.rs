@@ -149,6 +149,9 @@ pub struct ExactState {
     pub latency_updated_at: Option<DateTime<Utc>>,
     /// Sum of the successful calls' latencies, in milliseconds.
     pub total_latency_ms: f64,
+    /// When the candidate was first seen; its prior recency fades from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<DateTime<Utc>>,
 }
 
 impl StatsSnapshot {
@@ -262,6 +265,7 @@ pub(crate) fn export_stats(
             latency_ewma_ms: stats.latency.map(|latency| latency.ms),
             latency_updated_at: stats.latency.map(|latency| utc_of(latency.at)),
             total_latency_ms: stats.total_latency_ms,
+            first_seen: Some(utc_of(stats.first_seen)),
         }),
     }
 }
@@ -305,6 +309,7 @@ pub(crate) fn import_stats(
     match &model.state {
         Some(state) => {
             stats.at = to_ticks(state.updated_at);
+            stats.first_seen = state.first_seen.map_or(stats.at, &to_ticks);
             stats.successes = count("state.successes", state.successes)?;
             stats.failures = count("state.failures", state.failures)?;
             stats.quality_weight = count("state.qualityWeight", state.quality_weight)?;
@@ -332,6 +337,11 @@ pub(crate) fn import_stats(
             // the latest outcome, capped like any other evidence.
             let latest = stats.last_success.max(stats.last_error);
             stats.at = latest.unwrap_or(now);
+            let earliest = match (stats.last_success, stats.last_error) {
+                (Some(success), Some(error)) => Some(success.min(error)),
+                (one, other) => one.or(other),
+            };
+            stats.first_seen = earliest.unwrap_or(now);
             let (mut successes, mut failures) =
                 (model.success_count as f64, model.fail_count as f64);
             let total = successes + failures;

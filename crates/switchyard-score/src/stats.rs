@@ -102,6 +102,9 @@ pub(crate) struct Stats {
     pub(crate) fail_count: u64,
     pub(crate) tokens: u64,
     pub(crate) total_latency_ms: f64,
+    /// When the candidate was first seen: the prior's recency fades from here until a real
+    /// success replaces it.
+    pub(crate) first_seen: Ticks,
     pub(crate) last_success: Option<Ticks>,
     pub(crate) last_error: Option<Ticks>,
     pub(crate) last_error_kind: Option<ErrorKind>,
@@ -144,6 +147,7 @@ impl Stats {
             fail_count: 0,
             tokens: 0,
             total_latency_ms: 0.0,
+            first_seen: now,
             last_success: None,
             last_error: None,
             last_error_kind: None,
@@ -239,10 +243,11 @@ impl Stats {
         let quality_weight = self.quality_weight * keep;
         let quality = (self.quality_sum * keep + prior.strength * prior.quality)
             / (quality_weight + prior.strength);
+        // The prior counts as one success at first sight: a new candidate whose first call
+        // hit a rate limit is not marked stale at once, and one that never succeeds fades.
         let recency = match self.last_success {
             Some(at) => params.recency(now - at),
-            None if self.success_count == 0 && self.fail_count == 0 => prior.recency,
-            None => 0.0,
+            None => prior.recency * params.recency(now - self.first_seen),
         };
         View {
             alpha: prior.successes + self.successes * keep,
@@ -391,16 +396,18 @@ mod tests {
     }
 
     #[test]
-    fn recency_is_the_prior_until_an_outcome_then_decays_from_the_last_success() {
+    fn recency_fades_from_first_sight_until_a_success_then_from_the_last_success() {
         let params = params();
         let mut stats = Stats::new(0);
         assert_eq!(stats.view(0, &params).recency, params.prior.recency);
         stats.record_failure(0, ErrorKind::ServerError, 100.0, &params);
-        assert_eq!(stats.view(0, &params).recency, 0.0);
-        stats.record_success(SECOND, 100.0, 0, &params);
-        assert_eq!(stats.view(SECOND, &params).recency, 1.0);
+        assert_eq!(stats.view(0, &params).recency, params.prior.recency, "not stale at once");
         let half = ScoreConfig::default().recency_half_life.as_nanos() as Ticks;
-        assert!((stats.view(SECOND + half, &params).recency - 0.5).abs() < 1e-12);
+        let fading = stats.view(half, &params).recency;
+        assert!((fading - 0.5 * params.prior.recency).abs() < 1e-12, "{fading}");
+        stats.record_success(half, 100.0, 0, &params);
+        assert_eq!(stats.view(half, &params).recency, 1.0);
+        assert!((stats.view(2 * half, &params).recency - 0.5).abs() < 1e-12);
     }
 
     proptest! {

@@ -140,3 +140,16 @@ fn rank_and_sample_agree_on_an_obvious_winner() {
     }
     assert_eq!(scorer.sample(&[]), None);
 }
+
+#[test]
+fn a_rate_limit_on_a_new_key_barely_moves_it_and_an_invalid_key_sinks_it() {
+    let clock = ManualClock::default();
+    let scorer = scorer(&clock);
+    let untried = scorer.score(&[candidate(0)])[0];
+    scorer.record(&candidate(1), failure(ErrorKind::RateLimited { scope: LimitScope::Minute }, 30));
+    scorer.record(&candidate(2), failure(ErrorKind::InvalidKey, 30));
+    let limited = scorer.score(&[candidate(1)])[0];
+    let invalid = scorer.score(&[candidate(2)])[0];
+    assert!(untried - limited < 0.02, "{untried} -> {limited}");
+    assert!(untried - invalid > 0.1, "{untried} -> {invalid}");
+}
