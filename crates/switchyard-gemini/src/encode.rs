@@ -63,8 +63,8 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, GeminiError> {
     };
     let generation_config = GenerationConfig {
         max_output_tokens: request.max_tokens,
-        temperature: request.temperature.map(wire_float),
-        top_p: request.top_p.map(wire_float),
+        temperature: request.temperature,
+        top_p: request.top_p,
         stop_sequences: request.stop.clone(),
         seed,
         response_mime_type,
@@ -258,12 +258,6 @@ fn arguments_object(name: &str, arguments: &str) -> Result<Value, GeminiError> {
     }
 }
 
-/// An `f32` sampling value as the `f64` with the same shortest decimal form, so `0.9` goes on
-/// the wire as `0.9`, not as `0.8999999761581421` (JSON numbers pass through `f64`).
-fn wire_float(value: f32) -> f64 {
-    value.to_string().parse().unwrap_or(f64::from(value))
-}
-
 /// `extra` fields go into the body as they are, replacing a field of the same name.
 fn merge_extra(body: &mut Value, extra: &Map<String, Value>) {
     let Value::Object(object) = body else {
@@ -433,7 +427,7 @@ mod tests {
             vec(message, 1..8),
             prop::option::of(1u32..65_536),
             vec("[a-zA-Z#\\n]{1,8}", 0..5),
-            prop::option::of(0.0f32..2.0),
+            prop::option::of(0.0f64..2.0),
         )
             .prop_map(|(system, mut messages, max_tokens, stop, temperature)| {
                 if let Some(system) = system {
@@ -467,7 +461,7 @@ mod tests {
             let config = wire.generation_config.unwrap_or_default();
             prop_assert_eq!(config.stop_sequences, request.stop.clone());
             prop_assert_eq!(config.max_output_tokens, request.max_tokens);
-            prop_assert_eq!(config.temperature, request.temperature.map(wire_float));
+            prop_assert_eq!(config.temperature, request.temperature);
         }
     }
 }

@@ -69,8 +69,8 @@ pub fn encode_request(
     };
     let options = Options {
         num_predict: request.max_tokens.map(i64::from),
-        temperature: request.temperature.map(wire_float),
-        top_p: request.top_p.map(wire_float),
+        temperature: request.temperature,
+        top_p: request.top_p,
         stop: request.stop.clone(),
         seed: request.seed,
     };
@@ -158,12 +158,6 @@ fn arguments_object(name: &str, arguments: &str) -> Result<Value, OllamaError> {
             "the arguments of the call to {name} are not a JSON object"
         ))),
     }
-}
-
-/// An `f32` sampling value as the `f64` with the same shortest decimal form, so `0.9` goes on
-/// the wire as `0.9`, not as `0.8999999761581421` (JSON numbers pass through `f64`).
-fn wire_float(value: f32) -> f64 {
-    value.to_string().parse().unwrap_or(f64::from(value))
 }
 
 /// `extra` fields go into the body as they are, replacing a field of the same name

@@ -145,6 +145,16 @@ mod tests {
     use switchyard_core::{ImageUrl, Tool, ToolCall};
 
     #[test]
+    fn sampling_parameters_go_on_the_wire_as_written() {
+        let mut request = ChatRequest::from_user("hi");
+        request.temperature = Some(0.9);
+        request.top_p = Some(0.1);
+        let body = encode_request(&request, "gpt-4o-mini", Preset::OpenAi, false);
+        assert_eq!(body["temperature"].to_string(), "0.9");
+        assert_eq!(body["top_p"].to_string(), "0.1");
+    }
+
+    #[test]
     fn each_preset_names_the_token_limit_and_seed_its_way() {
         let mut request = ChatRequest::from_user("hi").with_max_tokens(7);
         request.seed = Some(42);
