@@ -9,6 +9,38 @@
 //! implementation; [`StatsStore`] keeps its statistics across restarts. `docs/scoring.md`
 //! gives the formula, the prior, the failure weights and the reasons for each.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use switchyard_core::{Candidate, ErrorKind, ManualClock};
+//! use switchyard_score::{AdaptiveScorer, Outcome, ScoreConfig, Scorer, StatsSnapshot};
+//!
+//! let clock = ManualClock::default();
+//! let config = ScoreConfig { seed: Some(42), ..ScoreConfig::default() };
+//! let scorer: Arc<dyn Scorer> = Arc::new(AdaptiveScorer::try_new(Arc::new(clock.clone()), config)?);
+//! let fast = Candidate::new("groq", "groq-1", "llama-3.3-70b-versatile");
+//! let flaky = Candidate::new("gemini", "g1", "gemini-2.0-flash");
+//! for _ in 0..20 {
+//!     scorer.record(&fast, Outcome::Success { latency: Duration::from_millis(400), tokens: 900 });
+//!     scorer.record(&flaky, Outcome::Failure { kind: ErrorKind::ServerError, latency: Duration::from_secs(2) });
+//!     clock.advance(Duration::from_secs(1));
+//! }
+//! scorer.record_quality(&fast, 0.9)?;
+//!
+//! let candidates = [flaky.clone(), fast.clone()];
+//! let scores = scorer.score(&candidates); // deterministic
+//! assert!(scores[1] > scores[0]);
+//! assert_eq!(scorer.sample(&candidates), Some(1)); // with exploration
+//!
+//! // Learning survives a restart through the JSON export (or a `StatsStore`).
+//! let json = scorer.export().to_json();
+//! let restored = AdaptiveScorer::new(Arc::new(clock.clone()));
+//! restored.import(&StatsSnapshot::from_json(&json)?)?;
+//! assert_eq!(restored.score(&candidates), scores);
+//! # Ok::<(), switchyard_score::ScoreError>(())
+//! ```
+//!
 //! This crate never sees a secret (a candidate names its key by id), makes no network call
 //! and decides no admission: the quota ledger does. It never reads the system time: evidence
 //! decays on the [`Clock`](switchyard_core::Clock) it was given.
