@@ -241,7 +241,7 @@ impl BucketState {
             };
             if spent > reserved {
                 meter.take_at(taken_at, spent - reserved);
-            } else {
+            } else if spent < reserved {
                 meter.give_back(taken_at, reserved - spent);
             }
         }

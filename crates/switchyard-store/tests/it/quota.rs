@@ -183,3 +183,31 @@ fn a_damaged_row_is_a_typed_error() {
         other => panic!("expected Damaged, got {other:?}"),
     }
 }
+
+#[test]
+fn a_failed_save_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::starting_at(at("2026-01-15T18:00:00Z"));
+    let scene = scene();
+    let before = ledger(&clock);
+    let writer = WriteBehind::start(
+        Arc::clone(&before),
+        SqliteStore::open(&path).expect("open"),
+        Duration::from_secs(3600),
+    )
+    .expect("writer");
+    play(&before, &scene);
+    // Another connection takes the table away: the next save fails for real.
+    let raw = Connection::open(&path).expect("raw");
+    raw.execute_batch("ALTER TABLE quota_key RENAME TO quota_key_away").expect("rename");
+    let error = writer.flush().expect_err("the save fails");
+    assert!(matches!(error, switchyard_quota::QuotaError::Store { .. }), "{error}");
+    raw.execute_batch("ALTER TABLE quota_key_away RENAME TO quota_key").expect("rename back");
+    writer.flush().expect("the retry saves everything");
+    drop(writer);
+    let after = ledger(&clock);
+    after.restore(&SqliteStore::open(&path).expect("reopen").load().expect("load"));
+    assert_eq!(counts(&after, &scene.busy), counts(&before, &scene.busy));
+    assert_eq!(statuses(&after, &scene), statuses(&before, &scene));
+}
