@@ -176,8 +176,8 @@ fn the_expected_best_is_the_fast_and_fairly_reliable_one() {
 /// The run over twenty seeds, printing each run's traffic shares. The best candidate's
 /// expected score is only 0.044 above the runner-up's (a: 0.95 at 1,200 ms against b: 0.99 at
 /// 1,500 ms), so a run whose draws favour b for a while shares calls 401-500 between them:
-/// most runs, not all, clear 70% (seed 1 gives 64%, seed 17 54%). Leaving a degraded leader and trying a
-/// newcomer must happen in every run.
+/// most runs, not all, clear 70% (seed 1 gives 64%, seed 17 54%). Leaving a degraded leader
+/// and trying a newcomer must happen in every run.
 #[test]
 fn learns_the_best_leaves_it_when_it_degrades_and_tries_a_newcomer() {
     let runs: Vec<Findings> = (1..=20).map(|seed| simulate(seed, true)).collect();
