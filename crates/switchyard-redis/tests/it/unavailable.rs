@@ -106,3 +106,51 @@ async fn the_test_server_is_reachable() {
     let prefix = fresh_prefix("ping").await;
     ledger(&clock, &prefix, config(vec![])).ping().await.expect("the test redis answers");
 }
+
+#[tokio::test]
+async fn a_password_in_the_url_never_reaches_an_error() {
+    let secret = "s3cret-pass-phrase";
+    let clock = ManualClock::default();
+    for url in [
+        format!("redis://:{secret}@127.0.0.1:notaport/0"),
+        format!("rediss+bad://:{secret}@127.0.0.1/0"),
+    ] {
+        let built = RedisLedger::new(
+            &url,
+            config(vec![]),
+            Arc::new(clock.clone()),
+            options("unused", OnUnavailable::FailClosed),
+        );
+        {
+            let error = built.expect_err("a malformed url");
+            let mut texts = vec![format!("{error}"), format!("{error:?}")];
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                texts.push(format!("{cause} {cause:?}"));
+                source = cause.source();
+            }
+            for text in texts {
+                assert!(!text.contains(secret), "{text}");
+            }
+        }
+    }
+    let url = format!("redis://:{secret}@{}", closed_port_url().trim_start_matches("redis://"));
+    let ledger = RedisLedger::new(
+        &url,
+        config(vec![]),
+        Arc::new(clock),
+        options("unused", OnUnavailable::FailClosed),
+    )
+    .expect("a well-formed url");
+    assert!(!format!("{ledger:?}").contains(secret));
+    let error = ledger.admit(&candidate("k"), Estimate::new(1, 0)).await.expect_err("unreachable");
+    let mut texts = vec![format!("{error}"), format!("{error:?}")];
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        texts.push(format!("{cause} {cause:?}"));
+        source = cause.source();
+    }
+    for text in texts {
+        assert!(!text.contains(secret), "{text}");
+    }
+}
