@@ -7,8 +7,10 @@
 //! sets it).
 
 use std::hint::black_box;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
@@ -36,6 +38,16 @@ fn config() -> QuotaConfig {
             ])],
         }],
         ..QuotaConfig::default()
+    }
+}
+
+/// Polls a future that is ready at once (every in-memory ledger call is).
+fn ready<T>(future: impl Future<Output = T>) -> T {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("the in-memory ledger never waits"),
     }
 }
 
@@ -76,6 +88,20 @@ fn memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("quota/memory");
     group.bench_function("admit+settle, 1 thread", |b| {
         b.iter(|| admit_settle(&ledger, black_box(&candidate), &usage));
+    });
+    let shared: Arc<dyn QuotaLedger> = Arc::clone(&ledger) as Arc<dyn QuotaLedger>;
+    group.bench_function("admit+settle through dyn QuotaLedger, 1 thread", |b| {
+        b.iter(|| {
+            let permit = ready(shared.admit(black_box(&candidate), Estimate::new(500, 300)))
+                .expect("under the limits");
+            ready(shared.settle(black_box(permit), &usage)).expect("settled");
+        });
+    });
+    group.bench_function("admit+settle through dyn QuotaLedger::in_memory, 1 thread", |b| {
+        b.iter(|| {
+            let memory = shared.in_memory().expect("an in-memory ledger");
+            admit_settle(memory, black_box(&candidate), &usage);
+        });
     });
     let handle = ledger.handle(&candidate);
     group.bench_function("admit+settle by handle, 1 thread", |b| {

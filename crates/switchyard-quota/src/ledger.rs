@@ -8,7 +8,7 @@ use switchyard_core::{Candidate, KeyId, ProviderError, ProviderId, RateLimitSnap
 
 use crate::error::QuotaError;
 use crate::estimate::Estimate;
-use crate::memory::Lane;
+use crate::memory::{Lane, MemoryLedger};
 use crate::state::KeyStatus;
 use crate::summary::ProviderSummary;
 
@@ -76,6 +76,13 @@ pub trait QuotaLedger: Send + Sync + 'static {
     /// # Errors
     /// [`QuotaError::Backend`] when a shared ledger cannot reach its backend.
     async fn summary(&self, provider: &ProviderId) -> Result<ProviderSummary, QuotaError>;
+
+    /// The synchronous in-memory ledger behind this one, if that is all it is. Every async
+    /// call boxes its future (one allocation each); a hot path holding `dyn QuotaLedger` can
+    /// call [`MemoryLedger::try_admit`] and [`MemoryLedger::settle_now`] on this instead.
+    fn in_memory(&self) -> Option<&MemoryLedger> {
+        None
+    }
 
     /// Ends a failed attempt: releases its permit and records its error.
     ///

@@ -27,13 +27,16 @@ for m = 1, n do
   local delta = spent - reserved
   if delta ~= 0 then
     if kind == 's' then
-      if delta > 0 then
-        redis.call('HINCRBY', key, math.floor(now / p1), delta)
-      else
-        local slot = math.floor(taken / p1)
-        local have = tonumber(redis.call('HGET', key, slot) or '0')
-        local back = math.min(have, -delta)
-        if back > 0 then redis.call('HINCRBY', key, slot, -back) end
+      -- The correction lands where the reservation was made, while that slot still counts.
+      local slot = math.floor(taken / p1)
+      if slot > math.floor(now / p1) - p2 then
+        if delta > 0 then
+          redis.call('HINCRBY', key, slot, delta)
+        else
+          local have = tonumber(redis.call('HGET', key, slot) or '0')
+          local back = math.min(have, -delta)
+          if back > 0 then redis.call('HINCRBY', key, slot, -back) end
+        end
       end
     elseif kind == 'r' then
       local f = redis.call('HMGET', key, 'used', 'asof')
@@ -41,7 +44,7 @@ for m = 1, n do
       redis.call('HSET', key, 'used', tostring(math.max(0, used + delta)))
     else
       local f = redis.call('HMGET', key, 'end', 'used')
-      if f[1] and tonumber(f[1]) == p1 and (delta > 0 or taken >= p2) then
+      if f[1] and tonumber(f[1]) == p1 and taken >= p2 then
         redis.call('HSET', key, 'used', math.max(0, tonumber(f[2] or '0') + delta))
       end
     end

@@ -205,3 +205,21 @@ async fn a_daily_quota_resets_at_midnight_los_angeles_for_everyone() {
     clock.set_utc(reset);
     assert!(second.admit(&candidate("k"), one()).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_settlement_corrects_the_count_where_the_reservation_was_made() {
+    let prefix = fresh_prefix("correction").await;
+    let clock = ManualClock::default();
+    let ledger = ledger(&clock, &prefix, config(vec![Limit::tokens_per(1_000, secs(60))]));
+    let used = || async { ledger.summary(&"p".into()).await.expect("summary").keys[0].limits[0].used };
+    let permit = ledger.admit(&candidate("k"), Estimate::new(100, 0)).await.expect("fits");
+    clock.advance(secs(30));
+    ledger.settle(permit, &Usage::new(100, 500)).await.expect("settled");
+    assert_eq!(used().await, 600);
+    clock.set_elapsed(secs(61));
+    assert_eq!(used().await, 0, "the extra 500 left with the t=0 reservation");
+    let late = ledger.admit(&candidate("k"), Estimate::new(100, 0)).await.expect("fits");
+    clock.set_elapsed(secs(200));
+    ledger.settle(late, &Usage::new(100, 800)).await.expect("settled");
+    assert_eq!(used().await, 0, "a correction whose window passed is dropped");
+}
