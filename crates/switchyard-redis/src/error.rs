@@ -30,6 +30,13 @@ pub enum RedisLedgerError {
         /// The time allowed.
         timeout: Duration,
     },
+    /// Redis failed moments ago; calls are not sent until the retry time, so a dead server
+    /// costs each caller nothing rather than a timeout.
+    #[error("redis marked down after a failure; retrying in {}ms", .retry_in.as_millis())]
+    Down {
+        /// How long until the next attempt to reach it.
+        retry_in: Duration,
+    },
     /// Redis answered with an error.
     #[error("redis failed {op}")]
     Command {
@@ -53,7 +60,7 @@ impl RedisLedgerError {
     /// Whether Redis could not be reached or did not answer (as opposed to answering badly).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Down { .. } => true,
             Self::Url { .. } | Self::Command { .. } | Self::Reply { .. } => false,
         }
     }

@@ -54,6 +54,9 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// Failing closed, or falling back to a local ledger.
     pub on_unavailable: OnUnavailable,
+    /// After Redis could not be reached or timed out, how long calls skip it (answering
+    /// [`RedisLedgerError::Down`] at once) before trying again.
+    pub retry_after_failure: Duration,
 }
 
 impl Default for RedisOptions {
@@ -63,6 +66,7 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_millis(500),
             on_unavailable: OnUnavailable::FailClosed,
+            retry_after_failure: Duration::from_secs(1),
         }
     }
 }
@@ -80,6 +84,8 @@ struct MeterArg {
 pub struct RedisLedger {
     client: redis::Client,
     connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Until when Redis is considered down (on the ledger's clock).
+    down_until: parking_lot::Mutex<Option<std::time::Instant>>,
     config: QuotaConfig,
     clock: Arc<dyn Clock>,
     options: RedisOptions,
@@ -193,6 +199,7 @@ impl RedisLedger {
         Ok(Self {
             client,
             connection: tokio::sync::Mutex::new(None),
+            down_until: parking_lot::Mutex::new(None),
             local: MemoryLedger::new(Arc::clone(&clock), config.clone()),
             config,
             clock,
@@ -211,6 +218,12 @@ impl RedisLedger {
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, RedisLedgerError> {
+        let now = self.clock.now();
+        if let Some(until) = *self.down_until.lock()
+            && now < until
+        {
+            return Err(RedisLedgerError::Down { retry_in: until - now });
+        }
         let mut slot = self.connection.lock().await;
         if let Some(connection) = slot.as_ref() {
             return Ok(connection.clone());
@@ -220,22 +233,33 @@ impl RedisLedger {
             .set_response_timeout(Some(self.options.response_timeout));
         let timeout = self.options.connect_timeout + self.options.response_timeout;
         let connecting = self.client.get_multiplexed_async_connection_with_config(&config);
-        let connection = tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| RedisLedgerError::Timeout { op: "connect", timeout })?
-            .map_err(|source| {
-                if source.is_timeout() {
-                    RedisLedgerError::Timeout { op: "connect", timeout }
-                } else {
-                    RedisLedgerError::Unreachable { op: "connect", source }
-                }
-            })?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        let connected = match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => Err(RedisLedgerError::Timeout { op: "connect", timeout }),
+            Ok(Err(source)) if source.is_timeout() => {
+                Err(RedisLedgerError::Timeout { op: "connect", timeout })
+            }
+            Ok(Err(source)) => Err(RedisLedgerError::Unreachable { op: "connect", source }),
+            Ok(Ok(connection)) => Ok(connection),
+        };
+        match connected {
+            Ok(connection) => {
+                *slot = Some(connection.clone());
+                Ok(connection)
+            }
+            Err(error) => {
+                self.mark_down();
+                Err(error)
+            }
+        }
+    }
+
+    fn mark_down(&self) {
+        *self.down_until.lock() = Some(self.clock.now() + self.options.retry_after_failure);
     }
 
     async fn forget_connection(&self) {
         *self.connection.lock().await = None;
+        self.mark_down();
     }
 
     async fn run<T: FromRedisValue>(

@@ -211,7 +211,8 @@ async fn a_settlement_corrects_the_count_where_the_reservation_was_made() {
     let prefix = fresh_prefix("correction").await;
     let clock = ManualClock::default();
     let ledger = ledger(&clock, &prefix, config(vec![Limit::tokens_per(1_000, secs(60))]));
-    let used = || async { ledger.summary(&"p".into()).await.expect("summary").keys[0].limits[0].used };
+    let used =
+        || async { ledger.summary(&"p".into()).await.expect("summary").keys[0].limits[0].used };
     let permit = ledger.admit(&candidate("k"), Estimate::new(100, 0)).await.expect("fits");
     clock.advance(secs(30));
     ledger.settle(permit, &Usage::new(100, 500)).await.expect("settled");

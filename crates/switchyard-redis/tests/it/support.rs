@@ -56,6 +56,7 @@ pub(crate) fn options(prefix: &str, on_unavailable: OnUnavailable) -> RedisOptio
         connect_timeout: Duration::from_millis(300),
         response_timeout: Duration::from_millis(300),
         on_unavailable,
+        retry_after_failure: Duration::from_secs(1),
     }
 }
 

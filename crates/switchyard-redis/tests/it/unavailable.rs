@@ -154,3 +154,28 @@ async fn a_password_in_the_url_never_reaches_an_error() {
         assert!(!text.contains(secret), "{text}");
     }
 }
+
+#[tokio::test]
+async fn after_a_failure_calls_skip_redis_until_the_retry_time() {
+    let clock = ManualClock::default();
+    let ledger = RedisLedger::new(
+        &closed_port_url(),
+        config(vec![Limit::per_minute(10)]),
+        Arc::new(clock.clone()),
+        options("unused", OnUnavailable::FailClosed),
+    )
+    .expect("ledger");
+    let key = candidate("k");
+    let first = backend_error(ledger.admit(&key, Estimate::new(1, 0)).await.expect_err("down"));
+    assert!(matches!(first, RedisLedgerError::Unreachable { .. }), "{first:?}");
+    clock.advance(std::time::Duration::from_millis(400));
+    let second = backend_error(ledger.admit(&key, Estimate::new(1, 0)).await.expect_err("down"));
+    assert!(
+        matches!(second, RedisLedgerError::Down { retry_in } if retry_in == std::time::Duration::from_millis(600)),
+        "{second:?}"
+    );
+    assert!(second.is_unavailable());
+    clock.advance(std::time::Duration::from_millis(600));
+    let third = backend_error(ledger.admit(&key, Estimate::new(1, 0)).await.expect_err("down"));
+    assert!(matches!(third, RedisLedgerError::Unreachable { .. }), "tried again: {third:?}");
+}
