@@ -1,5 +1,6 @@
 //! Integration tests of the SQLite store on real files in a temporary directory.
 #![cfg(test)]
 
+mod kill9;
 mod quota;
 mod schema;
