@@ -60,15 +60,15 @@ pub(crate) fn options(prefix: &str, on_unavailable: OnUnavailable) -> RedisOptio
     }
 }
 
-/// A ledger on the test server, with its own connection.
+/// A ledger on the test server, with its own connection. Its timeouts are generous: a test
+/// machine running every suite at once must not turn a slow answer into a failure.
 pub(crate) fn ledger(clock: &ManualClock, prefix: &str, config: QuotaConfig) -> RedisLedger {
-    RedisLedger::new(
-        &redis_url(),
-        config,
-        Arc::new(clock.clone()),
-        options(prefix, OnUnavailable::FailClosed),
-    )
-    .expect("ledger")
+    let options = RedisOptions {
+        connect_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(5),
+        ..options(prefix, OnUnavailable::FailClosed)
+    };
+    RedisLedger::new(&redis_url(), config, Arc::new(clock.clone()), options).expect("ledger")
 }
 
 pub(crate) fn candidate(key: &str) -> Candidate {
