@@ -198,11 +198,12 @@ impl BucketState {
         anchor_utc: DateTime<Utc>,
     ) -> Result<(), (Refusal, Option<u64>)> {
         self.expire(now);
-        if let Some(hold) = &self.cooldown {
-            return Err((Refusal::CoolingDown, hold.until));
-        }
+        // Exhaustion first: it outlasts any cooldown, so its end is the one to report.
         if let Some(hold) = &self.exhausted {
             return Err((Refusal::Exhausted, hold.until));
+        }
+        if let Some(hold) = &self.cooldown {
+            return Err((Refusal::CoolingDown, hold.until));
         }
         if let Some(max) = self.max_concurrent
             && self.in_flight >= max

@@ -16,16 +16,17 @@ if hold[1] then
 end
 
 local b = redis.call('HMGET', KEYS[1], 'cool_until', 'exh_until', 'inflight')
-if b[1] then
-  local untl = tonumber(b[1])
-  if now < untl then return {0, 'cooling_down', untl, ''} end
-  redis.call('HDEL', KEYS[1], 'cool_until', 'cool_since', 'cool_reason')
-  redis.call('HSET', KEYS[1], 'changed', untl)
-end
+-- Exhaustion first: it outlasts any cooldown, so its end is the one to report.
 if b[2] then
   local untl = tonumber(b[2])
   if untl < 0 or now < untl then return {0, 'exhausted', untl, ''} end
   redis.call('HDEL', KEYS[1], 'exh_until', 'exh_since', 'exh_reason')
+  redis.call('HSET', KEYS[1], 'changed', untl)
+end
+if b[1] then
+  local untl = tonumber(b[1])
+  if now < untl then return {0, 'cooling_down', untl, ''} end
+  redis.call('HDEL', KEYS[1], 'cool_until', 'cool_since', 'cool_reason')
   redis.call('HSET', KEYS[1], 'changed', untl)
 end
 local maxc = tonumber(ARGV[2])

@@ -288,3 +288,26 @@ fn reenabling_a_key_ends_an_open_ended_exhaustion_of_its_group() {
     ledger.reenable_now(&"p".into(), &"k".into());
     assert!(call(&ledger, &key, 1));
 }
+
+#[test]
+fn an_exhaustion_is_reported_over_a_shorter_cooldown() {
+    let clock = ManualClock::starting_at(at("2026-01-15T20:00:00Z"));
+    let ledger = ledger_config(
+        &clock,
+        QuotaConfig {
+            providers: vec![ProviderQuota {
+                provider: "p".into(),
+                day: DayBoundary::Midnight(chrono_tz::UTC),
+                models: vec![],
+            }],
+            ..QuotaConfig::default()
+        },
+    );
+    let key = candidate("p", "k", "m");
+    ledger.record_error_now(&key, &rate_limited(LimitScope::Minute, Some(secs(30))));
+    ledger.record_error_now(&key, &rate_limited(LimitScope::Day, None));
+    let (reason, until) = refusal(ledger.try_admit(&key, one()));
+    assert_eq!((reason, until), (Refusal::Exhausted, Some(at("2026-01-16T00:00:00Z"))));
+    clock.advance(secs(31));
+    assert_eq!(refusal(ledger.try_admit(&key, one())).0, Refusal::Exhausted);
+}
