@@ -131,6 +131,10 @@ pub struct RequestOptions {
     pub request_id: Option<String>,
     /// Overrides the route's deadline.
     pub timeout: Option<Duration>,
+    /// Whether the answer's trace lists every candidate of the route with its learned score
+    /// (the gateway's `x-switchyard-trace: 1`). Without it the trace holds the attempts and
+    /// the candidates skipped on the way, which costs nothing extra.
+    pub trace: bool,
 }
 
 /// Per-model facts the router uses, keyed by `provider/model`.
@@ -177,6 +181,8 @@ impl Slot {
 
 pub(crate) struct Route {
     pub(crate) name: String,
+    /// The slots' candidates, in the same order, for strategies and the scorer.
+    pub(crate) candidates: Vec<Candidate>,
     pub(crate) strategy_name: &'static str,
     pub(crate) strategy: Arc<dyn Strategy>,
     pub(crate) slots: Vec<Arc<Slot>>,
@@ -403,6 +409,7 @@ impl Inner {
         }
         Ok(Route {
             name: route.name.clone(),
+            candidates: slots.iter().map(|slot| slot.candidate.clone()).collect(),
             strategy_name: route.strategy.name(),
             strategy: route.strategy.build(),
             slots,
@@ -454,6 +461,13 @@ impl Inner {
         let mut rng = SplitMix64(self.seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
         rng.next_u64();
         rng
+    }
+
+    /// Whether anyone listens for events: building one costs allocations, so the hot path
+    /// skips it when nobody does.
+    pub(crate) fn wants_events(&self) -> bool {
+        !self.sinks.is_empty()
+            || tracing::enabled!(target: "switchyard::attempt", tracing::Level::INFO)
     }
 
     fn emit(&self, event: RouterEvent) {
@@ -728,6 +742,7 @@ impl Router {
             self.inner.expand(&target).ok_or_else(|| RouterError::UnknownRoute(name.to_owned()))?;
         Ok(Arc::new(Route {
             name: name.to_owned(),
+            candidates: slots.iter().map(|slot| slot.candidate.clone()).collect(),
             strategy_name: StrategyKind::Priority.name(),
             strategy: StrategyKind::Priority.build(),
             slots,
@@ -744,39 +759,33 @@ impl Router {
         started: Instant,
         outcome: Result<(&Candidate, u32, Usage), (&'static str, u32)>,
     ) {
-        let latency = self.inner.clock.now().saturating_duration_since(started);
-        let event = match outcome {
+        let inner = &self.inner;
+        match outcome {
             Ok((candidate, n_attempts, usage)) => {
-                self.inner.stats.request_served(n_attempts, usage);
-                self.inner.recent.insert(
-                    request_id,
-                    candidate.clone(),
-                    self.inner.config.recent_requests,
-                );
-                RequestEvent {
-                    request_id: request_id.to_owned(),
-                    route: route.name.clone(),
-                    served_by: Some(candidate.clone()),
-                    n_attempts,
-                    latency,
-                    usage: Some(usage),
-                    error: None,
-                }
+                inner.stats.request_served(n_attempts, usage);
+                inner.recent.insert(request_id, candidate.clone(), inner.config.recent_requests);
             }
-            Err((code, n_attempts)) => {
-                self.inner.stats.request_failed(code);
-                RequestEvent {
-                    request_id: request_id.to_owned(),
-                    route: route.name.clone(),
-                    served_by: None,
-                    n_attempts,
-                    latency,
-                    usage: None,
-                    error: Some(code),
-                }
+            Err((code, _)) => inner.stats.request_failed(code),
+        }
+        if !inner.wants_events() {
+            return;
+        }
+        let latency = inner.clock.now().saturating_duration_since(started);
+        let (served_by, n_attempts, usage, error) = match outcome {
+            Ok((candidate, n_attempts, usage)) => {
+                (Some(candidate.clone()), n_attempts, Some(usage), None)
             }
+            Err((code, n_attempts)) => (None, n_attempts, None, Some(code)),
         };
-        self.inner.emit(RouterEvent::Request(event));
+        inner.emit(RouterEvent::Request(RequestEvent {
+            request_id: request_id.to_owned(),
+            route: route.name.clone(),
+            served_by,
+            n_attempts,
+            latency,
+            usage,
+            error,
+        }));
     }
 
     /// The cascade, shared by plain and streamed calls: `call` makes one attempt of a slot.
@@ -836,28 +845,26 @@ impl Router {
                 };
                 return Err(fail(error, &route, &request_id));
             }
-            // Candidates still in play, minus open circuits (they are not even ranked).
-            let mut open: Vec<usize> = Vec::with_capacity(n_slots);
-            for (idx, slot) in route.slots.iter().enumerate() {
-                if verdicts[idx].is_some() {
-                    continue;
-                }
-                if let CircuitState::Open { remaining } = slot.circuit.state(now) {
-                    verdicts[idx] = Some(Verdict::Failed);
-                    trace.skip(&slot.candidate, Skip::CircuitOpen { remaining });
-                    continue;
-                }
-                open.push(idx);
-            }
+            // Candidates still in play. An open circuit is found when the walk reaches it, so
+            // the common case ranks the route's own candidate list without copying it.
+            let open: Vec<usize> = (0..n_slots).filter(|&idx| verdicts[idx].is_none()).collect();
             if open.is_empty() {
                 break;
             }
+            let filtered: Vec<Candidate>;
+            let candidates: &[Candidate] = if open.len() == n_slots {
+                &route.candidates
+            } else {
+                filtered = open.iter().map(|&idx| route.candidates[idx].clone()).collect();
+                &filtered
+            };
             let views: Vec<CandidateView<'_>> = open
                 .iter()
-                .map(|&idx| {
+                .zip(candidates)
+                .map(|(&idx, candidate)| {
                     let slot = &route.slots[idx];
                     CandidateView {
-                        candidate: &slot.candidate,
+                        candidate,
                         position: idx,
                         in_flight: slot.in_flight.load(Ordering::Relaxed),
                         latency: slot.latency(),
@@ -868,19 +875,20 @@ impl Router {
                     }
                 })
                 .collect();
-            let context =
-                RankContext { request, scorer: inner.scorer.as_ref(), roll: rng.next_u64() };
+            let context = RankContext {
+                request,
+                scorer: inner.scorer.as_ref(),
+                candidates,
+                roll: rng.next_u64(),
+            };
             let order = route.strategy.rank(&views, &context);
-            if first_ranking {
-                first_ranking = false;
-                let ids: Vec<Candidate> = views.iter().map(|view| view.candidate.clone()).collect();
-                let scores = inner.scorer.score(&ids);
+            if std::mem::take(&mut first_ranking) && options.trace {
+                let scores = inner.scorer.score(candidates);
                 let mut considered: Vec<Considered> = order
                     .iter()
                     .filter_map(|&rank_idx| {
-                        let candidate = ids.get(rank_idx)?.clone();
                         Some(Considered {
-                            candidate,
+                            candidate: candidates.get(rank_idx)?.clone(),
                             score: scores.get(rank_idx).copied(),
                             skipped: None,
                         })
@@ -1015,26 +1023,28 @@ impl Router {
                         latency,
                         upstream_request_id: served.upstream_request_id.clone(),
                     });
-                    inner.emit(RouterEvent::Attempt(AttemptEvent {
-                        request_id: request_id.clone(),
-                        route: route.name.clone(),
-                        candidate: slot.candidate.clone(),
-                        fingerprint: slot.fingerprint,
-                        attempt: n_attempt,
-                        latency,
-                        usage: served.usage,
-                        cost: served.usage.and_then(|usage| {
-                            slot.facts.price.map(|price| {
-                                price.cost(
-                                    u64::from(usage.prompt_tokens),
-                                    u64::from(usage.completion_tokens),
-                                )
-                            })
-                        }),
-                        error: None,
-                        status: None,
-                        upstream_request_id: served.upstream_request_id,
-                    }));
+                    if inner.wants_events() {
+                        inner.emit(RouterEvent::Attempt(AttemptEvent {
+                            request_id: request_id.clone(),
+                            route: route.name.clone(),
+                            candidate: slot.candidate.clone(),
+                            fingerprint: slot.fingerprint,
+                            attempt: n_attempt,
+                            latency,
+                            usage: served.usage,
+                            cost: served.usage.and_then(|usage| {
+                                slot.facts.price.map(|price| {
+                                    price.cost(
+                                        u64::from(usage.prompt_tokens),
+                                        u64::from(usage.completion_tokens),
+                                    )
+                                })
+                            }),
+                            error: None,
+                            status: None,
+                            upstream_request_id: served.upstream_request_id,
+                        }));
+                    }
                     return Ok(Routed {
                         value: served.value,
                         slot,
@@ -1083,19 +1093,21 @@ impl Router {
                         latency,
                         upstream_request_id: error.upstream_request_id.clone(),
                     });
-                    inner.emit(RouterEvent::Attempt(AttemptEvent {
-                        request_id: request_id.clone(),
-                        route: route.name.clone(),
-                        candidate: slot.candidate.clone(),
-                        fingerprint: slot.fingerprint,
-                        attempt: n_attempt,
-                        latency,
-                        usage: None,
-                        cost: None,
-                        error: Some(kind),
-                        status: error.status,
-                        upstream_request_id: error.upstream_request_id.clone(),
-                    }));
+                    if inner.wants_events() {
+                        inner.emit(RouterEvent::Attempt(AttemptEvent {
+                            request_id: request_id.clone(),
+                            route: route.name.clone(),
+                            candidate: slot.candidate.clone(),
+                            fingerprint: slot.fingerprint,
+                            attempt: n_attempt,
+                            latency,
+                            usage: None,
+                            cost: None,
+                            error: Some(kind),
+                            status: error.status,
+                            upstream_request_id: error.upstream_request_id.clone(),
+                        }));
+                    }
                     tracing::warn!(
                         request_id = %request_id,
                         candidate = %slot.candidate,

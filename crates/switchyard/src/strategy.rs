@@ -33,6 +33,9 @@ pub struct RankContext<'a> {
     pub request: &'a ChatRequest,
     /// The router's scorer (the adaptive strategy ranks with it).
     pub scorer: &'a dyn Scorer,
+    /// The candidates of `candidates` views, in the same order, as one slice (what the
+    /// scorer takes).
+    pub candidates: &'a [Candidate],
     /// A fresh random number for this ranking, from the router's seedable generator.
     pub roll: u64,
 }
@@ -217,8 +220,8 @@ pub struct Adaptive;
 
 impl Strategy for Adaptive {
     fn rank(&self, candidates: &[CandidateView<'_>], context: &RankContext<'_>) -> Vec<usize> {
-        let ids: Vec<Candidate> = candidates.iter().map(|view| view.candidate.clone()).collect();
-        order_by_score(&context.scorer.explore(&ids))
+        debug_assert_eq!(candidates.len(), context.candidates.len());
+        order_by_score(&context.scorer.explore(context.candidates))
     }
 }
 
@@ -276,7 +279,11 @@ mod tests {
     fn rank_with(strategy: &dyn Strategy, views: &[CandidateView<'_>], roll: u64) -> Vec<usize> {
         let scorer = AdaptiveScorer::new(Arc::new(ManualClock::default()));
         let request = ChatRequest::from_user("hi");
-        strategy.rank(views, &RankContext { request: &request, scorer: &scorer, roll })
+        let candidates: Vec<Candidate> = views.iter().map(|view| view.candidate.clone()).collect();
+        strategy.rank(
+            views,
+            &RankContext { request: &request, scorer: &scorer, candidates: &candidates, roll },
+        )
     }
 
     #[test]
