@@ -48,16 +48,41 @@ impl Params {
 
     /// The share of evidence left after `elapsed` nanoseconds: 1 at 0, ½ at one half-life.
     pub(crate) fn decay(&self, elapsed: Ticks) -> f64 {
-        if elapsed <= 0 { 1.0 } else { (-(elapsed as f64) * self.inv_half_life).exp2() }
+        halvings(elapsed, self.inv_half_life)
     }
 
     fn recency(&self, elapsed: Ticks) -> f64 {
-        if elapsed <= 0 { 1.0 } else { (-(elapsed as f64) * self.inv_recency_half_life).exp2() }
+        halvings(elapsed, self.inv_recency_half_life)
     }
 
     /// The share of latency evidence left after `elapsed`.
     fn latency_decay(&self, elapsed: Ticks) -> f64 {
-        if elapsed <= 0 { 1.0 } else { (-(elapsed as f64) * self.inv_latency_half_life).exp2() }
+        halvings(elapsed, self.inv_latency_half_life)
+    }
+}
+
+/// Evidence below this is none. Flushing it to zero keeps the arithmetic out of subnormal
+/// floats, which cost a hundred cycles an operation (a candidate that has not failed in ten
+/// thousand calls would otherwise carry a subnormal failure count), and moves no score by
+/// more than 1e-12.
+const NEGLIGIBLE: f64 = 1e-12;
+
+/// More halvings than this leave less than [`NEGLIGIBLE`] (2^-40 ≈ 9.1e-13): zero.
+const MAX_HALVINGS: f64 = 40.0;
+
+fn flush(value: f64) -> f64 {
+    if value < NEGLIGIBLE { 0.0 } else { value }
+}
+
+/// `2^(-elapsed · per_nano)`: 1 at 0 (and for a time that runs back), 0 past 40 halvings.
+fn halvings(elapsed: Ticks, per_nano: f64) -> f64 {
+    let halvings = elapsed as f64 * per_nano;
+    if elapsed <= 0 {
+        1.0
+    } else if halvings >= MAX_HALVINGS {
+        0.0
+    } else {
+        (-halvings).exp2()
     }
 }
 
@@ -128,8 +153,8 @@ fn cap_pair(a: &mut f64, b: &mut f64, max: f64) {
     let sum = *a + *b;
     if sum > max {
         let scale = max / sum;
-        *a *= scale;
-        *b *= scale;
+        *a = flush(*a * scale);
+        *b = flush(*b * scale);
     }
 }
 
@@ -158,11 +183,12 @@ impl Stats {
     fn bring_to(&mut self, now: Ticks, params: &Params) {
         if now > self.at {
             let keep = params.decay(now - self.at);
-            self.successes *= keep;
-            self.failures *= keep;
-            self.quality_sum *= keep;
-            self.quality_weight *= keep;
-            self.latency_samples *= params.latency_decay(now - self.at);
+            self.successes = flush(self.successes * keep);
+            self.failures = flush(self.failures * keep);
+            self.quality_sum = flush(self.quality_sum * keep);
+            self.quality_weight = flush(self.quality_weight * keep);
+            self.latency_samples =
+                flush(self.latency_samples * params.latency_decay(now - self.at));
             self.at = now;
         }
     }
@@ -231,7 +257,7 @@ impl Stats {
         // Bound the number of judgements, keeping their mean.
         if self.quality_weight > params.max_evidence {
             let scale = params.max_evidence / self.quality_weight;
-            self.quality_sum *= scale;
+            self.quality_sum = flush(self.quality_sum * scale);
             self.quality_weight = params.max_evidence;
         }
     }
@@ -374,6 +400,26 @@ mod tests {
                 .abs()
                 < 1e-9
         );
+    }
+
+    #[test]
+    fn long_gone_evidence_is_zero_not_subnormal() {
+        let params = params();
+        let half_life = ScoreConfig::default().half_life.as_nanos() as Ticks;
+        assert_eq!(params.decay(40 * half_life), 0.0);
+        assert!(params.decay(39 * half_life) > 0.0);
+        let mut stats = Stats::new(0);
+        stats.record_failure(0, ErrorKind::ServerError, 100.0, &params);
+        // Ten thousand successes in a row scale the one failure down past 1e-12.
+        for _ in 0..10_000 {
+            stats.record_success(0, 100.0, 0, &params);
+        }
+        assert_eq!(stats.failures, 0.0);
+        for value in [stats.successes, stats.quality_sum, stats.latency_samples] {
+            assert!(value == 0.0 || value.is_normal(), "{value}");
+        }
+        let view = stats.view(100 * half_life, &params);
+        assert_eq!((view.alpha, view.beta), (params.prior.successes, params.prior.failures));
     }
 
     #[test]
