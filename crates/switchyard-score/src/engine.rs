@@ -74,7 +74,9 @@ impl AdaptiveScorer {
             epoch,
             weights: config.weights,
             params: Params::new(config),
-            stats: DashMap::with_hasher(FxBuildHasher),
+            // More shards than DashMap's default (4 per CPU): two tasks recording at once
+            // rarely share a shard lock's cache line.
+            stats: DashMap::with_hasher_and_shard_amount(FxBuildHasher, SHARDS),
             seed: config.seed.unwrap_or_else(rand::random),
             draws: AtomicU64::new(0),
         }
@@ -191,6 +193,9 @@ impl AdaptiveScorer {
         now_utc - chrono::Duration::nanoseconds(now.saturating_sub(at))
     }
 }
+
+/// Shards of the statistics map (a power of two, as DashMap requires).
+const SHARDS: usize = 64;
 
 /// Nanoseconds in `elapsed`, saturating (292 years).
 fn ticks(elapsed: Duration) -> Ticks {

@@ -99,10 +99,24 @@ pub(crate) struct LatencyEwma {
 
 impl LatencyEwma {
     /// The estimate moved toward a sample `ms` by `share` of the gap, or by more when the
-    /// estimate is stale.
-    fn toward(self, now: Ticks, ms: f64, share: f64, params: &Params) -> Self {
-        let keep = (1.0 - share) * params.latency_decay(now - self.at);
+    /// estimate is stale (`stale` is the latency decay since its last move).
+    fn toward(self, now: Ticks, ms: f64, share: f64, stale: f64) -> Self {
+        let keep = (1.0 - share) * stale;
         Self { ms: self.ms * keep + ms * (1.0 - keep), at: now }
+    }
+}
+
+/// The time since a candidate's previous record, and its latency decay: the latency estimate
+/// usually last moved at that record, and then reuses it instead of another `exp2`.
+#[derive(Clone, Copy, Debug)]
+struct Gap {
+    since: Ticks,
+    latency_keep: f64,
+}
+
+impl Gap {
+    fn latency_keep_since(self, at: Ticks, now: Ticks, params: &Params) -> f64 {
+        if at == self.since { self.latency_keep } else { params.latency_decay(now - at) }
     }
 }
 
@@ -179,32 +193,37 @@ impl Stats {
         }
     }
 
-    /// Decays every evidence sum to `now`.
-    fn bring_to(&mut self, now: Ticks, params: &Params) {
+    /// Decays every evidence sum to `now`; returns what the latency update can reuse.
+    fn bring_to(&mut self, now: Ticks, params: &Params) -> Gap {
+        let gap = Gap { since: self.at, latency_keep: params.latency_decay(now - self.at) };
         if now > self.at {
             let keep = params.decay(now - self.at);
             self.successes = flush(self.successes * keep);
             self.failures = flush(self.failures * keep);
             self.quality_sum = flush(self.quality_sum * keep);
             self.quality_weight = flush(self.quality_weight * keep);
-            self.latency_samples =
-                flush(self.latency_samples * params.latency_decay(now - self.at));
+            self.latency_samples = flush(self.latency_samples * gap.latency_keep);
             self.at = now;
         }
+        gap
     }
 
-    fn observe_latency(&mut self, now: Ticks, ms: f64, params: &Params) {
+    fn observe_latency(&mut self, now: Ticks, ms: f64, gap: Gap, params: &Params) {
         match self.latency {
             None => self.latency = Some(LatencyEwma { ms, at: now }),
-            Some(old) if ms >= old.ms => self.raise_latency(now, old, ms, params),
-            Some(old) => self.latency = Some(old.toward(now, ms, params.latency_fall, params)),
+            Some(old) if ms >= old.ms => self.raise_latency(now, old, ms, gap, params),
+            Some(old) => {
+                let stale = gap.latency_keep_since(old.at, now, params);
+                self.latency = Some(old.toward(now, ms, params.latency_fall, stale));
+            }
         }
         // Latency evidence decays with the rest (`bring_to` ran first) and is capped alike.
         self.latency_samples = (self.latency_samples + 1.0).min(params.max_evidence);
     }
 
-    fn raise_latency(&mut self, now: Ticks, old: LatencyEwma, ms: f64, params: &Params) {
-        self.latency = Some(old.toward(now, ms, params.latency_rise, params));
+    fn raise_latency(&mut self, now: Ticks, old: LatencyEwma, ms: f64, gap: Gap, params: &Params) {
+        let stale = gap.latency_keep_since(old.at, now, params);
+        self.latency = Some(old.toward(now, ms, params.latency_rise, stale));
     }
 
     pub(crate) fn record_success(
@@ -214,10 +233,10 @@ impl Stats {
         tokens: u64,
         params: &Params,
     ) {
-        self.bring_to(now, params);
+        let gap = self.bring_to(now, params);
         self.successes += 1.0;
         cap_pair(&mut self.successes, &mut self.failures, params.max_evidence);
-        self.observe_latency(now, latency_ms, params);
+        self.observe_latency(now, latency_ms, gap, params);
         self.success_count += 1;
         self.tokens = self.tokens.saturating_add(tokens);
         self.total_latency_ms += latency_ms;
@@ -231,7 +250,7 @@ impl Stats {
         latency_ms: f64,
         params: &Params,
     ) {
-        self.bring_to(now, params);
+        let gap = self.bring_to(now, params);
         self.failures += params.failure_weights.weight(kind);
         cap_pair(&mut self.successes, &mut self.failures, params.max_evidence);
         // A slow failure is evidence of slowness; a fast one (a 429 in 40 ms) is no evidence
@@ -239,7 +258,9 @@ impl Stats {
         // neither counts as a latency sample (more samples would pull the speed away from
         // the prior, which a faster history must never do to a score).
         match self.latency {
-            Some(old) if latency_ms > old.ms => self.raise_latency(now, old, latency_ms, params),
+            Some(old) if latency_ms > old.ms => {
+                self.raise_latency(now, old, latency_ms, gap, params);
+            }
             None if kind == ErrorKind::Timeout => {
                 self.latency = Some(LatencyEwma { ms: latency_ms, at: now });
             }
@@ -251,7 +272,7 @@ impl Stats {
     }
 
     pub(crate) fn record_quality(&mut self, now: Ticks, quality: f64, params: &Params) {
-        self.bring_to(now, params);
+        let _ = self.bring_to(now, params);
         self.quality_sum += quality;
         self.quality_weight += 1.0;
         // Bound the number of judgements, keeping their mean.
