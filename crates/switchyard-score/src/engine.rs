@@ -20,8 +20,8 @@ use crate::scorer::{Breakdown, Outcome, Scorer};
 use crate::snapshot::{self, StatsSnapshot};
 use crate::stats::{Params, Stats, Ticks, View};
 
-/// The learning scorer: per-candidate statistics with exponential decay, a peak-sensitive latency EWMA,
-/// optimistic priors and Thompson-sampling exploration. See `docs/scoring.md`.
+/// The learning scorer: per-candidate statistics with exponential decay, a peak-sensitive
+/// latency EWMA, optimistic priors and Thompson-sampling exploration. See `docs/scoring.md`.
 ///
 /// Statistics live in a sharded map: recording locks one shard for a few arithmetic
 /// operations, scoring takes shard read locks one candidate at a time, and nothing locks
@@ -33,8 +33,7 @@ pub struct AdaptiveScorer {
     weights: Weights,
     params: Params,
     // FxHash: candidate ids come from the operator's configuration, not from clients, so
-    // hash flooding is not a threat, and hashing three short strings is the bulk of a
-    // lookup's cost.
+    // hash flooding is not a threat, and hashing three strings is a large part of a lookup.
     stats: DashMap<Candidate, Stats, FxBuildHasher>,
     seed: u64,
     /// How many exploration draws were made: each draw gets its own RNG stream

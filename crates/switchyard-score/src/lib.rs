@@ -18,12 +18,15 @@
 //!
 //! let clock = ManualClock::default();
 //! let config = ScoreConfig { seed: Some(42), ..ScoreConfig::default() };
-//! let scorer: Arc<dyn Scorer> = Arc::new(AdaptiveScorer::try_new(Arc::new(clock.clone()), config)?);
+//! let scorer: Arc<dyn Scorer> =
+//!     Arc::new(AdaptiveScorer::try_new(Arc::new(clock.clone()), config)?);
 //! let fast = Candidate::new("groq", "groq-1", "llama-3.3-70b-versatile");
 //! let flaky = Candidate::new("gemini", "g1", "gemini-2.0-flash");
 //! for _ in 0..20 {
-//!     scorer.record(&fast, Outcome::Success { latency: Duration::from_millis(400), tokens: 900 });
-//!     scorer.record(&flaky, Outcome::Failure { kind: ErrorKind::ServerError, latency: Duration::from_secs(2) });
+//!     let latency = Duration::from_millis(400);
+//!     scorer.record(&fast, Outcome::Success { latency, tokens: 900 });
+//!     let latency = Duration::from_secs(2);
+//!     scorer.record(&flaky, Outcome::Failure { kind: ErrorKind::ServerError, latency });
 //!     clock.advance(Duration::from_secs(1));
 //! }
 //! scorer.record_quality(&fast, 0.9)?;
