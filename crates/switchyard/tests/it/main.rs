@@ -4,5 +4,6 @@
 
 mod cascade;
 mod concurrency;
+mod health;
 mod providers;
 mod support;
