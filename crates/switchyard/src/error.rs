@@ -92,6 +92,14 @@ pub enum RouterError {
     /// The quota backend failed and is configured to fail closed.
     #[error("QUOTA_BACKEND: {0}")]
     QuotaBackend(#[source] switchyard_quota::QuotaError),
+    /// The router already has as many requests in flight as it is configured to take.
+    #[error("OVERLOADED: {in_flight} requests in flight, the cap is {limit}; retry shortly")]
+    Overloaded {
+        /// Requests in flight when this one arrived.
+        in_flight: u32,
+        /// The configured cap.
+        limit: u32,
+    },
 }
 
 impl RouterError {
@@ -107,6 +115,7 @@ impl RouterError {
             Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
             Self::UnknownRoute(_) => "UNKNOWN_ROUTE",
             Self::QuotaBackend(_) => "QUOTA_BACKEND",
+            Self::Overloaded { .. } => "OVERLOADED",
         }
     }
 
@@ -120,7 +129,7 @@ impl RouterError {
             | Self::BadRequest { trace, .. }
             | Self::ContentFiltered { trace, .. }
             | Self::DeadlineExceeded { trace, .. } => Some(trace),
-            Self::UnknownRoute(_) | Self::QuotaBackend(_) => None,
+            Self::UnknownRoute(_) | Self::QuotaBackend(_) | Self::Overloaded { .. } => None,
         }
     }
 
@@ -135,7 +144,8 @@ impl RouterError {
             | Self::ContentFiltered { .. }
             | Self::DeadlineExceeded { .. }
             | Self::UnknownRoute(_)
-            | Self::QuotaBackend(_) => None,
+            | Self::QuotaBackend(_)
+            | Self::Overloaded { .. } => None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod strategy;
 mod stream;
 pub mod target;
 mod trace;
+mod wait;
 
 pub use backoff::Backoff;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};

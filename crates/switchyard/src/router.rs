@@ -27,6 +27,7 @@ use crate::stats::{RouterStats, StatsCounters};
 use crate::strategy::{CandidateView, RankContext, SplitMix64, Strategy, StrategyKind};
 use crate::target::Target;
 use crate::trace::{Answer, Attempt, Considered, Skip, Trace};
+use crate::wait::{LoadGauge, LoadGuard, Ticket, WaitQueue};
 
 /// A model's price, for cost-optimal ranking and events.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -72,6 +73,16 @@ pub struct RouterConfig {
     pub seed: Option<u64>,
     /// How many recent request ids are remembered for quality feedback.
     pub recent_requests: usize,
+    /// How long a request whose every candidate is momentarily out (cooling, a window spent)
+    /// may wait for the first to free, within its deadline, instead of failing at once
+    /// (default zero: fail at once). A route or a call may override it.
+    pub max_wait: Duration,
+    /// How many requests may wait for capacity at once; beyond it a request gets its quota
+    /// error with the first reset at once (default 1024).
+    pub wait_queue: usize,
+    /// The most requests in flight on this router; beyond it `OVERLOADED` at once (default
+    /// no cap).
+    pub max_in_flight: Option<u32>,
 }
 
 impl Default for RouterConfig {
@@ -85,6 +96,9 @@ impl Default for RouterConfig {
             default_max_tokens: 1024,
             seed: None,
             recent_requests: 10_000,
+            max_wait: Duration::ZERO,
+            wait_queue: 1024,
+            max_in_flight: None,
         }
     }
 }
@@ -104,6 +118,8 @@ pub struct RouteConfig {
     pub max_attempts: Option<u32>,
     /// Overrides [`RouterConfig::timeout`].
     pub timeout: Option<Duration>,
+    /// Overrides [`RouterConfig::max_wait`].
+    pub max_wait: Option<Duration>,
 }
 
 impl RouteConfig {
@@ -120,6 +136,7 @@ impl RouteConfig {
             content_filter_fallback: false,
             max_attempts: None,
             timeout: None,
+            max_wait: None,
         }
     }
 }
@@ -135,6 +152,9 @@ pub struct RequestOptions {
     /// (the gateway's `x-switchyard-trace: 1`). Without it the trace holds the attempts and
     /// the candidates skipped on the way, which costs nothing extra.
     pub trace: bool,
+    /// Overrides the route's [`RouteConfig::max_wait`] for this call (a batch waits up to its
+    /// deadline).
+    pub max_wait: Option<Duration>,
 }
 
 /// Per-model facts the router uses, keyed by `provider/model`.
@@ -189,6 +209,7 @@ pub(crate) struct Route {
     pub(crate) content_filter_fallback: bool,
     pub(crate) max_attempts: u32,
     pub(crate) timeout: Duration,
+    pub(crate) max_wait: Duration,
 }
 
 /// Builds a [`Router`]. Only providers and routes are required: the clock defaults to the
@@ -343,11 +364,13 @@ impl RouterBuilder {
             slots: DashMap::new(),
             routes: HashMap::new(),
             sinks: self.sinks,
-            config: self.config,
             seed,
             counter: AtomicU64::new(0),
             stats: StatsCounters::default(),
             recent: RecentRequests::default(),
+            waiting: Arc::new(WaitQueue::new(self.config.wait_queue)),
+            load: LoadGauge::default(),
+            config: self.config,
         };
         let mut routes = HashMap::new();
         for route in self.routes {
@@ -383,6 +406,8 @@ pub(crate) struct Inner {
     counter: AtomicU64,
     pub(crate) stats: StatsCounters,
     recent: RecentRequests,
+    pub(crate) waiting: Arc<WaitQueue>,
+    pub(crate) load: LoadGauge,
 }
 
 /// A key id for a provider that needs none (a local Ollama).
@@ -416,6 +441,7 @@ impl Inner {
             content_filter_fallback: route.content_filter_fallback,
             max_attempts: route.max_attempts.unwrap_or(self.config.max_attempts).max(1),
             timeout: route.timeout.unwrap_or(self.config.timeout),
+            max_wait: route.max_wait.unwrap_or(self.config.max_wait),
         })
     }
 
@@ -499,6 +525,8 @@ pub(crate) struct Routed<T> {
     pub(crate) started: Instant,
     pub(crate) upstream_time: Duration,
     pub(crate) route: Arc<Route>,
+    /// Counts the request against the overload cap while it lives.
+    pub(crate) load: Option<LoadGuard>,
 }
 
 /// Holds a permit until it is settled or released. Dropped while still holding one — the
@@ -647,6 +675,7 @@ impl Router {
             started,
             upstream_time,
             route,
+            load,
         } = routed;
         permit.settle(&response.usage).await;
         drop(attempt);
@@ -670,6 +699,7 @@ impl Router {
             started,
             Ok((&answer.served_by, answer.n_attempts, answer.response.usage)),
         );
+        drop(load);
         Ok(answer)
     }
 
@@ -720,6 +750,16 @@ impl Router {
             .map(|route| route.slots.iter().map(|slot| slot.candidate.clone()).collect())
     }
 
+    /// Requests waiting now for a candidate to free (the bounded wait).
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.len()
+    }
+
+    /// Requests in flight now; counted only when [`RouterConfig::max_in_flight`] is set.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.load.in_flight()
+    }
+
     /// The names of the configured routes.
     pub fn route_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.inner.routes.keys().cloned().collect();
@@ -749,6 +789,7 @@ impl Router {
             content_filter_fallback: false,
             max_attempts: self.inner.config.max_attempts.max(1),
             timeout: self.inner.config.timeout,
+            max_wait: self.inner.config.max_wait,
         }))
     }
 
@@ -803,6 +844,10 @@ impl Router {
         let inner = &self.inner;
         let clock = &inner.clock;
         let started = clock.now();
+        let load = inner.load.enter(inner.config.max_in_flight).map_err(|in_flight| {
+            inner.stats.request_failed("OVERLOADED");
+            RouterError::Overloaded { in_flight, limit: inner.config.max_in_flight.unwrap_or(0) }
+        })?;
         let route = self.resolve(route_name)?;
         let mut rng = inner.rng();
         let request_id =
@@ -820,6 +865,8 @@ impl Router {
         let mut retries: Vec<u32> = vec![0; n_slots];
         let mut upstream_time = Duration::ZERO;
         let mut first_ranking = true;
+        let max_wait = options.max_wait.unwrap_or(route.max_wait);
+        let mut ticket: Option<Ticket> = None;
 
         let fail = |error: RouterError, route: &Route, request_id: &str| {
             let n_attempts = error.trace().map_or(0, |trace| trace.attempts.len());
@@ -849,7 +896,34 @@ impl Router {
             // the common case ranks the route's own candidate list without copying it.
             let open: Vec<usize> = (0..n_slots).filter(|&idx| verdicts[idx].is_none()).collect();
             if open.is_empty() {
-                break;
+                // Everything is out. Wait for the first to free if it frees in time and the
+                // queue has room; otherwise answer now with the first reset.
+                if max_wait.is_zero() {
+                    break;
+                }
+                let wait_limit = deadline.min(started + max_wait);
+                let Some(wake) = wake_at(&verdicts, now, clock.utc()) else { break };
+                if wake > wait_limit {
+                    break;
+                }
+                if ticket.is_none() {
+                    ticket = inner.waiting.enter();
+                }
+                let Some(waiting) = ticket.as_ref() else { break };
+                waiting.pause();
+                trace.waited += wake.saturating_duration_since(now);
+                clock.sleep_until(wake).await;
+                tokio::select! {
+                    () = waiting.turn() => {}
+                    () = clock.sleep_until(deadline) => {}
+                }
+                upstream_time += clock.now().saturating_duration_since(now);
+                for verdict in &mut verdicts {
+                    if matches!(verdict, Some(Verdict::Spent(_) | Verdict::Busy(_))) {
+                        *verdict = None;
+                    }
+                }
+                continue;
             }
             let filtered: Vec<Candidate>;
             let candidates: &[Candidate] = if open.len() == n_slots {
@@ -964,11 +1038,11 @@ impl Router {
                         verdicts[idx].get_or_insert(Verdict::Failed);
                     }
                 }
-                if open.iter().all(|&idx| verdicts[idx].is_some()) {
-                    break;
-                }
+                // When every one is now out, the next round waits or ends.
                 continue;
             };
+            // Admitted: the place in the queue goes to the next waiter.
+            drop(ticket.take());
 
             let slot = Arc::clone(&route.slots[idx]);
             let permit = PermitGuard::new(Arc::clone(&inner.ledger), permit, estimate);
@@ -1055,6 +1129,7 @@ impl Router {
                         started,
                         upstream_time,
                         route,
+                        load,
                     });
                 }
                 Err(error) => {
@@ -1195,6 +1270,24 @@ impl Router {
         let error = final_error(&route, verdicts, trace);
         Err(fail(error, &route, &request_id))
     }
+}
+
+/// When the first candidate refused for quota frees, as an instant on the clock; `None` when
+/// no refusal said when. At least a millisecond ahead, so a reset rounded down never spins.
+fn wake_at(
+    verdicts: &[Option<Verdict>],
+    now: Instant,
+    utc: chrono::DateTime<chrono::Utc>,
+) -> Option<Instant> {
+    let earliest = verdicts
+        .iter()
+        .filter_map(|verdict| match verdict {
+            Some(Verdict::Spent(until) | Verdict::Busy(until)) => *until,
+            Some(Verdict::Invalid | Verdict::Failed) | None => None,
+        })
+        .min()?;
+    let ahead = (earliest - utc).to_std().unwrap_or(Duration::ZERO);
+    Some(now + ahead.max(Duration::from_millis(1)))
 }
 
 /// When a candidate that just answered "spent" is usable again, as far as the error says.

@@ -58,6 +58,8 @@ struct Live {
     chunks: ChunkStream,
     permit: PermitGuard,
     _attempt: AttemptGuard,
+    /// Counts the stream against the router's overload cap until it ends.
+    _load: Option<crate::wait::LoadGuard>,
     slot: Arc<Slot>,
     router: Router,
     route: Arc<crate::router::Route>,
@@ -120,6 +122,7 @@ impl Router {
             request_id,
             started,
             route,
+            load,
             ..
         } = routed;
         let n_attempts = u32::try_from(trace.attempts.len()).unwrap_or(u32::MAX);
@@ -127,6 +130,7 @@ impl Router {
             chunks,
             permit,
             _attempt: attempt,
+            _load: load,
             slot: Arc::clone(&slot),
             router: self.clone(),
             route,

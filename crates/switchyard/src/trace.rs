@@ -87,6 +87,9 @@ pub struct Trace {
     pub considered: Vec<Considered>,
     /// The attempts, in order.
     pub attempts: Vec<Attempt>,
+    /// Time spent waiting for a candidate to free (bounded wait), zero when none.
+    #[serde(serialize_with = "millis")]
+    pub waited: Duration,
 }
 
 impl Trace {

@@ -7,3 +7,4 @@ mod concurrency;
 mod health;
 mod providers;
 mod support;
+mod wait;
