@@ -10,6 +10,7 @@
 //! everything runs on the [`Clock`] it is given.
 
 pub mod backoff;
+mod cache;
 pub mod circuit;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ mod trace;
 mod wait;
 
 pub use backoff::Backoff;
+pub use cache::CacheConfig;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};

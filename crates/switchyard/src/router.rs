@@ -20,6 +20,7 @@ use switchyard_score::{AdaptiveScorer, Outcome, Scorer};
 use switchyard_vault::KeySource;
 
 use crate::backoff::Backoff;
+use crate::cache::{CacheConfig, CacheKey, ResponseCache};
 use crate::circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 use crate::error::{BuildError, RouterError};
 use crate::events::{AttemptEvent, EventSink, RequestEvent, RouterEvent, trace_event};
@@ -83,6 +84,8 @@ pub struct RouterConfig {
     /// The most requests in flight on this router; beyond it `OVERLOADED` at once (default
     /// no cap).
     pub max_in_flight: Option<u32>,
+    /// The response cache, when there is one (default none). Routes and calls opt in.
+    pub cache: Option<CacheConfig>,
 }
 
 impl Default for RouterConfig {
@@ -99,6 +102,7 @@ impl Default for RouterConfig {
             max_wait: Duration::ZERO,
             wait_queue: 1024,
             max_in_flight: None,
+            cache: None,
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct RouteConfig {
     pub timeout: Option<Duration>,
     /// Overrides [`RouterConfig::max_wait`].
     pub max_wait: Option<Duration>,
+    /// Whether answers on this route are cached (needs [`RouterConfig::cache`]; default no).
+    pub cache: bool,
 }
 
 impl RouteConfig {
@@ -137,6 +143,7 @@ impl RouteConfig {
             max_attempts: None,
             timeout: None,
             max_wait: None,
+            cache: false,
         }
     }
 }
@@ -155,6 +162,9 @@ pub struct RequestOptions {
     /// Overrides the route's [`RouteConfig::max_wait`] for this call (a batch waits up to its
     /// deadline).
     pub max_wait: Option<Duration>,
+    /// Overrides the route's [`RouteConfig::cache`] for this call: `Some(false)` never reads
+    /// nor stores a cached answer, `Some(true)` does even on a route that does not.
+    pub cache: Option<bool>,
 }
 
 /// Per-model facts the router uses, keyed by `provider/model`.
@@ -210,6 +220,7 @@ pub(crate) struct Route {
     pub(crate) max_attempts: u32,
     pub(crate) timeout: Duration,
     pub(crate) max_wait: Duration,
+    pub(crate) cache: bool,
 }
 
 /// Builds a [`Router`]. Only providers and routes are required: the clock defaults to the
@@ -370,6 +381,7 @@ impl RouterBuilder {
             recent: RecentRequests::default(),
             waiting: Arc::new(WaitQueue::new(self.config.wait_queue)),
             load: LoadGauge::default(),
+            cache: self.config.cache.map(ResponseCache::new),
             config: self.config,
         };
         let mut routes = HashMap::new();
@@ -408,6 +420,7 @@ pub(crate) struct Inner {
     recent: RecentRequests,
     pub(crate) waiting: Arc<WaitQueue>,
     pub(crate) load: LoadGauge,
+    cache: Option<ResponseCache>,
 }
 
 /// A key id for a provider that needs none (a local Ollama).
@@ -442,6 +455,7 @@ impl Inner {
             max_attempts: route.max_attempts.unwrap_or(self.config.max_attempts).max(1),
             timeout: route.timeout.unwrap_or(self.config.timeout),
             max_wait: route.max_wait.unwrap_or(self.config.max_wait),
+            cache: route.cache,
         })
     }
 
@@ -656,6 +670,12 @@ impl Router {
         request: &ChatRequest,
         options: RequestOptions,
     ) -> Result<Answer, RouterError> {
+        let cache_key = self.cache_key(route, request, &options);
+        if let (Some(cache), Some(key)) = (&self.inner.cache, &cache_key)
+            && let Some(entry) = cache.get(key, self.inner.clock.now())
+        {
+            return Ok(self.cached_answer(route, &options, &entry));
+        }
         let routed = self
             .cascade(route, request, &options, |slot| async move {
                 let call = Call::new(request, &slot.candidate.model, slot.credential.as_ref());
@@ -692,7 +712,17 @@ impl Router {
                 .saturating_sub(upstream_time),
             response,
             trace,
+            cached: false,
         };
+        if let (Some(cache), Some(key)) = (&self.inner.cache, cache_key) {
+            cache.insert(
+                key,
+                &answer.response,
+                &answer.served_by,
+                answer.fingerprint,
+                self.inner.clock.now(),
+            );
+        }
         self.finish_request(
             &route,
             &answer.request_id,
@@ -701,6 +731,44 @@ impl Router {
         );
         drop(load);
         Ok(answer)
+    }
+
+    /// The cache key of a call that reads and stores cached answers; `None` when it does not.
+    fn cache_key(
+        &self,
+        route: &str,
+        request: &ChatRequest,
+        options: &RequestOptions,
+    ) -> Option<CacheKey> {
+        self.inner.cache.as_ref()?;
+        let wanted = options
+            .cache
+            .unwrap_or_else(|| self.inner.routes.get(route).is_some_and(|route| route.cache));
+        if wanted { ResponseCache::key(route, request) } else { None }
+    }
+
+    /// A cached answer, served again: no upstream call, no quota, no attempt.
+    fn cached_answer(
+        &self,
+        route: &str,
+        options: &RequestOptions,
+        entry: &crate::cache::Entry,
+    ) -> Answer {
+        let request_id = options
+            .request_id
+            .clone()
+            .unwrap_or_else(|| format!("req_{:016x}", self.inner.rng().next_u64()));
+        self.inner.stats.request_cached();
+        Answer {
+            request_id,
+            response: entry.response.clone(),
+            served_by: entry.served_by.clone(),
+            fingerprint: entry.fingerprint,
+            n_attempts: 0,
+            overhead: Duration::ZERO,
+            trace: Trace { route: route.to_owned(), ..Trace::default() },
+            cached: true,
+        }
     }
 
     /// Records quality feedback (0..=1) for the candidate that served a recent request.
@@ -790,6 +858,7 @@ impl Router {
             max_attempts: self.inner.config.max_attempts.max(1),
             timeout: self.inner.config.timeout,
             max_wait: self.inner.config.max_wait,
+            cache: false,
         }))
     }
 

@@ -22,6 +22,7 @@ pub(crate) struct StatsCounters {
     attempts: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    cached: AtomicU64,
     calls_per_provider: DashMap<ProviderId, AtomicU64>,
     errors_by_class: DashMap<&'static str, AtomicU64>,
     request_errors: DashMap<&'static str, AtomicU64>,
@@ -44,6 +45,13 @@ impl StatsCounters {
         }
         self.prompt_tokens.fetch_add(u64::from(usage.prompt_tokens), Ordering::Relaxed);
         self.completion_tokens.fetch_add(u64::from(usage.completion_tokens), Ordering::Relaxed);
+    }
+
+    /// A request answered from the response cache: served, with no attempt and no tokens.
+    pub(crate) fn request_cached(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.served.fetch_add(1, Ordering::Relaxed);
+        self.cached.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn request_failed(&self, code: &'static str) {
@@ -105,6 +113,8 @@ pub struct RouterStats {
     pub quota: Vec<ProviderSummary>,
     /// The session so far.
     pub session: SessionSummary,
+    /// Requests answered from the response cache.
+    pub cache_hits: u64,
 }
 
 pub(crate) async fn collect(inner: &Inner) -> RouterStats {
@@ -159,5 +169,6 @@ pub(crate) async fn collect(inner: &Inner) -> RouterStats {
                 + counters.completion_tokens.load(Ordering::Relaxed),
             success_rate: if requests == 0 { 0.0 } else { successes as f64 / requests as f64 },
         },
+        cache_hits: counters.cached.load(Ordering::Relaxed),
     }
 }

@@ -123,4 +123,6 @@ pub struct Answer {
     pub overhead: Duration,
     /// What the router did.
     pub trace: Trace,
+    /// Whether the answer came from the response cache (no upstream call, no quota spent).
+    pub cached: bool,
 }

@@ -91,3 +91,27 @@ pub(crate) async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     .await;
     assert!(waited.is_ok(), "gave up waiting until {what}");
 }
+
+/// Declared limits: every model of `provider` may take `per_minute` requests a minute per key.
+pub(crate) fn per_minute(provider: &str, per_minute: u64) -> QuotaConfig {
+    QuotaConfig {
+        providers: vec![switchyard_quota::ProviderQuota {
+            provider: switchyard_core::ProviderId::new(provider),
+            day: switchyard_quota::DayBoundary::Rolling,
+            models: vec![switchyard_quota::ModelQuota::every_model(vec![
+                switchyard_quota::Limit::per_minute(per_minute),
+            ])],
+        }],
+        ..QuotaConfig::default()
+    }
+}
+
+/// Requests the ledger counts against `provider`'s declared limits, over all keys.
+pub(crate) async fn used(router: &Router, provider: &str) -> u64 {
+    let summary = router
+        .ledger()
+        .summary(&switchyard_core::ProviderId::new(provider))
+        .await
+        .expect("summary");
+    summary.keys.iter().flat_map(|key| key.limits.iter().map(|limit| limit.used)).sum()
+}
