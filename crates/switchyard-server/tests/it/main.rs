@@ -1,0 +1,6 @@
+//! The gateway over real HTTP: reqwest clients against the server on loopback, in front of
+//! `switchyard-mock` upstreams, everything on one manual clock.
+#![cfg(test)]
+
+mod chat;
+mod support;
