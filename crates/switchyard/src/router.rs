@@ -126,6 +126,9 @@ pub struct RouteConfig {
     pub max_wait: Option<Duration>,
     /// Whether answers on this route are cached (needs [`RouterConfig::cache`]; default no).
     pub cache: bool,
+    /// A provider tried before the others whatever the strategy ranks (the strategy still
+    /// orders each part).
+    pub prefer_provider: Option<ProviderId>,
 }
 
 impl RouteConfig {
@@ -144,6 +147,7 @@ impl RouteConfig {
             timeout: None,
             max_wait: None,
             cache: false,
+            prefer_provider: None,
         }
     }
 }
@@ -177,6 +181,9 @@ pub struct ModelFacts {
     pub context_window: Option<u32>,
     /// The weight for the weighted strategy (default 1).
     pub weight: Option<u32>,
+    /// Whether the model takes images: a request with an image never goes to a model marked
+    /// `Some(false)`; `None` (unknown) is tried.
+    pub vision: Option<bool>,
 }
 
 /// One candidate with what the router keeps about it. Shared by every route that names it.
@@ -221,6 +228,7 @@ pub(crate) struct Route {
     pub(crate) timeout: Duration,
     pub(crate) max_wait: Duration,
     pub(crate) cache: bool,
+    pub(crate) prefer_provider: Option<ProviderId>,
 }
 
 /// Builds a [`Router`]. Only providers and routes are required: the clock defaults to the
@@ -456,6 +464,7 @@ impl Inner {
             timeout: route.timeout.unwrap_or(self.config.timeout),
             max_wait: route.max_wait.unwrap_or(self.config.max_wait),
             cache: route.cache,
+            prefer_provider: route.prefer_provider.clone(),
         })
     }
 
@@ -859,6 +868,7 @@ impl Router {
             timeout: self.inner.config.timeout,
             max_wait: self.inner.config.max_wait,
             cache: false,
+            prefer_provider: None,
         }))
     }
 
@@ -936,6 +946,7 @@ impl Router {
         let mut first_ranking = true;
         let max_wait = options.max_wait.unwrap_or(route.max_wait);
         let mut ticket: Option<Ticket> = None;
+        rule_out_unsuitable(&route, request, &mut verdicts, &mut trace);
 
         let fail = |error: RouterError, route: &Route, request_id: &str| {
             let n_attempts = error.trace().map_or(0, |trace| trace.attempts.len());
@@ -1024,7 +1035,15 @@ impl Router {
                 candidates,
                 roll: rng.next_u64(),
             };
-            let order = route.strategy.rank(&views, &context);
+            let mut order = route.strategy.rank(&views, &context);
+            if let Some(preferred) = &route.prefer_provider {
+                // A stable sort keeps the strategy's order within each part.
+                order.sort_by_key(|&rank_idx| {
+                    candidates
+                        .get(rank_idx)
+                        .is_none_or(|candidate| &candidate.provider != preferred)
+                });
+            }
             if std::mem::take(&mut first_ranking) && options.trace {
                 let scores = inner.scorer.score(candidates);
                 let mut considered: Vec<Considered> = order
@@ -1338,6 +1357,38 @@ impl Router {
 
         let error = final_error(&route, verdicts, trace);
         Err(fail(error, &route, &request_id))
+    }
+}
+
+/// The tag that pins a request to one provider: `provider:groq`.
+const PIN_TAG: &str = "provider:";
+
+/// Rules the candidates this request cannot use out before ranking: a model that takes no
+/// images for a request with one, another provider than a tag pins. Costs a scan of the
+/// messages and tags, and nothing more when neither applies.
+fn rule_out_unsuitable(
+    route: &Route,
+    request: &ChatRequest,
+    verdicts: &mut [Option<Verdict>],
+    trace: &mut Trace,
+) {
+    let pinned = request.tags.iter().find_map(|tag| tag.strip_prefix(PIN_TAG));
+    let needs_vision = request.has_image();
+    if pinned.is_none() && !needs_vision {
+        return;
+    }
+    for (idx, slot) in route.slots.iter().enumerate() {
+        let detail = if needs_vision && slot.facts.vision == Some(false) {
+            "the model takes no images".to_owned()
+        } else if let Some(provider) = pinned
+            && slot.candidate.provider.as_str() != provider
+        {
+            format!("the request is pinned to provider {provider}")
+        } else {
+            continue;
+        };
+        verdicts[idx] = Some(Verdict::Failed);
+        trace.skip(&slot.candidate, Skip::Unsuitable { detail });
     }
 }
 

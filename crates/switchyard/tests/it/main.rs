@@ -7,5 +7,6 @@ mod cascade;
 mod concurrency;
 mod health;
 mod providers;
+mod rules;
 mod support;
 mod wait;
