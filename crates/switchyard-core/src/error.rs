@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{KeyId, ModelId, ProviderId, RateLimitSnapshot};
+use crate::{Credential, KeyId, ModelId, ProviderId, RateLimitSnapshot};
 
 /// What the router does after an attempt fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -252,6 +252,39 @@ impl ProviderError {
         self
     }
 
+    /// A failed transport (a refused or cut connection, a timeout): [`ErrorKind::Timeout`]
+    /// when `timed_out`, else [`ErrorKind::Network`], with the error and its whole chain of
+    /// causes as the message (the top error often says only which URL failed).
+    pub fn transport(
+        provider: impl Into<ProviderId>,
+        error: &dyn std::error::Error,
+        timed_out: bool,
+    ) -> Self {
+        let kind = if timed_out { ErrorKind::Timeout } else { ErrorKind::Network };
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::new(kind, provider, message)
+    }
+
+    /// Labels the error with the attempt that met it: its model (unless empty) and its key's
+    /// id, and redacts the key's secret from the message in case the upstream echoed it.
+    #[must_use]
+    pub fn for_attempt(mut self, model: &ModelId, credential: Option<&Credential>) -> Self {
+        if !model.as_str().is_empty() {
+            self.model = Some(model.clone());
+        }
+        if let Some(credential) = credential {
+            self.key = Some(credential.id().clone());
+            self.message = credential.redact(&self.message);
+        }
+        self
+    }
+
     /// Records the provider's requested delay.
     #[must_use]
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
@@ -323,6 +356,24 @@ mod tests {
         for (kind, step) in cases {
             assert_eq!(kind.next_step(), step, "{kind}");
         }
+    }
+
+    #[test]
+    fn transport_errors_keep_their_causes_and_attempts_redact_the_key() {
+        let cause =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let error = ProviderError::transport("groq", &cause, false);
+        assert_eq!(error.kind, ErrorKind::Network);
+        assert_eq!(ProviderError::transport("groq", &cause, true).kind, ErrorKind::Timeout);
+        let credential = Credential::new("groq-1", "gsk_secret_value_123");
+        let echoed =
+            ProviderError::new(ErrorKind::InvalidKey, "groq", "bad key gsk_secret_value_123")
+                .for_attempt(&ModelId::new("llama"), Some(&credential));
+        assert_eq!(echoed.message, "bad key [key groq-1]");
+        assert_eq!(echoed.key.as_ref().map(KeyId::as_str), Some("groq-1"));
+        assert_eq!(echoed.model.as_ref().map(ModelId::as_str), Some("llama"));
+        let keyless = error.for_attempt(&ModelId::new(""), None);
+        assert_eq!((keyless.model, keyless.key), (None, None));
     }
 
     #[test]

@@ -299,15 +299,8 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn label(&self, mut error: ProviderError) -> ProviderError {
-        if !self.model.as_str().is_empty() {
-            error.model = Some(self.model.clone());
-        }
-        if let Some(credential) = &self.credential {
-            error.key = Some(credential.id().clone());
-            error.message = credential.redact(&error.message);
-        }
-        error
+    fn label(&self, error: ProviderError) -> ProviderError {
+        error.for_attempt(&self.model, self.credential.as_ref())
     }
 
     fn error(&self, error: GeminiError) -> ProviderError {
@@ -315,14 +308,6 @@ impl Attempt {
     }
 
     fn transport(&self, error: &reqwest::Error) -> ProviderError {
-        let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.label(ProviderError::new(kind, self.provider.clone(), message))
+        self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
     }
 }

@@ -1,7 +1,6 @@
 //! [`OpenAiProvider`]: the [`Provider`] for the OpenAI Chat Completions format over reqwest,
 //! one pooled client per provider.
 
-use std::error::Error as _;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -59,16 +58,15 @@ impl Context {
     fn transport(&self, error: &reqwest::Error) -> ProviderError {
         // Bodies are parsed here, never by reqwest, so its "decode" errors are body reads
         // that failed: the connection, not the content.
-        let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
-        // reqwest's message names the URL; the causes below it say what happened.
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.error(kind, &message)
+        let mut transport =
+            ProviderError::transport(self.provider.clone(), error, error.is_timeout());
+        transport.message = match &self.credential {
+            Some(credential) => credential.redact(&transport.message),
+            None => transport.message,
+        };
+        transport.key = self.credential.as_ref().map(|credential| credential.id().clone());
+        transport.model.clone_from(&self.model);
+        transport
     }
 
     /// An error report (a non-2xx body, an error in a 200 body or stream) classified.
