@@ -5,8 +5,10 @@
 //! and dispatches.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a CLI talks to its terminal")]
 
+mod config;
 mod demo;
 mod keys;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Manage the encrypted key vault.
     Keys(keys::KeysArgs),
+    /// Run the OpenAI-compatible gateway from `switchyard.toml`.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

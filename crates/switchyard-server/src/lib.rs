@@ -45,6 +45,7 @@ const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 const KEY: HeaderName = HeaderName::from_static("x-switchyard-key");
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 const OVERHEAD: HeaderName = HeaderName::from_static("x-switchyard-overhead-us");
+const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
 
 /// How the gateway behaves, apart from routing.
 #[derive(Clone)]
@@ -262,6 +263,8 @@ async fn chat_completions(
             routed.trace.attempts.len(),
             None,
         );
+        // Streams are never served from the cache.
+        response_headers.insert(CACHE, HeaderValue::from_static("miss"));
         if want_trace {
             insert_trace(&mut response_headers, &routed.trace);
         }
@@ -272,13 +275,16 @@ async fn chat_completions(
     let answer =
         router.chat_with(&parsed.model, &parsed.request, options).await.map_err(routed_error)?;
     log_attempts(&request_id, &parsed.model, &answer.trace);
-    let Answer { response, served_by, fingerprint, n_attempts, overhead, trace, .. } = answer;
+    let Answer { response, served_by, fingerprint, n_attempts, overhead, trace, cached, .. } =
+        answer;
     let mut response_headers = served_headers(
         &served_by,
         fingerprint,
         usize::try_from(n_attempts).unwrap_or(usize::MAX),
         Some(overhead),
     );
+    response_headers
+        .insert(CACHE, HeaderValue::from_static(if cached { "hit" } else { "miss" }));
     if want_trace {
         insert_trace(&mut response_headers, &trace);
     }

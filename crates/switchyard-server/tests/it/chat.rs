@@ -40,6 +40,7 @@ async fn a_plain_call_answers_in_openai_shape_and_says_what_served_it() {
     assert_eq!(headers["x-switchyard-provider"], "openai");
     assert_eq!(headers["x-switchyard-model"], "gpt-4o-mini");
     assert_eq!(headers["x-switchyard-attempts"], "1");
+    assert_eq!(headers["x-switchyard-cache"], "miss");
     let fingerprint = switchyard_core::Fingerprint::of(&crate::support::secret("k1"));
     assert_eq!(headers["x-switchyard-key"], fingerprint.to_string().as_str());
     assert!(headers["x-switchyard-overhead-us"].to_str().expect("ascii").parse::<u64>().is_ok());

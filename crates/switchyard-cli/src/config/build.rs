@@ -1,0 +1,448 @@
+//! From a checked configuration to a running setup: each provider's `kind` mapped to its
+//! adapter, keys expanded into credentials, limits into the quota ledger, routes into the
+//! router. This is the composition root's one place that knows every adapter.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use switchyard::{ModelFacts, Price, RouteConfig, Router, StrategyKind};
+use switchyard_anthropic::{Anthropic, AnthropicConfig};
+use switchyard_core::{Clock, Credential, KeyId, Provider, ProviderId};
+use switchyard_gemini::{Gemini, GeminiConfig};
+use switchyard_ollama::{Ollama, OllamaConfig};
+use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
+use switchyard_quota::{
+    DayBoundary, LedgerStore, Limit, MemoryLedger, ModelQuota, ProviderQuota, QuotaConfig,
+    QuotaGroup, WriteBehind,
+};
+use switchyard_server::GatewayConfig;
+
+use super::{ConfigError, Loaded, ProviderSection, sole_variable};
+
+/// What a configuration builds.
+pub(crate) struct Built {
+    /// The router.
+    pub(crate) router: Router,
+    /// The gateway's own settings.
+    pub(crate) gateway: GatewayConfig,
+    /// `[server] listen`, when given.
+    pub(crate) listen: Option<String>,
+    /// Things the operator should know (a key dropped for being empty).
+    pub(crate) warnings: Vec<String>,
+    /// Saves quota state to `[state] path`; dropping it saves once more.
+    pub(crate) persistence: Option<WriteBehind>,
+}
+
+/// Builds everything `loaded` describes, reading `${VAR}`s from `vars`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the line and field of the first thing that is wrong.
+pub(crate) fn build(
+    loaded: &Loaded,
+    vars: &HashMap<String, String>,
+    clock: Arc<dyn Clock>,
+) -> Result<Built, ConfigError> {
+    let file = &loaded.file;
+    let mut warnings = Vec::new();
+    if file.providers.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: loaded.path.clone(),
+            line: 1,
+            field: "providers".into(),
+            message: "at least one [[providers]] table is required".into(),
+        });
+    }
+    if file.routes.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: loaded.path.clone(),
+            line: 1,
+            field: "routes".into(),
+            message: "at least one [[routes]] table is required".into(),
+        });
+    }
+
+    let mut builder = Router::builder().clock(Arc::clone(&clock));
+    let mut quota = QuotaConfig::default();
+    let mut names: Vec<String> = Vec::new();
+    for section in &file.providers {
+        let name = section.name.get_ref().clone();
+        if names.contains(&name) {
+            return Err(loaded.invalid(
+                section.name.span(),
+                "name",
+                format!("provider {name} is defined twice"),
+            ));
+        }
+        names.push(name.clone());
+        builder = builder.provider(adapter(loaded, section, vars, &clock)?);
+        let keys = keys(loaded, section, vars, &mut warnings)?;
+        if keys.is_empty() {
+            warnings.push(format!("provider {name} has no keys: its targets cannot serve"));
+        }
+        let key_ids: Vec<KeyId> = keys.iter().map(|credential| credential.id().clone()).collect();
+        for credential in keys {
+            builder = builder.credential(name.as_str(), credential);
+        }
+        if let Some(group) = &section.group {
+            quota.groups.push(QuotaGroup {
+                name: group.clone(),
+                provider: ProviderId::from(name.as_str()),
+                keys: key_ids,
+            });
+        }
+        if let Some(provider_quota) = provider_quota(loaded, section)? {
+            quota.providers.push(provider_quota);
+        }
+        if section.price.is_some() || section.context_window.is_some() {
+            let facts = ModelFacts {
+                price: section.price.as_ref().map(|price| Price {
+                    input_per_mtok: price.input_per_mtok,
+                    output_per_mtok: price.output_per_mtok,
+                    per_request: price.cost_per_request,
+                }),
+                context_window: section.context_window,
+                ..ModelFacts::default()
+            };
+            for model in &section.models {
+                builder = builder.model(format!("{name}/{model}"), facts);
+            }
+        }
+    }
+
+    for route in &file.routes {
+        let strategy = match &route.strategy {
+            None => StrategyKind::Adaptive,
+            Some(strategy) => StrategyKind::from_name(strategy.get_ref()).ok_or_else(|| {
+                loaded.invalid(
+                    strategy.span(),
+                    "strategy",
+                    format!(
+                        "unknown strategy {:?}; expected one of adaptive, priority, round-robin, weighted, least-loaded, fastest, cost-optimal",
+                        strategy.get_ref()
+                    ),
+                )
+            })?,
+        };
+        for target in route.targets.get_ref() {
+            let provider = target.split_once('/').map(|(provider, _)| provider);
+            if !provider.is_some_and(|provider| names.iter().any(|name| name == provider)) {
+                return Err(loaded.invalid(
+                    route.targets.span(),
+                    "targets",
+                    format!(
+                        "target {target:?} of route {} names no configured provider; expected provider/model with provider one of: {}",
+                        route.name.get_ref(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut config = RouteConfig::new(
+            route.name.get_ref().clone(),
+            strategy,
+            route.targets.get_ref().clone(),
+        );
+        config.max_attempts = route.max_attempts;
+        config.timeout = route
+            .timeout_secs
+            .as_ref()
+            .map(|secs| seconds(loaded, secs, "timeout_secs"))
+            .transpose()?;
+        config.content_filter_fallback = route.content_filter_fallback;
+        builder = builder.route_config(config);
+    }
+
+    let ledger = Arc::new(MemoryLedger::new(Arc::clone(&clock), quota));
+    let persistence = match &file.state.path {
+        None => None,
+        Some(path) => Some(persist(loaded, path, vars, &ledger)?),
+    };
+    if let Some(redis_url) = &file.state.redis_url {
+        return Err(loaded.invalid(
+            redis_url.span(),
+            "redis_url",
+            "a shared Redis ledger is not wired into the gateway yet; remove redis_url and use path",
+        ));
+    }
+    let router = builder.quota(ledger).build().map_err(|error| {
+        let message = error.to_string();
+        let route = file
+            .routes
+            .iter()
+            .find(|route| message.contains(&format!("route {} ", route.name.get_ref())))
+            .or(file.routes.first());
+        let span = route.map_or(0..0, |route| route.name.span());
+        loaded.invalid(span, "routes", message)
+    })?;
+
+    let server = &file.server;
+    let mut gateway = GatewayConfig::default();
+    for token in &server.client_tokens {
+        let token = loaded.expand(token, "client_tokens", vars)?;
+        if token.is_empty() {
+            warnings.push("an empty client token was dropped".into());
+        } else {
+            gateway.client_tokens.push(token);
+        }
+    }
+    if let Some(admin_token) = &server.admin_token {
+        // Checked now so a missing variable fails at start, not at the first admin call.
+        loaded.expand(admin_token, "admin_token", vars)?;
+    }
+    if let Some(limit) = server.body_limit_bytes {
+        gateway.body_limit_bytes = limit;
+    }
+    gateway.request_timeout = server
+        .request_timeout_secs
+        .as_ref()
+        .map(|secs| seconds(loaded, secs, "request_timeout_secs"))
+        .transpose()?;
+    let listen =
+        server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
+    Ok(Built { router, gateway, listen, warnings, persistence })
+}
+
+fn seconds(
+    loaded: &Loaded,
+    secs: &toml::Spanned<f64>,
+    field: &str,
+) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(*secs.get_ref())
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| loaded.invalid(secs.span(), field, "expected a positive number of seconds"))
+}
+
+fn adapter(
+    loaded: &Loaded,
+    section: &ProviderSection,
+    vars: &HashMap<String, String>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<dyn Provider>, ConfigError> {
+    let name = section.name.get_ref().as_str();
+    let base_url =
+        section.base_url.as_ref().map(|url| loaded.expand(url, "base_url", vars)).transpose()?;
+    let timeout = section
+        .timeout_secs
+        .as_ref()
+        .map(|secs| seconds(loaded, secs, "timeout_secs"))
+        .transpose()?;
+    let failed = |error: String| loaded.invalid(section.kind.span(), "kind", error);
+    if section.preset.is_some() && section.kind.get_ref() != "openai" {
+        let span = section.preset.as_ref().map_or(0..0, toml::Spanned::span);
+        return Err(loaded.invalid(span, "preset", "a preset applies to kind = \"openai\" only"));
+    }
+    let provider: Arc<dyn Provider> = match section.kind.get_ref().as_str() {
+        "openai" => {
+            let preset = match &section.preset {
+                None if base_url.is_some() => Preset::Compatible,
+                None => Preset::OpenAi,
+                Some(preset) => match preset.get_ref().as_str() {
+                    "openai" => Preset::OpenAi,
+                    "groq" => Preset::Groq,
+                    "mistral" => Preset::Mistral,
+                    "openrouter" => Preset::OpenRouter,
+                    "compatible" => Preset::Compatible,
+                    other => {
+                        return Err(loaded.invalid(
+                            preset.span(),
+                            "preset",
+                            format!("unknown preset {other:?}; expected one of openai, groq, mistral, openrouter, compatible"),
+                        ));
+                    }
+                },
+            };
+            let mut config = OpenAiConfig::new(name, preset);
+            if let Some(url) = base_url {
+                config = config.at(url);
+            } else if preset == Preset::Compatible {
+                return Err(loaded.invalid(
+                    section.name.span(),
+                    "base_url",
+                    "a compatible provider needs base_url",
+                ));
+            }
+            config.clock = Arc::clone(clock);
+            if let Some(timeout) = timeout {
+                config.request_timeout = timeout;
+            }
+            Arc::new(OpenAiProvider::try_new(config).map_err(|error| failed(error.to_string()))?)
+        }
+        "anthropic" => {
+            let mut config = AnthropicConfig::new(name);
+            if let Some(url) = base_url {
+                config.base_url = url;
+            }
+            if let Some(timeout) = timeout {
+                config.timeout = timeout;
+            }
+            Arc::new(
+                Anthropic::try_new(config, Arc::clone(clock))
+                    .map_err(|error| failed(error.to_string()))?,
+            )
+        }
+        "gemini" => {
+            let mut config = GeminiConfig::new(name);
+            if let Some(url) = base_url {
+                config.base_url = url;
+            }
+            if let Some(timeout) = timeout {
+                config.timeout = timeout;
+            }
+            Arc::new(
+                Gemini::try_new(config, Arc::clone(clock))
+                    .map_err(|error| failed(error.to_string()))?,
+            )
+        }
+        "ollama" => {
+            let mut config = OllamaConfig::new(name);
+            if let Some(url) = base_url {
+                config.base_url = url;
+            }
+            if let Some(timeout) = timeout {
+                config.timeout = timeout;
+            }
+            Arc::new(
+                Ollama::try_new(config, Arc::clone(clock))
+                    .map_err(|error| failed(error.to_string()))?,
+            )
+        }
+        other => {
+            return Err(failed(format!(
+                "unknown kind {other:?}; expected one of openai, anthropic, gemini, ollama"
+            )));
+        }
+    };
+    Ok(provider)
+}
+
+fn keys(
+    loaded: &Loaded,
+    section: &ProviderSection,
+    vars: &HashMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Credential>, ConfigError> {
+    let name = section.name.get_ref();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for (index, entry) in section.keys.iter().enumerate() {
+        let secret = loaded.expand(entry, "keys", vars)?;
+        let id = sole_variable(entry.get_ref())
+            .map_or_else(|| format!("{name}-{}", index + 1), str::to_owned);
+        if secret.is_empty() {
+            warnings.push(format!("provider {name}: key {id} is empty and was dropped"));
+            continue;
+        }
+        found.push((id, secret));
+    }
+    if let Some(pattern) = &section.keys_env {
+        let Some(prefix) = pattern.get_ref().strip_suffix('*') else {
+            return Err(loaded.invalid(
+                pattern.span(),
+                "keys_env",
+                "expected a prefix ending in `*`, like GROQ_API_KEY*",
+            ));
+        };
+        let mut matching: Vec<(&String, &String)> =
+            vars.iter().filter(|(var, _)| var.starts_with(prefix)).collect();
+        matching.sort();
+        for (var, secret) in matching {
+            if secret.is_empty() {
+                warnings.push(format!("provider {name}: key {var} is empty and was dropped"));
+                continue;
+            }
+            found.push((var.clone(), secret.clone()));
+        }
+    }
+    // The same secret under two names is one key: counting it twice would double its quota.
+    let mut credentials: Vec<Credential> = Vec::new();
+    let mut secrets: Vec<String> = Vec::new();
+    for (id, secret) in found {
+        if secrets.contains(&secret) || credentials.iter().any(|c| c.id().as_str() == id) {
+            warnings.push(format!("provider {name}: key {id} is listed twice; kept once"));
+            continue;
+        }
+        credentials.push(Credential::new(id.as_str(), secret.clone()));
+        secrets.push(secret);
+    }
+    Ok(credentials)
+}
+
+fn provider_quota(
+    loaded: &Loaded,
+    section: &ProviderSection,
+) -> Result<Option<ProviderQuota>, ConfigError> {
+    let day_zone = match &section.reset {
+        None => None,
+        Some(reset) => {
+            let text = reset.get_ref().trim();
+            let zone = text.strip_prefix("00:00").map(str::trim).ok_or_else(|| {
+                loaded.invalid(
+                    reset.span(),
+                    "reset",
+                    "expected \"00:00 <time zone>\", like \"00:00 America/Los_Angeles\"",
+                )
+            })?;
+            let zone = if zone.is_empty() { "UTC" } else { zone };
+            Some(zone.parse::<Tz>().map_err(|_| {
+                loaded.invalid(
+                    reset.span(),
+                    "reset",
+                    format!(
+                        "unknown time zone {zone:?}; expected an IANA name like America/Los_Angeles"
+                    ),
+                )
+            })?)
+        }
+    };
+    let Some(limits) = &section.limits else { return Ok(None) };
+    let day_tz = day_zone.unwrap_or(Tz::UTC);
+    let given = limits.get_ref();
+    let mut list = Vec::new();
+    if let Some(n) = given.requests_per_minute {
+        list.push(Limit::per_minute(n));
+    }
+    if let Some(n) = given.tokens_per_minute {
+        list.push(Limit::tokens_per(n, Duration::from_secs(60)));
+    }
+    if let Some(n) = given.requests_per_day {
+        list.push(Limit::requests_per_day(n, day_tz));
+    }
+    if let Some(n) = given.tokens_per_day {
+        list.push(Limit::tokens_per_day(n, day_tz));
+    }
+    if list.is_empty() {
+        return Err(loaded.invalid(limits.span(), "limits", "expected at least one of requests_per_minute, requests_per_day, tokens_per_minute, tokens_per_day"));
+    }
+    Ok(Some(ProviderQuota {
+        provider: ProviderId::from(section.name.get_ref().as_str()),
+        day: day_zone.map_or(DayBoundary::Rolling, DayBoundary::Midnight),
+        models: vec![ModelQuota::every_model(list)],
+    }))
+}
+
+fn persist(
+    loaded: &Loaded,
+    path: &toml::Spanned<String>,
+    vars: &HashMap<String, String>,
+    ledger: &Arc<MemoryLedger>,
+) -> Result<WriteBehind, ConfigError> {
+    let expanded = loaded.expand(path, "path", vars)?;
+    // A relative path is relative to the configuration file, not to where the gateway runs.
+    let file = loaded.path.parent().unwrap_or(Path::new(".")).join(&expanded);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|error| {
+            loaded.invalid(path.span(), "path", format!("cannot create {}: {error}", dir.display()))
+        })?;
+    }
+    let mut store = switchyard_store::SqliteStore::open(&file)
+        .map_err(|error| loaded.invalid(path.span(), "path", error.to_string()))?;
+    let snapshot =
+        store.load().map_err(|error| loaded.invalid(path.span(), "path", error.to_string()))?;
+    ledger.restore(&snapshot);
+    // Saves a second: a crash loses at most a second of counts.
+    WriteBehind::start(Arc::clone(ledger), store, Duration::from_secs(1))
+        .map_err(|error| loaded.invalid(path.span(), "path", error.to_string()))
+}

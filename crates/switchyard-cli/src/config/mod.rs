@@ -1,0 +1,367 @@
+//! `switchyard.toml`: the gateway's configuration file, read into plain data with every
+//! `${VAR}` expanded, and checked before anything starts. An error names the file, the line
+//! and the field, and says what was expected; nothing starts half-configured.
+//!
+//! Expansion happens after parsing, on the string fields that may hold secrets or paths
+//! (`keys`, `base_url`, tokens, state paths), so a `${VAR}` in a comment is never read and a
+//! line number always points into the file as written. `${VAR}` must be set (an unset one is
+//! an error naming it); `${VAR:-}` may be unset or empty, and `${VAR:-text}` falls back to
+//! `text`. A key that expands to nothing is dropped with a warning.
+
+mod build;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(crate) use build::{Built, build};
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read configuration file {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a field has the wrong name or type.
+    #[error("{}:{line}:{column}: {field}{message}", .path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The field on that line, with a trailing `: `, when one can be named.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A value is well-formed TOML but not acceptable.
+    #[error("{}:{line}: {field}: {message}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The field.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    /// The listener and client-facing settings.
+    #[serde(default)]
+    pub(crate) server: ServerSection,
+    /// Where quota state lives.
+    #[serde(default)]
+    pub(crate) state: StateSection,
+    /// The upstream providers.
+    #[serde(default)]
+    pub(crate) providers: Vec<ProviderSection>,
+    /// The routes clients name as `model`.
+    #[serde(default)]
+    pub(crate) routes: Vec<RouteSection>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSection {
+    /// `host:port` to listen on.
+    pub(crate) listen: Option<Spanned<String>>,
+    /// The token of the admin API (part 2 of the gateway); read and expanded, not used yet.
+    pub(crate) admin_token: Option<Spanned<String>>,
+    /// Tokens clients send as `Authorization: Bearer`.
+    #[serde(default)]
+    pub(crate) client_tokens: Vec<Spanned<String>>,
+    /// The largest request body, in bytes.
+    pub(crate) body_limit_bytes: Option<usize>,
+    /// A deadline for every request, in seconds.
+    pub(crate) request_timeout_secs: Option<Spanned<f64>>,
+}
+
+/// `[state]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateSection {
+    /// The SQLite file quota state is saved to.
+    pub(crate) path: Option<Spanned<String>>,
+    /// A Redis URL, for several gateways sharing keys.
+    pub(crate) redis_url: Option<Spanned<String>>,
+}
+
+/// One `[[providers]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProviderSection {
+    /// The provider's name, used in targets (`name/model`).
+    pub(crate) name: Spanned<String>,
+    /// The wire protocol: `openai`, `anthropic`, `gemini` or `ollama`.
+    pub(crate) kind: Spanned<String>,
+    /// For `kind = "openai"`: `openai`, `groq`, `mistral`, `openrouter` or `compatible`.
+    pub(crate) preset: Option<Spanned<String>>,
+    /// The API's base URL, when not the preset's.
+    pub(crate) base_url: Option<Spanned<String>>,
+    /// The keys, usually `${VAR}`s.
+    #[serde(default)]
+    pub(crate) keys: Vec<Spanned<String>>,
+    /// Every environment variable whose name matches, `*` at the end: `GROQ_API_KEY*`.
+    pub(crate) keys_env: Option<Spanned<String>>,
+    /// The models this provider serves.
+    #[serde(default)]
+    pub(crate) models: Vec<String>,
+    /// Limits of every key, for every model.
+    pub(crate) limits: Option<Spanned<LimitsSection>>,
+    /// When the daily limits reset: `"00:00 America/Los_Angeles"`; else a rolling day.
+    pub(crate) reset: Option<Spanned<String>>,
+    /// A quota group all keys of this provider share (one organization's limits).
+    pub(crate) group: Option<String>,
+    /// The price of every model.
+    pub(crate) price: Option<PriceSection>,
+    /// The models' context window, in tokens.
+    pub(crate) context_window: Option<u32>,
+    /// The upstream request timeout, in seconds.
+    pub(crate) timeout_secs: Option<Spanned<f64>>,
+}
+
+/// `limits = { ... }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsSection {
+    /// Requests a minute, sliding.
+    pub(crate) requests_per_minute: Option<u64>,
+    /// Requests a day.
+    pub(crate) requests_per_day: Option<u64>,
+    /// Tokens a minute, sliding.
+    pub(crate) tokens_per_minute: Option<u64>,
+    /// Tokens a day.
+    pub(crate) tokens_per_day: Option<u64>,
+}
+
+/// `price = { ... }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PriceSection {
+    /// Dollars per million input tokens.
+    #[serde(default)]
+    pub(crate) input_per_mtok: f64,
+    /// Dollars per million output tokens.
+    #[serde(default)]
+    pub(crate) output_per_mtok: f64,
+    /// Dollars per request.
+    #[serde(default)]
+    pub(crate) cost_per_request: f64,
+}
+
+/// One `[[routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteSection {
+    /// The name clients send as `model`.
+    pub(crate) name: Spanned<String>,
+    /// How candidates are ranked (default `adaptive`).
+    pub(crate) strategy: Option<Spanned<String>>,
+    /// `provider/model` targets, in order of preference.
+    pub(crate) targets: Spanned<Vec<String>>,
+    /// The most attempts one request makes on this route.
+    pub(crate) max_attempts: Option<u32>,
+    /// The route's deadline, in seconds.
+    pub(crate) timeout_secs: Option<Spanned<f64>>,
+    /// Whether a refused prompt moves to the next provider.
+    #[serde(default)]
+    pub(crate) content_filter_fallback: bool,
+}
+
+/// A configuration read from a file, with the text kept to turn spans into line numbers.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The file.
+    pub(crate) path: PathBuf,
+    text: String,
+    /// What it says.
+    pub(crate) file: FileConfig,
+}
+
+impl Loaded {
+    /// Reads and parses `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Syntax`].
+    pub(crate) fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(path, text)
+    }
+
+    /// Parses `text` as the contents of `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Syntax`] naming line, column and field.
+    pub(crate) fn parse(path: &Path, text: String) -> Result<Self, ConfigError> {
+        match toml::from_str::<FileConfig>(&text) {
+            Ok(file) => Ok(Self { path: path.to_owned(), text, file }),
+            Err(error) => {
+                let offset = error.span().map_or(0, |span| span.start);
+                let (line, column) = line_col(&text, offset);
+                let field =
+                    field_on_line(&text, line).map(|f| format!("{f}: ")).unwrap_or_default();
+                Err(ConfigError::Syntax {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    field,
+                    message: error.message().trim().to_owned(),
+                })
+            }
+        }
+    }
+
+    /// The 1-based line of a byte offset.
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        line_col(&self.text, offset).0
+    }
+
+    /// An [`ConfigError::Invalid`] at `span`.
+    pub(crate) fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            line: self.line_of(span.start),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Expands the `${VAR}`s of a spanned string field.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the variable when it is unset, or the syntax.
+    pub(crate) fn expand(
+        &self,
+        value: &Spanned<String>,
+        field: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<String, ConfigError> {
+        expand(value.get_ref(), vars).map_err(|message| self.invalid(value.span(), field, message))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |at| before.len() - at - 1) + 1;
+    (line, column)
+}
+
+/// The key assigned on a line (`kind = "x"` gives `kind`), or the table a header opens.
+fn field_on_line(text: &str, line: usize) -> Option<String> {
+    let content = text.lines().nth(line.checked_sub(1)?)?.trim();
+    if content.starts_with('[') {
+        return Some(content.trim_matches(|c| c == '[' || c == ']').to_owned());
+    }
+    let (key, _) = content.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('#')).then(|| key.to_owned())
+}
+
+/// Expands `${VAR}`, `${VAR:-}` and `${VAR:-default}` in `text` from `vars`.
+///
+/// # Errors
+/// A message naming an unset variable or an unclosed `${`.
+pub(crate) fn expand(text: &str, vars: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (inner, None),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("`${{{inner}}}` is not a variable name"));
+        }
+        match (vars.get(name).filter(|value| !value.is_empty()), default) {
+            (Some(value), _) => out.push_str(value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) if vars.contains_key(name) => {}
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (write ${{{name}:-}} if it may be)"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The variable a value is exactly one reference to: `${GROQ_API_KEY}` gives `GROQ_API_KEY`.
+pub(crate) fn sole_variable(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix("${")?.strip_suffix('}')?;
+    let name = inner.split_once(":-").map_or(inner, |(name, _)| name);
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn expands_set_empty_and_default_variables() {
+        let vars = vars(&[("A", "one"), ("EMPTY", "")]);
+        assert_eq!(expand("x-${A}-y", &vars).as_deref(), Ok("x-one-y"));
+        assert_eq!(expand("${MISSING:-}", &vars).as_deref(), Ok(""));
+        assert_eq!(expand("${MISSING:-dflt}", &vars).as_deref(), Ok("dflt"));
+        assert_eq!(expand("${EMPTY}", &vars).as_deref(), Ok(""));
+        let error = expand("${MISSING}", &vars).expect_err("unset");
+        assert!(error.contains("MISSING is not set"), "{error}");
+        assert!(expand("${A", &vars).expect_err("unclosed").contains("unclosed"));
+        assert_eq!(sole_variable("${GROQ_API_KEY_1}"), Some("GROQ_API_KEY_1"));
+        assert_eq!(sole_variable("sk-${A}"), None);
+    }
+
+    #[test]
+    fn a_syntax_error_names_file_line_and_field() {
+        let text =
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[[providers]]\nname = \"groq\"\nkind = 5\n";
+        let error = Loaded::parse(Path::new("conf/switchyard.toml"), text.to_owned())
+            .expect_err("kind is not a string");
+        let message = error.to_string();
+        assert!(message.starts_with("conf/switchyard.toml:6:"), "{message}");
+        assert!(message.contains("kind: "), "{message}");
+        assert!(message.contains("expected a string"), "{message}");
+
+        let text = "[[routes]]\nname = \"r\"\ntargets = [\"a/b\"]\nstrateg = \"priority\"\n";
+        let message = Loaded::parse(Path::new("s.toml"), text.to_owned())
+            .expect_err("unknown field")
+            .to_string();
+        assert!(message.starts_with("s.toml:4:"), "{message}");
+        assert!(message.contains("unknown field `strateg`"), "{message}");
+    }
+}

@@ -1,0 +1,204 @@
+//! `switchyard serve` as users run it: the real binary started with a `switchyard.toml` that
+//! points at `switchyard-mock` upstreams this test starts, driven over HTTP on loopback.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use support::{Gateway, start_mock, wait_for};
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 8})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_a_route_and_falls_back_across_providers() {
+    let broken = start_mock(&["b1"]).await;
+    broken
+        .upstream
+        .inject(switchyard_mock::FaultRule::always(switchyard_mock::Fault::server_error()));
+    let healthy = start_mock(&["h1", "h2"]).await;
+    let config = format!(
+        r#"
+[server]
+client_tokens = ["${{APP_TOKEN}}"]
+
+[[providers]]
+name = "broken"
+kind = "openai"
+base_url = "{broken}"
+keys = ["${{BROKEN_KEY}}"]
+models = ["gpt-4o-mini"]
+
+[[providers]]
+name = "healthy"
+kind = "openai"
+preset = "groq"
+base_url = "{healthy}"
+keys_env = "HEALTHY_KEY*"
+models = ["llama-3.3-70b-versatile"]
+
+[[routes]]
+name = "default"
+strategy = "priority"
+targets = ["broken/gpt-4o-mini", "healthy/llama-3.3-70b-versatile"]
+"#,
+        broken = broken.upstream.base_url(),
+        healthy = healthy.upstream.base_url(),
+    );
+    let env = [
+        ("APP_TOKEN", "app-secret".to_owned()),
+        ("BROKEN_KEY", broken.secret("b1")),
+        ("HEALTHY_KEY_1", healthy.secret("h1")),
+        ("HEALTHY_KEY_2", healthy.secret("h2")),
+    ];
+    let gateway = Gateway::start(&config, &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+
+    let response = client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&chat("default"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "the client token is required");
+
+    let response = client
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth("app-secret")
+        .json(&chat("default"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-switchyard-provider"], "healthy");
+    assert_eq!(response.headers()["x-switchyard-model"], "llama-3.3-70b-versatile");
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["object"], "chat.completion");
+    assert!(broken.upstream.n_requests() >= 1, "the first provider was tried");
+    assert_eq!(healthy.upstream.totals().served, 1);
+
+    let models: Value = client
+        .get(gateway.url("/v1/models"))
+        .bearer_auth("app-secret")
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["data"][0]["id"], "default");
+    // Logs are JSON lines and never carry a key.
+    let logs = gateway.stderr();
+    assert!(logs.lines().any(|line| serde_json::from_str::<Value>(line).is_ok()), "{logs}");
+    for secret in [broken.secret("b1"), healthy.secret("h1"), "app-secret".to_owned()] {
+        assert!(!logs.contains(&secret), "a secret reached the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_limits_answer_429_once_every_key_is_spent() {
+    let mock = start_mock(&["k1", "k2"]).await;
+    let config = format!(
+        r#"
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "{url}"
+keys = ["${{K1}}", "${{K2}}", "${{K3:-}}"]
+models = ["llama-3.3-70b-versatile"]
+limits = {{ requests_per_minute = 1, requests_per_day = 100 }}
+
+[[routes]]
+name = "fast"
+targets = ["groq/llama-3.3-70b-versatile"]
+"#,
+        url = mock.upstream.base_url()
+    );
+    let env = [("K1", mock.secret("k1")), ("K2", mock.secret("k2"))];
+    let gateway = Gateway::start(&config, &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let response = client
+            .post(gateway.url("/v1/chat/completions"))
+            .json(&chat("fast"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&chat("fast"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "QUOTA_EXCEEDED");
+    assert_eq!(mock.upstream.n_requests(), 2);
+    // The empty third key was dropped with a warning naming it.
+    let logs = gateway.stderr();
+    assert!(logs.contains("key K3 is empty and was dropped"), "{logs}");
+}
+
+#[test]
+fn a_bad_config_is_refused_with_file_line_and_field() {
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\n\n[[providers]]\nname = \"groq\"\nkind = \"openai\"\nkeys = [\"${GROQ_KEY_THAT_IS_UNSET}\"]\nmodels = [\"m\"]\n\n[[routes]]\nname = \"r\"\ntargets = [\"groq/m\"]\n";
+    let failure = Gateway::start(config, &[]).expect_err("an unset variable is refused");
+    assert!(failure.contains("switchyard.toml:7: keys: "), "{failure}");
+    assert!(failure.contains("GROQ_KEY_THAT_IS_UNSET is not set"), "{failure}");
+
+    let config = "[[providers]]\nname = \"groq\"\nkind = \"openai\"\nmodels = [\"m\"]\nlimits = { requests_per_minute = \"thirty\" }\n";
+    let failure = Gateway::start(config, &[]).expect_err("a string limit is refused");
+    assert!(failure.contains("switchyard.toml:5:"), "{failure}");
+    assert!(failure.contains("limits: "), "{failure}");
+    assert!(failure.contains("expected u64") || failure.contains("integer"), "{failure}");
+
+    let config = "[[providers]]\nname = \"x\"\nkind = \"cohere\"\n\n[[routes]]\nname = \"r\"\ntargets = [\"x/m\"]\n";
+    let failure = Gateway::start(config, &[]).expect_err("an unknown kind is refused");
+    assert!(failure.contains("switchyard.toml:3: kind: unknown kind \"cohere\""), "{failure}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_a_bad_reload_keeps_the_old_config_serving() {
+    let mock = start_mock(&["k1"]).await;
+    let config = |routes: &str| {
+        format!(
+            "[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}\"\nkeys = [\"${{K1}}\"]\nmodels = [\"gpt-4o-mini\"]\n\n{routes}",
+            mock.upstream.base_url()
+        )
+    };
+    let env = [("K1", mock.secret("k1"))];
+    let gateway = Gateway::start(
+        &config("[[routes]]\nname = \"first\"\ntargets = [\"up/gpt-4o-mini\"]\n"),
+        &env,
+    )
+    .expect("the gateway starts");
+    let client = reqwest::Client::new();
+    let status = |model: &'static str| {
+        let request = client.post(gateway.url("/v1/chat/completions")).json(&chat(model));
+        async move { request.send().await.expect("sent").status() }
+    };
+    assert_eq!(status("first").await, StatusCode::OK);
+    assert_eq!(status("second").await, StatusCode::NOT_FOUND);
+
+    gateway.rewrite(&config(
+        "[[routes]]\nname = \"first\"\ntargets = [\"up/gpt-4o-mini\"]\n\n[[routes]]\nname = \"second\"\ntargets = [\"up/gpt-4o-mini\"]\n",
+    ));
+    gateway.hangup();
+    wait_for(&gateway, "the reload", || gateway.stderr().contains("configuration reloaded")).await;
+    assert_eq!(status("second").await, StatusCode::OK);
+
+    gateway.rewrite(&config("[[routes]]\nname = \"first\"\ntargets = [\"nowhere/gpt-4o-mini\"]\n"));
+    gateway.hangup();
+    wait_for(&gateway, "the refusal", || gateway.stderr().contains("configuration refused")).await;
+    let logs = gateway.stderr();
+    assert!(logs.contains("names no configured provider"), "{logs}");
+    assert_eq!(status("first").await, StatusCode::OK, "the running configuration stays");
+    assert_eq!(status("second").await, StatusCode::OK);
+    assert_eq!(mock.upstream.totals().served, 4);
+}

@@ -1,0 +1,183 @@
+//! Shared set-up of the gateway tests: mock upstreams, and the real `switchyard` binary
+//! started on a configuration file in a temporary directory, its logs collected.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use switchyard_core::ManualClock;
+use switchyard_mock::{KeyScript, MockUpstream};
+use tokio::sync::Notify;
+
+/// A mock upstream and the secrets of its keys.
+pub(crate) struct Mock {
+    /// The upstream.
+    pub(crate) upstream: MockUpstream,
+}
+
+impl Mock {
+    /// The secret of key `id`.
+    pub(crate) fn secret(&self, id: &str) -> String {
+        format!("sk-mock-{id}-0123456789abcdef")
+    }
+}
+
+/// A mock OpenAI-format upstream with these valid keys.
+pub(crate) async fn start_mock(keys: &[&str]) -> Mock {
+    let upstream = MockUpstream::openai()
+        .clock(ManualClock::default())
+        .keys(keys.iter().map(|id| KeyScript::valid(*id, format!("sk-mock-{id}-0123456789abcdef"))))
+        .models([
+            "gpt-4o-mini",
+            "llama-3.3-70b-versatile",
+            "mistral-small-latest",
+            "gemini-2.0-flash",
+        ])
+        .start()
+        .await
+        .expect("mock starts");
+    Mock { upstream }
+}
+
+/// The real binary serving a configuration; killed when dropped.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    child: Child,
+    addr: String,
+    config: PathBuf,
+    stderr: Arc<Mutex<String>>,
+    logged: Arc<Notify>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Writes `config` to `switchyard.toml` in a fresh directory and runs
+    /// `switchyard serve --config <it> --listen 127.0.0.1:0` there with `env` set.
+    ///
+    /// # Errors
+    /// What the binary wrote to stderr when it exited instead of listening.
+    pub(crate) fn start(config: &str, env: &[(&str, String)]) -> Result<Self, String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, config).expect("config written");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("SWITCHYARD_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let logged = Arc::new(Notify::new());
+        let pipe = child.stderr.take().expect("stderr piped");
+        let (log_sink, notify) = (Arc::clone(&stderr), Arc::clone(&logged));
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = log_sink.lock().expect("log lock");
+                text.push_str(&line);
+                text.push('\n');
+                drop(text);
+                notify.notify_waiters();
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = sender.send(first);
+            // Keep draining so the binary never blocks on a full pipe.
+            for _ in lines {}
+        });
+        // Real time on purpose: this waits for another process to start, not for time to
+        // pass in the code under test.
+        let first = receiver.recv_timeout(Duration::from_secs(60)).ok().flatten();
+        let Some(addr) = first
+            .as_deref()
+            .and_then(|line| line.strip_prefix("switchyard: listening on http://"))
+            .map(str::to_owned)
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            // The reader ends when the process has exited; what it read is the reason.
+            let _ = reader.join();
+            return Err(stderr.lock().expect("log lock").clone());
+        };
+        Ok(Self { child, addr, config: path, stderr, logged, _dir: dir })
+    }
+
+    /// A URL on the gateway.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything the binary logged so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().expect("log lock").clone()
+    }
+
+    /// Replaces the configuration file.
+    pub(crate) fn rewrite(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("config rewritten");
+    }
+
+    /// Sends SIGHUP.
+    pub(crate) fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.child.wait().expect("the binary exits")
+    }
+
+    /// A notification on every new log line.
+    pub(crate) fn logged(&self) -> Arc<Notify> {
+        Arc::clone(&self.logged)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for new log lines of `gateway` (up to 30 s of real time) until `ready` holds.
+pub(crate) async fn wait_for(gateway: &Gateway, what: &str, ready: impl Fn() -> bool) {
+    let logged = gateway.logged();
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let notified = logged.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if ready() {
+                return;
+            }
+            notified.await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting for {what}");
+}
