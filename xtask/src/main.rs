@@ -1,13 +1,15 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //!
 //! - `test`: formatting, clippy, then every test of the workspace, with the services the tests
-//!   need started first (a real `redis-server` on a free loopback port). This is the README's
-//!   test command and what CI runs.
+//!   need started first (a real `redis-server` on a free loopback port, and a Python virtual
+//!   environment in `target/py` with the official `openai` SDK, passed as
+//!   `SWITCHYARD_TEST_PYTHON`). This is the README's test command and what CI runs.
 //! - `bench`: the criterion benches.
 //!
 //! xtask may print and may use `anyhow`: it is a developer's tool, not a library.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to a terminal")]
 
+mod python;
 mod redis;
 
 use std::env;
@@ -52,6 +54,8 @@ fn test(args: &[String]) -> Result<()> {
         cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
             .context("clippy found warnings")?;
     }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = python::ensure_venv(&root).context("preparing the Python SDK for the tests")?;
     let redis = redis::RedisServer::start().context("starting redis-server for the tests")?;
     println!("xtask: redis-server on {}", redis.url());
     let mut test_args = vec!["test", "--workspace"];
@@ -59,6 +63,7 @@ fn test(args: &[String]) -> Result<()> {
     let status = Command::new(cargo_bin())
         .args(&test_args)
         .env("SWITCHYARD_TEST_REDIS_URL", redis.url())
+        .env("SWITCHYARD_TEST_PYTHON", &python)
         .status()
         .context("running cargo test")?;
     drop(redis);
