@@ -832,6 +832,39 @@ impl Router {
         self.inner.waiting.len()
     }
 
+    /// Requests of the wait queue asleep until a candidate frees, leaving out those retrying
+    /// admission this moment.
+    pub fn sleeping(&self) -> usize {
+        self.inner.waiting.asleep(self.inner.clock.now())
+    }
+
+    /// Answers many requests through `route`, at most `max_concurrent` at a time, and returns
+    /// each one's outcome in the order given. Each request may wait for capacity up to its
+    /// deadline (the bounded wait), so with declared limits a batch paces itself to the
+    /// quotas instead of collecting 429s.
+    pub async fn batch(
+        &self,
+        route: &str,
+        requests: impl IntoIterator<Item = ChatRequest>,
+        max_concurrent: usize,
+    ) -> Vec<Result<Answer, RouterError>> {
+        use futures_util::StreamExt as _;
+        let options = RequestOptions { max_wait: Some(Duration::MAX), ..RequestOptions::default() };
+        // Unordered, so an early request that waits does not hold later finished ones in
+        // the concurrency budget; the results are put back in order at the end.
+        let mut results: Vec<(usize, Result<Answer, RouterError>)> =
+            futures_util::stream::iter(requests.into_iter().enumerate())
+                .map(|(idx, request)| {
+                    let options = options.clone();
+                    async move { (idx, self.chat_with(route, &request, options).await) }
+                })
+                .buffer_unordered(max_concurrent.max(1))
+                .collect()
+                .await;
+        results.sort_unstable_by_key(|(idx, _)| *idx);
+        results.into_iter().map(|(_, result)| result).collect()
+    }
+
     /// Requests in flight now; counted only when [`RouterConfig::max_in_flight`] is set.
     pub fn in_flight(&self) -> u32 {
         self.inner.load.in_flight()
@@ -981,7 +1014,8 @@ impl Router {
                 if max_wait.is_zero() {
                     break;
                 }
-                let wait_limit = deadline.min(started + max_wait);
+                let wait_limit =
+                    started.checked_add(max_wait).map_or(deadline, |limit| deadline.min(limit));
                 let Some(wake) = wake_at(&verdicts, now, clock.utc()) else { break };
                 if wake > wait_limit {
                     break;
@@ -990,7 +1024,7 @@ impl Router {
                     ticket = inner.waiting.enter();
                 }
                 let Some(waiting) = ticket.as_ref() else { break };
-                waiting.pause();
+                waiting.pause(wake);
                 trace.waited += wake.saturating_duration_since(now);
                 clock.sleep_until(wake).await;
                 tokio::select! {

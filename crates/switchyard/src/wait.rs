@@ -13,15 +13,24 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+/// Where one waiting request is.
+#[derive(Clone, Copy, Default)]
+struct Waiter {
+    /// Awake and contending for admission.
+    ready: bool,
+    /// When it wakes, while asleep.
+    wake: Option<Instant>,
+}
+
 /// The router's queue of requests waiting for a candidate to free.
 pub(crate) struct WaitQueue {
-    /// Ticket number to "awake and contending" (true) or "asleep until its reset" (false).
-    /// Nothing awaits while this lock is held.
-    tickets: Mutex<BTreeMap<u64, bool>>,
+    /// Ticket number to its state. Nothing awaits while this lock is held.
+    tickets: Mutex<BTreeMap<u64, Waiter>>,
     notify: Notify,
     next: AtomicU64,
     capacity: usize,
@@ -44,13 +53,23 @@ impl WaitQueue {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        tickets.insert(id, false);
+        tickets.insert(id, Waiter::default());
         Some(Ticket { queue: Arc::clone(self), id })
     }
 
     /// How many requests are waiting now.
     pub(crate) fn len(&self) -> usize {
         self.tickets.lock().len()
+    }
+
+    /// How many of them are asleep until a candidate frees after `now` (not those retrying
+    /// admission, nor those due but not yet run).
+    pub(crate) fn asleep(&self, now: Instant) -> usize {
+        self.tickets
+            .lock()
+            .values()
+            .filter(|waiter| !waiter.ready && waiter.wake.is_some_and(|wake| wake > now))
+            .count()
     }
 }
 
@@ -64,12 +83,17 @@ impl Ticket {
     /// Waits until no older awake waiter is ahead, then holds the turn until
     /// [`pause`](Self::pause) or drop.
     pub(crate) async fn turn(&self) {
-        self.set_ready(true);
+        self.set(Waiter { ready: true, wake: None });
         loop {
             // Registered before the check, so a wake between check and await is not lost.
             let notified = self.queue.notify.notified();
-            let first_ready =
-                self.queue.tickets.lock().iter().find(|(_, ready)| **ready).map(|(id, _)| *id);
+            let first_ready = self
+                .queue
+                .tickets
+                .lock()
+                .iter()
+                .find(|(_, waiter)| waiter.ready)
+                .map(|(id, _)| *id);
             if first_ready.is_none_or(|first| first == self.id) {
                 return;
             }
@@ -77,15 +101,15 @@ impl Ticket {
         }
     }
 
-    /// Gives the turn up while sleeping again, keeping the place.
-    pub(crate) fn pause(&self) {
-        self.set_ready(false);
+    /// Gives the turn up while sleeping until `wake`, keeping the place.
+    pub(crate) fn pause(&self, wake: Instant) {
+        self.set(Waiter { ready: false, wake: Some(wake) });
         self.queue.notify.notify_waiters();
     }
 
-    fn set_ready(&self, ready: bool) {
+    fn set(&self, waiter: Waiter) {
         if let Some(entry) = self.queue.tickets.lock().get_mut(&self.id) {
-            *entry = ready;
+            *entry = waiter;
         }
     }
 }
@@ -162,7 +186,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(order.lock().is_empty(), "the newer waits while the older holds its turn");
         order.lock().push("older");
-        older.pause();
+        older.pause(switchyard_core::Clock::now(&switchyard_core::ManualClock::default()));
         waiter.await.expect("joins");
         assert_eq!(*order.lock(), ["older", "newer"]);
     }

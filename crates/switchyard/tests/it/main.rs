@@ -2,6 +2,7 @@
 //! mock, the ledger, the scorer and the router.
 #![cfg(test)]
 
+mod batch;
 mod cache;
 mod cascade;
 mod concurrency;
