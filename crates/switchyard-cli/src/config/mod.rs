@@ -364,4 +364,60 @@ mod tests {
         assert!(message.starts_with("s.toml:4:"), "{message}");
         assert!(message.contains("unknown field `strateg`"), "{message}");
     }
+
+    /// Every example in `examples/` builds, with placeholder keys and its state redirected
+    /// to a temporary directory.
+    #[test]
+    fn the_examples_build() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let vars = vars(&[
+            ("GROQ_API_KEY", "gsk_a"),
+            ("MISTRAL_API_KEY", "m_a"),
+            ("GEMINI_API_KEY", "AIza_a"),
+            ("GEMINI_API_KEY_2", "AIza_b"),
+            ("APP_TOKEN", "app"),
+            ("SWITCHYARD_ADMIN_TOKEN", "admin"),
+            ("OPENAI_API_KEY", "sk-a"),
+            ("ANTHROPIC_API_KEY", "sk-ant-a"),
+        ]);
+        let state = tempfile::tempdir().expect("temporary directory");
+        let clock: std::sync::Arc<dyn switchyard_core::Clock> =
+            std::sync::Arc::new(switchyard_core::ManualClock::default());
+        for name in ["free-tier.toml", "paid.toml"] {
+            let path = examples.join(name);
+            let text = std::fs::read_to_string(&path).expect("example readable");
+            let db = state.path().join(name).with_extension("db");
+            let text: String = text
+                .lines()
+                .map(|line| {
+                    if line.starts_with("path = ") {
+                        format!("path = {:?}", db.display().to_string())
+                    } else {
+                        line.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let loaded = Loaded::parse(&path, text).expect("example parses");
+            let built = build(&loaded, &vars, std::sync::Arc::clone(&clock))
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert!(built.router.route_names().contains(&"default".to_owned()), "{name}");
+            assert!(built.persistence.is_some());
+            if name == "free-tier.toml" {
+                // GROQ_API_KEY_1 is unset and `:-`: dropped with a warning, not an error.
+                assert!(
+                    built.warnings.iter().any(|w| w.contains("GROQ_API_KEY_1 is empty")),
+                    "{:?}",
+                    built.warnings
+                );
+                let gemini = built.router.candidates("default").expect("route");
+                let keys: Vec<&str> = gemini
+                    .iter()
+                    .filter(|c| c.provider.as_str() == "gemini")
+                    .map(|c| c.key.as_str())
+                    .collect();
+                assert_eq!(keys, ["GEMINI_API_KEY", "GEMINI_API_KEY_2"]);
+            }
+        }
+    }
 }
