@@ -92,6 +92,21 @@ pub enum RouterError {
     /// The quota backend failed and is configured to fail closed.
     #[error("QUOTA_BACKEND: {0}")]
     QuotaBackend(#[source] switchyard_quota::QuotaError),
+    /// The route, or every provider it could use, is over its daily budget, and no
+    /// candidate cheap enough is left.
+    #[error("BUDGET_EXCEEDED: route {route}: spent ${spent:.4} of ${budget:.4} today and no cheaper candidate is left; the budget resets at {}", .resets_at.to_rfc3339())]
+    BudgetExceeded {
+        /// The route.
+        route: String,
+        /// Dollars spent on it today.
+        spent: f64,
+        /// Its daily budget in dollars (infinite when only providers have budgets).
+        budget: f64,
+        /// When the budget day ends.
+        resets_at: DateTime<Utc>,
+        /// What the router did.
+        trace: Box<Trace>,
+    },
     /// The router already has as many requests in flight as it is configured to take.
     #[error("OVERLOADED: {in_flight} requests in flight, the cap is {limit}; retry shortly")]
     Overloaded {
@@ -116,6 +131,7 @@ impl RouterError {
             Self::UnknownRoute(_) => "UNKNOWN_ROUTE",
             Self::QuotaBackend(_) => "QUOTA_BACKEND",
             Self::Overloaded { .. } => "OVERLOADED",
+            Self::BudgetExceeded { .. } => "BUDGET_EXCEEDED",
         }
     }
 
@@ -128,7 +144,8 @@ impl RouterError {
             | Self::AllProvidersFailed { trace, .. }
             | Self::BadRequest { trace, .. }
             | Self::ContentFiltered { trace, .. }
-            | Self::DeadlineExceeded { trace, .. } => Some(trace),
+            | Self::DeadlineExceeded { trace, .. }
+            | Self::BudgetExceeded { trace, .. } => Some(trace),
             Self::UnknownRoute(_) | Self::QuotaBackend(_) | Self::Overloaded { .. } => None,
         }
     }
@@ -138,6 +155,7 @@ impl RouterError {
         match self {
             Self::QuotaExceeded { earliest_reset, .. } => *earliest_reset,
             Self::PartialQuota { next_free, .. } => *next_free,
+            Self::BudgetExceeded { resets_at, .. } => Some(*resets_at),
             Self::InvalidKeys { .. }
             | Self::AllProvidersFailed { .. }
             | Self::BadRequest { .. }

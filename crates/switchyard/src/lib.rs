@@ -10,6 +10,7 @@
 //! everything runs on the [`Clock`] it is given.
 
 pub mod backoff;
+mod budget;
 mod cache;
 pub mod circuit;
 mod error;
@@ -23,6 +24,9 @@ mod trace;
 mod wait;
 
 pub use backoff::Backoff;
+pub use budget::{
+    BudgetConfig, JsonFileSpendStore, MemorySpendStore, SpendDay, SpendError, SpendStore,
+};
 pub use cache::CacheConfig;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 pub use error::{BuildError, RouterError};

@@ -20,6 +20,7 @@ use switchyard_score::{AdaptiveScorer, Outcome, Scorer};
 use switchyard_vault::KeySource;
 
 use crate::backoff::Backoff;
+use crate::budget::{BudgetConfig, Budgets, OverBudget, SpendDay, SpendStore};
 use crate::cache::{CacheConfig, CacheKey, ResponseCache};
 use crate::circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 use crate::error::{BuildError, RouterError};
@@ -246,6 +247,7 @@ pub struct RouterBuilder {
     facts: HashMap<String, ModelFacts>,
     sinks: Vec<Arc<dyn EventSink>>,
     config: RouterConfig,
+    budgets: Option<(BudgetConfig, Arc<dyn SpendStore>)>,
 }
 
 impl RouterBuilder {
@@ -323,6 +325,14 @@ impl RouterBuilder {
         self
     }
 
+    /// Tracks spend per route and provider per day and enforces `config`'s budgets, keeping
+    /// the spend in `store` across restarts.
+    #[must_use]
+    pub fn budgets(mut self, config: BudgetConfig, store: Arc<dyn SpendStore>) -> Self {
+        self.budgets = Some((config, store));
+        self
+    }
+
     /// Router-wide settings.
     #[must_use]
     pub fn config(mut self, config: RouterConfig) -> Self {
@@ -390,6 +400,7 @@ impl RouterBuilder {
             waiting: Arc::new(WaitQueue::new(self.config.wait_queue)),
             load: LoadGauge::default(),
             cache: self.config.cache.map(ResponseCache::new),
+            budgets: self.budgets.map(|(config, store)| Budgets::new(config, store)),
             config: self.config,
         };
         let mut routes = HashMap::new();
@@ -429,6 +440,7 @@ pub(crate) struct Inner {
     pub(crate) waiting: Arc<WaitQueue>,
     pub(crate) load: LoadGauge,
     cache: Option<ResponseCache>,
+    pub(crate) budgets: Option<Budgets>,
 }
 
 /// A key id for a provider that needs none (a local Ollama).
@@ -708,6 +720,15 @@ impl Router {
         } = routed;
         permit.settle(&response.usage).await;
         drop(attempt);
+        let cost = slot.facts.price.map(|price| {
+            price.cost(
+                u64::from(response.usage.prompt_tokens),
+                u64::from(response.usage.completion_tokens),
+            )
+        });
+        if let (Some(budgets), Some(cost)) = (&self.inner.budgets, cost) {
+            budgets.record(&route.name, &slot.candidate.provider, cost, self.inner.clock.utc());
+        }
         let answer = Answer {
             request_id,
             served_by: slot.candidate.clone(),
@@ -722,6 +743,7 @@ impl Router {
             response,
             trace,
             cached: false,
+            cost,
         };
         if let (Some(cache), Some(key)) = (&self.inner.cache, cache_key) {
             cache.insert(
@@ -777,6 +799,7 @@ impl Router {
             overhead: Duration::ZERO,
             trace: Trace { route: route.to_owned(), ..Trace::default() },
             cached: true,
+            cost: Some(0.0),
         }
     }
 
@@ -830,6 +853,11 @@ impl Router {
     /// Requests waiting now for a candidate to free (the bounded wait).
     pub fn waiting(&self) -> usize {
         self.inner.waiting.len()
+    }
+
+    /// Today's spend per route and provider, when budgets are configured.
+    pub fn spend(&self) -> Option<SpendDay> {
+        self.inner.budgets.as_ref().map(|budgets| budgets.today(self.inner.clock.utc()))
     }
 
     /// Requests of the wait queue asleep until a candidate frees, leaving out those retrying
@@ -991,6 +1019,20 @@ impl Router {
             );
             error
         };
+        if let Some(budgets) = &inner.budgets {
+            let utc = clock.utc();
+            if rule_out_over_budget(budgets, &route, estimate, &mut verdicts, &mut trace, utc) {
+                let (spent, budget) = budgets.route_status(&route.name, utc);
+                let error = RouterError::BudgetExceeded {
+                    route: route.name.clone(),
+                    spent,
+                    budget,
+                    resets_at: budgets.resets_at(utc),
+                    trace: Box::new(trace),
+                };
+                return Err(fail(error, &route, &request_id));
+            }
+        }
 
         loop {
             if trace.attempts.len() >= route.max_attempts as usize {
@@ -1392,6 +1434,39 @@ impl Router {
         let error = final_error(&route, verdicts, trace);
         Err(fail(error, &route, &request_id))
     }
+}
+
+/// Rules out the candidates whose estimated cost no longer fits a budget; true when that
+/// leaves none, and a budget is why.
+fn rule_out_over_budget(
+    budgets: &Budgets,
+    route: &Route,
+    estimate: Estimate,
+    verdicts: &mut [Option<Verdict>],
+    trace: &mut Trace,
+    utc: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let mut n_over = 0;
+    for (idx, slot) in route.slots.iter().enumerate() {
+        if verdicts[idx].is_some() {
+            continue;
+        }
+        let cost = slot
+            .facts
+            .price
+            .map(|price| price.cost(estimate.prompt_tokens, estimate.output_tokens));
+        let detail = match budgets.check(&route.name, &slot.candidate.provider, cost, utc) {
+            Ok(()) => continue,
+            Err(OverBudget::Route) => format!("route {} is over its daily budget", route.name),
+            Err(OverBudget::Provider) => {
+                format!("provider {} is over its daily budget", slot.candidate.provider)
+            }
+        };
+        n_over += 1;
+        verdicts[idx] = Some(Verdict::Failed);
+        trace.skip(&slot.candidate, Skip::Unsuitable { detail });
+    }
+    n_over > 0 && verdicts.iter().all(Option::is_some)
 }
 
 /// The tag that pins a request to one provider: `provider:groq`.

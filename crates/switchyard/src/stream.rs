@@ -161,10 +161,27 @@ impl Live {
         }
     }
 
+    /// Adds what the stream cost to today's spend (a broken stream was billed up to where it
+    /// broke, as far as the usage says).
+    fn record_spend(&self, usage: &Usage) {
+        let inner = self.router.inner();
+        if let (Some(budgets), Some(price)) = (&inner.budgets, self.slot.facts.price) {
+            let cost =
+                price.cost(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens));
+            budgets.record(
+                &self.route.name,
+                &self.slot.candidate.provider,
+                cost,
+                inner.clock.utc(),
+            );
+        }
+    }
+
     /// The stream ended cleanly: settle with the reported usage (the estimate when the
     /// provider sent none), and log the request.
     fn finish(self, request_id: &str) {
         let usage = self.usage.unwrap_or_else(|| self.permit.estimated_usage());
+        self.record_spend(&usage);
         self.router.finish_request(
             &self.route,
             request_id,
@@ -206,6 +223,7 @@ impl Live {
             "stream broke mid-way"
         );
         let usage = self.usage.unwrap_or_else(|| self.permit.estimated_usage());
+        self.record_spend(&usage);
         let ledger = Arc::clone(&inner.ledger);
         let candidate = self.slot.candidate.clone();
         let recorded = error.clone();

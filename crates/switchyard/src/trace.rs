@@ -125,4 +125,7 @@ pub struct Answer {
     pub trace: Trace,
     /// Whether the answer came from the response cache (no upstream call, no quota spent).
     pub cached: bool,
+    /// What the answer cost in dollars, from its usage and its model's price; `None` when
+    /// the price is unknown, zero for a free model or a cached answer.
+    pub cost: Option<f64>,
 }

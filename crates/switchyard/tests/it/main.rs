@@ -3,6 +3,7 @@
 #![cfg(test)]
 
 mod batch;
+mod budget;
 mod cache;
 mod cascade;
 mod concurrency;
