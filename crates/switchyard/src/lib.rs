@@ -15,6 +15,7 @@ mod cache;
 pub mod circuit;
 mod error;
 mod events;
+mod probe;
 mod router;
 mod stats;
 pub mod strategy;
@@ -31,6 +32,7 @@ pub use cache::CacheConfig;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};
+pub use probe::{ProbeConfig, ProbeHandle, ProbeOutcome, ProbeResult};
 pub use router::{
     FeedbackError, ModelFacts, Price, RequestOptions, RouteConfig, Router, RouterBuilder,
     RouterConfig,

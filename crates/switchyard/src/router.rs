@@ -429,7 +429,7 @@ pub(crate) struct Inner {
     providers: HashMap<ProviderId, Arc<dyn Provider>>,
     credentials: HashMap<ProviderId, Vec<Credential>>,
     facts: HashMap<String, ModelFacts>,
-    slots: DashMap<Candidate, Arc<Slot>>,
+    pub(crate) slots: DashMap<Candidate, Arc<Slot>>,
     pub(crate) routes: HashMap<String, Arc<Route>>,
     sinks: Vec<Arc<dyn EventSink>>,
     pub(crate) config: RouterConfig,

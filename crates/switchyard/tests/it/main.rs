@@ -8,6 +8,7 @@ mod cache;
 mod cascade;
 mod concurrency;
 mod health;
+mod probe;
 mod providers;
 mod rules;
 mod support;
