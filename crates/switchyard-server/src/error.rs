@@ -50,9 +50,9 @@ impl ServerError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Router { source, .. } => match source {
-                RouterError::QuotaExceeded { .. } | RouterError::PartialQuota { .. } => {
-                    StatusCode::TOO_MANY_REQUESTS
-                }
+                RouterError::QuotaExceeded { .. }
+                | RouterError::PartialQuota { .. }
+                | RouterError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
                 RouterError::InvalidKeys { .. }
                 | RouterError::QuotaBackend(_)
                 | RouterError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,

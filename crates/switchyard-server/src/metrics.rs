@@ -1,0 +1,236 @@
+//! `GET /metrics`: the gateway's counters in the Prometheus text format, kept with
+//! `prometheus-client`. Counters are updated as requests finish; the per-key quota gauges
+//! are read from the router's statistics at each scrape, so they are never stale.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use switchyard::{RouterStats, Trace};
+use switchyard_core::{Candidate, Usage};
+
+/// The content type of the exposition.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    provider: String,
+    /// `ok`, or the typed error code.
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    route: String,
+    provider: String,
+    /// `ok`, or the failure's class (`rate_limited`, `server_error`, ...).
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    route: String,
+    provider: String,
+    /// `prompt` or `completion`.
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    provider: String,
+    key: String,
+    model: String,
+    /// `available`, `cooling_down`, `exhausted`, `invalid`, `billing_stopped`.
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    provider: String,
+    key: String,
+    model: String,
+    limit: String,
+}
+
+/// Everything `/metrics` shows.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
+    fallbacks: Family<RouteLabels, Counter>,
+    cache_hits: Family<RouteLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    key_state: Family<KeyLabels, Gauge>,
+    remaining: Family<LimitLabels, Gauge>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("switchyard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route, serving provider and outcome (ok or the typed error code)",
+            requests.clone(),
+        );
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "attempts",
+            "Upstream attempts, by route, provider and class (ok or how it failed)",
+            attempts.clone(),
+        );
+        let fallbacks = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "fallbacks",
+            "Requests served after more than one attempt",
+            fallbacks.clone(),
+        );
+        let cache_hits = Family::<RouteLabels, Counter>::default();
+        registry.register("cache_hits", "Requests answered from the cache", cache_hits.clone());
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register("tokens", "Tokens counted by the upstreams", tokens.clone());
+        // 5 ms to about 80 s: a cached answer to a long generation.
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 15))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer (to the first chunk for streams)",
+            latency.clone(),
+        );
+        let key_state = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_state",
+            "1 for each key and model in the labelled state, read at scrape",
+            key_state.clone(),
+        );
+        let remaining = Family::<LimitLabels, Gauge>::default();
+        registry.register(
+            "key_remaining",
+            "What is left of each key's limit in its current window, read at scrape",
+            remaining.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            attempts,
+            fallbacks,
+            cache_hits,
+            tokens,
+            latency,
+            key_state,
+            remaining,
+        }
+    }
+
+    /// A request that got an answer (or a first chunk).
+    pub(crate) fn served(
+        &self,
+        route: &str,
+        served_by: &Candidate,
+        trace: &Trace,
+        cached: bool,
+        elapsed: Duration,
+    ) {
+        let provider = served_by.provider.to_string();
+        self.attempts_of(route, trace);
+        self.requests
+            .get_or_create(&RequestLabels { route: route.to_owned(), provider, code: "ok".into() })
+            .inc();
+        if trace.attempts.len() > 1 {
+            self.fallbacks.get_or_create(&RouteLabels { route: route.to_owned() }).inc();
+        }
+        if cached {
+            self.cache_hits.get_or_create(&RouteLabels { route: route.to_owned() }).inc();
+        }
+        self.latency
+            .get_or_create(&RouteLabels { route: route.to_owned() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A request that got an error.
+    pub(crate) fn failed(&self, route: &str, code: &str, trace: Option<&Trace>) {
+        if let Some(trace) = trace {
+            self.attempts_of(route, trace);
+        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                provider: "none".into(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Tokens of an answer, once known (at the end of a stream).
+    pub(crate) fn tokens(&self, route: &str, served_by: &Candidate, usage: Usage) {
+        for (kind, count) in
+            [("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens)]
+        {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    route: route.to_owned(),
+                    provider: served_by.provider.to_string(),
+                    kind: kind.into(),
+                })
+                .inc_by(u64::from(count));
+        }
+    }
+
+    fn attempts_of(&self, route: &str, trace: &Trace) {
+        for attempt in &trace.attempts {
+            self.attempts
+                .get_or_create(&AttemptLabels {
+                    route: route.to_owned(),
+                    provider: attempt.candidate.provider.to_string(),
+                    class: attempt.error.map_or("ok", |kind| kind.as_str()).to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// The exposition, with the per-key gauges refreshed from `stats`.
+    pub(crate) fn render(&self, stats: &RouterStats) -> String {
+        self.key_state.clear();
+        self.remaining.clear();
+        for provider in &stats.quota {
+            for key in &provider.keys {
+                let (provider_name, key_id, model) =
+                    (provider.provider.to_string(), key.key.to_string(), key.model.to_string());
+                self.key_state
+                    .get_or_create(&KeyLabels {
+                        provider: provider_name.clone(),
+                        key: key_id.clone(),
+                        model: model.clone(),
+                        state: key.status.state.as_str().to_owned(),
+                    })
+                    .set(1);
+                for limit in &key.limits {
+                    self.remaining
+                        .get_or_create(&LimitLabels {
+                            provider: provider_name.clone(),
+                            key: key_id.clone(),
+                            model: model.clone(),
+                            limit: limit.limit_name.clone(),
+                        })
+                        .set(i64::try_from(limit.remaining).unwrap_or(i64::MAX));
+                }
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("invariant: writing to a String cannot fail");
+        text
+    }
+}

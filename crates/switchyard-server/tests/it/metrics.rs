@@ -1,0 +1,149 @@
+//! `GET /metrics`, read back with a Prometheus text parser after a known run.
+
+use prometheus_parse::{Scrape, Value};
+use reqwest::StatusCode;
+use switchyard::StrategyKind;
+use switchyard_core::ManualClock;
+use switchyard_mock::{Fault, FaultRule};
+use switchyard_quota::{DayBoundary, Limit, ModelQuota, ProviderQuota, QuotaConfig};
+use switchyard_server::GatewayConfig;
+
+use crate::support::{body, builder, credentials, key, mock, provider, serve};
+
+/// The value of the one sample of `name` (with or without `_total`) whose labels include
+/// all of `labels`; 0 when there is none.
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == name || sample.metric == format!("{name}_total"))
+        .filter(|sample| labels.iter().all(|(label, want)| sample.labels.get(label) == Some(want)))
+        .filter_map(|sample| match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            Value::Histogram(_) | Value::Summary(_) => None,
+        })
+        .collect();
+    assert!(matching.len() <= 1, "{name} {labels:?} matches {} samples", matching.len());
+    matching.first().copied().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_a_run_by_route_provider_and_class() {
+    let clock = ManualClock::default();
+    let broken = mock(&clock, vec![key("a1")]).await;
+    broken.inject(FaultRule::always(Fault::server_error()));
+    let healthy = mock(&clock, vec![key("b1"), key("b2")]).await;
+    let quota = QuotaConfig {
+        providers: vec![ProviderQuota {
+            provider: "second".into(),
+            day: DayBoundary::Rolling,
+            models: vec![ModelQuota::every_model(vec![Limit::per_minute(2)])],
+        }],
+        ..QuotaConfig::default()
+    };
+    let router =
+        credentials(credentials(builder(&clock, quota), "first", &["a1"]), "second", &["b1", "b2"])
+            .provider(provider("first", &broken, &clock))
+            .provider(provider("second", &healthy, &clock))
+            .route("fallback", StrategyKind::Priority, ["first/gpt-4o-mini", "second/gpt-4o-mini"])
+            .route("direct", StrategyKind::Priority, ["second/gpt-4o-mini"])
+            .build()
+            .expect("router builds");
+    let server = serve(router, &clock, GatewayConfig::default()).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/chat/completions");
+
+    // The run: 1 fallback, 2 direct (one streamed), 1 unknown route; then the 4 key-minutes
+    // of `second` are spent (1 + 2 + 1 more) and the next direct call is refused.
+    let mut prompt_tokens = 0;
+    let mut completion_tokens = 0;
+    for (model, stream) in
+        [("fallback", false), ("direct", false), ("direct", true), ("direct", false)]
+    {
+        let response = client.post(&url).json(&body(model, stream)).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        if stream {
+            let text = response.text().await.expect("body");
+            let usage = crate::support::sse_data(&text)
+                .iter()
+                .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+                .find(|chunk| chunk["usage"].is_object())
+                .expect("a usage chunk");
+            prompt_tokens += usage["usage"]["prompt_tokens"].as_u64().expect("n");
+            completion_tokens += usage["usage"]["completion_tokens"].as_u64().expect("n");
+        } else {
+            let answer: serde_json::Value = response.json().await.expect("json");
+            prompt_tokens += answer["usage"]["prompt_tokens"].as_u64().expect("n");
+            completion_tokens += answer["usage"]["completion_tokens"].as_u64().expect("n");
+        }
+    }
+    let refused = client.post(&url).json(&body("direct", false)).send().await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let unknown = client.post(&url).json(&body("nowhere", false)).send().await.expect("sent");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let response = client.get(server.url("/metrics")).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("text");
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("parses");
+
+    let requests = "switchyard_requests";
+    assert_eq!(
+        value(&scrape, requests, &[("route", "fallback"), ("provider", "second"), ("code", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        value(&scrape, requests, &[("route", "direct"), ("provider", "second"), ("code", "ok")]),
+        3.0
+    );
+    assert_eq!(value(&scrape, requests, &[("route", "direct"), ("code", "QUOTA_EXCEEDED")]), 1.0);
+    assert_eq!(value(&scrape, requests, &[("route", "nowhere"), ("code", "UNKNOWN_ROUTE")]), 1.0);
+    let failed_first = value(
+        &scrape,
+        "switchyard_attempts",
+        &[("route", "fallback"), ("provider", "first"), ("class", "server_error")],
+    );
+    assert_eq!(failed_first as u64, broken.n_requests(), "one failed attempt per upstream call");
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_attempts",
+            &[("provider", "second"), ("class", "ok"), ("route", "direct")]
+        ),
+        3.0
+    );
+    assert_eq!(value(&scrape, "switchyard_fallbacks", &[("route", "fallback")]), 1.0);
+    assert_eq!(value(&scrape, "switchyard_fallbacks", &[("route", "direct")]), 0.0);
+    let tokens = |kind: &str| {
+        value(&scrape, "switchyard_tokens", &[("route", "fallback"), ("kind", kind)])
+            + value(&scrape, "switchyard_tokens", &[("route", "direct"), ("kind", kind)])
+    };
+    assert_eq!(tokens("prompt") as u64, prompt_tokens);
+    assert_eq!(tokens("completion") as u64, completion_tokens);
+    // Every served request was timed once.
+    let observed: f64 = scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == "switchyard_request_duration_seconds")
+        .filter_map(|sample| match &sample.value {
+            Value::Histogram(buckets) => buckets.iter().map(|bucket| bucket.count).reduce(f64::max),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(observed, 4.0, "{text}");
+    // Both keys of `second` used their two requests of this minute.
+    for key in ["b1", "b2"] {
+        let labels = [("provider", "second"), ("key", key)];
+        assert!(
+            text.lines().any(|line| line.starts_with("switchyard_key_remaining{")
+                && line.contains(&format!("key=\"{key}\""))),
+            "{key} has a remaining gauge: {text}"
+        );
+        assert_eq!(value(&scrape, "switchyard_key_remaining", &labels), 0.0, "{key}: {text}");
+        assert_eq!(
+            value(&scrape, "switchyard_key_state", &[("key", key), ("state", "available")]),
+            1.0,
+            "{key}: {text}"
+        );
+    }
+}
