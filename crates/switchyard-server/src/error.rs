@@ -2,7 +2,7 @@
 //! (`{"error": {"message", "type", "code"}}`) with the status an OpenAI SDK maps to the right
 //! exception, and the router's typed code in `code`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -79,6 +79,12 @@ impl ServerError {
         }
     }
 
+    /// Whether the router waited for a candidate to free (bounded wait) before giving up.
+    pub fn already_waited(&self) -> bool {
+        let Self::Router { source, .. } = self else { return false };
+        source.trace().is_some_and(|trace| !trace.waited.is_zero())
+    }
+
     /// Whole seconds until the router expects a retry to succeed, at least 1.
     pub fn retry_after_secs(&self) -> Option<i64> {
         let Self::Router { source, now } = self else { return None };
@@ -108,6 +114,14 @@ impl IntoResponse for ServerError {
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.already_waited() {
+            // OpenAI's SDKs read this header: the gateway has waited for a key already, so
+            // their own retries would only multiply the load.
+            response.headers_mut().insert(
+                HeaderName::from_static("x-should-retry"),
+                HeaderValue::from_static("false"),
+            );
+        }
         response
     }
 }
@@ -115,6 +129,7 @@ impl IntoResponse for ServerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard::Trace;
 
     #[test]
     fn quota_exceeded_is_429_with_retry_after_rounded_up() {
@@ -131,8 +146,30 @@ mod tests {
         };
         assert_eq!(error.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(error.retry_after_secs(), Some(3));
+        assert!(!error.already_waited());
         let response = error.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert!(!response.headers().contains_key("x-should-retry"));
+    }
+
+    #[test]
+    fn a_router_that_waited_tells_sdks_not_to_retry() {
+        let trace = Trace { waited: std::time::Duration::from_secs(2), ..Trace::default() };
+        let error = ServerError::Router {
+            source: RouterError::PartialQuota {
+                route: "r".into(),
+                n_busy: 1,
+                n_keys: 2,
+                next_free: None,
+                trace: Box::new(trace),
+            },
+            now: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert!(error.already_waited());
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["x-should-retry"], "false");
+        assert!(!response.headers().contains_key(header::RETRY_AFTER), "no reset known");
     }
 
     #[test]

@@ -270,6 +270,9 @@ async fn chat_completions(
     let started = clock.now();
     let route = parsed.model.as_str();
     let routed_error = |source: switchyard::RouterError| {
+        if let Some(trace) = source.trace() {
+            log_attempts(&request_id, route, trace);
+        }
         metrics.failed(route, source.code(), source.trace());
         ServerError::Router { source, now: clock.utc() }
     };
