@@ -1,7 +1,7 @@
 //! `switchyard serve`: reads `switchyard.toml`, builds the router and runs the gateway until
 //! SIGINT or SIGTERM, draining the requests in flight. On SIGHUP the configuration (and the
-//! environment and `.env` it expands from) is read again and a new router swapped in; a bad
-//! configuration is refused and the running one keeps serving.
+//! environment and `.env` it expands from) is read again and a new router and client
+//! settings swapped in; a bad configuration is refused and the running one keeps serving.
 //!
 //! Logs are JSON lines on stderr; the one line on stdout says where the gateway listens, so a
 //! script (or a test) started with `--listen 127.0.0.1:0` learns the port.
@@ -114,7 +114,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
                 }
                 match load(&args.config, &clock) {
                     Ok(built) => {
-                        gateway.replace_router(built.router);
+                        gateway.reload(built.router, built.gateway);
                         persistence = built.persistence;
                         tracing::info!(config = %args.config.display(), routes = ?gateway.router().route_names(), "configuration reloaded");
                     }

@@ -193,6 +193,34 @@ async fn sighup_reloads_and_a_bad_reload_keeps_the_old_config_serving() {
     wait_for(&gateway, "the reload", || gateway.stderr().contains("configuration reloaded")).await;
     assert_eq!(status("second").await, StatusCode::OK);
 
+    // Client tokens are reloaded too.
+    gateway.rewrite(&format!(
+        "[server]\nclient_tokens = [\"reloaded-token\"]\n\n{}",
+        config("[[routes]]\nname = \"first\"\ntargets = [\"up/gpt-4o-mini\"]\n\n[[routes]]\nname = \"second\"\ntargets = [\"up/gpt-4o-mini\"]\n")
+    ));
+    gateway.hangup();
+    wait_for(&gateway, "the second reload", || {
+        gateway.stderr().matches("configuration reloaded").count() == 2
+    })
+    .await;
+    assert_eq!(status("second").await, StatusCode::UNAUTHORIZED);
+    let with_token = client
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth("reloaded-token")
+        .json(&chat("second"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(with_token.status(), StatusCode::OK);
+    gateway.rewrite(&config(
+        "[[routes]]\nname = \"first\"\ntargets = [\"up/gpt-4o-mini\"]\n\n[[routes]]\nname = \"second\"\ntargets = [\"up/gpt-4o-mini\"]\n",
+    ));
+    gateway.hangup();
+    wait_for(&gateway, "the third reload", || {
+        gateway.stderr().matches("configuration reloaded").count() == 3
+    })
+    .await;
+
     gateway.rewrite(&config("[[routes]]\nname = \"first\"\ntargets = [\"nowhere/gpt-4o-mini\"]\n"));
     gateway.hangup();
     wait_for(&gateway, "the refusal", || gateway.stderr().contains("configuration refused")).await;
@@ -200,5 +228,5 @@ async fn sighup_reloads_and_a_bad_reload_keeps_the_old_config_serving() {
     assert!(logs.contains("names no configured provider"), "{logs}");
     assert_eq!(status("first").await, StatusCode::OK, "the running configuration stays");
     assert_eq!(status("second").await, StatusCode::OK);
-    assert_eq!(mock.upstream.totals().served, 4);
+    assert_eq!(mock.upstream.totals().served, 5);
 }

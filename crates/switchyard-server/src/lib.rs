@@ -87,7 +87,7 @@ pub struct Gateway {
 struct Shared {
     router: ArcSwap<Router>,
     clock: Arc<dyn Clock>,
-    config: GatewayConfig,
+    config: ArcSwap<GatewayConfig>,
     metrics: metrics::Metrics,
 }
 
@@ -102,7 +102,7 @@ impl Gateway {
             shared: Arc::new(Shared {
                 router: ArcSwap::from_pointee(router),
                 clock,
-                config,
+                config: ArcSwap::from_pointee(config),
                 metrics: metrics::Metrics::new(),
             }),
         }
@@ -119,9 +119,17 @@ impl Gateway {
         self.shared.router.store(Arc::new(router));
     }
 
+    /// Swaps in a new router and new settings at once (a configuration reload). Client
+    /// tokens and the request timeout apply to the next request; the body limit is the
+    /// one the application was built with.
+    pub fn reload(&self, router: Router, config: GatewayConfig) {
+        self.shared.config.store(Arc::new(config));
+        self.shared.router.store(Arc::new(router));
+    }
+
     /// The axum application.
     pub fn app(&self) -> axum::Router {
-        let limit = self.shared.config.body_limit_bytes;
+        let limit = self.shared.config.load().body_limit_bytes;
         let api = axum::Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/models", get(models))
@@ -182,7 +190,8 @@ fn new_request_id() -> String {
 }
 
 async fn authorize(State(gateway): State<Gateway>, request: Request, next: Next) -> Response {
-    let tokens = &gateway.shared.config.client_tokens;
+    let config = gateway.shared.config.load();
+    let tokens = &config.client_tokens;
     if tokens.is_empty() {
         return next.run(request).await;
     }
@@ -259,7 +268,7 @@ async fn chat_completions(
     let parsed = wire::parse_request(&body)?;
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
-        timeout: gateway.shared.config.request_timeout,
+        timeout: gateway.shared.config.load().request_timeout,
         trace: headers.get(&TRACE).is_some_and(|value| value.as_bytes() == b"1"),
         ..RequestOptions::default()
     };
