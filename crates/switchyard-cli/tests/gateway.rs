@@ -230,3 +230,36 @@ async fn sighup_reloads_and_a_bad_reload_keeps_the_old_config_serving() {
     assert_eq!(status("second").await, StatusCode::OK);
     assert_eq!(mock.upstream.totals().served, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_budget_answers_429_budget_exceeded() {
+    let mock = start_mock(&["k1"]).await;
+    let config = format!(
+        r#"
+[[providers]]
+name = "paid"
+kind = "openai"
+base_url = "{url}"
+keys = ["${{K1}}"]
+models = ["gpt-4o-mini"]
+# Five cents a token: one short answer (about 15 tokens) costs most of the day's dollar.
+price = {{ input_per_mtok = 50000.0, output_per_mtok = 50000.0 }}
+
+[[routes]]
+name = "default"
+targets = ["paid/gpt-4o-mini"]
+budget_per_day = 1.0
+"#,
+        url = mock.upstream.base_url()
+    );
+    let gateway = Gateway::start(&config, &[("K1", mock.secret("k1"))]).expect("starts");
+    let client = reqwest::Client::new();
+    let call = || client.post(gateway.url("/v1/chat/completions")).json(&chat("default"));
+    assert_eq!(call().send().await.expect("sent").status(), StatusCode::OK);
+    let response = call().send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"), "the budget day's end");
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "BUDGET_EXCEEDED", "{error}");
+    assert_eq!(mock.upstream.n_requests(), 1);
+}

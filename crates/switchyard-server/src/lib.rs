@@ -320,6 +320,9 @@ async fn chat_completions(
     let elapsed = clock.now().saturating_duration_since(started);
     metrics.served(route, &answer.served_by, &answer.trace, answer.cached, elapsed);
     metrics.tokens(route, &answer.served_by, answer.response.usage);
+    if let Some(dollars) = answer.cost {
+        metrics.cost(route, &answer.served_by, dollars);
+    }
     let Answer { response, served_by, fingerprint, n_attempts, overhead, trace, cached, .. } =
         answer;
     let mut response_headers = served_headers(

@@ -2,6 +2,7 @@
 //! `prometheus-client`. Counters are updated as requests finish; the per-key quota gauges
 //! are read from the router's statistics at each scrape, so they are never stale.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,6 +47,12 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CostLabels {
+    route: String,
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyLabels {
     provider: String,
     key: String,
@@ -70,6 +77,7 @@ pub(crate) struct Metrics {
     fallbacks: Family<RouteLabels, Counter>,
     cache_hits: Family<RouteLabels, Counter>,
     tokens: Family<TokenLabels, Counter>,
+    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     latency: Family<RouteLabels, Histogram>,
     key_state: Family<KeyLabels, Gauge>,
     remaining: Family<LimitLabels, Gauge>,
@@ -100,6 +108,12 @@ impl Metrics {
         registry.register("cache_hits", "Requests answered from the cache", cache_hits.clone());
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register("tokens", "Tokens counted by the upstreams", tokens.clone());
+        let cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "cost_dollars",
+            "What answers cost, by the configured prices (plain calls; streams carry no cost)",
+            cost.clone(),
+        );
         // 5 ms to about 80 s: a cached answer to a long generation.
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -128,6 +142,7 @@ impl Metrics {
             fallbacks,
             cache_hits,
             tokens,
+            cost,
             latency,
             key_state,
             remaining,
@@ -171,6 +186,16 @@ impl Metrics {
                 code: code.to_owned(),
             })
             .inc();
+    }
+
+    /// What an answer cost.
+    pub(crate) fn cost(&self, route: &str, served_by: &Candidate, dollars: f64) {
+        self.cost
+            .get_or_create(&CostLabels {
+                route: route.to_owned(),
+                provider: served_by.provider.to_string(),
+            })
+            .inc_by(dollars);
     }
 
     /// Tokens of an answer, once known (at the end of a stream).

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use switchyard::{ModelFacts, Price, RouteConfig, Router, StrategyKind};
+use switchyard::{
+    BudgetConfig, JsonFileSpendStore, MemorySpendStore, ModelFacts, Price, RouteConfig, Router,
+    SpendStore, StrategyKind,
+};
 use switchyard_anthropic::{Anthropic, AnthropicConfig};
 use switchyard_core::{Clock, Credential, KeyId, Provider, ProviderId};
 use switchyard_gemini::{Gemini, GeminiConfig};
@@ -66,6 +69,7 @@ pub(crate) fn build(
 
     let mut builder = Router::builder().clock(Arc::clone(&clock));
     let mut quota = QuotaConfig::default();
+    let mut budgets = BudgetConfig::new(Tz::UTC);
     let mut names: Vec<String> = Vec::new();
     for section in &file.providers {
         let name = section.name.get_ref().clone();
@@ -96,7 +100,10 @@ pub(crate) fn build(
         if let Some(provider_quota) = provider_quota(loaded, section)? {
             quota.providers.push(provider_quota);
         }
-        if section.price.is_some() || section.context_window.is_some() {
+        if let Some(budget) = &section.budget_per_day {
+            budgets.per_provider.insert(ProviderId::from(name.as_str()), dollars(loaded, budget)?);
+        }
+        if section.price.is_some() || section.context_window.is_some() || section.vision.is_some() {
             let facts = ModelFacts {
                 price: section.price.as_ref().map(|price| Price {
                     input_per_mtok: price.input_per_mtok,
@@ -104,6 +111,7 @@ pub(crate) fn build(
                     per_request: price.cost_per_request,
                 }),
                 context_window: section.context_window,
+                vision: section.vision,
                 ..ModelFacts::default()
             };
             for model in &section.models {
@@ -152,6 +160,9 @@ pub(crate) fn build(
             .map(|secs| seconds(loaded, secs, "timeout_secs"))
             .transpose()?;
         config.content_filter_fallback = route.content_filter_fallback;
+        if let Some(budget) = &route.budget_per_day {
+            budgets.per_route.insert(route.name.get_ref().clone(), dollars(loaded, budget)?);
+        }
         builder = builder.route_config(config);
     }
 
@@ -166,6 +177,22 @@ pub(crate) fn build(
             "redis_url",
             "a shared Redis ledger is not wired into the gateway yet; remove redis_url and use path",
         ));
+    }
+    if !budgets.per_route.is_empty() || !budgets.per_provider.is_empty() {
+        // Spend survives restarts and reloads next to the quota state when there is one.
+        let store: Arc<dyn SpendStore> = match &file.state.path {
+            Some(path) => {
+                let file_path = loaded
+                    .path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(loaded.expand(path, "path", vars)?)
+                    .with_extension("spend.json");
+                Arc::new(JsonFileSpendStore::new(file_path))
+            }
+            None => Arc::new(MemorySpendStore::default()),
+        };
+        builder = builder.budgets(budgets, store);
     }
     let router = builder.quota(ledger).build().map_err(|error| {
         let message = error.to_string();
@@ -203,6 +230,15 @@ pub(crate) fn build(
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
     Ok(Built { router, gateway, listen, warnings, persistence })
+}
+
+fn dollars(loaded: &Loaded, value: &toml::Spanned<f64>) -> Result<f64, ConfigError> {
+    let amount = *value.get_ref();
+    if amount.is_finite() && amount >= 0.0 {
+        Ok(amount)
+    } else {
+        Err(loaded.invalid(value.span(), "budget_per_day", "expected dollars, 0 or more"))
+    }
 }
 
 fn seconds(

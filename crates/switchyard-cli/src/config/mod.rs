@@ -135,6 +135,10 @@ pub(crate) struct ProviderSection {
     pub(crate) context_window: Option<u32>,
     /// The upstream request timeout, in seconds.
     pub(crate) timeout_secs: Option<Spanned<f64>>,
+    /// Whether the models take images (`false` keeps image requests away from them).
+    pub(crate) vision: Option<bool>,
+    /// The most dollars this provider may cost a day (UTC days), by its `price`.
+    pub(crate) budget_per_day: Option<Spanned<f64>>,
 }
 
 /// `limits = { ... }`.
@@ -183,6 +187,8 @@ pub(crate) struct RouteSection {
     /// Whether a refused prompt moves to the next provider.
     #[serde(default)]
     pub(crate) content_filter_fallback: bool,
+    /// The most dollars this route may cost a day (UTC days).
+    pub(crate) budget_per_day: Option<Spanned<f64>>,
 }
 
 /// A configuration read from a file, with the text kept to turn spans into line numbers.

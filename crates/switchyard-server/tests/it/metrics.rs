@@ -45,6 +45,17 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
         credentials(credentials(builder(&clock, quota), "first", &["a1"]), "second", &["b1", "b2"])
             .provider(provider("first", &broken, &clock))
             .provider(provider("second", &healthy, &clock))
+            .model(
+                "second/gpt-4o-mini",
+                switchyard::ModelFacts {
+                    price: Some(switchyard::Price {
+                        input_per_mtok: 1.0,
+                        output_per_mtok: 2.0,
+                        per_request: 0.0,
+                    }),
+                    ..switchyard::ModelFacts::default()
+                },
+            )
             .route("fallback", StrategyKind::Priority, ["first/gpt-4o-mini", "second/gpt-4o-mini"])
             .route("direct", StrategyKind::Priority, ["second/gpt-4o-mini"])
             .build()
@@ -57,6 +68,7 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
     // of `second` are spent (1 + 2 + 1 more) and the next direct call is refused.
     let mut prompt_tokens = 0;
     let mut completion_tokens = 0;
+    let mut plain_cost = 0.0;
     for (model, stream) in
         [("fallback", false), ("direct", false), ("direct", true), ("direct", false)]
     {
@@ -73,6 +85,10 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
             completion_tokens += usage["usage"]["completion_tokens"].as_u64().expect("n");
         } else {
             let answer: serde_json::Value = response.json().await.expect("json");
+            let usage = &answer["usage"];
+            plain_cost += (usage["prompt_tokens"].as_f64().expect("n")
+                + 2.0 * usage["completion_tokens"].as_f64().expect("n"))
+                / 1e6;
             prompt_tokens += answer["usage"]["prompt_tokens"].as_u64().expect("n");
             completion_tokens += answer["usage"]["completion_tokens"].as_u64().expect("n");
         }
@@ -120,6 +136,10 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
     };
     assert_eq!(tokens("prompt") as u64, prompt_tokens);
     assert_eq!(tokens("completion") as u64, completion_tokens);
+    let cost = value(&scrape, "switchyard_cost_dollars", &[("route", "fallback")])
+        + value(&scrape, "switchyard_cost_dollars", &[("route", "direct")]);
+    assert!(plain_cost > 0.0);
+    assert!((cost - plain_cost).abs() < 1e-12, "{cost} != {plain_cost}");
     // Every served request was timed once.
     let observed: f64 = scrape
         .samples
