@@ -263,3 +263,44 @@ budget_per_day = 1.0
     assert_eq!(error["error"]["code"], "BUDGET_EXCEEDED", "{error}");
     assert_eq!(mock.upstream.n_requests(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_model_limits_replace_the_providers_for_that_model() {
+    let mock = start_mock(&["k1"]).await;
+    let config = format!(
+        r#"
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "{url}"
+keys = ["${{K1}}"]
+models = ["llama-3.3-70b-versatile", "gpt-4o-mini"]
+limits = {{ requests_per_minute = 100 }}
+
+[providers.per_model."llama-3.3-70b-versatile"]
+limits = {{ requests_per_minute = 1 }}
+
+[[routes]]
+name = "big"
+targets = ["groq/llama-3.3-70b-versatile"]
+
+[[routes]]
+name = "small"
+targets = ["groq/gpt-4o-mini"]
+"#,
+        url = mock.upstream.base_url()
+    );
+    let gateway = Gateway::start(&config, &[("K1", mock.secret("k1"))]).expect("starts");
+    let client = reqwest::Client::new();
+    let status = |model: &'static str| {
+        let request = client.post(gateway.url("/v1/chat/completions")).json(&chat(model));
+        async move { request.send().await.expect("sent").status() }
+    };
+    assert_eq!(status("big").await, StatusCode::OK);
+    assert_eq!(status("big").await, StatusCode::TOO_MANY_REQUESTS, "one a minute for this model");
+    for _ in 0..3 {
+        assert_eq!(status("small").await, StatusCode::OK, "the provider's limit for others");
+    }
+    assert_eq!(mock.upstream.n_requests(), 4);
+}

@@ -103,19 +103,31 @@ pub(crate) fn build(
         if let Some(budget) = &section.budget_per_day {
             budgets.per_provider.insert(ProviderId::from(name.as_str()), dollars(loaded, budget)?);
         }
-        if section.price.is_some() || section.context_window.is_some() || section.vision.is_some() {
+        for model in &section.models {
+            let own = section.per_model.get(model);
+            let price = own.and_then(|own| own.price.as_ref()).or(section.price.as_ref());
             let facts = ModelFacts {
-                price: section.price.as_ref().map(|price| Price {
+                price: price.map(|price| Price {
                     input_per_mtok: price.input_per_mtok,
                     output_per_mtok: price.output_per_mtok,
                     per_request: price.cost_per_request,
                 }),
-                context_window: section.context_window,
-                vision: section.vision,
+                context_window: own.and_then(|own| own.context_window).or(section.context_window),
+                vision: own.and_then(|own| own.vision).or(section.vision),
                 ..ModelFacts::default()
             };
-            for model in &section.models {
+            if facts.price.is_some() || facts.context_window.is_some() || facts.vision.is_some() {
                 builder = builder.model(format!("{name}/{model}"), facts);
+            }
+        }
+        for model in section.per_model.keys() {
+            if !section.models.contains(model) {
+                let span = section.name.span();
+                return Err(loaded.invalid(
+                    span,
+                    "per_model",
+                    format!("provider {name}: per_model names {model:?}, which is not in models"),
+                ));
             }
         }
     }
@@ -433,8 +445,32 @@ fn provider_quota(
             })?)
         }
     };
-    let Some(limits) = &section.limits else { return Ok(None) };
     let day_tz = day_zone.unwrap_or(Tz::UTC);
+    let mut models = Vec::new();
+    // Per-model limits first: the ledger applies the first rule that matches a model.
+    for (model, facts) in &section.per_model {
+        if let Some(limits) = &facts.limits {
+            models.push(ModelQuota::model(model.as_str(), limit_list(loaded, limits, day_tz)?));
+        }
+    }
+    if let Some(limits) = &section.limits {
+        models.push(ModelQuota::every_model(limit_list(loaded, limits, day_tz)?));
+    }
+    if models.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ProviderQuota {
+        provider: ProviderId::from(section.name.get_ref().as_str()),
+        day: day_zone.map_or(DayBoundary::Rolling, DayBoundary::Midnight),
+        models,
+    }))
+}
+
+fn limit_list(
+    loaded: &Loaded,
+    limits: &toml::Spanned<super::LimitsSection>,
+    day_tz: Tz,
+) -> Result<Vec<Limit>, ConfigError> {
     let given = limits.get_ref();
     let mut list = Vec::new();
     if let Some(n) = given.requests_per_minute {
@@ -450,13 +486,13 @@ fn provider_quota(
         list.push(Limit::tokens_per_day(n, day_tz));
     }
     if list.is_empty() {
-        return Err(loaded.invalid(limits.span(), "limits", "expected at least one of requests_per_minute, requests_per_day, tokens_per_minute, tokens_per_day"));
+        return Err(loaded.invalid(
+            limits.span(),
+            "limits",
+            "expected at least one of requests_per_minute, requests_per_day, tokens_per_minute, tokens_per_day",
+        ));
     }
-    Ok(Some(ProviderQuota {
-        provider: ProviderId::from(section.name.get_ref().as_str()),
-        day: day_zone.map_or(DayBoundary::Rolling, DayBoundary::Midnight),
-        models: vec![ModelQuota::every_model(list)],
-    }))
+    Ok(list)
 }
 
 fn persist(

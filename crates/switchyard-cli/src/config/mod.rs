@@ -139,6 +139,23 @@ pub(crate) struct ProviderSection {
     pub(crate) vision: Option<bool>,
     /// The most dollars this provider may cost a day (UTC days), by its `price`.
     pub(crate) budget_per_day: Option<Spanned<f64>>,
+    /// Limits, prices and facts of single models, over the provider's.
+    #[serde(default)]
+    pub(crate) per_model: std::collections::BTreeMap<String, ModelSection>,
+}
+
+/// `[providers.per_model."<model>"]`: what differs for one model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelSection {
+    /// This model's limits, instead of the provider's.
+    pub(crate) limits: Option<Spanned<LimitsSection>>,
+    /// This model's price.
+    pub(crate) price: Option<PriceSection>,
+    /// This model's context window.
+    pub(crate) context_window: Option<u32>,
+    /// Whether this model takes images.
+    pub(crate) vision: Option<bool>,
 }
 
 /// `limits = { ... }`.
