@@ -304,3 +304,48 @@ targets = ["groq/gpt-4o-mini"]
     }
     assert_eq!(mock.upstream.n_requests(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_share_a_keys_quota() {
+    let redis_url = std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("SWITCHYARD_TEST_REDIS_URL is not set: run the tests with `cargo xtask test`, which starts a redis-server")
+    });
+    let mock = start_mock(&["k1"]).await;
+    // A prefix of its own, so runs and other tests on the same server do not meet.
+    let prefix = format!("gateway-test-{}", mock.upstream.addr().port());
+    let config = format!(
+        r#"
+[state]
+redis_url = "${{REDIS_URL}}"
+redis_prefix = "{prefix}"
+
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "{url}"
+keys = ["${{K1}}"]
+models = ["llama-3.3-70b-versatile"]
+limits = {{ requests_per_minute = 2 }}
+
+[[routes]]
+name = "default"
+targets = ["groq/llama-3.3-70b-versatile"]
+"#,
+        url = mock.upstream.base_url()
+    );
+    let env = [("K1", mock.secret("k1")), ("REDIS_URL", redis_url)];
+    let first = Gateway::start(&config, &env).expect("the first gateway starts");
+    let second = Gateway::start(&config, &env).expect("the second gateway starts");
+    let client = reqwest::Client::new();
+    let status = |gateway: &Gateway| {
+        let request = client.post(gateway.url("/v1/chat/completions")).json(&chat("default"));
+        async move { request.send().await.expect("sent").status() }
+    };
+    assert_eq!(status(&first).await, StatusCode::OK);
+    assert_eq!(status(&second).await, StatusCode::OK);
+    // The key's two requests of this minute are spent, whichever gateway spent them.
+    assert_eq!(status(&first).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&second).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(mock.upstream.n_requests(), 2);
+}

@@ -19,8 +19,9 @@ use switchyard_ollama::{Ollama, OllamaConfig};
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 use switchyard_quota::{
     DayBoundary, LedgerStore, Limit, MemoryLedger, ModelQuota, ProviderQuota, QuotaConfig,
-    QuotaGroup, WriteBehind,
+    QuotaGroup, QuotaLedger, WriteBehind,
 };
+use switchyard_redis::{RedisLedger, RedisOptions};
 use switchyard_server::GatewayConfig;
 
 use super::{ConfigError, Loaded, ProviderSection, sole_variable};
@@ -178,18 +179,30 @@ pub(crate) fn build(
         builder = builder.route_config(config);
     }
 
-    let ledger = Arc::new(MemoryLedger::new(Arc::clone(&clock), quota));
-    let persistence = match &file.state.path {
-        None => None,
-        Some(path) => Some(persist(loaded, path, vars, &ledger)?),
-    };
-    if let Some(redis_url) = &file.state.redis_url {
-        return Err(loaded.invalid(
-            redis_url.span(),
-            "redis_url",
-            "a shared Redis ledger is not wired into the gateway yet; remove redis_url and use path",
-        ));
-    }
+    // One gateway keeps its counts in memory (saved to `path` when given); several share
+    // them through Redis.
+    let (ledger, persistence): (Arc<dyn QuotaLedger>, Option<WriteBehind>) =
+        match &file.state.redis_url {
+            Some(redis_url) => {
+                let url = loaded.expand(redis_url, "redis_url", vars)?;
+                let mut options = RedisOptions::default();
+                if let Some(prefix) = &file.state.redis_prefix {
+                    options.prefix.clone_from(prefix);
+                }
+                let ledger = RedisLedger::new(&url, quota, Arc::clone(&clock), options).map_err(
+                    |error| loaded.invalid(redis_url.span(), "redis_url", error.to_string()),
+                )?;
+                (Arc::new(ledger), None)
+            }
+            None => {
+                let ledger = Arc::new(MemoryLedger::new(Arc::clone(&clock), quota));
+                let persistence = match &file.state.path {
+                    None => None,
+                    Some(path) => Some(persist(loaded, path, vars, &ledger)?),
+                };
+                (ledger, persistence)
+            }
+        };
     if !budgets.per_route.is_empty() || !budgets.per_provider.is_empty() {
         // Spend survives restarts and reloads next to the quota state when there is one.
         let store: Arc<dyn SpendStore> = match &file.state.path {

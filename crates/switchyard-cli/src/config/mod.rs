@@ -101,6 +101,8 @@ pub(crate) struct StateSection {
     pub(crate) path: Option<Spanned<String>>,
     /// A Redis URL, for several gateways sharing keys.
     pub(crate) redis_url: Option<Spanned<String>>,
+    /// The prefix of every Redis key (several deployments on one server).
+    pub(crate) redis_prefix: Option<String>,
 }
 
 /// One `[[providers]]`.
