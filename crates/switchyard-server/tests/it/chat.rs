@@ -387,7 +387,15 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_call() {
         .start()
         .await
         .expect("mock starts");
-    let router = credentials(builder(&clock, QuotaConfig::default()), "openai", &["k1"])
+    let quota = QuotaConfig {
+        providers: vec![ProviderQuota {
+            provider: "openai".into(),
+            day: DayBoundary::Rolling,
+            models: vec![ModelQuota::every_model(vec![Limit::per_minute(10)])],
+        }],
+        ..QuotaConfig::default()
+    };
+    let router = credentials(builder(&clock, quota), "openai", &["k1"])
         .provider(provider("openai", &upstream, &clock))
         .route("default", StrategyKind::Priority, ["openai/gpt-4o-mini"])
         .build()
@@ -414,6 +422,28 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_call() {
     let stats = server.gateway.router().stats().await;
     assert_eq!(stats.session.requests, 0, "an abandoned stream is not a served request");
     assert_eq!(stats.total_calls, 1, "exactly one upstream call was counted");
+    // The ledger counted the abandoned call once, and holds nothing back for it.
+    assert_eq!(requests_used(&server).await, 1);
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .json(&body("default", false))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(requests_used(&server).await, 2);
+}
+
+/// Requests counted against key k1's one-minute limit.
+async fn requests_used(server: &crate::support::Running) -> u64 {
+    let stats = server.gateway.router().stats().await;
+    let key = stats
+        .quota
+        .iter()
+        .flat_map(|provider| &provider.keys)
+        .find(|key| key.key.as_str() == "k1")
+        .expect("k1 is in the quota summary");
+    key.limits.iter().map(|limit| limit.used).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
