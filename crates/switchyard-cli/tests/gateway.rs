@@ -349,3 +349,41 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert_eq!(status(&second).await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(mock.upstream.n_requests(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_come_from_the_vault_and_are_read_again_on_reload() {
+    use switchyard_vault::{NewKey, Passphrase, Vault, VaultConfig};
+
+    let mock = start_mock(&["v1", "v2"]).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let vault_path = dir.path().join("keys.vault");
+    let passphrase = || Passphrase::try_new(b"correct horse battery").expect("passphrase");
+    let mut vault =
+        Vault::create(&vault_path, passphrase(), VaultConfig::default()).expect("vault created");
+    vault.add(NewKey::new("up", mock.secret("v1"))).expect("key added");
+    let config = format!(
+        "[vault]\npath = {:?}\n\n[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"gpt-4o-mini\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"up/gpt-4o-mini\"]\n",
+        vault_path.display().to_string(),
+        mock.upstream.base_url()
+    );
+    let env = [("SWITCHYARD_VAULT_PASSPHRASE", "correct horse battery".to_owned())];
+    let gateway = Gateway::start(&config, &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+    let call = || client.post(gateway.url("/v1/chat/completions")).json(&chat("default"));
+    let response = call().send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.upstream.counts("v1").expect("v1").served, 1);
+
+    // A key added to the vault is served after SIGHUP; the old key is disabled there.
+    let mut vault = Vault::open(&vault_path, passphrase(), VaultConfig::default()).expect("opens");
+    let first = vault.keys().next().expect("the first key is listed").id.clone();
+    vault.add(NewKey::new("up", mock.secret("v2"))).expect("key added");
+    assert!(vault.disable(&first).expect("v1 disabled"), "it was enabled");
+    drop(vault);
+    gateway.hangup();
+    wait_for(&gateway, "the reload", || gateway.stderr().contains("configuration reloaded")).await;
+    assert_eq!(call().send().await.expect("sent").status(), StatusCode::OK);
+    assert_eq!(mock.upstream.counts("v2").expect("v2").served, 1);
+    assert_eq!(mock.upstream.counts("v1").expect("v1").served, 1);
+    assert!(!gateway.stderr().contains(&mock.secret("v2")));
+}

@@ -23,6 +23,7 @@ use switchyard_quota::{
 };
 use switchyard_redis::{RedisLedger, RedisOptions};
 use switchyard_server::GatewayConfig;
+use switchyard_vault::{Passphrase, Vault, VaultConfig};
 
 use super::{ConfigError, Loaded, ProviderSection, sole_variable};
 
@@ -69,6 +70,9 @@ pub(crate) fn build(
     }
 
     let mut builder = Router::builder().clock(Arc::clone(&clock));
+    if let Some(vault) = &file.vault {
+        builder = builder.keys(open_vault(loaded, vault, vars)?);
+    }
     let mut quota = QuotaConfig::default();
     let mut budgets = BudgetConfig::new(Tz::UTC);
     let mut names: Vec<String> = Vec::new();
@@ -255,6 +259,26 @@ pub(crate) fn build(
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
     Ok(Built { router, gateway, listen, warnings, persistence })
+}
+
+/// The vault's passphrase variable, as `switchyard keys` reads it.
+const PASSPHRASE_VAR: &str = "SWITCHYARD_VAULT_PASSPHRASE";
+
+fn open_vault(
+    loaded: &Loaded,
+    vault: &super::VaultSection,
+    vars: &HashMap<String, String>,
+) -> Result<Vault, ConfigError> {
+    let invalid = |message: String| loaded.invalid(vault.path.span(), "vault.path", message);
+    let path = loaded.expand(&vault.path, "vault.path", vars)?;
+    let path = loaded.path.parent().unwrap_or(Path::new(".")).join(path);
+    let passphrase = vars.get(PASSPHRASE_VAR).ok_or_else(|| {
+        invalid(format!("{PASSPHRASE_VAR} is not set: the vault cannot be opened"))
+    })?;
+    let passphrase =
+        Passphrase::try_new(passphrase.as_bytes()).map_err(|error| invalid(error.to_string()))?;
+    Vault::open(&path, passphrase, VaultConfig::default())
+        .map_err(|error| invalid(error.to_string()))
 }
 
 fn dollars(loaded: &Loaded, value: &toml::Spanned<f64>) -> Result<f64, ConfigError> {

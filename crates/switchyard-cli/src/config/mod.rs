@@ -68,6 +68,8 @@ pub(crate) struct FileConfig {
     /// Where quota state lives.
     #[serde(default)]
     pub(crate) state: StateSection,
+    /// An encrypted key vault to read keys from, besides `keys`.
+    pub(crate) vault: Option<VaultSection>,
     /// The upstream providers.
     #[serde(default)]
     pub(crate) providers: Vec<ProviderSection>,
@@ -103,6 +105,15 @@ pub(crate) struct StateSection {
     pub(crate) redis_url: Option<Spanned<String>>,
     /// The prefix of every Redis key (several deployments on one server).
     pub(crate) redis_prefix: Option<String>,
+}
+
+/// `[vault]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VaultSection {
+    /// The vault file (`switchyard keys` writes it); its passphrase comes from
+    /// `SWITCHYARD_VAULT_PASSPHRASE`.
+    pub(crate) path: Spanned<String>,
 }
 
 /// One `[[providers]]`.
