@@ -387,3 +387,30 @@ async fn keys_come_from_the_vault_and_are_read_again_on_reload() {
     assert_eq!(mock.upstream.counts("v1").expect("v1").served, 1);
     assert!(!gateway.stderr().contains(&mock.secret("v2")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_dotenv_serve_and_sigterm_stops_cleanly() {
+    let mock = start_mock(&["d1"]).await;
+    let config = format!(
+        "[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}\"\nkeys = [\"${{DOTENV_KEY}}\"]\nmodels = [\"gpt-4o-mini\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"up/gpt-4o-mini\"]\n",
+        mock.upstream.base_url()
+    );
+    let dotenv = format!("# keys for the test\nDOTENV_KEY={}\n", mock.secret("d1"));
+    let mut gateway =
+        Gateway::start_with_dotenv(&config, &[], Some(&dotenv)).expect("the gateway starts");
+    let response = reqwest::Client::new()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&chat("default"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.upstream.counts("d1").expect("d1").served, 1);
+    let status = gateway.terminate();
+    assert!(status.success(), "{status:?}");
+    // The log reader may still be copying the last lines of the exited process.
+    wait_for(&gateway, "the shutdown log", || {
+        gateway.stderr().contains("draining requests in flight")
+    })
+    .await;
+}

@@ -61,9 +61,24 @@ impl Gateway {
     /// # Errors
     /// What the binary wrote to stderr when it exited instead of listening.
     pub(crate) fn start(config: &str, env: &[(&str, String)]) -> Result<Self, String> {
+        Self::start_with_dotenv(config, env, None)
+    }
+
+    /// As [`Gateway::start`], with a `.env` file of `dotenv` in the working directory.
+    ///
+    /// # Errors
+    /// What the binary wrote to stderr when it exited instead of listening.
+    pub(crate) fn start_with_dotenv(
+        config: &str,
+        env: &[(&str, String)],
+        dotenv: Option<&str>,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("switchyard.toml");
         std::fs::write(&path, config).expect("config written");
+        if let Some(dotenv) = dotenv {
+            std::fs::write(dir.path().join(".env"), dotenv).expect(".env written");
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         command
             .args(["serve", "--config"])
@@ -142,7 +157,7 @@ impl Gateway {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
