@@ -495,3 +495,34 @@ async fn graceful_shutdown_finishes_the_stream_in_flight() {
     assert_eq!(sse_data(&text).last().map(String::as_str), Some("[DONE]"), "{text}");
     stopping.await.expect("joins").expect("the server stops cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_deadline_answers_504() {
+    let clock = ManualClock::default();
+    let upstream = switchyard_mock::MockUpstream::openai()
+        .clock(clock.clone())
+        .key(key("k1"))
+        .latency(switchyard_mock::Latency::Fixed(Duration::from_secs(30)))
+        .start()
+        .await
+        .expect("mock starts");
+    let router = credentials(builder(&clock, QuotaConfig::default()), "openai", &["k1"])
+        .provider(provider("openai", &upstream, &clock))
+        .route("default", StrategyKind::Priority, ["openai/gpt-4o-mini"])
+        .build()
+        .expect("router builds");
+    let config =
+        GatewayConfig { request_timeout: Some(Duration::from_secs(2)), ..GatewayConfig::default() };
+    let server = serve(router, &clock, config).await;
+    let request = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .json(&body("default", false));
+    let pending = tokio::spawn(async move { request.send().await.expect("sent") });
+    // The mock sleeps 30 s on the clock and the router's 2 s deadline waits on it too.
+    wait_until("the call is under way", || clock.sleepers() >= 2).await;
+    clock.advance(Duration::from_secs(3));
+    let response = pending.await.expect("joins");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "DEADLINE_EXCEEDED");
+}
