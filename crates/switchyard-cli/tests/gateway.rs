@@ -312,7 +312,7 @@ async fn two_gateways_on_one_redis_share_a_keys_quota() {
     });
     let mock = start_mock(&["k1"]).await;
     // A prefix of its own, so runs and other tests on the same server do not meet.
-    let prefix = format!("gateway-test-{}", mock.upstream.addr().port());
+    let prefix = format!("gateway-test-{}-{}", std::process::id(), mock.upstream.addr().port());
     let config = format!(
         r#"
 [state]
