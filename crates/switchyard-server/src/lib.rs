@@ -264,12 +264,42 @@ async fn chat_completions(
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    match answer(&gateway, request_id, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => {
+            let trace = match &error {
+                ServerError::Router { source, .. } if wants_trace(&headers) => {
+                    source.trace().cloned()
+                }
+                ServerError::Router { .. }
+                | ServerError::BadRequest(_)
+                | ServerError::Unauthorized => None,
+            };
+            let mut response = error.into_response();
+            if let Some(trace) = trace {
+                insert_trace(response.headers_mut(), &trace);
+            }
+            response
+        }
+    }
+}
+
+fn wants_trace(headers: &HeaderMap) -> bool {
+    headers.get(&TRACE).is_some_and(|value| value.as_bytes() == b"1")
+}
+
+async fn answer(
+    gateway: &Gateway,
+    request_id: String,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, ServerError> {
-    let parsed = wire::parse_request(&body)?;
+    let parsed = wire::parse_request(body)?;
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
         timeout: gateway.shared.config.load().request_timeout,
-        trace: headers.get(&TRACE).is_some_and(|value| value.as_bytes() == b"1"),
+        trace: wants_trace(headers),
         ..RequestOptions::default()
     };
     let want_trace = options.trace;

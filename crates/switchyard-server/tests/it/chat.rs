@@ -292,8 +292,21 @@ async fn invalid_keys_are_503_and_a_dead_upstream_is_502() {
     assert_eq!(error["error"]["code"], "INVALID_KEYS");
     assert!(!error.to_string().contains(&crate::support::secret("k1")));
 
-    let response = client.post(&url).json(&body("failing", false)).send().await.expect("sent");
+    let response = client
+        .post(&url)
+        .header("x-switchyard-trace", "1")
+        .json(&body("failing", false))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    // A failed request's trace says what was tried, when asked for.
+    let trace: Value =
+        serde_json::from_str(response.headers()["x-switchyard-trace"].to_str().expect("ascii"))
+            .expect("trace is JSON");
+    let attempts = trace["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len() as u64, down.n_requests(), "{trace}");
+    assert!(attempts.iter().all(|attempt| attempt["error"]["kind"] == "server_error"), "{trace}");
     let error: Value = response.json().await.expect("json");
     assert_eq!(error["error"]["code"], "ALL_PROVIDERS_FAILED");
     assert_eq!(error["error"]["type"], "server_error");
