@@ -292,13 +292,23 @@ impl Stats {
             / (quality_weight + prior.strength);
         // The prior counts as one success at first sight: a new candidate whose first call
         // hit a rate limit is not marked stale at once, and one that never succeeds fades.
-        let recency = match self.last_success {
+        let observed = match self.last_success {
             Some(at) => params.recency(now - at),
             None => prior.recency * params.recency(now - self.first_seen),
         };
+        // Recency is blended with its prior by the evidence still held, as speed and quality
+        // are: a candidate left alone until its outcomes have faded is again as fresh as a
+        // new one, so exploration tries it again. Without this a stale candidate could
+        // never outscore a busy, reliable one (recency alone outweighs any reliability
+        // draw), and a provider that recovered would never get traffic back.
+        let alpha = prior.successes + self.successes * keep;
+        let beta = prior.failures + self.failures * keep;
+        let evidence = (self.successes + self.failures) * keep;
+        let held = evidence / (evidence + prior.strength);
+        let recency = held * observed + (1.0 - held) * prior.recency;
         View {
-            alpha: prior.successes + self.successes * keep,
-            beta: prior.failures + self.failures * keep,
+            alpha,
+            beta,
             quality: quality.clamp(0.0, 1.0),
             latency_ms: self.latency.map(|latency| latency.ms),
             latency_samples: self.latency_samples * params.latency_decay(now - self.at),
@@ -462,6 +472,14 @@ mod tests {
         assert!(stats.latency_samples <= params.max_evidence);
     }
 
+    /// The recency the view should show: the observed recency blended with the prior by the
+    /// evidence still held.
+    fn blended(stats: &Stats, now: Ticks, observed: f64, params: &Params) -> f64 {
+        let evidence = (stats.successes + stats.failures) * params.decay(now - stats.at);
+        let held = evidence / (evidence + params.prior.strength);
+        held * observed + (1.0 - held) * params.prior.recency
+    }
+
     #[test]
     fn recency_fades_from_first_sight_until_a_success_then_from_the_last_success() {
         let params = params();
@@ -471,10 +489,29 @@ mod tests {
         assert_eq!(stats.view(0, &params).recency, params.prior.recency, "not stale at once");
         let half = ScoreConfig::default().recency_half_life.as_nanos() as Ticks;
         let fading = stats.view(half, &params).recency;
-        assert!((fading - 0.5 * params.prior.recency).abs() < 1e-12, "{fading}");
+        let expected = blended(&stats, half, 0.5 * params.prior.recency, &params);
+        assert!((fading - expected).abs() < 1e-12, "{fading} vs {expected}");
+        assert!(fading < params.prior.recency);
         stats.record_success(half, 100.0, 0, &params);
         assert_eq!(stats.view(half, &params).recency, 1.0);
-        assert!((stats.view(2 * half, &params).recency - 0.5).abs() < 1e-12);
+        let later = stats.view(2 * half, &params).recency;
+        assert!((later - blended(&stats, 2 * half, 0.5, &params)).abs() < 1e-12, "{later}");
+    }
+
+    #[test]
+    fn a_candidate_left_alone_until_its_evidence_fades_is_as_fresh_as_a_new_one() {
+        let params = params();
+        let mut stats = Stats::new(0);
+        for _ in 0..40 {
+            stats.record_failure(0, ErrorKind::ServerError, 100.0, &params);
+        }
+        let hour = 3_600 * SECOND;
+        let dip = stats.view(hour, &params).recency;
+        let faded = stats.view(12 * hour, &params).recency;
+        assert!(dip < 0.7, "a failing candidate looks stale for a while: {dip}");
+        assert!(faded > 0.99, "once its failures have faded it is fresh again: {faded}");
+        let view = stats.view(12 * hour, &params);
+        assert!(view.beta - params.prior.failures < 1e-3, "and its failures are gone");
     }
 
     proptest! {
@@ -492,7 +529,10 @@ mod tests {
             // Evidence only fades; the posterior drifts back toward the prior.
             prop_assert!(later.alpha <= then.alpha && later.beta <= then.beta);
             prop_assert!(later.latency_samples <= then.latency_samples);
-            prop_assert!(later.recency <= then.recency);
+            // Recency stays between what was observed and the prior it drifts back to.
+            let observed_later = params.recency(late - 0);
+            let low = observed_later.min(params.prior.recency) - 1e-12;
+            prop_assert!(later.recency >= low && later.recency <= params.prior.recency.max(1.0));
         }
 
         #[test]

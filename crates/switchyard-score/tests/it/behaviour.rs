@@ -77,7 +77,12 @@ fn recency_rewards_a_recent_success_and_fades() {
     clock.advance(Duration::from_secs(3_600));
     scorer.record(&candidate(1), success(500));
     let breakdown = scorer.explain(&[candidate(0), candidate(1)]);
-    assert!((breakdown[0].recency - 0.5).abs() < 1e-12, "one recency half-life: {breakdown:?}");
+    // One recency half-life (1 h) since candidate 0's only success: observed recency 0.5,
+    // blended with the prior (1.0) by the evidence still held — one success decayed by two
+    // 30-minute half-lives, 0.25, against the prior's strength of 1.
+    let held = 0.25 / 1.25;
+    let expected = held * 0.5 + (1.0 - held) * 1.0;
+    assert!((breakdown[0].recency - expected).abs() < 1e-12, "{breakdown:?}");
     assert_eq!(breakdown[1].recency, 1.0);
     assert!(breakdown[1].score > breakdown[0].score);
 }

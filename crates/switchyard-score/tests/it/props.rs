@@ -186,7 +186,6 @@ proptest! {
             clock.advance(Duration::from_secs(secs));
             let now = scorer.explain(&candidates);
             for (then, now) in previous.iter().zip(&now) {
-                prop_assert!(now.recency <= then.recency, "{then:?} -> {now:?}");
                 prop_assert!(
                     (now.reliability - prior_mean).abs() <= (then.reliability - prior_mean).abs() + 1e-12,
                     "{then:?} -> {now:?}"

@@ -8,6 +8,7 @@ mod cache;
 mod cascade;
 mod concurrency;
 mod health;
+mod learning;
 mod probe;
 mod providers;
 mod rules;
