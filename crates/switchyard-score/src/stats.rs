@@ -530,7 +530,7 @@ mod tests {
             prop_assert!(later.alpha <= then.alpha && later.beta <= then.beta);
             prop_assert!(later.latency_samples <= then.latency_samples);
             // Recency stays between what was observed and the prior it drifts back to.
-            let observed_later = params.recency(late - 0);
+            let observed_later = params.recency(late);
             let low = observed_later.min(params.prior.recency) - 1e-12;
             prop_assert!(later.recency >= low && later.recency <= params.prior.recency.max(1.0));
         }
