@@ -5,6 +5,13 @@
 //! model, the next provider, or an immediate answer. When nothing can serve, the caller gets
 //! one typed [`RouterError`] that says why.
 //!
+//! Around the cascade, all opt-in and free when off: a bounded wait in a fair queue when every
+//! candidate is momentarily out ([`RouterConfig::max_wait`]), an overload cap
+//! ([`RouterConfig::max_in_flight`]), a response cache ([`CacheConfig`]), routing rules
+//! (images only to models that take them, a `provider:<id>` tag, a preferred provider),
+//! batches ([`Router::batch`]), costs and daily budgets ([`BudgetConfig`], [`SpendStore`]) and
+//! health probes ([`Router::spawn_probes`]).
+//!
 //! This crate joins the parts through their traits (`Provider`, `KeySource`, `QuotaLedger`,
 //! `Scorer`) and never through another crate's internals. It never reads the system time:
 //! everything runs on the [`Clock`] it is given.

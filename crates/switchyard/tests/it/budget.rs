@@ -101,3 +101,37 @@ async fn a_route_over_budget_moves_to_a_cheaper_candidate_then_refuses() {
     let next_day = restarted.chat("default", &request()).await.expect("a new day");
     assert_eq!(next_day.served_by.provider.as_str(), "openai");
 }
+
+#[tokio::test]
+async fn a_provider_over_its_budget_is_left_out_of_the_route() {
+    let clock = ManualClock::default();
+    let mock = openai_mock(&clock, vec![key("o1"), key("m1")]).await;
+    let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
+    let mistral = openai_provider("mistral", Preset::Mistral, &mock, &clock);
+    let mut budgets = BudgetConfig::new(chrono_tz::UTC);
+    budgets.per_provider.insert("openai".into(), 0.01);
+    let builder = credentials(
+        builder(&clock, QuotaConfig::default()).provider(openai).provider(mistral),
+        "openai",
+        &["o1"],
+    );
+    let router = credentials(builder, "mistral", &["m1"])
+        .model(EXPENSIVE, per_request(0.01))
+        .model(CHEAP, ModelFacts { price: Some(Price::FREE), ..ModelFacts::default() })
+        .route("default", StrategyKind::Priority, [EXPENSIVE, CHEAP])
+        .budgets(budgets, Arc::new(switchyard::MemorySpendStore::default()))
+        .build()
+        .expect("router builds");
+
+    let first = router.chat("default", &request()).await.expect("served");
+    assert_eq!((first.served_by.provider.as_str(), first.cost), ("openai", Some(0.01)));
+    // openai has spent its $0.01: the free model serves from now on, at no cost.
+    for _ in 0..3 {
+        let answer = router.chat("default", &request()).await.expect("served");
+        assert_eq!((answer.served_by.provider.as_str(), answer.cost), ("mistral", Some(0.0)));
+        assert_eq!(answer.n_attempts, 1, "openai was not tried");
+    }
+    let spend = router.spend().expect("tracked");
+    assert!(close(spend.per_route["default"], 0.01), "{spend:?}");
+    assert!(!spend.per_provider.contains_key("mistral"), "free answers add nothing: {spend:?}");
+}
