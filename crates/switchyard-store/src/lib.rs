@@ -12,6 +12,7 @@ mod db;
 mod error;
 mod quota;
 pub mod schema;
+mod stats;
 
 pub use db::SqliteStore;
 pub use error::StoreError;

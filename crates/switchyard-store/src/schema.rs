@@ -13,4 +13,4 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[crate::quota::MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[crate::quota::MIGRATION, crate::stats::MIGRATION];

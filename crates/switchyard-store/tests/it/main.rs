@@ -4,3 +4,4 @@
 mod kill9;
 mod quota;
 mod schema;
+mod stats;
