@@ -1070,7 +1070,7 @@ impl Router {
                 trace.waited += wake.saturating_duration_since(now);
                 clock.sleep_until(wake).await;
                 tokio::select! {
-                    () = waiting.turn() => {}
+                    () = waiting.turn(clock.as_ref()) => {}
                     () = clock.sleep_until(deadline) => {}
                 }
                 upstream_time += clock.now().saturating_duration_since(now);

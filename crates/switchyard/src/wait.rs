@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use switchyard_core::Clock;
 use tokio::sync::Notify;
 
 /// Where one waiting request is.
@@ -80,21 +81,24 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    /// Waits until no older awake waiter is ahead, then holds the turn until
-    /// [`pause`](Self::pause) or drop.
-    pub(crate) async fn turn(&self) {
+    /// Waits until no older waiter is contending (awake, or due to wake by `clock`), then
+    /// holds the turn until [`pause`](Self::pause) or drop. Counting the due ones matters:
+    /// waiters woken at one instant run in any order, and the first to run must not take the
+    /// slot of an older one that has not run yet.
+    pub(crate) async fn turn(&self, clock: &dyn Clock) {
         self.set(Waiter { ready: true, wake: None });
         loop {
             // Registered before the check, so a wake between check and await is not lost.
             let notified = self.queue.notify.notified();
-            let first_ready = self
+            let now = clock.now();
+            let first = self
                 .queue
                 .tickets
                 .lock()
                 .iter()
-                .find(|(_, waiter)| waiter.ready)
+                .find(|(_, waiter)| waiter.ready || waiter.wake.is_some_and(|wake| wake <= now))
                 .map(|(id, _)| *id);
-            if first_ready.is_none_or(|first| first == self.id) {
+            if first.is_none_or(|first| first == self.id) {
                 return;
             }
             notified.await;
@@ -110,6 +114,10 @@ impl Ticket {
     fn set(&self, waiter: Waiter) {
         if let Some(entry) = self.queue.tickets.lock().get_mut(&self.id) {
             *entry = waiter;
+        }
+        if waiter.ready {
+            // A due waiter now contends: those behind it check again against it.
+            self.queue.notify.notify_waiters();
         }
     }
 }
@@ -172,21 +180,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_older_awake_waiter_goes_first() {
+    async fn the_older_waiter_goes_first_even_when_the_newer_runs_first() {
+        let clock = Arc::new(switchyard_core::ManualClock::default());
         let queue = Arc::new(WaitQueue::new(8));
         let older = queue.enter().expect("room");
         let newer = queue.enter().expect("room");
-        older.turn().await;
+        let wake = clock.now() + std::time::Duration::from_secs(2);
+        older.pause(wake);
+        newer.pause(wake);
+        clock.advance(std::time::Duration::from_secs(2));
+        // Both are due; the newer asks for its turn first and must let the older go first.
         let order = Arc::new(Mutex::new(Vec::new()));
-        let newer_order = Arc::clone(&order);
+        let (newer_order, newer_clock) = (Arc::clone(&order), Arc::clone(&clock));
         let waiter = tokio::spawn(async move {
-            newer.turn().await;
+            newer.turn(newer_clock.as_ref()).await;
             newer_order.lock().push("newer");
         });
         tokio::task::yield_now().await;
-        assert!(order.lock().is_empty(), "the newer waits while the older holds its turn");
+        assert!(order.lock().is_empty(), "the newer waits for the due older one");
+        older.turn(clock.as_ref()).await;
         order.lock().push("older");
-        older.pause(switchyard_core::Clock::now(&switchyard_core::ManualClock::default()));
+        tokio::task::yield_now().await;
+        assert_eq!(*order.lock(), ["older"], "the older holds its turn");
+        older.pause(clock.now() + std::time::Duration::from_secs(60));
         waiter.await.expect("joins");
         assert_eq!(*order.lock(), ["older", "newer"]);
     }

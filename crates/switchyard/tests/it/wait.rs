@@ -147,3 +147,55 @@ async fn beyond_the_in_flight_cap_a_request_is_overloaded_at_once() {
     assert_eq!(router.in_flight(), 0);
     router.chat("fast", &request()).await.expect("room again");
 }
+
+#[tokio::test]
+async fn waiters_for_one_freed_slot_are_served_in_arrival_order() {
+    let clock = ManualClock::default();
+    let mock = openai_mock(&clock, vec![key("k1").requests_per_minute(1)]).await;
+    // The generic preset reads no headers: the declared limit alone paces the key.
+    let openai = openai_provider("openai", Preset::Compatible, &mock, &clock);
+    let mut route = RouteConfig::new("slow", StrategyKind::Priority, ["openai/gpt-4o-mini"]);
+    route.max_wait = Some(Duration::from_secs(600));
+    route.timeout = Some(Duration::from_secs(600));
+    let router = credentials(
+        builder(&clock, crate::support::per_minute("openai", 1)).provider(openai),
+        "openai",
+        &["k1"],
+    )
+    .route_config(route)
+    .build()
+    .expect("router builds");
+    let ask = |text: &str| switchyard_core::ChatRequest::from_user(text).with_max_tokens(8);
+
+    router.chat("slow", &ask("first")).await.expect("the minute's one request");
+    let mut tasks = Vec::new();
+    for (n, text) in ["r0", "r1", "r2"].into_iter().enumerate() {
+        let router_for_task = router.clone();
+        let request = ask(text);
+        tasks.push(tokio::spawn(async move { router_for_task.chat("slow", &request).await }));
+        wait_until("the request sleeps in the queue", || router.sleeping() == n + 1).await;
+    }
+    // Time moves a second at a time, and only while every waiter not yet served is asleep
+    // (none is between its admission and the upstream).
+    while mock.n_requests() < 4 {
+        wait_until("every unserved waiter sleeps", || {
+            router.sleeping() as u64 + mock.n_requests() == 4
+        })
+        .await;
+        if mock.n_requests() < 4 {
+            clock.advance(Duration::from_secs(1));
+        }
+    }
+    for task in tasks {
+        task.await.expect("joins").expect("served");
+    }
+    let prompts: Vec<String> = mock
+        .log()
+        .iter()
+        .filter_map(|entry| {
+            entry.body.as_ref()?.pointer("/messages/0/content")?.as_str().map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(prompts, ["first", "r0", "r1", "r2"], "one a minute, oldest waiter first");
+    assert_eq!(mock.totals().rate_limited, 0);
+}
