@@ -534,6 +534,12 @@ impl MemoryLedger {
         let now = self.ticks();
         let received = self.utc(now);
         let mut state = lane.bucket.state.lock();
+        // The headers describe the key as of the answered call. Attempts admitted after it and
+        // still in flight may not be in them yet, so while others are in flight a header may
+        // only make the local view stricter: a stale "9 remaining" arriving after three newer
+        // admissions must not hand their capacity out again. (The caller observes before it
+        // settles, so its own attempt is one of `in_flight`.)
+        let others_in_flight = state.in_flight > 1;
         for reading in &snapshot.readings {
             let Some(remaining) = reading.remaining else { continue };
             let until = reading.reset.map_or(now + scope_ticks(reading.scope), |reset| {
@@ -545,6 +551,7 @@ impl MemoryLedger {
                 .iter_mut()
                 .find(|g| g.unit == reading.unit && g.scope == reading.scope)
             {
+                Some(existing) if others_in_flight && existing.remaining < remaining => {}
                 Some(existing) => *existing = gate,
                 None => state.gates.push(gate),
             }
@@ -554,7 +561,11 @@ impl MemoryLedger {
                 {
                     meter.roll(now, self.anchor_utc);
                     let limit = reading.limit.unwrap_or(meter.limit.amount);
-                    meter.set_used(now, limit.saturating_sub(remaining));
+                    let used = limit.saturating_sub(remaining);
+                    if others_in_flight && used < meter.used() {
+                        continue;
+                    }
+                    meter.set_used(now, used);
                 }
             }
         }

@@ -64,6 +64,35 @@ fn headers_can_also_lower_the_local_count() {
 }
 
 #[test]
+fn a_stale_header_never_gives_back_capacity_held_by_attempts_in_flight() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(&clock, vec![Limit::per_minute(5)]);
+    let key = candidate("p", "k", "m");
+    let estimate = Estimate::new(10, 10);
+    let permits: Vec<_> =
+        (0..5).map(|_| ledger.try_admit(&key, estimate).expect("admitted")).collect();
+    // The first call's answer says 4 remain: the provider had counted only that call, while
+    // four more are on their way. Believing it would admit four calls the key cannot take.
+    let stale = snapshot(vec![reading(LimitUnit::Requests, LimitScope::Minute, 5, 4, None)]);
+    ledger.observe_now(&key, &stale);
+    assert!(ledger.try_admit(&key, estimate).is_err(), "no capacity was handed out twice");
+    assert_eq!(ledger.summary_now(&"p".into()).keys[0].limits[0].used, 5);
+    // Once nothing else is in flight, the provider's word may lower the count again.
+    let mut permits = permits.into_iter();
+    for permit in permits.by_ref().take(4) {
+        ledger.settle_now(permit, &switchyard_core::Usage::new(10, 10));
+    }
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![reading(LimitUnit::Requests, LimitScope::Minute, 5, 3, None)]),
+    );
+    assert_eq!(ledger.summary_now(&"p".into()).keys[0].limits[0].used, 2);
+    for permit in permits {
+        ledger.release_now(permit);
+    }
+}
+
+#[test]
 fn admission_refuses_before_the_429_when_headers_say_too_little_remains() {
     let clock = ManualClock::default();
     // No configured limits at all: only the provider's word.
