@@ -10,8 +10,7 @@
 //! # use std::{sync::Arc, time::Duration};
 //! # use switchyard_core::Provider;
 //! # use switchyard_mock::{MockUpstream, conformance::Conformance};
-//! # fn make_adapter(base_url: &str, timeout: Duration) -> Arc<dyn Provider> { unimplemented!() }
-//! # async fn run() {
+//! # async fn run(make_adapter: fn(&str, Duration) -> Arc<dyn Provider>) {
 //! let suite = Conformance::new("gpt-mock", MockUpstream::openai, make_adapter);
 //! suite.plain_answer().await;
 //! suite.stream_matches_plain().await;
