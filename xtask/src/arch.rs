@@ -38,7 +38,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "switchyard-redis",
             ][..],
         ),
-        ("switchyard-server", &["switchyard", "switchyard-core"][..]),
+        ("switchyard-server", &["switchyard", "switchyard-core", "switchyard-store"][..]),
         (
             "switchyard-cli",
             &[

@@ -159,6 +159,11 @@ impl CircuitBreaker {
         };
     }
 
+    /// Closes the circuit at once, without a ramp: an operator says the candidate is fine.
+    pub fn reset(&self) {
+        *self.phase.lock() = Phase::Closed { failures: 0, closed_at: None };
+    }
+
     /// Records a failed call. Returns whether this failure opened the circuit.
     pub fn record_failure(&self, kind: ErrorKind, now: Instant) -> bool {
         if !Self::counts(kind) {

@@ -16,6 +16,7 @@
 //! `Scorer`) and never through another crate's internals. It never reads the system time:
 //! everything runs on the [`Clock`] it is given.
 
+mod admin;
 pub mod backoff;
 mod budget;
 mod cache;
@@ -31,6 +32,7 @@ pub mod target;
 mod trace;
 mod wait;
 
+pub use admin::AdminError;
 pub use backoff::Backoff;
 pub use budget::{
     BudgetConfig, JsonFileSpendStore, MemorySpendStore, SpendDay, SpendError, SpendStore,

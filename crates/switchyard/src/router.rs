@@ -19,6 +19,7 @@ use switchyard_quota::{
 use switchyard_score::{AdaptiveScorer, Outcome, Scorer};
 use switchyard_vault::KeySource;
 
+use crate::admin::DisabledKeys;
 use crate::backoff::Backoff;
 use crate::budget::{BudgetConfig, Budgets, OverBudget, SpendDay, SpendStore};
 use crate::cache::{CacheConfig, CacheKey, ResponseCache};
@@ -402,6 +403,7 @@ impl RouterBuilder {
             cache: self.config.cache.map(ResponseCache::new),
             budgets: self.budgets.map(|(config, store)| Budgets::new(config, store)),
             config: self.config,
+            disabled: DisabledKeys::default(),
         };
         let mut routes = HashMap::new();
         for route in self.routes {
@@ -441,6 +443,7 @@ pub(crate) struct Inner {
     pub(crate) load: LoadGauge,
     cache: Option<ResponseCache>,
     pub(crate) budgets: Option<Budgets>,
+    pub(crate) disabled: DisabledKeys,
 }
 
 /// A key id for a provider that needs none (a local Ollama).
@@ -1008,6 +1011,7 @@ impl Router {
         let max_wait = options.max_wait.unwrap_or(route.max_wait);
         let mut ticket: Option<Ticket> = None;
         rule_out_unsuitable(&route, request, &mut verdicts, &mut trace);
+        rule_out_disabled(&inner.disabled, &route, &mut verdicts, &mut trace);
 
         let fail = |error: RouterError, route: &Route, request_id: &str| {
             let n_attempts = error.trace().map_or(0, |trace| trace.attempts.len());
@@ -1498,6 +1502,21 @@ fn rule_out_unsuitable(
         };
         verdicts[idx] = Some(Verdict::Failed);
         trace.skip(&slot.candidate, Skip::Unsuitable { detail });
+    }
+}
+
+/// Leaves out the candidates whose key an operator disabled.
+fn rule_out_disabled(
+    disabled: &DisabledKeys,
+    route: &Route,
+    verdicts: &mut [Option<Verdict>],
+    trace: &mut Trace,
+) {
+    for (idx, slot) in route.slots.iter().enumerate() {
+        if verdicts[idx].is_none() && disabled.contains(&slot.candidate) {
+            verdicts[idx] = Some(Verdict::Invalid);
+            trace.skip(&slot.candidate, Skip::Disabled);
+        }
     }
 }
 

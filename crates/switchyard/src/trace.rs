@@ -36,6 +36,8 @@ pub enum Skip {
         /// The failure that ruled it out.
         by: ErrorKind,
     },
+    /// An operator disabled its key.
+    Disabled,
     /// The request needs something the model lacks (a larger context window).
     Unsuitable {
         /// What is missing.

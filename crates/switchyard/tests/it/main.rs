@@ -2,6 +2,7 @@
 //! mock, the ledger, the scorer and the router.
 #![cfg(test)]
 
+mod admin;
 mod batch;
 mod budget;
 mod cache;

@@ -1,0 +1,155 @@
+//! What an operator does by hand: take a key out of rotation and put it back, and clear a
+//! cooldown or an exhaustion the ledger holds (after fixing billing, or when a provider's
+//! reset came early). A disabled key is skipped before ranking, on every route, until it is
+//! enabled again; nothing else about it (quota counts, scores) is forgotten.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::RwLock;
+use switchyard_core::{Candidate, KeyId, ProviderId};
+use switchyard_quota::QuotaError;
+
+use crate::router::Router;
+
+/// The keys an operator disabled. Reading it on the hot path costs one atomic load while the
+/// set is empty, which is the usual case.
+#[derive(Default)]
+pub(crate) struct DisabledKeys {
+    count: AtomicUsize,
+    keys: RwLock<HashSet<(ProviderId, KeyId)>>,
+}
+
+impl DisabledKeys {
+    /// Whether the candidate's key is disabled.
+    pub(crate) fn contains(&self, candidate: &Candidate) -> bool {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        // The set is tiny and rarely written: a clone of two Arcs per lookup is not worth
+        // avoiding with a borrowed-key map.
+        self.keys.read().contains(&(candidate.provider.clone(), candidate.key.clone()))
+    }
+
+    fn set(&self, provider: &ProviderId, key: &KeyId, disabled: bool) -> bool {
+        let mut keys = self.keys.write();
+        let changed = if disabled {
+            keys.insert((provider.clone(), key.clone()))
+        } else {
+            keys.remove(&(provider.clone(), key.clone()))
+        };
+        self.count.store(keys.len(), Ordering::Release);
+        changed
+    }
+}
+
+/// A key the router was asked about but does not know.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No configured candidate uses this provider and key.
+    #[error("no key {key} is configured for provider {provider}")]
+    UnknownKey {
+        /// The provider named.
+        provider: ProviderId,
+        /// The key named.
+        key: KeyId,
+    },
+    /// The quota ledger could not clear the key's state.
+    #[error("the quota ledger could not reset key {key} of {provider}: {source}")]
+    Ledger {
+        /// The provider.
+        provider: ProviderId,
+        /// The key.
+        key: KeyId,
+        /// The ledger's error.
+        #[source]
+        source: QuotaError,
+    },
+}
+
+impl Router {
+    /// Every (provider, key) the router's routes use, sorted, each once.
+    pub fn keys(&self) -> Vec<(ProviderId, KeyId)> {
+        let mut keys: Vec<(ProviderId, KeyId)> = self
+            .inner()
+            .slots
+            .iter()
+            .map(|slot| (slot.candidate.provider.clone(), slot.candidate.key.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Takes a key out of rotation on every route until [`Router::enable_key`]. Returns
+    /// whether it was enabled before.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownKey`] when no route uses this key.
+    pub fn disable_key(&self, provider: &ProviderId, key: &KeyId) -> Result<bool, AdminError> {
+        self.known(provider, key)?;
+        let changed = self.inner().disabled.set(provider, key, true);
+        if changed {
+            tracing::warn!(%provider, %key, "key disabled by an operator");
+        }
+        Ok(changed)
+    }
+
+    /// Puts a disabled key back in rotation. Returns whether it was disabled.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownKey`] when no route uses this key.
+    pub fn enable_key(&self, provider: &ProviderId, key: &KeyId) -> Result<bool, AdminError> {
+        self.known(provider, key)?;
+        let changed = self.inner().disabled.set(provider, key, false);
+        if changed {
+            tracing::info!(%provider, %key, "key enabled by an operator");
+        }
+        Ok(changed)
+    }
+
+    /// Whether an operator disabled this key.
+    pub fn is_disabled(&self, provider: &ProviderId, key: &KeyId) -> bool {
+        let inner = self.inner();
+        inner.disabled.count.load(Ordering::Acquire) > 0
+            && inner.disabled.keys.read().contains(&(provider.clone(), key.clone()))
+    }
+
+    /// Clears what the ledger holds against a key (a cooldown, an exhaustion, an invalid or
+    /// billing-stopped mark) and closes the circuits of its candidates, so the next request
+    /// may use it. Counts of use in the current windows stay: a reset does not grant quota
+    /// the provider would refuse.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownKey`] when no route uses this key; [`AdminError::Ledger`] when the
+    /// ledger (Redis, say) cannot be written.
+    pub async fn reset_key(&self, provider: &ProviderId, key: &KeyId) -> Result<(), AdminError> {
+        self.known(provider, key)?;
+        let inner = self.inner();
+        inner.ledger.reenable(provider, key).await.map_err(|source| AdminError::Ledger {
+            provider: provider.clone(),
+            key: key.clone(),
+            source,
+        })?;
+        for slot in inner.slots.iter() {
+            if &slot.candidate.provider == provider && &slot.candidate.key == key {
+                slot.circuit.reset();
+            }
+        }
+        tracing::info!(%provider, %key, "key reset by an operator");
+        Ok(())
+    }
+
+    fn known(&self, provider: &ProviderId, key: &KeyId) -> Result<(), AdminError> {
+        let found = self
+            .inner()
+            .slots
+            .iter()
+            .any(|slot| &slot.candidate.provider == provider && &slot.candidate.key == key);
+        if found {
+            Ok(())
+        } else {
+            Err(AdminError::UnknownKey { provider: provider.clone(), key: key.clone() })
+        }
+    }
+}
