@@ -63,7 +63,7 @@ pub enum AdminError {
         key: KeyId,
         /// The ledger's error.
         #[source]
-        source: QuotaError,
+        source: Box<QuotaError>,
     },
 }
 
@@ -129,7 +129,7 @@ impl Router {
         inner.ledger.reenable(provider, key).await.map_err(|source| AdminError::Ledger {
             provider: provider.clone(),
             key: key.clone(),
-            source,
+            source: Box::new(source),
         })?;
         for slot in inner.slots.iter() {
             if &slot.candidate.provider == provider && &slot.candidate.key == key {
