@@ -516,7 +516,7 @@ impl RedisLedger {
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
         let meters = self.meters(&placement, &base, now);
-        let mut keys = vec![self.gates_key(&base)];
+        let mut keys = vec![self.gates_key(&base), self.bucket_key(&base)];
         let mut gate_args = Vec::new();
         let mut meter_args = Vec::new();
         let mut n_gates = 0;

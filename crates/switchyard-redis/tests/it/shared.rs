@@ -224,3 +224,47 @@ async fn a_settlement_corrects_the_count_where_the_reservation_was_made() {
     ledger.settle(late, &Usage::new(100, 800)).await.expect("settled");
     assert_eq!(used().await, 0, "a correction whose window passed is dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_header_never_gives_back_capacity_held_by_attempts_in_flight_elsewhere() {
+    let prefix = fresh_prefix("stale").await;
+    let clock = ManualClock::default();
+    let limits = vec![Limit::requests_refill(5, secs(60))];
+    let first = ledger(&clock, &prefix, config(limits.clone()));
+    let second = ledger(&clock, &prefix, config(limits));
+    let mut permits = Vec::new();
+    for ledger in [&first, &first, &second, &second, &second] {
+        permits.push(ledger.admit(&candidate("k"), one()).await.expect("within 5"));
+    }
+    // The first call's answer says 4 remain: the provider had counted only that call, while
+    // four more (three on the other instance) are on their way.
+    let stale = RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Minute,
+            limit: Some(5),
+            remaining: Some(4),
+            reset: None,
+        }],
+        retry_after: None,
+    };
+    first.observe(&candidate("k"), &stale).await.expect("observed");
+    let (reason, _) = refusal(&second, "k").await;
+    assert!(matches!(reason, Refusal::Limit { .. }), "no capacity handed out twice: {reason}");
+    let summary = second.summary(&"p".into()).await.expect("summary");
+    assert_eq!(summary.keys[0].limits[0].used, 5);
+
+    // Once nothing else is in flight, the provider's word may lower the count again.
+    let last = permits.pop().expect("five permits");
+    for permit in permits {
+        first.settle(permit, &Usage::new(1, 0)).await.expect("settled");
+    }
+    let fresh = RateLimitSnapshot {
+        readings: vec![LimitReading { remaining: Some(3), ..stale.readings[0].clone() }],
+        retry_after: None,
+    };
+    second.observe(&candidate("k"), &fresh).await.expect("observed");
+    let summary = first.summary(&"p".into()).await.expect("summary");
+    assert_eq!(summary.keys[0].limits[0].used, 2);
+    second.release(last).await.expect("released");
+}
