@@ -260,7 +260,7 @@ async fn a_stale_header_never_gives_back_capacity_held_by_attempts_in_flight_els
         first.settle(permit, &Usage::new(1, 0)).await.expect("settled");
     }
     let fresh = RateLimitSnapshot {
-        readings: vec![LimitReading { remaining: Some(3), ..stale.readings[0].clone() }],
+        readings: vec![LimitReading { remaining: Some(3), ..stale.readings[0] }],
         retry_after: None,
     };
     second.observe(&candidate("k"), &fresh).await.expect("observed");
