@@ -131,6 +131,8 @@ struct Gate {
     unit: LimitUnit,
     scope: LimitScope,
     remaining: u64,
+    /// The limit the header stated alongside, when it did (for headroom).
+    limit: Option<u64>,
     until: u64,
 }
 
@@ -545,7 +547,13 @@ impl MemoryLedger {
             let until = reading.reset.map_or(now + scope_ticks(reading.scope), |reset| {
                 ticks_of(self.anchor_utc, reset.at(received))
             });
-            let gate = Gate { unit: reading.unit, scope: reading.scope, remaining, until };
+            let gate = Gate {
+                unit: reading.unit,
+                scope: reading.scope,
+                remaining,
+                limit: reading.limit,
+                until,
+            };
             match state
                 .gates
                 .iter_mut()
@@ -674,6 +682,41 @@ impl MemoryLedger {
             drop(state);
             bucket.mark_dirty();
         }
+    }
+
+    /// How much of `candidate`'s tightest known limit is left now, as a fraction: 1.0
+    /// untouched, 0.0 spent. Declared limits count, and so do limits a provider's headers
+    /// stated (remaining out of limit). `None` when nothing is known of its limits; holds
+    /// (cooldowns, exhaustion) are admission's business, not this. Keys of one quota group
+    /// share one bucket and so read the same headroom.
+    ///
+    /// Cheap enough to ask for every candidate of every request: one map lookup and the
+    /// bucket's uncontended lock, no allocation once the candidate is known.
+    pub fn headroom(&self, candidate: &Candidate) -> Option<f64> {
+        let lane = self.lane(candidate);
+        let now = self.ticks();
+        let mut state = lane.bucket.state.lock();
+        let mut least: Option<f64> = None;
+        let mut note = |fraction: f64| {
+            least = Some(least.map_or(fraction, |least: f64| least.min(fraction)));
+        };
+        for meter in &mut state.meters {
+            meter.roll(now, self.anchor_utc);
+            let amount = meter.limit.amount;
+            if amount > 0 {
+                note(amount.saturating_sub(meter.used()) as f64 / amount as f64);
+            } else {
+                note(0.0);
+            }
+        }
+        for gate in &state.gates {
+            if now < gate.until
+                && let Some(limit) = gate.limit.filter(|&limit| limit > 0)
+            {
+                note(gate.remaining.min(limit) as f64 / limit as f64);
+            }
+        }
+        least
     }
 
     /// The candidate's state now: the synchronous core of [`QuotaLedger::status`].

@@ -43,7 +43,7 @@ pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};
 pub use probe::{ProbeConfig, ProbeHandle, ProbeOutcome, ProbeResult};
 pub use router::{
-    FeedbackError, ModelFacts, Price, RequestOptions, RouteConfig, Router, RouterBuilder,
+    FeedbackError, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, Router, RouterBuilder,
     RouterConfig,
 };
 pub use stats::{RouterStats, SessionSummary};

@@ -131,6 +131,51 @@ pub struct RouteConfig {
     /// A provider tried before the others whatever the strategy ranks (the strategy still
     /// orders each part).
     pub prefer_provider: Option<ProviderId>,
+    /// Whether free candidates (no price, or a price of zero) are tried before paid ones,
+    /// whatever the strategy ranks. The strategy still orders each tier; a preferred provider
+    /// comes before both. `None` (the default): yes, except under [`StrategyKind::Priority`],
+    /// whose configured order is the route saying otherwise.
+    pub free_first: Option<bool>,
+    /// Whether free candidates are tried most-headroom first (limits declared, or stated by
+    /// headers; a candidate whose limits are unknown counts as untouched), so their windows
+    /// drain evenly and none is left idle while another runs dry. Keys of one quota group
+    /// share one headroom. Applies with free-first only. `None` (the default): yes, except
+    /// under [`StrategyKind::Priority`].
+    pub spread: Option<bool>,
+    /// What to give up when every free candidate is momentarily spent but a paid one could
+    /// serve now (default [`Prefer::Latency`]: pay now).
+    pub prefer: Prefer,
+}
+
+/// What a route gives up when its free candidates are momentarily spent and a paid one
+/// could serve at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Prefer {
+    /// Pay now: call the paid candidate.
+    #[default]
+    Latency,
+    /// Wait for the first free candidate to free, when it frees within the request's deadline
+    /// (leaving room for the call itself); pay only when none will.
+    Cost,
+}
+
+impl Prefer {
+    /// The preference as configuration writes it: `latency` or `cost`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Latency => "latency",
+            Self::Cost => "cost",
+        }
+    }
+
+    /// Reads a configured preference.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "latency" => Some(Self::Latency),
+            "cost" => Some(Self::Cost),
+            _ => None,
+        }
+    }
 }
 
 impl RouteConfig {
@@ -150,6 +195,9 @@ impl RouteConfig {
             max_wait: None,
             cache: false,
             prefer_provider: None,
+            free_first: None,
+            spread: None,
+            prefer: Prefer::Latency,
         }
     }
 }
@@ -202,6 +250,13 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Whether a call costs money: a known price above zero. Unpriced models count as free.
+    pub(crate) fn is_paid(&self) -> bool {
+        self.facts.price.is_some_and(|price| {
+            price.per_request > 0.0 || price.input_per_mtok > 0.0 || price.output_per_mtok > 0.0
+        })
+    }
+
     fn latency(&self) -> Option<Duration> {
         match self.latency_us.load(Ordering::Relaxed) {
             0 => None,
@@ -231,6 +286,9 @@ pub(crate) struct Route {
     pub(crate) max_wait: Duration,
     pub(crate) cache: bool,
     pub(crate) prefer_provider: Option<ProviderId>,
+    pub(crate) free_first: bool,
+    pub(crate) spread: bool,
+    pub(crate) prefer: Prefer,
 }
 
 /// Builds a [`Router`]. Only providers and routes are required: the clock defaults to the
@@ -468,6 +526,9 @@ impl Inner {
             };
             slots.extend(expanded);
         }
+        // The priority strategy is an order the operator wrote down: tiers stay off unless
+        // asked for.
+        let explicit_order = matches!(route.strategy, StrategyKind::Priority);
         Ok(Route {
             name: route.name.clone(),
             candidates: slots.iter().map(|slot| slot.candidate.clone()).collect(),
@@ -480,6 +541,9 @@ impl Inner {
             max_wait: route.max_wait.unwrap_or(self.config.max_wait),
             cache: route.cache,
             prefer_provider: route.prefer_provider.clone(),
+            free_first: route.free_first.unwrap_or(!explicit_order),
+            spread: route.spread.unwrap_or(!explicit_order),
+            prefer: route.prefer,
         })
     }
 
@@ -933,6 +997,9 @@ impl Router {
             max_wait: self.inner.config.max_wait,
             cache: false,
             prefer_provider: None,
+            free_first: false,
+            spread: false,
+            prefer: Prefer::Latency,
         }))
     }
 
@@ -1010,6 +1077,7 @@ impl Router {
         let mut first_ranking = true;
         let max_wait = options.max_wait.unwrap_or(route.max_wait);
         let mut ticket: Option<Ticket> = None;
+        let mut may_wait_for_free = route.prefer == Prefer::Cost;
         rule_out_unsuitable(&route, request, &mut verdicts, &mut trace);
         rule_out_disabled(&inner.disabled, &route, &mut verdicts, &mut trace);
 
@@ -1116,14 +1184,7 @@ impl Router {
                 roll: rng.next_u64(),
             };
             let mut order = route.strategy.rank(&views, &context);
-            if let Some(preferred) = &route.prefer_provider {
-                // A stable sort keeps the strategy's order within each part.
-                order.sort_by_key(|&rank_idx| {
-                    candidates
-                        .get(rank_idx)
-                        .is_none_or(|candidate| &candidate.provider != preferred)
-                });
-            }
+            tier(&route, &open, &mut order, inner.ledger.in_memory());
             if std::mem::take(&mut first_ranking) && options.trace {
                 let scores = inner.scorer.score(candidates);
                 let mut considered: Vec<Considered> = order
@@ -1142,6 +1203,7 @@ impl Router {
 
             // Walk the ranking; the first candidate its circuit and the ledger admit is called.
             let mut chosen: Option<(usize, Permit, bool)> = None;
+            let mut hold_for_free: Option<Instant> = None;
             let mut seen = vec![false; views.len()];
             for &rank_idx in &order {
                 if rank_idx >= views.len() || std::mem::replace(&mut seen[rank_idx], true) {
@@ -1149,6 +1211,15 @@ impl Router {
                 }
                 let idx = open[rank_idx];
                 let slot = &route.slots[idx];
+                if may_wait_for_free
+                    && slot.is_paid()
+                    && let Some(wake) = free_wake(&route, &verdicts, now, clock.utc(), deadline)
+                {
+                    // Every free candidate ranked above is spent for now, and one frees in
+                    // time: wait for it rather than pay.
+                    hold_for_free = Some(wake);
+                    break;
+                }
                 let gate = slot.circuit.gate(now, rng.next_unit());
                 let probe = match gate {
                     Gate::Pass => false,
@@ -1198,6 +1269,32 @@ impl Router {
                         return Err(fail(RouterError::QuotaBackend(error), &route, &request_id));
                     }
                 }
+            }
+            if chosen.is_none()
+                && let Some(wake) = hold_for_free
+            {
+                if ticket.is_none() {
+                    ticket = inner.waiting.enter();
+                }
+                if let Some(waiting) = ticket.as_ref() {
+                    waiting.pause(wake);
+                    trace.waited += wake.saturating_duration_since(now);
+                    clock.sleep_until(wake).await;
+                    tokio::select! {
+                        () = waiting.turn(clock.as_ref()) => {}
+                        () = clock.sleep_until(deadline) => {}
+                    }
+                    upstream_time += clock.now().saturating_duration_since(now);
+                    for verdict in &mut verdicts {
+                        if matches!(verdict, Some(Verdict::Spent(_) | Verdict::Busy(_))) {
+                            *verdict = None;
+                        }
+                    }
+                    continue;
+                }
+                // The wait queue is full: pay rather than fail.
+                may_wait_for_free = false;
+                continue;
             }
             // Slots the strategy left out are not tried this round.
             let Some((idx, permit, probe)) = chosen else {
@@ -1438,6 +1535,77 @@ impl Router {
         let error = final_error(&route, verdicts, trace);
         Err(fail(error, &route, &request_id))
     }
+}
+
+/// Puts a strategy's ranking in tiers: a preferred provider first, then free before paid,
+/// then, among free candidates, the most headroom first (a candidate whose limits are not
+/// known yet counts as untouched, so it is tried and learned). The sort is stable: the
+/// strategy's order holds within each tier and among equals. Costs nothing when the route
+/// asks for none of it; otherwise one headroom read per free candidate (a map lookup and an
+/// uncontended lock).
+fn tier(route: &Route, open: &[usize], order: &mut [usize], ledger: Option<&MemoryLedger>) {
+    let spread = if route.spread && route.free_first { ledger } else { None };
+    if route.prefer_provider.is_none() && !route.free_first && spread.is_none() {
+        return;
+    }
+    if order.len() < 2 {
+        return;
+    }
+    let key = |rank_idx: usize| -> (bool, bool, f64) {
+        let Some(slot) = open.get(rank_idx).map(|&idx| &route.slots[idx]) else {
+            return (true, true, 0.0);
+        };
+        let elsewhere = route
+            .prefer_provider
+            .as_ref()
+            .is_some_and(|preferred| &slot.candidate.provider != preferred);
+        let paid = slot.is_paid();
+        let headroom = match spread {
+            Some(ledger) if !paid => ledger.headroom(&slot.candidate).unwrap_or(1.0),
+            _ => 0.0,
+        };
+        (elsewhere, paid && route.free_first, headroom)
+    };
+    if spread.is_none() {
+        order.sort_by_key(|&rank_idx| {
+            let (elsewhere, paid, _) = key(rank_idx);
+            (elsewhere, paid)
+        });
+        return;
+    }
+    // Headroom is read once per candidate, not once per comparison.
+    let mut keyed: Vec<((bool, bool, f64), usize)> =
+        order.iter().map(|&rank_idx| (key(rank_idx), rank_idx)).collect();
+    keyed.sort_by(|(a, _), (b, _)| (a.0, a.1).cmp(&(b.0, b.1)).then(b.2.total_cmp(&a.2)));
+    for (slot, (_, rank_idx)) in order.iter_mut().zip(keyed) {
+        *slot = rank_idx;
+    }
+}
+
+/// When a free candidate refused for quota frees, if one does in time for a call that takes
+/// about as long as its last ones: the wait a route that prefers cost makes instead of paying.
+fn free_wake(
+    route: &Route,
+    verdicts: &[Option<Verdict>],
+    now: Instant,
+    utc: chrono::DateTime<chrono::Utc>,
+    deadline: Instant,
+) -> Option<Instant> {
+    route
+        .slots
+        .iter()
+        .zip(verdicts)
+        .filter(|(slot, _)| !slot.is_paid())
+        .filter_map(|(slot, verdict)| match verdict {
+            Some(Verdict::Spent(Some(until)) | Verdict::Busy(Some(until))) => {
+                let ahead = (*until - utc).to_std().unwrap_or(Duration::ZERO);
+                let wake = now + ahead.max(Duration::from_millis(1));
+                let call = slot.latency().unwrap_or(Duration::ZERO);
+                (wake + call < deadline).then_some(wake)
+            }
+            _ => None,
+        })
+        .min()
 }
 
 /// Rules out the candidates whose estimated cost no longer fits a budget; true when that

@@ -4,6 +4,7 @@
 mod concurrency;
 mod errors;
 mod headers;
+mod headroom;
 mod persist;
 mod props;
 mod summary;

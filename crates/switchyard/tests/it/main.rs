@@ -8,6 +8,7 @@ mod budget;
 mod cache;
 mod cascade;
 mod concurrency;
+mod goodput;
 mod health;
 mod learning;
 mod probe;

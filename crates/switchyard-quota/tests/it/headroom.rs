@@ -1,0 +1,63 @@
+//! Headroom: the fraction of a candidate's tightest known limit still free, for ranking.
+
+use switchyard_core::{LimitReading, LimitScope, LimitUnit, ManualClock, RateLimitSnapshot};
+use switchyard_quota::{Limit, QuotaConfig, QuotaGroup};
+
+use crate::support::*;
+
+#[test]
+fn headroom_is_the_tightest_declared_limit_left() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(
+        &clock,
+        vec![Limit::requests_per(4, secs(10)), Limit::requests_per(10, secs(100))],
+    );
+    let key = candidate("p", "k", "m");
+    assert_eq!(ledger.headroom(&key), Some(1.0));
+    assert!(call(&ledger, &key, 1));
+    assert_eq!(ledger.headroom(&key), Some(0.75), "3 of 4 left beats 9 of 10");
+    for _ in 0..3 {
+        assert!(call(&ledger, &key, 1));
+    }
+    assert_eq!(ledger.headroom(&key), Some(0.0));
+    // The 10 s window slides past; the 100 s one now binds (6 of 10 left).
+    clock.advance(secs(11));
+    assert_eq!(ledger.headroom(&key), Some(0.6));
+}
+
+#[test]
+fn headroom_is_unknown_without_limits_until_a_header_states_one() {
+    let clock = ManualClock::default();
+    let ledger = ledger_config(&clock, QuotaConfig::default());
+    let key = candidate("p", "k", "m");
+    assert_eq!(ledger.headroom(&key), None);
+    let reading = LimitReading {
+        unit: LimitUnit::Requests,
+        scope: LimitScope::Minute,
+        limit: Some(20),
+        remaining: Some(5),
+        reset: None,
+    };
+    ledger.observe_now(&key, &RateLimitSnapshot { readings: vec![reading], retry_after: None });
+    assert_eq!(ledger.headroom(&key), Some(0.25));
+    // The header's window passes (a minute without a stated reset): nothing known again.
+    clock.advance(secs(61));
+    assert_eq!(ledger.headroom(&key), None);
+}
+
+#[test]
+fn keys_of_one_quota_group_read_one_headroom() {
+    let clock = ManualClock::default();
+    let mut config = ledger_with(&clock, vec![Limit::requests_per(4, secs(10))]).config().clone();
+    config.groups = vec![QuotaGroup {
+        name: "org".into(),
+        provider: "p".into(),
+        keys: vec!["a".into(), "b".into()],
+    }];
+    let ledger = ledger_config(&clock, config);
+    let (a, b, c) = (candidate("p", "a", "m"), candidate("p", "b", "m"), candidate("p", "c", "m"));
+    assert!(call(&ledger, &a, 1));
+    assert!(call(&ledger, &a, 1));
+    assert_eq!(ledger.headroom(&b), Some(0.5), "b shares a's group: its calls are b's too");
+    assert_eq!(ledger.headroom(&c), Some(1.0), "c is its own group");
+}
