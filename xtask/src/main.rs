@@ -4,11 +4,14 @@
 //!   need started first (a real `redis-server` on a free loopback port, and a Python virtual
 //!   environment in `target/py` with the official `openai` SDK, passed as
 //!   `SWITCHYARD_TEST_PYTHON`). This is the README's test command and what CI runs.
-//! - `bench`: the criterion benches.
+//! - `bench`: the criterion benches, then the end-to-end run (`e2e.rs`: the release gateway in
+//!   front of a mock upstream, against that upstream called directly). `bench e2e [flags]` runs
+//!   only the end-to-end part; `bench <filter>` only the criterion benches matching the filter.
 //!
 //! xtask may print and may use `anyhow`: it is a developer's tool, not a library.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to a terminal")]
 
+mod e2e;
 mod python;
 mod redis;
 
@@ -36,7 +39,10 @@ fn run() -> Result<()> {
         "bench" => bench(&rest),
         "help" | "--help" | "-h" => {
             println!("cargo xtask test [--no-lint] [-- <cargo test args>]   every check and test");
-            println!("cargo xtask bench [<criterion filter>]                  criterion benches");
+            println!(
+                "cargo xtask bench [<criterion filter>]   criterion benches; with no filter, then e2e"
+            );
+            println!("cargo xtask bench e2e [--soak-secs 60]    the gateway end to end, vs direct");
             Ok(())
         }
         other => bail!("unknown task {other:?}; try `cargo xtask help`"),
@@ -74,6 +80,18 @@ fn test(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if args.first().is_some_and(|arg| arg == "e2e") {
+        return e2e::run(&root, &e2e::Options::parse(&args[1..])?);
+    }
+    criterion(args)?;
+    if args.is_empty() {
+        e2e::run(&root, &e2e::Options::default())?;
+    }
+    Ok(())
+}
+
+fn criterion(args: &[String]) -> Result<()> {
     let redis = redis::RedisServer::start().context("starting redis-server for the benches")?;
     let mut bench_args = vec!["bench", "--package", "switchyard-benches"];
     if !args.is_empty() {
