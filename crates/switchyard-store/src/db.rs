@@ -25,6 +25,23 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let open_error = |source| StoreError::Open { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(open_error)?;
+        Self::configure(conn, path)
+    }
+
+    /// Opens a private in-memory store, migrated to the newest schema; it vanishes when
+    /// dropped and no other connection can see it (for tests and throwaway runs).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory()
+            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        Self::configure(conn, path)
+    }
+
+    fn configure(conn: Connection, path: PathBuf) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open { path: path.clone(), source };
         // WAL: readers never block the writer. NORMAL sync: a committed save survives the
         // process being killed (only a power loss can drop the last commits).
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;

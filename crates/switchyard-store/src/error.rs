@@ -55,6 +55,16 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The analytics writer's thread cannot be started.
+    #[error("cannot start the analytics writer thread")]
+    WriterStart {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The analytics writer's thread is gone (it panicked), so nothing more can be written.
+    #[error("the analytics writer thread stopped")]
+    WriterStopped,
     /// A stored row cannot be understood.
     #[error("damaged {what} row in the store: {detail}")]
     Damaged {

@@ -8,11 +8,16 @@
 //!
 //! This crate never sees a secret (keys are ids) and makes no network call.
 
+pub mod analytics;
 mod db;
 mod error;
 mod quota;
 pub mod schema;
 mod stats;
 
+pub use analytics::{
+    Analytics, AnalyticsEvent, AnalyticsWriter, AnalyticsWriterConfig, ClientUsage, ErrorReport,
+    ErrorRow, EventKind, HourlyReport, HourlyRow, KeyUsage, UsageReport,
+};
 pub use db::SqliteStore;
 pub use error::StoreError;

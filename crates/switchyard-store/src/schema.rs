@@ -13,4 +13,5 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[crate::quota::MIGRATION, crate::stats::MIGRATION];
+pub const MIGRATIONS: &[Migration] =
+    &[crate::quota::MIGRATION, crate::stats::MIGRATION, crate::analytics::MIGRATION];

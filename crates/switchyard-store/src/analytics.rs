@@ -1,0 +1,708 @@
+//! The analytics event log: one row per request and per attempt, and the reports the admin
+//! API serves from it (usage per key and per client, attempts per hour, errors per class).
+//!
+//! The gateway records events through an [`AnalyticsWriter`], which writes them in batches on
+//! a thread of its own so no request ever waits on the disk, and deletes rows older than its
+//! retention. Reports are read through an [`Analytics`] opened on the same file: each holds
+//! its own connection, and WAL mode lets a reader run while the writer writes.
+//!
+//! Times are stored as integer milliseconds since the Unix epoch (UTC). Every report's window
+//! is half-open: `start` is included, `end` is not, so consecutive windows never count an
+//! event twice. Events carry key ids, never secrets.
+
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use rusqlite::{Row, ToSql, params};
+use serde::Serialize;
+
+use crate::db::SqliteStore;
+use crate::error::StoreError;
+use crate::schema::Migration;
+
+pub use writer::{AnalyticsWriter, AnalyticsWriterConfig};
+
+/// Schema version 3: the analytics event log.
+pub(crate) const MIGRATION: Migration = Migration {
+    name: "analytics",
+    sql: "
+        CREATE TABLE analytics_event (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('request', 'attempt')),
+            request_id TEXT NOT NULL,
+            client TEXT,
+            route TEXT NOT NULL,
+            provider TEXT,
+            key_id TEXT,
+            model TEXT,
+            success INTEGER NOT NULL,
+            error_class TEXT,
+            quota_error INTEGER NOT NULL,
+            status INTEGER,
+            latency_ms REAL NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL
+        );
+        CREATE INDEX analytics_event_at ON analytics_event (at_ms);
+        CREATE INDEX analytics_event_key_at ON analytics_event (key_id, at_ms);
+    ",
+};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Whether an event is a whole request or one attempt of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A client's request, as answered: one per request, whatever the number of attempts.
+    /// Its tokens and cost are what the client is charged for.
+    Request,
+    /// One call to one provider key on behalf of a request.
+    Attempt,
+}
+
+impl EventKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Attempt => "attempt",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "request" => Some(Self::Request),
+            "attempt" => Some(Self::Attempt),
+            _ => None,
+        }
+    }
+}
+
+/// One recorded request or attempt. Plain owned data: the gateway builds it from what it
+/// already knows and hands it to [`AnalyticsWriter::record`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AnalyticsEvent {
+    /// When it finished.
+    pub at: DateTime<Utc>,
+    /// A request or one attempt of it.
+    pub kind: EventKind,
+    /// The gateway's id of the request (shared by the request and its attempts).
+    pub request_id: String,
+    /// The client token's name, when the request came with one.
+    pub client: Option<String>,
+    /// The route asked for.
+    pub route: String,
+    /// The provider called (for a request: the one that answered, or was tried last).
+    pub provider: Option<String>,
+    /// The key's id, never the secret.
+    pub key: Option<String>,
+    /// The model called.
+    pub model: Option<String>,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The failure's stable snake-case kind (`rate_limited`, `invalid_key`, ...), if it failed.
+    pub error_class: Option<String>,
+    /// Whether the failure was a spent rate limit or quota.
+    pub quota_error: bool,
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
+    /// Prompt tokens used.
+    pub prompt_tokens: u64,
+    /// Completion tokens used.
+    pub completion_tokens: u64,
+    /// What it cost, in the configured currency.
+    pub cost: f64,
+}
+
+/// Usage per key and per client over a window: `GET /admin/analytics/usage`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UsageReport {
+    /// The window's first instant (included).
+    pub start: DateTime<Utc>,
+    /// The window's end (excluded).
+    pub end: DateTime<Utc>,
+    /// One row per provider and key, from attempt events, ordered by provider then key.
+    pub keys: Vec<KeyUsage>,
+    /// One row per client, from request events, ordered by client.
+    pub clients: Vec<ClientUsage>,
+}
+
+/// What one key did over a window (counted over its attempts).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KeyUsage {
+    /// The provider.
+    pub provider: String,
+    /// The key's id.
+    pub key: String,
+    /// Attempts made with this key.
+    pub requests: u64,
+    /// Attempts that succeeded.
+    pub successes: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// Mean latency over all its attempts, in milliseconds.
+    pub avg_latency_ms: f64,
+    /// Attempts that failed on a spent rate limit or quota.
+    pub quota_errors: u64,
+    /// Prompt tokens used.
+    pub prompt_tokens: u64,
+    /// Completion tokens used.
+    pub completion_tokens: u64,
+    /// What its attempts cost.
+    pub cost: f64,
+}
+
+/// What one client asked for over a window (counted over its requests).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClientUsage {
+    /// The client token's name.
+    pub client: String,
+    /// Requests made.
+    pub requests: u64,
+    /// Requests answered successfully.
+    pub successes: u64,
+    /// What its requests cost.
+    pub cost: f64,
+}
+
+/// Attempts per UTC hour and key over one UTC day: `GET /admin/analytics/hourly`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HourlyReport {
+    /// The UTC day.
+    pub date: NaiveDate,
+    /// One row per hour with attempts and key, ordered by hour, provider, key.
+    pub hours: Vec<HourlyRow>,
+}
+
+/// One key's attempts in one UTC hour.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HourlyRow {
+    /// The hour's first instant.
+    pub hour: DateTime<Utc>,
+    /// The provider.
+    pub provider: String,
+    /// The key's id.
+    pub key: String,
+    /// Attempts made.
+    pub requests: u64,
+    /// Attempts that succeeded.
+    pub successes: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// Mean latency, in milliseconds.
+    pub avg_latency_ms: f64,
+}
+
+/// Failed attempts per error class over a window: `GET /admin/analytics/errors`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorReport {
+    /// The window's first instant (included).
+    pub start: DateTime<Utc>,
+    /// The window's end (excluded).
+    pub end: DateTime<Utc>,
+    /// One row per class, most frequent first (ties by class name).
+    pub errors: Vec<ErrorRow>,
+}
+
+/// One error class over a window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorRow {
+    /// The class (`rate_limited`, `invalid_key`, ...).
+    pub class: String,
+    /// Attempts that failed with it.
+    pub count: u64,
+    /// The keys involved, as `provider/key`, sorted, each once.
+    pub keys: Vec<String>,
+}
+
+/// A key filter for [`Analytics::usage`]: `groq-1`, or `groq/groq-1` when ids repeat across
+/// providers.
+enum KeyFilter<'a> {
+    Any,
+    Key(&'a str),
+    ProviderKey(&'a str, &'a str),
+}
+
+impl<'a> KeyFilter<'a> {
+    fn parse(key: Option<&'a str>) -> Self {
+        match key {
+            None => Self::Any,
+            Some(text) => match text.split_once('/') {
+                Some((provider, key)) => Self::ProviderKey(provider, key),
+                None => Self::Key(text),
+            },
+        }
+    }
+
+    /// The SQL condition; `?3` is the key id, `?4` the provider.
+    fn clause(&self) -> &'static str {
+        match self {
+            Self::Any => "",
+            Self::Key(_) => "AND key_id = ?3",
+            Self::ProviderKey(..) => "AND key_id = ?3 AND provider = ?4",
+        }
+    }
+
+    fn key(&self) -> Option<&'a str> {
+        match *self {
+            Self::Any => None,
+            Self::Key(key) | Self::ProviderKey(_, key) => Some(key),
+        }
+    }
+
+    fn provider(&self) -> Option<&'a str> {
+        match *self {
+            Self::Any | Self::Key(_) => None,
+            Self::ProviderKey(provider, _) => Some(provider),
+        }
+    }
+}
+
+fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn stored(value: u64) -> i64 {
+    // Counts this large cannot happen; saturate rather than wrap.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// SQLite stores NaN as NULL, which the NOT NULL columns refuse; one bad number must not
+/// make a whole batch fail, so a non-finite measure is stored as zero.
+fn finite(value: f64) -> f64 {
+    if value.is_finite() { value } else { 0.0 }
+}
+
+fn count(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value)
+        .map_err(|_| StoreError::Damaged { what, detail: format!("negative count {value}") })
+}
+
+fn time(what: &'static str, millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| StoreError::Damaged { what, detail: format!("time {millis} out of range") })
+}
+
+fn read(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Read { what, source }
+}
+
+fn write(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Write { what, source }
+}
+
+/// The event log on one connection: inserts, reports, retention. Open one per thread that
+/// uses it (the [`AnalyticsWriter`] owns one; the admin API opens another for reports).
+#[derive(Debug)]
+pub struct Analytics {
+    store: SqliteStore,
+}
+
+impl Analytics {
+    /// Opens (creating if needed) the store file at `path` — the same file the quota and
+    /// score state live in works — and migrates it to the newest schema.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Ok(Self { store: SqliteStore::open(path)? })
+    }
+
+    /// A private in-memory log, for tests; no other connection can see it.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open_in_memory`].
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Ok(Self { store: SqliteStore::open_in_memory()? })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Writes `events` in one transaction: all of them or none.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] when the batch cannot be written; nothing of it is.
+    pub fn insert_batch(&mut self, events: &[AnalyticsEvent]) -> Result<(), StoreError> {
+        let tx = self.store.conn.transaction().map_err(write("analytics events"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO analytics_event (at_ms, kind, request_id, client, route,
+                        provider, key_id, model, success, error_class, quota_error, status,
+                        latency_ms, prompt_tokens, completion_tokens, cost)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(write("analytics events"))?;
+            for event in events {
+                stmt.execute(params![
+                    ms(event.at),
+                    event.kind.as_str(),
+                    event.request_id,
+                    event.client,
+                    event.route,
+                    event.provider,
+                    event.key,
+                    event.model,
+                    event.success,
+                    event.error_class,
+                    event.quota_error,
+                    event.status,
+                    finite(event.latency_ms),
+                    stored(event.prompt_tokens),
+                    stored(event.completion_tokens),
+                    finite(event.cost),
+                ])
+                .map_err(write("analytics events"))?;
+            }
+        }
+        tx.commit().map_err(write("analytics events"))
+    }
+
+    /// How many events the log holds.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the table cannot be read.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .store
+            .conn
+            .query_row("SELECT COUNT(*) FROM analytics_event", [], |row| row.get(0))
+            .map_err(read("analytics events"))?;
+        count("analytics_event", n)
+    }
+
+    /// Whether the log holds no event.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the table cannot be read.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The events in `[start, end)`, oldest first (ties in the order they were written).
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a row
+    /// cannot be understood.
+    pub fn events(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<AnalyticsEvent>, StoreError> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached(
+                "SELECT at_ms, kind, request_id, client, route, provider, key_id, model, success,
+                        error_class, quota_error, status, latency_ms, prompt_tokens,
+                        completion_tokens, cost
+                 FROM analytics_event WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY at_ms, id",
+            )
+            .map_err(read("analytics events"))?;
+        let rows = stmt
+            .query_map(params![ms(start), ms(end)], RawEvent::from_row)
+            .map_err(read("analytics events"))?;
+        let mut events = Vec::new();
+        for row in rows {
+            events.push(row.map_err(read("analytics events"))?.into_event()?);
+        }
+        Ok(events)
+    }
+
+    /// Usage in `[start, end)`: per provider and key over attempts, per client over requests.
+    /// `key` keeps only that key (`groq-1`, or `groq/groq-1`); for clients, only the requests
+    /// that key answered (or was tried last for). Attempts without a provider or key, and
+    /// requests without a client, have no row.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a sum
+    /// is negative.
+    pub fn usage(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        key: Option<&str>,
+    ) -> Result<UsageReport, StoreError> {
+        let filter = KeyFilter::parse(key);
+        let (start_ms, end_ms) = (ms(start), ms(end));
+        let mut window: Vec<&dyn ToSql> = vec![&start_ms, &end_ms];
+        let (filter_key, filter_provider) = (filter.key(), filter.provider());
+        if let Some(key) = &filter_key {
+            window.push(key);
+        }
+        if let Some(provider) = &filter_provider {
+            window.push(provider);
+        }
+        let keys_sql = format!(
+            "SELECT provider, key_id, COUNT(*), SUM(success), AVG(latency_ms), SUM(quota_error),
+                    SUM(prompt_tokens), SUM(completion_tokens), SUM(cost)
+             FROM analytics_event
+             WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
+               AND at_ms >= ?1 AND at_ms < ?2 {}
+             GROUP BY provider, key_id ORDER BY provider, key_id",
+            filter.clause()
+        );
+        let mut stmt = self.store.conn.prepare_cached(&keys_sql).map_err(read("key usage"))?;
+        type KeyRow = (String, String, i64, i64, f64, i64, i64, i64, f64);
+        let rows: Vec<KeyRow> = stmt
+            .query_map(window.as_slice(), |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                    row.get(8)?,
+                ))
+            })
+            .map_err(read("key usage"))?
+            .collect::<Result<_, _>>()
+            .map_err(read("key usage"))?;
+        let keys = rows
+            .into_iter()
+            .map(|(provider, key, n, ok, latency, quota, prompt, completion, cost)| {
+                let requests = count("analytics_event", n)?;
+                let successes = count("analytics_event", ok)?;
+                Ok(KeyUsage {
+                    provider,
+                    key,
+                    requests,
+                    successes,
+                    failures: requests.saturating_sub(successes),
+                    avg_latency_ms: latency,
+                    quota_errors: count("analytics_event", quota)?,
+                    prompt_tokens: count("analytics_event", prompt)?,
+                    completion_tokens: count("analytics_event", completion)?,
+                    cost,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+
+        let clients_sql = format!(
+            "SELECT client, COUNT(*), SUM(success), SUM(cost)
+             FROM analytics_event
+             WHERE kind = 'request' AND client IS NOT NULL
+               AND at_ms >= ?1 AND at_ms < ?2 {}
+             GROUP BY client ORDER BY client",
+            filter.clause()
+        );
+        let mut stmt =
+            self.store.conn.prepare_cached(&clients_sql).map_err(read("client usage"))?;
+        let rows: Vec<(String, i64, i64, f64)> = stmt
+            .query_map(window.as_slice(), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(read("client usage"))?
+            .collect::<Result<_, _>>()
+            .map_err(read("client usage"))?;
+        let clients = rows
+            .into_iter()
+            .map(|(client, n, ok, cost)| {
+                Ok(ClientUsage {
+                    client,
+                    requests: count("analytics_event", n)?,
+                    successes: count("analytics_event", ok)?,
+                    cost,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(UsageReport { start, end, keys, clients })
+    }
+
+    /// Attempts per UTC hour and key on the UTC day `date` (hours without attempts have no
+    /// row).
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a
+    /// count is negative.
+    pub fn hourly(&self, date: NaiveDate) -> Result<HourlyReport, StoreError> {
+        let start = date.and_time(NaiveTime::MIN).and_utc();
+        let end = start + TimeDelta::days(1);
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached(
+                "SELECT (at_ms / ?3) * ?3 AS hour_ms, provider, key_id, COUNT(*), SUM(success),
+                        AVG(latency_ms)
+                 FROM analytics_event
+                 WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
+                   AND at_ms >= ?1 AND at_ms < ?2
+                 GROUP BY hour_ms, provider, key_id ORDER BY hour_ms, provider, key_id",
+            )
+            .map_err(read("hourly usage"))?;
+        type HourRow = (i64, String, String, i64, i64, f64);
+        let rows: Vec<HourRow> = stmt
+            .query_map(params![ms(start), ms(end), HOUR_MS], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+            })
+            .map_err(read("hourly usage"))?
+            .collect::<Result<_, _>>()
+            .map_err(read("hourly usage"))?;
+        let hours = rows
+            .into_iter()
+            .map(|(hour_ms, provider, key, n, ok, latency)| {
+                let requests = count("analytics_event", n)?;
+                let successes = count("analytics_event", ok)?;
+                Ok(HourlyRow {
+                    hour: time("analytics_event", hour_ms)?,
+                    provider,
+                    key,
+                    requests,
+                    successes,
+                    failures: requests.saturating_sub(successes),
+                    avg_latency_ms: latency,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(HourlyReport { date, hours })
+    }
+
+    /// Failed attempts per error class in `[start, end)`, with the keys involved.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a
+    /// count is negative.
+    pub fn errors(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<ErrorReport, StoreError> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached(
+                "SELECT error_class, provider, key_id, COUNT(*)
+                 FROM analytics_event
+                 WHERE kind = 'attempt' AND error_class IS NOT NULL
+                   AND at_ms >= ?1 AND at_ms < ?2
+                 GROUP BY error_class, provider, key_id",
+            )
+            .map_err(read("error classes"))?;
+        type ClassRow = (String, Option<String>, Option<String>, i64);
+        let rows: Vec<ClassRow> = stmt
+            .query_map(params![ms(start), ms(end)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(read("error classes"))?
+            .collect::<Result<_, _>>()
+            .map_err(read("error classes"))?;
+        let mut classes: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+        for (class, provider, key, n) in rows {
+            let entry = classes.entry(class).or_default();
+            entry.0 += count("analytics_event", n)?;
+            if let (Some(provider), Some(key)) = (provider, key) {
+                entry.1.push(format!("{provider}/{key}"));
+            }
+        }
+        let mut errors: Vec<ErrorRow> = classes
+            .into_iter()
+            .map(|(class, (count, mut keys))| {
+                keys.sort();
+                keys.dedup();
+                ErrorRow { class, count, keys }
+            })
+            .collect();
+        // Stable sort: equal counts keep the class order the map gave.
+        errors.sort_by_key(|row| std::cmp::Reverse(row.count));
+        Ok(ErrorReport { start, end, errors })
+    }
+
+    /// Deletes every event before `older_than` and says how many went.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] when the rows cannot be deleted; none are.
+    pub fn prune(&mut self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.store
+            .conn
+            .execute("DELETE FROM analytics_event WHERE at_ms < ?1", params![ms(older_than)])
+            .map_err(write("analytics retention"))
+    }
+}
+
+/// A row as stored, before its kind and time are checked.
+struct RawEvent {
+    at_ms: i64,
+    kind: String,
+    request_id: String,
+    client: Option<String>,
+    route: String,
+    provider: Option<String>,
+    key: Option<String>,
+    model: Option<String>,
+    success: bool,
+    error_class: Option<String>,
+    quota_error: bool,
+    status: Option<i64>,
+    latency_ms: f64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost: f64,
+}
+
+impl RawEvent {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            at_ms: row.get(0)?,
+            kind: row.get(1)?,
+            request_id: row.get(2)?,
+            client: row.get(3)?,
+            route: row.get(4)?,
+            provider: row.get(5)?,
+            key: row.get(6)?,
+            model: row.get(7)?,
+            success: row.get(8)?,
+            error_class: row.get(9)?,
+            quota_error: row.get(10)?,
+            status: row.get(11)?,
+            latency_ms: row.get(12)?,
+            prompt_tokens: row.get(13)?,
+            completion_tokens: row.get(14)?,
+            cost: row.get(15)?,
+        })
+    }
+
+    fn into_event(self) -> Result<AnalyticsEvent, StoreError> {
+        let what = "analytics_event";
+        let kind = EventKind::from_name(&self.kind)
+            .ok_or_else(|| StoreError::Damaged { what, detail: format!("kind {:?}", self.kind) })?;
+        let status = self
+            .status
+            .map(|status| {
+                u16::try_from(status)
+                    .map_err(|_| StoreError::Damaged { what, detail: format!("status {status}") })
+            })
+            .transpose()?;
+        Ok(AnalyticsEvent {
+            at: time(what, self.at_ms)?,
+            kind,
+            request_id: self.request_id,
+            client: self.client,
+            route: self.route,
+            provider: self.provider,
+            key: self.key,
+            model: self.model,
+            success: self.success,
+            error_class: self.error_class,
+            quota_error: self.quota_error,
+            status,
+            latency_ms: self.latency_ms,
+            prompt_tokens: count(what, self.prompt_tokens)?,
+            completion_tokens: count(what, self.completion_tokens)?,
+            cost: self.cost,
+        })
+    }
+}
