@@ -42,7 +42,9 @@ pub use anthropic::AnthropicWire;
 pub use gemini::GeminiWire;
 pub use ollama::OllamaWire;
 pub use openai::{Flavor, OpenAiWire};
-pub use script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript};
+pub use script::{
+    Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript, WindowKind, WindowQuota,
+};
 pub use server::{MockBuilder, MockError, MockUpstream};
 pub use state::{KeyCounts, Outcome, RecordedRequest};
 pub use wire::{

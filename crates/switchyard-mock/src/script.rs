@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use switchyard_core::{KeyId, ToolCall};
 
-use crate::wire::Failure;
+use crate::wire::{Failure, Unit, Window};
 
 /// Per-key quotas: requests and tokens per minute and per day. `None` is unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,6 +21,72 @@ pub struct Quotas {
     pub tokens_per_day: Option<u64>,
 }
 
+/// A quota window of any length, beyond the per-minute and per-day ones of [`Quotas`]: a
+/// simulation compresses a minute into seconds and a day into a minute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowQuota {
+    /// What it counts.
+    pub unit: Unit,
+    /// How much per window.
+    pub limit: u64,
+    /// The window's length.
+    pub length: Duration,
+    /// Sliding or fixed.
+    pub kind: WindowKind,
+    /// How a refusal and the rate-limit headers name it: a minute limit or a daily one.
+    pub scope: Window,
+}
+
+/// How a [`WindowQuota`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Each charge counts until it is `length` old.
+    Sliding,
+    /// Counts start again at fixed boundaries: the mock's start plus `offset`, then every
+    /// `length` (a provider whose windows are not aligned with the client's clock).
+    Fixed {
+        /// Where the boundaries fall after the mock starts.
+        offset: Duration,
+    },
+}
+
+impl WindowQuota {
+    /// `limit` requests in any sliding window of `length`.
+    pub fn requests_sliding(limit: u64, length: Duration) -> Self {
+        Self {
+            unit: Unit::Requests,
+            limit,
+            length,
+            kind: WindowKind::Sliding,
+            scope: Self::scope_of(length),
+        }
+    }
+
+    /// `limit` requests per fixed window of `length`, the first boundary `offset` after start.
+    pub fn requests_fixed(limit: u64, length: Duration, offset: Duration) -> Self {
+        Self { kind: WindowKind::Fixed { offset }, ..Self::requests_sliding(limit, length) }
+    }
+
+    /// The same window counting tokens (prompt and completion together).
+    #[must_use]
+    pub fn in_tokens(mut self) -> Self {
+        self.unit = Unit::Tokens;
+        self
+    }
+
+    /// The same window, named a daily limit in refusals and headers.
+    #[must_use]
+    pub fn as_day(mut self) -> Self {
+        self.scope = Window::Day;
+        self
+    }
+
+    /// Up to five minutes is a minute limit, longer a daily one.
+    fn scope_of(length: Duration) -> Window {
+        if length <= Duration::from_secs(300) { Window::Minute } else { Window::Day }
+    }
+}
+
 /// One key the mock knows: its secret, the id the log and counters name it by, whether it is
 /// valid, and its quotas.
 #[derive(Clone, Debug)]
@@ -32,6 +98,8 @@ pub struct KeyScript {
     pub(crate) quotas: Quotas,
     pub(crate) billing_stopped: bool,
     pub(crate) group: Option<String>,
+    pub(crate) windows: Vec<WindowQuota>,
+    pub(crate) revoked_at: Option<Duration>,
 }
 
 impl KeyScript {
@@ -45,6 +113,8 @@ impl KeyScript {
             quotas: Quotas::default(),
             billing_stopped: false,
             group: None,
+            windows: Vec::new(),
+            revoked_at: None,
         }
     }
 
@@ -58,6 +128,20 @@ impl KeyScript {
     #[must_use]
     pub fn revoked_after(mut self, n_calls: u64) -> Self {
         self.revoke_after = Some(n_calls);
+        self
+    }
+
+    /// Is revoked `after` the mock starts (on its clock): every later call is an invalid key.
+    #[must_use]
+    pub fn revoked_at(mut self, after: Duration) -> Self {
+        self.revoked_at = Some(after);
+        self
+    }
+
+    /// Adds a quota window of any length, sliding or fixed, on top of [`Quotas`].
+    #[must_use]
+    pub fn window(mut self, window: WindowQuota) -> Self {
+        self.windows.push(window);
         self
     }
 
@@ -255,6 +339,7 @@ pub struct FaultRule {
     pub(crate) model: Option<String>,
     pub(crate) remaining: Option<u64>,
     pub(crate) probability: f64,
+    pub(crate) active: Option<(Duration, Duration)>,
 }
 
 impl FaultRule {
@@ -265,12 +350,12 @@ impl FaultRule {
 
     /// The fault on the next `n` matching calls.
     pub fn times(fault: Fault, n: u64) -> Self {
-        Self { fault, key: None, model: None, remaining: Some(n), probability: 1.0 }
+        Self { fault, key: None, model: None, remaining: Some(n), probability: 1.0, active: None }
     }
 
     /// The fault on every matching call until the rules are cleared.
     pub fn always(fault: Fault) -> Self {
-        Self { fault, key: None, model: None, remaining: None, probability: 1.0 }
+        Self { fault, key: None, model: None, remaining: None, probability: 1.0, active: None }
     }
 
     /// Only calls made with this key (by its scripted id).
@@ -284,6 +369,14 @@ impl FaultRule {
     #[must_use]
     pub fn for_model(mut self, model: impl Into<String>) -> Self {
         self.model = Some(model.into());
+        self
+    }
+
+    /// Fires only from `from` to `until` after the mock starts, on its clock (a provider slow
+    /// for a while, a burst of 5xx).
+    #[must_use]
+    pub fn between(mut self, from: Duration, until: Duration) -> Self {
+        self.active = Some((from, until));
         self
     }
 

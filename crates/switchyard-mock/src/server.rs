@@ -27,8 +27,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::openai::OpenAiWire;
-use crate::script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript};
-use crate::state::{KeyCounts, Outcome, RecordedRequest, State, Time};
+use crate::script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript, WindowQuota};
+use crate::state::{GroupScript, KeyCounts, Outcome, RecordedRequest, State, Time};
 use crate::wire::{ChatSummary, Failure, Operation, Reply, StreamFrames, WireFormat, WireResponse};
 
 /// The mock's one error: it could not start.
@@ -45,7 +45,7 @@ pub struct MockBuilder {
     clock: Arc<dyn Clock>,
     time_zone: Tz,
     keys: Vec<KeyScript>,
-    groups: Vec<(String, Quotas)>,
+    groups: Vec<GroupScript>,
     models: Vec<String>,
     context_window: Option<u64>,
     latency: Latency,
@@ -117,7 +117,23 @@ impl MockBuilder {
     /// Quotas shared by every key scripted [`in_group`](KeyScript::in_group) `name`.
     #[must_use]
     pub fn group(mut self, name: impl Into<String>, quotas: Quotas) -> Self {
-        self.groups.push((name.into(), quotas));
+        let name = name.into();
+        match self.groups.iter_mut().find(|(group, _, _)| *group == name) {
+            Some(group) => group.1 = quotas,
+            None => self.groups.push((name, quotas, Vec::new())),
+        }
+        self
+    }
+
+    /// A window of any length, sliding or fixed, shared by every key scripted
+    /// [`in_group`](KeyScript::in_group) `name`, on top of its [`Quotas`].
+    #[must_use]
+    pub fn group_window(mut self, name: impl Into<String>, window: WindowQuota) -> Self {
+        let name = name.into();
+        match self.groups.iter_mut().find(|(group, _, _)| *group == name) {
+            Some(group) => group.2.push(window),
+            None => self.groups.push((name, Quotas::default(), vec![window])),
+        }
         self
     }
 
@@ -193,6 +209,7 @@ impl MockBuilder {
     pub async fn start(self) -> Result<MockUpstream, MockError> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(MockError::Bind)?;
         let addr = listener.local_addr().map_err(MockError::Bind)?;
+        let started = self.clock.now();
         let shared = Arc::new(Shared {
             wire: self.wire,
             clock: self.clock,
@@ -209,6 +226,7 @@ impl MockBuilder {
                 self.faults,
                 self.log_limit,
                 self.seed,
+                started,
             )),
         });
         let router = Router::new().fallback(handle).with_state(Arc::clone(&shared));
@@ -580,7 +598,7 @@ impl Shared {
         let model = summary.as_ref().map(|summary| summary.model.as_str());
 
         let mut delay = Duration::ZERO;
-        match state.take_fault(key_id.as_ref(), model) {
+        match state.take_fault(key_id.as_ref(), model, time.now) {
             Some(Fault::Slow(slow)) => delay = slow,
             Some(fault) => {
                 record.outcome = Outcome::Fault(fault.clone());
@@ -636,7 +654,8 @@ impl Shared {
             return (!self.accept_unknown_keys).then_some(Failure::InvalidKey { sent: secret });
         };
         let key = &state.keys[key_idx];
-        if !key.script.valid || key.revoked() {
+        let since_start = time.now.saturating_duration_since(state.started);
+        if !key.script.valid || key.revoked_by(since_start) {
             return Some(Failure::InvalidKey { sent: secret });
         }
         if key.script.billing_stopped {

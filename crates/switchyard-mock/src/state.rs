@@ -11,27 +11,33 @@ use chrono_tz::Tz;
 use serde_json::Value;
 use switchyard_core::{KeyId, Usage};
 
-use crate::script::{Fault, FaultRule, KeyScript, Quotas};
+use crate::script::{Fault, FaultRule, KeyScript, Quotas, WindowKind, WindowQuota};
 use crate::wire::{Failure, Unit, Window, WindowReading};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A sliding 60-second window: each charge is kept until it is a minute old.
+/// A sliding window (60 seconds unless scripted otherwise): each charge is kept until it is
+/// one window old.
 #[derive(Debug)]
 struct MinuteWindow {
     limit: u64,
+    length: Duration,
     charges: VecDeque<(Instant, u64)>,
     used: u64,
 }
 
 impl MinuteWindow {
     fn new(limit: u64) -> Self {
-        Self { limit, charges: VecDeque::new(), used: 0 }
+        Self::sliding(limit, MINUTE)
+    }
+
+    fn sliding(limit: u64, length: Duration) -> Self {
+        Self { limit, length, charges: VecDeque::new(), used: 0 }
     }
 
     fn expire(&mut self, now: Instant) {
         while let Some(&(at, cost)) = self.charges.front() {
-            if now.saturating_duration_since(at) >= MINUTE {
+            if now.saturating_duration_since(at) >= self.length {
                 self.used -= cost;
                 self.charges.pop_front();
             } else {
@@ -49,11 +55,11 @@ impl MinuteWindow {
         for &(at, charge) in &self.charges {
             freed += charge;
             if self.used - freed + cost <= self.limit {
-                return Err((at + MINUTE).saturating_duration_since(now));
+                return Err((at + self.length).saturating_duration_since(now));
             }
         }
         // Larger than the whole window: only the request-too-large check should get here.
-        Err(MINUTE)
+        Err(self.length)
     }
 
     fn charge(&mut self, now: Instant, cost: u64) {
@@ -69,7 +75,7 @@ impl MinuteWindow {
         let reset_after = self
             .charges
             .back()
-            .map_or(Duration::ZERO, |&(at, _)| (at + MINUTE).saturating_duration_since(now));
+            .map_or(Duration::ZERO, |&(at, _)| (at + self.length).saturating_duration_since(now));
         WindowReading {
             window: Window::Minute,
             unit,
@@ -78,6 +84,148 @@ impl MinuteWindow {
             reset_after,
             reset_at: utc + chrono::Duration::from_std(reset_after).unwrap_or_default(),
         }
+    }
+}
+
+/// A fixed window: counts start again at each boundary, the mock's start plus an offset and
+/// then every `length`.
+#[derive(Debug)]
+struct FixedWindow {
+    limit: u64,
+    length: Duration,
+    started: Instant,
+    /// How far the start is past the boundary before it, plus one length: window `n` ends at
+    /// `started + (n + 1) * length - shift`.
+    shift: Duration,
+    /// The window counted now, by its number.
+    current: u64,
+    used: u64,
+}
+
+impl FixedWindow {
+    fn new(limit: u64, length: Duration, offset: Duration, started: Instant) -> Self {
+        let length = length.max(Duration::from_millis(1));
+        let offset_mod = Duration::from_nanos((offset.as_nanos() % length.as_nanos()) as u64);
+        let shift = length - offset_mod;
+        Self { limit, length, started, shift, current: 0, used: 0 }
+    }
+
+    fn number(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.started) + self.shift;
+        (since.as_nanos() / self.length.as_nanos()) as u64
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let number = self.number(now);
+        if number != self.current {
+            self.current = number;
+            self.used = 0;
+        }
+    }
+
+    fn until_next(&self, now: Instant) -> Duration {
+        let ends_after = Duration::from_nanos(
+            (u128::from(self.current + 1) * self.length.as_nanos()).min(u128::from(u64::MAX))
+                as u64,
+        )
+        .saturating_sub(self.shift);
+        (self.started + ends_after).saturating_duration_since(now)
+    }
+
+    fn check(&self, now: Instant, cost: u64) -> Result<(), Duration> {
+        if self.used + cost <= self.limit { Ok(()) } else { Err(self.until_next(now)) }
+    }
+}
+
+/// A scripted window of any length: sliding or fixed.
+#[derive(Debug)]
+enum SpanWindow {
+    Sliding(MinuteWindow),
+    Fixed(FixedWindow),
+}
+
+/// One scripted window with what it counts and how it is named.
+#[derive(Debug)]
+struct Span {
+    quota: WindowQuota,
+    window: SpanWindow,
+}
+
+impl Span {
+    fn new(quota: WindowQuota, started: Instant) -> Self {
+        let window = match quota.kind {
+            WindowKind::Sliding => {
+                SpanWindow::Sliding(MinuteWindow::sliding(quota.limit, quota.length))
+            }
+            WindowKind::Fixed { offset } => {
+                SpanWindow::Fixed(FixedWindow::new(quota.limit, quota.length, offset, started))
+            }
+        };
+        Self { quota, window }
+    }
+
+    fn cost(&self, tokens: u64) -> u64 {
+        match self.quota.unit {
+            Unit::Requests => 1,
+            Unit::Tokens => tokens,
+        }
+    }
+
+    fn settle(&mut self, now: Instant) {
+        match &mut self.window {
+            SpanWindow::Sliding(window) => window.expire(now),
+            SpanWindow::Fixed(window) => window.roll(now),
+        }
+    }
+
+    fn used(&self) -> u64 {
+        match &self.window {
+            SpanWindow::Sliding(window) => window.used,
+            SpanWindow::Fixed(window) => window.used,
+        }
+    }
+
+    fn check(&self, now: Instant, tokens: u64) -> Result<(), Failure> {
+        let cost = self.cost(tokens);
+        let verdict = match &self.window {
+            SpanWindow::Sliding(window) => window.check(now, cost),
+            SpanWindow::Fixed(window) => window.check(now, cost),
+        };
+        verdict.map_err(|retry_after| Failure::RateLimited {
+            window: self.quota.scope,
+            unit: self.quota.unit,
+            limit: self.quota.limit,
+            used: self.used(),
+            requested: cost,
+            retry_after,
+        })
+    }
+
+    fn charge(&mut self, now: Instant, tokens: u64) {
+        let cost = self.cost(tokens);
+        match &mut self.window {
+            SpanWindow::Sliding(window) => window.charge(now, cost),
+            SpanWindow::Fixed(window) => window.used += cost,
+        }
+    }
+
+    fn reading(&self, now: Instant, utc: DateTime<Utc>) -> WindowReading {
+        let mut reading = match &self.window {
+            SpanWindow::Sliding(window) => window.reading(self.quota.unit, now, utc),
+            SpanWindow::Fixed(window) => {
+                let reset_after = window.until_next(now);
+                WindowReading {
+                    window: Window::Minute,
+                    unit: self.quota.unit,
+                    limit: window.limit,
+                    remaining: window.limit.saturating_sub(window.used),
+                    reset_after,
+                    reset_at: utc + chrono::Duration::from_std(reset_after).unwrap_or_default(),
+                }
+            }
+        };
+        reading.window = self.quota.scope;
+        reading
     }
 }
 
@@ -199,6 +347,8 @@ pub(crate) struct Windows {
     tpm: Option<MinuteWindow>,
     rpd: Option<DayWindow>,
     tpd: Option<DayWindow>,
+    /// Scripted windows of any length.
+    spans: Vec<Span>,
 }
 
 impl Windows {
@@ -208,10 +358,21 @@ impl Windows {
             tpm: quotas.tokens_per_minute.map(MinuteWindow::new),
             rpd: quotas.requests_per_day.map(DayWindow::new),
             tpd: quotas.tokens_per_day.map(DayWindow::new),
+            spans: Vec::new(),
         }
     }
 
+    /// These quotas plus scripted windows whose fixed boundaries count from `started`.
+    pub(crate) fn with_spans(quotas: Quotas, spans: &[WindowQuota], started: Instant) -> Self {
+        let mut windows = Self::new(quotas);
+        windows.spans = spans.iter().map(|quota| Span::new(*quota, started)).collect();
+        windows
+    }
+
     fn settle(&mut self, now: Instant, today: NaiveDate) {
+        for span in &mut self.spans {
+            span.settle(now);
+        }
         for window in [&mut self.rpm, &mut self.tpm].into_iter().flatten() {
             window.expire(now);
         }
@@ -244,6 +405,12 @@ impl Windows {
                 });
             }
         }
+        // Scripted windows: the daily ones first, as above.
+        for scope in [Window::Day, Window::Minute] {
+            for span in self.spans.iter().filter(|span| span.quota.scope == scope) {
+                span.check(time.now, tokens)?;
+            }
+        }
         let minute_checks = [(&self.rpm, Unit::Requests, 1), (&self.tpm, Unit::Tokens, tokens)];
         for (window, unit, cost) in minute_checks {
             if let Some(window) = window
@@ -264,6 +431,9 @@ impl Windows {
 
     /// Charges an admitted call.
     pub(crate) fn charge(&mut self, time: &Time, tokens: u64) {
+        for span in &mut self.spans {
+            span.charge(time.now, tokens);
+        }
         for (window, cost) in [(&mut self.rpm, 1), (&mut self.tpm, tokens)] {
             if let Some(window) = window {
                 window.charge(time.now, cost);
@@ -287,7 +457,17 @@ impl Windows {
     /// The windows' state for the rate-limit headers.
     pub(crate) fn readings(&mut self, time: &Time) -> Vec<WindowReading> {
         self.settle(time.now, time.today);
-        let mut readings = Vec::with_capacity(4);
+        let mut readings = Vec::with_capacity(4 + self.spans.len());
+        // Scripted windows first, the one with the least left (by fraction) leading: a format
+        // that reports one window per unit reports the one that binds.
+        let mut spans: Vec<&Span> = self.spans.iter().collect();
+        spans.sort_by(|a, b| {
+            let left = |span: &Span| {
+                span.quota.limit.saturating_sub(span.used()) as f64 / span.quota.limit.max(1) as f64
+            };
+            left(a).total_cmp(&left(b))
+        });
+        readings.extend(spans.into_iter().map(|span| span.reading(time.now, time.utc)));
         for (window, unit) in [(&self.rpm, Unit::Requests), (&self.tpm, Unit::Tokens)] {
             if let Some(window) = window {
                 readings.push(window.reading(unit, time.now, time.utc));
@@ -312,13 +492,24 @@ pub(crate) struct KeyState {
 }
 
 impl KeyState {
-    fn new(script: KeyScript, group: Option<usize>) -> Self {
-        Self { windows: Windows::new(script.quotas), script, group, counts: KeyCounts::default() }
+    fn new(script: KeyScript, group: Option<usize>, started: Instant) -> Self {
+        Self {
+            windows: Windows::with_spans(script.quotas, &script.windows, started),
+            script,
+            group,
+            counts: KeyCounts::default(),
+        }
     }
 
     /// Whether the key has been revoked by its call count.
     pub(crate) fn revoked(&self) -> bool {
         self.script.revoke_after.is_some_and(|n_calls| self.counts.served >= n_calls)
+    }
+
+    /// Whether the key has been revoked by its call count or its scripted time, `since_start`
+    /// into the mock's run.
+    pub(crate) fn revoked_by(&self, since_start: Duration) -> bool {
+        self.revoked() || self.script.revoked_at.is_some_and(|at| since_start >= at)
     }
 }
 
@@ -354,21 +545,30 @@ pub(crate) struct State {
     pub(crate) totals: KeyCounts,
     pub(crate) unknown_key: KeyCounts,
     pub(crate) rng: rand::rngs::StdRng,
+    /// When the mock started, on its clock: scripted times (a revocation, a fault's span, a
+    /// fixed window's boundaries) count from here.
+    pub(crate) started: Instant,
 }
+
+/// One group's quotas as scripted: the classic ones and windows of any length.
+pub(crate) type GroupScript = (String, Quotas, Vec<WindowQuota>);
 
 impl State {
     pub(crate) fn new(
         keys: Vec<KeyScript>,
-        groups: Vec<(String, Quotas)>,
+        groups: Vec<GroupScript>,
         faults: Vec<FaultRule>,
         log_limit: usize,
         seed: u64,
+        started: Instant,
     ) -> Self {
         use rand::SeedableRng as _;
         let by_secret =
             keys.iter().enumerate().map(|(key_idx, key)| (key.secret.clone(), key_idx)).collect();
-        let mut groups: Vec<(String, Windows)> =
-            groups.into_iter().map(|(name, quotas)| (name, Windows::new(quotas))).collect();
+        let mut groups: Vec<(String, Windows)> = groups
+            .into_iter()
+            .map(|(name, quotas, spans)| (name, Windows::with_spans(quotas, &spans, started)))
+            .collect();
         let keys = keys
             .into_iter()
             .map(|script| {
@@ -379,7 +579,7 @@ impl State {
                         groups.len() - 1
                     })
                 });
-                KeyState::new(script, group)
+                KeyState::new(script, group, started)
             })
             .collect();
         Self {
@@ -393,6 +593,7 @@ impl State {
             totals: KeyCounts::default(),
             unknown_key: KeyCounts::default(),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
+            started,
         }
     }
 
@@ -424,13 +625,21 @@ impl State {
     }
 
     /// The first fault rule matching the call that fires, used up by one.
-    pub(crate) fn take_fault(&mut self, key: Option<&KeyId>, model: Option<&str>) -> Option<Fault> {
+    pub(crate) fn take_fault(
+        &mut self,
+        key: Option<&KeyId>,
+        model: Option<&str>,
+        now: Instant,
+    ) -> Option<Fault> {
         use rand::Rng as _;
+        let since_start = now.saturating_duration_since(self.started);
         let mut fired = None;
         for (rule_idx, rule) in self.faults.iter_mut().enumerate() {
             let key_matches = rule.key.as_ref().is_none_or(|wanted| Some(wanted) == key);
             let model_matches = rule.model.as_deref().is_none_or(|wanted| Some(wanted) == model);
-            if !key_matches || !model_matches {
+            let active =
+                rule.active.is_none_or(|(from, until)| since_start >= from && since_start < until);
+            if !key_matches || !model_matches || !active {
                 continue;
             }
             if rule.probability < 1.0 && !self.rng.random_bool(rule.probability) {

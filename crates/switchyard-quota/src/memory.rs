@@ -563,9 +563,20 @@ impl MemoryLedger {
                 Some(existing) => *existing = gate,
                 None => state.gates.push(gate),
             }
+            // A header that states its limit describes the declared meter of that limit when
+            // there is one: two windows of one scope (ten seconds and a compressed day, both
+            // "minute" by length) must not both take the short one's count.
+            let named = reading.limit.filter(|&limit| {
+                state.meters.iter().any(|meter| {
+                    meter.limit.unit.matches(reading.unit)
+                        && meter.limit.window.scope() == reading.scope
+                        && meter.limit.amount == limit
+                })
+            });
             for meter in &mut state.meters {
                 if meter.limit.unit.matches(reading.unit)
                     && meter.limit.window.scope() == reading.scope
+                    && named.is_none_or(|limit| meter.limit.amount == limit)
                 {
                     meter.roll(now, self.anchor_utc);
                     let limit = reading.limit.unwrap_or(meter.limit.amount);

@@ -5,3 +5,4 @@ mod anthropic;
 mod gemini;
 mod ollama;
 mod openai;
+mod windows;

@@ -61,3 +61,31 @@ fn keys_of_one_quota_group_read_one_headroom() {
     assert_eq!(ledger.headroom(&b), Some(0.5), "b shares a's group: its calls are b's too");
     assert_eq!(ledger.headroom(&c), Some(1.0), "c is its own group");
 }
+
+#[test]
+fn a_header_naming_its_limit_sets_only_the_meter_of_that_limit() {
+    let clock = ManualClock::default();
+    // Two windows of one scope: 4 per 10 s and 40 per 100 s (a compressed day).
+    let ledger = ledger_with(
+        &clock,
+        vec![Limit::requests_per(4, secs(10)), Limit::requests_per(40, secs(100))],
+    );
+    let key = candidate("p", "k", "m");
+    for _ in 0..10 {
+        assert!(call(&ledger, &key, 1));
+        clock.advance(secs(3));
+    }
+    // The short window's header: 3 of 4 left. The long meter keeps its 10.
+    let reading = LimitReading {
+        unit: LimitUnit::Requests,
+        scope: LimitScope::Minute,
+        limit: Some(4),
+        remaining: Some(3),
+        reset: None,
+    };
+    ledger.observe_now(&key, &RateLimitSnapshot { readings: vec![reading], retry_after: None });
+    assert_eq!(ledger.headroom(&key), Some(0.75), "3 of 4 left; the long meter has 30 of 40");
+    let summary = ledger.summary_now(&"p".into());
+    let used: Vec<u64> = summary.keys[0].limits.iter().map(|limit| limit.used).collect();
+    assert_eq!(used, [1, 10]);
+}
