@@ -531,7 +531,8 @@ impl Analytics {
     /// count is negative.
     pub fn hourly(&self, date: NaiveDate) -> Result<HourlyReport, StoreError> {
         let start = date.and_time(NaiveTime::MIN).and_utc();
-        let end = start + TimeDelta::days(1);
+        // The last representable day has no next midnight; its window runs to the end of time.
+        let end = start.checked_add_signed(TimeDelta::days(1)).unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut stmt = self
             .store
             .conn

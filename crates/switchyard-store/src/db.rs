@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::StoreError;
 use crate::schema::MIGRATIONS;
@@ -44,9 +44,11 @@ impl SqliteStore {
         let open_error = |source| StoreError::Open { path: path.clone(), source };
         // WAL: readers never block the writer. NORMAL sync: a committed save survives the
         // process being killed (only a power loss can drop the last commits).
+        // The busy timeout first: switching a fresh file to WAL takes a lock another
+        // connection opening it at the same moment may hold.
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
         let mut store = Self { conn, path };
         store.migrate()?;
         Ok(store)
@@ -86,7 +88,18 @@ impl SqliteStore {
                 name: migration.name,
                 source,
             };
-            let tx = self.conn.transaction().map_err(failed)?;
+            // IMMEDIATE takes the write lock before reading the version: when two connections
+            // open a fresh file at once (the quota store and the analytics writer), the second
+            // waits, then sees the step done and skips it instead of failing on it.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let now_at: i64 =
+                tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(failed)?;
+            if usize::try_from(now_at).unwrap_or(usize::MAX) >= version {
+                continue;
+            }
             tx.execute_batch(migration.sql).map_err(failed)?;
             tx.pragma_update(None, "user_version", i64::try_from(version).unwrap_or(i64::MAX))
                 .map_err(failed)?;

@@ -43,3 +43,33 @@ fn a_path_that_cannot_be_opened_is_a_typed_error() {
     assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
     assert!(error.to_string().contains("missing-dir"), "{error}");
 }
+
+#[test]
+fn connections_opening_a_fresh_file_at_once_all_succeed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let newest = i64::try_from(MIGRATIONS.len()).expect("fits");
+    let n_threads = 6;
+    let barrier = std::sync::Barrier::new(n_threads);
+    let versions: Vec<i64> = std::thread::scope(|scope| {
+        let opens: Vec<_> = (0..n_threads)
+            .map(|idx| {
+                let (path, barrier) = (&path, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    // The quota store and the analytics log, as the gateway opens them.
+                    if idx % 2 == 0 {
+                        SqliteStore::open(path).expect("opens").schema_version().expect("version")
+                    } else {
+                        let analytics = switchyard_store::Analytics::open(path).expect("opens");
+                        assert!(analytics.is_empty().expect("reads"));
+                        newest
+                    }
+                })
+            })
+            .collect();
+        opens.into_iter().map(|open| open.join().expect("no panic")).collect()
+    });
+    assert_eq!(versions, vec![newest; n_threads]);
+    assert_eq!(SqliteStore::open(&path).expect("opens").schema_version().expect("version"), newest);
+}
