@@ -1,7 +1,12 @@
 //! `switchyard serve`: reads `switchyard.toml`, builds the router and runs the gateway until
-//! SIGINT or SIGTERM, draining the requests in flight. On SIGHUP the configuration (and the
-//! environment and `.env` it expands from) is read again and a new router and client
-//! settings swapped in; a bad configuration is refused and the running one keeps serving.
+//! SIGINT or SIGTERM, draining the requests in flight. On SIGHUP or `POST /admin/reload` the
+//! configuration (and the environment and `.env` it expands from) is read again and a new
+//! router and client settings swapped in; a bad configuration is refused and the running one
+//! keeps serving.
+//!
+//! Around the router: the analytics event log (`<state>.analytics.db` next to the state
+//! file, written by a thread of its own), the alert webhook task, and the admin token. The
+//! analytics and alert settings are read at start; a reload keeps them.
 //!
 //! Logs are JSON lines on stderr; the one line on stdout says where the gateway listens, so a
 //! script (or a test) started with `--listen 127.0.0.1:0` learns the port.
@@ -9,12 +14,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use switchyard::{EventSink, Router};
 use switchyard_core::{Clock, SystemClock};
-use switchyard_server::Gateway;
+use switchyard_quota::WriteBehind;
+use switchyard_server::{EventHub, Gateway, GatewayConfig, Reloader, Services};
+use switchyard_store::{Analytics, AnalyticsWriter, AnalyticsWriterConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
@@ -64,25 +72,93 @@ fn variables() -> Result<HashMap<String, String>> {
     Ok(vars)
 }
 
-fn load(path: &Path, clock: &Arc<dyn Clock>) -> Result<config::Built> {
+fn load(path: &Path, clock: &Arc<dyn Clock>, events: &Arc<EventHub>) -> Result<config::Built> {
     let loaded = Loaded::read(path)?;
-    let built = config::build(&loaded, &variables()?, Arc::clone(clock))?;
+    let sink: Arc<dyn EventSink> = Arc::clone(events) as Arc<dyn EventSink>;
+    let built = config::build_with(&loaded, &variables()?, Arc::clone(clock), Some(sink))?;
     for warning in &built.warnings {
         tracing::warn!(config = %path.display(), "{warning}");
     }
     Ok(built)
 }
 
+/// Opens the analytics log `[analytics]` asks for: a writer on one connection, and a second
+/// connection for the admin API's reports.
+fn open_analytics(
+    path: &Path,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Option<AnalyticsWriter>, Option<Analytics>)> {
+    let loaded = Loaded::read(path)?;
+    let Some(settings) = config::analytics_settings(&loaded, &variables()?)? else {
+        return Ok((None, None));
+    };
+    if let Some(dir) = settings.path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {} for analytics", dir.display()))?;
+    }
+    let writer_connection = Analytics::open(&settings.path)
+        .with_context(|| format!("opening the analytics log {}", settings.path.display()))?;
+    let reader = Analytics::open(&settings.path)
+        .with_context(|| format!("opening the analytics log {}", settings.path.display()))?;
+    let config =
+        AnalyticsWriterConfig { retention: settings.retention, ..AnalyticsWriterConfig::default() };
+    let writer = AnalyticsWriter::start(writer_connection, Arc::clone(clock), config)
+        .context("starting the analytics writer")?;
+    tracing::info!(path = %settings.path.display(), retention_days = settings.retention.as_secs() / 86_400, "analytics on");
+    Ok((Some(writer), Some(reader)))
+}
+
+/// Rebuilds everything from the configuration file, for SIGHUP and `POST /admin/reload`.
+struct FileReloader {
+    config: PathBuf,
+    clock: Arc<dyn Clock>,
+    events: Arc<EventHub>,
+    /// The running ledger's saver; replaced with the new one's on a successful reload.
+    persistence: Mutex<Option<WriteBehind>>,
+}
+
+impl Reloader for FileReloader {
+    fn reload(&self) -> std::result::Result<(Router, GatewayConfig), String> {
+        let mut persistence = self.persistence.lock().unwrap_or_else(PoisonError::into_inner);
+        // The old ledger's counts are saved first so the new one restores them.
+        if let Some(old) = persistence.as_ref()
+            && let Err(error) = old.flush()
+        {
+            tracing::warn!(%error, "quota state not saved before reload");
+        }
+        match load(&self.config, &self.clock, &self.events) {
+            Ok(built) => {
+                *persistence = built.persistence;
+                Ok((built.router, built.gateway))
+            }
+            Err(error) => Err(format!("{error:#}")),
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let built = load(&args.config, &clock)?;
+    let (writer, reader) = open_analytics(&args.config, &clock)?;
+    let events = Arc::new(EventHub::new(Arc::clone(&clock), writer));
+    let built = load(&args.config, &clock, &events)?;
     let listen = args
         .listen
         .clone()
         .or_else(|| built.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let gateway = Gateway::new(built.router, Arc::clone(&clock), built.gateway);
-    let mut persistence = built.persistence;
+    let reloader = Arc::new(FileReloader {
+        config: args.config.clone(),
+        clock: Arc::clone(&clock),
+        events: Arc::clone(&events),
+        persistence: Mutex::new(built.persistence),
+    });
+    let services = Services {
+        events: Some(Arc::clone(&events)),
+        analytics: reader,
+        reloader: Some(Arc::clone(&reloader) as Arc<dyn Reloader>),
+        alerts: built.alerts,
+    };
+    let gateway = Gateway::with_services(built.router, Arc::clone(&clock), built.gateway, services);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -106,20 +182,18 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     loop {
         tokio::select! {
             _ = hangups.recv() => {
-                // The old ledger's counts are saved first so the new one restores them.
-                if let Some(old) = &persistence
-                    && let Err(error) = old.flush()
-                {
-                    tracing::warn!(%error, "quota state not saved before reload");
-                }
-                match load(&args.config, &clock) {
-                    Ok(built) => {
-                        gateway.reload(built.router, built.gateway);
-                        persistence = built.persistence;
+                let reloader = Arc::clone(&reloader);
+                let rebuilt = tokio::task::spawn_blocking(move || reloader.reload()).await;
+                match rebuilt {
+                    Ok(Ok((router, config))) => {
+                        gateway.reload(router, config);
                         tracing::info!(config = %args.config.display(), routes = ?gateway.router().route_names(), "configuration reloaded");
                     }
+                    Ok(Err(error)) => {
+                        tracing::error!(config = %args.config.display(), error = %error, "configuration refused; the running one stays");
+                    }
                     Err(error) => {
-                        tracing::error!(config = %args.config.display(), error = %format!("{error:#}"), "configuration refused; the running one stays");
+                        tracing::error!(error = %error, "the reload task failed; the running configuration stays");
                     }
                 }
             }
@@ -130,6 +204,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     tracing::info!("shutting down: draining requests in flight");
     let _ = stop.send(());
     server.await.context("the server task")?.context("serving")?;
-    drop(persistence);
+    if let Some(writer) = events.analytics()
+        && let Err(error) = writer.flush()
+    {
+        tracing::warn!(%error, "analytics events not written at shutdown");
+    }
+    drop(reloader.persistence.lock().unwrap_or_else(PoisonError::into_inner).take());
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,8 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use switchyard::RouterError;
@@ -28,6 +30,79 @@ pub enum ServerError {
     /// No or a wrong client token.
     #[error("missing or invalid gateway token: send `Authorization: Bearer <token>`")]
     Unauthorized,
+    /// The client's token does not cover this route.
+    #[error("client {client} may not use route {route}")]
+    RouteNotAllowed {
+        /// The client's name.
+        client: String,
+        /// The route asked for.
+        route: String,
+    },
+    /// The client made its requests of the minute.
+    #[error("client {client} is over its limit of {limit} requests a minute")]
+    ClientRateLimited {
+        /// The client's name.
+        client: String,
+        /// Its limit.
+        limit: u32,
+        /// When its oldest request of the minute leaves the window.
+        retry_after: Duration,
+    },
+    /// The client spent its budget of the day.
+    #[error(
+        "client {client} spent its daily budget (${spent:.4} of ${budget:.4}); it starts again at midnight UTC"
+    )]
+    ClientBudgetExceeded {
+        /// The client's name.
+        client: String,
+        /// Its budget, in dollars.
+        budget: f64,
+        /// What it spent today.
+        spent: f64,
+        /// Until the next UTC midnight.
+        retry_after: Duration,
+    },
+    /// The admin API is closed: no admin token is configured.
+    #[error("the admin API is disabled: set [server] admin_token to open it")]
+    AdminDisabled,
+    /// No or a wrong admin token.
+    #[error("missing or invalid admin token: send `Authorization: Bearer <admin token>`")]
+    AdminUnauthorized,
+    /// No configured key has this id.
+    #[error("no key {0} is configured")]
+    UnknownKey(String),
+    /// The id names keys of several providers.
+    #[error("key id {id} is used by several providers ({providers}); name it as provider/key")]
+    AmbiguousKey {
+        /// The id given.
+        id: String,
+        /// The providers that have it.
+        providers: String,
+    },
+    /// The router could not do what the operator asked.
+    #[error("{0}")]
+    Admin(#[source] switchyard::AdminError),
+    /// Feedback for a request the router does not remember.
+    #[error("no recent request {0:?}")]
+    UnknownRequest(String),
+    /// Feedback outside 0..=1.
+    #[error("quality {0} is outside 0..=1")]
+    InvalidQuality(f64),
+    /// An admin query or body that cannot be used.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Analytics are off (no store).
+    #[error("analytics are disabled: give [state] a path (and leave [analytics] enabled)")]
+    AnalyticsDisabled,
+    /// The analytics store failed.
+    #[error("the analytics store failed")]
+    Analytics(#[source] switchyard_store::StoreError),
+    /// This gateway cannot reload (it was not started from a configuration file).
+    #[error("this gateway has no configuration to reload")]
+    ReloadUnavailable,
+    /// The new configuration is refused; the running one keeps serving.
+    #[error("configuration refused, the running one stays: {0}")]
+    ReloadFailed(String),
 }
 
 impl From<WireError> for ServerError {
@@ -43,6 +118,22 @@ impl ServerError {
             Self::Router { source, .. } => source.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::Unauthorized => "INVALID_GATEWAY_TOKEN",
+            Self::RouteNotAllowed { .. } => "ROUTE_NOT_ALLOWED",
+            Self::ClientRateLimited { .. } => "CLIENT_RATE_LIMITED",
+            Self::ClientBudgetExceeded { .. } => "CLIENT_BUDGET_EXCEEDED",
+            Self::AdminDisabled => "ADMIN_DISABLED",
+            Self::AdminUnauthorized => "ADMIN_UNAUTHORIZED",
+            Self::UnknownKey(_) => "UNKNOWN_KEY",
+            Self::AmbiguousKey { .. } => "AMBIGUOUS_KEY",
+            Self::Admin(switchyard::AdminError::UnknownKey { .. }) => "UNKNOWN_KEY",
+            Self::Admin(switchyard::AdminError::Ledger { .. }) => "QUOTA_BACKEND",
+            Self::UnknownRequest(_) => "UNKNOWN_REQUEST",
+            Self::InvalidQuality(_) => "INVALID_QUALITY",
+            Self::InvalidInput(_) => "INVALID_INPUT",
+            Self::AnalyticsDisabled => "ANALYTICS_DISABLED",
+            Self::Analytics(_) => "ANALYTICS_FAILED",
+            Self::ReloadUnavailable => "RELOAD_UNAVAILABLE",
+            Self::ReloadFailed(_) => "RELOAD_FAILED",
         }
     }
 
@@ -65,8 +156,24 @@ impl ServerError {
                 // What OpenAI answers for a model that does not exist.
                 RouterError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             },
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_)
+            | Self::AmbiguousKey { .. }
+            | Self::InvalidQuality(_)
+            | Self::InvalidInput(_)
+            | Self::ReloadFailed(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::RouteNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::ClientRateLimited { .. } | Self::ClientBudgetExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::AdminDisabled
+            | Self::UnknownKey(_)
+            | Self::UnknownRequest(_)
+            | Self::AnalyticsDisabled
+            | Self::ReloadUnavailable => StatusCode::NOT_FOUND,
+            Self::Admin(switchyard::AdminError::UnknownKey { .. }) => StatusCode::NOT_FOUND,
+            Self::Admin(switchyard::AdminError::Ledger { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Analytics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -74,6 +181,7 @@ impl ServerError {
         match self.status() {
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
             StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
             _ => "server_error",
         }
@@ -87,6 +195,12 @@ impl ServerError {
 
     /// Whole seconds until the router expects a retry to succeed, at least 1.
     pub fn retry_after_secs(&self) -> Option<i64> {
+        if let Self::ClientRateLimited { retry_after, .. }
+        | Self::ClientBudgetExceeded { retry_after, .. } = self
+        {
+            let secs = i64::try_from(retry_after.as_millis().div_ceil(1000)).unwrap_or(i64::MAX);
+            return Some(secs.max(1));
+        }
         let Self::Router { source, now } = self else { return None };
         let at = source.retry_at()?;
         let millis = (at - *now).num_milliseconds().max(0);
@@ -98,7 +212,11 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(code = self.code(), error = %self, "request failed");
+            if let Self::Analytics(source) = &self {
+                tracing::error!(code = self.code(), error = %source, "admin request failed");
+            } else {
+                tracing::warn!(code = self.code(), error = %self, "request failed");
+            }
         }
         // Every variant's message is safe to send: errors name keys by id and fingerprint
         // only, and a client's own mistake is answered in full.

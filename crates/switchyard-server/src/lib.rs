@@ -4,18 +4,29 @@
 //! provider, model and key served it, and a failure comes back in OpenAI's error shape with
 //! the router's typed code.
 //!
+//! Around it: client tokens with scopes (routes, requests a minute, a daily budget), an admin
+//! API under `/admin/` behind its own token (status of every key, stats, scores, feedback,
+//! key reset/disable/enable, reload, analytics reports), the analytics event log fed from the
+//! router's events ([`EventHub`]) and alert webhooks sent from a background task.
+//!
 //! This crate parses and writes the OpenAI wire format itself and knows no adapter: it is
 //! given a built router (and a new one on reload, swapped in atomically). It reads time only
 //! through the [`Clock`] it is given and never logs a secret: keys appear as fingerprints,
 //! client tokens not at all.
 
+mod admin;
+mod alerts;
+mod clients;
 mod error;
+mod events;
 mod metrics;
+mod status;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -27,15 +38,18 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
+use chrono_tz::Tz;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
-use subtle::ConstantTimeEq;
-use switchyard::{Answer, RequestOptions, RoutedStream, Router, Trace};
+use switchyard::{Answer, KeyId, ProviderId, RequestOptions, RoutedStream, Router, Trace};
 use switchyard_core::{Clock, Usage};
+use switchyard_store::analytics::Analytics;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 
+pub use alerts::AlertConfig;
 pub use error::ServerError;
+pub use events::EventHub;
 
 /// The request id header, accepted from the client and echoed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -51,8 +65,17 @@ const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
 /// How the gateway behaves, apart from routing.
 #[derive(Clone)]
 pub struct GatewayConfig {
-    /// Tokens a client must send as `Authorization: Bearer <token>`; empty means no check.
+    /// Tokens a client must send as `Authorization: Bearer <token>` (all routes, no
+    /// limits); with `clients` also empty, no token is asked for.
     pub client_tokens: Vec<String>,
+    /// Named clients, each with its token, routes and limits.
+    pub clients: Vec<Arc<ClientConfig>>,
+    /// The token of the admin API; `None` closes `/admin/*` (404).
+    pub admin_token: Option<String>,
+    /// Each provider's time zone, for its reset times in the admin status (UTC when absent).
+    pub time_zones: BTreeMap<ProviderId, Tz>,
+    /// Each key's fingerprint, for the admin status (keys are never shown otherwise).
+    pub fingerprints: BTreeMap<(ProviderId, KeyId), String>,
     /// The largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
     /// A deadline for every request, over the route's own, when set.
@@ -61,18 +84,90 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        // 4 MiB holds a long conversation with a few inline images.
-        Self { client_tokens: Vec::new(), body_limit_bytes: 4 << 20, request_timeout: None }
+        Self {
+            client_tokens: Vec::new(),
+            clients: Vec::new(),
+            admin_token: None,
+            time_zones: BTreeMap::new(),
+            fingerprints: BTreeMap::new(),
+            // 4 MiB holds a long conversation with a few inline images.
+            body_limit_bytes: 4 << 20,
+            request_timeout: None,
+        }
     }
 }
 
 impl std::fmt::Debug for GatewayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Tokens are secrets: only their number is shown.
+        // Tokens are secrets: only their number, and the clients' names, are shown.
         f.debug_struct("GatewayConfig")
             .field("n_client_tokens", &self.client_tokens.len())
+            .field("clients", &self.clients)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("time_zones", &self.time_zones)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One named client: its token, the routes it may use and its limits. Plain data.
+#[derive(Clone, PartialEq)]
+pub struct ClientConfig {
+    /// The name analytics and errors use.
+    pub name: String,
+    /// The bearer token; a secret, never shown.
+    pub token: String,
+    /// The routes (or `provider/model` targets) it may name; `None` for all.
+    pub routes: Option<Vec<String>>,
+    /// Requests it may make in any 60 seconds.
+    pub requests_per_minute: Option<u32>,
+    /// Dollars it may spend a UTC day, by the router's prices.
+    pub daily_budget: Option<f64>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("name", &self.name)
+            .field("routes", &self.routes)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("daily_budget", &self.daily_budget)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rebuilds the router and settings from wherever they came from (the CLI re-reads its
+/// configuration file and keys). Called by `POST /admin/reload` on a blocking thread.
+pub trait Reloader: Send + Sync + 'static {
+    /// A new router and settings.
+    ///
+    /// # Errors
+    /// What is wrong with the configuration, in words for the operator (no secrets).
+    fn reload(&self) -> Result<(Router, GatewayConfig), String>;
+}
+
+/// What the gateway runs besides the router, all optional.
+#[derive(Default)]
+pub struct Services {
+    /// The router's event sink (build the router with it): analytics, client attribution,
+    /// alert triggers, recent outcomes per key.
+    pub events: Option<Arc<EventHub>>,
+    /// The analytics store to read reports from (a connection of its own).
+    pub analytics: Option<Analytics>,
+    /// How `POST /admin/reload` rebuilds the router.
+    pub reloader: Option<Arc<dyn Reloader>>,
+    /// Alert webhooks; starting them needs a Tokio runtime.
+    pub alerts: Option<AlertConfig>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("events", &self.events.is_some())
+            .field("analytics", &self.analytics.is_some())
+            .field("reloader", &self.reloader.is_some())
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -89,6 +184,12 @@ struct Shared {
     clock: Arc<dyn Clock>,
     config: ArcSwap<GatewayConfig>,
     metrics: metrics::Metrics,
+    meters: clients::Meters,
+    events: Option<Arc<EventHub>>,
+    /// Reports are read on a blocking thread; one at a time on this connection.
+    analytics: Option<Arc<Mutex<Analytics>>>,
+    reloader: Option<Arc<dyn Reloader>>,
+    outbox: Option<Arc<alerts::Outbox>>,
 }
 
 /// The request's id, as accepted or generated by the gateway.
@@ -98,14 +199,35 @@ pub struct RequestId(pub String);
 impl Gateway {
     /// A gateway serving `router`, reading time from `clock`.
     pub fn new(router: Router, clock: Arc<dyn Clock>, config: GatewayConfig) -> Self {
-        Self {
+        Self::with_services(router, clock, config, Services::default())
+    }
+
+    /// A gateway with its services. Alert webhooks, when configured, start here: call it
+    /// inside a Tokio runtime then.
+    pub fn with_services(
+        router: Router,
+        clock: Arc<dyn Clock>,
+        config: GatewayConfig,
+        services: Services,
+    ) -> Self {
+        let outbox = services.alerts.as_ref().map(|_| Arc::new(alerts::Outbox::default()));
+        let gateway = Self {
             shared: Arc::new(Shared {
                 router: ArcSwap::from_pointee(router),
                 clock,
                 config: ArcSwap::from_pointee(config),
                 metrics: metrics::Metrics::new(),
+                meters: clients::Meters::default(),
+                events: services.events,
+                analytics: services.analytics.map(|analytics| Arc::new(Mutex::new(analytics))),
+                reloader: services.reloader,
+                outbox: outbox.clone(),
             }),
+        };
+        if let (Some(config), Some(outbox)) = (services.alerts, &outbox) {
+            alerts::spawn(&gateway, config, outbox);
         }
+        gateway
     }
 
     /// The router serving now.
@@ -121,10 +243,29 @@ impl Gateway {
 
     /// Swaps in a new router and new settings at once (a configuration reload). Client
     /// tokens and the request timeout apply to the next request; the body limit is the
-    /// one the application was built with.
+    /// one the application was built with. Clients keep their minute and their day's spend.
     pub fn reload(&self, router: Router, config: GatewayConfig) {
         self.shared.config.store(Arc::new(config));
         self.shared.router.store(Arc::new(router));
+        if let Some(events) = &self.shared.events {
+            // Keys may have come or gone: the alert task looks at every provider again.
+            for provider in self.router().providers() {
+                events.request_check(&provider);
+            }
+        }
+    }
+
+    /// The status page's view now.
+    pub(crate) async fn status_view(&self) -> status::StatusView {
+        let router = self.router();
+        let config = self.shared.config.load();
+        let context = status::Context {
+            zones: &config.time_zones,
+            fingerprints: &config.fingerprints,
+            events: self.shared.events.as_deref(),
+            now: self.shared.clock.utc(),
+        };
+        status::status(&router, &context).await
     }
 
     /// The axum application.
@@ -136,6 +277,7 @@ impl Gateway {
             .route_layer(middleware::from_fn_with_state(self.clone(), authorize));
         axum::Router::new()
             .merge(api)
+            .merge(admin::routes(self))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(render_metrics))
@@ -189,29 +331,18 @@ fn new_request_id() -> String {
     id
 }
 
-async fn authorize(State(gateway): State<Gateway>, request: Request, next: Next) -> Response {
-    let config = gateway.shared.config.load();
-    let tokens = &config.client_tokens;
-    if tokens.is_empty() {
+async fn authorize(State(gateway): State<Gateway>, mut request: Request, next: Next) -> Response {
+    let config = gateway.shared.config.load_full();
+    if !clients::required(&config) {
+        request.extensions_mut().insert(clients::Identity::default());
         return next.run(request).await;
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .as_bytes();
-    // Every token is compared, each in constant time, so timing tells nothing about which
-    // token came close. (Lengths differ in time; a token's length is not its secret.)
-    let mut matched = subtle::Choice::from(0);
-    for token in tokens {
-        matched |= token.as_bytes().ct_eq(given);
-    }
-    if bool::from(matched) {
-        next.run(request).await
-    } else {
-        ServerError::Unauthorized.into_response()
+    match clients::identify(&config, clients::bearer(request.headers())) {
+        Some(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        None => ServerError::Unauthorized.into_response(),
     }
 }
 
@@ -228,14 +359,36 @@ async fn readyz(State(gateway): State<Gateway>) -> Response {
 
 async fn render_metrics(State(gateway): State<Gateway>) -> Response {
     let stats = gateway.router().stats().await;
-    let text = gateway.shared.metrics.render(&stats);
+    let shared = &gateway.shared;
+    let extra = metrics::Extra {
+        analytics: shared.events.as_ref().and_then(|events| events.analytics()).map(|writer| {
+            metrics::AnalyticsCounts {
+                written: writer.written(),
+                dropped: writer.dropped(),
+                write_errors: writer.write_errors(),
+            }
+        }),
+        alerts: shared.outbox.as_ref().map(|outbox| metrics::AlertCounts {
+            sent: outbox.sent.load(std::sync::atomic::Ordering::Relaxed),
+            failed: outbox.failed.load(std::sync::atomic::Ordering::Relaxed),
+            dropped: outbox.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        }),
+    };
+    let text = shared.metrics.render(&stats, &extra);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
-async fn models(State(gateway): State<Gateway>) -> Json<serde_json::Value> {
+async fn models(
+    State(gateway): State<Gateway>,
+    Extension(identity): Extension<clients::Identity>,
+) -> Json<serde_json::Value> {
     let router = gateway.router();
+    let allowed = |name: &str| identity.client.as_ref().is_none_or(|c| clients::allows(c, name));
     let mut data = Vec::new();
     for route in router.route_names() {
+        if !allowed(&route) {
+            continue;
+        }
         let mut targets: Vec<String> = Vec::new();
         for candidate in router.candidates(&route).unwrap_or_default() {
             let target = format!("{}/{}", candidate.provider, candidate.model);
@@ -250,6 +403,9 @@ async fn models(State(gateway): State<Gateway>) -> Json<serde_json::Value> {
     }
     for provider in router.providers() {
         for model in router.models_of(&provider) {
+            if !allowed(&format!("{provider}/{model}")) {
+                continue;
+            }
             data.push(json!({
                 "id": format!("{provider}/{model}"), "object": "model", "created": 0,
                 "owned_by": provider.to_string(),
@@ -262,19 +418,19 @@ async fn models(State(gateway): State<Gateway>) -> Json<serde_json::Value> {
 async fn chat_completions(
     State(gateway): State<Gateway>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(identity): Extension<clients::Identity>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match answer(&gateway, request_id, &headers, &body).await {
+    match answer(&gateway, request_id, &identity, &headers, &body).await {
         Ok(response) => response,
         Err(error) => {
-            let trace = match &error {
-                ServerError::Router { source, .. } if wants_trace(&headers) => {
-                    source.trace().cloned()
-                }
-                ServerError::Router { .. }
-                | ServerError::BadRequest(_)
-                | ServerError::Unauthorized => None,
+            let trace = if let ServerError::Router { source, .. } = &error
+                && wants_trace(&headers)
+            {
+                source.trace().cloned()
+            } else {
+                None
             };
             let mut response = error.into_response();
             if let Some(trace) = trace {
@@ -289,13 +445,51 @@ fn wants_trace(headers: &HeaderMap) -> bool {
     headers.get(&TRACE).is_some_and(|value| value.as_bytes() == b"1")
 }
 
+/// Admits a named client's request on `route`, or refuses it with its own code.
+fn admit_client(
+    gateway: &Gateway,
+    identity: &clients::Identity,
+    route: &str,
+) -> Result<(), ServerError> {
+    let Some(client) = &identity.client else { return Ok(()) };
+    let shared = &gateway.shared;
+    let admitted = shared.meters.admit(client, route, shared.clock.now(), shared.clock.utc());
+    let error = match admitted {
+        Ok(()) => {
+            shared.metrics.client(&client.name, "admitted");
+            return Ok(());
+        }
+        Err(clients::Refusal::RouteNotAllowed) => {
+            ServerError::RouteNotAllowed { client: client.name.clone(), route: route.to_owned() }
+        }
+        Err(clients::Refusal::RateLimited { retry_after, limit }) => {
+            ServerError::ClientRateLimited { client: client.name.clone(), limit, retry_after }
+        }
+        Err(clients::Refusal::BudgetExceeded { retry_after, budget, spent }) => {
+            ServerError::ClientBudgetExceeded {
+                client: client.name.clone(),
+                budget,
+                spent,
+                retry_after,
+            }
+        }
+    };
+    shared.metrics.client(&client.name, error.code());
+    tracing::info!(client = %client.name, route, code = error.code(), "client refused");
+    Err(error)
+}
+
 async fn answer(
     gateway: &Gateway,
     request_id: String,
+    identity: &clients::Identity,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ServerError> {
     let parsed = wire::parse_request(body)?;
+    admit_client(gateway, identity, &parsed.model)?;
+    // Analytics attribute the router's events to the client through the request id.
+    let tag = gateway.shared.events.as_ref().map(|events| events.tag(&request_id, identity.name()));
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
         timeout: gateway.shared.config.load().request_timeout,
@@ -340,7 +534,7 @@ async fn answer(
             request_id,
             now_unix,
             parsed.include_usage,
-            (gateway.clone(), parsed.model.clone()),
+            (gateway.clone(), parsed.model.clone(), tag),
         );
         return Ok((response_headers, Sse::new(events)).into_response());
     }
@@ -352,7 +546,11 @@ async fn answer(
     metrics.tokens(route, &answer.served_by, answer.response.usage);
     if let Some(dollars) = answer.cost {
         metrics.cost(route, &answer.served_by, dollars);
+        if let Some(client) = &identity.client {
+            gateway.shared.meters.spend(client, dollars, clock.utc());
+        }
     }
+    drop(tag);
     let Answer { response, served_by, fingerprint, n_attempts, overhead, trace, cached, .. } =
         answer;
     let mut response_headers = served_headers(
@@ -433,8 +631,9 @@ struct SseState {
     include_usage: bool,
     usage: Option<Usage>,
     phase: Phase,
-    /// Where the stream's tokens are counted when it ends, and the route it came through.
-    account: (Gateway, String),
+    /// Where the stream's tokens are counted when it ends, the route it came through, and
+    /// the request's analytics tag (held until the stream is over).
+    account: (Gateway, String, Option<events::TagGuard>),
 }
 
 fn sse_events(
@@ -442,7 +641,7 @@ fn sse_events(
     request_id: String,
     now_unix: i64,
     include_usage: bool,
-    account: (Gateway, String),
+    account: (Gateway, String, Option<events::TagGuard>),
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let state = SseState {
         routed,
@@ -513,7 +712,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             None => {
                 if let Some(usage) = state.usage {
-                    let (gateway, route) = &state.account;
+                    let (gateway, route, _) = &state.account;
                     gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
                 }
                 if state.include_usage {

@@ -69,6 +69,38 @@ struct LimitLabels {
     limit: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientLabels {
+    client: String,
+    /// `admitted`, or the refusal's code (`CLIENT_RATE_LIMITED`, ...).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// The analytics writer's counters, read at scrape.
+pub(crate) struct AnalyticsCounts {
+    pub(crate) written: u64,
+    pub(crate) dropped: u64,
+    pub(crate) write_errors: u64,
+}
+
+/// The alert sender's counters, read at scrape.
+pub(crate) struct AlertCounts {
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
+    pub(crate) dropped: u64,
+}
+
+/// Counters kept by the gateway's services, read at scrape.
+pub(crate) struct Extra {
+    pub(crate) analytics: Option<AnalyticsCounts>,
+    pub(crate) alerts: Option<AlertCounts>,
+}
+
 /// Everything `/metrics` shows.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -81,6 +113,9 @@ pub(crate) struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     key_state: Family<KeyLabels, Gauge>,
     remaining: Family<LimitLabels, Gauge>,
+    clients: Family<ClientLabels, Counter>,
+    analytics_events: Family<OutcomeLabels, Gauge>,
+    alerts: Family<OutcomeLabels, Gauge>,
 }
 
 impl Metrics {
@@ -135,8 +170,29 @@ impl Metrics {
             "What is left of each key's limit in its current window, read at scrape",
             remaining.clone(),
         );
+        let clients = Family::<ClientLabels, Counter>::default();
+        registry.register(
+            "client_requests",
+            "Requests of named clients, admitted or refused with their code",
+            clients.clone(),
+        );
+        let analytics_events = Family::<OutcomeLabels, Gauge>::default();
+        registry.register(
+            "analytics_events",
+            "Analytics events since start: written, dropped (queue full) and write_errors (batches retried)",
+            analytics_events.clone(),
+        );
+        let alerts = Family::<OutcomeLabels, Gauge>::default();
+        registry.register(
+            "alerts",
+            "Alert webhooks since start: sent, failed (every retry refused) and dropped (queue full)",
+            alerts.clone(),
+        );
         Self {
             registry,
+            clients,
+            analytics_events,
+            alerts,
             requests,
             attempts,
             fallbacks,
@@ -225,8 +281,31 @@ impl Metrics {
         }
     }
 
-    /// The exposition, with the per-key gauges refreshed from `stats`.
-    pub(crate) fn render(&self, stats: &RouterStats) -> String {
+    /// A named client's request, admitted or refused.
+    pub(crate) fn client(&self, client: &str, outcome: &str) {
+        self.clients
+            .get_or_create(&ClientLabels { client: client.to_owned(), outcome: outcome.to_owned() })
+            .inc();
+    }
+
+    /// The exposition, with the per-key gauges refreshed from `stats` and the services'
+    /// counters from `extra`.
+    pub(crate) fn render(&self, stats: &RouterStats, extra: &Extra) -> String {
+        let set = |family: &Family<OutcomeLabels, Gauge>, outcome: &str, value: u64| {
+            family
+                .get_or_create(&OutcomeLabels { outcome: outcome.to_owned() })
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        if let Some(counts) = &extra.analytics {
+            set(&self.analytics_events, "written", counts.written);
+            set(&self.analytics_events, "dropped", counts.dropped);
+            set(&self.analytics_events, "write_errors", counts.write_errors);
+        }
+        if let Some(counts) = &extra.alerts {
+            set(&self.alerts, "sent", counts.sent);
+            set(&self.alerts, "failed", counts.failed);
+            set(&self.alerts, "dropped", counts.dropped);
+        }
         self.key_state.clear();
         self.remaining.clear();
         for provider in &stats.quota {

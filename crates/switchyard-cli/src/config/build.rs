@@ -2,15 +2,15 @@
 //! adapter, keys expanded into credentials, limits into the quota ledger, routes into the
 //! router. This is the composition root's one place that knows every adapter.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use switchyard::{
-    BudgetConfig, JsonFileSpendStore, MemorySpendStore, ModelFacts, Price, RouteConfig, Router,
-    SpendStore, StrategyKind,
+    BudgetConfig, EventSink, JsonFileSpendStore, MemorySpendStore, ModelFacts, Price, RouteConfig,
+    Router, SpendStore, StrategyKind,
 };
 use switchyard_anthropic::{Anthropic, AnthropicConfig};
 use switchyard_core::{Clock, Credential, KeyId, Provider, ProviderId};
@@ -22,8 +22,8 @@ use switchyard_quota::{
     QuotaGroup, QuotaLedger, WriteBehind,
 };
 use switchyard_redis::{RedisLedger, RedisOptions};
-use switchyard_server::GatewayConfig;
-use switchyard_vault::{Passphrase, Vault, VaultConfig};
+use switchyard_server::{AlertConfig, ClientConfig, GatewayConfig};
+use switchyard_vault::{KeySource, Passphrase, Vault, VaultConfig};
 
 use super::{ConfigError, Loaded, ProviderSection, sole_variable};
 
@@ -39,16 +39,90 @@ pub(crate) struct Built {
     pub(crate) warnings: Vec<String>,
     /// Saves quota state to `[state] path`; dropping it saves once more.
     pub(crate) persistence: Option<WriteBehind>,
+    /// Alert webhooks, when `[alerts]` is given.
+    pub(crate) alerts: Option<AlertConfig>,
+}
+
+/// Where analytics go and how long they stay.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AnalyticsSettings {
+    /// The SQLite file, next to the state file: `<state>.analytics.db`.
+    pub(crate) path: PathBuf,
+    /// How long events are kept.
+    pub(crate) retention: Duration,
+}
+
+/// Days analytics events are kept when `[analytics] retention_days` is not given.
+const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// The analytics settings of `loaded`: on by default when `[state]` has a path (the event log
+/// goes next to it), off without one.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when analytics are enabled without a state path, or the retention
+/// is zero.
+pub(crate) fn analytics_settings(
+    loaded: &Loaded,
+    vars: &HashMap<String, String>,
+) -> Result<Option<AnalyticsSettings>, ConfigError> {
+    let file = &loaded.file;
+    let section = file.analytics.as_ref();
+    let enabled = section.and_then(|section| section.enabled.as_ref());
+    let retention_days = match section.and_then(|section| section.retention_days.as_ref()) {
+        Some(days) if *days.get_ref() == 0 => {
+            return Err(loaded.invalid(
+                days.span(),
+                "retention_days",
+                "expected at least 1 day (set enabled = false to keep no events)",
+            ));
+        }
+        Some(days) => *days.get_ref(),
+        None => DEFAULT_RETENTION_DAYS,
+    };
+    let Some(state) = &file.state.path else {
+        return match enabled {
+            Some(enabled) if *enabled.get_ref() => Err(loaded.invalid(
+                enabled.span(),
+                "enabled",
+                "analytics need a file: give [state] a path",
+            )),
+            _ => Ok(None),
+        };
+    };
+    if enabled.is_some_and(|enabled| !*enabled.get_ref()) {
+        return Ok(None);
+    }
+    let state =
+        loaded.path.parent().unwrap_or(Path::new(".")).join(loaded.expand(state, "path", vars)?);
+    Ok(Some(AnalyticsSettings {
+        path: state.with_extension("analytics.db"),
+        retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+    }))
 }
 
 /// Builds everything `loaded` describes, reading `${VAR}`s from `vars`.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the line and field of the first thing that is wrong.
+#[allow(dead_code, reason = "tests and commands that need no event sink build with it")]
 pub(crate) fn build(
     loaded: &Loaded,
     vars: &HashMap<String, String>,
     clock: Arc<dyn Clock>,
+) -> Result<Built, ConfigError> {
+    build_with(loaded, vars, clock, None)
+}
+
+/// As [`build`], with the router's events going to `events` (the gateway's analytics and
+/// alert hub).
+///
+/// # Errors
+/// As [`build`].
+pub(crate) fn build_with(
+    loaded: &Loaded,
+    vars: &HashMap<String, String>,
+    clock: Arc<dyn Clock>,
+    events: Option<Arc<dyn EventSink>>,
 ) -> Result<Built, ConfigError> {
     let file = &loaded.file;
     let mut warnings = Vec::new();
@@ -70,9 +144,24 @@ pub(crate) fn build(
     }
 
     let mut builder = Router::builder().clock(Arc::clone(&clock));
-    if let Some(vault) = &file.vault {
-        builder = builder.keys(open_vault(loaded, vault, vars)?);
+    if let Some(events) = events {
+        builder = builder.event_sink(events);
     }
+    // Fingerprints for the admin status, which shows keys by id and fingerprint only.
+    let mut fingerprints: BTreeMap<(ProviderId, KeyId), String> = BTreeMap::new();
+    if let Some(vault) = &file.vault {
+        let vault = open_vault(loaded, vault, vars)?;
+        if let Ok(keys) = KeySource::keys(&vault) {
+            for key in keys {
+                fingerprints.insert(
+                    (key.provider.clone(), key.credential.id().clone()),
+                    key.credential.fingerprint().to_string(),
+                );
+            }
+        }
+        builder = builder.keys(vault);
+    }
+    let mut time_zones: BTreeMap<ProviderId, Tz> = BTreeMap::new();
     let mut quota = QuotaConfig::default();
     let mut budgets = BudgetConfig::new(Tz::UTC);
     let mut names: Vec<String> = Vec::new();
@@ -92,6 +181,15 @@ pub(crate) fn build(
             warnings.push(format!("provider {name} has no keys: its targets cannot serve"));
         }
         let key_ids: Vec<KeyId> = keys.iter().map(|credential| credential.id().clone()).collect();
+        for credential in &keys {
+            fingerprints.insert(
+                (ProviderId::from(name.as_str()), credential.id().clone()),
+                credential.fingerprint().to_string(),
+            );
+        }
+        if let Some(zone) = reset_zone(loaded, section)? {
+            time_zones.insert(ProviderId::from(name.as_str()), zone);
+        }
         for credential in keys {
             builder = builder.credential(name.as_str(), credential);
         }
@@ -244,10 +342,6 @@ pub(crate) fn build(
             gateway.client_tokens.push(token);
         }
     }
-    if let Some(admin_token) = &server.admin_token {
-        // Checked now so a missing variable fails at start, not at the first admin call.
-        loaded.expand(admin_token, "admin_token", vars)?;
-    }
     if let Some(limit) = server.body_limit_bytes {
         gateway.body_limit_bytes = limit;
     }
@@ -256,9 +350,157 @@ pub(crate) fn build(
         .as_ref()
         .map(|secs| seconds(loaded, secs, "request_timeout_secs"))
         .transpose()?;
+    gateway.admin_token = match &server.admin_token {
+        Some(token) => {
+            let token = loaded.expand(token, "admin_token", vars)?;
+            if token.is_empty() {
+                warnings.push("admin_token is empty: the admin API stays closed".into());
+                None
+            } else {
+                Some(token)
+            }
+        }
+        None => None,
+    };
+    gateway.clients = clients(loaded, vars, &names, &gateway.client_tokens)?;
+    gateway.time_zones = time_zones;
+    gateway.fingerprints = fingerprints;
+    let alerts = match &file.alerts {
+        None => None,
+        Some(section) => {
+            let url = loaded.expand(&section.webhook_url, "webhook_url", vars)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(loaded.invalid(
+                    section.webhook_url.span(),
+                    "webhook_url",
+                    "expected an http:// or https:// URL",
+                ));
+            }
+            Some(AlertConfig::new(url))
+        }
+    };
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
-    Ok(Built { router, gateway, listen, warnings, persistence })
+    Ok(Built { router, gateway, listen, warnings, persistence, alerts })
+}
+
+/// The `[[clients]]`, checked: names and tokens unique, routes configured, limits sane.
+fn clients(
+    loaded: &Loaded,
+    vars: &HashMap<String, String>,
+    providers: &[String],
+    bare_tokens: &[String],
+) -> Result<Vec<Arc<ClientConfig>>, ConfigError> {
+    let file = &loaded.file;
+    let route_names: Vec<&String> = file.routes.iter().map(|route| route.name.get_ref()).collect();
+    let mut clients: Vec<Arc<ClientConfig>> = Vec::new();
+    for section in &file.clients {
+        let name = section.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return Err(loaded.invalid(section.name.span(), "name", "a client needs a name"));
+        }
+        if clients.iter().any(|client| client.name == name) {
+            return Err(loaded.invalid(
+                section.name.span(),
+                "name",
+                format!("client {name} is defined twice"),
+            ));
+        }
+        let token = loaded.expand(&section.token, "token", vars)?;
+        if token.is_empty() {
+            return Err(loaded.invalid(
+                section.token.span(),
+                "token",
+                format!("client {name} has an empty token"),
+            ));
+        }
+        // Which client sent a request must be unambiguous (the message names no token).
+        if clients.iter().any(|client| client.token == token) || bare_tokens.contains(&token) {
+            return Err(loaded.invalid(
+                section.token.span(),
+                "token",
+                format!("client {name} has the same token as another client or client_tokens"),
+            ));
+        }
+        let routes = match &section.routes {
+            None => None,
+            Some(routes) => {
+                for route in routes.get_ref() {
+                    let is_route = route_names.contains(&route);
+                    let is_target = route
+                        .split_once('/')
+                        .is_some_and(|(provider, _)| providers.iter().any(|p| p == provider));
+                    if !is_route && !is_target {
+                        return Err(loaded.invalid(
+                            routes.span(),
+                            "routes",
+                            format!(
+                                "client {name} names route {route:?}, which is not configured; expected one of: {}",
+                                route_names.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                Some(routes.get_ref().clone())
+            }
+        };
+        let requests_per_minute = match &section.requests_per_minute {
+            Some(limit) if *limit.get_ref() == 0 => {
+                return Err(loaded.invalid(
+                    limit.span(),
+                    "requests_per_minute",
+                    "expected at least 1 (leave it out for no limit)",
+                ));
+            }
+            Some(limit) => Some(*limit.get_ref()),
+            None => None,
+        };
+        let daily_budget = section
+            .daily_budget
+            .as_ref()
+            .map(|budget| {
+                let amount = *budget.get_ref();
+                if amount.is_finite() && amount >= 0.0 {
+                    Ok(amount)
+                } else {
+                    Err(loaded.invalid(
+                        budget.span(),
+                        "daily_budget",
+                        "expected dollars, 0 or more",
+                    ))
+                }
+            })
+            .transpose()?;
+        clients.push(Arc::new(ClientConfig {
+            name,
+            token,
+            routes,
+            requests_per_minute,
+            daily_budget,
+        }));
+    }
+    Ok(clients)
+}
+
+/// The zone a provider's daily limits reset in (`reset = "00:00 <zone>"`), if given.
+fn reset_zone(loaded: &Loaded, section: &ProviderSection) -> Result<Option<Tz>, ConfigError> {
+    let Some(reset) = &section.reset else { return Ok(None) };
+    let text = reset.get_ref().trim();
+    let zone = text.strip_prefix("00:00").map(str::trim).ok_or_else(|| {
+        loaded.invalid(
+            reset.span(),
+            "reset",
+            "expected \"00:00 <time zone>\", like \"00:00 America/Los_Angeles\"",
+        )
+    })?;
+    let zone = if zone.is_empty() { "UTC" } else { zone };
+    zone.parse::<Tz>().map(Some).map_err(|_| {
+        loaded.invalid(
+            reset.span(),
+            "reset",
+            format!("unknown time zone {zone:?}; expected an IANA name like America/Los_Angeles"),
+        )
+    })
 }
 
 /// The vault's passphrase variable, as `switchyard keys` reads it.
@@ -459,29 +701,7 @@ fn provider_quota(
     loaded: &Loaded,
     section: &ProviderSection,
 ) -> Result<Option<ProviderQuota>, ConfigError> {
-    let day_zone = match &section.reset {
-        None => None,
-        Some(reset) => {
-            let text = reset.get_ref().trim();
-            let zone = text.strip_prefix("00:00").map(str::trim).ok_or_else(|| {
-                loaded.invalid(
-                    reset.span(),
-                    "reset",
-                    "expected \"00:00 <time zone>\", like \"00:00 America/Los_Angeles\"",
-                )
-            })?;
-            let zone = if zone.is_empty() { "UTC" } else { zone };
-            Some(zone.parse::<Tz>().map_err(|_| {
-                loaded.invalid(
-                    reset.span(),
-                    "reset",
-                    format!(
-                        "unknown time zone {zone:?}; expected an IANA name like America/Los_Angeles"
-                    ),
-                )
-            })?)
-        }
-    };
+    let day_zone = reset_zone(loaded, section)?;
     let day_tz = day_zone.unwrap_or(Tz::UTC);
     let mut models = Vec::new();
     // Per-model limits first: the ledger applies the first rule that matches a model.

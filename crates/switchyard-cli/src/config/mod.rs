@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub(crate) use build::{Built, build};
+#[allow(unused_imports, reason = "`build` serves tests and commands that need no event sink")]
+pub(crate) use build::build;
+pub(crate) use build::{Built, analytics_settings, build_with};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,47 @@ pub(crate) struct FileConfig {
     /// The routes clients name as `model`.
     #[serde(default)]
     pub(crate) routes: Vec<RouteSection>,
+    /// Named clients with their own tokens, routes and limits.
+    #[serde(default)]
+    pub(crate) clients: Vec<ClientSection>,
+    /// The analytics event log.
+    pub(crate) analytics: Option<AnalyticsSection>,
+    /// Alert webhooks.
+    pub(crate) alerts: Option<AlertsSection>,
+}
+
+/// One `[[clients]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientSection {
+    /// The name analytics and errors use.
+    pub(crate) name: Spanned<String>,
+    /// Its bearer token, usually `${VAR}`.
+    pub(crate) token: Spanned<String>,
+    /// The routes (or `provider/model` targets) it may use; all when absent.
+    pub(crate) routes: Option<Spanned<Vec<String>>>,
+    /// Requests it may make in any 60 seconds.
+    pub(crate) requests_per_minute: Option<Spanned<u32>>,
+    /// Dollars it may spend a UTC day, by the configured prices.
+    pub(crate) daily_budget: Option<Spanned<f64>>,
+}
+
+/// `[analytics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnalyticsSection {
+    /// Whether events are recorded (default: when `[state]` has a path).
+    pub(crate) enabled: Option<Spanned<bool>>,
+    /// Days events are kept (default 30).
+    pub(crate) retention_days: Option<Spanned<u32>>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertsSection {
+    /// The URL that receives each alert as a JSON POST; may hold `${VAR}`s.
+    pub(crate) webhook_url: Spanned<String>,
 }
 
 /// `[server]`.
@@ -84,9 +127,9 @@ pub(crate) struct FileConfig {
 pub(crate) struct ServerSection {
     /// `host:port` to listen on.
     pub(crate) listen: Option<Spanned<String>>,
-    /// The token of the admin API (part 2 of the gateway); read and expanded, not used yet.
+    /// The token of the admin API (`/admin/*`); the API is closed without one.
     pub(crate) admin_token: Option<Spanned<String>>,
-    /// Tokens clients send as `Authorization: Bearer`.
+    /// Tokens clients send as `Authorization: Bearer` (all routes, no limits).
     #[serde(default)]
     pub(crate) client_tokens: Vec<Spanned<String>>,
     /// The largest request body, in bytes.

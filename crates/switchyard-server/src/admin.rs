@@ -1,0 +1,449 @@
+//! The admin API under `/admin/`, as `notes/admin-api.md` specifies it: the status of every
+//! key, the router's stats, the scorer's statistics (and an import of `switchyard keys test`
+//! results), quality feedback, a key's reset / disable / enable, a reload, and the analytics
+//! reports. Every route needs `Authorization: Bearer <admin token>`, compared in constant
+//! time; with no admin token configured every route answers 404 `ADMIN_DISABLED`.
+//!
+//! Handlers translate HTTP into router calls and nothing more: the decisions (what a reset
+//! clears, what a disabled key means) are the router's.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use switchyard::{Candidate, FeedbackError, KeyId, ProviderId};
+
+use crate::{Gateway, ServerError, clients};
+
+/// The admin routes, behind the admin token.
+pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
+    axum::Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/stats", get(stats))
+        .route("/admin/scores", get(scores))
+        .route("/admin/scores/import", post(import_scores))
+        .route("/admin/feedback", post(feedback))
+        .route("/admin/keys/{id}/{action}", post(key_action))
+        .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
+        .route("/admin/reload", post(reload))
+        .route("/admin/analytics/usage", get(usage))
+        .route("/admin/analytics/hourly", get(hourly))
+        .route("/admin/analytics/errors", get(errors))
+        .route_layer(middleware::from_fn_with_state(gateway.clone(), authorize))
+}
+
+async fn authorize(State(gateway): State<Gateway>, request: Request, next: Next) -> Response {
+    let config = gateway.shared.config.load_full();
+    let Some(token) = &config.admin_token else {
+        return ServerError::AdminDisabled.into_response();
+    };
+    let given = clients::bearer(request.headers());
+    if bool::from(token.as_bytes().ct_eq(given)) {
+        next.run(request).await
+    } else {
+        ServerError::AdminUnauthorized.into_response()
+    }
+}
+
+async fn status(State(gateway): State<Gateway>) -> Json<Value> {
+    let view = gateway.status_view().await;
+    Json(serde_json::to_value(view).expect("invariant: the status view serializes"))
+}
+
+async fn stats(State(gateway): State<Gateway>) -> Json<Value> {
+    let stats = gateway.router().stats().await;
+    Json(serde_json::to_value(stats).expect("invariant: router stats serialize"))
+}
+
+async fn scores(State(gateway): State<Gateway>) -> Json<Value> {
+    let router = gateway.router();
+    let snapshot = router.scorer().export();
+    let entries: Vec<(Candidate, Value)> = snapshot
+        .entries()
+        .map(|(candidate, stats)| {
+            let stats = serde_json::to_value(stats).expect("invariant: model stats serialize");
+            (candidate, stats)
+        })
+        .collect();
+    let candidates: Vec<Candidate> =
+        entries.iter().map(|(candidate, _)| candidate.clone()).collect();
+    let scores = router.scorer().score(&candidates);
+    let rows: Vec<Value> = entries
+        .iter()
+        .zip(scores)
+        .map(|((candidate, stats), score)| {
+            let successes = stats["successCount"].as_u64().unwrap_or(0);
+            let failures = stats["failCount"].as_u64().unwrap_or(0);
+            json!({
+                "provider": candidate.provider, "key": candidate.key, "model": candidate.model,
+                "score": score.is_finite().then_some(score),
+                "requests": successes + failures, "successes": successes, "failures": failures,
+                // The scorer keeps a mean and a moving average of latency, not quantiles.
+                "p50_latency_ms": null,
+                "avg_latency_ms": stats["avgResponseTime"],
+                "status": stats["status"],
+                "quality": stats["qualityScore"],
+            })
+        })
+        .collect();
+    Json(json!({ "candidates": rows }))
+}
+
+/// One row of `switchyard keys test --json`.
+#[derive(Deserialize)]
+struct TestRow {
+    provider: String,
+    key: String,
+    model: String,
+    ok: bool,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(default)]
+    error_class: Option<String>,
+}
+
+/// The `switchyard keys test --json` file.
+#[derive(Deserialize)]
+struct TestFile {
+    #[serde(default)]
+    generated_at: Option<DateTime<Utc>>,
+    results: Vec<TestRow>,
+}
+
+fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ServerError> {
+    parsed.map(|Json(value)| value).map_err(|rejection| {
+        ServerError::InvalidInput(format!("invalid request body: {}", rejection.body_text()))
+    })
+}
+
+/// Imports `keys test` results as scorer statistics.
+///
+/// The scorer's boundary takes statistics as a snapshot (its `import`), so each tested
+/// candidate's counts are merged into its exported statistics and imported again: successes
+/// and failures add up, and the mean latency of successes blends in the tested latencies.
+/// The merged candidates lose their decayed state (the plain counts stand in for it, as for
+/// any snapshot without `state`); the others are untouched.
+async fn import_scores(
+    State(gateway): State<Gateway>,
+    parsed: Result<Json<TestFile>, JsonRejection>,
+) -> Result<Json<Value>, ServerError> {
+    let file = body(parsed)?;
+    let router = gateway.router();
+    let known: std::collections::BTreeSet<Candidate> = router
+        .route_names()
+        .iter()
+        .flat_map(|route| router.candidates(route).unwrap_or_default())
+        .collect();
+    let at = file.generated_at.unwrap_or_else(|| gateway.shared.clock.utc());
+    let export = serde_json::to_value(router.scorer().export())
+        .expect("invariant: a stats snapshot serializes");
+    let mut merged: BTreeMap<Candidate, Value> = BTreeMap::new();
+    let (mut imported, mut unknown) = (0_u64, 0_u64);
+    for row in &file.results {
+        if let Some(latency) = row.latency_ms
+            && !(latency.is_finite() && latency >= 0.0)
+        {
+            return Err(ServerError::InvalidInput(format!(
+                "results: latency_ms {latency} of {}/{}/{} is not a duration",
+                row.provider, row.key, row.model
+            )));
+        }
+        let candidate = Candidate::new(row.provider.as_str(), row.key.as_str(), row.model.as_str());
+        if !known.contains(&candidate) {
+            unknown += 1;
+            continue;
+        }
+        imported += 1;
+        let stats = merged.entry(candidate.clone()).or_insert_with(|| {
+            let mut stats =
+                export["providers"][row.provider.as_str()]["keys"][row.key.as_str()]["models"]
+                    [row.model.as_str()]
+                .clone();
+            if !stats.is_object() {
+                stats = json!({});
+            }
+            if let Some(object) = stats.as_object_mut() {
+                object.remove("state");
+                object.remove("status");
+                object.remove("lastErrorKind");
+            }
+            stats
+        });
+        let successes = stats["successCount"].as_u64().unwrap_or(0);
+        if row.ok {
+            if let Some(latency) = row.latency_ms {
+                let mean = stats["avgResponseTime"].as_f64();
+                let blended = match mean {
+                    Some(mean) => (mean * successes as f64 + latency) / (successes + 1) as f64,
+                    None => latency,
+                };
+                stats["avgResponseTime"] = json!(blended);
+            }
+            stats["successCount"] = json!(successes + 1);
+            stats["lastSuccess"] = json!(at);
+        } else {
+            let failures = stats["failCount"].as_u64().unwrap_or(0);
+            stats["failCount"] = json!(failures + 1);
+            stats["lastError"] = json!(at);
+            tracing::debug!(candidate = %candidate, class = row.error_class.as_deref(), "imported a failed test");
+        }
+    }
+    let mut providers = serde_json::Map::new();
+    for (candidate, stats) in merged {
+        let provider =
+            providers.entry(candidate.provider.to_string()).or_insert_with(|| json!({"keys": {}}));
+        let keys = &mut provider["keys"];
+        if keys.get(candidate.key.as_str()).is_none() {
+            keys[candidate.key.as_str()] = json!({"models": {}});
+        }
+        keys[candidate.key.as_str()]["models"][candidate.model.as_str()] = stats;
+    }
+    let snapshot = serde_json::from_value(json!({ "version": 1, "providers": providers }))
+        .map_err(|error| ServerError::InvalidInput(format!("results: {error}")))?;
+    router
+        .scorer()
+        .import(&snapshot)
+        .map_err(|error| ServerError::InvalidInput(format!("results: {error}")))?;
+    Ok(Json(json!({ "imported": imported, "unknown": unknown })))
+}
+
+#[derive(Deserialize)]
+struct FeedbackBody {
+    request_id: String,
+    quality: f64,
+}
+
+async fn feedback(
+    State(gateway): State<Gateway>,
+    parsed: Result<Json<FeedbackBody>, JsonRejection>,
+) -> Result<Json<Value>, ServerError> {
+    let body = body(parsed)?;
+    if !(0.0..=1.0).contains(&body.quality) {
+        return Err(ServerError::InvalidQuality(body.quality));
+    }
+    match gateway.router().feedback(&body.request_id, body.quality) {
+        Ok(candidate) => Ok(Json(json!({
+            "provider": candidate.provider, "key": candidate.key, "model": candidate.model,
+        }))),
+        Err(FeedbackError::UnknownRequest(id)) => Err(ServerError::UnknownRequest(id)),
+        Err(FeedbackError::OutOfRange(quality)) => Err(ServerError::InvalidQuality(quality)),
+    }
+}
+
+/// Finds the key an operator named: `groq-1`, or `groq/groq-1` when ids repeat.
+fn resolve(gateway: &Gateway, name: &str) -> Result<(ProviderId, KeyId), ServerError> {
+    let keys = gateway.router().keys();
+    if let Some((provider, key)) = name.split_once('/') {
+        return keys
+            .into_iter()
+            .find(|(p, k)| p.as_str() == provider && k.as_str() == key)
+            .ok_or_else(|| ServerError::UnknownKey(name.to_owned()));
+    }
+    let matching: Vec<(ProviderId, KeyId)> =
+        keys.into_iter().filter(|(_, key)| key.as_str() == name).collect();
+    match matching.as_slice() {
+        [] => Err(ServerError::UnknownKey(name.to_owned())),
+        [one] => Ok(one.clone()),
+        many => Err(ServerError::AmbiguousKey {
+            id: name.to_owned(),
+            providers: many.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+async fn key_action(
+    State(gateway): State<Gateway>,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ServerError> {
+    act(&gateway, &id, &action).await
+}
+
+async fn provider_key_action(
+    State(gateway): State<Gateway>,
+    Path((provider, id, action)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ServerError> {
+    act(&gateway, &format!("{provider}/{id}"), &action).await
+}
+
+async fn act(gateway: &Gateway, name: &str, action: &str) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(gateway, name)?;
+    let router = gateway.router();
+    match action {
+        "reset" => router.reset_key(&provider, &key).await.map_err(ServerError::Admin)?,
+        "disable" => {
+            router.disable_key(&provider, &key).map_err(ServerError::Admin)?;
+        }
+        "enable" => {
+            router.enable_key(&provider, &key).map_err(ServerError::Admin)?;
+        }
+        other => {
+            return Err(ServerError::InvalidInput(format!(
+                "unknown key action {other:?}; expected reset, disable or enable"
+            )));
+        }
+    }
+    tracing::info!(%provider, %key, action, "admin key action");
+    if let Some(events) = &gateway.shared.events {
+        events.request_check(&provider);
+    }
+    let view = gateway.status_view().await;
+    let state = view
+        .providers
+        .iter()
+        .find(|p| p.name == provider.as_str())
+        .and_then(|p| p.keys.iter().find(|k| k.id == key.as_str()))
+        .map_or("available", |k| k.state);
+    Ok(Json(json!({ "provider": provider, "key": key, "state": state })))
+}
+
+async fn reload(State(gateway): State<Gateway>) -> Result<Json<Value>, ServerError> {
+    let Some(reloader) = gateway.shared.reloader.clone() else {
+        return Err(ServerError::ReloadUnavailable);
+    };
+    // Reading files and opening stores blocks: off the async workers.
+    let rebuilt = tokio::task::spawn_blocking(move || reloader.reload())
+        .await
+        .map_err(|error| ServerError::ReloadFailed(format!("the reload task failed: {error}")))?;
+    let (router, config) = rebuilt.map_err(|message| {
+        tracing::error!(error = %message, "configuration refused by an admin reload; the running one stays");
+        ServerError::ReloadFailed(message)
+    })?;
+    let (n_routes, n_keys) = (router.route_names().len(), router.keys().len());
+    gateway.reload(router, config);
+    tracing::info!(routes = n_routes, keys = n_keys, "configuration reloaded by an admin");
+    Ok(Json(json!({ "reloaded": true, "routes": n_routes, "keys": n_keys })))
+}
+
+/// How far back the analytics reports look by default.
+const DEFAULT_WINDOW_DAYS: i64 = 7;
+
+/// Reads a time bound: RFC 3339, or a date (its midnight, UTC; for an `end`, the midnight
+/// after it, so `end=2026-11-23` includes that day).
+fn bound(name: &str, text: &str, is_end: bool) -> Result<DateTime<Utc>, ServerError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.to_utc());
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = date.and_time(NaiveTime::MIN).and_utc();
+        return Ok(if is_end { midnight + TimeDelta::days(1) } else { midnight });
+    }
+    Err(ServerError::InvalidInput(format!(
+        "{name}={text:?} is not a time: expected RFC 3339 (2026-11-23T14:00:00Z) or a date (2026-11-23)"
+    )))
+}
+
+fn query(
+    parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ServerError> {
+    let Query(params) =
+        parsed.map_err(|rejection| ServerError::InvalidInput(rejection.body_text()))?;
+    if let Some(unknown) = params.keys().find(|name| !allowed.contains(&name.as_str())) {
+        return Err(ServerError::InvalidInput(format!(
+            "unknown query parameter {unknown:?}; expected {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(params)
+}
+
+fn window(
+    gateway: &Gateway,
+    params: &HashMap<String, String>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ServerError> {
+    let end = match params.get("end") {
+        Some(text) => bound("end", text, true)?,
+        None => gateway.shared.clock.utc(),
+    };
+    let start = match params.get("start") {
+        Some(text) => bound("start", text, false)?,
+        None => end - TimeDelta::days(DEFAULT_WINDOW_DAYS),
+    };
+    if start >= end {
+        return Err(ServerError::InvalidInput(format!(
+            "start {} is not before end {}",
+            start.to_rfc3339(),
+            end.to_rfc3339()
+        )));
+    }
+    Ok((start, end))
+}
+
+/// Runs a report on the analytics connection, off the async workers.
+async fn report<T: serde::Serialize + Send + 'static>(
+    gateway: &Gateway,
+    run: impl FnOnce(&switchyard_store::analytics::Analytics) -> Result<T, switchyard_store::StoreError>
+    + Send
+    + 'static,
+) -> Result<Json<Value>, ServerError> {
+    let Some(analytics) = gateway.shared.analytics.clone() else {
+        return Err(ServerError::AnalyticsDisabled);
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let analytics = analytics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        run(&analytics)
+    })
+    .await
+    .map_err(|error| ServerError::InvalidInput(format!("the report task failed: {error}")))?;
+    let report = result.map_err(ServerError::Analytics)?;
+    Ok(Json(serde_json::to_value(report).expect("invariant: reports serialize")))
+}
+
+async fn usage(
+    State(gateway): State<Gateway>,
+    parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ServerError> {
+    let params = query(parsed, &["start", "end", "key"])?;
+    let (start, end) = window(&gateway, &params)?;
+    let key = params.get("key").cloned();
+    report(&gateway, move |analytics| analytics.usage(start, end, key.as_deref())).await
+}
+
+async fn hourly(
+    State(gateway): State<Gateway>,
+    parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ServerError> {
+    let params = query(parsed, &["date"])?;
+    let date = match params.get("date") {
+        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            ServerError::InvalidInput(format!("date={text:?} is not a date: expected YYYY-MM-DD"))
+        })?,
+        None => gateway.shared.clock.utc().date_naive(),
+    };
+    report(&gateway, move |analytics| analytics.hourly(date)).await
+}
+
+async fn errors(
+    State(gateway): State<Gateway>,
+    parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ServerError> {
+    let params = query(parsed, &["start", "end"])?;
+    let (start, end) = window(&gateway, &params)?;
+    report(&gateway, move |analytics| analytics.errors(start, end)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_read_rfc3339_and_dates() {
+        let at = bound("start", "2026-11-23T14:00:00-08:00", false).expect("rfc 3339");
+        assert_eq!(at.to_rfc3339(), "2026-11-23T22:00:00+00:00");
+        let start = bound("start", "2026-11-23", false).expect("date");
+        assert_eq!(start.to_rfc3339(), "2026-11-23T00:00:00+00:00");
+        let end = bound("end", "2026-11-23", true).expect("date");
+        assert_eq!(end.to_rfc3339(), "2026-11-24T00:00:00+00:00", "an end date includes its day");
+        let error = bound("start", "yesterday", false).expect_err("not a time");
+        assert_eq!(error.code(), "INVALID_INPUT");
+        assert!(error.to_string().contains("start=\"yesterday\""), "{error}");
+    }
+}

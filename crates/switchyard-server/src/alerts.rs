@@ -1,0 +1,258 @@
+//! Alert webhooks: a JSON `POST` to `[alerts] webhook_url` when every key of a provider is
+//! down, when the provider comes back, and when a key turns invalid — once per change of
+//! condition, never once per request.
+//!
+//! Two background tasks, neither on a request's path. The watcher computes the status view
+//! (the same one `GET /admin/status` shows) when the [`EventHub`](crate::EventHub) asks
+//! (after a failed attempt, or a success on a provider with an alert standing), when a key
+//! of a watched provider is due back, and every `recheck` anyway (a provider recovers by the
+//! clock, with no attempt to tell). It compares each provider with what it saw last and
+//! queues an alert per change. The sender posts queued alerts one by one, retrying a failed
+//! post with doubling delays on the gateway's [`Clock`]. The queue is bounded: when full the
+//! oldest alert is dropped and counted, so a dead webhook never grows memory.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use switchyard::ProviderId;
+
+use crate::Gateway;
+use crate::status::{self, ProviderView};
+
+/// Where alerts go and how hard to try. Plain data.
+#[derive(Clone, Debug)]
+pub struct AlertConfig {
+    /// The URL that receives each alert as a JSON `POST`.
+    pub webhook_url: String,
+    /// Alerts held for sending at most; past it the oldest is dropped (and counted).
+    pub queue: usize,
+    /// Posts of one alert at most (the first and its retries).
+    pub max_attempts: u32,
+    /// The delay before the first retry; each next one doubles.
+    pub backoff: Duration,
+    /// How often every provider is looked at even when nothing asked.
+    pub recheck: Duration,
+    /// How long one post may take.
+    pub timeout: Duration,
+}
+
+impl AlertConfig {
+    /// Alerts to `webhook_url` with the defaults: a queue of 64, 5 posts 1 s apart and
+    /// doubling, a recheck every 30 s, 10 s per post.
+    pub fn new(webhook_url: impl Into<String>) -> Self {
+        Self {
+            webhook_url: webhook_url.into(),
+            queue: 64,
+            max_attempts: 5,
+            backoff: Duration::from_secs(1),
+            recheck: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Alerts waiting to be sent, and what became of those that were.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: Mutex<VecDeque<Value>>,
+    ready: tokio::sync::Notify,
+    pub(crate) sent: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A queue of JSON values: a panic mid-push cannot corrupt it.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Outbox {
+    fn push(&self, alert: Value, bound: usize) {
+        let mut queue = lock(&self.queue);
+        while queue.len() >= bound.max(1) {
+            queue.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queue.push_back(alert);
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    async fn pop(&self) -> Value {
+        loop {
+            if let Some(alert) = lock(&self.queue).pop_front() {
+                return alert;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+/// What the watcher saw of a provider last time.
+#[derive(Default, PartialEq)]
+struct Seen {
+    down: bool,
+    invalid: BTreeSet<String>,
+}
+
+/// Starts the watcher and the sender; they run as long as the runtime does.
+pub(crate) fn spawn(gateway: &Gateway, config: AlertConfig, outbox: &Arc<Outbox>) {
+    if let Some(events) = &gateway.shared.events {
+        events.enable_alerts();
+    }
+    let client = reqwest::Client::builder().timeout(config.timeout).build();
+    let client = match client {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "alert webhooks are off: no HTTP client");
+            return;
+        }
+    };
+    tokio::spawn(watch(gateway.clone(), config.clone(), Arc::clone(outbox)));
+    tokio::spawn(send(gateway.clone(), config, client, Arc::clone(outbox)));
+}
+
+async fn watch(gateway: Gateway, config: AlertConfig, outbox: Arc<Outbox>) {
+    let mut seen: BTreeMap<ProviderId, Seen> = BTreeMap::new();
+    loop {
+        let view = gateway.status_view().await;
+        let now = gateway.shared.clock.utc();
+        let mut watched = BTreeSet::new();
+        let mut next_due: Option<DateTime<Utc>> = None;
+        for provider in &view.providers {
+            let id = ProviderId::from(provider.name.as_str());
+            let invalid: BTreeSet<String> = provider
+                .keys
+                .iter()
+                .filter(|key| key.state == "invalid")
+                .map(|key| key.id.clone())
+                .collect();
+            let current = Seen { down: status::is_down(provider.status), invalid };
+            let before = seen.remove(&id).unwrap_or_default();
+            for alert in changes(provider, &before, &current, now) {
+                tracing::warn!(provider = %id, kind = %alert["kind"], "alert raised");
+                outbox.push(alert, config.queue);
+            }
+            if current.down || !current.invalid.is_empty() {
+                watched.insert(id.clone());
+            }
+            if current.down {
+                for key in &provider.keys {
+                    let due = key.until_utc.as_deref().and_then(|until| {
+                        DateTime::parse_from_rfc3339(until).ok().map(|at| at.to_utc())
+                    });
+                    next_due = match (next_due, due) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+            }
+            seen.insert(id, current);
+        }
+        let events = gateway.shared.events.clone();
+        if let Some(events) = &events {
+            events.watch(watched);
+            // Checks asked for while this one ran are covered by the next round.
+            events.take_checks();
+        }
+        let clock = Arc::clone(&gateway.shared.clock);
+        let mut wait = config.recheck;
+        if let Some(due) = next_due {
+            // A hair after the reset, so the ledger sees the key back.
+            let until_due = (due - now).to_std().unwrap_or_default() + Duration::from_millis(1);
+            wait = wait.min(until_due);
+        }
+        let deadline = clock.now() + wait;
+        match &events {
+            Some(events) => {
+                tokio::select! {
+                    () = events.checks_requested() => {}
+                    () = clock.sleep_until(deadline) => {}
+                }
+            }
+            None => clock.sleep_until(deadline).await,
+        }
+    }
+}
+
+/// The alerts a change from `before` to `current` raises.
+fn changes(
+    provider: &ProviderView,
+    before: &Seen,
+    current: &Seen,
+    now: DateTime<Utc>,
+) -> Vec<Value> {
+    let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let keys: Vec<Value> = provider
+        .keys
+        .iter()
+        .map(|key| {
+            json!({"id": key.id, "fingerprint": key.fingerprint, "state": key.state,
+                   "reason": key.reason, "until": key.until})
+        })
+        .collect();
+    let mut alerts = Vec::new();
+    if current.down && !before.down {
+        let n_keys = provider.keys.len();
+        alerts.push(json!({
+            "kind": "provider_down", "provider": provider.name, "key": null,
+            "status": provider.status, "at": at, "keys": keys,
+            "message": format!("all {n_keys} keys of {} are down ({})", provider.name, provider.status),
+        }));
+    } else if !current.down && before.down {
+        alerts.push(json!({
+            "kind": "provider_recovered", "provider": provider.name, "key": null,
+            "status": provider.status, "at": at, "keys": keys,
+            "message": format!("{} can serve again ({})", provider.name, provider.status),
+        }));
+    }
+    for key in current.invalid.difference(&before.invalid) {
+        let reason = provider.keys.iter().find(|k| &k.id == key).and_then(|k| k.reason.clone());
+        alerts.push(json!({
+            "kind": "key_invalid", "provider": provider.name, "key": key,
+            "status": provider.status, "at": at, "reason": reason,
+            "message": format!("key {key} of {} is invalid", provider.name),
+        }));
+    }
+    alerts
+}
+
+async fn send(gateway: Gateway, config: AlertConfig, client: reqwest::Client, outbox: Arc<Outbox>) {
+    let clock = Arc::clone(&gateway.shared.clock);
+    loop {
+        let alert = outbox.pop().await;
+        let mut delay = config.backoff;
+        let mut delivered = false;
+        for attempt in 1..=config.max_attempts.max(1) {
+            match client.post(&config.webhook_url).json(&alert).send().await {
+                Ok(response) if response.status().is_success() => {
+                    delivered = true;
+                    break;
+                }
+                Ok(response) => {
+                    tracing::warn!(
+                        status = response.status().as_u16(),
+                        attempt,
+                        "alert webhook refused the alert"
+                    );
+                }
+                Err(error) => {
+                    // A webhook URL often carries its own secret (a Slack hook's path): the
+                    // error is logged without it.
+                    let error = error.without_url();
+                    tracing::warn!(error = %error, attempt, "alert webhook unreachable");
+                }
+            }
+            if attempt < config.max_attempts {
+                clock.sleep_until(clock.now() + delay).await;
+                delay = delay.saturating_mul(2);
+            }
+        }
+        let counter = if delivered { &outbox.sent } else { &outbox.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

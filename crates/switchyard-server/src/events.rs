@@ -1,0 +1,288 @@
+//! [`EventHub`]: the router's [`EventSink`] in the gateway. Every attempt and request event
+//! becomes an analytics row (handed to the store's non-blocking writer), with the client that
+//! asked attributed; each key's recent outcomes are kept for the low-success alert; and a
+//! failed attempt (or a success on a provider the alert task watches) asks the alert task to
+//! look at that provider again.
+//!
+//! Client attribution: the gateway tags a request id with its client's name before it calls
+//! the router and untags it when the request is over (a guard, so an abandoned stream
+//! untags too). The router's events carry the request id, so the hub finds the client in a
+//! small map, and sums the attempts' costs into the request's row on the way.
+//!
+//! Everything here runs on the request's task: each call takes one short lock on a small map
+//! and queues; nothing waits on the disk or the network.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use switchyard::{Candidate, EventSink, KeyId, ProviderId, RouterEvent};
+use switchyard_core::{Clock, ErrorKind};
+use switchyard_store::analytics::{AnalyticsEvent, AnalyticsWriter, EventKind};
+
+/// Attempts remembered per key for the success-rate alert.
+const RECENT_OUTCOMES: usize = 20;
+
+/// What is known of a request in flight.
+#[derive(Default)]
+struct Tag {
+    client: Option<String>,
+    /// The attempts' costs so far, in dollars.
+    cost: f64,
+    /// The candidate of the last attempt, for a request that failed.
+    last: Option<Candidate>,
+    /// Guards holding this id (a client may reuse an id for concurrent requests).
+    holders: u32,
+}
+
+#[derive(Default)]
+struct KeyRecent {
+    fingerprint: Option<String>,
+    /// `true` for a success, newest last.
+    outcomes: VecDeque<bool>,
+}
+
+/// The gateway's event sink. Build it before the router (it is the router's sink), share it
+/// with the [`Gateway`](crate::Gateway) through [`Services`](crate::Services).
+pub struct EventHub {
+    clock: Arc<dyn Clock>,
+    analytics: Option<AnalyticsWriter>,
+    tags: Mutex<HashMap<String, Tag>>,
+    keys: Mutex<HashMap<(ProviderId, KeyId), KeyRecent>>,
+    /// Providers the alert task should look at, and the ones it keeps watching.
+    checks: Mutex<Checks>,
+    alerts_on: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Checks {
+    pending: BTreeSet<ProviderId>,
+    watched: BTreeSet<ProviderId>,
+}
+
+impl std::fmt::Debug for EventHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventHub").field("analytics", &self.analytics.is_some()).finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps hold plain data that a panic mid-update cannot leave inconsistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl EventHub {
+    /// A hub writing analytics to `analytics` when given, reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>, analytics: Option<AnalyticsWriter>) -> Self {
+        Self {
+            clock,
+            analytics,
+            tags: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
+            checks: Mutex::new(Checks::default()),
+            alerts_on: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The analytics writer, when analytics are on.
+    pub fn analytics(&self) -> Option<&AnalyticsWriter> {
+        self.analytics.as_ref()
+    }
+
+    /// Tags `request_id` with `client` until the returned guard drops.
+    pub(crate) fn tag(self: &Arc<Self>, request_id: &str, client: Option<&str>) -> TagGuard {
+        let mut tags = lock(&self.tags);
+        let tag = tags.entry(request_id.to_owned()).or_default();
+        tag.holders += 1;
+        if client.is_some() {
+            tag.client = client.map(str::to_owned);
+        }
+        drop(tags);
+        TagGuard { hub: Arc::clone(self), request_id: request_id.to_owned() }
+    }
+
+    /// Successes among the key's recent attempts: `(attempts, successes)`.
+    pub(crate) fn recent_outcomes(
+        &self,
+        provider: &ProviderId,
+        key: &str,
+    ) -> Option<(usize, usize)> {
+        let keys = lock(&self.keys);
+        let recent = keys.get(&(provider.clone(), KeyId::from(key)))?;
+        let successes = recent.outcomes.iter().filter(|ok| **ok).count();
+        Some((recent.outcomes.len(), successes))
+    }
+
+    /// The fingerprint an attempt showed for this candidate's key.
+    pub(crate) fn fingerprint(&self, candidate: &Candidate) -> Option<String> {
+        lock(&self.keys)
+            .get(&(candidate.provider.clone(), candidate.key.clone()))
+            .and_then(|recent| recent.fingerprint.clone())
+    }
+
+    /// Asks the alert task to look at `provider` soon.
+    pub(crate) fn request_check(&self, provider: &ProviderId) {
+        if !self.alerts_on.load(Ordering::Relaxed) {
+            return;
+        }
+        lock(&self.checks).pending.insert(provider.clone());
+        self.wake.notify_one();
+    }
+
+    /// Turns check requests on (the alert task runs).
+    pub(crate) fn enable_alerts(&self) {
+        self.alerts_on.store(true, Ordering::Relaxed);
+    }
+
+    /// The providers asked about since the last call.
+    pub(crate) fn take_checks(&self) -> BTreeSet<ProviderId> {
+        std::mem::take(&mut lock(&self.checks).pending)
+    }
+
+    /// Sets the providers whose successes should also trigger a check (those with an alert
+    /// standing).
+    pub(crate) fn watch(&self, providers: BTreeSet<ProviderId>) {
+        lock(&self.checks).watched = providers;
+    }
+
+    /// Resolves when a check was requested (or was before this call and not yet taken).
+    pub(crate) async fn checks_requested(&self) {
+        self.wake.notified().await;
+    }
+
+    fn untag(&self, request_id: &str) {
+        let mut tags = lock(&self.tags);
+        if let Some(tag) = tags.get_mut(request_id) {
+            tag.holders = tag.holders.saturating_sub(1);
+            if tag.holders == 0 {
+                tags.remove(request_id);
+            }
+        }
+    }
+
+    fn on_attempt(&self, attempt: &switchyard::AttemptEvent) -> Option<AnalyticsEvent> {
+        let candidate = &attempt.candidate;
+        let client = {
+            let mut tags = lock(&self.tags);
+            tags.get_mut(&attempt.request_id).and_then(|tag| {
+                tag.cost += attempt.cost.unwrap_or(0.0);
+                tag.last = Some(candidate.clone());
+                tag.client.clone()
+            })
+        };
+        {
+            let mut keys = lock(&self.keys);
+            let recent =
+                keys.entry((candidate.provider.clone(), candidate.key.clone())).or_default();
+            if recent.fingerprint.is_none() {
+                recent.fingerprint = Some(attempt.fingerprint.to_string());
+            }
+            if recent.outcomes.len() == RECENT_OUTCOMES {
+                recent.outcomes.pop_front();
+            }
+            recent.outcomes.push_back(attempt.error.is_none());
+        }
+        let check = attempt.error.is_some()
+            || (self.alerts_on.load(Ordering::Relaxed)
+                && lock(&self.checks).watched.contains(&candidate.provider));
+        if check {
+            self.request_check(&candidate.provider);
+        }
+        self.analytics.as_ref()?;
+        let usage = attempt.usage.unwrap_or_default();
+        Some(AnalyticsEvent {
+            at: self.clock.utc(),
+            kind: EventKind::Attempt,
+            request_id: attempt.request_id.clone(),
+            client,
+            route: attempt.route.clone(),
+            provider: Some(candidate.provider.to_string()),
+            key: Some(candidate.key.to_string()),
+            model: Some(candidate.model.to_string()),
+            success: attempt.error.is_none(),
+            error_class: attempt.error.map(|kind| kind.as_str().to_owned()),
+            quota_error: attempt.error.is_some_and(is_quota),
+            status: attempt.status,
+            latency_ms: attempt.latency.as_secs_f64() * 1000.0,
+            prompt_tokens: u64::from(usage.prompt_tokens),
+            completion_tokens: u64::from(usage.completion_tokens),
+            cost: attempt.cost.unwrap_or(0.0),
+        })
+    }
+
+    fn on_request(&self, request: &switchyard::RequestEvent) -> Option<AnalyticsEvent> {
+        self.analytics.as_ref()?;
+        let (client, cost, last) = {
+            let tags = lock(&self.tags);
+            tags.get(&request.request_id)
+                .map_or((None, 0.0, None), |tag| (tag.client.clone(), tag.cost, tag.last.clone()))
+        };
+        let candidate = request.served_by.clone().or(last);
+        let usage = request.usage.unwrap_or_default();
+        Some(AnalyticsEvent {
+            at: self.clock.utc(),
+            kind: EventKind::Request,
+            request_id: request.request_id.clone(),
+            client,
+            route: request.route.clone(),
+            provider: candidate.as_ref().map(|c| c.provider.to_string()),
+            key: candidate.as_ref().map(|c| c.key.to_string()),
+            model: candidate.as_ref().map(|c| c.model.to_string()),
+            success: request.error.is_none(),
+            error_class: request.error.map(str::to_owned),
+            quota_error: matches!(request.error, Some("QUOTA_EXCEEDED" | "PARTIAL_QUOTA")),
+            status: None,
+            latency_ms: request.latency.as_secs_f64() * 1000.0,
+            prompt_tokens: u64::from(usage.prompt_tokens),
+            completion_tokens: u64::from(usage.completion_tokens),
+            cost,
+        })
+    }
+}
+
+/// Whether a failure is a spent rate limit or quota.
+fn is_quota(kind: ErrorKind) -> bool {
+    match kind {
+        ErrorKind::RateLimited { .. } | ErrorKind::QuotaExhausted { .. } => true,
+        ErrorKind::BillingStopped
+        | ErrorKind::InvalidKey
+        | ErrorKind::PermissionDenied
+        | ErrorKind::ModelNotFound
+        | ErrorKind::ContextTooLong
+        | ErrorKind::RequestTooLarge
+        | ErrorKind::ContentFiltered
+        | ErrorKind::BadRequest
+        | ErrorKind::Overloaded
+        | ErrorKind::ServerError
+        | ErrorKind::Timeout
+        | ErrorKind::Network
+        | ErrorKind::MalformedResponse => false,
+    }
+}
+
+impl EventSink for EventHub {
+    fn record(&self, event: &RouterEvent) {
+        let row = match event {
+            RouterEvent::Attempt(attempt) => self.on_attempt(attempt),
+            RouterEvent::Request(request) => self.on_request(request),
+        };
+        if let (Some(row), Some(writer)) = (row, &self.analytics) {
+            // A full queue drops the row and counts it (shown in /metrics); the request goes on.
+            writer.record(row);
+        }
+    }
+}
+
+/// Keeps a request id tagged with its client; untags on drop.
+pub(crate) struct TagGuard {
+    hub: Arc<EventHub>,
+    request_id: String,
+}
+
+impl Drop for TagGuard {
+    fn drop(&mut self) {
+        self.hub.untag(&self.request_id);
+    }
+}
