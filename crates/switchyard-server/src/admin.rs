@@ -377,7 +377,8 @@ fn window(
     Ok((start, end))
 }
 
-/// Runs a report on the analytics connection, off the async workers.
+/// Runs a report on the analytics connection, off the async workers, after committing what
+/// the writer holds.
 async fn report<T: serde::Serialize + Send + 'static>(
     gateway: &Gateway,
     run: impl FnOnce(&switchyard_store::analytics::Analytics) -> Result<T, switchyard_store::StoreError>
@@ -387,7 +388,15 @@ async fn report<T: serde::Serialize + Send + 'static>(
     let Some(analytics) = gateway.shared.analytics.clone() else {
         return Err(ServerError::AnalyticsDisabled);
     };
+    let events = gateway.shared.events.clone();
     let result = tokio::task::spawn_blocking(move || {
+        // A report shows every event recorded before it was asked for: what the writer holds
+        // is committed first (one batch; reports are rare next to requests).
+        if let Some(writer) = events.as_ref().and_then(|events| events.analytics())
+            && let Err(error) = writer.flush()
+        {
+            tracing::warn!(%error, "analytics events not committed before a report");
+        }
         let analytics = analytics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         run(&analytics)
     })
