@@ -361,7 +361,8 @@ fn window(
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ServerError> {
     let end = match params.get("end") {
         Some(text) => bound("end", text, true)?,
-        None => gateway.shared.clock.utc(),
+        // Up to now, and including what was stamped this very millisecond (`end` is excluded).
+        None => gateway.shared.clock.utc() + TimeDelta::milliseconds(1),
     };
     let start = match params.get("start") {
         Some(text) => bound("start", text, false)?,

@@ -63,6 +63,8 @@ pub(crate) struct Outbox {
     pub(crate) sent: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// Rounds of the watcher (each looks at every provider).
+    pub(crate) checks: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -153,6 +155,7 @@ async fn watch(gateway: Gateway, config: AlertConfig, outbox: Arc<Outbox>) {
             }
             seen.insert(id, current);
         }
+        outbox.checks.fetch_add(1, Ordering::Relaxed);
         let events = gateway.shared.events.clone();
         if let Some(events) = &events {
             events.watch(watched);

@@ -369,6 +369,7 @@ async fn render_metrics(State(gateway): State<Gateway>) -> Response {
             }
         }),
         alerts: shared.outbox.as_ref().map(|outbox| metrics::AlertCounts {
+            checks: outbox.checks.load(std::sync::atomic::Ordering::Relaxed),
             sent: outbox.sent.load(std::sync::atomic::Ordering::Relaxed),
             failed: outbox.failed.load(std::sync::atomic::Ordering::Relaxed),
             dropped: outbox.dropped.load(std::sync::atomic::Ordering::Relaxed),

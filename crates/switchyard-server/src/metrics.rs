@@ -90,6 +90,7 @@ pub(crate) struct AnalyticsCounts {
 
 /// The alert sender's counters, read at scrape.
 pub(crate) struct AlertCounts {
+    pub(crate) checks: u64,
     pub(crate) sent: u64,
     pub(crate) failed: u64,
     pub(crate) dropped: u64,
@@ -116,6 +117,7 @@ pub(crate) struct Metrics {
     clients: Family<ClientLabels, Counter>,
     analytics_events: Family<OutcomeLabels, Gauge>,
     alerts: Family<OutcomeLabels, Gauge>,
+    alert_checks: Gauge,
 }
 
 impl Metrics {
@@ -188,8 +190,15 @@ impl Metrics {
             "Alert webhooks since start: sent, failed (every retry refused) and dropped (queue full)",
             alerts.clone(),
         );
+        let alert_checks = Gauge::default();
+        registry.register(
+            "alert_checks",
+            "Rounds of the alert watcher since start (each looks at every provider)",
+            alert_checks.clone(),
+        );
         Self {
             registry,
+            alert_checks,
             clients,
             analytics_events,
             alerts,
@@ -305,6 +314,7 @@ impl Metrics {
             set(&self.alerts, "sent", counts.sent);
             set(&self.alerts, "failed", counts.failed);
             set(&self.alerts, "dropped", counts.dropped);
+            self.alert_checks.set(i64::try_from(counts.checks).unwrap_or(i64::MAX));
         }
         self.key_state.clear();
         self.remaining.clear();

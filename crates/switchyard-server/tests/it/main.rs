@@ -2,6 +2,8 @@
 //! `switchyard-mock` upstreams, everything on one manual clock.
 #![cfg(test)]
 
+mod admin;
+mod alerts;
 mod chat;
 mod metrics;
 mod support;

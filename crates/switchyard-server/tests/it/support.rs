@@ -9,7 +9,7 @@ use switchyard_core::{Clock, Credential, ManualClock, Provider};
 use switchyard_mock::{KeyScript, MockUpstream};
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 use switchyard_quota::{MemoryLedger, QuotaConfig};
-use switchyard_server::{Gateway, GatewayConfig};
+use switchyard_server::{Gateway, GatewayConfig, Services};
 use tokio::sync::oneshot;
 
 /// A secret for a mock key.
@@ -98,7 +98,17 @@ impl Drop for Running {
 
 /// Starts `router` behind a gateway on 127.0.0.1:0.
 pub(crate) async fn serve(router: Router, clock: &ManualClock, config: GatewayConfig) -> Running {
-    let gateway = Gateway::new(router, Arc::new(clock.clone()), config);
+    serve_with(router, clock, config, Services::default()).await
+}
+
+/// Starts `router` behind a gateway with `services` on 127.0.0.1:0.
+pub(crate) async fn serve_with(
+    router: Router,
+    clock: &ManualClock,
+    config: GatewayConfig,
+    services: Services,
+) -> Running {
+    let gateway = Gateway::with_services(router, Arc::new(clock.clone()), config, services);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -1,0 +1,205 @@
+//! Alert webhooks: a receiver (a small axum server on loopback) gets one alert when every key
+//! of a provider is down and one when the provider recovers, a refused post is retried on
+//! the manual clock, and a key turning invalid is told once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+use switchyard::{EventSink, QuotaConfig};
+use switchyard_core::ManualClock;
+use switchyard_mock::{Failure, Fault, FaultRule, KeyScript, Unit, Window};
+use switchyard_server::{AlertConfig, EventHub, GatewayConfig, Services};
+
+use crate::support::{
+    body, builder, credentials, key, mock, provider, secret, serve_with, wait_until,
+};
+
+/// What the receiver got, and how many posts it should refuse first.
+#[derive(Default)]
+struct Inbox {
+    posts: Vec<Value>,
+    refuse_first: usize,
+}
+
+async fn receive(State(inbox): State<Arc<Mutex<Inbox>>>, Json(alert): Json<Value>) -> StatusCode {
+    let mut inbox = inbox.lock().expect("inbox");
+    inbox.posts.push(alert);
+    if inbox.posts.len() <= inbox.refuse_first {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+/// A webhook receiver on 127.0.0.1:0 that refuses its first `refuse_first` posts.
+async fn receiver(refuse_first: usize) -> (String, Arc<Mutex<Inbox>>) {
+    let inbox = Arc::new(Mutex::new(Inbox { posts: Vec::new(), refuse_first }));
+    let app = axum::Router::new()
+        .route("/hook/secret-path", axum::routing::post(receive))
+        .with_state(Arc::clone(&inbox));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook/secret-path"), inbox)
+}
+
+fn kinds(inbox: &Mutex<Inbox>) -> Vec<String> {
+    let inbox = inbox.lock().expect("inbox");
+    inbox.posts.iter().map(|post| post["kind"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+fn rate_limited_for_a_minute() -> Fault {
+    Fault::Fail(Failure::RateLimited {
+        window: Window::Minute,
+        unit: Unit::Requests,
+        limit: 10,
+        used: 10,
+        requested: 1,
+        retry_after: Duration::from_secs(60),
+    })
+}
+
+fn alerts(url: String) -> AlertConfig {
+    AlertConfig {
+        backoff: Duration::from_secs(1),
+        recheck: Duration::from_secs(30),
+        ..AlertConfig::new(url)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alert_when_a_provider_goes_down_and_one_when_it_recovers() {
+    let clock = ManualClock::default();
+    let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
+    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+    let router = credentials(
+        builder(&clock, QuotaConfig::default())
+            .provider(provider("groq", &upstream, &clock))
+            .route("default", switchyard::StrategyKind::Priority, ["groq/gpt-4o-mini"])
+            .event_sink(Arc::clone(&hub) as Arc<dyn EventSink>),
+        "groq",
+        &["k1", "k2"],
+    )
+    .build()
+    .expect("router builds");
+    // The first post is refused: the sender retries it after its backoff, on the clock.
+    let (url, inbox) = receiver(1).await;
+    let services = Services {
+        events: Some(Arc::clone(&hub)),
+        alerts: Some(alerts(url)),
+        ..Services::default()
+    };
+    let running = serve_with(router, &clock, GatewayConfig::default(), services).await;
+    let client = reqwest::Client::new();
+    let chat = || client.post(running.url("/v1/chat/completions")).json(&body("default", false));
+
+    assert_eq!(chat().send().await.expect("sent").status(), 200);
+    // Every key answers 429 for a minute: the provider is down.
+    upstream.inject(FaultRule::always(rate_limited_for_a_minute()));
+    assert_eq!(chat().send().await.expect("sent").status(), 429);
+    wait_until("the first post", || inbox.lock().expect("inbox").posts.len() == 1).await;
+    // The refused post waits a second on the manual clock (the watcher sleeps too).
+    wait_until("the sender sleeps", || clock.sleepers() >= 2).await;
+    clock.advance(Duration::from_secs(1));
+    wait_until("the retry", || inbox.lock().expect("inbox").posts.len() == 2).await;
+    assert_eq!(kinds(&inbox), ["provider_down", "provider_down"], "one alert, posted twice");
+    let down = inbox.lock().expect("inbox").posts[1].clone();
+    assert_eq!(down["provider"], "groq");
+    assert_eq!(down["status"], "QUOTA_EXCEEDED");
+    assert_eq!(down["keys"].as_array().map(Vec::len), Some(2), "{down:#}");
+    assert!(down["message"].as_str().is_some_and(|m| m.starts_with("all 2 keys of groq")));
+
+    // More refused requests change nothing: at most one alert per change.
+    for _ in 0..3 {
+        assert_eq!(chat().send().await.expect("sent").status(), 429);
+    }
+    upstream.clear_faults();
+    // The keys come back when their cooldown ends: the watcher looks again by then.
+    clock.advance(Duration::from_secs(61));
+    wait_until("the recovery", || kinds(&inbox).len() == 3).await;
+    assert_eq!(kinds(&inbox)[2], "provider_recovered");
+    assert_eq!(chat().send().await.expect("sent").status(), 200);
+
+    let metrics = client.get(running.url("/metrics")).send().await.expect("sent");
+    let text = metrics.text().await.expect("text");
+    assert!(text.contains(r#"switchyard_alerts{outcome="sent"} 2"#), "{text}");
+    assert!(text.contains(r#"switchyard_alerts{outcome="dropped"} 0"#), "{text}");
+    assert_eq!(kinds(&inbox).len(), 3, "nothing else was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_turning_invalid_is_told_once() {
+    let clock = ManualClock::default();
+    let revoked = KeyScript::valid("k1", secret("k1")).revoked_after(1);
+    let upstream = mock(&clock, vec![revoked, key("k2")]).await;
+    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+    let router = credentials(
+        builder(&clock, QuotaConfig::default())
+            .provider(provider("groq", &upstream, &clock))
+            .route("default", switchyard::StrategyKind::Priority, ["groq/gpt-4o-mini"])
+            .event_sink(Arc::clone(&hub) as Arc<dyn EventSink>),
+        "groq",
+        &["k1", "k2"],
+    )
+    .build()
+    .expect("router builds");
+    let (url, inbox) = receiver(0).await;
+    let services = Services {
+        events: Some(Arc::clone(&hub)),
+        alerts: Some(alerts(url)),
+        ..Services::default()
+    };
+    let running = serve_with(router, &clock, GatewayConfig::default(), services).await;
+    let client = reqwest::Client::new();
+    for _ in 0..4 {
+        let response = client
+            .post(running.url("/v1/chat/completions"))
+            .json(&body("default", false))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "k2 serves once k1 is revoked");
+    }
+    wait_until("the alert", || !kinds(&inbox).is_empty()).await;
+    // Later rounds of the watcher (a success on a provider with a standing alert asks for
+    // one, and so does the clock) add nothing.
+    let checks = alert_checks(&running).await;
+    for _ in 0..2 {
+        let response = client
+            .post(running.url("/v1/chat/completions"))
+            .json(&body("default", false))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+    }
+    clock.advance(Duration::from_secs(31));
+    let mut rounds = 0;
+    for _ in 0..2_000 {
+        rounds = alert_checks(&running).await;
+        if rounds >= checks + 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(rounds >= checks + 2, "the watcher ran again ({checks} then {rounds})");
+    let posts = inbox.lock().expect("inbox").posts.clone();
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0]["kind"], "key_invalid");
+    assert_eq!(posts[0]["key"], "k1");
+    assert_eq!(posts[0]["status"], "PARTIAL_INVALID");
+}
+
+/// The watcher's rounds so far, from `/metrics`.
+async fn alert_checks(running: &crate::support::Running) -> u64 {
+    let text =
+        reqwest::get(running.url("/metrics")).await.expect("sent").text().await.expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("switchyard_alert_checks "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the alert_checks gauge")
+}
