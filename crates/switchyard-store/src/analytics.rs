@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{Row, ToSql, params};
 use serde::Serialize;
 
@@ -299,6 +300,92 @@ fn write(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Write { what, source }
 }
 
+/// Running sums of one group of events, added up row by row.
+#[derive(Debug, Default)]
+struct Sums {
+    n: u64,
+    successes: u64,
+    latency_ms: f64,
+    quota_errors: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cost: f64,
+}
+
+impl Sums {
+    /// Adds an attempt whose columns from `first` on are: success, latency_ms, quota_error,
+    /// prompt_tokens, completion_tokens, cost.
+    fn add_attempt(&mut self, row: &Row<'_>, first: usize) -> Result<(), StoreError> {
+        let column = |idx: usize| first + idx;
+        let get = read("analytics events");
+        let success: bool = row.get(column(0)).map_err(&get)?;
+        let latency_ms: f64 = row.get(column(1)).map_err(&get)?;
+        let quota_error: bool = row.get(column(2)).map_err(&get)?;
+        let prompt_tokens: i64 = row.get(column(3)).map_err(&get)?;
+        let completion_tokens: i64 = row.get(column(4)).map_err(&get)?;
+        let cost: f64 = row.get(column(5)).map_err(&get)?;
+        self.n += 1;
+        self.successes += u64::from(success);
+        self.latency_ms += latency_ms;
+        self.quota_errors += u64::from(quota_error);
+        self.prompt_tokens += count("analytics_event", prompt_tokens)?;
+        self.completion_tokens += count("analytics_event", completion_tokens)?;
+        self.cost += cost;
+        Ok(())
+    }
+
+    /// Adds a request whose columns from `first` on are: success, cost.
+    fn add_request(&mut self, row: &Row<'_>, first: usize) -> Result<(), StoreError> {
+        let get = read("analytics events");
+        let success: bool = row.get(first).map_err(&get)?;
+        let cost: f64 = row.get(first + 1).map_err(&get)?;
+        self.n += 1;
+        self.successes += u64::from(success);
+        self.cost += cost;
+        Ok(())
+    }
+
+    fn avg_latency_ms(&self) -> f64 {
+        // A group exists only once a row was added to it, so `n` is never zero here; the
+        // guard keeps a NaN out of the JSON all the same.
+        if self.n == 0 { 0.0 } else { self.latency_ms / self.n as f64 }
+    }
+
+    fn key_usage(self, provider: String, key: String) -> KeyUsage {
+        KeyUsage {
+            provider,
+            key,
+            requests: self.n,
+            successes: self.successes,
+            failures: self.n - self.successes,
+            avg_latency_ms: self.avg_latency_ms(),
+            quota_errors: self.quota_errors,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cost: self.cost,
+        }
+    }
+}
+
+/// The entry for `name`, made on first use; looks up by `&str` so a row's text is copied
+/// only for a new group.
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, name: &str) -> &'m mut V {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), V::default());
+    }
+    map.get_mut(name).expect("invariant: inserted just above")
+}
+
+/// A text column, borrowed from the row.
+fn text<'r>(row: &'r Row<'_>, idx: usize) -> Result<&'r str, StoreError> {
+    let damaged = |detail: String| StoreError::Damaged { what: "analytics_event", detail };
+    match row.get_ref(idx).map_err(read("analytics events"))? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(|error| damaged(format!("column {idx} is not UTF-8: {error}"))),
+        other => Err(damaged(format!("column {idx} is {}, not text", other.data_type()))),
+    }
+}
+
 /// The event log on one connection: inserts, reports, retention. Open one per thread that
 /// uses it (the [`AnalyticsWriter`] owns one; the admin API opens another for reports).
 #[derive(Debug)]
@@ -426,8 +513,8 @@ impl Analytics {
     /// requests without a client, have no row.
     ///
     /// # Errors
-    /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a sum
-    /// is negative.
+    /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a row
+    /// cannot be understood.
     pub fn usage(
         &self,
         start: DateTime<Utc>,
@@ -444,82 +531,54 @@ impl Analytics {
         if let Some(provider) = &filter_provider {
             window.push(provider);
         }
+        // One pass in time order, summed here: SQLite's GROUP BY would sort every row of the
+        // window first, which costs several times the scan itself.
         let keys_sql = format!(
-            "SELECT provider, key_id, COUNT(*), SUM(success), AVG(latency_ms), SUM(quota_error),
-                    SUM(prompt_tokens), SUM(completion_tokens), SUM(cost)
+            "SELECT provider, key_id, success, latency_ms, quota_error, prompt_tokens,
+                    completion_tokens, cost
              FROM analytics_event
              WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
-               AND at_ms >= ?1 AND at_ms < ?2 {}
-             GROUP BY provider, key_id ORDER BY provider, key_id",
+               AND at_ms >= ?1 AND at_ms < ?2 {}",
             filter.clause()
         );
         let mut stmt = self.store.conn.prepare_cached(&keys_sql).map_err(read("key usage"))?;
-        type KeyRow = (String, String, i64, i64, f64, i64, i64, i64, f64);
-        let rows: Vec<KeyRow> = stmt
-            .query_map(window.as_slice(), |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                    row.get(8)?,
-                ))
-            })
-            .map_err(read("key usage"))?
-            .collect::<Result<_, _>>()
-            .map_err(read("key usage"))?;
-        let keys = rows
+        let mut rows = stmt.query(window.as_slice()).map_err(read("key usage"))?;
+        let mut by_key: BTreeMap<String, BTreeMap<String, Sums>> = BTreeMap::new();
+        while let Some(row) = rows.next().map_err(read("key usage"))? {
+            let sums = slot(slot(&mut by_key, text(row, 0)?), text(row, 1)?);
+            sums.add_attempt(row, 2)?;
+        }
+        let keys = by_key
             .into_iter()
-            .map(|(provider, key, n, ok, latency, quota, prompt, completion, cost)| {
-                let requests = count("analytics_event", n)?;
-                let successes = count("analytics_event", ok)?;
-                Ok(KeyUsage {
-                    provider,
-                    key,
-                    requests,
-                    successes,
-                    failures: requests.saturating_sub(successes),
-                    avg_latency_ms: latency,
-                    quota_errors: count("analytics_event", quota)?,
-                    prompt_tokens: count("analytics_event", prompt)?,
-                    completion_tokens: count("analytics_event", completion)?,
-                    cost,
-                })
+            .flat_map(|(provider, keys)| {
+                keys.into_iter().map(move |(key, sums)| sums.key_usage(provider.clone(), key))
             })
-            .collect::<Result<_, StoreError>>()?;
+            .collect();
 
         let clients_sql = format!(
-            "SELECT client, COUNT(*), SUM(success), SUM(cost)
+            "SELECT client, success, cost
              FROM analytics_event
              WHERE kind = 'request' AND client IS NOT NULL
-               AND at_ms >= ?1 AND at_ms < ?2 {}
-             GROUP BY client ORDER BY client",
+               AND at_ms >= ?1 AND at_ms < ?2 {}",
             filter.clause()
         );
         let mut stmt =
             self.store.conn.prepare_cached(&clients_sql).map_err(read("client usage"))?;
-        let rows: Vec<(String, i64, i64, f64)> = stmt
-            .query_map(window.as_slice(), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .map_err(read("client usage"))?
-            .collect::<Result<_, _>>()
-            .map_err(read("client usage"))?;
-        let clients = rows
+        let mut rows = stmt.query(window.as_slice()).map_err(read("client usage"))?;
+        let mut by_client: BTreeMap<String, Sums> = BTreeMap::new();
+        while let Some(row) = rows.next().map_err(read("client usage"))? {
+            let sums = slot(&mut by_client, text(row, 0)?);
+            sums.add_request(row, 1)?;
+        }
+        let clients = by_client
             .into_iter()
-            .map(|(client, n, ok, cost)| {
-                Ok(ClientUsage {
-                    client,
-                    requests: count("analytics_event", n)?,
-                    successes: count("analytics_event", ok)?,
-                    cost,
-                })
+            .map(|(client, sums)| ClientUsage {
+                client,
+                requests: sums.n,
+                successes: sums.successes,
+                cost: sums.cost,
             })
-            .collect::<Result<_, StoreError>>()?;
+            .collect();
         Ok(UsageReport { start, end, keys, clients })
     }
 
@@ -528,7 +587,7 @@ impl Analytics {
     ///
     /// # Errors
     /// [`StoreError::Read`] when the table cannot be read, [`StoreError::Damaged`] when a
-    /// count is negative.
+    /// row cannot be understood.
     pub fn hourly(&self, date: NaiveDate) -> Result<HourlyReport, StoreError> {
         let start = date.and_time(NaiveTime::MIN).and_utc();
         // The last representable day has no next midnight; its window runs to the end of time.
@@ -537,38 +596,38 @@ impl Analytics {
             .store
             .conn
             .prepare_cached(
-                "SELECT (at_ms / ?3) * ?3 AS hour_ms, provider, key_id, COUNT(*), SUM(success),
-                        AVG(latency_ms)
+                "SELECT provider, key_id, success, latency_ms, quota_error, prompt_tokens,
+                        completion_tokens, cost, at_ms
                  FROM analytics_event
                  WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
-                   AND at_ms >= ?1 AND at_ms < ?2
-                 GROUP BY hour_ms, provider, key_id ORDER BY hour_ms, provider, key_id",
+                   AND at_ms >= ?1 AND at_ms < ?2",
             )
             .map_err(read("hourly usage"))?;
-        type HourRow = (i64, String, String, i64, i64, f64);
-        let rows: Vec<HourRow> = stmt
-            .query_map(params![ms(start), ms(end), HOUR_MS], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
-            })
-            .map_err(read("hourly usage"))?
-            .collect::<Result<_, _>>()
-            .map_err(read("hourly usage"))?;
-        let hours = rows
-            .into_iter()
-            .map(|(hour_ms, provider, key, n, ok, latency)| {
-                let requests = count("analytics_event", n)?;
-                let successes = count("analytics_event", ok)?;
-                Ok(HourlyRow {
-                    hour: time("analytics_event", hour_ms)?,
-                    provider,
-                    key,
-                    requests,
-                    successes,
-                    failures: requests.saturating_sub(successes),
-                    avg_latency_ms: latency,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let mut rows = stmt.query(params![ms(start), ms(end)]).map_err(read("hourly usage"))?;
+        let mut by_hour: BTreeMap<i64, BTreeMap<String, BTreeMap<String, Sums>>> = BTreeMap::new();
+        while let Some(row) = rows.next().map_err(read("hourly usage"))? {
+            let at_ms: i64 = row.get(8).map_err(read("hourly usage"))?;
+            let hour = by_hour.entry(at_ms.div_euclid(HOUR_MS) * HOUR_MS).or_default();
+            let sums = slot(slot(hour, text(row, 0)?), text(row, 1)?);
+            sums.add_attempt(row, 2)?;
+        }
+        let mut hours = Vec::new();
+        for (hour_ms, providers) in by_hour {
+            let hour = time("analytics_event", hour_ms)?;
+            for (provider, keys) in providers {
+                for (key, sums) in keys {
+                    hours.push(HourlyRow {
+                        hour,
+                        provider: provider.clone(),
+                        key,
+                        requests: sums.n,
+                        successes: sums.successes,
+                        failures: sums.n - sums.successes,
+                        avg_latency_ms: sums.avg_latency_ms(),
+                    });
+                }
+            }
+        }
         Ok(HourlyReport { date, hours })
     }
 
