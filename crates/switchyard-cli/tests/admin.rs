@@ -281,3 +281,128 @@ targets = ["groq/llama-3.3-70b-versatile"]
     let reset = post(&client, gateway.url("/admin/keys/K1/reset"), None).await;
     assert_eq!(reset.status(), StatusCode::NOT_FOUND);
 }
+
+/// A webhook receiver on a raw socket (the CLI's tests have no HTTP server crate): answers
+/// every POST with 204 and hands its JSON body over.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buffer).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+                    let length: usize = head
+                        .lines()
+                        .find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    let alert: Value = serde_json::from_str(&body[..length]).expect("json alert");
+                    let _ = sender.send(alert);
+                    let reply = b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n";
+                    let _ = socket.write_all(reply).await;
+                    return;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/alerts"), receiver)
+}
+
+async fn next_alert(alerts: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Value {
+    // Real time: the alert crosses two processes.
+    tokio::time::timeout(Duration::from_secs(20), alerts.recv())
+        .await
+        .expect("an alert in time")
+        .expect("the receiver runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_the_webhook_and_a_reload_swaps_the_configuration() {
+    let mock = start_mock(&["k1", "k2"]).await;
+    let (webhook, mut alerts) = webhook_receiver().await;
+    let config = |route: &str| {
+        format!(
+            r#"
+[server]
+admin_token = "${{ADMIN_TOKEN}}"
+
+[alerts]
+webhook_url = "{webhook}"
+
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "{url}"
+keys = ["${{K1}}", "${{K2}}"]
+models = ["llama-3.3-70b-versatile"]
+
+[[routes]]
+name = "{route}"
+targets = ["groq/llama-3.3-70b-versatile"]
+"#,
+            url = mock.upstream.base_url()
+        )
+    };
+    let env =
+        [("ADMIN_TOKEN", ADMIN.to_owned()), ("K1", mock.secret("k1")), ("K2", mock.secret("k2"))];
+    let gateway = Gateway::start(&config("default"), &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+
+    // Both keys taken out of rotation: the provider is down, once; back, once.
+    for key in ["K1", "K2"] {
+        let response =
+            post(&client, gateway.url(&format!("/admin/keys/{key}/disable")), Some(ADMIN));
+        assert_eq!(response.await.status(), StatusCode::OK);
+    }
+    let down = next_alert(&mut alerts).await;
+    assert_eq!(down["kind"], "provider_down", "{down:#}");
+    assert_eq!(down["provider"], "groq");
+    assert_eq!(down["status"], "DISABLED");
+    let enabled = post(&client, gateway.url("/admin/keys/K1/enable"), Some(ADMIN)).await;
+    assert_eq!(enabled.status(), StatusCode::OK);
+    let back = next_alert(&mut alerts).await;
+    assert_eq!(back["kind"], "provider_recovered", "{back:#}");
+    assert_eq!(back["status"], "PARTIAL_QUOTA");
+    let served = client.post(gateway.url("/v1/chat/completions")).json(&chat("default")).send();
+    assert_eq!(served.await.expect("sent").status(), StatusCode::OK);
+
+    // A reload reads the file again: a broken file is refused and the old router serves.
+    gateway.rewrite("[[providers]]\nname = 5\n");
+    let refused = post(&client, gateway.url("/admin/reload"), Some(ADMIN)).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let error: Value = refused.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "RELOAD_FAILED");
+    assert!(
+        error["error"]["message"].as_str().is_some_and(|m| m.contains("switchyard.toml:2")),
+        "{error}"
+    );
+    let served = client.post(gateway.url("/v1/chat/completions")).json(&chat("default")).send();
+    assert_eq!(served.await.expect("sent").status(), StatusCode::OK);
+    gateway.rewrite(&config("renamed"));
+    let reloaded = post(&client, gateway.url("/admin/reload"), Some(ADMIN)).await;
+    assert_eq!(reloaded.status(), StatusCode::OK);
+    let body: Value = reloaded.json().await.expect("json");
+    assert_eq!(body, json!({"reloaded": true, "routes": 1, "keys": 2}));
+    let renamed = client.post(gateway.url("/v1/chat/completions")).json(&chat("renamed")).send();
+    assert_eq!(renamed.await.expect("sent").status(), StatusCode::OK);
+    assert!(!gateway.stderr().contains(&webhook), "the webhook URL may hold a secret");
+}
