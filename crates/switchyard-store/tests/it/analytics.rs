@@ -886,3 +886,31 @@ fn a_version_2_file_is_upgraded_keeping_quota_and_scores() {
     assert_eq!(LedgerStore::load(&mut store).expect("quota"), quota_saved);
     assert_eq!(StatsStore::load(&mut store).expect("scores"), Some(scores_saved));
 }
+
+#[test]
+fn a_damaged_row_is_a_typed_error_and_extreme_dates_do_not_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let analytics = analytics_with(&path, &scripted_run());
+    let raw = Connection::open(&path).expect("raw");
+    raw.execute(
+        "UPDATE analytics_event SET prompt_tokens = -5 WHERE request_id = 'r2' AND kind = 'attempt'",
+        [],
+    )
+    .expect("damage a row");
+    let (start, end) = day_23();
+    match analytics.usage(start, end, None) {
+        Err(StoreError::Damaged { what, detail }) => {
+            assert_eq!(what, "analytics_event");
+            assert!(detail.contains("-5"), "{detail}");
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    // The other reports do not read tokens and still answer.
+    assert_eq!(analytics.errors(start, end).expect("errors").errors.len(), 3);
+
+    assert!(analytics.hourly(NaiveDate::MAX).expect("last day").hours.is_empty());
+    assert!(analytics.hourly(NaiveDate::MIN).expect("first day").hours.is_empty());
+    let (first, last) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    assert_eq!(analytics.errors(first, last).expect("all time").errors.len(), 3);
+}
