@@ -80,8 +80,10 @@ enum Command {
 }
 
 /// Records analytics events off the request path and writes them in batches on a thread of
-/// its own; see the [module](self) for the guarantees. Share it behind an `Arc`: `record`
-/// takes `&self`. Dropping it writes what is queued and stops the thread.
+/// its own. At most `capacity` events wait between [`record`](Self::record) and their commit;
+/// past that, events are dropped and counted, never waited for. A failed batch is logged,
+/// counted and retried. Share it behind an `Arc`: `record` takes `&self`. Dropping it writes
+/// what is queued and stops the thread (blocking until it has).
 #[derive(Debug)]
 pub struct AnalyticsWriter {
     commands: mpsc::Sender<Command>,
