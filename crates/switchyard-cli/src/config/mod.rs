@@ -455,6 +455,7 @@ mod tests {
             ("GEMINI_API_KEY", "AIza_a"),
             ("GEMINI_API_KEY_2", "AIza_b"),
             ("APP_TOKEN", "app"),
+            ("EVALS_TOKEN", "evals"),
             ("SWITCHYARD_ADMIN_TOKEN", "admin"),
             ("OPENAI_API_KEY", "sk-a"),
             ("ANTHROPIC_API_KEY", "sk-ant-a"),
@@ -482,6 +483,14 @@ mod tests {
                 .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert!(built.router.route_names().contains(&"default".to_owned()), "{name}");
             assert!(built.persistence.is_some());
+            if name == "paid.toml" {
+                let clients: Vec<&str> =
+                    built.gateway.clients.iter().map(|client| client.name.as_str()).collect();
+                assert_eq!(clients, ["app", "evals"]);
+                assert_eq!(built.gateway.admin_token.as_deref(), Some("admin"));
+                let analytics = analytics_settings(&loaded, &vars).expect("valid").expect("on");
+                assert_eq!(analytics.retention, std::time::Duration::from_secs(90 * 86_400));
+            }
             if name == "free-tier.toml" {
                 // GROQ_API_KEY_1 is unset and `:-`: dropped with a warning, not an error.
                 assert!(
@@ -498,5 +507,48 @@ mod tests {
                 assert_eq!(keys, ["GEMINI_API_KEY", "GEMINI_API_KEY_2"]);
             }
         }
+    }
+
+    /// The gateway-part-2 sections refuse what cannot work, naming the line and field.
+    #[test]
+    fn clients_analytics_and_alerts_are_checked() {
+        let base = "[[providers]]\nname = \"groq\"\nkind = \"openai\"\npreset = \"groq\"\nkeys = [\"gsk_a\"]\nmodels = [\"m\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"groq/m\"]\n";
+        let vars = vars(&[("T", "same-token")]);
+        let clock: std::sync::Arc<dyn switchyard_core::Clock> =
+            std::sync::Arc::new(switchyard_core::ManualClock::default());
+        let error = |extra: &str| -> String {
+            let loaded = match Loaded::parse(Path::new("s.toml"), format!("{base}{extra}")) {
+                Ok(loaded) => loaded,
+                Err(error) => return error.to_string(),
+            };
+            if let Err(error) = analytics_settings(&loaded, &vars) {
+                return error.to_string();
+            }
+            match build(&loaded, &vars, std::sync::Arc::clone(&clock)) {
+                Ok(_) => String::new(),
+                Err(error) => error.to_string(),
+            }
+        };
+        assert_eq!(
+            error("[analytics]\nenabled = true\n"),
+            "s.toml:12: enabled: analytics need a file: give [state] a path"
+        );
+        assert!(
+            error("[state]\npath = \"x.db\"\n[analytics]\nretention_days = 0\n")
+                .starts_with("s.toml:14: retention_days: expected at least 1 day")
+        );
+        assert_eq!(
+            error("[alerts]\nwebhook_url = \"ftp://example.com\"\n"),
+            "s.toml:12: webhook_url: expected an http:// or https:// URL"
+        );
+        let twice = "[[clients]]\nname = \"a\"\ntoken = \"${T}\"\n[[clients]]\nname = \"b\"\ntoken = \"${T}\"\n";
+        let message = error(twice);
+        assert!(message.starts_with("s.toml:16: token: client b has the same token"), "{message}");
+        assert!(!message.contains("same-token"), "a token in an error: {message}");
+        assert_eq!(
+            error("[[clients]]\nname = \"a\"\ntoken = \"t\"\nrequests_per_minute = 0\n"),
+            "s.toml:14: requests_per_minute: expected at least 1 (leave it out for no limit)"
+        );
+        assert_eq!(error("[[clients]]\nname = \"a\"\ntoken = \"t\"\nroutes = [\"groq/m\"]\n"), "");
     }
 }
