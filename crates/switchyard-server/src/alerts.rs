@@ -200,11 +200,11 @@ fn changes(
         .collect();
     let mut alerts = Vec::new();
     if current.down && !before.down {
-        let n_keys = provider.keys.len();
+        let message =
+            status::down_message(&ProviderId::from(provider.name.as_str()), &provider.keys);
         alerts.push(json!({
             "kind": "provider_down", "provider": provider.name, "key": null,
-            "status": provider.status, "at": at, "keys": keys,
-            "message": format!("all {n_keys} keys of {} are down ({})", provider.name, provider.status),
+            "status": provider.status, "at": at, "keys": keys, "message": message,
         }));
     } else if !current.down && before.down {
         alerts.push(json!({

@@ -183,7 +183,7 @@ mod tests {
     fn client(rpm: Option<u32>, budget: Option<f64>, routes: Option<&[&str]>) -> ClientConfig {
         ClientConfig {
             name: "ci".into(),
-            token: "t".into(),
+            token: "tok-ci-XYZ".into(),
             routes: routes.map(|routes| routes.iter().map(|r| (*r).to_owned()).collect()),
             requests_per_minute: rpm,
             daily_budget: budget,
@@ -240,10 +240,16 @@ mod tests {
             ..GatewayConfig::default()
         };
         assert_eq!(
-            identify(&config, b"t").and_then(|id| id.name().map(str::to_owned)).as_deref(),
+            identify(&config, b"tok-ci-XYZ").and_then(|id| id.name().map(str::to_owned)).as_deref(),
             Some("ci")
         );
         assert!(identify(&config, b"bare").is_some_and(|id| id.name().is_none()));
         assert!(identify(&config, b"nope").is_none());
+        let shown = format!("{config:?} {:?}", config.clients[0]);
+        assert!(shown.contains("\"ci\""), "{shown}");
+        assert!(
+            !shown.contains("bare") && !shown.contains("tok-ci-XYZ"),
+            "a token in Debug: {shown}"
+        );
     }
 }

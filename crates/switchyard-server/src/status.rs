@@ -477,7 +477,7 @@ pub(crate) fn is_down(status: &str) -> bool {
     matches!(status, "QUOTA_EXCEEDED" | "INVALID_KEYS" | "DISABLED")
 }
 
-fn down_message(provider: &ProviderId, keys: &[KeyView]) -> String {
+pub(crate) fn down_message(provider: &ProviderId, keys: &[KeyView]) -> String {
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
     for key in keys {
         *by_state.entry(key.state).or_default() += 1;
