@@ -5,14 +5,18 @@
 //! and dispatches.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a CLI talks to its terminal")]
 
+mod admin_api;
 mod config;
 mod demo;
 mod keys;
 mod serve;
+mod stats;
+mod status;
+mod ui;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Route LLM chat requests across providers and keys, so one spent key never stops your app.
 #[derive(Debug, Parser)]
@@ -24,13 +28,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run against simulated providers, no API keys needed: keys rotate, quotas run out,
-    /// errors are classified.
+    /// Run the gateway in front of four simulated providers, no API keys or internet
+    /// needed: keys rotate, quotas run out, an invalid key leaves the rotation.
     Demo(demo::DemoArgs),
-    /// Manage the encrypted key vault.
+    /// Manage the encrypted key vault, and test every key against every model.
     Keys(keys::KeysArgs),
     /// Run the OpenAI-compatible gateway from `switchyard.toml`.
     Serve(serve::ServeArgs),
+    /// Show a running gateway's keys, quotas and scores; the exit code says its health.
+    Status(status::StatusArgs),
+    /// Usage per key, the hourly pattern and errors by class, from a gateway's analytics.
+    Stats(stats::StatsArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +52,17 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "switchyard",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
