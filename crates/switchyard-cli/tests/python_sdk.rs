@@ -54,17 +54,33 @@ elif mode == "spent":
             "message": error.message,
             "retry_after": error.response.headers.get("retry-after"),
         }))
+elif mode == "denied":
+    try:
+        client.chat.completions.create(model=model, messages=messages, max_tokens=16)
+        print(json.dumps({"raised": None}))
+    except openai.PermissionDeniedError as error:
+        print(json.dumps({
+            "raised": type(error).__name__,
+            "status": error.status_code,
+            "code": error.code,
+            "message": error.message,
+        }))
 "#;
 
 /// Runs the SDK script against `gateway` and returns the JSON it printed.
 async fn sdk(gateway: &Gateway, mode: &str, model: &str) -> Value {
+    sdk_as(gateway, "app-token", mode, model).await
+}
+
+/// As [`sdk`], with the client token `token`.
+async fn sdk_as(gateway: &Gateway, token: &str, mode: &str, model: &str) -> Value {
     let python = std::env::var("SWITCHYARD_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
             "SWITCHYARD_TEST_PYTHON is not set: these tests need the official OpenAI Python SDK; \
              run them with `cargo xtask test`, which creates target/py and sets it"
         )
     });
-    let args = [gateway.url(""), "app-token".to_owned(), mode.to_owned(), model.to_owned()];
+    let args = [gateway.url(""), token.to_owned(), mode.to_owned(), model.to_owned()];
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python).arg("-c").arg(SCRIPT).args(args).output()
     })
@@ -94,6 +110,12 @@ async fn setup() -> (Gateway, Mock, Mock, Mock) {
         r#"
 [server]
 client_tokens = ["${{APP_TOKEN}}"]
+
+[[clients]]
+name = "sdk-client"
+token = "${{SDK_CLIENT_TOKEN}}"
+routes = ["healthy"]
+requests_per_minute = 1
 
 [[providers]]
 name = "broken"
@@ -138,6 +160,7 @@ targets = ["tight/gpt-4o-mini"]
     );
     let env = [
         ("APP_TOKEN", "app-token".to_owned()),
+        ("SDK_CLIENT_TOKEN", "sdk-client-token".to_owned()),
         ("BROKEN_KEY", broken.secret("b1")),
         ("HEALTHY_KEY", healthy.secret("h1")),
         ("TIGHT_1", tight.secret("t1")),
@@ -203,4 +226,24 @@ async fn spent_keys_raise_rate_limit_error_with_the_typed_code() {
         seen["retry_after"].as_str().expect("retry-after").parse().expect("seconds");
     assert!((1..=61).contains(&retry_after), "{seen}");
     assert_eq!(tight.upstream.n_requests(), 2, "the spent keys were not called again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_limits_reach_the_sdk_as_its_own_errors() {
+    let (gateway, _broken, healthy, _tight) = setup().await;
+    let denied = sdk_as(&gateway, "sdk-client-token", "denied", "fallback").await;
+    assert_eq!(denied["raised"], "PermissionDeniedError", "{denied}");
+    assert_eq!(denied["status"], 403);
+    assert_eq!(denied["code"], "ROUTE_NOT_ALLOWED");
+    let served = sdk_as(&gateway, "sdk-client-token", "plain", "healthy").await;
+    assert_eq!(served["provider"], "healthy");
+    let limited = sdk_as(&gateway, "sdk-client-token", "spent", "healthy").await;
+    assert_eq!(limited["raised"], "RateLimitError", "{limited}");
+    assert_eq!(limited["code"], "CLIENT_RATE_LIMITED");
+    let retry_after: u64 =
+        limited["retry_after"].as_str().expect("retry-after").parse().expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{limited}");
+    // The bare token is not held to the client's minute.
+    assert_eq!(sdk(&gateway, "plain", "healthy").await["provider"], "healthy");
+    assert_eq!(healthy.upstream.totals().served, 2);
 }
