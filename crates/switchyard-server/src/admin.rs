@@ -14,7 +14,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,6 +37,7 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/analytics/usage", get(usage))
         .route("/admin/analytics/hourly", get(hourly))
         .route("/admin/analytics/errors", get(errors))
+        .route("/admin/{*rest}", any(unknown))
         .route_layer(middleware::from_fn_with_state(gateway.clone(), authorize))
 }
 
@@ -51,6 +52,10 @@ async fn authorize(State(gateway): State<Gateway>, request: Request, next: Next)
     } else {
         ServerError::AdminUnauthorized.into_response()
     }
+}
+
+async fn unknown(Path(rest): Path<String>) -> ServerError {
+    ServerError::UnknownAdminRoute(format!("/admin/{rest}"))
 }
 
 async fn status(State(gateway): State<Gateway>) -> Json<Value> {

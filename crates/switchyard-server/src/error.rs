@@ -68,6 +68,9 @@ pub enum ServerError {
     /// No or a wrong admin token.
     #[error("missing or invalid admin token: send `Authorization: Bearer <admin token>`")]
     AdminUnauthorized,
+    /// No admin route has this path.
+    #[error("no admin route {0}; see docs/gateway.md")]
+    UnknownAdminRoute(String),
     /// No configured key has this id.
     #[error("no key {0} is configured")]
     UnknownKey(String),
@@ -123,6 +126,7 @@ impl ServerError {
             Self::ClientBudgetExceeded { .. } => "CLIENT_BUDGET_EXCEEDED",
             Self::AdminDisabled => "ADMIN_DISABLED",
             Self::AdminUnauthorized => "ADMIN_UNAUTHORIZED",
+            Self::UnknownAdminRoute(_) => "UNKNOWN_ADMIN_ROUTE",
             Self::UnknownKey(_) => "UNKNOWN_KEY",
             Self::AmbiguousKey { .. } => "AMBIGUOUS_KEY",
             Self::Admin(switchyard::AdminError::UnknownKey { .. }) => "UNKNOWN_KEY",
@@ -167,6 +171,7 @@ impl ServerError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Self::AdminDisabled
+            | Self::UnknownAdminRoute(_)
             | Self::UnknownKey(_)
             | Self::UnknownRequest(_)
             | Self::AnalyticsDisabled

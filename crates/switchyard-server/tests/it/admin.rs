@@ -95,6 +95,10 @@ async fn a_clients_minute_slides_with_the_clock_and_never_holds_back_another() {
     clock.advance(Duration::from_secs(15));
     assert_eq!(chat(&running, Some("tok-one"), "default").await.status(), 200, "the minute slid");
     assert_eq!(chat(&running, None, "default").await.status(), 401, "a token is needed");
+    let (status, error) = admin(&running, reqwest::Method::GET, "/admin/nothing/here", None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (404, Some("UNKNOWN_ADMIN_ROUTE")));
+    let anonymous = reqwest::get(running.url("/admin/nothing")).await.expect("sent");
+    assert_eq!(anonymous.status(), 401, "unknown admin paths need the token too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
