@@ -259,3 +259,74 @@ async fn send(gateway: Gateway, config: AlertConfig, client: reqwest::Client, ou
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::KeyView;
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts_it() {
+        let outbox = Outbox::default();
+        for n in 0..5 {
+            outbox.push(json!({ "n": n }), 3);
+        }
+        assert_eq!(outbox.dropped.load(Ordering::Relaxed), 2);
+        let kept: Vec<Value> = lock(&outbox.queue).iter().map(|alert| alert["n"].clone()).collect();
+        assert_eq!(kept, [json!(2), json!(3), json!(4)]);
+    }
+
+    fn provider(states: &[(&str, &'static str)]) -> ProviderView {
+        let keys: Vec<KeyView> = states
+            .iter()
+            .map(|(id, state)| KeyView {
+                id: (*id).to_owned(),
+                fingerprint: "00000000".into(),
+                state,
+                reason: None,
+                until: None,
+                until_utc: None,
+                models: Vec::new(),
+            })
+            .collect();
+        ProviderView {
+            name: "groq".into(),
+            status: status::provider_status(&keys),
+            time_zone: "UTC".into(),
+            keys,
+        }
+    }
+
+    fn seen(view: &ProviderView) -> Seen {
+        Seen {
+            down: status::is_down(view.status),
+            invalid: view
+                .keys
+                .iter()
+                .filter(|key| key.state == "invalid")
+                .map(|key| key.id.clone())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn alerts_follow_changes_of_condition_only() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let kinds = |before: &ProviderView, after: &ProviderView| -> Vec<String> {
+            changes(after, &seen(before), &seen(after), now)
+                .iter()
+                .map(|alert| alert["kind"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let healthy = provider(&[("a", "available"), ("b", "available")]);
+        let one_out = provider(&[("a", "cooling"), ("b", "available")]);
+        let down = provider(&[("a", "cooling"), ("b", "exhausted")]);
+        let down_invalid = provider(&[("a", "invalid"), ("b", "exhausted")]);
+        assert_eq!(kinds(&healthy, &one_out), Vec::<String>::new());
+        assert_eq!(kinds(&one_out, &down), ["provider_down"]);
+        assert_eq!(kinds(&down, &down), Vec::<String>::new(), "no change, no alert");
+        assert_eq!(kinds(&down, &down_invalid), ["key_invalid"]);
+        assert_eq!(kinds(&down_invalid, &one_out), ["provider_recovered"]);
+        assert_eq!(kinds(&healthy, &down_invalid), ["provider_down", "key_invalid"]);
+    }
+}
