@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a CLI talks to its terminal")]
 
 mod admin_api;
+mod batch;
 mod config;
 mod demo;
 mod keys;
@@ -39,6 +40,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Usage per key, the hourly pattern and errors by class, from a gateway's analytics.
     Stats(stats::StatsArgs),
+    /// Answer many requests from a JSONL file, paced to the quotas; resumable.
+    Batch(batch::BatchArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => status::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Batch(args) => batch::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
