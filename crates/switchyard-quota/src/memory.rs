@@ -547,22 +547,6 @@ impl MemoryLedger {
             let until = reading.reset.map_or(now + scope_ticks(reading.scope), |reset| {
                 ticks_of(self.anchor_utc, reset.at(received))
             });
-            let gate = Gate {
-                unit: reading.unit,
-                scope: reading.scope,
-                remaining,
-                limit: reading.limit,
-                until,
-            };
-            match state
-                .gates
-                .iter_mut()
-                .find(|g| g.unit == reading.unit && g.scope == reading.scope)
-            {
-                Some(existing) if others_in_flight && existing.remaining < remaining => {}
-                Some(existing) => *existing = gate,
-                None => state.gates.push(gate),
-            }
             // A header that states its limit describes the declared meter of that limit when
             // there is one: two windows of one scope (ten seconds and a compressed day, both
             // "minute" by length) must not both take the short one's count.
@@ -573,6 +557,24 @@ impl MemoryLedger {
                         && meter.limit.amount == limit
                 })
             });
+            if named.is_none() {
+                let gate = Gate {
+                    unit: reading.unit,
+                    scope: reading.scope,
+                    remaining,
+                    limit: reading.limit,
+                    until,
+                };
+                match state
+                    .gates
+                    .iter_mut()
+                    .find(|g| g.unit == reading.unit && g.scope == reading.scope)
+                {
+                    Some(existing) if others_in_flight && existing.remaining < remaining => {}
+                    Some(existing) => *existing = gate,
+                    None => state.gates.push(gate),
+                }
+            }
             for meter in &mut state.meters {
                 if meter.limit.unit.matches(reading.unit)
                     && meter.limit.window.scope() == reading.scope
