@@ -7,6 +7,8 @@
 //! - `bench`: the criterion benches, then the end-to-end run (`e2e.rs`: the release gateway in
 //!   front of a mock upstream, against that upstream called directly). `bench e2e [flags]` runs
 //!   only the end-to-end part; `bench <filter>` only the criterion benches matching the filter.
+//! - `sim [--runs N] [SCENARIO...]`: the goodput simulator (`sim/`): the router against mock
+//!   upstreams enforcing each scenario's limits, in real time, next to the oracle.
 //!
 //! xtask may print and may use `anyhow`: it is a developer's tool, not a library.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to a terminal")]
@@ -14,6 +16,7 @@
 mod e2e;
 mod python;
 mod redis;
+mod sim;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -37,12 +40,15 @@ fn run() -> Result<()> {
     match task.as_str() {
         "test" => test(&rest),
         "bench" => bench(&rest),
+        "sim" => sim::sim(&rest),
+        "sim-run" => sim::sim_run(&rest),
         "help" | "--help" | "-h" => {
             println!("cargo xtask test [--no-lint] [-- <cargo test args>]   every check and test");
             println!(
                 "cargo xtask bench [<criterion filter>]   criterion benches; with no filter, then e2e"
             );
             println!("cargo xtask bench e2e [--soak-secs 60]    the gateway end to end, vs direct");
+            println!("cargo xtask sim [--runs N] [SCENARIO...]   goodput under quota (sim/)");
             Ok(())
         }
         other => bail!("unknown task {other:?}; try `cargo xtask help`"),
