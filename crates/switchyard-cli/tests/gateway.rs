@@ -315,6 +315,9 @@ async fn two_gateways_on_one_redis_share_a_keys_quota() {
     let prefix = format!("gateway-test-{}-{}", std::process::id(), mock.upstream.addr().port());
     let config = format!(
         r#"
+[server]
+admin_token = "redis-admin"
+
 [state]
 redis_url = "${{REDIS_URL}}"
 redis_prefix = "{prefix}"
@@ -348,6 +351,28 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert_eq!(status(&first).await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(status(&second).await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(mock.upstream.n_requests(), 2);
+    // Each gateway's admin status shows the shared count from Redis.
+    for gateway in [&first, &second] {
+        let view: Value = client
+            .get(gateway.url("/admin/status"))
+            .bearer_auth("redis-admin")
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let key = &view["providers"][0]["keys"][0];
+        assert_eq!(key["id"], "K1", "{view:#}");
+        assert_eq!(key["state"], "exhausted", "{view:#}");
+        let limit = &key["models"][0]["limits"][0];
+        assert_eq!(
+            (limit["used"].as_u64(), limit["limit"].as_u64()),
+            (Some(2), Some(2)),
+            "{view:#}"
+        );
+        assert_eq!(view["health"], "down");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +387,7 @@ async fn keys_come_from_the_vault_and_are_read_again_on_reload() {
         Vault::create(&vault_path, passphrase(), VaultConfig::default()).expect("vault created");
     vault.add(NewKey::new("up", mock.secret("v1"))).expect("key added");
     let config = format!(
-        "[vault]\npath = {:?}\n\n[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"gpt-4o-mini\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"up/gpt-4o-mini\"]\n",
+        "[server]\nadmin_token = \"vault-admin\"\n\n[vault]\npath = {:?}\n\n[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"gpt-4o-mini\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"up/gpt-4o-mini\"]\n",
         vault_path.display().to_string(),
         mock.upstream.base_url()
     );
@@ -370,8 +395,15 @@ async fn keys_come_from_the_vault_and_are_read_again_on_reload() {
     let gateway = Gateway::start(&config, &env).expect("the gateway starts");
     let client = reqwest::Client::new();
     let call = || client.post(gateway.url("/v1/chat/completions")).json(&chat("default"));
+    // Before any call, the admin status knows the vault key's fingerprint (never its secret).
+    let view = client.get(gateway.url("/admin/status")).bearer_auth("vault-admin").send();
+    let view: Value = view.await.expect("sent").json().await.expect("json");
+    let listed = view["providers"][0]["keys"][0]["fingerprint"].as_str().expect("fp").to_owned();
+    assert_eq!(listed.len(), 8, "{view:#}");
+    assert!(!view.to_string().contains(&mock.secret("v1")));
     let response = call().send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-switchyard-key"], listed.as_str());
     assert_eq!(mock.upstream.counts("v1").expect("v1").served, 1);
 
     // A key added to the vault is served after SIGHUP; the old key is disabled there.
