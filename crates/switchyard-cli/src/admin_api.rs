@@ -94,7 +94,6 @@ impl AdminClient {
     ///
     /// # Errors
     /// [`AdminApiError`], by what went wrong.
-    #[allow(dead_code, reason = "`keys test --url` posts; it lands in the next commit")]
     pub(crate) async fn post<T: DeserializeOwned>(
         &self,
         path: &str,

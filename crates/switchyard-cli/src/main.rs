@@ -10,6 +10,7 @@ mod batch;
 mod config;
 mod demo;
 mod keys;
+mod keytest;
 mod serve;
 mod stats;
 mod status;

@@ -79,13 +79,19 @@ enum KeysCommand {
     Passwd,
     /// Print the vault path in use.
     Path,
+    /// Probe every key of `switchyard.toml` against every model with a one-token
+    /// completion; print a table, write the results JSON and seed the learned scores.
+    /// Exit 0 when all pass, 1 when some fail, 2 when none work.
+    Test(crate::keytest::KeyTestArgs),
 }
 
 /// Runs `switchyard keys`.
 pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
-    let path = match args.vault {
-        Some(path) => path,
-        None => input::default_vault_path()?,
+    // The key test reads the configuration, not the vault: it needs no vault path.
+    let path = match (&args.command, args.vault) {
+        (KeysCommand::Test(_), _) => PathBuf::new(),
+        (_, Some(path)) => path,
+        (_, None) => input::default_vault_path()?,
     };
     let keyfile = args.keyfile.as_deref();
     match args.command {
@@ -127,6 +133,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             );
         }
         KeysCommand::Path => println!("{}", path.display()),
+        KeysCommand::Test(test) => return crate::keytest::run(test),
     }
     Ok(ExitCode::SUCCESS)
 }
