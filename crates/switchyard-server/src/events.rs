@@ -91,16 +91,22 @@ impl EventHub {
         self.analytics.as_ref()
     }
 
-    /// Tags `request_id` with `client` until the returned guard drops.
-    pub(crate) fn tag(self: &Arc<Self>, request_id: &str, client: Option<&str>) -> TagGuard {
+    /// Tags `request_id` with `client` until the returned guard drops, or `None` when a
+    /// request of another client in flight carries this id (the same client may reuse one).
+    pub(crate) fn tag(
+        self: &Arc<Self>,
+        request_id: &str,
+        client: Option<&str>,
+    ) -> Option<TagGuard> {
         let mut tags = lock(&self.tags);
         let tag = tags.entry(request_id.to_owned()).or_default();
-        tag.holders += 1;
-        if client.is_some() {
-            tag.client = client.map(str::to_owned);
+        if tag.holders > 0 && tag.client.as_deref() != client {
+            return None;
         }
+        tag.holders += 1;
+        tag.client = client.map(str::to_owned);
         drop(tags);
-        TagGuard { hub: Arc::clone(self), request_id: request_id.to_owned() }
+        Some(TagGuard { hub: Arc::clone(self), request_id: request_id.to_owned() })
     }
 
     /// Successes among the key's recent attempts: `(attempts, successes)`.
@@ -284,5 +290,27 @@ pub(crate) struct TagGuard {
 impl Drop for TagGuard {
     fn drop(&mut self) {
         self.hub.untag(&self.request_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::ManualClock;
+
+    #[test]
+    fn an_id_in_flight_is_not_shared_between_clients() {
+        let hub = Arc::new(EventHub::new(Arc::new(ManualClock::default()), None));
+        let first = hub.tag("req-1", Some("a")).expect("a free id");
+        assert!(hub.tag("req-1", Some("b")).is_none(), "another client's request has it");
+        assert!(hub.tag("req-1", None).is_none(), "an anonymous request is another client");
+        let again = hub.tag("req-1", Some("a")).expect("the same client may reuse its id");
+        drop(first);
+        assert!(hub.tag("req-1", Some("b")).is_none(), "still held by the second guard");
+        drop(again);
+        let other = hub.tag("req-1", Some("b")).expect("free again once both ended");
+        assert_eq!(lock(&hub.tags).len(), 1);
+        drop(other);
+        assert!(lock(&hub.tags).is_empty(), "nothing is left behind");
     }
 }

@@ -316,7 +316,10 @@ async fn request_id(mut request: Request, next: Next) -> Response {
     let id = given.unwrap_or_else(new_request_id);
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    // A handler that had to give the request another id (see `chat_completions`) set it.
+    if !response.headers().contains_key(REQUEST_ID)
+        && let Ok(value) = HeaderValue::from_str(&id)
+    {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
@@ -423,11 +426,46 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match answer(&gateway, request_id, &identity, &headers, &body).await {
+    // Analytics attribute the router's events to the client through the request id. An id
+    // another client's request in flight already carries (ids come from clients) would
+    // mix the two up: this request gets a fresh one, and says so in `x-request-id`.
+    let mut replaced = false;
+    let (request_id, tag) = match &gateway.shared.events {
+        None => (request_id, None),
+        Some(events) => match events.tag(&request_id, identity.name()) {
+            Some(tag) => (request_id, Some(tag)),
+            None => {
+                let fresh = new_request_id();
+                tracing::info!(given = %request_id, id = %fresh, "x-request-id in use by another client; a fresh id was given");
+                replaced = true;
+                let tag = events.tag(&fresh, identity.name());
+                (fresh, tag)
+            }
+        },
+    };
+    let effective = replaced.then(|| request_id.clone());
+    let mut response = respond(&gateway, request_id, &identity, &headers, &body, tag).await;
+    if let Some(id) = effective
+        && let Ok(value) = HeaderValue::from_str(&id)
+    {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+async fn respond(
+    gateway: &Gateway,
+    request_id: String,
+    identity: &clients::Identity,
+    headers: &HeaderMap,
+    body: &[u8],
+    tag: Option<events::TagGuard>,
+) -> Response {
+    match answer(gateway, request_id, identity, headers, body, tag).await {
         Ok(response) => response,
         Err(error) => {
             let trace = if let ServerError::Router { source, .. } = &error
-                && wants_trace(&headers)
+                && wants_trace(headers)
             {
                 source.trace().cloned()
             } else {
@@ -486,11 +524,10 @@ async fn answer(
     identity: &clients::Identity,
     headers: &HeaderMap,
     body: &[u8],
+    tag: Option<events::TagGuard>,
 ) -> Result<Response, ServerError> {
     let parsed = wire::parse_request(body)?;
     admit_client(gateway, identity, &parsed.model)?;
-    // Analytics attribute the router's events to the client through the request id.
-    let tag = gateway.shared.events.as_ref().map(|events| events.tag(&request_id, identity.name()));
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
         timeout: gateway.shared.config.load().request_timeout,

@@ -302,3 +302,70 @@ async fn a_key_failing_most_of_its_last_attempts_raises_an_alert_and_analytics_k
     assert_eq!(usage["keys"][0]["requests"], 24, "{usage:#}");
     assert_eq!(usage["clients"], json!([]), "no named client sent anything");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_in_flight_for_another_client_is_replaced() {
+    let clock = ManualClock::default();
+    // Chunks a second apart on the manual clock: a stream stays open until the clock moves.
+    let upstream = switchyard_mock::MockUpstream::openai()
+        .clock(clock.clone())
+        .keys([key("k1"), key("k2")])
+        .models(["gpt-4o-mini", "llama-3.3-70b-versatile"])
+        .stream_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .expect("mock starts");
+    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+    let router = router_on(&clock, &upstream, Some(&hub)).await;
+    let client = |name: &str, token: &str| {
+        Arc::new(ClientConfig {
+            name: name.into(),
+            token: token.into(),
+            routes: None,
+            requests_per_minute: None,
+            daily_budget: None,
+        })
+    };
+    let config =
+        GatewayConfig { clients: vec![client("a", "tok-a"), client("b", "tok-b")], ..config() };
+    let services = Services { events: Some(hub), ..Services::default() };
+    let running = serve_with(router, &clock, config, services).await;
+    let http = reqwest::Client::new();
+    let send = |token: &'static str, stream: bool| {
+        http.post(running.url("/v1/chat/completions"))
+            .bearer_auth(token)
+            .header("x-request-id", "shared-id")
+            .json(&body("default", stream))
+            .send()
+    };
+    let streaming = send("tok-a", true).await.expect("sent");
+    assert_eq!(streaming.headers()["x-request-id"], "shared-id");
+    let same_client = send("tok-a", false).await.expect("sent");
+    assert_eq!(same_client.headers()["x-request-id"], "shared-id", "a client may reuse its id");
+    let other = send("tok-b", false).await.expect("sent");
+    assert_eq!(other.status(), 200);
+    let given = other.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert!(given.starts_with("req-") && given != "shared-id", "{given}");
+    // The router knows the request by the id the client was told.
+    let feedback = json!({"request_id": given, "quality": 0.5});
+    let (status, _) =
+        admin(&running, reqwest::Method::POST, "/admin/feedback", Some(feedback)).await;
+    assert_eq!(status, 200);
+    // The stream ends once the clock moves; then the id is free for anyone.
+    let finished = tokio::spawn(async move { streaming.text().await.expect("the stream") });
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while !finished.is_finished() {
+            // Each chunk waits a second on the mock's clock.
+            if clock.sleepers() > 0 {
+                clock.advance(Duration::from_secs(1));
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended");
+    let text = finished.await.expect("joins");
+    assert!(text.contains("[DONE]"), "{text}");
+    let after = send("tok-b", false).await.expect("sent");
+    assert_eq!(after.headers()["x-request-id"], "shared-id");
+}
