@@ -19,13 +19,26 @@ pub struct QuotaConfig {
     pub groups: Vec<QuotaGroup>,
     /// Cooldowns for successive 429s that state no retry delay; the last one repeats.
     pub backoff: Vec<Duration>,
+    /// How long after admission a provider may receive (and count) a call: a sliding window
+    /// counts an admission made this close to the end of one of its slots in the next slot,
+    /// so the capacity never returns here before it returns at the provider (default 20 ms).
+    pub transit: Duration,
 }
 
 impl Default for QuotaConfig {
     fn default() -> Self {
-        Self { providers: Vec::new(), groups: Vec::new(), backoff: default_backoff() }
+        Self {
+            providers: Vec::new(),
+            groups: Vec::new(),
+            backoff: default_backoff(),
+            transit: DEFAULT_TRANSIT,
+        }
     }
 }
+
+/// The default [`QuotaConfig::transit`]: a loopback or same-region call reaches its provider
+/// well within it.
+pub const DEFAULT_TRANSIT: Duration = Duration::from_millis(20);
 
 /// The default cooldowns after successive 429s without a retry delay: 90 s, 120 s, 180 s.
 pub fn default_backoff() -> Vec<Duration> {

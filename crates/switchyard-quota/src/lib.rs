@@ -28,8 +28,8 @@ mod state;
 mod summary;
 
 pub use config::{
-    DayBoundary, ModelMatch, ModelQuota, Placement, ProviderQuota, QuotaConfig, QuotaGroup,
-    default_backoff,
+    DEFAULT_TRANSIT, DayBoundary, ModelMatch, ModelQuota, Placement, ProviderQuota, QuotaConfig,
+    QuotaGroup, default_backoff,
 };
 pub use error::{QuotaError, Refusal};
 pub use estimate::Estimate;

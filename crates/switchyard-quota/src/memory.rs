@@ -313,6 +313,9 @@ pub struct MemoryLedger {
     lanes: FastMap<Candidate, Arc<Lane>>,
     buckets: FastMap<BucketKey, Arc<Bucket>>,
     keys: FastMap<(ProviderId, KeyId), Arc<KeyCell>>,
+    /// Whether any limit is known: declared, or stated by a header once. Until then
+    /// [`MemoryLedger::headroom`] answers `None` without a lookup or a clock read.
+    limits_known: AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryLedger {
@@ -331,6 +334,10 @@ impl MemoryLedger {
         // The timeline starts `HISTORY_TICKS` before now, so times restored from an earlier
         // process (a hold's start, a window's slots) keep their exact place on it.
         let anchor_utc = clock.utc() - chrono::Duration::nanoseconds(HISTORY_TICKS as i64);
+        let declared = config
+            .providers
+            .iter()
+            .any(|provider| provider.models.iter().any(|rule| !rule.limits.is_empty()));
         Self {
             clock,
             anchor,
@@ -339,6 +346,7 @@ impl MemoryLedger {
             lanes: FastMap::default(),
             buckets: FastMap::default(),
             keys: FastMap::default(),
+            limits_known: AtomicBool::new(declared),
         }
     }
 
@@ -402,7 +410,11 @@ impl MemoryLedger {
                 dirty: AtomicBool::new(false),
                 state: Mutex::new(BucketState {
                     meters: rule
-                        .map(|rule| rule.limits.iter().copied().map(Meter::new).collect())
+                        .map(|rule| {
+                            let transit = duration_ticks(self.config.transit);
+                            let meter = |limit| Meter::with_transit(limit, transit);
+                            rule.limits.iter().copied().map(meter).collect()
+                        })
                         .unwrap_or_default(),
                     gates: Vec::new(),
                     in_flight: 0,
@@ -532,6 +544,7 @@ impl MemoryLedger {
         if snapshot.readings.is_empty() {
             return;
         }
+        self.limits_known.store(true, Ordering::Relaxed);
         let lane = self.lane(candidate);
         let now = self.ticks();
         let received = self.utc(now);
@@ -703,12 +716,19 @@ impl MemoryLedger {
     /// (cooldowns, exhaustion) are admission's business, not this. Keys of one quota group
     /// share one bucket and so read the same headroom.
     ///
-    /// Cheap enough to ask for every candidate of every request: one map lookup and the
-    /// bucket's uncontended lock, no allocation once the candidate is known.
+    /// Cheap enough to ask for every candidate of every request: nothing at all while no
+    /// limit is known; otherwise one map lookup and the bucket's uncontended lock, no
+    /// allocation. A candidate never admitted nor registered answers `None`.
     pub fn headroom(&self, candidate: &Candidate) -> Option<f64> {
-        let lane = self.lane(candidate);
-        let now = self.ticks();
+        if !self.limits_known.load(Ordering::Relaxed) {
+            return None;
+        }
+        let lane = self.lanes.get(candidate)?;
         let mut state = lane.bucket.state.lock();
+        if state.meters.is_empty() && state.gates.is_empty() {
+            return None;
+        }
+        let now = self.ticks();
         let mut least: Option<f64> = None;
         let mut note = |fraction: f64| {
             least = Some(least.map_or(fraction, |least: f64| least.min(fraction)));

@@ -43,6 +43,10 @@ enum Kind {
         head_idx: usize,
         head_end: u64,
         total: u64,
+        /// Counted in the slot after the newest: admissions this close to the newest slot's
+        /// end (`guard` ticks), which the provider may count only in the next.
+        ahead: u64,
+        guard: u64,
     },
     Refill {
         used: f64,
@@ -58,7 +62,15 @@ enum Kind {
 }
 
 impl Meter {
+    #[cfg(test)]
     pub(crate) fn new(limit: Limit) -> Self {
+        Self::with_transit(limit, 0)
+    }
+
+    /// A meter whose sliding window counts an admission from `transit` ticks after it is
+    /// made: the provider counts a call when it receives it, a little after we admit it, and
+    /// its capacity must never return here before it returns there.
+    pub(crate) fn with_transit(limit: Limit, transit: u64) -> Self {
         let kind = match limit.window {
             Window::Sliding(length) => Kind::Sliding {
                 slot_ticks: duration_ticks(length).div_ceil(SLOTS).max(1),
@@ -67,6 +79,8 @@ impl Meter {
                 head_idx: 0,
                 head_end: 0,
                 total: 0,
+                ahead: 0,
+                guard: transit,
             },
             Window::Refill(length) => Kind::Refill {
                 used: 0.0,
@@ -91,7 +105,7 @@ impl Meter {
     /// started.
     pub(crate) fn roll(&mut self, now: u64, anchor_utc: DateTime<Utc>) {
         match &mut self.kind {
-            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total } => {
+            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total, ahead, .. } => {
                 if now < *head_end {
                     return;
                 }
@@ -101,6 +115,16 @@ impl Meter {
                     let idx = ((*head + step) % RING as u64) as usize;
                     *total -= slots[idx];
                     slots[idx] = 0;
+                }
+                if *ahead > 0 {
+                    // The counts made just before the old head's end belong to the slot after it.
+                    let next = *head + 1;
+                    if slot - next < RING as u64 {
+                        slots[(next % RING as u64) as usize] += *ahead;
+                    } else {
+                        *total -= *ahead;
+                    }
+                    *ahead = 0;
                 }
                 *head = slot;
                 *head_idx = (slot % RING as u64) as usize;
@@ -144,10 +168,14 @@ impl Meter {
 
     /// Counts `amount` now. NOTE: assumes [`Meter::roll`] ran at the same `now`, so the
     /// newest slot is now's slot.
-    pub(crate) fn take(&mut self, _now: u64, amount: u64) {
+    pub(crate) fn take(&mut self, now: u64, amount: u64) {
         match &mut self.kind {
-            Kind::Sliding { slots, total, head_idx, .. } => {
-                slots[*head_idx] += amount;
+            Kind::Sliding { slots, total, head_idx, head_end, ahead, guard, .. } => {
+                if now.saturating_add(*guard) >= *head_end {
+                    *ahead += amount;
+                } else {
+                    slots[*head_idx] += amount;
+                }
                 *total += amount;
             }
             Kind::Refill { used, .. } => *used += amount as f64,
@@ -160,9 +188,13 @@ impl Meter {
     /// counted, and is dropped once it has left the window.
     pub(crate) fn take_at(&mut self, at: u64, amount: u64) {
         match &mut self.kind {
-            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total } => {
+            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total, ahead, guard } => {
                 if at >= head_end.saturating_sub(*slot_ticks) {
-                    slots[*head_idx] += amount;
+                    if at.saturating_add(*guard) >= *head_end {
+                        *ahead += amount;
+                    } else {
+                        slots[*head_idx] += amount;
+                    }
                     *total += amount;
                     return;
                 }
@@ -185,12 +217,21 @@ impl Meter {
     /// count that has already expired has nothing left to give back).
     pub(crate) fn give_back(&mut self, taken_at: u64, amount: u64) {
         match &mut self.kind {
-            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total } => {
+            Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total, ahead, guard } => {
+                // A count made within `guard` of its slot's end went to the next slot (or to
+                // `ahead`, while that slot is not the newest yet).
+                let stamped = taken_at.saturating_add(*guard);
+                if stamped >= *head_end {
+                    let back = amount.min(*ahead);
+                    *ahead -= back;
+                    *total -= back;
+                    return;
+                }
                 // Most settlements come within the slot they were taken in: no division.
-                let slot = if taken_at >= head_end.saturating_sub(*slot_ticks) {
+                let slot = if stamped >= head_end.saturating_sub(*slot_ticks) {
                     *head
                 } else {
-                    taken_at / *slot_ticks
+                    stamped / *slot_ticks
                 };
                 if slot <= *head && *head - slot < RING as u64 {
                     let idx = if slot == *head { *head_idx } else { (slot % RING as u64) as usize };
@@ -333,6 +374,37 @@ mod tests {
     }
 
     #[test]
+    fn an_admission_near_a_slots_end_is_counted_from_the_next_slot() {
+        // 60 s window, 1 s slots, a 20 ms transit.
+        let mut meter = Meter::with_transit(Limit::per_minute(1), 20_000_000);
+        assert!(try_take(&mut meter, 10 * SEC - 10_000_000, 1), "10 ms before slot 10 ends");
+        // Without the transit it would leave when slot 70 begins; the provider, receiving it
+        // up to 20 ms later, frees it only at 70.01 s or so: here it leaves with slot 71.
+        assert!(!try_take(&mut meter, 70 * SEC, 1));
+        assert!(try_take(&mut meter, 71 * SEC, 1));
+        // Far from a slot's end nothing changes.
+        let mut meter = Meter::with_transit(Limit::per_minute(1), 20_000_000);
+        assert!(try_take(&mut meter, 10 * SEC + 500_000_000, 1));
+        assert!(try_take(&mut meter, 71 * SEC, 1));
+    }
+
+    #[test]
+    fn a_count_moved_to_the_next_slot_is_given_back_from_there() {
+        let mut meter = Meter::with_transit(Limit::per_minute(2), 20_000_000);
+        let taken_at = 10 * SEC - 10_000_000;
+        assert!(try_take(&mut meter, taken_at, 1));
+        assert!(try_take(&mut meter, 10 * SEC - 500_000_000, 1));
+        meter.give_back(taken_at, 1);
+        assert_eq!(meter.used(), 1);
+        // And after the slot it went to has become the newest.
+        assert!(try_take(&mut meter, taken_at, 1));
+        meter.roll(10 * SEC + 100, anchor());
+        meter.give_back(taken_at, 1);
+        assert_eq!(meter.used(), 1);
+        assert!(try_take(&mut meter, 70 * SEC, 1), "the other count left at 70 s");
+    }
+
+    #[test]
     fn sliding_window_forgets_each_count_one_window_later() {
         let mut meter = Meter::new(Limit::per_minute(2));
         assert!(try_take(&mut meter, 0, 1));
@@ -384,6 +456,33 @@ mod tests {
             for &(start, _) in &admitted {
                 let in_window: u64 = admitted.iter()
                     .filter(|&&(at, _)| at >= start && at < start + 10 * SEC)
+                    .map(|&(_, amount)| amount).sum();
+                prop_assert!(in_window <= limit, "{in_window} > {limit} from {start}");
+            }
+        }
+
+        #[test]
+        fn with_a_transit_no_provider_window_overflows_whenever_it_receives(
+            limit in 1u64..20,
+            steps in vec((0u64..2_000, 1u64..3), 1..300),
+        ) {
+            // The provider receives each admission up to 20 ms after it is made: whatever it
+            // sees within any window started by a reception lies within the window plus
+            // the transit of our admissions.
+            let transit = 20_000_000;
+            let mut meter =
+                Meter::with_transit(Limit::requests_per(limit, Duration::from_secs(10)), transit);
+            let mut now = 0;
+            let mut admitted = Vec::new();
+            for (gap_ms, amount) in steps {
+                now += gap_ms * 1_000_000;
+                if try_take(&mut meter, now, amount) {
+                    admitted.push((now, amount));
+                }
+            }
+            for &(start, _) in &admitted {
+                let in_window: u64 = admitted.iter()
+                    .filter(|&&(at, _)| at >= start && at < start + 10 * SEC + transit)
                     .map(|&(_, amount)| amount).sum();
                 prop_assert!(in_window <= limit, "{in_window} > {limit} from {start}");
             }

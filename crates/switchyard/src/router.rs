@@ -1078,6 +1078,7 @@ impl Router {
         let max_wait = options.max_wait.unwrap_or(route.max_wait);
         let mut ticket: Option<Ticket> = None;
         let mut may_wait_for_free = route.prefer == Prefer::Cost;
+        let mut shunned: Vec<ProviderId> = Vec::new();
         rule_out_unsuitable(&route, request, &mut verdicts, &mut trace);
         rule_out_disabled(&inner.disabled, &route, &mut verdicts, &mut trace);
 
@@ -1184,7 +1185,7 @@ impl Router {
                 roll: rng.next_u64(),
             };
             let mut order = route.strategy.rank(&views, &context);
-            tier(&route, &open, &mut order, inner.ledger.in_memory());
+            tier(&route, &open, &shunned, &mut order, inner.ledger.in_memory());
             if std::mem::take(&mut first_ranking) && options.trace {
                 let scores = inner.scorer.score(candidates);
                 let mut considered: Vec<Considered> = order
@@ -1480,6 +1481,11 @@ impl Router {
                                 continue;
                             }
                             verdicts[idx] = Some(Verdict::Failed);
+                            // The provider failed this request: its other keys go after the
+                            // other providers' for the rest of it.
+                            if !shunned.contains(&slot.candidate.provider) {
+                                shunned.push(slot.candidate.provider.clone());
+                            }
                         }
                         NextStep::NextKey => {
                             verdicts[idx] = Some(match kind {
@@ -1537,46 +1543,58 @@ impl Router {
     }
 }
 
-/// Puts a strategy's ranking in tiers: a preferred provider first, then free before paid,
-/// then, among free candidates, the most headroom first (a candidate whose limits are not
-/// known yet counts as untouched, so it is tried and learned). The sort is stable: the
-/// strategy's order holds within each tier and among equals. Costs nothing when the route
-/// asks for none of it; otherwise one headroom read per free candidate (a map lookup and an
-/// uncontended lock).
-fn tier(route: &Route, open: &[usize], order: &mut [usize], ledger: Option<&MemoryLedger>) {
+/// Puts a strategy's ranking in tiers: a preferred provider first; providers that already
+/// failed this request (a server error that outlasted its retry) after every other, paid
+/// ones included, since serving beats saving; free before paid; then, among free candidates, the most headroom first (a
+/// candidate whose limits are not known yet counts as untouched, so it is tried and
+/// learned). The sort is stable: the strategy's order holds within each tier and among
+/// equals. Costs nothing when the route asks for none of it; otherwise one headroom read per
+/// free candidate (nothing while the ledger knows no limit).
+fn tier(
+    route: &Route,
+    open: &[usize],
+    shunned: &[ProviderId],
+    order: &mut [usize],
+    ledger: Option<&MemoryLedger>,
+) {
     let spread = if route.spread && route.free_first { ledger } else { None };
-    if route.prefer_provider.is_none() && !route.free_first && spread.is_none() {
+    if route.prefer_provider.is_none()
+        && !route.free_first
+        && spread.is_none()
+        && shunned.is_empty()
+    {
         return;
     }
     if order.len() < 2 {
         return;
     }
-    let key = |rank_idx: usize| -> (bool, bool, f64) {
+    let key = |rank_idx: usize| -> (bool, bool, bool, f64) {
         let Some(slot) = open.get(rank_idx).map(|&idx| &route.slots[idx]) else {
-            return (true, true, 0.0);
+            return (true, true, true, 0.0);
         };
         let elsewhere = route
             .prefer_provider
             .as_ref()
             .is_some_and(|preferred| &slot.candidate.provider != preferred);
         let paid = slot.is_paid();
+        let failed = shunned.contains(&slot.candidate.provider);
         let headroom = match spread {
             Some(ledger) if !paid => ledger.headroom(&slot.candidate).unwrap_or(1.0),
             _ => 0.0,
         };
-        (elsewhere, paid && route.free_first, headroom)
+        (elsewhere, failed, paid && route.free_first, headroom)
     };
     if spread.is_none() {
         order.sort_by_key(|&rank_idx| {
-            let (elsewhere, paid, _) = key(rank_idx);
-            (elsewhere, paid)
+            let (elsewhere, failed, paid, _) = key(rank_idx);
+            (elsewhere, failed, paid)
         });
         return;
     }
     // Headroom is read once per candidate, not once per comparison.
-    let mut keyed: Vec<((bool, bool, f64), usize)> =
+    let mut keyed: Vec<((bool, bool, bool, f64), usize)> =
         order.iter().map(|&rank_idx| (key(rank_idx), rank_idx)).collect();
-    keyed.sort_by(|(a, _), (b, _)| (a.0, a.1).cmp(&(b.0, b.1)).then(b.2.total_cmp(&a.2)));
+    keyed.sort_by(|(a, _), (b, _)| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)).then(b.3.total_cmp(&a.3)));
     for (slot, (_, rank_idx)) in order.iter_mut().zip(keyed) {
         *slot = rank_idx;
     }

@@ -13,6 +13,8 @@ fn headroom_is_the_tightest_declared_limit_left() {
         vec![Limit::requests_per(4, secs(10)), Limit::requests_per(10, secs(100))],
     );
     let key = candidate("p", "k", "m");
+    assert_eq!(ledger.headroom(&key), None, "a candidate never admitted nor registered");
+    ledger.register(&key);
     assert_eq!(ledger.headroom(&key), Some(1.0));
     assert!(call(&ledger, &key, 1));
     assert_eq!(ledger.headroom(&key), Some(0.75), "3 of 4 left beats 9 of 10");
@@ -58,6 +60,8 @@ fn keys_of_one_quota_group_read_one_headroom() {
     let (a, b, c) = (candidate("p", "a", "m"), candidate("p", "b", "m"), candidate("p", "c", "m"));
     assert!(call(&ledger, &a, 1));
     assert!(call(&ledger, &a, 1));
+    ledger.register(&b);
+    ledger.register(&c);
     assert_eq!(ledger.headroom(&b), Some(0.5), "b shares a's group: its calls are b's too");
     assert_eq!(ledger.headroom(&c), Some(1.0), "c is its own group");
 }

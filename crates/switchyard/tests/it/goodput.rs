@@ -249,3 +249,27 @@ async fn no_upstream_429_under_concurrent_load_with_declared_limits() {
     assert_eq!(served(&mock, &["p1"]), [40]);
     assert_eq!(mock.totals().rate_limited, 0);
 }
+
+#[tokio::test]
+async fn a_provider_that_failed_a_request_goes_after_the_others_for_the_rest_of_it() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::openai()
+        .clock(clock.clone())
+        .keys([key("f1"), key("f2"), key("f3"), key("p1")])
+        .models(["gpt-4o-mini", "llama-3.3-70b-versatile"])
+        .fault(
+            switchyard_mock::FaultRule::always(switchyard_mock::Fault::server_error())
+                .for_model("llama-3.3-70b-versatile"),
+        )
+        .start()
+        .await
+        .expect("mock starts");
+    let route = RouteConfig::new("default", StrategyKind::LeastLoaded, [FREE, PAID]);
+    let router = two_tier(&clock, &mock, QuotaConfig::default(), &["f1", "f2", "f3"], route);
+    let answer = router.chat("default", &request()).await.expect("served");
+    // f1 and its one retry fail; the free provider's other keys would only fail the same
+    // way, so the paid one is next, well within the five attempts.
+    assert_eq!(answer.served_by.provider.as_str(), "paid");
+    assert_eq!(answer.n_attempts, 3);
+    assert_eq!(served(&mock, &["p1"]), [1]);
+}
