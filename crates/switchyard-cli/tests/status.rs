@@ -13,7 +13,7 @@ fn args(base: &str, extra: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_gateway_exits_0_with_every_key_available() {
-    let gateway = start(&["good-1", "good-2"], false).await;
+    let gateway = start(&["good_1", "good_2"], false).await;
     assert_eq!(gateway.chat().await, 200);
     let output = switchyard(args(&gateway.base, &["--admin-token", TOKEN])).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -27,23 +27,23 @@ async fn a_healthy_gateway_exits_0_with_every_key_available() {
     let key_rows: Vec<&str> = stdout.lines().filter(|line| line.starts_with("| groq")).collect();
     assert_eq!(key_rows.len(), 2, "{stdout}");
     assert!(key_rows.iter().all(|row| row.contains("| available ")), "{stdout}");
-    assert!(stdout.contains("good-1 ("), "keys are shown with their fingerprint:\n{stdout}");
+    assert!(stdout.contains("good_1 ("), "keys are shown with their fingerprint:\n{stdout}");
     assert!(!stdout.contains("gsk-"), "no secret:\n{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_key_found_makes_it_degraded_and_exit_1() {
-    let gateway = start(&["bad-1", "good-1"], false).await;
-    // The priority route tries bad-1 first, finds it invalid and serves with good-1.
+    let gateway = start(&["bad_1", "good_1"], false).await;
+    // The priority route tries bad_1 first, finds it invalid and serves with good_1.
     assert_eq!(gateway.chat().await, 200);
-    assert_eq!(gateway.mock.counts("bad-1").expect("counted").refused, 1);
+    assert_eq!(gateway.mock.counts("bad_1").expect("counted").refused, 1);
     let output = switchyard(args(&gateway.base, &["--admin-token", TOKEN])).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.starts_with("gateway health: degraded"), "{stdout}");
-    let bad = stdout.lines().find(|line| line.contains("bad-1 (")).expect("bad-1 row");
+    let bad = stdout.lines().find(|line| line.contains("bad_1 (")).expect("bad_1 row");
     assert!(bad.contains("invalid"), "{bad}");
-    let good = stdout.lines().find(|line| line.contains("good-1 (")).expect("good-1 row");
+    let good = stdout.lines().find(|line| line.contains("good_1 (")).expect("good_1 row");
     assert!(good.contains("| available "), "{good}");
 
     // The same through the token from the environment, as JSON.
@@ -66,7 +66,7 @@ async fn an_invalid_key_found_makes_it_degraded_and_exit_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_that_cannot_serve_is_down_and_exit_2() {
-    let gateway = start(&["bad-1"], false).await;
+    let gateway = start(&["bad_1"], false).await;
     assert_ne!(gateway.chat().await, 200);
     let output = switchyard(args(&gateway.base, &["--admin-token", TOKEN])).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -78,7 +78,7 @@ async fn a_route_that_cannot_serve_is_down_and_exit_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_or_no_gateway_exits_2_with_the_reason() {
-    let gateway = start(&["good-1"], false).await;
+    let gateway = start(&["good_1"], false).await;
     let output = switchyard(args(&gateway.base, &["--admin-token", "wrong"])).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -24,7 +24,7 @@ pub(crate) struct Running {
     _dir: tempfile::TempDir,
 }
 
-fn secret(id: &str) -> String {
+pub(crate) fn secret(id: &str) -> String {
     format!("gsk-{id}-0000000000")
 }
 
