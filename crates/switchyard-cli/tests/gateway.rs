@@ -364,7 +364,7 @@ targets = ["groq/llama-3.3-70b-versatile"]
             .expect("json");
         let key = &view["providers"][0]["keys"][0];
         assert_eq!(key["id"], "K1", "{view:#}");
-        assert_eq!(key["state"], "exhausted", "{view:#}");
+        assert_eq!(key["state"], "cooling", "a spent minute: {view:#}");
         let limit = &key["models"][0]["limits"][0];
         assert_eq!(
             (limit["used"].as_u64(), limit["limit"].as_u64()),

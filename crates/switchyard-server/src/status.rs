@@ -261,9 +261,17 @@ async fn summary_rows(
             let mut until = key.status.state.until();
             if state == "available" && !key.available {
                 // The ledger holds nothing against the key, but a limit of its own is spent:
-                // it is out until that window resets.
-                let spent = limits.iter().find(|limit| limit.remaining == 0);
-                state = "exhausted";
+                // it is out until that window resets. A spent day is an exhaustion; a spent
+                // minute (a sliding or refilling window) a cooldown.
+                let spent = limits
+                    .iter()
+                    .filter(|limit| limit.remaining == 0)
+                    .max_by_key(|limit| limit.name.contains("/day-"));
+                state = if spent.is_some_and(|limit| limit.name.contains("/day-")) {
+                    "exhausted"
+                } else {
+                    "cooling"
+                };
                 until = key.available_at;
                 reason = Some(match spent {
                     Some(limit) => {
