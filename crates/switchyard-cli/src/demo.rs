@@ -35,7 +35,7 @@ use switchyard_quota::{DayBoundary, Limit, MemoryLedger, ModelQuota, ProviderQuo
 use switchyard_server::{EventHub, Gateway, GatewayConfig, Services};
 
 use crate::admin_api::{AdminClient, StatusView};
-use crate::{status, ui};
+use crate::ui;
 
 /// Arguments of `switchyard demo`.
 #[derive(Debug, clap::Args)]
@@ -429,7 +429,7 @@ fn plain_line(tally: &Tally, total: u32, view: Option<&StatusView>) -> String {
 
 /// The live view: the key table, then counts and the ranking's head.
 fn live_text(tally: &Tally, view: &StatusView) -> String {
-    let mut text = status::key_table(view, true).to_string();
+    let mut text = live_table(tally, view).to_string();
     let ranking = ranking(view);
     let head: Vec<String> =
         ranking.iter().take(3).map(|(score, name)| format!("{name} {score:.2}")).collect();
@@ -445,6 +445,40 @@ fn live_text(tally: &Tally, view: &StatusView) -> String {
     text
 }
 
+/// The live table: narrow enough for an 80-column terminal, one row per key.
+fn live_table(tally: &Tally, view: &StatusView) -> comfy_table::Table {
+    let mut table =
+        ui::table_for(["key", "state", "until", "window used", "served", "score"], true);
+    for provider in &view.providers {
+        for key in &provider.keys {
+            let name = format!("{}/{}", provider.name, key.id);
+            let model = key.models.first();
+            let used =
+                model.and_then(|model| model.limits.first()).map_or_else(String::new, |limit| {
+                    format!("{}/{}", limit.used.unwrap_or(0), limit.limit.unwrap_or(0))
+                });
+            let until = key
+                .until
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .map_or_else(String::new, |at| at.format("%H:%M:%S %:z").to_string());
+            let score = model
+                .and_then(|model| model.score)
+                .map_or_else(|| "-".to_owned(), |score| format!("{score:.2}"));
+            let served = tally.per_key.get(&name).copied().unwrap_or(0);
+            table.add_row(vec![
+                comfy_table::Cell::new(&name),
+                ui::state_cell(&key.state, true),
+                comfy_table::Cell::new(until),
+                comfy_table::Cell::new(used),
+                comfy_table::Cell::new(served),
+                comfy_table::Cell::new(score),
+            ]);
+        }
+    }
+    table
+}
+
 /// Every scored candidate, best first.
 fn ranking(view: &StatusView) -> Vec<(f64, String)> {
     let mut ranked: Vec<(f64, String)> = Vec::new();
@@ -452,7 +486,15 @@ fn ranking(view: &StatusView) -> Vec<(f64, String)> {
         for key in &provider.keys {
             for model in &key.models {
                 if let Some(score) = model.score {
-                    ranked.push((score, format!("{}/{} {}", provider.name, key.id, model.model)));
+                    // The score is what was learned; a key out of rotation says so.
+                    let state = match key.state.as_str() {
+                        "invalid" | "billing_stopped" | "disabled" => format!(" [{}]", key.state),
+                        _ => String::new(),
+                    };
+                    ranked.push((
+                        score,
+                        format!("{}/{} {}{state}", provider.name, key.id, model.model),
+                    ));
                 }
             }
         }
@@ -539,7 +581,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(view) = &final_view {
         tally.observe(view);
         if ui::stdout_is_terminal() {
-            println!("{}", status::key_table(view, ui::colour()));
+            println!("{}", live_table(&tally, view));
         }
     }
     print_summary(&tally, args.requests, elapsed, final_view.as_ref(), &simulated);

@@ -41,13 +41,22 @@ where
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED).set_header(header);
     if colour {
+        // On a terminal of a known, sensible width, wrap cells to it rather than overflow;
+        // a pseudo-terminal that reports no size gets the table unwrapped.
         table.enforce_styling();
+        if table.width().is_some_and(|width| width >= 60) {
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        } else {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
     } else {
         // Plain text whatever the terminal says: a pipe or a test gets no escapes and a
         // stable width.
-        table.load_preset(presets::ASCII_MARKDOWN).force_no_tty();
+        table
+            .load_preset(presets::ASCII_MARKDOWN)
+            .force_no_tty()
+            .set_content_arrangement(ContentArrangement::Disabled);
     }
-    table.set_content_arrangement(ContentArrangement::Disabled);
     table
 }
 
