@@ -139,14 +139,13 @@ async fn simulate(clock: &Arc<dyn Clock>) -> anyhow::Result<Vec<Simulated>> {
         story: "free, two keys of 20 requests per 10 s",
     });
 
-    // Groq's good key also has a small "daily" quota (a one-minute window the mock names a
-    // day) that is not declared: the router learns it from the 429 and parks the key.
+    // Groq's keys also have a small daily quota (UTC days), declared: once groq-1 has served
+    // its 30 the router leaves it exhausted until midnight without asking again.
     let groq = start_mock(
         MockUpstream::builder(OpenAiWire::new(Flavor::Groq))
+            .time_zone(chrono_tz::UTC)
             .models(["llama-3.1-8b-instant"])
-            .key(script("groq-1", 20).window(
-                WindowQuota::requests_fixed(40, Duration::from_secs(60), Duration::ZERO).as_day(),
-            ))
+            .key(script("groq-1", 20).requests_per_day(30))
             .key(KeyScript::invalid("groq-2", secret("groq-2")))
             .latency(Latency::Uniform {
                 min: Duration::from_millis(5),
@@ -160,11 +159,11 @@ async fn simulate(clock: &Arc<dyn Clock>) -> anyhow::Result<Vec<Simulated>> {
         mock: groq,
         keys: credentials(&["groq-1", "groq-2"]),
         model: "llama-3.1-8b-instant",
-        limits: vec![Limit::requests_per(20, WINDOW)],
-        day: DayBoundary::Rolling,
-        zone: None,
+        limits: vec![Limit::requests_per(20, WINDOW), Limit::requests_per_day(30, chrono_tz::UTC)],
+        day: DayBoundary::Midnight(chrono_tz::UTC),
+        zone: Some(chrono_tz::UTC),
         price: None,
-        story: "free and fast; groq-1 has 40 requests a \"day\", groq-2 is invalid",
+        story: "free and fast; 30 requests a day (UTC); groq-2 is invalid",
     });
 
     let openai = start_mock(

@@ -91,8 +91,8 @@ fn three_hundred_requests_rotate_keys_fall_back_and_drop_the_invalid_key() {
     for key in ["groq/groq-1", "openai/openai-1", "anthropic/anthropic-1"] {
         assert!(summary.per_key[key] > 0, "{key} never served:\n{out}");
     }
-    // Groq's good key has 40 requests a "day": it cannot serve more.
-    assert!(summary.per_key["groq/groq-1"] <= 40, "{out}");
+    // Groq's good key has 30 requests a day: it cannot serve more.
+    assert_eq!(summary.per_key["groq/groq-1"], 30, "{out}");
     assert!(summary.fallbacks >= 1, "{out}");
     assert!(summary.provider_fallbacks >= 1, "{out}");
     assert!(summary.provider_fallbacks <= summary.fallbacks, "{out}");
@@ -103,9 +103,10 @@ fn three_hundred_requests_rotate_keys_fall_back_and_drop_the_invalid_key() {
         .unwrap_or_else(|| panic!("the invalid key is not named:\n{out}"));
     assert!(invalid.ends_with("served 0 after)"), "{invalid}");
     assert_eq!(summary.per_key["groq/groq-2"], 0, "{out}");
-    // Groq's key ran out of its "day" and is shown exhausted with when it comes back.
+    // Groq's key ran out of its day and is shown exhausted until midnight UTC.
     assert!(
-        out.lines().any(|line| line.starts_with("key exhausted: groq/groq-1 (until ")),
+        out.lines().any(|line| line.starts_with("key exhausted: groq/groq-1 (until ")
+            && line.contains(" 00:00:00 +00:00; limit requests/day-UTC spent (30/30))")),
         "{out}"
     );
     // The learned ranking lists every candidate, scores descending.
