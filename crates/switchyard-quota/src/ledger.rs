@@ -49,6 +49,20 @@ pub trait QuotaLedger: Send + Sync + 'static {
         snapshot: &RateLimitSnapshot,
     ) -> Result<(), QuotaError>;
 
+    /// Learns from the headers of the attempt `permit` admitted. Knowing the attempt lets a
+    /// ledger tell a stale reading (one that predates later admissions) from news; by default
+    /// it is [`QuotaLedger::observe`].
+    ///
+    /// # Errors
+    /// [`QuotaError::Backend`] when a shared ledger cannot reach its backend.
+    async fn observe_attempt(
+        &self,
+        permit: &Permit,
+        snapshot: &RateLimitSnapshot,
+    ) -> Result<(), QuotaError> {
+        self.observe(permit.candidate(), snapshot).await
+    }
+
     /// Records the error that ended an attempt: cooldowns, exhaustion, invalid keys.
     ///
     /// # Errors
@@ -134,6 +148,10 @@ impl Permit {
     /// The estimate reserved.
     pub fn estimate(&self) -> Estimate {
         self.estimate
+    }
+
+    pub(crate) fn taken_at(&self) -> u64 {
+        self.taken_at
     }
 
     /// For a permit made by [`Permit::shared`]: the candidate, estimate and `taken_at`.

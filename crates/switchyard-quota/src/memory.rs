@@ -114,6 +114,8 @@ struct BucketState {
     strikes: u32,
     /// When the last hold ended or began.
     changed_at: Option<u64>,
+    /// When the newest admission was made.
+    last_taken: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -246,6 +248,7 @@ impl BucketState {
             gate.remaining -= gate_need(gate.unit, estimate);
         }
         self.in_flight += 1;
+        self.last_taken = self.last_taken.max(now);
     }
 
     /// Ends an attempt. The correction lands where the reservation was made (at `taken_at`),
@@ -423,6 +426,7 @@ impl MemoryLedger {
                     exhausted: None,
                     strikes: 0,
                     changed_at: None,
+                    last_taken: 0,
                 }),
             })
         });
@@ -541,6 +545,24 @@ impl MemoryLedger {
 
     /// Learns from rate-limit headers: the synchronous core of [`QuotaLedger::observe`].
     pub fn observe_now(&self, candidate: &Candidate, snapshot: &RateLimitSnapshot) {
+        self.observe_since(candidate, snapshot, None);
+    }
+
+    /// Learns from the headers of the attempt `permit` admitted: the synchronous core of
+    /// [`QuotaLedger::observe_attempt`]. Knowing when that attempt was admitted, a reading
+    /// that would lower the local count is ignored once a later admission of the same bucket
+    /// exists: the provider may not have seen it when it answered (answers overtake each
+    /// other when latencies vary).
+    pub fn observe_attempt_now(&self, permit: &Permit, snapshot: &RateLimitSnapshot) {
+        self.observe_since(permit.candidate(), snapshot, Some(permit.taken_at()));
+    }
+
+    fn observe_since(
+        &self,
+        candidate: &Candidate,
+        snapshot: &RateLimitSnapshot,
+        admitted_at: Option<u64>,
+    ) {
         if snapshot.readings.is_empty() {
             return;
         }
@@ -555,6 +577,8 @@ impl MemoryLedger {
         // admissions must not hand their capacity out again. (The caller observes before it
         // settles, so its own attempt is one of `in_flight`.)
         let others_in_flight = state.in_flight > 1;
+        let overtaken = admitted_at.is_some_and(|at| state.last_taken > at);
+        let stale_if_lower = others_in_flight || overtaken;
         for reading in &snapshot.readings {
             let Some(remaining) = reading.remaining else { continue };
             let until = reading.reset.map_or(now + scope_ticks(reading.scope), |reset| {
@@ -583,7 +607,7 @@ impl MemoryLedger {
                     .iter_mut()
                     .find(|g| g.unit == reading.unit && g.scope == reading.scope)
                 {
-                    Some(existing) if others_in_flight && existing.remaining < remaining => {}
+                    Some(existing) if stale_if_lower && existing.remaining < remaining => {}
                     Some(existing) => *existing = gate,
                     None => state.gates.push(gate),
                 }
@@ -596,7 +620,7 @@ impl MemoryLedger {
                     meter.roll(now, self.anchor_utc);
                     let limit = reading.limit.unwrap_or(meter.limit.amount);
                     let used = limit.saturating_sub(remaining);
-                    if others_in_flight && used < meter.used() {
+                    if stale_if_lower && used < meter.used() {
                         continue;
                     }
                     meter.set_used(now, used);
@@ -1069,6 +1093,15 @@ impl QuotaLedger for MemoryLedger {
 
     async fn summary(&self, provider: &ProviderId) -> Result<ProviderSummary, QuotaError> {
         Ok(self.summary_now(provider))
+    }
+
+    async fn observe_attempt(
+        &self,
+        permit: &Permit,
+        snapshot: &RateLimitSnapshot,
+    ) -> Result<(), QuotaError> {
+        self.observe_attempt_now(permit, snapshot);
+        Ok(())
     }
 
     fn in_memory(&self) -> Option<&MemoryLedger> {

@@ -645,6 +645,11 @@ impl PermitGuard {
         Self { ledger, permit: Some(permit), estimate }
     }
 
+    /// The permit, while it is held.
+    pub(crate) fn held(&self) -> Option<&Permit> {
+        self.permit.as_ref()
+    }
+
     pub(crate) fn estimated_usage(&self) -> Usage {
         estimate_usage(self.estimate)
     }
@@ -1343,9 +1348,17 @@ impl Router {
             };
             match result {
                 Ok(served) => {
+                    // With the attempt's permit the ledger can tell a reading overtaken by
+                    // later admissions from news.
                     if !served.rate_limits.is_empty()
-                        && let Err(error) =
-                            inner.ledger.observe(&slot.candidate, &served.rate_limits).await
+                        && let Err(error) = match permit.held() {
+                            Some(held) => {
+                                inner.ledger.observe_attempt(held, &served.rate_limits).await
+                            }
+                            None => {
+                                inner.ledger.observe(&slot.candidate, &served.rate_limits).await
+                            }
+                        }
                     {
                         tracing::warn!(error = %error, candidate = %slot.candidate, "recording rate-limit headers failed");
                     }

@@ -93,3 +93,34 @@ fn a_header_naming_its_limit_sets_only_the_meter_of_that_limit() {
     let used: Vec<u64> = summary.keys[0].limits.iter().map(|limit| limit.used).collect();
     assert_eq!(used, [1, 10]);
 }
+
+#[test]
+fn an_answer_overtaken_by_a_later_admission_cannot_lower_the_count() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(&clock, vec![Limit::requests_per(4, secs(10))]);
+    let key = candidate("p", "k", "m");
+    let estimate = switchyard_quota::Estimate::new(1, 0);
+    let first = ledger.try_admit(&key, estimate).expect("admitted");
+    clock.advance(std::time::Duration::from_millis(5));
+    let second = ledger.try_admit(&key, estimate).expect("admitted");
+    let third = ledger.try_admit(&key, estimate).expect("admitted");
+    // The later two answer first and settle.
+    ledger.settle_now(second, &switchyard_core::Usage::new(1, 0));
+    ledger.settle_now(third, &switchyard_core::Usage::new(1, 0));
+    // The first's answer, the only attempt in flight now, says 3 of 4 remain: the provider
+    // answered it before it received the later two. Stale, however alone it arrives.
+    let reading = LimitReading {
+        unit: LimitUnit::Requests,
+        scope: LimitScope::Minute,
+        limit: Some(4),
+        remaining: Some(3),
+        reset: None,
+    };
+    let stale = RateLimitSnapshot { readings: vec![reading], retry_after: None };
+    ledger.observe_attempt_now(&first, &stale);
+    ledger.settle_now(first, &switchyard_core::Usage::new(1, 0));
+    assert_eq!(ledger.headroom(&key), Some(0.25), "three counted, one left");
+    // Without the attempt, the same reading is taken at its word (the provider's count wins).
+    ledger.observe_now(&key, &stale);
+    assert_eq!(ledger.headroom(&key), Some(0.75));
+}
