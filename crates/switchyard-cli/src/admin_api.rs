@@ -8,6 +8,32 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+/// A bearer token given on the command line or in the environment: a secret, so its
+/// `Debug` (and the parsed arguments' `Debug`) never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Token(String);
+
+impl Token {
+    /// The token itself, for the `Authorization` header only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
 /// Why an admin call failed; `status` exits 2 with this on standard error.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AdminApiError {
@@ -57,7 +83,7 @@ pub(crate) enum AdminApiError {
 pub(crate) struct AdminClient {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    token: Option<Token>,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -72,7 +98,7 @@ impl std::fmt::Debug for AdminClient {
 
 impl AdminClient {
     /// A client of the gateway at `base` (`http://127.0.0.1:8080`), sending `token`.
-    pub(crate) fn new(base: &str, token: Option<String>) -> Self {
+    pub(crate) fn new(base: &str, token: Option<Token>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -106,7 +132,7 @@ impl AdminClient {
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
-            Some(token) => request.bearer_auth(token),
+            Some(token) => request.bearer_auth(token.expose()),
             None => request,
         }
     }

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use switchyard::{RequestOptions, Router};
 use switchyard_core::{Clock, SystemClock};
 
+use crate::admin_api::Token;
 use crate::config::{self, Loaded};
 use crate::ui;
 
@@ -50,7 +51,7 @@ pub(crate) struct BatchArgs {
     url: Option<String>,
     /// The client token for `--url`.
     #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true, requires = "url")]
-    token: Option<String>,
+    token: Option<Token>,
     /// The route for every request, over each line's `model` [default: the line's `model`,
     /// else `default`].
     #[arg(long)]
@@ -184,7 +185,7 @@ fn answered(path: &Path) -> Result<HashSet<String>, BatchError> {
 /// Where requests go.
 enum Target {
     Local(Arc<Router>),
-    Gateway { client: reqwest::Client, url: String, token: Option<String> },
+    Gateway { client: reqwest::Client, url: String, token: Option<Token> },
 }
 
 impl Target {
@@ -192,7 +193,7 @@ impl Target {
         match self {
             Self::Local(router) => local(router, item, clock).await,
             Self::Gateway { client, url, token } => {
-                remote(client, url, token.as_deref(), item).await
+                remote(client, url, token.as_ref().map(Token::expose), item).await
             }
         }
     }

@@ -542,7 +542,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     let started = clock.now();
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let admin = AdminClient::new(&base, Some(ADMIN_TOKEN.to_owned()));
+    let admin =
+        AdminClient::new(&base, Some(ADMIN_TOKEN.parse().expect("invariant: any text is a token")));
     let (bar, table_bar, multi) = bars(args.requests);
     let watcher = tokio::spawn(watch(
         Arc::clone(&clock),

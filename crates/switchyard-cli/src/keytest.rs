@@ -33,7 +33,7 @@ use switchyard_ollama::{Ollama, OllamaConfig};
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 use switchyard_score::{StatsSnapshot, StatsStore as _};
 
-use crate::admin_api::AdminClient;
+use crate::admin_api::{AdminClient, Token};
 use crate::config::{Loaded, ProviderSection, sole_variable};
 use crate::ui;
 
@@ -52,7 +52,7 @@ pub(crate) struct KeyTestArgs {
     url: Option<String>,
     /// The gateway's admin token, for `--url`.
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    admin_token: Option<Token>,
     /// Probes in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     concurrency: u32,

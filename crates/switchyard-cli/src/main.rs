@@ -77,3 +77,42 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_given_as_arguments_never_show_in_debug_output() {
+        for args in [
+            vec!["switchyard", "status", "--admin-token", "s3cret-admin"],
+            vec!["switchyard", "stats", "--admin-token", "s3cret-admin"],
+            vec![
+                "switchyard",
+                "keys",
+                "test",
+                "--url",
+                "http://x",
+                "--admin-token",
+                "s3cret-admin",
+            ],
+            vec![
+                "switchyard",
+                "batch",
+                "--input",
+                "i",
+                "--output",
+                "o",
+                "--url",
+                "http://x",
+                "--token",
+                "s3cret-admin",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(&args).expect("parses");
+            let debug = format!("{cli:?}");
+            assert!(!debug.contains("s3cret"), "{debug}");
+            assert!(debug.contains("<redacted>"), "{debug}");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use comfy_table::{Cell, Table};
 
-use crate::admin_api::{AdminClient, StatusView};
+use crate::admin_api::{AdminClient, StatusView, Token};
 use crate::ui;
 
 /// Where the gateway is and how to get in; shared by `status` and `stats`.
@@ -20,7 +20,7 @@ pub(crate) struct GatewayArgs {
     pub(crate) url: String,
     /// The admin token (`[server] admin_token`).
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-    pub(crate) admin_token: Option<String>,
+    pub(crate) admin_token: Option<Token>,
 }
 
 impl GatewayArgs {
