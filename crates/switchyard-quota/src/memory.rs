@@ -734,6 +734,12 @@ impl MemoryLedger {
         }
     }
 
+    /// Whether any limit is known: declared, or stated by a provider's header once. Until
+    /// one is, [`MemoryLedger::headroom`] answers `None` for every candidate.
+    pub fn knows_limits(&self) -> bool {
+        self.limits_known.load(Ordering::Relaxed)
+    }
+
     /// How much of `candidate`'s tightest known limit is left now, as a fraction: 1.0
     /// untouched, 0.0 spent. Declared limits count, and so do limits a provider's headers
     /// stated (remaining out of limit). `None` when nothing is known of its limits; holds

@@ -289,6 +289,8 @@ pub(crate) struct Route {
     pub(crate) free_first: bool,
     pub(crate) spread: bool,
     pub(crate) prefer: Prefer,
+    /// Whether any candidate has a price above zero: without one, free-first orders nothing.
+    pub(crate) any_paid: bool,
 }
 
 /// Builds a [`Router`]. Only providers and routes are required: the clock defaults to the
@@ -529,6 +531,7 @@ impl Inner {
         // The priority strategy is an order the operator wrote down: tiers stay off unless
         // asked for.
         let explicit_order = matches!(route.strategy, StrategyKind::Priority);
+        let any_paid = slots.iter().any(|slot| slot.is_paid());
         Ok(Route {
             name: route.name.clone(),
             candidates: slots.iter().map(|slot| slot.candidate.clone()).collect(),
@@ -544,6 +547,7 @@ impl Inner {
             free_first: route.free_first.unwrap_or(!explicit_order),
             spread: route.spread.unwrap_or(!explicit_order),
             prefer: route.prefer,
+            any_paid,
         })
     }
 
@@ -1005,6 +1009,7 @@ impl Router {
             free_first: false,
             spread: false,
             prefer: Prefer::Latency,
+            any_paid: false,
         }))
     }
 
@@ -1570,12 +1575,14 @@ fn tier(
     order: &mut [usize],
     ledger: Option<&MemoryLedger>,
 ) {
-    let spread = if route.spread && route.free_first { ledger } else { None };
-    if route.prefer_provider.is_none()
-        && !route.free_first
-        && spread.is_none()
-        && shunned.is_empty()
-    {
+    // Spreading needs known limits; free-first needs a paid candidate to put last.
+    let spread = if route.spread && route.free_first {
+        ledger.filter(|ledger| ledger.knows_limits())
+    } else {
+        None
+    };
+    let free_first = route.free_first && route.any_paid;
+    if route.prefer_provider.is_none() && !free_first && spread.is_none() && shunned.is_empty() {
         return;
     }
     if order.len() < 2 {
@@ -1595,7 +1602,7 @@ fn tier(
             Some(ledger) if !paid => ledger.headroom(&slot.candidate).unwrap_or(1.0),
             _ => 0.0,
         };
-        (elsewhere, failed, paid && route.free_first, headroom)
+        (elsewhere, failed, paid && free_first, headroom)
     };
     if spread.is_none() {
         order.sort_by_key(|&rank_idx| {
