@@ -24,8 +24,9 @@ const BODY_SNIPPET: usize = 200;
 pub struct OpenAiProvider {
     config: OpenAiConfig,
     client: reqwest::Client,
-    chat_url: String,
-    models_url: String,
+    // Parsed once here: parsing a URL and its host on every call showed in profiles.
+    chat_url: reqwest::Url,
+    models_url: reqwest::Url,
 }
 
 impl std::fmt::Debug for OpenAiProvider {
@@ -148,12 +149,14 @@ impl OpenAiProvider {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| OpenAiError::Client { id: config.id.clone(), source })?;
-        Ok(Self {
-            chat_url: format!("{base}/chat/completions"),
-            models_url: format!("{base}/models"),
-            config,
-            client,
-        })
+        let parse = |path: &str| {
+            reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| OpenAiError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            })
+        };
+        let (chat_url, models_url) = (parse("/chat/completions")?, parse("/models")?);
+        Ok(Self { chat_url, models_url, config, client })
     }
 
     /// The configuration it was built from.
@@ -173,10 +176,10 @@ impl OpenAiProvider {
     fn request(
         &self,
         method: reqwest::Method,
-        url: &str,
+        url: &reqwest::Url,
         credential: Option<&Credential>,
     ) -> reqwest::RequestBuilder {
-        let mut request = self.client.request(method, url);
+        let mut request = self.client.request(method, url.clone());
         if let Some(credential) = credential {
             request = request.bearer_auth(credential.expose_secret());
         }
