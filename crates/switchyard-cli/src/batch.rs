@@ -309,6 +309,7 @@ async fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
 
     // The in-process router keeps its quota state saver alive until the batch ends.
     let mut _persistence = None;
+    let mut _scores = None;
     let target = match &args.url {
         Some(url) => Target::Gateway {
             client: reqwest::Client::builder()
@@ -325,6 +326,7 @@ async fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {warning}");
             }
             _persistence = built.persistence;
+            _scores = built.scores;
             Target::Local(Arc::new(built.router))
         }
     };

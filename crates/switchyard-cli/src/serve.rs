@@ -25,7 +25,7 @@ use switchyard_server::{EventHub, Gateway, GatewayConfig, Reloader, Services};
 use switchyard_store::{Analytics, AnalyticsWriter, AnalyticsWriterConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{self, Loaded};
+use crate::config::{self, Loaded, ScoreSaver};
 
 /// Arguments of `switchyard serve`.
 #[derive(Debug, Args)]
@@ -115,6 +115,8 @@ struct FileReloader {
     events: Arc<EventHub>,
     /// The running ledger's saver; replaced with the new one's on a successful reload.
     persistence: Mutex<Option<WriteBehind>>,
+    /// The running scorer's saver; replaced likewise.
+    scores: Mutex<Option<ScoreSaver>>,
 }
 
 impl Reloader for FileReloader {
@@ -126,9 +128,16 @@ impl Reloader for FileReloader {
         {
             tracing::warn!(%error, "quota state not saved before reload");
         }
+        let mut scores = self.scores.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = scores.as_ref()
+            && let Err(error) = old.flush()
+        {
+            tracing::warn!(%error, "learned scores not saved before reload");
+        }
         match load(&self.config, &self.clock, &self.events) {
             Ok(built) => {
                 *persistence = built.persistence;
+                *scores = built.scores;
                 Ok((built.router, built.gateway))
             }
             Err(error) => Err(format!("{error:#}")),
@@ -151,6 +160,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         clock: Arc::clone(&clock),
         events: Arc::clone(&events),
         persistence: Mutex::new(built.persistence),
+        scores: Mutex::new(built.scores),
     });
     let services = Services {
         events: Some(Arc::clone(&events)),
@@ -210,5 +220,6 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         tracing::warn!(%error, "analytics events not written at shutdown");
     }
     drop(reloader.persistence.lock().unwrap_or_else(PoisonError::into_inner).take());
+    drop(reloader.scores.lock().unwrap_or_else(PoisonError::into_inner).take());
     Ok(ExitCode::SUCCESS)
 }

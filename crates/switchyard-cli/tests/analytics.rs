@@ -1,7 +1,7 @@
 //! Analytics in the real `switchyard serve` binary: a scripted run against `switchyard-mock`
 //! is recorded in the SQLite event log next to the state file, the admin reports return
 //! exactly its events (per key, per hour, per error class, per client), they survive a
-//! restart, and the retention deletes old rows at start.
+//! restart (as do the learned scores), and the retention deletes old rows at start.
 
 mod support;
 
@@ -221,4 +221,22 @@ token = "${{CI_TOKEN}}"
     let restarted = Gateway::start(&config, &env).expect("the gateway starts again");
     let usage = report(&restarted, "/admin/analytics/usage").await;
     check(&usage);
+
+    // Learned scores come back from the state file too: before any new request the scorer
+    // already knows K1 served three and K2 failed once.
+    let scores = report(&restarted, "/admin/scores").await;
+    let row = |key: &str| {
+        scores["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .find(|row| row["key"] == key)
+            .unwrap_or_else(|| panic!("no score for {key}: {scores:#}"))
+            .clone()
+    };
+    assert_eq!(
+        (row("K1")["successes"].as_u64(), row("K1")["failures"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(row("K2")["failures"].as_u64(), Some(1), "{scores:#}");
 }

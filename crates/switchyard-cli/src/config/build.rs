@@ -25,6 +25,7 @@ use switchyard_redis::{RedisLedger, RedisOptions};
 use switchyard_server::{AlertConfig, ClientConfig, GatewayConfig};
 use switchyard_vault::{KeySource, Passphrase, Vault, VaultConfig};
 
+use super::scores::ScoreSaver;
 use super::{ConfigError, Loaded, ProviderSection, sole_variable};
 
 /// What a configuration builds.
@@ -39,6 +40,8 @@ pub(crate) struct Built {
     pub(crate) warnings: Vec<String>,
     /// Saves quota state to `[state] path`; dropping it saves once more.
     pub(crate) persistence: Option<WriteBehind>,
+    /// Saves learned scores to `[state] path`; dropping it saves once more.
+    pub(crate) scores: Option<ScoreSaver>,
     /// Alert webhooks, when `[alerts]` is given.
     pub(crate) alerts: Option<AlertConfig>,
 }
@@ -321,6 +324,17 @@ pub(crate) fn build_with(
         };
         builder = builder.budgets(budgets, store);
     }
+    // Learned scores live in the state file too, so a restart does not forget which keys work.
+    let mut scores = None;
+    if let Some(path) = &file.state.path {
+        let state_file =
+            loaded.path.parent().unwrap_or(Path::new(".")).join(loaded.expand(path, "path", vars)?);
+        let (scorer, saver) =
+            super::scores::restore(&state_file, Arc::clone(&clock), &mut warnings)
+                .map_err(|message| loaded.invalid(path.span(), "path", message))?;
+        builder = builder.scorer(scorer);
+        scores = Some(saver);
+    }
     let router = builder.quota(ledger).build().map_err(|error| {
         let message = error.to_string();
         let route = file
@@ -381,7 +395,7 @@ pub(crate) fn build_with(
     };
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
-    Ok(Built { router, gateway, listen, warnings, persistence, alerts })
+    Ok(Built { router, gateway, listen, warnings, persistence, scores, alerts })
 }
 
 /// The `[[clients]]`, checked: names and tokens unique, routes configured, limits sane.

@@ -9,6 +9,7 @@
 //! `text`. A key that expands to nothing is dropped with a warning.
 
 mod build;
+mod scores;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use toml::Spanned;
 #[allow(unused_imports, reason = "`build` serves tests and commands that need no event sink")]
 pub(crate) use build::build;
 pub(crate) use build::{Built, analytics_settings, build_with};
+pub(crate) use scores::ScoreSaver;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
