@@ -540,10 +540,9 @@ async fn answer(
     let metrics = &gateway.shared.metrics;
     let started = clock.now();
     let route = parsed.model.as_str();
+    // Each attempt is logged once, by the router's event (`switchyard::attempt`, with the
+    // request id, key id and fingerprint, error class and upstream request id).
     let routed_error = |source: switchyard::RouterError| {
-        if let Some(trace) = source.trace() {
-            log_attempts(&request_id, route, trace);
-        }
         metrics.failed(route, source.code(), source.trace());
         ServerError::Router { source, now: clock.utc() }
     };
@@ -552,7 +551,6 @@ async fn answer(
             .chat_stream(&parsed.model, &parsed.request, options)
             .await
             .map_err(routed_error)?;
-        log_attempts(&request_id, &parsed.model, &routed.trace);
         let elapsed = clock.now().saturating_duration_since(started);
         metrics.served(route, &routed.served_by, &routed.trace, false, elapsed);
         let mut response_headers = served_headers(
@@ -578,7 +576,6 @@ async fn answer(
     }
     let answer =
         router.chat_with(&parsed.model, &parsed.request, options).await.map_err(routed_error)?;
-    log_attempts(&request_id, &parsed.model, &answer.trace);
     let elapsed = clock.now().saturating_duration_since(started);
     metrics.served(route, &answer.served_by, &answer.trace, answer.cached, elapsed);
     metrics.tokens(route, &answer.served_by, answer.response.usage);
@@ -607,22 +604,6 @@ async fn answer(
         clock.utc().timestamp(),
     );
     Ok((response_headers, Json(body)).into_response())
-}
-
-fn log_attempts(request_id: &str, route: &str, trace: &Trace) {
-    for attempt in &trace.attempts {
-        tracing::info!(
-            request_id,
-            route,
-            candidate = %attempt.candidate,
-            key = %attempt.fingerprint,
-            error = attempt.error.map(|kind| kind.as_str()),
-            status = attempt.status,
-            latency_ms = u64::try_from(attempt.latency.as_millis()).unwrap_or(u64::MAX),
-            upstream_request_id = attempt.upstream_request_id.as_deref(),
-            "attempt"
-        );
-    }
 }
 
 fn served_headers(
