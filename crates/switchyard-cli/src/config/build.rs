@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use switchyard::{
-    BudgetConfig, EventSink, JsonFileSpendStore, MemorySpendStore, ModelFacts, Price, RouteConfig,
-    Router, SpendStore, StrategyKind,
+    BudgetConfig, EventSink, JsonFileSpendStore, MemorySpendStore, ModelFacts, Prefer, Price,
+    RouteConfig, Router, SpendStore, StrategyKind,
 };
 use switchyard_anthropic::{Anthropic, AnthropicConfig};
 use switchyard_core::{Clock, Credential, KeyId, Provider, ProviderId};
@@ -278,6 +278,18 @@ pub(crate) fn build_with(
             .map(|secs| seconds(loaded, secs, "timeout_secs"))
             .transpose()?;
         config.content_filter_fallback = route.content_filter_fallback;
+        config.max_wait = route
+            .max_wait_secs
+            .as_ref()
+            .map(|secs| seconds(loaded, secs, "max_wait_secs"))
+            .transpose()?;
+        config.free_first = route.free_first;
+        config.spread = route.spread;
+        if let Some(prefer) = &route.prefer {
+            config.prefer = Prefer::from_name(prefer.get_ref()).ok_or_else(|| {
+                loaded.invalid(prefer.span(), "prefer", "expected \"latency\" or \"cost\"")
+            })?;
+        }
         if let Some(budget) = &route.budget_per_day {
             budgets.per_route.insert(route.name.get_ref().clone(), dollars(loaded, budget)?);
         }

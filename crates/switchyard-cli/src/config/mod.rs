@@ -264,6 +264,16 @@ pub(crate) struct RouteSection {
     pub(crate) content_filter_fallback: bool,
     /// The most dollars this route may cost a day (UTC days).
     pub(crate) budget_per_day: Option<Spanned<f64>>,
+    /// How long a request may wait for a spent candidate to free before it is answered with
+    /// a 429, in seconds (default 0: answer at once).
+    pub(crate) max_wait_secs: Option<Spanned<f64>>,
+    /// Free candidates before paid ones (default: yes, except under `priority`).
+    pub(crate) free_first: Option<bool>,
+    /// Free candidates most-headroom first (default: yes, except under `priority`).
+    pub(crate) spread: Option<bool>,
+    /// `"latency"` (default: pay now when free keys are spent) or `"cost"` (wait for a free
+    /// key that frees within the deadline).
+    pub(crate) prefer: Option<Spanned<String>>,
 }
 
 /// A configuration read from a file, with the text kept to turn spans into line numbers.
@@ -552,5 +562,33 @@ mod tests {
             "s.toml:14: requests_per_minute: expected at least 1 (leave it out for no limit)"
         );
         assert_eq!(error("[[clients]]\nname = \"a\"\ntoken = \"t\"\nroutes = [\"groq/m\"]\n"), "");
+    }
+
+    #[test]
+    fn a_routes_free_first_spread_prefer_and_wait_are_read_and_checked() {
+        let provider = "[[providers]]\nname = \"groq\"\nkind = \"openai\"\npreset = \"groq\"\nkeys = [\"gsk_a\"]\nmodels = [\"m\"]\n\n";
+        let vars = vars(&[]);
+        let clock: std::sync::Arc<dyn switchyard_core::Clock> =
+            std::sync::Arc::new(switchyard_core::ManualClock::default());
+        let build_route = |route: &str| -> Result<(), String> {
+            let text = format!(
+                "{provider}[[routes]]\nname = \"default\"\ntargets = [\"groq/m\"]\n{route}"
+            );
+            let loaded = Loaded::parse(Path::new("s.toml"), text).map_err(|e| e.to_string())?;
+            build(&loaded, &vars, std::sync::Arc::clone(&clock))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        build_route("prefer = \"cost\"\nfree_first = true\nspread = false\nmax_wait_secs = 2.5\n")
+            .expect("valid route options");
+        build_route("prefer = \"latency\"\n").expect("latency is valid");
+        assert_eq!(
+            build_route("prefer = \"cheap\"\n").expect_err("unknown preference"),
+            "s.toml:11: prefer: expected \"latency\" or \"cost\""
+        );
+        assert_eq!(
+            build_route("max_wait_secs = -1\n").expect_err("negative wait"),
+            "s.toml:11: max_wait_secs: expected a positive number of seconds"
+        );
     }
 }
