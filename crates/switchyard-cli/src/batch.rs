@@ -275,20 +275,6 @@ async fn remote(client: &reqwest::Client, url: &str, token: Option<&str>, item: 
     Done::Answered { line, key: format!("{provider}/{key}"), fallback: attempts > 1, cost: 0.0 }
 }
 
-/// The environment, with `.env` (in the working directory) filling what it does not set, as
-/// `serve` reads it.
-pub(crate) fn variables() -> anyhow::Result<HashMap<String, String>> {
-    let mut vars: HashMap<String, String> = std::env::vars().collect();
-    let dotenv = Path::new(".env");
-    if dotenv.exists() {
-        for line in dotenvy::from_path_iter(dotenv).context("reading .env")? {
-            let (name, value) = line.context("reading .env")?;
-            vars.entry(name).or_insert(value);
-        }
-    }
-    Ok(vars)
-}
-
 /// Runs `switchyard batch`.
 pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -321,7 +307,7 @@ async fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
         },
         None => {
             let loaded = Loaded::read(&args.config)?;
-            let built = config::build(&loaded, &variables()?, Arc::clone(&clock))?;
+            let built = config::build(&loaded, &crate::serve::variables()?, Arc::clone(&clock))?;
             for warning in &built.warnings {
                 eprintln!("warning: {warning}");
             }

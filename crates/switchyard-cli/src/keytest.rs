@@ -17,24 +17,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
-use switchyard_anthropic::{Anthropic, AnthropicConfig};
 use switchyard_core::{
     Call, ChatRequest, Clock, Credential, LimitUnit, ModelId, Provider, SystemClock,
 };
-use switchyard_gemini::{Gemini, GeminiConfig};
-use switchyard_ollama::{Ollama, OllamaConfig};
-use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 use switchyard_score::{StatsSnapshot, StatsStore as _};
 
 use crate::admin_api::{AdminClient, Token};
-use crate::config::{Loaded, ProviderSection, sole_variable};
+use crate::config::{self, Loaded};
 use crate::ui;
 
 /// Arguments of `switchyard keys test`.
@@ -61,14 +56,6 @@ pub(crate) struct KeyTestArgs {
 /// Why the keys cannot be tested.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum KeyTestError {
-    /// A provider's settings cannot make an adapter.
-    #[error("provider {provider}: {message}")]
-    Provider {
-        /// The provider.
-        provider: String,
-        /// What is wrong.
-        message: String,
-    },
     /// Nothing to test.
     #[error("{}: no provider has both keys and models to test", .0.display())]
     Nothing(PathBuf),
@@ -115,16 +102,19 @@ pub(crate) fn run(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
 async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let loaded = Loaded::read(&args.config)?;
-    let vars = crate::batch::variables()?;
+    let vars = crate::serve::variables()?;
     let mut probes = Vec::new();
+    // Keys and adapters are made exactly as `serve` makes them (an empty key is skipped and
+    // a repeated one tested once, with the same notes).
+    let mut notes = Vec::new();
     for section in &loaded.file.providers {
         let name = section.name.get_ref().clone();
-        let keys = keys(&loaded, section, &vars)?;
+        let keys = config::keys(&loaded, section, &vars, &mut notes)?;
         if keys.is_empty() || section.models.is_empty() {
             eprintln!("note: provider {name} has no keys or no models to test");
             continue;
         }
-        let adapter = adapter(&loaded, section, &vars, &clock)?;
+        let adapter = config::adapter(&loaded, section, &vars, &clock)?;
         for credential in &keys {
             for model in &section.models {
                 probes.push(Probe {
@@ -135,6 +125,9 @@ async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
                 });
             }
         }
+    }
+    for note in &notes {
+        eprintln!("note: {note}");
     }
     if probes.is_empty() {
         return Err(KeyTestError::Nothing(args.config.clone()).into());
@@ -288,121 +281,6 @@ fn print_table(rows: &[ProbeRow]) {
         ),
         None => println!("fastest: none passed"),
     }
-}
-
-/// The configuration's keys for one provider, named as `serve` names them: the variable of
-/// a lone `${VAR}`, else `<provider>-<n>`; `keys_env` adds every matching variable.
-fn keys(
-    loaded: &Loaded,
-    section: &ProviderSection,
-    vars: &HashMap<String, String>,
-) -> anyhow::Result<Vec<Credential>> {
-    let name = section.name.get_ref();
-    let mut found: Vec<(String, String)> = Vec::new();
-    for (index, entry) in section.keys.iter().enumerate() {
-        let secret = loaded.expand(entry, "keys", vars)?;
-        let id = sole_variable(entry.get_ref())
-            .map_or_else(|| format!("{name}-{}", index + 1), str::to_owned);
-        if !secret.is_empty() {
-            found.push((id, secret));
-        }
-    }
-    if let Some(prefix) =
-        section.keys_env.as_ref().and_then(|pattern| pattern.get_ref().strip_suffix('*'))
-    {
-        let mut matching: Vec<(&String, &String)> =
-            vars.iter().filter(|(var, _)| var.starts_with(prefix)).collect();
-        matching.sort();
-        for (var, secret) in matching {
-            if !secret.is_empty() {
-                found.push((var.clone(), secret.clone()));
-            }
-        }
-    }
-    let mut credentials: Vec<Credential> = Vec::new();
-    let mut secrets: Vec<String> = Vec::new();
-    for (id, secret) in found {
-        // The same secret twice is one key, as `serve` counts it.
-        if secrets.contains(&secret) || credentials.iter().any(|c| c.id().as_str() == id) {
-            continue;
-        }
-        credentials.push(Credential::new(id.as_str(), secret.clone()));
-        secrets.push(secret);
-    }
-    Ok(credentials)
-}
-
-/// The adapter for a provider's `kind`, as `serve` builds it.
-fn adapter(
-    loaded: &Loaded,
-    section: &ProviderSection,
-    vars: &HashMap<String, String>,
-    clock: &Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn Provider>> {
-    let name = section.name.get_ref().as_str();
-    let failed = |message: String| KeyTestError::Provider { provider: name.to_owned(), message };
-    let base_url =
-        section.base_url.as_ref().map(|url| loaded.expand(url, "base_url", vars)).transpose()?;
-    let timeout = section
-        .timeout_secs
-        .as_ref()
-        .and_then(|secs| Duration::try_from_secs_f64(*secs.get_ref()).ok())
-        .unwrap_or(Duration::from_secs(30));
-    let provider: Arc<dyn Provider> = match section.kind.get_ref().as_str() {
-        "openai" => {
-            let preset = match section.preset.as_ref().map(|preset| preset.get_ref().as_str()) {
-                None if base_url.is_some() => Preset::Compatible,
-                None | Some("openai") => Preset::OpenAi,
-                Some("groq") => Preset::Groq,
-                Some("mistral") => Preset::Mistral,
-                Some("openrouter") => Preset::OpenRouter,
-                Some("compatible") => Preset::Compatible,
-                Some(other) => return Err(failed(format!("unknown preset {other:?}")).into()),
-            };
-            let mut config = OpenAiConfig::new(name, preset);
-            if let Some(url) = base_url {
-                config = config.at(url);
-            }
-            config.clock = Arc::clone(clock);
-            config.request_timeout = timeout;
-            Arc::new(OpenAiProvider::try_new(config).map_err(|error| failed(error.to_string()))?)
-        }
-        "anthropic" => {
-            let mut config = AnthropicConfig::new(name);
-            if let Some(url) = base_url {
-                config.base_url = url;
-            }
-            config.timeout = timeout;
-            Arc::new(
-                Anthropic::try_new(config, Arc::clone(clock))
-                    .map_err(|error| failed(error.to_string()))?,
-            )
-        }
-        "gemini" => {
-            let mut config = GeminiConfig::new(name);
-            if let Some(url) = base_url {
-                config.base_url = url;
-            }
-            config.timeout = timeout;
-            Arc::new(
-                Gemini::try_new(config, Arc::clone(clock))
-                    .map_err(|error| failed(error.to_string()))?,
-            )
-        }
-        "ollama" => {
-            let mut config = OllamaConfig::new(name);
-            if let Some(url) = base_url {
-                config.base_url = url;
-            }
-            config.timeout = timeout;
-            Arc::new(
-                Ollama::try_new(config, Arc::clone(clock))
-                    .map_err(|error| failed(error.to_string()))?,
-            )
-        }
-        other => return Err(failed(format!("unknown kind {other:?}")).into()),
-    };
-    Ok(provider)
 }
 
 /// The `[state] path` of the configuration, relative to its directory, as `serve` reads it.

@@ -60,7 +60,7 @@ fn init_logs() {
 }
 
 /// The environment, with `.env` (in the working directory) filling what it does not set.
-fn variables() -> Result<HashMap<String, String>> {
+pub(crate) fn variables() -> Result<HashMap<String, String>> {
     let mut vars: HashMap<String, String> = std::env::vars().collect();
     let dotenv = Path::new(".env");
     if dotenv.exists() {

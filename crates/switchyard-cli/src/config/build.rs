@@ -569,7 +569,11 @@ fn seconds(
         .ok_or_else(|| loaded.invalid(secs.span(), field, "expected a positive number of seconds"))
 }
 
-fn adapter(
+/// The adapter for a provider's `kind`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for an unknown kind or preset, or settings an adapter refuses.
+pub(crate) fn adapter(
     loaded: &Loaded,
     section: &ProviderSection,
     vars: &HashMap<String, String>,
@@ -672,7 +676,12 @@ fn adapter(
     Ok(provider)
 }
 
-fn keys(
+/// A provider's keys, named by the variable of a lone `${VAR}` or `<provider>-<n>`, with
+/// `keys_env`'s matches added; an empty or repeated key is dropped with a note in `warnings`.
+///
+/// # Errors
+/// [`ConfigError`] for an unset variable or a `keys_env` pattern without `*`.
+pub(crate) fn keys(
     loaded: &Loaded,
     section: &ProviderSection,
     vars: &HashMap<String, String>,
