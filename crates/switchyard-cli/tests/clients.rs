@@ -100,9 +100,21 @@ requests_per_minute = 2
     assert_eq!(ids, ["fast"], "a client sees its own routes");
 
     // thrifty spends $0.01 a request with a $0.015 budget: the second request still fits,
-    // the third does not. The others are served meanwhile.
+    // the third does not. The second is streamed: a stream's cost counts as well, once it
+    // ends. The others are served meanwhile.
     assert_eq!(ask(&gateway, "thrifty-token-3", "default").await.status(), StatusCode::OK);
-    assert_eq!(ask(&gateway, "thrifty-token-3", "default").await.status(), StatusCode::OK);
+    let mut streamed = chat("default");
+    streamed["stream"] = Value::Bool(true);
+    let stream = reqwest::Client::new()
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth("thrifty-token-3")
+        .json(&streamed)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let events = stream.text().await.expect("the whole stream");
+    assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
     let over = ask(&gateway, "thrifty-token-3", "default").await;
     assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 =

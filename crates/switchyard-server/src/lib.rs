@@ -570,7 +570,7 @@ async fn answer(
             request_id,
             now_unix,
             parsed.include_usage,
-            (gateway.clone(), parsed.model.clone(), tag),
+            (gateway.clone(), parsed.model.clone(), tag, identity.client.clone()),
         );
         return Ok((response_headers, Sse::new(events)).into_response());
     }
@@ -650,9 +650,25 @@ struct SseState {
     include_usage: bool,
     usage: Option<Usage>,
     phase: Phase,
-    /// Where the stream's tokens are counted when it ends, the route it came through, and
-    /// the request's analytics tag (held until the stream is over).
-    account: (Gateway, String, Option<events::TagGuard>),
+    /// Where the stream's tokens and cost are counted when it ends, the route it came
+    /// through, the request's analytics tag (held until the stream is over) and the client
+    /// whose budget it spends.
+    account: Account,
+}
+
+type Account = (Gateway, String, Option<events::TagGuard>, Option<Arc<ClientConfig>>);
+
+impl SseState {
+    /// Counts what the ended stream cost against the route's metrics and the client's daily
+    /// budget, so streaming is no way around a budget.
+    fn spend(&self) {
+        let Some(dollars) = self.routed.cost() else { return };
+        let (gateway, route, _, client) = &self.account;
+        gateway.shared.metrics.cost(route, &self.routed.served_by, dollars);
+        if let Some(client) = client {
+            gateway.shared.meters.spend(client, dollars, gateway.shared.clock.utc());
+        }
+    }
 }
 
 fn sse_events(
@@ -660,7 +676,7 @@ fn sse_events(
     request_id: String,
     now_unix: i64,
     include_usage: bool,
-    account: (Gateway, String, Option<events::TagGuard>),
+    account: Account,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let state = SseState {
         routed,
@@ -720,6 +736,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             Some(Err(error)) => {
                 state.phase = Phase::Ended;
+                state.spend();
                 tracing::warn!(error = %error, "stream broke after its first chunk");
                 let body = json!({"error": {
                     "message": error.to_string(),
@@ -731,9 +748,10 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             None => {
                 if let Some(usage) = state.usage {
-                    let (gateway, route, _) = &state.account;
+                    let (gateway, route, _, _) = &state.account;
                     gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
                 }
+                state.spend();
                 if state.include_usage {
                     state.phase = Phase::UsageSent;
                     let frame = state.frame.clone().unwrap_or_else(|| wire::ChunkFrame {

@@ -52,6 +52,8 @@ pub struct RoutedStream {
     pub trace: Trace,
     first: Option<ChatChunk>,
     live: Option<Live>,
+    /// What the stream cost, once it ended (cleanly or broken), when its model has a price.
+    cost: Option<f64>,
 }
 
 struct Live {
@@ -148,11 +150,29 @@ impl Router {
             trace,
             first: Some(first),
             live: Some(live),
+            cost: None,
         })
     }
 }
 
+impl RoutedStream {
+    /// What the stream cost by its model's price, from the usage the provider reported (the
+    /// estimate when it sent none). `None` while the stream runs and for a model with no
+    /// price.
+    pub fn cost(&self) -> Option<f64> {
+        self.cost
+    }
+}
+
 impl Live {
+    /// What the stream cost so far by its model's price.
+    fn spent(&self) -> Option<f64> {
+        let usage = self.usage.unwrap_or_else(|| self.permit.estimated_usage());
+        self.slot.facts.price.map(|price| {
+            price.cost(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens))
+        })
+    }
+
     fn count(&mut self, chunk: &ChatChunk) {
         self.n_chunks += 1;
         self.n_chars += chunk.text.chars().count();
@@ -264,10 +284,12 @@ impl Stream for RoutedStream {
             }
             Poll::Ready(Some(Err(error))) => {
                 let live = this.live.take().expect("invariant: checked above");
+                this.cost = live.spent();
                 Poll::Ready(Some(Err(live.break_off(&this.request_id, error))))
             }
             Poll::Ready(None) => {
                 let live = this.live.take().expect("invariant: checked above");
+                this.cost = live.spent();
                 live.finish(&this.request_id);
                 Poll::Ready(None)
             }

@@ -68,7 +68,7 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
     // of `second` are spent (1 + 2 + 1 more) and the next direct call is refused.
     let mut prompt_tokens = 0;
     let mut completion_tokens = 0;
-    let mut plain_cost = 0.0;
+    let mut expected_cost = 0.0;
     for (model, stream) in
         [("fallback", false), ("direct", false), ("direct", true), ("direct", false)]
     {
@@ -83,10 +83,14 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
                 .expect("a usage chunk");
             prompt_tokens += usage["usage"]["prompt_tokens"].as_u64().expect("n");
             completion_tokens += usage["usage"]["completion_tokens"].as_u64().expect("n");
+            // A stream's cost counts too, by the usage it reported, once it ended.
+            expected_cost += (usage["usage"]["prompt_tokens"].as_f64().expect("n")
+                + 2.0 * usage["usage"]["completion_tokens"].as_f64().expect("n"))
+                / 1e6;
         } else {
             let answer: serde_json::Value = response.json().await.expect("json");
             let usage = &answer["usage"];
-            plain_cost += (usage["prompt_tokens"].as_f64().expect("n")
+            expected_cost += (usage["prompt_tokens"].as_f64().expect("n")
                 + 2.0 * usage["completion_tokens"].as_f64().expect("n"))
                 / 1e6;
             prompt_tokens += answer["usage"]["prompt_tokens"].as_u64().expect("n");
@@ -138,8 +142,8 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
     assert_eq!(tokens("completion") as u64, completion_tokens);
     let cost = value(&scrape, "switchyard_cost_dollars", &[("route", "fallback")])
         + value(&scrape, "switchyard_cost_dollars", &[("route", "direct")]);
-    assert!(plain_cost > 0.0);
-    assert!((cost - plain_cost).abs() < 1e-12, "{cost} != {plain_cost}");
+    assert!(expected_cost > 0.0);
+    assert!((cost - expected_cost).abs() < 1e-12, "{cost} != {expected_cost}");
     // Every served request was timed once.
     let observed: f64 = scrape
         .samples
