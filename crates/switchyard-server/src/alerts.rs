@@ -23,8 +23,9 @@ use switchyard::ProviderId;
 use crate::Gateway;
 use crate::status::{self, ProviderView};
 
-/// Where alerts go and how hard to try. Plain data.
-#[derive(Clone, Debug)]
+/// Where alerts go and how hard to try. Plain data; its `Debug` shows the webhook's host
+/// only, since webhook URLs often carry a token in their path.
+#[derive(Clone)]
 pub struct AlertConfig {
     /// The URL that receives each alert as a JSON `POST`.
     pub webhook_url: String,
@@ -38,6 +39,25 @@ pub struct AlertConfig {
     pub recheck: Duration,
     /// How long one post may take.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for AlertConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self
+            .webhook_url
+            .split_once("://")
+            .map_or("?", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or("?"));
+        // `user:password@host` keeps only the host.
+        let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+        f.debug_struct("AlertConfig")
+            .field("webhook_host", &host)
+            .field("queue", &self.queue)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("recheck", &self.recheck)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl AlertConfig {
@@ -264,6 +284,21 @@ async fn send(gateway: Gateway, config: AlertConfig, client: reqwest::Client, ou
 mod tests {
     use super::*;
     use crate::status::KeyView;
+
+    #[test]
+    fn debug_shows_the_webhooks_host_never_its_path_or_credentials() {
+        for (url, host) in [
+            ("https://hooks.slack.com/services/T0/B0/s3cr3tpath", "hooks.slack.com"),
+            (
+                "http://ops:s3cr3tpass@alerts.internal:9000/hook?token=s3cr3t",
+                "alerts.internal:9000",
+            ),
+        ] {
+            let shown = format!("{:?}", AlertConfig::new(url));
+            assert!(shown.contains(host), "{shown}");
+            assert!(!shown.contains("s3cr3t"), "a secret in Debug: {shown}");
+        }
+    }
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts_it() {
