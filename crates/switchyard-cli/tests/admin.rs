@@ -42,17 +42,6 @@ async fn post(client: &reqwest::Client, url: String, token: Option<&str>) -> req
     request.send().await.expect("sent")
 }
 
-async fn admin_get(gateway: &Gateway, path: &str) -> Value {
-    let response = reqwest::Client::new()
-        .get(gateway.url(path))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    response.json().await.expect("json")
-}
-
 /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ` (the days-from-civil algorithm).
 fn unix_seconds(text: &str) -> i64 {
     let field = |range: std::ops::Range<usize>| -> i64 { text[range].parse().expect("digits") };
@@ -143,7 +132,7 @@ targets = ["groq/llama-3.3-70b-versatile"]
         assert_eq!(body["error"]["code"], "ADMIN_UNAUTHORIZED");
     }
 
-    let fresh = admin_get(&gateway, "/admin/status").await;
+    let fresh = gateway.admin_json("/admin/status", ADMIN).await;
     assert_eq!(fresh["health"], "healthy", "{fresh:#}");
     assert_eq!(key(&fresh, "gemini", "G1")["state"], "available");
     assert_eq!(fresh["providers"][0]["time_zone"], "America/Los_Angeles");
@@ -156,7 +145,7 @@ targets = ["groq/llama-3.3-70b-versatile"]
     let second = second.await.expect("sent");
     assert!(second.status().is_client_error() || second.status().is_server_error());
 
-    let status = admin_get(&gateway, "/admin/status").await;
+    let status = gateway.admin_json("/admin/status", ADMIN).await;
     assert_eq!(unix_seconds("2026-11-24T08:00:00Z"), 1_795_507_200);
     let generated = unix_seconds(status["generated_at"].as_str().expect("generated_at"));
     let spent = key(&status, "gemini", "G1");
@@ -209,7 +198,7 @@ targets = ["groq/llama-3.3-70b-versatile"]
     })));
     let refused = client.post(gateway.url("/v1/chat/completions")).json(&chat("fast")).send();
     assert_eq!(refused.await.expect("sent").status(), StatusCode::TOO_MANY_REQUESTS);
-    let out = admin_get(&gateway, "/admin/status").await;
+    let out = gateway.admin_json("/admin/status", ADMIN).await;
     let q1 = key(&out, "groq", "Q1");
     assert!(matches!(q1["state"].as_str(), Some("exhausted" | "cooling")), "{q1}");
     let still = client.post(gateway.url("/v1/chat/completions")).json(&chat("fast")).send();
@@ -231,7 +220,7 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert_eq!(disabled["state"], "disabled");
     let refused = client.post(gateway.url("/v1/chat/completions")).json(&chat("fast")).send();
     assert!(!refused.await.expect("sent").status().is_success());
-    let status = admin_get(&gateway, "/admin/status").await;
+    let status = gateway.admin_json("/admin/status", ADMIN).await;
     assert_eq!(status["providers"][1]["status"], "DISABLED", "{status:#}");
     let enabled = post(&client, gateway.url("/admin/keys/Q1/enable"), Some(ADMIN)).await;
     assert_eq!(enabled.json::<Value>().await.expect("json")["state"], "available");
@@ -242,7 +231,7 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert_eq!(unknown.json::<Value>().await.expect("json")["error"]["code"], "UNKNOWN_KEY");
 
     // The stats endpoint is the router's own.
-    let stats = admin_get(&gateway, "/admin/stats").await;
+    let stats = gateway.admin_json("/admin/stats", ADMIN).await;
     assert!(stats["total_calls"].as_u64().is_some_and(|n| n >= 4), "{stats:#}");
 
     let logs = gateway.stderr();

@@ -22,17 +22,6 @@ fn chat() -> Value {
     json!({"model": "default", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 8})
 }
 
-async fn report(gateway: &Gateway, path: &str) -> Value {
-    let response = reqwest::Client::new()
-        .get(gateway.url(path))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    response.json().await.expect("json")
-}
-
 fn key_row<'a>(usage: &'a Value, key: &str) -> &'a Value {
     usage["keys"]
         .as_array()
@@ -127,7 +116,7 @@ token = "${{CI_TOKEN}}"
     let mut gateway = Gateway::start(&config, &env).expect("the gateway starts");
 
     // The retention ran at start: K8's event is gone, K9's stays.
-    let old = report(&gateway, "/admin/analytics/usage?start=2000-01-01").await;
+    let old = gateway.admin_json("/admin/analytics/usage?start=2000-01-01", ADMIN).await;
     let old_keys: Vec<&str> =
         old["keys"].as_array().expect("keys").iter().filter_map(|k| k["key"].as_str()).collect();
     assert_eq!(old_keys, ["K9"], "{old:#}");
@@ -169,12 +158,12 @@ token = "${{CI_TOKEN}}"
         assert!((clients[0]["cost"].as_f64().expect("cost") - 0.002).abs() < 1e-9, "{usage:#}");
     };
     // A report first commits what the writer holds: no waiting for its batch.
-    let usage = report(&gateway, "/admin/analytics/usage").await;
+    let usage = gateway.admin_json("/admin/analytics/usage", ADMIN).await;
     check(&usage);
-    let only_k2 = report(&gateway, "/admin/analytics/usage?key=groq/K2").await;
+    let only_k2 = gateway.admin_json("/admin/analytics/usage?key=groq/K2", ADMIN).await;
     assert_eq!(only_k2["keys"].as_array().map(Vec::len), Some(1), "{only_k2:#}");
 
-    let errors = report(&gateway, "/admin/analytics/errors").await;
+    let errors = gateway.admin_json("/admin/analytics/errors", ADMIN).await;
     assert_eq!(
         errors["errors"],
         json!([{"class": "invalid_key", "count": 1, "keys": ["groq/K2"]}]),
@@ -182,7 +171,7 @@ token = "${{CI_TOKEN}}"
     );
 
     let today = &usage["end"].as_str().expect("end")[..10];
-    let hourly = report(&gateway, &format!("/admin/analytics/hourly?date={today}")).await;
+    let hourly = gateway.admin_json(&format!("/admin/analytics/hourly?date={today}"), ADMIN).await;
     let per_key = |key: &str| -> u64 {
         hourly["hours"]
             .as_array()
@@ -219,12 +208,12 @@ token = "${{CI_TOKEN}}"
     // A restart keeps every event: SIGTERM writes what is queued, the new process reads it.
     assert!(gateway.terminate().success());
     let restarted = Gateway::start(&config, &env).expect("the gateway starts again");
-    let usage = report(&restarted, "/admin/analytics/usage").await;
+    let usage = restarted.admin_json("/admin/analytics/usage", ADMIN).await;
     check(&usage);
 
     // Learned scores come back from the state file too: before any new request the scorer
     // already knows K1 served three and K2 failed once.
-    let scores = report(&restarted, "/admin/scores").await;
+    let scores = restarted.admin_json("/admin/scores", ADMIN).await;
     let row = |key: &str| {
         scores["candidates"]
             .as_array()

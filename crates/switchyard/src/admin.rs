@@ -23,12 +23,16 @@ pub(crate) struct DisabledKeys {
 impl DisabledKeys {
     /// Whether the candidate's key is disabled.
     pub(crate) fn contains(&self, candidate: &Candidate) -> bool {
+        self.holds(&candidate.provider, &candidate.key)
+    }
+
+    fn holds(&self, provider: &ProviderId, key: &KeyId) -> bool {
         if self.count.load(Ordering::Acquire) == 0 {
             return false;
         }
         // The set is tiny and rarely written: a clone of two Arcs per lookup is not worth
         // avoiding with a borrowed-key map.
-        self.keys.read().contains(&(candidate.provider.clone(), candidate.key.clone()))
+        self.keys.read().contains(&(provider.clone(), key.clone()))
     }
 
     fn set(&self, provider: &ProviderId, key: &KeyId, disabled: bool) -> bool {
@@ -110,9 +114,7 @@ impl Router {
 
     /// Whether an operator disabled this key.
     pub fn is_disabled(&self, provider: &ProviderId, key: &KeyId) -> bool {
-        let inner = self.inner();
-        inner.disabled.count.load(Ordering::Acquire) > 0
-            && inner.disabled.keys.read().contains(&(provider.clone(), key.clone()))
+        self.inner().disabled.holds(provider, key)
     }
 
     /// Clears what the ledger holds against a key (a cooldown, an exhaustion, an invalid or

@@ -137,6 +137,18 @@ impl Gateway {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET path` with the admin token: asserts a 200 and returns the JSON body.
+    pub(crate) async fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
+        response.json().await.expect("json")
+    }
+
     /// Everything the binary logged so far.
     pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().expect("log lock").clone()
