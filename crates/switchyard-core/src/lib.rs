@@ -14,6 +14,7 @@ mod error;
 mod ids;
 mod provider;
 pub mod ratelimit;
+pub mod spend;
 mod stream;
 
 pub use chat::{
@@ -25,5 +26,6 @@ pub use credential::{Credential, Fingerprint};
 pub use error::{Classify, ErrorKind, LimitScope, NextStep, ProviderError};
 pub use ids::{Candidate, KeyId, ModelId, ProviderId};
 pub use provider::{Call, ChatReply, ChatStream, ChunkStream, ModelInfo, Protocol, Provider};
-pub use ratelimit::{LimitReading, LimitUnit, RateLimitSnapshot, Reset};
+pub use ratelimit::{LimitReading, LimitUnit, MAX_HINT, RateLimitSnapshot, Reset, clamp_hint};
+pub use spend::{SpendDay, SpendError, SpendStore};
 pub use stream::{ChatChunk, StreamAccumulator, ToolCallDelta};

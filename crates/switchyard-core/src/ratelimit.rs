@@ -13,6 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::LimitScope;
 
+/// The longest delay or reset an upstream may ask for: 31 days. Every retry hint and reset read
+/// from outside is clamped to it before any arithmetic, since `Instant + huge` and
+/// `DateTime + huge` panic and a hostile or broken upstream can send `retry-after: 1e14`.
+pub const MAX_HINT: Duration = Duration::from_secs(31 * 24 * 60 * 60);
+
+/// `hint`, no longer than [`MAX_HINT`].
+pub fn clamp_hint(hint: Duration) -> Duration {
+    hint.min(MAX_HINT)
+}
+
 /// What a reading counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,20 +4,19 @@
 //! still fits (a free model always does), and with none left refuses with `BUDGET_EXCEEDED`;
 //! a provider over its budget is left out of every route.
 //!
-//! Spend survives restarts through a [`SpendStore`]. Two ship here: [`MemorySpendStore`] and
-//! [`JsonFileSpendStore`] (one small JSON file, replaced atomically). A SQLite one belongs in
-//! `switchyard-store`, which may not depend on this crate; it waits for the trait to move down
-//! into `core`.
+//! Spend survives restarts through a [`SpendStore`] (defined in `switchyard-core`, so the state
+//! crates can implement it). Two ship here: [`MemorySpendStore`] and [`JsonFileSpendStore`] (one
+//! small JSON file, replaced atomically).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use switchyard_core::ProviderId;
+pub use switchyard_core::spend::{SpendDay, SpendError, SpendStore};
 
 /// Daily budgets, in dollars, and the zone whose midnight starts a day.
 #[derive(Clone, Debug)]
@@ -35,54 +34,6 @@ impl BudgetConfig {
     pub fn new(time_zone: Tz) -> Self {
         Self { time_zone, per_route: HashMap::new(), per_provider: HashMap::new() }
     }
-}
-
-/// One day's spend, in dollars.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SpendDay {
-    /// The day, in the budget's time zone.
-    pub day: Option<NaiveDate>,
-    /// Spend per route.
-    pub per_route: BTreeMap<String, f64>,
-    /// Spend per provider.
-    pub per_provider: BTreeMap<String, f64>,
-}
-
-/// Why spend could not be loaded or saved.
-#[derive(Debug, thiserror::Error)]
-pub enum SpendError {
-    /// Reading or writing the file failed.
-    #[error("spend file {}: {source}", .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a spend record.
-    #[error("spend file {} is not valid JSON spend: {source}", .path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-/// Where spend is kept across restarts.
-pub trait SpendStore: Send + Sync + 'static {
-    /// The spend recorded for `day` (empty when none).
-    ///
-    /// # Errors
-    /// [`SpendError`] when the store cannot be read.
-    fn load(&self, day: NaiveDate) -> Result<SpendDay, SpendError>;
-    /// Keeps `spend` as its day's record.
-    ///
-    /// # Errors
-    /// [`SpendError`] when the store cannot be written.
-    fn save(&self, spend: &SpendDay) -> Result<(), SpendError>;
 }
 
 /// Spend kept in memory: survives a new router on the same store, not a new process.
