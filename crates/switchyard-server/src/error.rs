@@ -158,7 +158,7 @@ impl ServerError {
                 }
                 RouterError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
                 // What OpenAI answers for a model that does not exist.
-                RouterError::UnknownRoute(_) => StatusCode::NOT_FOUND,
+                RouterError::UnknownModel { .. } => StatusCode::NOT_FOUND,
             },
             Self::BadRequest(_)
             | Self::AmbiguousKey { .. }
@@ -299,7 +299,10 @@ mod tests {
     fn statuses_follow_the_issue() {
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let cases = [
-            (RouterError::UnknownRoute("x".into()), StatusCode::NOT_FOUND),
+            (
+                RouterError::UnknownModel { name: "x".into(), valid: Vec::new(), n_valid: 0 },
+                StatusCode::NOT_FOUND,
+            ),
             (
                 RouterError::InvalidKeys { route: "r".into(), n_keys: 1, trace: Box::default() },
                 StatusCode::SERVICE_UNAVAILABLE,

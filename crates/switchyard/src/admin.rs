@@ -2,11 +2,18 @@
 //! cooldown or an exhaustion the ledger holds (after fixing billing, or when a provider's
 //! reset came early). A disabled key is skipped before ranking, on every route, until it is
 //! enabled again; nothing else about it (quota counts, scores) is forgotten.
+//!
+//! What an operator set survives a reload and a restart through [`AdminState`]: read it from
+//! the old router with [`Router::admin_state`], keep it (the CLI writes it to the state
+//! file), and apply it to the new router with [`Router::restore_admin_state`]. A manual reset
+//! needs no keeping: it clears the ledger's state, and the ledger's own persistence carries
+//! that.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
 use switchyard_core::{Candidate, KeyId, ProviderId};
 use switchyard_quota::QuotaError;
 
@@ -45,6 +52,14 @@ impl DisabledKeys {
         self.count.store(keys.len(), Ordering::Release);
         changed
     }
+}
+
+/// What operators changed by hand on a router, to carry over to the next one (a reload) or
+/// the next process (a restart).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminState {
+    /// Keys taken out of rotation, as (provider, key), sorted.
+    pub disabled: Vec<(ProviderId, KeyId)>,
 }
 
 /// A key the router was asked about but does not know.
@@ -140,6 +155,29 @@ impl Router {
         }
         tracing::info!(%provider, %key, "key reset by an operator");
         Ok(())
+    }
+
+    /// What operators changed on this router, to restore on the next.
+    pub fn admin_state(&self) -> AdminState {
+        let mut disabled: Vec<(ProviderId, KeyId)> =
+            self.inner().disabled.keys.read().iter().cloned().collect();
+        disabled.sort();
+        AdminState { disabled }
+    }
+
+    /// Applies what operators changed on a previous router (or process): disables its
+    /// disabled keys. Returns the keys this router does not know (removed from the
+    /// configuration since), which are left out, so a stale state file creates nothing.
+    pub fn restore_admin_state(&self, state: &AdminState) -> Vec<(ProviderId, KeyId)> {
+        let mut unknown = Vec::new();
+        for (provider, key) in &state.disabled {
+            if self.known(provider, key).is_ok() {
+                self.inner().disabled.set(provider, key, true);
+            } else {
+                unknown.push((provider.clone(), key.clone()));
+            }
+        }
+        unknown
     }
 
     fn known(&self, provider: &ProviderId, key: &KeyId) -> Result<(), AdminError> {

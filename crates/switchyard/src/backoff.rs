@@ -35,7 +35,16 @@ impl Backoff {
     pub fn delay(&self, retry: u32, stated: Option<Duration>, roll: f64) -> Duration {
         let roll = roll.clamp(0.0, 1.0);
         match stated {
-            Some(stated) => stated.mul_f64(1.0 + self.stated_jitter * roll),
+            // The stated delay comes from the upstream: cut to `MAX_HINT` before the
+            // multiplication, which would panic on a huge one.
+            Some(stated) => {
+                let jitter = if self.stated_jitter.is_finite() {
+                    self.stated_jitter.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                switchyard_core::clamp_hint(stated).mul_f64(1.0 + jitter * roll)
+            }
             None => {
                 let step = self
                     .base
@@ -49,7 +58,7 @@ impl Backoff {
     /// The delay if sleeping it still ends before `deadline`; `None` when it would not, so
     /// the caller moves on instead of sleeping into a timeout.
     pub fn within_deadline(delay: Duration, now: Instant, deadline: Instant) -> Option<Duration> {
-        (now + delay < deadline).then_some(delay)
+        now.checked_add(delay).is_some_and(|wake| wake < deadline).then_some(delay)
     }
 }
 
@@ -84,6 +93,18 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         assert_eq!(Backoff::within_deadline(Duration::from_secs(2), now, deadline), None);
+    }
+
+    #[test]
+    fn a_huge_stated_delay_is_cut_and_never_overflows() {
+        let backoff = Backoff { stated_jitter: f64::INFINITY, ..Backoff::default() };
+        let huge = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(backoff.delay(0, huge, 1.0), switchyard_core::MAX_HINT);
+        let now = switchyard_core::Clock::now(&switchyard_core::ManualClock::default());
+        assert_eq!(
+            Backoff::within_deadline(Duration::MAX, now, now + Duration::from_secs(1)),
+            None
+        );
     }
 
     proptest! {

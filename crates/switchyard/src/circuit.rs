@@ -170,7 +170,9 @@ impl CircuitBreaker {
             return false;
         }
         let mut phase = self.phase.lock();
-        let open = Phase::Open { until: now + self.config.open_for };
+        // `open_for` comes from configuration: cut to `MAX_HINT` and added without overflow.
+        let open_for = switchyard_core::clamp_hint(self.config.open_for);
+        let open = Phase::Open { until: now.checked_add(open_for).unwrap_or(now) };
         let (next, opened) = match *phase {
             Phase::Closed { failures, closed_at } => {
                 let failures = failures + 1;
@@ -364,5 +366,18 @@ mod tests {
         assert!(!breaker.gate(clock.now(), 0.5).admits());
         breaker.release_probe();
         assert_eq!(breaker.gate(clock.now(), 0.5), Gate::Probe);
+    }
+
+    #[test]
+    fn a_huge_open_for_is_cut_to_the_longest_hint() {
+        let config = CircuitConfig { open_for: Duration::MAX, ..CircuitConfig::default() };
+        let (breaker, clock) = (CircuitBreaker::new(config), ManualClock::default());
+        for _ in 0..config.failure_threshold {
+            breaker.record_failure(ErrorKind::ServerError, clock.now());
+        }
+        assert_eq!(
+            breaker.state(clock.now()),
+            CircuitState::Open { remaining: switchyard_core::MAX_HINT }
+        );
     }
 }

@@ -86,9 +86,17 @@ pub enum RouterError {
         /// What the router did.
         trace: Box<Trace>,
     },
-    /// No route of that name, and not a `provider/model` the router knows.
-    #[error("UNKNOWN_ROUTE: no route or provider/model named {0:?}")]
-    UnknownRoute(String),
+    /// No route of that name, and not a `provider/model` the configuration declares (as a
+    /// route's target, or a model of its provider). Nothing is kept for a refused name.
+    #[error("UNKNOWN_MODEL: no route or configured provider/model named {name:?}; valid: {}{}", .valid.join(", "), more_text(.valid.len(), *.n_valid))]
+    UnknownModel {
+        /// The name asked for, cut to 120 characters.
+        name: String,
+        /// Valid names (routes, then declared `provider/model`s), sorted, at most 20.
+        valid: Vec<String>,
+        /// How many valid names there are in all.
+        n_valid: usize,
+    },
     /// The quota backend failed and is configured to fail closed.
     #[error("QUOTA_BACKEND: {0}")]
     QuotaBackend(#[source] switchyard_quota::QuotaError),
@@ -128,7 +136,7 @@ impl RouterError {
             Self::BadRequest { .. } => "BAD_REQUEST",
             Self::ContentFiltered { .. } => "CONTENT_FILTERED",
             Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
-            Self::UnknownRoute(_) => "UNKNOWN_ROUTE",
+            Self::UnknownModel { .. } => "UNKNOWN_MODEL",
             Self::QuotaBackend(_) => "QUOTA_BACKEND",
             Self::Overloaded { .. } => "OVERLOADED",
             Self::BudgetExceeded { .. } => "BUDGET_EXCEEDED",
@@ -146,7 +154,7 @@ impl RouterError {
             | Self::ContentFiltered { trace, .. }
             | Self::DeadlineExceeded { trace, .. }
             | Self::BudgetExceeded { trace, .. } => Some(trace),
-            Self::UnknownRoute(_) | Self::QuotaBackend(_) | Self::Overloaded { .. } => None,
+            Self::UnknownModel { .. } | Self::QuotaBackend(_) | Self::Overloaded { .. } => None,
         }
     }
 
@@ -161,11 +169,35 @@ impl RouterError {
             | Self::BadRequest { .. }
             | Self::ContentFiltered { .. }
             | Self::DeadlineExceeded { .. }
-            | Self::UnknownRoute(_)
+            | Self::UnknownModel { .. }
             | Self::QuotaBackend(_)
             | Self::Overloaded { .. } => None,
         }
     }
+}
+
+/// The most characters of a refused name an error repeats (a client can send megabytes).
+pub(crate) const MAX_NAME_CHARS: usize = 120;
+/// The most valid names an `UNKNOWN_MODEL` error lists.
+pub(crate) const MAX_LISTED: usize = 20;
+
+impl RouterError {
+    /// The `UNKNOWN_MODEL` error for `name`, listing the first of `valid` (sorted).
+    pub(crate) fn unknown_model(name: &str, valid: &[String]) -> Self {
+        let mut shown: String = name.chars().take(MAX_NAME_CHARS).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        Self::UnknownModel {
+            name: shown,
+            valid: valid.iter().take(MAX_LISTED).cloned().collect(),
+            n_valid: valid.len(),
+        }
+    }
+}
+
+fn more_text(n_listed: usize, n_valid: usize) -> String {
+    if n_valid > n_listed { format!(" (and {} more)", n_valid - n_listed) } else { String::new() }
 }
 
 fn reset_text(at: Option<DateTime<Utc>>) -> String {
@@ -217,6 +249,17 @@ pub enum BuildError {
     /// Two routes share a name.
     #[error("route {0} is defined twice")]
     DuplicateRoute(String),
+    /// A model that may be called under a daily budget has no price, so its calls could not
+    /// be counted against the budget.
+    #[error(
+        "model {target} has no price but {budget} has a daily budget: give it a price (a free model declares a price of 0)"
+    )]
+    Unpriced {
+        /// The `provider/model`.
+        target: String,
+        /// The budget it falls under: `route <name>` or `provider <name>`.
+        budget: String,
+    },
     /// Reading keys from a key source failed.
     #[error("reading keys from {source_name} failed: {message}")]
     Keys {
@@ -247,6 +290,21 @@ mod tests {
             "QUOTA_EXCEEDED: route default: all 5 keys are out of quota; the first resets at 2026-11-24T08:00:00+00:00"
         );
         assert_eq!(error.retry_at(), Some(reset));
+    }
+
+    #[test]
+    fn unknown_model_lists_what_is_valid_and_cuts_a_long_name() {
+        let valid: Vec<String> = (0..25).map(|n| format!("p/m{n:02}")).collect();
+        let error = RouterError::unknown_model(&"x".repeat(10_000), &valid);
+        assert_eq!(error.code(), "UNKNOWN_MODEL");
+        let text = error.to_string();
+        assert!(text.len() < 600, "{text}");
+        assert!(text.contains("p/m00, p/m01") && text.ends_with("p/m19 (and 5 more)"), "{text}");
+        let short = RouterError::unknown_model("nope", &valid[..2]);
+        assert_eq!(
+            short.to_string(),
+            "UNKNOWN_MODEL: no route or configured provider/model named \"nope\"; valid: p/m00, p/m01"
+        );
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct RequestEvent {
     pub latency: Duration,
     /// Tokens of the answer.
     pub usage: Option<Usage>,
+    /// What it cost in dollars, computed once by the router: by the usage reported (for a
+    /// stream cut short or dropped, what it generated, the estimate when no usage was seen).
+    /// `None` when the model has no price, or nothing was served.
+    pub cost: Option<f64>,
     /// The error code, on failure (`QUOTA_EXCEEDED`, ...).
     pub error: Option<&'static str>,
 }
@@ -102,6 +106,7 @@ pub(crate) fn trace_event(event: &RouterEvent) {
             attempts = request.n_attempts,
             latency_us = request.latency.as_micros() as u64,
             tokens = request.usage.map(|usage| usage.total_tokens),
+            cost = request.cost,
             error = request.error,
             "request"
         ),

@@ -32,10 +32,11 @@ pub mod target;
 mod trace;
 mod wait;
 
-pub use admin::AdminError;
+pub use admin::{AdminError, AdminState};
 pub use backoff::Backoff;
 pub use budget::{
     BudgetConfig, JsonFileSpendStore, MemorySpendStore, SpendDay, SpendError, SpendStore,
+    SpendWriteBehind,
 };
 pub use cache::CacheConfig;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
@@ -43,8 +44,8 @@ pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};
 pub use probe::{ProbeConfig, ProbeHandle, ProbeOutcome, ProbeResult};
 pub use router::{
-    FeedbackError, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, Router, RouterBuilder,
-    RouterConfig,
+    FeedbackError, MAX_TIMEOUT, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, Router,
+    RouterBuilder, RouterConfig,
 };
 pub use stats::{RouterStats, SessionSummary};
 pub use strategy::{CandidateView, RankContext, Strategy, StrategyKind};

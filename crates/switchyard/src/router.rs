@@ -1,7 +1,7 @@
 //! The [`Router`]: expand a route into candidates, drop those that may not run now, rank the
 //! rest, call the best, and fall back in the cascade each failure's class decides.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use switchyard_core::{
     Call, Candidate, ChatReply, ChatRequest, Classify, Clock, Credential, ErrorKind, Fingerprint,
     KeyId, ModelId, NextStep, Provider, ProviderError, ProviderId, RateLimitSnapshot, SystemClock,
-    Usage,
+    Usage, clamp_hint,
 };
 use switchyard_quota::{
     Estimate, MemoryLedger, Permit, QuotaConfig, QuotaError, QuotaLedger, Refusal,
@@ -21,7 +21,7 @@ use switchyard_vault::KeySource;
 
 use crate::admin::DisabledKeys;
 use crate::backoff::Backoff;
-use crate::budget::{BudgetConfig, Budgets, OverBudget, SpendDay, SpendStore};
+use crate::budget::{BudgetConfig, Budgets, SpendDay, SpendHold, SpendStore, SpendWriteBehind};
 use crate::cache::{CacheConfig, CacheKey, ResponseCache};
 use crate::circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 use crate::error::{BuildError, RouterError};
@@ -88,7 +88,22 @@ pub struct RouterConfig {
     pub max_in_flight: Option<u32>,
     /// The response cache, when there is one (default none). Routes and calls opt in.
     pub cache: Option<CacheConfig>,
+    /// A stream that sends no chunk for this long ends with [`StreamError::IdleTimeout`]
+    /// (default 60 s; at most [`MAX_TIMEOUT`]).
+    ///
+    /// [`StreamError::IdleTimeout`]: crate::StreamError::IdleTimeout
+    pub stream_idle_timeout: Duration,
+    /// A stream still running this long after its request started ends with
+    /// [`StreamError::DeadlineExceeded`] (default 10 min; at most [`MAX_TIMEOUT`]).
+    ///
+    /// [`StreamError::DeadlineExceeded`]: crate::StreamError::DeadlineExceeded
+    pub stream_deadline: Duration,
 }
+
+/// The longest deadline the router keeps: request timeouts (router, route, call) and stream
+/// timeouts above it are cut to it, so a configured `timeout_secs = 1e12` cannot overflow the
+/// clock's arithmetic. One day: no chat call is meant to run longer.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Default for RouterConfig {
     fn default() -> Self {
@@ -105,6 +120,8 @@ impl Default for RouterConfig {
             wait_queue: 1024,
             max_in_flight: None,
             cache: None,
+            stream_idle_timeout: Duration::from_secs(60),
+            stream_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -306,6 +323,7 @@ pub struct RouterBuilder {
     scorer: Option<Arc<dyn Scorer>>,
     routes: Vec<RouteConfig>,
     facts: HashMap<String, ModelFacts>,
+    declared: Vec<(ProviderId, ModelId)>,
     sinks: Vec<Arc<dyn EventSink>>,
     config: RouterConfig,
     budgets: Option<(BudgetConfig, Arc<dyn SpendStore>)>,
@@ -372,10 +390,25 @@ impl RouterBuilder {
         self
     }
 
-    /// Facts about one `provider/model`: price, context window, weight.
+    /// Facts about one `provider/model`: price, context window, weight. Declares the model
+    /// too (see [`models`](Self::models)).
     #[must_use]
     pub fn model(mut self, target: impl Into<String>, facts: ModelFacts) -> Self {
         self.facts.insert(target.into(), facts);
+        self
+    }
+
+    /// Declares models `provider` serves, so a client may name them directly as
+    /// `provider/model`. Only declared models and route targets are routable: any other name
+    /// is refused with `UNKNOWN_MODEL`, and nothing is kept for it.
+    #[must_use]
+    pub fn models<M: Into<ModelId>>(
+        mut self,
+        provider: impl Into<ProviderId>,
+        models: impl IntoIterator<Item = M>,
+    ) -> Self {
+        let provider = provider.into();
+        self.declared.extend(models.into_iter().map(|model| (provider.clone(), model.into())));
         self
     }
 
@@ -405,8 +438,12 @@ impl RouterBuilder {
     ///
     /// # Errors
     /// A route that names an unknown provider, an unreadable target, an empty or duplicated
-    /// route, or a key source that cannot be read.
-    pub fn build(self) -> Result<Router, BuildError> {
+    /// route, a key source that cannot be read, or a model without a price that a budget
+    /// covers ([`BuildError::Unpriced`]).
+    pub fn build(mut self) -> Result<Router, BuildError> {
+        self.config.timeout = self.config.timeout.min(MAX_TIMEOUT);
+        self.config.stream_idle_timeout = self.config.stream_idle_timeout.min(MAX_TIMEOUT);
+        self.config.stream_deadline = self.config.stream_deadline.min(MAX_TIMEOUT);
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ledger = self.ledger.unwrap_or_else(|| {
             Arc::new(MemoryLedger::new(Arc::clone(&clock), QuotaConfig::default()))
@@ -444,13 +481,33 @@ impl RouterBuilder {
             let now = clock.utc();
             now.timestamp_nanos_opt().map_or(0x5eed, |nanos| nanos as u64)
         });
+        // Every name in one spelling: facts and declarations are keyed by canonical targets.
+        let mut facts: HashMap<String, ModelFacts> = HashMap::new();
+        let mut declared: HashSet<Target> = HashSet::new();
+        for (text, model_facts) in self.facts {
+            let Ok(target) = text.parse::<Target>() else { continue };
+            let Some(provider) = providers.get(&target.provider) else { continue };
+            let target = target.canonical(provider.protocol());
+            facts.insert(target.to_string(), model_facts);
+            declared.insert(target);
+        }
+        for (provider_id, model) in self.declared {
+            let Some(provider) = providers.get(&provider_id) else { continue };
+            let target = Target { provider: provider_id, model }.canonical(provider.protocol());
+            declared.insert(target);
+        }
+        let budgets = self
+            .budgets
+            .map(|(config, store)| Arc::new(Budgets::new(config, store, Arc::clone(&clock))));
         let mut inner = Inner {
             clock,
             ledger,
             scorer,
             providers,
             credentials,
-            facts: self.facts,
+            facts,
+            declared,
+            valid: Vec::new(),
             slots: DashMap::new(),
             routes: HashMap::new(),
             sinks: self.sinks,
@@ -461,7 +518,7 @@ impl RouterBuilder {
             waiting: Arc::new(WaitQueue::new(self.config.wait_queue)),
             load: LoadGauge::default(),
             cache: self.config.cache.map(ResponseCache::new),
-            budgets: self.budgets.map(|(config, store)| Budgets::new(config, store)),
+            budgets,
             config: self.config,
             disabled: DisabledKeys::default(),
         };
@@ -471,9 +528,21 @@ impl RouterBuilder {
                 return Err(BuildError::DuplicateRoute(route.name));
             }
             let built = inner.build_route(&route)?;
+            for slot in &built.slots {
+                inner.declared.insert(Target {
+                    provider: slot.candidate.provider.clone(),
+                    model: slot.candidate.model.clone(),
+                });
+            }
             routes.insert(route.name.clone(), Arc::new(built));
         }
         inner.routes = routes;
+        inner.check_prices()?;
+        let mut valid: Vec<String> = inner.routes.keys().cloned().collect();
+        valid.sort();
+        let targets: BTreeSet<String> = inner.declared.iter().map(ToString::to_string).collect();
+        valid.extend(targets.into_iter().filter(|target| !inner.routes.contains_key(target)));
+        inner.valid = valid;
         Ok(Router { inner: Arc::new(inner) })
     }
 }
@@ -490,7 +559,13 @@ pub(crate) struct Inner {
     pub(crate) scorer: Arc<dyn Scorer>,
     providers: HashMap<ProviderId, Arc<dyn Provider>>,
     credentials: HashMap<ProviderId, Vec<Credential>>,
+    /// Keyed by canonical `provider/model`.
     facts: HashMap<String, ModelFacts>,
+    /// The `provider/model`s a client may name directly, canonical: declared models and
+    /// route targets. Fixed at build: a client never adds to it.
+    declared: HashSet<Target>,
+    /// Route names, then declared targets, sorted: what an `UNKNOWN_MODEL` error lists.
+    valid: Vec<String>,
     pub(crate) slots: DashMap<Candidate, Arc<Slot>>,
     pub(crate) routes: HashMap<String, Arc<Route>>,
     sinks: Vec<Arc<dyn EventSink>>,
@@ -502,7 +577,7 @@ pub(crate) struct Inner {
     pub(crate) waiting: Arc<WaitQueue>,
     pub(crate) load: LoadGauge,
     cache: Option<ResponseCache>,
-    pub(crate) budgets: Option<Budgets>,
+    pub(crate) budgets: Option<Arc<Budgets>>,
     pub(crate) disabled: DisabledKeys,
 }
 
@@ -519,6 +594,10 @@ impl Inner {
             let target: Target = text
                 .parse()
                 .map_err(|source| BuildError::Target { route: route.name.clone(), source })?;
+            let target = match self.providers.get(&target.provider) {
+                Some(provider) => target.canonical(provider.protocol()),
+                None => target,
+            };
             let Some(expanded) = self.expand(&target) else {
                 return Err(BuildError::UnknownProvider {
                     route: route.name.clone(),
@@ -540,7 +619,7 @@ impl Inner {
             slots,
             content_filter_fallback: route.content_filter_fallback,
             max_attempts: route.max_attempts.unwrap_or(self.config.max_attempts).max(1),
-            timeout: route.timeout.unwrap_or(self.config.timeout),
+            timeout: route.timeout.unwrap_or(self.config.timeout).min(MAX_TIMEOUT),
             max_wait: route.max_wait.unwrap_or(self.config.max_wait),
             cache: route.cache,
             prefer_provider: route.prefer_provider.clone(),
@@ -549,6 +628,46 @@ impl Inner {
             prefer: route.prefer,
             any_paid,
         })
+    }
+
+    /// Refuses a model without a price that a route's or its provider's budget covers: its
+    /// calls could not be counted, so the budget could be walked around through it.
+    fn check_prices(&self) -> Result<(), BuildError> {
+        let Some(budgets) = &self.budgets else { return Ok(()) };
+        let config = budgets.config();
+        let mut routes: Vec<&Arc<Route>> = self.routes.values().collect();
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        for route in routes {
+            for slot in &route.slots {
+                if slot.facts.price.is_some() {
+                    continue;
+                }
+                let provider = &slot.candidate.provider;
+                let budget = if config.per_route.contains_key(&route.name) {
+                    format!("route {}", route.name)
+                } else if config.per_provider.contains_key(provider) {
+                    format!("provider {provider}")
+                } else {
+                    continue;
+                };
+                let target = format!("{provider}/{}", slot.candidate.model);
+                return Err(BuildError::Unpriced { target, budget });
+            }
+        }
+        let mut declared: Vec<String> = self
+            .declared
+            .iter()
+            .filter(|target| config.per_provider.contains_key(&target.provider))
+            .map(ToString::to_string)
+            .filter(|target| self.facts.get(target).is_none_or(|facts| facts.price.is_none()))
+            .collect();
+        declared.sort();
+        if let Some(target) = declared.into_iter().next() {
+            let provider = target.split_once('/').map_or("", |(provider, _)| provider);
+            let budget = format!("provider {provider}");
+            return Err(BuildError::Unpriced { target, budget });
+        }
+        Ok(())
     }
 
     /// The candidates of one target: one per key of its provider (one keyless candidate for
@@ -625,6 +744,8 @@ pub(crate) struct Routed<T> {
     pub(crate) value: T,
     pub(crate) slot: Arc<Slot>,
     pub(crate) permit: PermitGuard,
+    /// The call's estimated cost, held against the budgets until settled.
+    pub(crate) spend: Option<SpendHold>,
     pub(crate) attempt: AttemptGuard,
     pub(crate) trace: Trace,
     pub(crate) request_id: String,
@@ -741,6 +862,8 @@ enum Verdict {
     Invalid,
     /// It failed, or its provider or circuit is unhealthy.
     Failed,
+    /// Its estimated cost does not fit a budget today.
+    OverBudget,
 }
 
 impl Router {
@@ -786,6 +909,7 @@ impl Router {
             value: response,
             slot,
             permit,
+            spend,
             attempt,
             trace,
             request_id,
@@ -802,9 +926,7 @@ impl Router {
                 u64::from(response.usage.completion_tokens),
             )
         });
-        if let (Some(budgets), Some(cost)) = (&self.inner.budgets, cost) {
-            budgets.record(&route.name, &slot.candidate.provider, cost, self.inner.clock.utc());
-        }
+        self.settle_spend(spend, &route, &slot, cost);
         let answer = Answer {
             request_id,
             served_by: slot.candidate.clone(),
@@ -835,9 +957,29 @@ impl Router {
             &answer.request_id,
             started,
             Ok((&answer.served_by, answer.n_attempts, answer.response.usage)),
+            cost,
         );
         drop(load);
         Ok(answer)
+    }
+
+    /// Settles a served call's money: its hold when it reserved one, a plain record when not.
+    pub(crate) fn settle_spend(
+        &self,
+        hold: Option<SpendHold>,
+        route: &Route,
+        slot: &Slot,
+        cost: Option<f64>,
+    ) {
+        match (hold, &self.inner.budgets) {
+            (Some(hold), _) => hold.settle(cost.unwrap_or(0.0)),
+            (None, Some(budgets)) => {
+                if let Some(cost) = cost {
+                    budgets.record(&route.name, &slot.candidate.provider, cost);
+                }
+            }
+            (None, None) => {}
+        }
     }
 
     /// The cache key of a call that reads and stores cached answers; `None` when it does not.
@@ -936,6 +1078,33 @@ impl Router {
         self.inner.budgets.as_ref().map(|budgets| budgets.today(self.inner.clock.utc()))
     }
 
+    /// Starts saving this router's spend to its store from a background thread, at most
+    /// every `interval` (the CLI uses one second), on [`SpendWriteBehind::flush`] and once
+    /// more when the writer is dropped. `None` without budgets. Without a writer, spend is
+    /// saved only when the router's last clone is dropped.
+    ///
+    /// # Errors
+    /// [`SpendError`](crate::SpendError) when the thread cannot be started.
+    pub fn spend_write_behind(
+        &self,
+        interval: Duration,
+    ) -> Result<Option<SpendWriteBehind>, crate::SpendError> {
+        self.inner
+            .budgets
+            .as_ref()
+            .map(|budgets| SpendWriteBehind::start(budgets, interval))
+            .transpose()
+    }
+
+    /// Saves today's spend now if it changed, blocking on the store (call it off the
+    /// request path, at shutdown or before a reload).
+    ///
+    /// # Errors
+    /// [`SpendError`](crate::SpendError) when the store cannot be written.
+    pub fn flush_spend(&self) -> Result<(), crate::SpendError> {
+        self.inner.budgets.as_ref().map_or(Ok(()), |budgets| budgets.flush())
+    }
+
     /// Requests of the wait queue asleep until a candidate frees, leaving out those retrying
     /// admission this moment.
     pub fn sleeping(&self) -> usize {
@@ -989,13 +1158,19 @@ impl Router {
         if let Some(route) = self.inner.routes.get(name) {
             return Ok(Arc::clone(route));
         }
-        // `provider/model` directly: a one-target route over the provider's keys, in order.
-        let target: Target =
-            name.parse().map_err(|_| RouterError::UnknownRoute(name.to_owned()))?;
-        let slots =
-            self.inner.expand(&target).ok_or_else(|| RouterError::UnknownRoute(name.to_owned()))?;
+        // `provider/model` directly, when the configuration declares it: a one-target route
+        // over the provider's keys, in order. Anything else is refused before any state is
+        // touched, so a client cannot grow the router by naming things.
+        let unknown = || RouterError::unknown_model(name, &self.inner.valid);
+        let target: Target = name.parse().map_err(|_| unknown())?;
+        let provider = self.inner.providers.get(&target.provider).ok_or_else(unknown)?;
+        let target = target.canonical(provider.protocol());
+        if !self.inner.declared.contains(&target) {
+            return Err(unknown());
+        }
+        let slots = self.inner.expand(&target).ok_or_else(unknown)?;
         Ok(Arc::new(Route {
-            name: name.to_owned(),
+            name: target.to_string(),
             candidates: slots.iter().map(|slot| slot.candidate.clone()).collect(),
             strategy_name: StrategyKind::Priority.name(),
             strategy: StrategyKind::Priority.build(),
@@ -1019,6 +1194,7 @@ impl Router {
         request_id: &str,
         started: Instant,
         outcome: Result<(&Candidate, u32, Usage), (&'static str, u32)>,
+        cost: Option<f64>,
     ) {
         let inner = &self.inner;
         match outcome {
@@ -1045,7 +1221,44 @@ impl Router {
             n_attempts,
             latency,
             usage,
+            cost,
             error,
+        }));
+    }
+
+    /// A stream that reached its caller ended before its end: broken or timed out upstream
+    /// (`counted`: a failed request in the stats), or dropped by its caller (not counted: no
+    /// one failed). The event names what served it, its usage so far and its cost, so
+    /// analytics see the money a cut stream spent.
+    #[expect(clippy::too_many_arguments, reason = "one call site per way a stream ends")]
+    pub(crate) fn stream_cut(
+        &self,
+        route: &Route,
+        request_id: &str,
+        started: Instant,
+        candidate: &Candidate,
+        n_attempts: u32,
+        usage: Usage,
+        code: &'static str,
+        cost: Option<f64>,
+        counted: bool,
+    ) {
+        let inner = &self.inner;
+        if counted {
+            inner.stats.request_failed(code);
+        }
+        if !inner.wants_events() {
+            return;
+        }
+        inner.emit(RouterEvent::Request(RequestEvent {
+            request_id: request_id.to_owned(),
+            route: route.name.clone(),
+            served_by: Some(candidate.clone()),
+            n_attempts,
+            latency: inner.clock.now().saturating_duration_since(started),
+            usage: Some(usage),
+            cost,
+            error: Some(code),
         }));
     }
 
@@ -1072,8 +1285,8 @@ impl Router {
         let mut rng = inner.rng();
         let request_id =
             options.request_id.clone().unwrap_or_else(|| format!("req_{:016x}", rng.next_u64()));
-        let timeout = options.timeout.unwrap_or(route.timeout);
-        let deadline = started + timeout;
+        let timeout = options.timeout.unwrap_or(route.timeout).min(MAX_TIMEOUT);
+        let deadline = started.checked_add(timeout).unwrap_or(started);
         let estimate = Estimate::of(request, inner.config.default_max_tokens);
         let n_slots = route.slots.len();
         let mut trace = Trace {
@@ -1099,6 +1312,7 @@ impl Router {
                 request_id,
                 started,
                 Err((error.code(), u32::try_from(n_attempts).unwrap_or(u32::MAX))),
+                None,
             );
             error
         };
@@ -1213,7 +1427,7 @@ impl Router {
             }
 
             // Walk the ranking; the first candidate its circuit and the ledger admit is called.
-            let mut chosen: Option<(usize, Permit, bool)> = None;
+            let mut chosen: Option<(usize, Permit, bool, Option<SpendHold>)> = None;
             let mut hold_for_free: Option<Instant> = None;
             let mut seen = vec![false; views.len()];
             for &rank_idx in &order {
@@ -1249,20 +1463,50 @@ impl Router {
                         continue;
                     }
                 };
+                // The estimated cost is held against the budgets before the call, in the same
+                // step as the check, so concurrent calls cannot overshoot together.
+                let hold = match &inner.budgets {
+                    None => None,
+                    Some(budgets) => {
+                        let estimated_cost = slot.facts.price.map(|price| {
+                            price.cost(estimate.prompt_tokens, estimate.output_tokens)
+                        });
+                        let provider = &slot.candidate.provider;
+                        match budgets.try_reserve(
+                            &route.name,
+                            provider,
+                            estimated_cost,
+                            clock.utc(),
+                        ) {
+                            Ok(hold) => hold,
+                            Err(over) => {
+                                if probe {
+                                    slot.circuit.release_probe();
+                                }
+                                verdicts[idx] = Some(Verdict::OverBudget);
+                                let detail = over.detail(&route.name, provider);
+                                trace.skip(&slot.candidate, Skip::Unsuitable { detail });
+                                continue;
+                            }
+                        }
+                    }
+                };
                 match inner.ledger.admit(&slot.candidate, estimate).await {
                     Ok(permit) => {
-                        chosen = Some((idx, permit, probe));
+                        chosen = Some((idx, permit, probe, hold));
                         break;
                     }
                     Err(QuotaError::Refused { reason, until, retry_after, .. }) => {
+                        if let Some(hold) = hold {
+                            hold.release();
+                        }
                         if probe {
                             slot.circuit.release_probe();
                         }
-                        let until = until.or_else(|| {
-                            retry_after
-                                .and_then(|after| chrono::Duration::from_std(after).ok())
-                                .map(|after| clock.utc() + after)
-                        });
+                        let utc = clock.utc();
+                        let until = until
+                            .map(|until| clamp_at(until, utc))
+                            .or_else(|| retry_after.map(|after| after_hint(utc, after)));
                         verdicts[idx] = Some(refusal_verdict(&reason, until));
                         trace.skip(
                             &slot.candidate,
@@ -1274,6 +1518,9 @@ impl Router {
                         );
                     }
                     Err(error) => {
+                        if let Some(hold) = hold {
+                            hold.release();
+                        }
                         if probe {
                             slot.circuit.release_probe();
                         }
@@ -1308,7 +1555,7 @@ impl Router {
                 continue;
             }
             // Slots the strategy left out are not tried this round.
-            let Some((idx, permit, probe)) = chosen else {
+            let Some((idx, permit, probe, hold)) = chosen else {
                 if order.is_empty() {
                     for &idx in &open {
                         verdicts[idx].get_or_insert(Verdict::Failed);
@@ -1333,8 +1580,9 @@ impl Router {
             let n_attempt = u32::try_from(trace.attempts.len() + 1).unwrap_or(u32::MAX);
             let Some(result) = result else {
                 // The deadline passed mid-call: the call is dropped (cancelled upstream), its
-                // permit settled as spent by the guard, and the caller told.
+                // permit and money settled as spent by their guards, and the caller told.
                 drop(permit);
+                drop(hold);
                 drop(attempt_guard);
                 trace.attempts.push(Attempt {
                     candidate: slot.candidate.clone(),
@@ -1407,6 +1655,7 @@ impl Router {
                         value: served.value,
                         slot,
                         permit,
+                        spend: hold,
                         attempt: attempt_guard,
                         trace,
                         request_id,
@@ -1426,8 +1675,12 @@ impl Router {
                     ) {
                         let usage = permit.estimated_usage();
                         permit.settle(&usage).await;
+                        drop(hold);
                     } else {
                         permit.release().await;
+                        if let Some(hold) = hold {
+                            hold.release();
+                        }
                     }
                     if !error.rate_limits.is_empty() {
                         let _ = inner.ledger.observe(&slot.candidate, &error.rate_limits).await;
@@ -1556,7 +1809,8 @@ impl Router {
             }
         }
 
-        let error = final_error(&route, verdicts, trace);
+        let budgets = inner.budgets.as_deref().map(|budgets| (budgets, clock.utc()));
+        let error = final_error(&route, verdicts, trace, budgets);
         Err(fail(error, &route, &request_id))
     }
 }
@@ -1636,10 +1890,9 @@ fn free_wake(
         .filter(|(slot, _)| !slot.is_paid())
         .filter_map(|(slot, verdict)| match verdict {
             Some(Verdict::Spent(Some(until)) | Verdict::Busy(Some(until))) => {
-                let ahead = (*until - utc).to_std().unwrap_or(Duration::ZERO);
-                let wake = now + ahead.max(Duration::from_millis(1));
+                let wake = instant_of(*until, now, utc);
                 let call = slot.latency().unwrap_or(Duration::ZERO);
-                (wake + call < deadline).then_some(wake)
+                wake.checked_add(call).is_some_and(|done| done < deadline).then_some(wake)
             }
             _ => None,
         })
@@ -1667,13 +1920,10 @@ fn rule_out_over_budget(
             .map(|price| price.cost(estimate.prompt_tokens, estimate.output_tokens));
         let detail = match budgets.check(&route.name, &slot.candidate.provider, cost, utc) {
             Ok(()) => continue,
-            Err(OverBudget::Route) => format!("route {} is over its daily budget", route.name),
-            Err(OverBudget::Provider) => {
-                format!("provider {} is over its daily budget", slot.candidate.provider)
-            }
+            Err(over) => over.detail(&route.name, &slot.candidate.provider),
         };
         n_over += 1;
-        verdicts[idx] = Some(Verdict::Failed);
+        verdicts[idx] = Some(Verdict::OverBudget);
         trace.skip(&slot.candidate, Skip::Unsuitable { detail });
     }
     n_over > 0 && verdicts.iter().all(Option::is_some)
@@ -1737,20 +1987,51 @@ fn wake_at(
         .iter()
         .filter_map(|verdict| match verdict {
             Some(Verdict::Spent(until) | Verdict::Busy(until)) => *until,
-            Some(Verdict::Invalid | Verdict::Failed) | None => None,
+            Some(Verdict::Invalid | Verdict::Failed | Verdict::OverBudget) | None => None,
         })
         .min()?;
-    let ahead = (earliest - utc).to_std().unwrap_or(Duration::ZERO);
-    Some(now + ahead.max(Duration::from_millis(1)))
+    Some(instant_of(earliest, now, utc))
 }
 
 /// When a candidate that just answered "spent" is usable again, as far as the error says.
+/// Both come from the upstream: they are cut to [`switchyard_core::MAX_HINT`] ahead, whatever
+/// an adapter let through.
 fn spent_until(error: &ProviderError, clock: &dyn Clock) -> Option<chrono::DateTime<chrono::Utc>> {
-    error.resets_at.or_else(|| {
-        Classify::retry_after(error)
-            .and_then(|after| chrono::Duration::from_std(after).ok())
-            .map(|after| clock.utc() + after)
-    })
+    let utc = clock.utc();
+    match error.resets_at {
+        Some(resets_at) => Some(clamp_at(resets_at, utc)),
+        None => Classify::retry_after(error).map(|after| after_hint(utc, after)),
+    }
+}
+
+/// `utc + after`, with `after` cut to [`switchyard_core::MAX_HINT`]; never panics.
+fn after_hint(
+    utc: chrono::DateTime<chrono::Utc>,
+    after: Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::from_std(clamp_hint(after))
+        .ok()
+        .and_then(|after| utc.checked_add_signed(after))
+        .unwrap_or(utc)
+}
+
+/// A reset time from outside, no further ahead of `utc` than [`switchyard_core::MAX_HINT`].
+fn clamp_at(
+    at: chrono::DateTime<chrono::Utc>,
+    utc: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    at.min(after_hint(utc, switchyard_core::MAX_HINT))
+}
+
+/// The instant `until` falls on, given that `utc` is `now`: at least a millisecond ahead (so
+/// a reset rounded down never spins), at most [`switchyard_core::MAX_HINT`]; never panics.
+fn instant_of(
+    until: chrono::DateTime<chrono::Utc>,
+    now: Instant,
+    utc: chrono::DateTime<chrono::Utc>,
+) -> Instant {
+    let ahead = clamp_hint((until - utc).to_std().unwrap_or(Duration::ZERO));
+    now.checked_add(ahead.max(Duration::from_millis(1))).unwrap_or(now)
 }
 
 fn refusal_verdict(reason: &Refusal, until: Option<chrono::DateTime<chrono::Utc>>) -> Verdict {
@@ -1780,9 +2061,14 @@ fn refusal_name(reason: &Refusal) -> &'static str {
 /// The one error that says why nothing served. A quota error wins over `INVALID_KEYS` as
 /// long as one key is merely out of quota; any unhealthy candidate makes it
 /// `ALL_PROVIDERS_FAILED`, with every attempt in the trace.
-fn final_error(route: &Route, verdicts: Vec<Option<Verdict>>, trace: Trace) -> RouterError {
+fn final_error(
+    route: &Route,
+    verdicts: Vec<Option<Verdict>>,
+    trace: Trace,
+    budgets: Option<(&Budgets, chrono::DateTime<chrono::Utc>)>,
+) -> RouterError {
     let n_keys = verdicts.len();
-    let (mut n_spent, mut n_busy, mut n_invalid, mut n_failed) = (0, 0, 0, 0);
+    let (mut n_spent, mut n_busy, mut n_invalid, mut n_failed, mut n_over) = (0, 0, 0, 0, 0);
     let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut note = |until: Option<chrono::DateTime<chrono::Utc>>| {
         if let Some(until) = until {
@@ -1800,11 +2086,28 @@ fn final_error(route: &Route, verdicts: Vec<Option<Verdict>>, trace: Trace) -> R
                 note(*until);
             }
             Some(Verdict::Invalid) => n_invalid += 1,
+            Some(Verdict::OverBudget) => n_over += 1,
             // Not reached: the attempt bound ran out first.
             Some(Verdict::Failed) | None => n_failed += 1,
         }
     }
     let route_name = route.name.clone();
+    // Over budget with nothing tried and nothing merely waiting for quota: the budget is why.
+    if let Some((budgets, utc)) = budgets
+        && n_over > 0
+        && n_spent + n_busy == 0
+        && trace.attempts.is_empty()
+    {
+        let (spent, budget) = budgets.route_status(&route.name, utc);
+        return RouterError::BudgetExceeded {
+            route: route_name,
+            spent,
+            budget,
+            resets_at: budgets.resets_at(utc),
+            trace: Box::new(trace),
+        };
+    }
+    let n_failed = n_failed + n_over;
     let trace = Box::new(trace);
     if n_failed > 0 || n_keys == 0 {
         RouterError::AllProvidersFailed { route: route_name, trace }
@@ -1841,9 +2144,13 @@ struct RecentRequests {
     order: Mutex<std::collections::VecDeque<String>>,
 }
 
+/// The longest request id remembered for feedback: ids come from clients (`x-request-id`),
+/// and the map holds `recent_requests` of them.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
 impl RecentRequests {
     fn insert(&self, request_id: &str, candidate: Candidate, capacity: usize) {
-        if capacity == 0 {
+        if capacity == 0 || request_id.len() > MAX_REQUEST_ID_LEN {
             return;
         }
         self.map.insert(request_id.to_owned(), candidate);

@@ -1,20 +1,28 @@
 //! Streamed answers. A stream that fails before its first chunk is retried on the next
 //! candidate like any request (the cascade waits for the first chunk before it commits);
 //! one that breaks after it ends with a typed [`StreamError`] that says how much was
-//! delivered, and counts against its candidate.
+//! delivered, and counts against its candidate. So does one that goes quiet for
+//! [`RouterConfig::stream_idle_timeout`](crate::RouterConfig::stream_idle_timeout) or runs
+//! past [`RouterConfig::stream_deadline`](crate::RouterConfig::stream_deadline), both timed
+//! on the router's clock.
+//!
+//! Money settles whatever happens: at the end by the usage reported, and a stream dropped
+//! before its end (the client hung up) settles what it generated (its usage if one was seen,
+//! the admission estimate otherwise).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
 use switchyard_core::{
-    Call, Candidate, ChatChunk, ChatRequest, ChunkStream, ErrorKind, Fingerprint, ProviderError,
-    Usage,
+    Call, Candidate, ChatChunk, ChatRequest, ChunkStream, Clock, ErrorKind, Fingerprint,
+    ProviderError, Usage,
 };
 use switchyard_score::Outcome;
 
+use crate::budget::SpendHold;
 use crate::circuit::CircuitBreaker;
 use crate::error::RouterError;
 use crate::router::{AttemptGuard, PermitGuard, RequestOptions, Routed, Router, Served, Slot};
@@ -38,7 +46,38 @@ pub enum StreamError {
         #[source]
         source: ProviderError,
     },
+    /// The upstream sent no chunk for the router's `stream_idle_timeout`.
+    #[error(
+        "stream from {candidate} sent nothing for {:.3}s after {delivered_chunks} chunks ({delivered_chars} characters)", .idle.as_secs_f64()
+    )]
+    IdleTimeout {
+        /// The candidate that was streaming.
+        candidate: Candidate,
+        /// The idle timeout.
+        idle: Duration,
+        /// Chunks delivered before it.
+        delivered_chunks: usize,
+        /// Characters of text delivered before it.
+        delivered_chars: usize,
+    },
+    /// The stream ran past the router's `stream_deadline`.
+    #[error(
+        "stream from {candidate} ran past its {:.3}s deadline after {delivered_chunks} chunks ({delivered_chars} characters)", .deadline.as_secs_f64()
+    )]
+    DeadlineExceeded {
+        /// The candidate that was streaming.
+        candidate: Candidate,
+        /// The deadline, from the request's start.
+        deadline: Duration,
+        /// Chunks delivered before it.
+        delivered_chunks: usize,
+        /// Characters of text delivered before it.
+        delivered_chars: usize,
+    },
 }
+
+/// Hears once what a stream cost, however it ended: see [`RoutedStream::on_settled`].
+type Settled = Box<dyn FnOnce(Option<f64>) + Send>;
 
 /// A streamed answer with what serves it.
 pub struct RoutedStream {
@@ -54,11 +93,14 @@ pub struct RoutedStream {
     live: Option<Live>,
     /// What the stream cost, once it ended (cleanly or broken), when its model has a price.
     cost: Option<f64>,
+    on_settled: Option<Settled>,
 }
 
 struct Live {
     chunks: ChunkStream,
     permit: PermitGuard,
+    /// The estimated cost held against the budgets until the stream settles.
+    spend: Option<SpendHold>,
     _attempt: AttemptGuard,
     /// Counts the stream against the router's overload cap until it ends.
     _load: Option<crate::wait::LoadGuard>,
@@ -70,6 +112,23 @@ struct Live {
     n_chunks: usize,
     n_chars: usize,
     n_attempts: u32,
+    clock: Arc<dyn Clock>,
+    /// When the last chunk arrived.
+    last_chunk: Instant,
+    /// The idle timeout.
+    idle: Duration,
+    /// When the whole stream must have ended, and the deadline it comes from.
+    ends_at: Instant,
+    deadline: Duration,
+    /// A sleep on the clock until the earliest instant a timeout may be due. Armed once per
+    /// quiet spell, not per chunk: when it fires early (chunks came since) it is re-armed.
+    timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// How a stream ended on the router's side.
+enum Expired {
+    Idle,
+    Deadline,
 }
 
 impl std::fmt::Debug for RoutedStream {
@@ -119,6 +178,7 @@ impl Router {
             value: (first, chunks),
             slot,
             permit,
+            spend,
             attempt,
             trace,
             request_id,
@@ -128,9 +188,13 @@ impl Router {
             ..
         } = routed;
         let n_attempts = u32::try_from(trace.attempts.len()).unwrap_or(u32::MAX);
+        let clock = Arc::clone(&self.inner().clock);
+        let config = &self.inner().config;
+        let deadline = config.stream_deadline;
         let mut live = Live {
             chunks,
             permit,
+            spend,
             _attempt: attempt,
             _load: load,
             slot: Arc::clone(&slot),
@@ -141,6 +205,12 @@ impl Router {
             n_chunks: 0,
             n_chars: 0,
             n_attempts,
+            last_chunk: clock.now(),
+            idle: config.stream_idle_timeout,
+            ends_at: started.checked_add(deadline).unwrap_or(started),
+            deadline,
+            timer: None,
+            clock,
         };
         live.count(&first);
         Ok(RoutedStream {
@@ -151,6 +221,7 @@ impl Router {
             first: Some(first),
             live: Some(live),
             cost: None,
+            on_settled: None,
         })
     }
 }
@@ -162,15 +233,40 @@ impl RoutedStream {
     pub fn cost(&self) -> Option<f64> {
         self.cost
     }
+
+    /// Calls `settled` once with what the stream cost (as [`cost`](Self::cost)) when it
+    /// settles: at its end, when it breaks or times out, or when it is dropped before its
+    /// end (the client went away). At once when it has already ended. The gateway charges a
+    /// client's own budget here, so hanging up is no way around it.
+    pub fn on_settled(&mut self, settled: impl FnOnce(Option<f64>) + Send + 'static) {
+        if self.live.is_some() {
+            self.on_settled = Some(Box::new(settled));
+        } else {
+            settled(self.cost);
+        }
+    }
+
+    /// The stream is over with `cost`: remember it and tell whoever listens.
+    fn settled(&mut self, cost: Option<f64>) {
+        self.cost = cost;
+        if let Some(settled) = self.on_settled.take() {
+            settled(cost);
+        }
+    }
 }
 
 impl Live {
-    /// What the stream cost so far by its model's price.
+    /// What the stream cost so far by its model's price: by the usage reported, the
+    /// admission estimate while none was.
     fn spent(&self) -> Option<f64> {
-        let usage = self.usage.unwrap_or_else(|| self.permit.estimated_usage());
+        let usage = self.usage();
         self.slot.facts.price.map(|price| {
             price.cost(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens))
         })
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage.unwrap_or_else(|| self.permit.estimated_usage())
     }
 
     fn count(&mut self, chunk: &ChatChunk) {
@@ -181,41 +277,58 @@ impl Live {
         }
     }
 
-    /// Adds what the stream cost to today's spend (a broken stream was billed up to where it
-    /// broke, as far as the usage says).
-    fn record_spend(&self, usage: &Usage) {
-        let inner = self.router.inner();
-        if let (Some(budgets), Some(price)) = (&inner.budgets, self.slot.facts.price) {
-            let cost =
-                price.cost(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens));
-            budgets.record(
-                &self.route.name,
-                &self.slot.candidate.provider,
-                cost,
-                inner.clock.utc(),
-            );
+    /// Whether a timeout is due; `Pending` with a wake-up armed on the clock when not yet.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        loop {
+            let now = self.clock.now();
+            if now >= self.ends_at {
+                return Poll::Ready(Expired::Deadline);
+            }
+            let idle_at = self.last_chunk.checked_add(self.idle).unwrap_or(self.ends_at);
+            if now >= idle_at {
+                return Poll::Ready(Expired::Idle);
+            }
+            let timer = self.timer.get_or_insert_with(|| {
+                let clock = Arc::clone(&self.clock);
+                let due = idle_at.min(self.ends_at);
+                Box::pin(async move { clock.sleep_until(due).await })
+            });
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                // Due, or early because chunks came since it was armed: check again.
+                Poll::Ready(()) => self.timer = None,
+            }
         }
+    }
+
+    /// Settles the stream's money with what it cost.
+    fn settle_spend(&mut self, cost: Option<f64>) {
+        let hold = self.spend.take();
+        self.router.settle_spend(hold, &self.route, &self.slot, cost);
     }
 
     /// The stream ended cleanly: settle with the reported usage (the estimate when the
     /// provider sent none), and log the request.
-    fn finish(self, request_id: &str) {
-        let usage = self.usage.unwrap_or_else(|| self.permit.estimated_usage());
-        self.record_spend(&usage);
+    fn finish(mut self, request_id: &str) -> Option<f64> {
+        let usage = self.usage();
+        let cost = self.spent();
+        self.settle_spend(cost);
         self.router.finish_request(
             &self.route,
             request_id,
             self.started,
             Ok((&self.slot.candidate, self.n_attempts, usage)),
+            cost,
         );
         let permit = self.permit;
         spawn(async move { permit.settle(&usage).await });
+        cost
     }
 
-    /// The stream broke mid-way: what was sent may have been counted, so the permit is
-    /// settled as spent; the break counts against the candidate.
-    fn break_off(self, request_id: &str, error: ProviderError) -> StreamError {
-        let inner = self.router.inner();
+    /// The stream broke mid-way (or timed out): what was sent may have been counted, so the
+    /// permit is settled as spent; the break counts against the candidate.
+    fn break_off(mut self, request_id: &str, error: ProviderError) -> (ProviderError, Option<f64>) {
+        let inner = Arc::clone(self.router.inner());
         let now = inner.clock.now();
         inner.scorer.record(
             &self.slot.candidate,
@@ -228,11 +341,18 @@ impl Live {
             self.slot.circuit.record_failure(error.kind, now);
         }
         inner.stats.attempt(&self.slot.candidate, Some(error.kind));
-        self.router.finish_request(
+        let cost = self.spent();
+        self.settle_spend(cost);
+        self.router.stream_cut(
             &self.route,
             request_id,
             self.started,
-            Err(("STREAM_INTERRUPTED", self.n_attempts)),
+            &self.slot.candidate,
+            self.n_attempts,
+            self.usage(),
+            "STREAM_INTERRUPTED",
+            cost,
+            true,
         );
         tracing::warn!(
             request_id = %request_id,
@@ -242,8 +362,7 @@ impl Live {
             error = %error,
             "stream broke mid-way"
         );
-        let usage = self.usage.unwrap_or_else(|| self.permit.estimated_usage());
-        self.record_spend(&usage);
+        let usage = self.usage();
         let ledger = Arc::clone(&inner.ledger);
         let candidate = self.slot.candidate.clone();
         let recorded = error.clone();
@@ -252,12 +371,57 @@ impl Live {
             permit.settle(&usage).await;
             let _ = ledger.record_error(&candidate, &recorded).await;
         });
-        StreamError::Interrupted {
-            candidate: self.slot.candidate.clone(),
-            delivered_chunks: self.n_chunks,
-            delivered_chars: self.n_chars,
-            source: error,
-        }
+        (error, cost)
+    }
+
+    /// The router ended the stream: no chunk for too long, or past its deadline.
+    fn expire(self, request_id: &str, why: Expired) -> (StreamError, Option<f64>) {
+        let (candidate, delivered_chunks, delivered_chars) =
+            (self.slot.candidate.clone(), self.n_chunks, self.n_chars);
+        let (idle, deadline) = (self.idle, self.deadline);
+        let message = match why {
+            Expired::Idle => format!("no chunk for {:.3}s", idle.as_secs_f64()),
+            Expired::Deadline => format!("past the {:.3}s stream deadline", deadline.as_secs_f64()),
+        };
+        let error = ProviderError::new(ErrorKind::Timeout, candidate.provider.clone(), message)
+            .with_key(candidate.key.clone())
+            .with_model(candidate.model.clone());
+        let (_, cost) = self.break_off(request_id, error);
+        let error = match why {
+            Expired::Idle => {
+                StreamError::IdleTimeout { candidate, idle, delivered_chunks, delivered_chars }
+            }
+            Expired::Deadline => StreamError::DeadlineExceeded {
+                candidate,
+                deadline,
+                delivered_chunks,
+                delivered_chars,
+            },
+        };
+        (error, cost)
+    }
+
+    /// The stream was dropped before its end (the client went away): settle what it
+    /// generated, and log the request with its cost. Not the candidate's fault: its health
+    /// and score are left alone.
+    fn abandon(mut self, request_id: &str) -> Option<f64> {
+        let usage = self.usage();
+        let cost = self.spent();
+        self.settle_spend(cost);
+        self.router.stream_cut(
+            &self.route,
+            request_id,
+            self.started,
+            &self.slot.candidate,
+            self.n_attempts,
+            usage,
+            "STREAM_DROPPED",
+            cost,
+            false,
+        );
+        let permit = self.permit;
+        spawn(async move { permit.settle(&usage).await });
+        cost
     }
 }
 
@@ -277,22 +441,54 @@ impl Stream for RoutedStream {
         }
         let Some(live) = this.live.as_mut() else { return Poll::Ready(None) };
         match live.chunks.poll_next_unpin(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let Poll::Ready(why) = live.poll_expired(cx) else { return Poll::Pending };
+                let live = this.live.take().expect("invariant: checked above");
+                let (error, cost) = live.expire(&this.request_id, why);
+                this.settled(cost);
+                Poll::Ready(Some(Err(error)))
+            }
             Poll::Ready(Some(Ok(chunk))) => {
+                let now = live.clock.now();
+                if now >= live.ends_at {
+                    // An upstream that never stops is cut at the deadline all the same.
+                    let live = this.live.take().expect("invariant: checked above");
+                    let (error, cost) = live.expire(&this.request_id, Expired::Deadline);
+                    this.settled(cost);
+                    return Poll::Ready(Some(Err(error)));
+                }
+                live.last_chunk = now;
                 live.count(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(error))) => {
                 let live = this.live.take().expect("invariant: checked above");
-                this.cost = live.spent();
-                Poll::Ready(Some(Err(live.break_off(&this.request_id, error))))
+                let candidate = live.slot.candidate.clone();
+                let (delivered_chunks, delivered_chars) = (live.n_chunks, live.n_chars);
+                let (source, cost) = live.break_off(&this.request_id, error);
+                this.settled(cost);
+                Poll::Ready(Some(Err(StreamError::Interrupted {
+                    candidate,
+                    delivered_chunks,
+                    delivered_chars,
+                    source,
+                })))
             }
             Poll::Ready(None) => {
                 let live = this.live.take().expect("invariant: checked above");
-                this.cost = live.spent();
-                live.finish(&this.request_id);
+                let cost = live.finish(&this.request_id);
+                this.settled(cost);
                 Poll::Ready(None)
             }
+        }
+    }
+}
+
+impl Drop for RoutedStream {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take() {
+            let cost = live.abandon(&self.request_id);
+            self.settled(cost);
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use switchyard_core::{ModelId, ProviderId};
+use switchyard_core::{ModelId, Protocol, ProviderId};
 
 /// A provider and one of its models, as a route names them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +44,24 @@ impl FromStr for Target {
     }
 }
 
+impl Target {
+    /// The one name of this target's upstream model for a provider speaking `protocol`:
+    /// Gemini accepts `models/x` and `x` for the same model, so the prefix is dropped and a
+    /// per-model limit or price cannot be walked around by spelling the name the other way.
+    #[must_use]
+    pub fn canonical(self, protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Gemini => match self.model.as_str().strip_prefix("models/") {
+                Some(bare) if !bare.is_empty() => {
+                    Self { model: ModelId::new(bare), provider: self.provider }
+                }
+                _ => self,
+            },
+            Protocol::OpenAi | Protocol::Anthropic | Protocol::Ollama => self,
+        }
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.provider, self.model)
@@ -71,6 +89,18 @@ mod tests {
             "anthropic/claude-sonnet-4.5:free",
         );
         check(" gemini/gemini-2.0-flash ", "gemini", "gemini-2.0-flash");
+    }
+
+    #[test]
+    fn gemini_names_drop_the_models_prefix_once() {
+        let target: Target = "gemini/models/gemini-2.0-flash".parse().expect("parses");
+        assert_eq!(
+            target.clone().canonical(Protocol::Gemini).to_string(),
+            "gemini/gemini-2.0-flash"
+        );
+        assert_eq!(target.clone().canonical(Protocol::OpenAi), target);
+        let bare: Target = "gemini/models/".parse().expect("parses");
+        assert_eq!(bare.clone().canonical(Protocol::Gemini), bare);
     }
 
     #[test]

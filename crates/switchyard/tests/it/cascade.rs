@@ -241,5 +241,5 @@ async fn a_provider_model_can_be_asked_for_directly() {
     let answer = router.chat("openai/gpt-4o-mini", &request()).await.expect("served");
     assert_eq!(answer.served_by, Candidate::new("openai", "k1", "gpt-4o-mini"));
     let error = router.chat("nobody/gpt-4o-mini", &request()).await.expect_err("unknown");
-    assert_eq!(error.code(), "UNKNOWN_ROUTE");
+    assert_eq!(error.code(), "UNKNOWN_MODEL");
 }

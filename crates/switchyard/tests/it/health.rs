@@ -117,8 +117,11 @@ async fn a_stream_that_breaks_mid_way_ends_with_a_typed_error_that_says_what_was
     let items: Vec<_> = stream.collect().await;
     let (last, delivered) = items.split_last().expect("items");
     assert!(delivered.iter().all(Result::is_ok));
-    let switchyard::StreamError::Interrupted { delivered_chunks, source, candidate, .. } =
-        last.as_ref().expect_err("the stream ends with an error");
+    let error = last.as_ref().expect_err("the stream ends with an error");
+    let switchyard::StreamError::Interrupted { delivered_chunks, source, candidate, .. } = error
+    else {
+        panic!("expected an interrupted stream, got {error}");
+    };
     assert_eq!(*delivered_chunks, delivered.len());
     assert!(*delivered_chunks >= 1);
     assert_eq!(candidate.key.as_str(), "k1");
