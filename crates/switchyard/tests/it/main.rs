@@ -11,6 +11,8 @@ mod concurrency;
 mod goodput;
 mod health;
 mod learning;
+mod money;
+mod names;
 mod probe;
 mod providers;
 mod rules;
