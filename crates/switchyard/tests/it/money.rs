@@ -126,7 +126,10 @@ async fn concurrent_calls_reserve_their_cost_and_cannot_overshoot_the_budget() {
     // Each call: the mock sleeps its latency and the router its deadline.
     wait_until("both calls wait upstream", || clock.sleepers() >= 4).await;
     // Nothing is spent yet, but a third would overshoot with what the two reserved.
-    assert!(close(router.spend().expect("tracked").per_route.get("default").copied().unwrap_or(0.0), 0.0));
+    assert!(close(
+        router.spend().expect("tracked").per_route.get("default").copied().unwrap_or(0.0),
+        0.0
+    ));
     let error = router.chat("default", &request()).await.expect_err("over budget");
     assert_eq!(error.code(), "BUDGET_EXCEEDED", "{error}");
     clock.advance(Duration::from_secs(2));
@@ -156,7 +159,8 @@ async fn a_stream_dropped_by_its_caller_settles_what_it_generated() {
     // $1 per million tokens each way: the admission estimate is what a dropped stream costs
     // when it saw no usage.
     let price = Price { input_per_mtok: 1000.0, output_per_mtok: 1000.0, per_request: 0.0 };
-    let router = router(&clock, provider, price, 100.0, Arc::new(MemorySpendStore::default()), &events);
+    let router =
+        router(&clock, provider, price, 100.0, Arc::new(MemorySpendStore::default()), &events);
 
     let mut stream = router
         .chat_stream("default", &request(), RequestOptions::default())
@@ -173,11 +177,13 @@ async fn a_stream_dropped_by_its_caller_settles_what_it_generated() {
     let spent = spent.expect("the dropped stream spent");
     assert!(spent > 0.0);
     assert_eq!(*heard.lock(), Some(Some(spent)), "the hook heard the same cost");
-    let events = events.0.lock();
-    let [event] = events.as_slice() else { panic!("one request event: {events:?}") };
-    assert_eq!(event.error, Some("STREAM_DROPPED"));
-    assert_eq!(event.cost, Some(spent));
-    assert_eq!(event.served_by.as_ref().map(|c| c.key.as_str()), Some("k1"));
+    {
+        let events = events.0.lock();
+        let [event] = events.as_slice() else { panic!("one request event: {events:?}") };
+        assert_eq!(event.error, Some("STREAM_DROPPED"));
+        assert_eq!(event.cost, Some(spent));
+        assert_eq!(event.served_by.as_ref().map(|c| c.key.as_str()), Some("k1"));
+    }
     let stats = router.stats().await;
     assert_eq!(stats.session.requests, 0, "a caller hanging up is no failed request");
 }
@@ -189,7 +195,8 @@ async fn a_finished_stream_carries_its_cost_and_spends_it() {
     let provider = openai_provider("openai", Preset::OpenAi, &mock, &clock);
     let events = Arc::new(Requests::default());
     let price = Price { per_request: 0.5, ..Price::FREE };
-    let router = router(&clock, provider, price, 100.0, Arc::new(MemorySpendStore::default()), &events);
+    let router =
+        router(&clock, provider, price, 100.0, Arc::new(MemorySpendStore::default()), &events);
     let mut stream = router
         .chat_stream("default", &request(), RequestOptions::default())
         .await
@@ -237,7 +244,9 @@ async fn spend_reaches_the_store_behind_the_requests() {
     let saved: switchyard::SpendDay =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("saved")).expect("json");
     assert!(close(saved.per_route["default"], 0.5), "the writer saved once more when dropped");
-    assert!(!dir.path().read_dir().expect("dir").any(|entry| {
-        entry.expect("entry").path().extension().is_some_and(|ext| ext == "tmp")
-    }));
+    assert!(
+        !dir.path().read_dir().expect("dir").any(|entry| {
+            entry.expect("entry").path().extension().is_some_and(|ext| ext == "tmp")
+        })
+    );
 }
