@@ -131,8 +131,11 @@ impl OverBudget {
 }
 
 /// Today's spend, what calls in flight have reserved, and whether the store is behind.
+/// Shared by a router and the one that replaces it on a reload
+/// ([`RouterBuilder::carry_over`](crate::RouterBuilder::carry_over)), so the old router's
+/// calls still in flight settle into the same day, and neither saves over the other.
 #[derive(Default)]
-struct Books {
+pub(crate) struct Books {
     today: SpendDay,
     /// Estimated costs of calls admitted and not yet settled, per route. Keyed by names the
     /// configuration declares (the router resolves nothing else), so it stays small.
@@ -149,17 +152,26 @@ pub(crate) struct Budgets {
     config: BudgetConfig,
     store: Arc<dyn SpendStore>,
     clock: Arc<dyn Clock>,
-    /// Nothing awaits while this lock is held, and no store is written under it.
-    books: Mutex<Books>,
+    /// Nothing awaits while this lock is held; a store is written under it only when the
+    /// day turns (once a day).
+    books: Arc<Mutex<Books>>,
 }
 
 impl Budgets {
+    /// Budgets keeping their books in `books` when given (carried over from the router this
+    /// one replaces), in new ones otherwise.
     pub(crate) fn new(
         config: BudgetConfig,
         store: Arc<dyn SpendStore>,
         clock: Arc<dyn Clock>,
+        books: Option<Arc<Mutex<Books>>>,
     ) -> Self {
-        Self { config, store, clock, books: Mutex::new(Books::default()) }
+        Self { config, store, clock, books: books.unwrap_or_default() }
+    }
+
+    /// The books, to share with the router that replaces this one.
+    pub(crate) fn books(&self) -> Arc<Mutex<Books>> {
+        Arc::clone(&self.books)
     }
 
     /// Whether `route` or `provider` has a budget.

@@ -327,6 +327,7 @@ pub struct RouterBuilder {
     sinks: Vec<Arc<dyn EventSink>>,
     config: RouterConfig,
     budgets: Option<(BudgetConfig, Arc<dyn SpendStore>)>,
+    carry: Option<Router>,
 }
 
 impl RouterBuilder {
@@ -427,6 +428,16 @@ impl RouterBuilder {
         self
     }
 
+    /// Carries over what must outlive `previous` when this router replaces it (a reload):
+    /// today's spend and the reservations of its calls still in flight (the two routers
+    /// keep one set of books, so neither saves over the other's spend), and the keys an
+    /// operator disabled (those the new configuration still has).
+    #[must_use]
+    pub fn carry_over(mut self, previous: &Router) -> Self {
+        self.carry = Some(previous.clone());
+        self
+    }
+
     /// Router-wide settings.
     #[must_use]
     pub fn config(mut self, config: RouterConfig) -> Self {
@@ -496,9 +507,14 @@ impl RouterBuilder {
             let target = Target { provider: provider_id, model }.canonical(provider.protocol());
             declared.insert(target);
         }
-        let budgets = self
-            .budgets
-            .map(|(config, store)| Arc::new(Budgets::new(config, store, Arc::clone(&clock))));
+        let books = self
+            .carry
+            .as_ref()
+            .and_then(|previous| previous.inner.budgets.as_ref())
+            .map(|budgets| budgets.books());
+        let budgets = self.budgets.map(|(config, store)| {
+            Arc::new(Budgets::new(config, store, Arc::clone(&clock), books))
+        });
         let mut inner = Inner {
             clock,
             ledger,
@@ -543,7 +559,11 @@ impl RouterBuilder {
         let targets: BTreeSet<String> = inner.declared.iter().map(ToString::to_string).collect();
         valid.extend(targets.into_iter().filter(|target| !inner.routes.contains_key(target)));
         inner.valid = valid;
-        Ok(Router { inner: Arc::new(inner) })
+        let router = Router { inner: Arc::new(inner) };
+        if let Some(previous) = &self.carry {
+            router.restore_admin_state(&previous.admin_state());
+        }
+        Ok(router)
     }
 }
 
@@ -1027,11 +1047,10 @@ impl Router {
     /// [`FeedbackError::UnknownRequest`] when the id is unknown or too old;
     /// [`FeedbackError::OutOfRange`] when `quality` is outside 0..=1.
     pub fn feedback(&self, request_id: &str, quality: f64) -> Result<Candidate, FeedbackError> {
-        let candidate = self
-            .inner
-            .recent
-            .get(request_id)
-            .ok_or_else(|| FeedbackError::UnknownRequest(request_id.to_owned()))?;
+        let candidate = self.inner.recent.get(request_id).ok_or_else(|| {
+            // The id is the client's: repeated in part only.
+            FeedbackError::UnknownRequest(request_id.chars().take(MAX_REQUEST_ID_LEN).collect())
+        })?;
         self.inner
             .scorer
             .record_quality(&candidate, quality)
@@ -2178,14 +2197,15 @@ impl Router {
         ids
     }
 
-    /// The model ids a provider is routed to.
+    /// The model ids of a provider a client may name: its models the configuration declares
+    /// and route targets, in their canonical spelling. Fixed when the router is built.
     pub fn models_of(&self, provider: &ProviderId) -> Vec<ModelId> {
         let mut models: Vec<ModelId> = self
             .inner
-            .slots
+            .declared
             .iter()
-            .filter(|entry| &entry.key().provider == provider)
-            .map(|entry| entry.key().model.clone())
+            .filter(|target| &target.provider == provider)
+            .map(|target| target.model.clone())
             .collect();
         models.sort();
         models.dedup();

@@ -44,7 +44,11 @@ async fn an_undeclared_model_is_refused_and_leaves_nothing_behind() {
     .expect("router builds");
     let openai_id = ProviderId::new("openai");
     let models_before = router.models_of(&openai_id);
-    assert_eq!(models_before, [ModelId::new("gpt-4o-mini")]);
+    assert_eq!(
+        models_before,
+        [ModelId::new("gpt-4o-mini"), ModelId::new("llama-3.3-70b-versatile")],
+        "route targets and declared models"
+    );
 
     for n in 0..200 {
         let name = format!("openai/nope-{n}");
@@ -62,7 +66,9 @@ async fn an_undeclared_model_is_refused_and_leaves_nothing_behind() {
         assert_eq!(error.code(), "UNKNOWN_MODEL", "{name}");
     }
 
-    assert_eq!(router.models_of(&openai_id), models_before, "no candidate was added");
+    assert_eq!(router.models_of(&openai_id), models_before, "no model was added");
+    let n_candidates = router.stats().await.best_per_route.len();
+    assert_eq!(n_candidates, 1, "one route, no route per refused name");
     assert_eq!(router.keys().len(), 1);
     assert_eq!(mock.n_requests(), 0, "no upstream call");
     assert!(events.0.lock().is_empty(), "no event names a refused model");

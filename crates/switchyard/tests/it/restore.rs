@@ -93,3 +93,62 @@ async fn a_reset_key_does_not_come_back_cooling_from_saved_state() {
     let answer = from_stale.chat("main", &request()).await.expect("served");
     assert_eq!(answer.served_by.key.as_str(), "k2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_carries_over_spend_in_flight_and_disabled_keys() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::openai()
+        .clock(clock.clone())
+        .keys([key("k1"), key("k2")])
+        .latency(switchyard_mock::Latency::Fixed(std::time::Duration::from_secs(2)))
+        .start()
+        .await
+        .expect("mock starts");
+    let store: Arc<dyn switchyard::SpendStore> = Arc::new(switchyard::MemorySpendStore::default());
+    let build = |previous: Option<&Router>| {
+        let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
+        let mut budgets = switchyard::BudgetConfig::new(chrono_tz::UTC);
+        budgets.per_route.insert("main".into(), 0.25);
+        let mut builder = credentials(
+            builder(&clock, QuotaConfig::default()).provider(openai),
+            "openai",
+            &["k1", "k2"],
+        )
+        .model(
+            "openai/gpt-4o-mini",
+            switchyard::ModelFacts {
+                price: Some(switchyard::Price { per_request: 0.1, ..switchyard::Price::FREE }),
+                ..switchyard::ModelFacts::default()
+            },
+        )
+        .route("main", StrategyKind::Priority, ["openai/gpt-4o-mini"])
+        .budgets(budgets, Arc::clone(&store));
+        if let Some(previous) = previous {
+            builder = builder.carry_over(previous);
+        }
+        builder.build().expect("router builds")
+    };
+    let (provider, k1) = (ProviderId::from("openai"), KeyId::from("k1"));
+    let old = build(None);
+    old.disable_key(&provider, &k1).expect("known key");
+    // Two calls in flight on the old router: $0.20 of the $0.25 reserved.
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let old = old.clone();
+            tokio::spawn(async move { old.chat("main", &request()).await })
+        })
+        .collect();
+    crate::support::wait_until("both calls wait upstream", || clock.sleepers() >= 4).await;
+
+    let new = build(Some(&old));
+    assert!(new.is_disabled(&provider, &k1), "the disabled key stays disabled");
+    let error = new.chat("main", &request()).await.expect_err("the old calls hold the budget");
+    assert_eq!(error.code(), "BUDGET_EXCEEDED", "{error}");
+    clock.advance(std::time::Duration::from_secs(2));
+    for call in calls {
+        assert_eq!(call.await.expect("joins").expect("served").served_by.key.as_str(), "k2");
+    }
+    drop(old);
+    let spend = new.spend().expect("tracked");
+    assert!((spend.per_route["main"] - 0.2).abs() < 1e-9, "{spend:?}");
+}
