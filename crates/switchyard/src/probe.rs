@@ -119,7 +119,8 @@ impl Router {
                     .count();
                 tracing::debug!(n_keys = results.len(), n_failed, "probe round done");
                 finished.fetch_add(1, Ordering::Release);
-                router.inner().clock.sleep(config.interval).await;
+                // From configuration: cut so the clock's arithmetic cannot overflow.
+                router.inner().clock.sleep(config.interval.min(switchyard_core::MAX_HINT)).await;
             }
         });
         ProbeHandle { task, rounds }
@@ -157,7 +158,7 @@ impl Router {
         let call = Call::new(request, &slot.candidate.model, slot.credential.as_ref());
         let answer = tokio::select! {
             answer = slot.provider.chat(call) => Some(answer),
-            () = clock.sleep(timeout) => None,
+            () = clock.sleep(timeout.min(crate::router::MAX_TIMEOUT)) => None,
         };
         let latency = clock.now().saturating_duration_since(started);
         match answer {

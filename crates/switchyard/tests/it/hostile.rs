@@ -51,6 +51,24 @@ fn assert_within_max_hint(at: Option<DateTime<Utc>>, clock: &ManualClock) {
 }
 
 #[tokio::test]
+async fn a_retry_after_written_1e14_is_no_panic_whatever_the_adapter_makes_of_it() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::openai()
+        .clock(clock.clone())
+        .keys([key("k1"), key("k2")])
+        .fault(FaultRule::always(too_many(&[("retry-after", "1e14")])))
+        .start()
+        .await
+        .expect("mock starts");
+    let router = two_keys(&clock, openai_provider("openai", Preset::OpenAi, &mock, &clock));
+    let error = router.chat("default", &request()).await.expect_err("both keys limited");
+    assert_eq!(error.code(), "QUOTA_EXCEEDED", "{error}");
+    if error.retry_at().is_some() {
+        assert_within_max_hint(error.retry_at(), &clock);
+    }
+}
+
+#[tokio::test]
 async fn a_retry_after_of_1e14_seconds_from_the_upstream_is_cut_to_31_days() {
     let clock = ManualClock::default();
     let mock = MockUpstream::openai()
