@@ -479,6 +479,47 @@ impl Drop for SpendWriteBehind {
 mod tests {
     use super::*;
 
+    fn budgets(store: Arc<MemorySpendStore>) -> (Arc<Budgets>, switchyard_core::ManualClock) {
+        let clock = switchyard_core::ManualClock::default();
+        let mut config = BudgetConfig::new(chrono_tz::UTC);
+        config.per_route.insert("r".into(), 1.0);
+        (Arc::new(Budgets::new(config, store, Arc::new(clock.clone()), None)), clock)
+    }
+
+    #[test]
+    fn reservations_count_against_the_budget_until_settled_or_released() {
+        let store = Arc::new(MemorySpendStore::default());
+        let (budgets, clock) = budgets(Arc::clone(&store));
+        let provider = ProviderId::new("p");
+        let utc = clock.utc();
+        let first = budgets.try_reserve("r", &provider, Some(0.6), utc).ok().flatten();
+        let first = first.expect("fits and holds");
+        assert!(budgets.try_reserve("r", &provider, Some(0.6), utc).is_err(), "0.6 is held");
+        first.release();
+        let second = budgets.try_reserve("r", &provider, Some(0.6), utc).ok().flatten();
+        // Dropped unsettled (the caller went away): the estimate is spent.
+        drop(second.expect("fits again"));
+        assert_eq!(budgets.today(utc).per_route["r"], 0.6);
+        assert!(budgets.try_reserve("r", &provider, Some(0.6), utc).is_err(), "0.6 is spent");
+        assert!(budgets.try_reserve("r", &provider, Some(0.0), utc).is_ok(), "free always fits");
+        assert_eq!(store.load(utc.date_naive()).expect("loads"), SpendDay::default(), "unsaved");
+        budgets.flush().expect("saves");
+        assert_eq!(store.load(utc.date_naive()).expect("loads").per_route["r"], 0.6);
+    }
+
+    #[test]
+    fn a_hold_settled_after_midnight_frees_its_reservation_and_counts_on_the_new_day() {
+        let store = Arc::new(MemorySpendStore::default());
+        let (budgets, clock) = budgets(Arc::clone(&store));
+        let provider = ProviderId::new("p");
+        let hold = budgets.try_reserve("r", &provider, Some(0.9), clock.utc()).ok().flatten();
+        clock.advance(std::time::Duration::from_secs(86_400));
+        hold.expect("holds").settle(0.3);
+        let utc = clock.utc();
+        assert_eq!(budgets.today(utc).per_route["r"], 0.3);
+        assert!(budgets.try_reserve("r", &provider, Some(0.7), utc).is_ok(), "nothing held");
+    }
+
     #[test]
     fn the_json_store_keeps_one_day_and_forgets_the_others() {
         let dir = tempfile::tempdir().expect("tempdir");
