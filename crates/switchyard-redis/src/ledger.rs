@@ -451,7 +451,7 @@ impl RedisLedger {
                 let key = format!("{}:m:{base}:{}", self.options.prefix, limit.name());
                 let (kind, p1, p2) = match limit.window {
                     Window::Sliding(length) => {
-                        ("s", (duration_ms(length) + SLOTS - 1) / SLOTS, SLOTS + 1)
+                        ("s", duration_ms(length).saturating_add(SLOTS - 1) / SLOTS, SLOTS + 1)
                     }
                     Window::Refill(length) => ("r", duration_ms(length).max(1), 0),
                     Window::Day(tz) => ("d", ms(next_midnight(tz, now)), ms(day_start(tz, now))),

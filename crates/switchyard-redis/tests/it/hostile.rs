@@ -221,3 +221,41 @@ async fn an_in_flight_slot_never_released_is_freed_when_its_lease_ends() {
     let permit = survivor.admit(&key, tokens(1)).await.expect("free again");
     survivor.release(permit).await.expect("released");
 }
+
+#[tokio::test]
+async fn endless_resets_in_headers_become_gates_of_at_most_31_days() {
+    let prefix = fresh_prefix("endless").await;
+    let clock = ManualClock::default();
+    let ledger = ledger(&clock, &prefix, config(vec![Limit::per_minute(10)]));
+    let key = candidate("k");
+    let after = LimitReading {
+        unit: LimitUnit::Requests,
+        scope: LimitScope::Minute,
+        limit: Some(u64::MAX),
+        remaining: Some(0),
+        reset: Some(Reset::After(Duration::MAX)),
+    };
+    let at = LimitReading {
+        unit: LimitUnit::Tokens,
+        scope: LimitScope::Day,
+        limit: None,
+        remaining: Some(u64::MAX),
+        reset: Some(Reset::At(chrono::DateTime::<chrono::Utc>::MAX_UTC)),
+    };
+    let snapshot = RateLimitSnapshot { readings: vec![after, at], retry_after: None };
+    ledger.observe(&key, &snapshot).await.expect("observed");
+    let horizon = clock.utc() + chrono::Duration::days(31);
+    match ledger.admit(&key, tokens(1)).await {
+        Err(QuotaError::Refused {
+            reason: Refusal::ProviderRemaining { remaining: 0, .. },
+            until,
+            ..
+        }) => {
+            assert_eq!(until, Some(horizon));
+        }
+        other => panic!("expected the header's gate, got {other:?}"),
+    }
+    clock.advance(secs(31 * 86_400));
+    let permit = ledger.admit(&key, tokens(1)).await.expect("the gate ended after 31 days");
+    ledger.release(permit).await.expect("released");
+}
