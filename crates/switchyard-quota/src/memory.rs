@@ -336,7 +336,10 @@ impl MemoryLedger {
         let anchor = clock.now();
         // The timeline starts `HISTORY_TICKS` before now, so times restored from an earlier
         // process (a hold's start, a window's slots) keep their exact place on it.
-        let anchor_utc = clock.utc() - chrono::Duration::nanoseconds(HISTORY_TICKS as i64);
+        let anchor_utc = clock
+            .utc()
+            .checked_sub_signed(chrono::Duration::nanoseconds(HISTORY_TICKS as i64))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let declared = config
             .providers
             .iter()
