@@ -43,7 +43,7 @@ fn attempt(idx: u32) -> AnalyticsEvent {
         latency_ms: f64::from(100 + idx % 900),
         prompt_tokens: u64::from(idx % 700),
         completion_tokens: u64::from(idx % 300),
-        cost: f64::from(idx % 7) / 10_000.0,
+        cost: Some(f64::from(idx % 7) / 10_000.0),
     }
 }
 

@@ -52,7 +52,7 @@ fn old_events(path: &Path) {
         latency_ms: 1.0,
         prompt_tokens: 1,
         completion_tokens: 1,
-        cost: 0.0,
+        cost: Some(0.0),
     };
     analytics.insert_batch(&[event("K8", 10), event("K9", 5)]).expect("written");
     assert_eq!(analytics.len().expect("counted"), 2);

@@ -123,7 +123,8 @@ pub struct Permit {
 #[derive(Debug)]
 enum Origin {
     Local(Arc<Lane>),
-    Shared(Candidate),
+    /// The candidate and the shared ledger's lease on its in-flight slot.
+    Shared(Candidate, u64),
 }
 
 impl Permit {
@@ -134,14 +135,34 @@ impl Permit {
     /// A permit issued by a ledger outside this crate (Redis), which reads it back with
     /// [`Permit::shared_parts`]. `taken_at` is on that ledger's own timeline.
     pub fn shared(candidate: Candidate, estimate: Estimate, taken_at: u64) -> Self {
-        Self { estimate, taken_at, origin: Origin::Shared(candidate) }
+        Self::shared_leased(candidate, estimate, taken_at, 0)
+    }
+
+    /// [`Permit::shared`] holding `lease`, the issuing ledger's id for the attempt's in-flight
+    /// slot, read back with [`Permit::lease`] to free that slot when the permit ends.
+    pub fn shared_leased(
+        candidate: Candidate,
+        estimate: Estimate,
+        taken_at: u64,
+        lease: u64,
+    ) -> Self {
+        Self { estimate, taken_at, origin: Origin::Shared(candidate, lease) }
+    }
+
+    /// For a permit made by [`Permit::shared_leased`]: its lease id (0 from
+    /// [`Permit::shared`]).
+    pub fn lease(&self) -> Option<u64> {
+        match &self.origin {
+            Origin::Shared(_, lease) => Some(*lease),
+            Origin::Local(_) => None,
+        }
     }
 
     /// The candidate admitted.
     pub fn candidate(&self) -> &Candidate {
         match &self.origin {
             Origin::Local(lane) => &lane.candidate,
-            Origin::Shared(candidate) => candidate,
+            Origin::Shared(candidate, _) => candidate,
         }
     }
 
@@ -157,7 +178,7 @@ impl Permit {
     /// For a permit made by [`Permit::shared`]: the candidate, estimate and `taken_at`.
     pub fn shared_parts(&self) -> Option<(&Candidate, Estimate, u64)> {
         match &self.origin {
-            Origin::Shared(candidate) => Some((candidate, self.estimate, self.taken_at)),
+            Origin::Shared(candidate, _) => Some((candidate, self.estimate, self.taken_at)),
             Origin::Local(_) => None,
         }
     }
@@ -165,7 +186,7 @@ impl Permit {
     pub(crate) fn into_local(self) -> Result<(Arc<Lane>, Estimate, u64), Self> {
         match self.origin {
             Origin::Local(lane) => Ok((lane, self.estimate, self.taken_at)),
-            Origin::Shared(_) => Err(self),
+            Origin::Shared(..) => Err(self),
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use switchyard_core::{LimitScope, LimitUnit};
@@ -150,35 +150,53 @@ impl Limit {
 
 /// The first midnight in `tz` strictly after `utc`: when a calendar-day quota starts again.
 /// Daylight-saving changes are honoured (a Los Angeles day is 23 or 25 hours long on the
-/// days the clocks change).
+/// days the clocks change). At the end of chrono's range, where no later day exists, it is
+/// chrono's last instant: never a panic.
 pub fn next_midnight(tz: Tz, utc: DateTime<Utc>) -> DateTime<Utc> {
-    let local_date = utc.with_timezone(&tz).date_naive();
-    let mut date = local_date;
+    let Some(mut date) = local_date(tz, utc) else {
+        return utc
+            .checked_add_signed(chrono::Duration::days(1))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    };
     // A zone could skip midnight on a DST change (none of the providers' zones do, but a
     // configured one might): then the day starts at the first instant that exists.
     for _ in 0..3 {
-        date = date.succ_opt().expect("invariant: dates this far out exist");
+        let Some(next) = date.succ_opt() else { break };
+        date = next;
         let midnight = date.and_time(NaiveTime::MIN);
         if let Some(start) = tz.from_local_datetime(&midnight).earliest() {
             return start.with_timezone(&Utc);
         }
         for hour in 1..3 {
-            let later = midnight + chrono::Duration::hours(hour);
+            let Some(later) = midnight.checked_add_signed(chrono::Duration::hours(hour)) else {
+                continue;
+            };
             if let Some(start) = tz.from_local_datetime(&later).earliest() {
                 return start.with_timezone(&Utc);
             }
         }
     }
-    utc + chrono::Duration::days(1)
+    utc.checked_add_signed(chrono::Duration::days(1)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `utc`'s date in `tz`; `None` at the ends of chrono's range, where the local time does
+/// not exist (`DateTime::with_timezone` would panic there).
+fn local_date(tz: Tz, utc: DateTime<Utc>) -> Option<NaiveDate> {
+    let offset = tz.offset_from_utc_datetime(&utc.naive_utc()).fix();
+    utc.naive_utc().checked_add_offset(offset).map(|local| local.date())
 }
 
 /// The last midnight in `tz` at or before `utc`: when the current calendar day began.
 pub fn day_start(tz: Tz, utc: DateTime<Utc>) -> DateTime<Utc> {
-    let local_date = utc.with_timezone(&tz).date_naive();
-    let midnight = local_date.and_time(NaiveTime::MIN);
-    tz.from_local_datetime(&midnight)
-        .earliest()
-        .map_or(utc - chrono::Duration::days(1), |start| start.with_timezone(&Utc))
+    local_date(tz, utc)
+        .and_then(|date| tz.from_local_datetime(&date.and_time(NaiveTime::MIN)).earliest())
+        .map_or_else(
+            || {
+                utc.checked_sub_signed(chrono::Duration::days(1))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            },
+            |start| start.with_timezone(&Utc),
+        )
 }
 
 #[cfg(test)]
@@ -224,6 +242,17 @@ mod tests {
             day_start(chrono_tz::UTC, at("2026-01-16T07:59:59Z")),
             at("2026-01-16T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn day_boundaries_at_the_ends_of_chronos_range_do_not_overflow() {
+        let last = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(next_midnight(Los_Angeles, last), last);
+        assert_eq!(next_midnight(chrono_tz::UTC, last), last);
+        assert!(day_start(Los_Angeles, last) <= last);
+        let first = DateTime::<Utc>::MIN_UTC;
+        assert!(day_start(Los_Angeles, first) >= first);
+        assert!(next_midnight(Los_Angeles, first) > first);
     }
 
     #[test]

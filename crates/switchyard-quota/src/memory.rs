@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use switchyard_core::{
     Candidate, Clock, KeyId, LimitScope, LimitUnit, ModelId, ProviderError, ProviderId,
-    RateLimitSnapshot, Usage,
+    RateLimitSnapshot, Reset, Usage, clamp_hint,
 };
 
 use crate::config::{DayBoundary, QuotaConfig};
@@ -26,7 +26,7 @@ use crate::meter::{Meter, duration_ticks, ticks_of, utc_of};
 use crate::persist::{
     BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LedgerSnapshot, MeterRecord,
 };
-use crate::policy::{Verdict, reason, verdict};
+use crate::policy::{Verdict, clamp_until, reason, verdict};
 use crate::state::{KeyState, KeyStatus};
 use crate::summary::{KeySummary, LimitSummary, ProviderStatus, ProviderSummary};
 
@@ -245,9 +245,9 @@ impl BucketState {
             meter.take(now, need);
         }
         for gate in &mut self.gates {
-            gate.remaining -= gate_need(gate.unit, estimate);
+            gate.remaining = gate.remaining.saturating_sub(gate_need(gate.unit, estimate));
         }
-        self.in_flight += 1;
+        self.in_flight = self.in_flight.saturating_add(1);
         self.last_taken = self.last_taken.max(now);
     }
 
@@ -277,7 +277,7 @@ impl BucketState {
                 (Some(usage), LimitUnit::InputTokens) => u64::from(usage.prompt_tokens),
                 (Some(usage), LimitUnit::OutputTokens) => u64::from(usage.completion_tokens),
             };
-            gate.remaining = (gate.remaining + reserved).saturating_sub(spent);
+            gate.remaining = gate.remaining.saturating_add(reserved).saturating_sub(spent);
         }
         if used.is_some() {
             self.strikes = 0;
@@ -336,7 +336,10 @@ impl MemoryLedger {
         let anchor = clock.now();
         // The timeline starts `HISTORY_TICKS` before now, so times restored from an earlier
         // process (a hold's start, a window's slots) keep their exact place on it.
-        let anchor_utc = clock.utc() - chrono::Duration::nanoseconds(HISTORY_TICKS as i64);
+        let anchor_utc = clock
+            .utc()
+            .checked_sub_signed(chrono::Duration::nanoseconds(HISTORY_TICKS as i64))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let declared = config
             .providers
             .iter()
@@ -581,9 +584,12 @@ impl MemoryLedger {
         let stale_if_lower = others_in_flight || overtaken;
         for reading in &snapshot.readings {
             let Some(remaining) = reading.remaining else { continue };
-            let until = reading.reset.map_or(now + scope_ticks(reading.scope), |reset| {
-                ticks_of(self.anchor_utc, reset.at(received))
-            });
+            // A reset from outside is clamped to `MAX_HINT` before any arithmetic.
+            let until = match reading.reset {
+                None => now.saturating_add(scope_ticks(reading.scope)),
+                Some(Reset::After(after)) => now.saturating_add(duration_ticks(clamp_hint(after))),
+                Some(Reset::At(at)) => ticks_of(self.anchor_utc, clamp_until(received, at)),
+            };
             // A header that states its limit describes the declared meter of that limit when
             // there is one: two windows of one scope (ten seconds and a compressed day, both
             // "minute" by length) must not both take the short one's count.
@@ -641,7 +647,9 @@ impl MemoryLedger {
             Verdict::Cooldown { after } => {
                 let mut state = lane.bucket.state.lock();
                 state.expire(now);
-                let wait = after.unwrap_or_else(|| self.config.backoff_for(state.strikes));
+                // `verdict` clamped the provider's delay; the configured schedule is clamped too.
+                let wait =
+                    clamp_hint(after.unwrap_or_else(|| self.config.backoff_for(state.strikes)));
                 state.strikes = state.strikes.saturating_add(1);
                 let until = Some(now.saturating_add(duration_ticks(wait)));
                 // A new cooldown never shortens one in force: the later deadline wins.
@@ -834,6 +842,11 @@ impl MemoryLedger {
         let one = Estimate::new(1, 0);
         let mut state = lane.bucket.state.lock();
         let check = state.check(now, one, self.anchor_utc);
+        // `check` stops at the first refusal (a hold, a gate) before rolling every meter: roll
+        // them all, so the summary never shows a count that has already left its window.
+        for meter in &mut state.meters {
+            meter.roll(now, self.anchor_utc);
+        }
         let limits = state
             .meters
             .iter()
@@ -1013,7 +1026,9 @@ impl MemoryLedger {
             let restore = |hold: &Option<HoldRecord>| {
                 hold.as_ref().filter(|hold| hold.until.is_none_or(|until| until > now_utc)).map(
                     |hold| Hold {
-                        until: hold.until.map(|until| ticks_of(self.anchor_utc, until)),
+                        until: hold
+                            .until
+                            .map(|until| ticks_of(self.anchor_utc, clamp_until(now_utc, until))),
                         reason: hold.reason.clone(),
                         since: ticks_of(self.anchor_utc, hold.since),
                     },
@@ -1042,7 +1057,9 @@ impl MemoryLedger {
                 state.hold = Some((
                     *kind,
                     Hold {
-                        until: hold.until.map(|until| ticks_of(self.anchor_utc, until)),
+                        until: hold
+                            .until
+                            .map(|until| ticks_of(self.anchor_utc, clamp_until(now_utc, until))),
                         reason: hold.reason.clone(),
                         since: ticks_of(self.anchor_utc, hold.since),
                     },

@@ -15,7 +15,9 @@ const RING: usize = SLOTS as usize + 1;
 
 /// Ticks (nanoseconds since the anchor) to a wall-clock time.
 pub(crate) fn utc_of(anchor_utc: DateTime<Utc>, ticks: u64) -> DateTime<Utc> {
-    anchor_utc + chrono::Duration::nanoseconds(i64::try_from(ticks).unwrap_or(i64::MAX))
+    anchor_utc
+        .checked_add_signed(chrono::Duration::nanoseconds(i64::try_from(ticks).unwrap_or(i64::MAX)))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A wall-clock time to ticks; times before the anchor are tick 0.
@@ -109,20 +111,22 @@ impl Meter {
                 if now < *head_end {
                     return;
                 }
-                let slot = now / *slot_ticks;
+                // At the end of the timeline (`head_end` saturated) the slot may not advance.
+                let slot = (now / *slot_ticks).max(*head);
                 let n_clear = (slot - *head).min(RING as u64);
                 for step in 1..=n_clear {
-                    let idx = ((*head + step) % RING as u64) as usize;
-                    *total -= slots[idx];
+                    let idx = ((*head).wrapping_add(step) % RING as u64) as usize;
+                    *total = total.saturating_sub(slots[idx]);
                     slots[idx] = 0;
                 }
                 if *ahead > 0 {
                     // The counts made just before the old head's end belong to the slot after it.
-                    let next = *head + 1;
-                    if slot - next < RING as u64 {
-                        slots[(next % RING as u64) as usize] += *ahead;
+                    let next = head.saturating_add(1);
+                    if slot.saturating_sub(next) < RING as u64 {
+                        let idx = (next % RING as u64) as usize;
+                        slots[idx] = slots[idx].saturating_add(*ahead);
                     } else {
-                        *total -= *ahead;
+                        *total = total.saturating_sub(*ahead);
                     }
                     *ahead = 0;
                 }
@@ -141,7 +145,7 @@ impl Meter {
                     let utc = utc_of(anchor_utc, now);
                     *used = 0;
                     *start = ticks_of(anchor_utc, day_start(*tz, utc)).min(now);
-                    *end = ticks_of(anchor_utc, next_midnight(*tz, utc)).max(now + 1);
+                    *end = ticks_of(anchor_utc, next_midnight(*tz, utc)).max(now.saturating_add(1));
                 }
             }
         }
@@ -172,14 +176,14 @@ impl Meter {
         match &mut self.kind {
             Kind::Sliding { slots, total, head_idx, head_end, ahead, guard, .. } => {
                 if now.saturating_add(*guard) >= *head_end {
-                    *ahead += amount;
+                    *ahead = ahead.saturating_add(amount);
                 } else {
-                    slots[*head_idx] += amount;
+                    slots[*head_idx] = slots[*head_idx].saturating_add(amount);
                 }
-                *total += amount;
+                *total = total.saturating_add(amount);
             }
             Kind::Refill { used, .. } => *used += amount as f64,
-            Kind::Day { used, .. } => *used += amount,
+            Kind::Day { used, .. } => *used = used.saturating_add(amount),
         }
     }
 
@@ -191,23 +195,24 @@ impl Meter {
             Kind::Sliding { slot_ticks, slots, head, head_idx, head_end, total, ahead, guard } => {
                 if at >= head_end.saturating_sub(*slot_ticks) {
                     if at.saturating_add(*guard) >= *head_end {
-                        *ahead += amount;
+                        *ahead = ahead.saturating_add(amount);
                     } else {
-                        slots[*head_idx] += amount;
+                        slots[*head_idx] = slots[*head_idx].saturating_add(amount);
                     }
-                    *total += amount;
+                    *total = total.saturating_add(amount);
                     return;
                 }
                 let slot = at / *slot_ticks;
                 if slot <= *head && *head - slot < RING as u64 {
-                    slots[(slot % RING as u64) as usize] += amount;
-                    *total += amount;
+                    let idx = (slot % RING as u64) as usize;
+                    slots[idx] = slots[idx].saturating_add(amount);
+                    *total = total.saturating_add(amount);
                 }
             }
             Kind::Refill { used, .. } => *used += amount as f64,
             Kind::Day { used, start, .. } => {
                 if at >= *start {
-                    *used += amount;
+                    *used = used.saturating_add(amount);
                 }
             }
         }
@@ -224,7 +229,7 @@ impl Meter {
                 if stamped >= *head_end {
                     let back = amount.min(*ahead);
                     *ahead -= back;
-                    *total -= back;
+                    *total = total.saturating_sub(back);
                     return;
                 }
                 // Most settlements come within the slot they were taken in: no division.
@@ -237,7 +242,7 @@ impl Meter {
                     let idx = if slot == *head { *head_idx } else { (slot % RING as u64) as usize };
                     let back = amount.min(slots[idx]);
                     slots[idx] -= back;
-                    *total -= back;
+                    *total = total.saturating_sub(back);
                 }
             }
             Kind::Refill { used, .. } => *used = (*used - amount as f64).max(0.0),
@@ -267,12 +272,14 @@ impl Meter {
                     let idx = ((*head - age) % RING as u64) as usize;
                     let back = excess.min(slots[idx]);
                     slots[idx] -= back;
-                    *total -= back;
+                    *total = total.saturating_sub(back);
                     excess -= back;
                 }
             }
             Kind::Day { used, .. } => *used = used_now,
-            Kind::Refill { used, .. } => *used = used_now as f64,
+            // A bucket said to hold more than it can is full: it refills from there within
+            // its window, not over the ages a reading of `u64::MAX` would take to drain.
+            Kind::Refill { used, .. } => *used = used_now.min(self.limit.amount) as f64,
         }
     }
 
@@ -293,16 +300,17 @@ impl Meter {
                         continue;
                     }
                     let slot = *head - age;
-                    left -= slots[(slot % RING as u64) as usize];
-                    if left + need <= self.limit.amount {
-                        return Some((slot + RING as u64) * *slot_ticks);
+                    left = left.saturating_sub(slots[(slot % RING as u64) as usize]);
+                    if left.saturating_add(need) <= self.limit.amount {
+                        return Some(slot.saturating_add(RING as u64).saturating_mul(*slot_ticks));
                     }
                 }
-                Some((*head + 1) * *slot_ticks)
+                Some(head.saturating_add(1).saturating_mul(*slot_ticks))
             }
             Kind::Refill { used, per_tick, .. } => {
                 let excess = *used + need as f64 - self.limit.amount as f64;
-                Some(now + (excess / *per_tick).ceil() as u64)
+                // A float-to-int `as` saturates (and maps NaN to 0).
+                Some(now.saturating_add((excess / *per_tick).ceil() as u64))
             }
             Kind::Day { end, .. } => Some(*end),
         }
@@ -315,8 +323,12 @@ impl Meter {
             return None;
         }
         match &self.kind {
-            Kind::Sliding { slot_ticks, head, .. } => Some((*head + RING as u64) * *slot_ticks),
-            Kind::Refill { used, per_tick, .. } => Some(now + (*used / *per_tick).ceil() as u64),
+            Kind::Sliding { slot_ticks, head, .. } => {
+                Some(head.saturating_add(RING as u64).saturating_mul(*slot_ticks))
+            }
+            Kind::Refill { used, per_tick, .. } => {
+                Some(now.saturating_add((*used / *per_tick).ceil() as u64))
+            }
             Kind::Day { end, .. } => Some(*end),
         }
     }
@@ -329,7 +341,9 @@ impl Meter {
                 .rev()
                 .filter(|&age| age <= *head)
                 .map(|age| *head - age)
-                .map(|slot| (slot * *slot_ticks, slots[(slot % RING as u64) as usize]))
+                .map(|slot| {
+                    (slot.saturating_mul(*slot_ticks), slots[(slot % RING as u64) as usize])
+                })
                 .filter(|&(_, count)| count > 0)
                 .collect(),
             Kind::Refill { .. } | Kind::Day { .. } => Vec::new(),

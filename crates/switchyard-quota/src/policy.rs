@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use switchyard_core::{Classify, ErrorKind, LimitScope, ProviderError};
+use switchyard_core::{Classify, ErrorKind, LimitScope, MAX_HINT, ProviderError, clamp_hint};
 
 use crate::config::DayBoundary;
 use crate::limit::next_midnight;
@@ -33,17 +33,34 @@ pub enum Verdict {
     Nothing,
 }
 
+/// `now + after`, `after` clamped to [`MAX_HINT`]; chrono's last instant if even that
+/// overflows (a clock at the end of chrono's range).
+pub(crate) fn after_now(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(clamp_hint(after))
+        .ok()
+        .and_then(|after| now.checked_add_signed(after))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at`, no later than `now` + [`MAX_HINT`]: a reset date from outside, clamped.
+pub(crate) fn clamp_until(now: DateTime<Utc>, at: DateTime<Utc>) -> DateTime<Utc> {
+    at.min(after_now(now, MAX_HINT))
+}
+
 /// The verdict for `error` at a provider whose day ends at `day`, at wall-clock time `now`.
+/// Every delay and date the error carries is clamped to [`MAX_HINT`] from `now`: a hostile
+/// upstream's `retry-after: 1e14` cools a key for 31 days at most and never overflows.
 pub fn verdict(error: &ProviderError, day: DayBoundary, now: DateTime<Utc>) -> Verdict {
-    let retry_after = Classify::retry_after(error);
-    let daily = || match (error.resets_at, day, retry_after) {
+    let retry_after = Classify::retry_after(error).map(clamp_hint);
+    let resets_at = error.resets_at.map(|at| clamp_until(now, at));
+    let daily = || match (resets_at, day, retry_after) {
         (Some(at), _, _) => Verdict::Exhausted { until: Some(at) },
         (None, DayBoundary::Midnight(tz), _) => {
             Verdict::Exhausted { until: Some(next_midnight(tz, now)) }
         }
-        (None, DayBoundary::Rolling, Some(after)) => Verdict::Exhausted {
-            until: Some(now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)),
-        },
+        (None, DayBoundary::Rolling, Some(after)) => {
+            Verdict::Exhausted { until: Some(after_now(now, after)) }
+        }
         // A rolling daily count with no stated delay: the backoff schedule probes again.
         (None, DayBoundary::Rolling, None) => Verdict::Cooldown { after: None },
     };
@@ -58,9 +75,9 @@ pub fn verdict(error: &ProviderError, day: DayBoundary, now: DateTime<Utc>) -> V
         // `limit: 0`): back at the date the provider named, otherwise when re-enabled.
         ErrorKind::RateLimited { scope: LimitScope::Month }
         | ErrorKind::QuotaExhausted { scope: LimitScope::Month | LimitScope::Unknown } => {
-            Verdict::Exhausted { until: error.resets_at }
+            Verdict::Exhausted { until: resets_at }
         }
-        ErrorKind::BillingStopped => Verdict::BillingStopped { until: error.resets_at },
+        ErrorKind::BillingStopped => Verdict::BillingStopped { until: resets_at },
         ErrorKind::InvalidKey | ErrorKind::PermissionDenied => Verdict::Invalid,
         ErrorKind::ModelNotFound
         | ErrorKind::ContextTooLong
@@ -119,6 +136,36 @@ mod tests {
         assert_eq!(
             verdict(&error, DayBoundary::Rolling, at("2026-11-23T00:00:00Z")),
             Verdict::BillingStopped { until: Some(at("2026-12-01T00:00:00Z")) }
+        );
+    }
+
+    #[test]
+    fn huge_delays_and_far_resets_are_clamped_to_max_hint() {
+        let now = at("2026-03-08T06:00:00Z");
+        let limit = now + chrono::Duration::from_std(MAX_HINT).expect("31 days");
+        let minute =
+            ProviderError::new(ErrorKind::RateLimited { scope: LimitScope::Minute }, "g", "")
+                .with_retry_after(Some(Duration::MAX));
+        assert_eq!(
+            verdict(&minute, DayBoundary::Rolling, now),
+            Verdict::Cooldown { after: Some(MAX_HINT) }
+        );
+        let day = ProviderError::new(ErrorKind::QuotaExhausted { scope: LimitScope::Day }, "g", "")
+            .with_retry_after(Some(Duration::MAX));
+        assert_eq!(
+            verdict(&day, DayBoundary::Rolling, now),
+            Verdict::Exhausted { until: Some(limit) }
+        );
+        let mut billing = ProviderError::new(ErrorKind::BillingStopped, "g", "");
+        billing.resets_at = Some(DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            verdict(&billing, DayBoundary::Rolling, now),
+            Verdict::BillingStopped { until: Some(limit) }
+        );
+        // At the very end of chrono's range nothing overflows either.
+        assert_eq!(
+            verdict(&day, DayBoundary::Rolling, DateTime::<Utc>::MAX_UTC),
+            Verdict::Exhausted { until: Some(DateTime::<Utc>::MAX_UTC) }
         );
     }
 }

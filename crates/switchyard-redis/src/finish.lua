@@ -1,28 +1,32 @@
 -- Ends an attempt: settles its reservation with real usage or gives it all back.
--- KEYS[1] bucket hash, KEYS[2] gates hash, KEYS[3..] one per meter.
+-- KEYS[1] bucket hash, KEYS[2] gates hash, KEYS[3] in-flight leases, KEYS[4..] one per meter.
 -- ARGV[1] now_ms, ARGV[2] taken_at_ms, ARGV[3] 1 settled / 0 released,
 -- ARGV[4..7] reserved requests, tokens, input, output, ARGV[8..11] spent likewise,
--- ARGV[12] number of meters, then 5 per meter: kind, reserved, spent, p1, p2 (as in admit).
-local now = tonumber(ARGV[1]); local taken = tonumber(ARGV[2])
-local inflight = tonumber(redis.call('HGET', KEYS[1], 'inflight') or '0')
-if inflight > 0 then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
+-- ARGV[12] the attempt's lease token, ARGV[13] number of meters, then 5 per meter: kind,
+-- reserved, spent, p1, p2 (as in admit). Returns the number of unreadable values dropped.
+local now = num(ARGV[1]); local taken = num(ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[12])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'strikes', 0) end
 
 local gates = redis.call('HGETALL', KEYS[2])
 for i = 1, #gates, 2 do
-  local rem, untl, idx = string.match(gates[i + 1], '^(%d+)|(%-?%d+)|(%d)$')
-  rem = tonumber(rem); idx = tonumber(idx)
-  rem = math.max(0, rem + tonumber(ARGV[3 + idx]) - tonumber(ARGV[7 + idx]))
-  redis.call('HSET', KEYS[2], gates[i], rem .. '|' .. untl .. '|' .. idx)
+  local rem, untl, idx = gate(gates[i + 1])
+  if rem == nil then
+    repaired = repaired + 1
+    redis.call('HDEL', KEYS[2], gates[i])
+  else
+    rem = math.max(0, rem + num(ARGV[3 + idx]) - num(ARGV[7 + idx]))
+    redis.call('HSET', KEYS[2], gates[i], gate_value(rem, untl, idx))
+  end
 end
 
-local n = tonumber(ARGV[12])
-local a = 13
+local n = num(ARGV[13])
+local a = 14
 for m = 1, n do
-  local key = KEYS[2 + m]
+  local key = KEYS[3 + m]
   local kind = ARGV[a]
-  local reserved = tonumber(ARGV[a + 1]); local spent = tonumber(ARGV[a + 2])
-  local p1 = tonumber(ARGV[a + 3]); local p2 = tonumber(ARGV[a + 4])
+  local reserved = num(ARGV[a + 1]); local spent = num(ARGV[a + 2])
+  local p1 = num(ARGV[a + 3]); local p2 = num(ARGV[a + 4])
   a = a + 5
   local delta = spent - reserved
   if delta ~= 0 then
@@ -30,24 +34,26 @@ for m = 1, n do
       -- The correction lands where the reservation was made, while that slot still counts.
       local slot = math.floor(taken / p1)
       if slot > math.floor(now / p1) - p2 then
-        if delta > 0 then
-          redis.call('HINCRBY', key, slot, delta)
-        else
-          local have = tonumber(redis.call('HGET', key, slot) or '0')
-          local back = math.min(have, -delta)
-          if back > 0 then redis.call('HINCRBY', key, slot, -back) end
-        end
+        local stored = redis.call('HGET', key, int(slot))
+        local have = num(stored)
+        if stored and have == nil then repaired = repaired + 1 end
+        have = math.max(0, have or 0)
+        local count = math.max(0, have + delta)
+        if stored or count > 0 then redis.call('HSET', key, int(slot), int(count)) end
       end
     elseif kind == 'r' then
       local f = redis.call('HMGET', key, 'used', 'asof')
-      local used = tonumber(f[1] or '0')
-      redis.call('HSET', key, 'used', tostring(math.max(0, used + delta)))
+      local used = num(f[1])
+      if f[1] and used == nil then repaired = repaired + 1 end
+      redis.call('HSET', key, 'used', dec(math.max(0, (used or 0) + delta)))
     else
       local f = redis.call('HMGET', key, 'end', 'used')
-      if f[1] and tonumber(f[1]) == p1 and taken >= p2 then
-        redis.call('HSET', key, 'used', math.max(0, tonumber(f[2] or '0') + delta))
+      local used = num(f[2])
+      if f[2] and used == nil then repaired = repaired + 1 end
+      if num(f[1]) == p1 and taken >= p2 then
+        redis.call('HSET', key, 'used', int(math.max(0, (used or 0) + delta)))
       end
     end
   end
 end
-return 1
+return repaired

@@ -1,15 +1,22 @@
 //! [`RedisLedger`]: the shared ledger's keys, scripts and fallback.
 //!
 //! Keys, under a configurable prefix `P`:
-//! - `P:b:<provider>:<group>:<pool>` (hash): cooldown, exhaustion, strikes, attempts in flight;
+//! - `P:b:<provider>:<group>:<pool>` (hash): cooldown, exhaustion, strikes;
+//! - `P:f:<provider>:<group>:<pool>` (sorted set): attempts in flight, each a lease token
+//!   scored by the end of its lease, so a slot held by a process that died is freed when its
+//!   lease ends ([`RedisOptions::inflight_lease`]);
 //! - `P:g:<provider>:<group>:<pool>` (hash): header gates, `unit|scope` -> `remaining|until|need`;
 //! - `P:m:<provider>:<group>:<pool>:<limit name>` (hash): one limit's count;
 //! - `P:k:<provider>:<key>` (hash): an invalid or billing-stopped key.
 //!
-//! All times in them are milliseconds since the Unix epoch on the ledger's `Clock`.
+//! All times in them are milliseconds since the Unix epoch on the ledger's `Clock`. Every
+//! number is written as an integer string below 2^53 (the scripts' Lua numbers are doubles),
+//! and a stored value a script cannot parse is dropped and logged, not fatal: see
+//! `common.lua`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,8 +24,8 @@ use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, Script};
 use switchyard_core::{
-    Candidate, Clock, KeyId, LimitScope, LimitUnit, ProviderError, ProviderId, RateLimitSnapshot,
-    Usage,
+    Candidate, Clock, KeyId, LimitScope, LimitUnit, MAX_HINT, ProviderError, ProviderId,
+    RateLimitSnapshot, Reset, Usage, clamp_hint,
 };
 use switchyard_quota::{
     Estimate, KeyState, KeyStatus, KeySummary, Limit, LimitSummary, MemoryLedger, Permit,
@@ -31,6 +38,15 @@ use crate::error::RedisLedgerError;
 /// Sub-slots per sliding window, as in the in-memory ledger: counted `length` to
 /// `length * 61/60`.
 const SLOTS: i64 = 60;
+
+/// The largest count or time handed to a script: 2^53 - 1, the last integer a Lua number (a
+/// double) holds exactly.
+const MAX_SCRIPT_NUMBER: u64 = (1 << 53) - 1;
+
+/// A count for a script, clamped to what its numbers hold exactly.
+fn count_arg(count: u64) -> String {
+    count.min(MAX_SCRIPT_NUMBER).to_string()
+}
 
 /// What the ledger does when Redis cannot be reached or does not answer in time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +73,10 @@ pub struct RedisOptions {
     /// After Redis could not be reached or timed out, how long calls skip it (answering
     /// [`RedisLedgerError::Down`] at once) before trying again.
     pub retry_after_failure: Duration,
+    /// How long an attempt's in-flight slot (counted against `max_concurrent`, and by header
+    /// readings) is held at most without being released, on the ledger's clock: a process that
+    /// dies mid-attempt frees its slots after this. Longer than any attempt, streams included.
+    pub inflight_lease: Duration,
 }
 
 impl Default for RedisOptions {
@@ -67,9 +87,13 @@ impl Default for RedisOptions {
             response_timeout: Duration::from_millis(500),
             on_unavailable: OnUnavailable::FailClosed,
             retry_after_failure: Duration::from_secs(1),
+            inflight_lease: DEFAULT_INFLIGHT_LEASE,
         }
     }
 }
+
+/// The default [`RedisOptions::inflight_lease`]: ten minutes.
+pub const DEFAULT_INFLIGHT_LEASE: Duration = Duration::from_secs(600);
 
 /// One limit as passed to a script.
 struct MeterArg {
@@ -91,6 +115,9 @@ pub struct RedisLedger {
     options: RedisOptions,
     local: MemoryLedger,
     known: parking_lot::Mutex<BTreeSet<Candidate>>,
+    /// Mixed into every lease id, so ids of processes sharing a Redis differ.
+    instance: u64,
+    next_lease: AtomicU64,
     admit_script: Script,
     finish_script: Script,
     hold_script: Script,
@@ -117,6 +144,24 @@ fn from_ms(millis: i64) -> Option<DateTime<Utc>> {
 
 fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A random id for this ledger, from the standard library's per-process random hash keys
+/// (no random-number crate needed for a token that only has to differ between processes).
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// `at`, no later than `now` + [`MAX_HINT`]: a reset from outside, clamped.
+fn clamp_reset(now: DateTime<Utc>, reset: Reset) -> i64 {
+    let horizon = ms(now).saturating_add(duration_ms(MAX_HINT));
+    match reset {
+        Reset::After(after) => ms(now).saturating_add(duration_ms(clamp_hint(after))),
+        Reset::At(at) => ms(at).min(horizon),
+    }
 }
 
 fn need_index(unit: LimitUnit) -> u8 {
@@ -205,10 +250,21 @@ impl RedisLedger {
             clock,
             options,
             known: parking_lot::Mutex::new(BTreeSet::new()),
-            admit_script: Script::new(include_str!("admit.lua")),
-            finish_script: Script::new(include_str!("finish.lua")),
-            hold_script: Script::new(include_str!("hold.lua")),
-            observe_script: Script::new(include_str!("observe.lua")),
+            instance: instance_id(),
+            next_lease: AtomicU64::new(1),
+            admit_script: Script::new(concat!(
+                include_str!("common.lua"),
+                include_str!("admit.lua")
+            )),
+            finish_script: Script::new(concat!(
+                include_str!("common.lua"),
+                include_str!("finish.lua")
+            )),
+            hold_script: Script::new(concat!(include_str!("common.lua"), include_str!("hold.lua"))),
+            observe_script: Script::new(concat!(
+                include_str!("common.lua"),
+                include_str!("observe.lua")
+            )),
         })
     }
 
@@ -254,7 +310,9 @@ impl RedisLedger {
     }
 
     fn mark_down(&self) {
-        *self.down_until.lock() = Some(self.clock.now() + self.options.retry_after_failure);
+        let now = self.clock.now();
+        let until = now.checked_add(self.options.retry_after_failure).unwrap_or(now);
+        *self.down_until.lock() = Some(until);
     }
 
     async fn forget_connection(&self) {
@@ -342,6 +400,45 @@ impl RedisLedger {
         format!("{}:g:{base}", self.options.prefix)
     }
 
+    fn inflight_key(&self, base: &str) -> String {
+        format!("{}:f:{base}", self.options.prefix)
+    }
+
+    /// A new lease id: unique within this process (an odd multiplier and an XOR are
+    /// bijections), random between processes (the instance id). Carried whole in the permit,
+    /// so any ledger sharing the Redis can end it.
+    fn new_lease(&self) -> u64 {
+        let n = self.next_lease.fetch_add(1, Ordering::Relaxed);
+        self.instance ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn lease_token(lease: u64) -> String {
+        format!("{lease:016x}")
+    }
+
+    /// Logs what a script dropped as unreadable (see `common.lua`).
+    fn note_repaired(&self, op: &'static str, repaired: i64) {
+        if repaired > 0 {
+            tracing::warn!(
+                op,
+                repaired,
+                prefix = %self.options.prefix,
+                "redis ledger dropped stored values it could not read"
+            );
+        }
+    }
+
+    /// A hash's fields by name (`HGETALL`): replies are read by field name, never by position.
+    async fn hash(
+        &self,
+        op: &'static str,
+        key: String,
+    ) -> Result<HashMap<String, String>, RedisLedgerError> {
+        let mut command = redis::cmd("HGETALL");
+        command.arg(key);
+        self.run(op, command).await
+    }
+
     fn key_key(&self, provider: &ProviderId, key: &KeyId) -> String {
         format!("{}:k:{provider}:{key}", self.options.prefix)
     }
@@ -354,7 +451,7 @@ impl RedisLedger {
                 let key = format!("{}:m:{base}:{}", self.options.prefix, limit.name());
                 let (kind, p1, p2) = match limit.window {
                     Window::Sliding(length) => {
-                        ("s", (duration_ms(length) + SLOTS - 1) / SLOTS, SLOTS + 1)
+                        ("s", duration_ms(length).saturating_add(SLOTS - 1) / SLOTS, SLOTS + 1)
                     }
                     Window::Refill(length) => ("r", duration_ms(length).max(1), 0),
                     Window::Day(tz) => ("d", ms(next_midnight(tz, now)), ms(day_start(tz, now))),
@@ -432,40 +529,45 @@ impl RedisLedger {
             self.bucket_key(&base),
             self.key_key(&candidate.provider, &candidate.key),
             self.gates_key(&base),
+            self.inflight_key(&base),
         ];
         let max_concurrent = placement.rule.and_then(|rule| rule.max_concurrent);
+        let lease = self.new_lease();
+        let lease_end =
+            ms(now).saturating_add(duration_ms(clamp_hint(self.options.inflight_lease)));
         let mut args = vec![ms(now).to_string(), max_concurrent.map_or(-1, i64::from).to_string()];
-        args.extend(needs.iter().map(u64::to_string));
-        args.push(meters.len().to_string());
+        args.extend(needs.iter().copied().map(count_arg));
+        args.extend([lease_end.to_string(), Self::lease_token(lease), meters.len().to_string()]);
         for meter in &meters {
             keys.push(meter.key.clone());
             args.extend([
                 meter.kind.to_owned(),
-                meter.limit.amount.to_string(),
-                meter_need(&meter.limit, needs).to_string(),
+                count_arg(meter.limit.amount),
+                count_arg(meter_need(&meter.limit, needs)),
                 meter.p1.to_string(),
                 meter.p2.to_string(),
             ]);
         }
         let reply: Vec<redis::Value> =
             self.invoke("admit", &self.admit_script, &keys, &args).await?;
-        let admitted: i64 =
-            reply.first().map(i64::from_redis_value_ref).transpose().ok().flatten().ok_or_else(
-                || RedisLedgerError::Reply { op: "admit", detail: format!("{reply:?}") },
-            )?;
-        if admitted == 1 {
-            let taken_at = u64::try_from(ms(now)).unwrap_or(0);
-            return Ok(Ok(Permit::shared(candidate.clone(), estimate, taken_at)));
+        // {1, repaired} or {0, reason, until, detail, repaired}: checked, not indexed blindly.
+        let bad = || RedisLedgerError::Reply { op: "admit", detail: format!("{reply:?}") };
+        let integer = |idx: usize| reply.get(idx).and_then(|v| i64::from_redis_value_ref(v).ok());
+        let text = |idx: usize| reply.get(idx).and_then(|v| String::from_redis_value_ref(v).ok());
+        match (integer(0), reply.len()) {
+            (Some(1), 2) => {
+                self.note_repaired("admit", integer(1).ok_or_else(bad)?);
+                let taken_at = u64::try_from(ms(now)).unwrap_or(0);
+                Ok(Ok(Permit::shared_leased(candidate.clone(), estimate, taken_at, lease)))
+            }
+            (Some(0), 5) => {
+                self.note_repaired("admit", integer(4).ok_or_else(bad)?);
+                let (reason, detail) = text(1).zip(text(3)).ok_or_else(bad)?;
+                let until = integer(2).ok_or_else(bad)?;
+                Ok(Err(self.refusal(candidate, &meters, &reason, until, &detail, now)?))
+            }
+            _ => Err(bad()),
         }
-        let text = |idx: usize| -> String {
-            reply
-                .get(idx)
-                .and_then(|value| String::from_redis_value_ref(value).ok())
-                .unwrap_or_default()
-        };
-        let until =
-            reply.get(2).and_then(|value| i64::from_redis_value_ref(value).ok()).unwrap_or(-1);
-        Ok(Err(self.refusal(candidate, &meters, &text(1), until, &text(3), now)?))
     }
 
     async fn finish_shared(
@@ -473,6 +575,7 @@ impl RedisLedger {
         candidate: &Candidate,
         estimate: Estimate,
         taken_at: u64,
+        lease: u64,
         usage: Option<&Usage>,
     ) -> Result<(), RedisLedgerError> {
         let now = self.clock.utc();
@@ -481,26 +584,28 @@ impl RedisLedger {
         let meters = self.meters(&placement, &base, now);
         let reserved = needs(estimate);
         let spent = usage.map_or([0; 4], spent);
-        let mut keys = vec![self.bucket_key(&base), self.gates_key(&base)];
+        let mut keys =
+            vec![self.bucket_key(&base), self.gates_key(&base), self.inflight_key(&base)];
         let mut args = vec![
             ms(now).to_string(),
-            taken_at.to_string(),
+            count_arg(taken_at),
             if usage.is_some() { "1" } else { "0" }.to_owned(),
         ];
-        args.extend(reserved.iter().map(u64::to_string));
-        args.extend(spent.iter().map(u64::to_string));
-        args.push(meters.len().to_string());
+        args.extend(reserved.iter().copied().map(count_arg));
+        args.extend(spent.iter().copied().map(count_arg));
+        args.extend([Self::lease_token(lease), meters.len().to_string()]);
         for meter in &meters {
             keys.push(meter.key.clone());
             args.extend([
                 meter.kind.to_owned(),
-                meter_need(&meter.limit, reserved).to_string(),
-                meter_need(&meter.limit, spent).to_string(),
+                count_arg(meter_need(&meter.limit, reserved)),
+                count_arg(meter_need(&meter.limit, spent)),
                 meter.p1.to_string(),
                 meter.p2.to_string(),
             ]);
         }
-        let _: i64 = self.invoke("finish", &self.finish_script, &keys, &args).await?;
+        let repaired: i64 = self.invoke("finish", &self.finish_script, &keys, &args).await?;
+        self.note_repaired("finish", repaired);
         Ok(())
     }
 
@@ -516,17 +621,24 @@ impl RedisLedger {
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
         let meters = self.meters(&placement, &base, now);
-        let mut keys = vec![self.gates_key(&base), self.bucket_key(&base)];
+        let mut keys = vec![self.gates_key(&base), self.inflight_key(&base)];
         let mut gate_args = Vec::new();
         let mut meter_args = Vec::new();
         let mut n_gates = 0;
         for reading in &snapshot.readings {
             let Some(remaining) = reading.remaining else { continue };
+            // A reset from outside is clamped to `MAX_HINT` before any arithmetic.
             let until =
-                reading.reset.map_or(ms(now) + scope_ms(reading.scope), |reset| ms(reset.at(now)));
+                reading.reset.map_or(ms(now).saturating_add(scope_ms(reading.scope)), |reset| {
+                    clamp_reset(now, reset)
+                });
             n_gates += 1;
             gate_args.push(format!("{}|{}", unit_name(reading.unit), scope_name(reading.scope)));
-            gate_args.push(format!("{remaining}|{until}|{}", need_index(reading.unit)));
+            gate_args.push(format!(
+                "{}|{until}|{}",
+                count_arg(remaining),
+                need_index(reading.unit)
+            ));
             for meter in &meters {
                 if meter.limit.unit.matches(reading.unit)
                     && meter.limit.window.scope() == reading.scope
@@ -535,10 +647,10 @@ impl RedisLedger {
                     keys.push(meter.key.clone());
                     meter_args.extend([
                         meter.kind.to_owned(),
-                        limit.saturating_sub(remaining).to_string(),
+                        count_arg(limit.saturating_sub(remaining)),
                         meter.p1.to_string(),
                         meter.p2.to_string(),
-                        meter.limit.amount.to_string(),
+                        count_arg(meter.limit.amount),
                     ]);
                 }
             }
@@ -546,7 +658,8 @@ impl RedisLedger {
         let mut args = vec![ms(now).to_string(), n_gates.to_string()];
         args.extend(gate_args);
         args.extend(meter_args);
-        let _: i64 = self.invoke("observe", &self.observe_script, &keys, &args).await?;
+        let repaired: i64 = self.invoke("observe", &self.observe_script, &keys, &args).await?;
+        self.note_repaired("observe", repaired);
         Ok(())
     }
 
@@ -588,7 +701,9 @@ impl RedisLedger {
         let why = reason(error);
         let hold = |kind: &str, arg: i64| {
             let mut args = vec![ms(now).to_string(), kind.to_owned(), arg.to_string(), why.clone()];
-            args.extend(self.config.backoff.iter().map(|step| duration_ms(*step).to_string()));
+            args.extend(
+                self.config.backoff.iter().map(|step| duration_ms(clamp_hint(*step)).to_string()),
+            );
             if self.config.backoff.is_empty() {
                 args.push("60000".to_owned());
             }
@@ -634,63 +749,60 @@ impl RedisLedger {
         let now = ms(self.clock.utc());
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
-        let mut key_cmd = redis::cmd("HMGET");
-        key_cmd
-            .arg(self.key_key(&candidate.provider, &candidate.key))
-            .arg(&["hold", "until", "since", "reason", "changed"]);
-        let key: Vec<Option<String>> = self.run("status", key_cmd).await?;
-        let int =
-            |value: &Option<String>| value.as_deref().and_then(|text| text.parse::<i64>().ok());
-        if let Some(kind) = key[0].as_deref() {
-            let until = int(&key[1]).unwrap_or(-1);
-            if until < 0 || now < until {
+        let key = self.hash("status", self.key_key(&candidate.provider, &candidate.key)).await?;
+        let text = |hash: &HashMap<String, String>, name: &str| hash.get(name).cloned();
+        // A time that does not parse counts as absent: the admission script drops it too.
+        let int = |hash: &HashMap<String, String>, name: &str| {
+            hash.get(name).and_then(|text| parse_number(text)).map(|n| n as i64)
+        };
+        if let Some(kind) = key.get("hold") {
+            let until = if key.contains_key("until") { int(&key, "until") } else { Some(-1) };
+            if let Some(until) = until
+                && (until < 0 || now < until)
+            {
                 let until = if until < 0 { None } else { from_ms(until) };
-                let state = match kind {
+                let state = match kind.as_str() {
                     "invalid" => KeyState::Invalid,
                     _ => KeyState::BillingStopped { until },
                 };
                 return Ok(KeyStatus {
                     state,
-                    reason: key[3].clone(),
-                    changed_at: int(&key[2]).and_then(from_ms),
+                    reason: text(&key, "reason"),
+                    changed_at: int(&key, "since").and_then(from_ms),
                 });
             }
         }
-        let mut bucket_cmd = redis::cmd("HMGET");
-        bucket_cmd.arg(self.bucket_key(&base)).arg(&[
-            "exh_until",
-            "exh_since",
-            "exh_reason",
-            "cool_until",
-            "cool_since",
-            "cool_reason",
-            "changed",
-        ]);
-        let bucket: Vec<Option<String>> = self.run("status", bucket_cmd).await?;
-        if let Some(until) = int(&bucket[0])
+        let bucket = self.hash("status", self.bucket_key(&base)).await?;
+        if let Some(until) = int(&bucket, "exh_until")
             && (until < 0 || now < until)
         {
             return Ok(KeyStatus {
                 state: KeyState::Exhausted { until: if until < 0 { None } else { from_ms(until) } },
-                reason: bucket[2].clone(),
-                changed_at: int(&bucket[1]).and_then(from_ms),
+                reason: text(&bucket, "exh_reason"),
+                changed_at: int(&bucket, "exh_since").and_then(from_ms),
             });
         }
-        if let Some(until) = int(&bucket[3])
+        if let Some(until) = int(&bucket, "cool_until")
             && now < until
         {
             return Ok(KeyStatus {
                 state: KeyState::CoolingDown { until: from_ms(until).unwrap_or_default() },
-                reason: bucket[5].clone(),
-                changed_at: int(&bucket[4]).and_then(from_ms),
+                reason: text(&bucket, "cool_reason"),
+                changed_at: int(&bucket, "cool_since").and_then(from_ms),
             });
         }
         // A hold that ended changed the state at its end.
-        let ended = [int(&key[1]), int(&bucket[0]), int(&bucket[3]), int(&bucket[6]), int(&key[4])]
-            .into_iter()
-            .flatten()
-            .filter(|&at| at >= 0 && at <= now)
-            .max();
+        let ended = [
+            int(&key, "until"),
+            int(&bucket, "exh_until"),
+            int(&bucket, "cool_until"),
+            int(&bucket, "changed"),
+            int(&key, "changed"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&at| at >= 0 && at <= now)
+        .max();
         Ok(KeyStatus {
             state: KeyState::Available,
             reason: None,
@@ -801,36 +913,47 @@ impl RedisLedger {
     }
 }
 
-/// A meter's count and reset from its Redis hash.
+/// A stored number: an integer, or a decimal or `1e+14` as earlier versions wrote; `None` when
+/// it is not a finite number.
+fn parse_number(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|number| number.is_finite())
+}
+
+/// A stored count, clamped at zero (an `f64` to `u64` cast saturates).
+fn parse_count(text: &str) -> Option<u64> {
+    text.parse::<u64>().ok().or_else(|| parse_number(text).map(|number| number.max(0.0) as u64))
+}
+
+/// A meter's count and reset from its Redis hash. A value that does not parse counts as
+/// nothing (the next script to meet it drops it).
 fn meter_use(meter: &MeterArg, fields: &[(String, String)], now: i64) -> (u64, Option<i64>) {
     let field =
         |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-    let number = |name: &str| field(name).and_then(|text| text.parse::<f64>().ok());
+    let number = |name: &str| field(name).and_then(parse_number);
     match meter.kind {
         "s" => {
             let slot = now / meter.p1;
             let live: Vec<(i64, u64)> = fields
                 .iter()
-                .filter_map(|(key, value)| {
-                    Some((key.parse::<i64>().ok()?, value.parse::<u64>().ok()?))
-                })
-                .filter(|&(start, count)| start > slot - meter.p2 && count > 0)
+                .filter_map(|(key, value)| Some((key.parse::<i64>().ok()?, parse_count(value)?)))
+                .filter(|&(start, count)| start > slot.saturating_sub(meter.p2) && count > 0)
                 .collect();
-            let used = live.iter().map(|&(_, count)| count).sum();
+            let used = live.iter().fold(0u64, |sum, &(_, count)| sum.saturating_add(count));
             let newest = live.iter().map(|&(start, _)| start).max();
-            (used, newest.map(|start| (start + meter.p2) * meter.p1))
+            (used, newest.map(|start| start.saturating_add(meter.p2).saturating_mul(meter.p1)))
         }
         "r" => {
             let rate = meter.limit.amount as f64 / meter.p1 as f64;
-            let used = number("used").unwrap_or(0.0);
+            let used = number("used").unwrap_or(0.0).max(0.0);
             let as_of = number("asof").unwrap_or(now as f64);
             let used = (used - (now as f64 - as_of).max(0.0) * rate).max(0.0);
-            let reset = (used > 0.0).then(|| now + (used / rate).ceil() as i64);
+            // Float-to-int `as` saturates: a zero rate gives no overflow, only a far reset.
+            let reset = (used > 0.0).then(|| now.saturating_add((used / rate).ceil() as i64));
             (used.ceil() as u64, reset)
         }
         _ => {
             let current = number("end").is_some_and(|end| end as i64 == meter.p1);
-            let used = if current { number("used").unwrap_or(0.0) as u64 } else { 0 };
+            let used = if current { number("used").unwrap_or(0.0).max(0.0) as u64 } else { 0 };
             (used, (used > 0).then_some(meter.p1))
         }
     }
@@ -849,22 +972,26 @@ impl QuotaLedger for RedisLedger {
     }
 
     async fn settle(&self, permit: Permit, usage: &Usage) -> Result<(), QuotaError> {
-        let Some((candidate, estimate, taken_at)) = permit.shared_parts() else {
+        let (Some((candidate, estimate, taken_at)), Some(lease)) =
+            (permit.shared_parts(), permit.lease())
+        else {
             self.local.settle_now(permit, usage);
             return Ok(());
         };
-        match self.finish_shared(candidate, estimate, taken_at, Some(usage)).await {
+        match self.finish_shared(candidate, estimate, taken_at, lease, Some(usage)).await {
             Ok(()) => Ok(()),
             Err(error) => self.unavailable(error),
         }
     }
 
     async fn release(&self, permit: Permit) -> Result<(), QuotaError> {
-        let Some((candidate, estimate, taken_at)) = permit.shared_parts() else {
+        let (Some((candidate, estimate, taken_at)), Some(lease)) =
+            (permit.shared_parts(), permit.lease())
+        else {
             self.local.release_now(permit);
             return Ok(());
         };
-        match self.finish_shared(candidate, estimate, taken_at, None).await {
+        match self.finish_shared(candidate, estimate, taken_at, lease, None).await {
             Ok(()) => Ok(()),
             Err(error) => self.unavailable(error),
         }

@@ -16,4 +16,4 @@ mod error;
 mod ledger;
 
 pub use error::RedisLedgerError;
-pub use ledger::{OnUnavailable, RedisLedger, RedisOptions};
+pub use ledger::{DEFAULT_INFLIGHT_LEASE, OnUnavailable, RedisLedger, RedisOptions};

@@ -1,16 +1,18 @@
 -- Learns from a response's rate-limit headers: gates, and meter counts the provider reports.
--- KEYS[1] gates hash, KEYS[2] bucket hash (for 'inflight'), KEYS[3..] one per meter to override.
+-- KEYS[1] gates hash, KEYS[2] in-flight leases, KEYS[3..] one per meter to override.
 -- ARGV[1] now_ms, ARGV[2] number of gates, then 2 per gate: field, value
 -- ("remaining|until|need index"), then 5 per meter: kind, used, p1, p2, limit.
+-- Returns the number of unreadable values dropped.
 --
 -- The headers describe the key as of the answered call. Attempts admitted after it and still
 -- in flight (on this instance or another) may not be in them yet, so while others are in
 -- flight a header may only make the shared view stricter: a stale "9 remaining" arriving
 -- after three newer admissions must not hand their capacity out again. The caller observes
--- before it settles, so its own attempt is one of 'inflight'.
-local now = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local others = tonumber(redis.call('HGET', KEYS[2], 'inflight') or '0') > 1
+-- before it settles, so its own attempt is one of those in flight.
+local now = num(ARGV[1])
+local n = num(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now))
+local others = redis.call('ZCARD', KEYS[2]) > 1
 local a = 3
 for g = 1, n do
   local field = ARGV[a]; local value = ARGV[a + 1]
@@ -19,9 +21,10 @@ for g = 1, n do
   if others then
     local old = redis.call('HGET', KEYS[1], field)
     if old then
-      local rem, untl = string.match(old, '^(%d+)|(%-?%d+)|')
-      local new = tonumber(string.match(value, '^(%d+)|'))
-      keep = now < tonumber(untl) and tonumber(rem) < new
+      local rem, untl = gate(old)
+      local new = gate(value)
+      if rem == nil then repaired = repaired + 1 end
+      keep = rem ~= nil and new ~= nil and now < untl and rem < new
     end
   end
   if not keep then redis.call('HSET', KEYS[1], field, value) end
@@ -29,43 +32,55 @@ end
 redis.call('PEXPIRE', KEYS[1], 172800000)
 for m = 3, #KEYS do
   local key = KEYS[m]
-  local kind = ARGV[a]; local used = tonumber(ARGV[a + 1])
-  local p1 = tonumber(ARGV[a + 2]); local p2 = tonumber(ARGV[a + 3])
-  local limit = tonumber(ARGV[a + 4])
+  local kind = ARGV[a]; local used = num(ARGV[a + 1])
+  local p1 = num(ARGV[a + 2]); local p2 = num(ARGV[a + 3])
+  local limit = num(ARGV[a + 4])
   a = a + 5
   if kind == 's' then
     -- More than counted is added now; less is left as counted (it leaves with its window).
     local slot = math.floor(now / p1)
     local fields = redis.call('HGETALL', key)
     local total = 0
+    local here = 0
+    local bad = {}
     for i = 1, #fields, 2 do
-      if tonumber(fields[i]) > slot - p2 then total = total + tonumber(fields[i + 1]) end
+      local s = num(fields[i]); local c = num(fields[i + 1])
+      if s == nil or c == nil then
+        bad[#bad + 1] = fields[i]
+      elseif s > slot - p2 then
+        total = total + math.max(0, c)
+        if s == slot then here = here + math.max(0, c) end
+      end
+    end
+    if #bad > 0 then
+      repaired = repaired + #bad
+      redis.call('HDEL', key, unpack(bad))
     end
     if used > total then
-      redis.call('HINCRBY', key, slot, used - total)
-      redis.call('PEXPIRE', key, 2 * p1 * (p2 + 1) + 3600000)
+      redis.call('HSET', key, int(slot), int(here + used - total))
+      redis.call('PEXPIRE', key, int(2 * p1 * (p2 + 1) + 3600000))
     end
   elseif kind == 'r' then
     local counted = 0
     if others then
       local f = redis.call('HMGET', key, 'used', 'asof')
-      counted = tonumber(f[1] or '0'); local asof = tonumber(f[2] or tostring(now))
-      if now > asof then counted = math.max(0, counted - (now - asof) * limit / p1) end
+      counted = math.max(0, num(f[1]) or 0); local asof = num(f[2]) or now
+      if now > asof and p1 > 0 then counted = math.max(0, counted - (now - asof) * limit / p1) end
     end
     if not others or used >= counted then
-      redis.call('HSET', key, 'used', used, 'asof', now)
-      redis.call('PEXPIRE', key, 2 * p1 + 3600000)
+      redis.call('HSET', key, 'used', dec(used), 'asof', int(now))
+      redis.call('PEXPIRE', key, int(2 * p1 + 3600000))
     end
   else
     local counted = 0
     if others then
       local f = redis.call('HMGET', key, 'end', 'used')
-      if f[1] and tonumber(f[1]) == p1 then counted = tonumber(f[2] or '0') end
+      if num(f[1]) == p1 then counted = math.max(0, num(f[2]) or 0) end
     end
     if not others or used >= counted then
-      redis.call('HSET', key, 'end', p1, 'used', used)
-      redis.call('PEXPIRE', key, math.max(p1 - now, 0) + 3600000)
+      redis.call('HSET', key, 'end', int(p1), 'used', int(used))
+      redis.call('PEXPIRE', key, int(math.max(p1 - now, 0) + 3600000))
     end
   end
 end
-return 1
+return repaired

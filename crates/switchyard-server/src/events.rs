@@ -214,7 +214,7 @@ impl EventHub {
             latency_ms: attempt.latency.as_secs_f64() * 1000.0,
             prompt_tokens: u64::from(usage.prompt_tokens),
             completion_tokens: u64::from(usage.completion_tokens),
-            cost: attempt.cost.unwrap_or(0.0),
+            cost: attempt.cost,
         })
     }
 
@@ -243,7 +243,7 @@ impl EventHub {
             latency_ms: request.latency.as_secs_f64() * 1000.0,
             prompt_tokens: u64::from(usage.prompt_tokens),
             completion_tokens: u64::from(usage.completion_tokens),
-            cost,
+            cost: Some(cost),
         })
     }
 }

@@ -54,6 +54,17 @@ pub(crate) const MIGRATION: Migration = Migration {
     ",
 };
 
+/// Schema version 4: each row's cost as known or unknown. `cost_usd` is NULL when the cost is
+/// not known (an unpriced model); the older `cost` column stays, holding 0 for those, for
+/// builds that still read it. Rows written before keep their cost.
+pub(crate) const COST_MIGRATION: Migration = Migration {
+    name: "analytics cost_usd",
+    sql: "
+        ALTER TABLE analytics_event ADD COLUMN cost_usd REAL;
+        UPDATE analytics_event SET cost_usd = cost;
+    ",
+};
+
 const HOUR_MS: i64 = 3_600_000;
 
 /// Whether an event is a whole request or one attempt of it.
@@ -119,8 +130,9 @@ pub struct AnalyticsEvent {
     pub prompt_tokens: u64,
     /// Completion tokens used.
     pub completion_tokens: u64,
-    /// What it cost, in the configured currency.
-    pub cost: f64,
+    /// What it cost, in dollars; `None` when that is not known (an unpriced model). A
+    /// request's cost is everything it spent, a stream's included (stored in `cost_usd`).
+    pub cost: Option<f64>,
 }
 
 /// Usage per key and per client over a window: `GET /admin/analytics/usage`.
@@ -157,8 +169,13 @@ pub struct KeyUsage {
     pub prompt_tokens: u64,
     /// Completion tokens used.
     pub completion_tokens: u64,
-    /// What its attempts cost.
+    /// What its attempts cost, in dollars (those whose cost is known).
     pub cost: f64,
+    /// Its attempts whose cost is not known.
+    pub uncosted: u64,
+    /// What the requests it answered (or was tried last for) cost, in dollars: their whole
+    /// cost, a stream's settled cost included, from the request rows.
+    pub served_cost: f64,
 }
 
 /// What one client asked for over a window (counted over its requests).
@@ -170,8 +187,10 @@ pub struct ClientUsage {
     pub requests: u64,
     /// Requests answered successfully.
     pub successes: u64,
-    /// What its requests cost.
+    /// What its requests cost, in dollars (those whose cost is known), streams included.
     pub cost: f64,
+    /// Its requests whose cost is not known.
+    pub uncosted: u64,
 }
 
 /// Attempts per UTC hour and key over one UTC day: `GET /admin/analytics/hourly`.
@@ -310,11 +329,20 @@ struct Sums {
     prompt_tokens: u64,
     completion_tokens: u64,
     cost: f64,
+    uncosted: u64,
+    served_cost: f64,
 }
 
 impl Sums {
+    fn add_cost(&mut self, cost: Option<f64>) {
+        match cost {
+            Some(cost) => self.cost += cost,
+            None => self.uncosted += 1,
+        }
+    }
+
     /// Adds an attempt whose columns from `first` on are: success, latency_ms, quota_error,
-    /// prompt_tokens, completion_tokens, cost.
+    /// prompt_tokens, completion_tokens, cost_usd.
     fn add_attempt(&mut self, row: &Row<'_>, first: usize) -> Result<(), StoreError> {
         let column = |idx: usize| first + idx;
         let get = read("analytics events");
@@ -323,25 +351,25 @@ impl Sums {
         let quota_error: bool = row.get(column(2)).map_err(&get)?;
         let prompt_tokens: i64 = row.get(column(3)).map_err(&get)?;
         let completion_tokens: i64 = row.get(column(4)).map_err(&get)?;
-        let cost: f64 = row.get(column(5)).map_err(&get)?;
+        let cost: Option<f64> = row.get(column(5)).map_err(&get)?;
         self.n += 1;
         self.successes += u64::from(success);
         self.latency_ms += latency_ms;
         self.quota_errors += u64::from(quota_error);
         self.prompt_tokens += count("analytics_event", prompt_tokens)?;
         self.completion_tokens += count("analytics_event", completion_tokens)?;
-        self.cost += cost;
+        self.add_cost(cost);
         Ok(())
     }
 
-    /// Adds a request whose columns from `first` on are: success, cost.
+    /// Adds a request whose columns from `first` on are: success, cost_usd.
     fn add_request(&mut self, row: &Row<'_>, first: usize) -> Result<(), StoreError> {
         let get = read("analytics events");
         let success: bool = row.get(first).map_err(&get)?;
-        let cost: f64 = row.get(first + 1).map_err(&get)?;
+        let cost: Option<f64> = row.get(first + 1).map_err(&get)?;
         self.n += 1;
         self.successes += u64::from(success);
-        self.cost += cost;
+        self.add_cost(cost);
         Ok(())
     }
 
@@ -363,6 +391,8 @@ impl Sums {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             cost: self.cost,
+            uncosted: self.uncosted,
+            served_cost: self.served_cost,
         }
     }
 }
@@ -427,8 +457,9 @@ impl Analytics {
                 .prepare_cached(
                     "INSERT INTO analytics_event (at_ms, kind, request_id, client, route,
                         provider, key_id, model, success, error_class, quota_error, status,
-                        latency_ms, prompt_tokens, completion_tokens, cost)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        latency_ms, prompt_tokens, completion_tokens, cost, cost_usd)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                             ?17)",
                 )
                 .map_err(write("analytics events"))?;
             for event in events {
@@ -448,7 +479,9 @@ impl Analytics {
                     finite(event.latency_ms),
                     stored(event.prompt_tokens),
                     stored(event.completion_tokens),
-                    finite(event.cost),
+                    finite(event.cost.unwrap_or(0.0)),
+                    // A cost that is not a number is not known.
+                    event.cost.filter(|cost| cost.is_finite()),
                 ])
                 .map_err(write("analytics events"))?;
             }
@@ -493,7 +526,7 @@ impl Analytics {
             .prepare_cached(
                 "SELECT at_ms, kind, request_id, client, route, provider, key_id, model, success,
                         error_class, quota_error, status, latency_ms, prompt_tokens,
-                        completion_tokens, cost
+                        completion_tokens, cost_usd
                  FROM analytics_event WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY at_ms, id",
             )
             .map_err(read("analytics events"))?;
@@ -535,7 +568,7 @@ impl Analytics {
         // window first, which costs several times the scan itself.
         let keys_sql = format!(
             "SELECT provider, key_id, success, latency_ms, quota_error, prompt_tokens,
-                    completion_tokens, cost
+                    completion_tokens, cost_usd
              FROM analytics_event
              WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
                AND at_ms >= ?1 AND at_ms < ?2 {}",
@@ -548,6 +581,23 @@ impl Analytics {
             let sums = slot(slot(&mut by_key, text(row, 0)?), text(row, 1)?);
             sums.add_attempt(row, 2)?;
         }
+        drop(rows);
+        // What the requests each key served cost: the request rows carry a stream's cost,
+        // which its attempt rows may not.
+        let served_sql = format!(
+            "SELECT provider, key_id, cost_usd
+             FROM analytics_event
+             WHERE kind = 'request' AND provider IS NOT NULL AND key_id IS NOT NULL
+               AND cost_usd IS NOT NULL AND at_ms >= ?1 AND at_ms < ?2 {}",
+            filter.clause()
+        );
+        let mut stmt = self.store.conn.prepare_cached(&served_sql).map_err(read("key usage"))?;
+        let mut rows = stmt.query(window.as_slice()).map_err(read("key usage"))?;
+        while let Some(row) = rows.next().map_err(read("key usage"))? {
+            let cost: f64 = row.get(2).map_err(read("key usage"))?;
+            slot(slot(&mut by_key, text(row, 0)?), text(row, 1)?).served_cost += cost;
+        }
+        drop(rows);
         let keys = by_key
             .into_iter()
             .flat_map(|(provider, keys)| {
@@ -556,7 +606,7 @@ impl Analytics {
             .collect();
 
         let clients_sql = format!(
-            "SELECT client, success, cost
+            "SELECT client, success, cost_usd
              FROM analytics_event
              WHERE kind = 'request' AND client IS NOT NULL
                AND at_ms >= ?1 AND at_ms < ?2 {}",
@@ -577,6 +627,7 @@ impl Analytics {
                 requests: sums.n,
                 successes: sums.successes,
                 cost: sums.cost,
+                uncosted: sums.uncosted,
             })
             .collect();
         Ok(UsageReport { start, end, keys, clients })
@@ -597,7 +648,7 @@ impl Analytics {
             .conn
             .prepare_cached(
                 "SELECT provider, key_id, success, latency_ms, quota_error, prompt_tokens,
-                        completion_tokens, cost, at_ms
+                        completion_tokens, cost_usd, at_ms
                  FROM analytics_event
                  WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
                    AND at_ms >= ?1 AND at_ms < ?2",
@@ -710,7 +761,7 @@ struct RawEvent {
     latency_ms: f64,
     prompt_tokens: i64,
     completion_tokens: i64,
-    cost: f64,
+    cost: Option<f64>,
 }
 
 impl RawEvent {

@@ -13,5 +13,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[crate::quota::MIGRATION, crate::stats::MIGRATION, crate::analytics::MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[
+    crate::quota::MIGRATION,
+    crate::stats::MIGRATION,
+    crate::analytics::MIGRATION,
+    crate::analytics::COST_MIGRATION,
+    crate::spend::MIGRATION,
+    crate::admin::MIGRATION,
+];

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod errors;
+mod extreme;
 mod headers;
 mod headroom;
 mod persist;

@@ -57,6 +57,7 @@ pub(crate) fn options(prefix: &str, on_unavailable: OnUnavailable) -> RedisOptio
         response_timeout: Duration::from_millis(300),
         on_unavailable,
         retry_after_failure: Duration::from_secs(1),
+        inflight_lease: switchyard_redis::DEFAULT_INFLIGHT_LEASE,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The analytics event log on real SQLite files: reports of a scripted run, window bounds,
-//! restarts, retention on a manual clock, the batching writer, and the v2 → v3 upgrade.
+//! restarts, retention on a manual clock, the batching writer, and the v2 → v3 and v3 → v4
+//! upgrades.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -70,7 +71,7 @@ fn request(
             latency_ms: attempt.latency_ms,
             prompt_tokens: attempt.tokens.0,
             completion_tokens: attempt.tokens.1,
-            cost: attempt.cost,
+            cost: Some(attempt.cost),
         });
         // The next attempt finishes after its own latency (whole milliseconds here).
         now += TimeDelta::milliseconds(attempt.latency_ms as i64);
@@ -83,7 +84,7 @@ fn request(
         latency_ms: total_latency,
         prompt_tokens: tries.iter().map(|attempt| attempt.tokens.0).sum(),
         completion_tokens: tries.iter().map(|attempt| attempt.tokens.1).sum(),
-        cost: tries.iter().map(|attempt| attempt.cost).sum(),
+        cost: Some(tries.iter().map(|attempt| attempt.cost).sum()),
         ..last
     });
     events
@@ -162,11 +163,15 @@ fn key_row(
         prompt_tokens: tokens.0,
         completion_tokens: tokens.1,
         cost,
+        uncosted: 0,
+        // In these runs only successes cost anything, and a request's last attempt is its
+        // success: what a key's attempts cost is what the requests it served cost.
+        served_cost: cost,
     }
 }
 
 fn client_row(client: &str, requests: u64, successes: u64, cost: f64) -> ClientUsage {
-    ClientUsage { client: client.to_owned(), requests, successes, cost }
+    ClientUsage { client: client.to_owned(), requests, successes, cost, uncosted: 0 }
 }
 
 fn hour_row(hour: &str, key: &str, requests: u64, successes: u64, avg: f64) -> HourlyRow {
@@ -368,7 +373,7 @@ fn expect(events: &[AnalyticsEvent], start: DateTime<Utc>, end: DateTime<Utc>) -
                 row.3 += u64::from(event.quota_error);
                 row.4 += event.prompt_tokens;
                 row.5 += event.completion_tokens;
-                row.6 += event.cost;
+                row.6 += event.cost.expect("every generated attempt is priced");
                 let hour = event.at.timestamp().div_euclid(3600);
                 let row = expected.hours.entry((hour, provider.clone(), key.clone())).or_default();
                 row.0 += 1;
@@ -385,7 +390,7 @@ fn expect(events: &[AnalyticsEvent], start: DateTime<Utc>, end: DateTime<Utc>) -
                     let row = expected.clients.entry(client.clone()).or_default();
                     row.0 += 1;
                     row.1 += u64::from(event.success);
-                    row.2 += event.cost;
+                    row.2 += event.cost.expect("every generated request is priced");
                 }
             }
         }
@@ -515,11 +520,16 @@ fn reports_serialize_to_the_admin_api_shape() {
             "provider",
             "quota_errors",
             "requests",
-            "successes"
+            "served_cost",
+            "successes",
+            "uncosted"
         ]
     );
     assert_eq!(usage["keys"][0]["provider"], "gemini");
-    assert_eq!(fields(&usage["clients"][0]), ["client", "cost", "requests", "successes"]);
+    assert_eq!(
+        fields(&usage["clients"][0]),
+        ["client", "cost", "requests", "successes", "uncosted"]
+    );
 
     let hourly =
         serde_json::to_value(analytics.hourly(day("2026-11-23")).expect("hourly")).expect("json");
@@ -814,22 +824,23 @@ fn a_failed_write_is_counted_and_retried_without_losing_events() {
     assert_eq!((writer.write_errors(), writer.pending(), writer.written()), (1, 3, 0));
 
     raw.execute_batch(MIGRATIONS[2].sql).expect("table back");
+    raw.execute_batch(MIGRATIONS[3].sql).expect("with its cost_usd column");
     writer.flush().expect("flush");
     assert_eq!((writer.write_errors(), writer.pending(), writer.written()), (1, 0, 3));
     assert_eq!(Analytics::open(&path).expect("reader").len().expect("len"), 3);
 }
 
 #[test]
-fn a_non_finite_measure_is_stored_as_zero_not_refused() {
+fn a_non_finite_measure_is_stored_as_zero_or_unknown_not_refused() {
     let mut analytics = Analytics::open_in_memory().expect("opens");
     let time = at("2026-11-23T00:00:00Z");
     let mut event = event_at(time, "nan");
     event.latency_ms = f64::NAN;
-    event.cost = f64::INFINITY;
+    event.cost = Some(f64::INFINITY);
     analytics.insert_batch(&[event, event_at(time, "fine")]).expect("inserts both");
     let stored = analytics.events(time, time + TimeDelta::seconds(1)).expect("events");
     assert_eq!(stored.len(), 2);
-    assert_eq!((stored[0].latency_ms, stored[0].cost), (0.0, 0.0));
+    assert_eq!((stored[0].latency_ms, stored[0].cost), (0.0, None));
 }
 
 #[test]
@@ -859,7 +870,11 @@ fn a_version_2_file_is_upgraded_keeping_quota_and_scores() {
 
     // Make it exactly what a version-2 build left: the v3 table gone, the version back to 2.
     let raw = Connection::open(&path).expect("raw");
-    raw.execute_batch("DROP TABLE analytics_event; PRAGMA user_version = 2").expect("downgrade");
+    raw.execute_batch(
+        "DROP TABLE analytics_event; DROP TABLE spend_day; DROP TABLE admin_disabled_key;
+         DROP TABLE admin_reset; PRAGMA user_version = 2",
+    )
+    .expect("downgrade");
     let reference = Connection::open_in_memory().expect("reference");
     for migration in &MIGRATIONS[..2] {
         reference.execute_batch(migration.sql).expect("v1 and v2");
@@ -882,7 +897,7 @@ fn a_version_2_file_is_upgraded_keeping_quota_and_scores() {
     assert_eq!(analytics.usage(start, end, None).expect("usage").keys.len(), 5);
 
     let mut store = SqliteStore::open(&path).expect("reopens");
-    assert_eq!(store.schema_version().expect("version"), 3);
+    assert_eq!(store.schema_version().expect("version"), newest());
     assert_eq!(LedgerStore::load(&mut store).expect("quota"), quota_saved);
     assert_eq!(StatsStore::load(&mut store).expect("scores"), Some(scores_saved));
 }
@@ -913,4 +928,79 @@ fn a_damaged_row_is_a_typed_error_and_extreme_dates_do_not_panic() {
     assert!(analytics.hourly(NaiveDate::MIN).expect("first day").hours.is_empty());
     let (first, last) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
     assert_eq!(analytics.errors(first, last).expect("all time").errors.len(), 3);
+}
+
+fn newest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).expect("fits")
+}
+
+#[test]
+fn a_version_3_file_upgrades_keeping_its_rows_and_their_costs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    // What a version-3 build left: its three migrations and a day of rows with a cost column.
+    let raw = Connection::open(&path).expect("raw");
+    for migration in &MIGRATIONS[..3] {
+        raw.execute_batch(migration.sql).expect("v1 to v3");
+    }
+    raw.pragma_update(None, "user_version", 3).expect("version 3");
+    let v3_insert = "INSERT INTO analytics_event (at_ms, kind, request_id, client, route,
+            provider, key_id, model, success, error_class, quota_error, status, latency_ms,
+            prompt_tokens, completion_tokens, cost)
+         VALUES (?1, ?2, ?3, 'ci-bot', 'default', 'groq', 'groq-2', 'm', 1, NULL, 0, 200, 10.0,
+                 3, 4, ?4)";
+    for (kind, cost) in [("attempt", 0.25), ("request", 0.25)] {
+        raw.execute(v3_insert, rusqlite::params![ms("2026-11-23T10:00:00Z"), kind, "old", cost])
+            .expect("v3 row");
+    }
+    drop(raw);
+
+    let mut analytics = Analytics::open(&path).expect("upgrades");
+    let (start, end) = day_23();
+    let old = analytics.events(start, end).expect("events");
+    assert_eq!(old.len(), 2, "the rows survive");
+    assert!(old.iter().all(|event| event.cost == Some(0.25)), "{old:?}");
+    // New rows: a streamed request whose attempt's cost was not known, its request's was.
+    let mut stream =
+        request("new", "2026-11-23T11:00:00Z", Some("web"), &[ok("groq/groq-2", 5.0, (1, 1), 0.0)]);
+    stream[0].cost = None;
+    stream[1].cost = Some(0.5);
+    analytics.insert_batch(&stream).expect("inserts");
+    let usage = analytics.usage(start, end, None).expect("usage");
+    assert_eq!(
+        usage.keys,
+        [KeyUsage {
+            cost: 0.25,
+            uncosted: 1,
+            served_cost: 0.75,
+            ..key_row("groq/groq-2", 2, 2, 7.5, 0, (4, 5), 0.0)
+        }]
+    );
+    assert_eq!(usage.clients, [client_row("ci-bot", 1, 1, 0.25), client_row("web", 1, 1, 0.5)]);
+    let store = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(store.schema_version().expect("version"), newest());
+}
+
+#[test]
+fn a_request_of_unknown_cost_is_counted_as_uncosted_not_as_free() {
+    let mut analytics = Analytics::open_in_memory().expect("opens");
+    let mut events =
+        request("r", "2026-11-23T11:00:00Z", Some("web"), &[ok("groq/groq-1", 5.0, (1, 1), 0.0)]);
+    for event in &mut events {
+        event.cost = None;
+    }
+    analytics.insert_batch(&events).expect("inserts");
+    let (start, end) = day_23();
+    let stored = analytics.events(start, end).expect("events");
+    assert!(stored.iter().all(|event| event.cost.is_none()), "{stored:?}");
+    let usage = analytics.usage(start, end, None).expect("usage");
+    assert_eq!(
+        usage.keys,
+        [KeyUsage { uncosted: 1, ..key_row("groq/groq-1", 1, 1, 5.0, 0, (1, 1), 0.0) }]
+    );
+    assert_eq!(usage.clients, [ClientUsage { uncosted: 1, ..client_row("web", 1, 1, 0.0) }]);
+}
+
+fn ms(text: &str) -> i64 {
+    at(text).timestamp_millis()
 }

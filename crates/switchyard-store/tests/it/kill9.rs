@@ -1,5 +1,6 @@
 //! `kill -9` loses exactly the changes made after the last save: a real child process is
-//! killed with SIGKILL between a save and the next one.
+//! killed with SIGKILL between a save and the next one. Quota counts and the day's spend
+//! alike.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -9,11 +10,12 @@ use std::time::Duration;
 use chrono::DateTime;
 use chrono_tz::America::Los_Angeles;
 use switchyard_core::{Candidate, ManualClock, Usage};
+use switchyard_core::{SpendDay, SpendStore};
 use switchyard_quota::{
     DayBoundary, Estimate, LedgerStore, Limit, MemoryLedger, ModelQuota, ProviderQuota,
     QuotaConfig, WriteBehind,
 };
-use switchyard_store::SqliteStore;
+use switchyard_store::{SqliteSpendStore, SqliteStore};
 
 const CHILD_DB: &str = "SWITCHYARD_KILL9_CHILD_DB";
 const TEST_NAME: &str = "kill9::counts_saved_before_a_kill_9_survive_it";
@@ -41,6 +43,14 @@ fn candidate() -> Candidate {
     Candidate::new("gemini", "g1", "gemini-2.5-flash")
 }
 
+fn day_spend(usd: f64) -> SpendDay {
+    SpendDay {
+        day: Some(chrono::NaiveDate::from_ymd_opt(2026, 1, 15).expect("date")),
+        per_route: [("default".to_owned(), usd)].into(),
+        per_provider: [("gemini".to_owned(), usd)].into(),
+    }
+}
+
 fn spend(ledger: &MemoryLedger, n: usize) {
     for _ in 0..n {
         let permit = ledger.try_admit(&candidate(), Estimate::new(10, 0)).expect("admitted");
@@ -61,6 +71,9 @@ fn child(path: &str) -> ! {
     .expect("writer");
     spend(&ledger, 5);
     writer.flush().expect("saved");
+    // The budgets' write-behind saves the day's spend into the same file.
+    let spend_store = SqliteSpendStore::open(path).expect("spend store");
+    spend_store.save(&day_spend(1.5)).expect("spend saved");
     println!("SAVED");
     spend(&ledger, 3);
     println!("UNSAVED");
@@ -112,4 +125,7 @@ fn counts_saved_before_a_kill_9_survive_it() {
     after.register(&candidate());
     let used = after.summary_now(&"gemini".into()).keys[0].limits[0].used;
     assert_eq!(used, 5, "the saved 5 survive; the 3 made after the last save are lost");
+    let spent =
+        SqliteSpendStore::open(&path).expect("reopen").load(day_spend(0.0).day.expect("day"));
+    assert_eq!(spent.expect("spend loads"), day_spend(1.5), "the saved spend survives");
 }

@@ -1,8 +1,10 @@
 //! Integration tests of the SQLite store on real files in a temporary directory.
 #![cfg(test)]
 
+mod admin;
 mod analytics;
 mod kill9;
 mod quota;
 mod schema;
+mod spend;
 mod stats;
