@@ -7,6 +7,7 @@
 //! This crate makes no network call, keeps no state and never reads the system time outside
 //! [`SystemClock`]. It never prints a secret: [`Credential`] shows an id and a fingerprint only.
 
+pub mod bounded;
 mod chat;
 mod clock;
 mod credential;
@@ -17,6 +18,9 @@ pub mod ratelimit;
 pub mod spend;
 mod stream;
 
+pub use bounded::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES, MAX_ERROR_BODY_BYTES, Oversized, ReadError,
+};
 pub use chat::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role,
     Tool, ToolCall, ToolChoice, Usage,
