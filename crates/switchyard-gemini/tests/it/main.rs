@@ -4,6 +4,7 @@
 mod agreement;
 mod conformance;
 mod errors;
+mod hostile;
 mod support;
 mod tools;
 mod wire_body;
