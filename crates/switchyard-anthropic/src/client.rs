@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
-use switchyard_core::ratelimit::clamp_reset;
 use switchyard_core::{
     Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
     ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
@@ -145,9 +144,8 @@ impl Anthropic {
         let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
             .await
             .map_err(|error| attempt.transport(&error))?;
-        let mut error = error_from_response(&self.config.id, status, &body, rate_limits);
+        let mut error = error_from_response(&self.config.id, status, &body, rate_limits, now);
         error.upstream_request_id = error.upstream_request_id.or(request_id);
-        error.resets_at = error.resets_at.map(|at| clamp_reset(at, now));
         Err(attempt.label(error))
     }
 

@@ -137,12 +137,14 @@ fn classify_status(status: Option<u16>, message: &str) -> ErrorKind {
 }
 
 /// The error of a non-2xx response: its kind, Anthropic's message, the retry delay from the
-/// headers and, for a spend cap, the time access returns.
+/// headers and, for a spend cap, the time access returns (no later than
+/// [`MAX_HINT`](switchyard_core::MAX_HINT) after `now`).
 pub fn error_from_response(
     provider: &ProviderId,
     status: u16,
     body: &[u8],
     rate_limits: RateLimitSnapshot,
+    now: DateTime<Utc>,
 ) -> ProviderError {
     let (kind, message, request_id) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(parsed) => (
@@ -159,7 +161,8 @@ pub fn error_from_response(
         .with_status(status)
         .with_retry_after(rate_limits.retry_after);
     if kind == ErrorKind::BillingStopped {
-        error.resets_at = regain_access_at(&error.message);
+        let regained = regain_access_at(&error.message);
+        error = error.with_resets_at(regained, now);
     }
     error.rate_limits = rate_limits;
     error.upstream_request_id = request_id;
@@ -231,9 +234,21 @@ mod tests {
         ProviderId::new("anthropic")
     }
 
+    /// Twelve days before the spend cap of the reference message lifts.
+    fn now() -> DateTime<Utc> {
+        parse_rfc3339("2026-03-20T00:00:00Z").expect("date")
+    }
+
     #[track_caller]
     fn kind_of(status: u16, body: &str) -> ErrorKind {
-        error_from_response(&provider(), status, body.as_bytes(), RateLimitSnapshot::default()).kind
+        error_from_response(
+            &provider(),
+            status,
+            body.as_bytes(),
+            RateLimitSnapshot::default(),
+            now(),
+        )
+        .kind
     }
 
     fn body(error_type: &str, message: &str) -> String {
@@ -317,6 +332,7 @@ mod tests {
             400,
             body("invalid_request_error", "You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC.").as_bytes(),
             RateLimitSnapshot::default(),
+            now(),
         );
         assert_eq!(
             error.resets_at.map(|at| at.to_rfc3339()).as_deref(),
@@ -332,6 +348,7 @@ mod tests {
             )
             .as_bytes(),
             RateLimitSnapshot::default(),
+            now(),
         );
         assert_eq!(no_credit.resets_at, None);
     }
@@ -389,6 +406,7 @@ mod tests {
             429,
             body("rate_limit_error", "Rate limited").as_bytes(),
             snapshot,
+            now(),
         );
         assert_eq!(Classify::retry_after(&error), Some(Duration::from_secs(9)));
         assert_eq!(error.status, Some(429));

@@ -543,7 +543,11 @@ mod tests {
         /// However the bytes are cut into chunks, the lines are the same, none over the limit.
         #[test]
         fn lines_do_not_depend_on_chunking(
-            body in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a'), any::<u8>()], 0..300),
+            body in proptest::collection::vec(any::<u8>().prop_map(|byte| match byte % 8 {
+                0 => b'\n',
+                1 => b'\r',
+                _ => byte,
+            }), 0..300),
             cuts in proptest::collection::vec(0usize..300, 0..8),
             max_line in 1usize..40,
         ) {

@@ -4,6 +4,7 @@
 mod agreement;
 mod conformance;
 mod errors;
+mod fuzz;
 mod hostile;
 mod support;
 mod tools;

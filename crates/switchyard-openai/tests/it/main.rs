@@ -3,6 +3,7 @@
 
 mod conformance;
 mod errors;
+mod fuzz;
 mod hostile;
 mod presets;
 mod support;
