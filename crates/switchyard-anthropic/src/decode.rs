@@ -453,4 +453,22 @@ mod tests {
         assert_eq!(finish_reason("model_context_window_exceeded", false), FinishReason::Length);
         assert_eq!(finish_reason("pause_turn", false), FinishReason::Other("pause_turn".into()));
     }
+
+    #[test]
+    fn a_stream_opening_blocks_without_end_is_cut_off_at_max_blocks() {
+        let mut decoder = StreamDecoder::new(None);
+        decoder.push(&start(1).to_string()).expect("a start");
+        let block = |index: usize| {
+            json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "text", "text": ""}})
+            .to_string()
+        };
+        for index in 0..MAX_BLOCKS {
+            decoder.push(&block(index)).expect("within the bound");
+        }
+        decoder.push(&block(0)).expect("a known index replaces its block");
+        let error = decoder.push(&block(MAX_BLOCKS)).expect_err("over the bound");
+        assert!(matches!(error, AnthropicError::TooManyBlocks { limit: MAX_BLOCKS }), "{error}");
+        assert_eq!(error.kind(), ErrorKind::MalformedResponse);
+    }
 }

@@ -12,7 +12,7 @@ use switchyard_core::ratelimit::{clamp_reset, saturating_add};
 use switchyard_core::{
     Call, ChatChunk, ChatReply, ChatStream, Credential, ErrorKind, LimitScope,
     MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
-    RateLimitSnapshot, ReadError, clamp_hint,
+    RateLimitSnapshot, ReadError, Reset, clamp_hint,
 };
 
 use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
@@ -99,10 +99,11 @@ impl Context {
         error.status = (status != 200).then_some(status).or(wire.and_then(|wire| wire.status));
         let mut snapshot = snapshot;
         let now = self.clock.utc();
-        if let Some((reading, resets_at)) = wire.and_then(WireError::quoted_limit) {
+        if let Some((mut reading, resets_at)) = wire.and_then(WireError::quoted_limit) {
             // OpenRouter quotes its counter in the body, with the reset as an instant, which is
             // held to at most MAX_HINT from now like every reset from outside.
             let resets_at = resets_at.map(|at| clamp_reset(at, now));
+            reading.reset = resets_at.map(Reset::At);
             snapshot.readings.push(reading);
             error.resets_at = resets_at;
             if snapshot.retry_after.is_none() {

@@ -175,6 +175,8 @@ async fn an_openrouter_reset_quoted_in_year_262143_is_held_to_max_hint() {
     assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Day });
     assert_eq!(error.resets_at, Some(now + chrono::Duration::days(31)));
     assert_eq!(error.retry_after, Some(MAX_HINT));
+    let quoted = error.rate_limits.reading(LimitUnit::Requests).expect("the quoted counter");
+    assert_eq!(quoted.reset, Some(Reset::At(now + chrono::Duration::days(31))));
 }
 
 #[tokio::test]
