@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo, Protocol,
-    Provider, ProviderError, ProviderId,
+    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
+    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
+    ProviderId, ReadError,
 };
 
 use crate::AnthropicError;
@@ -37,6 +38,11 @@ pub struct AnthropicConfig {
     pub timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// The largest plain body read (an answer, a model page); a longer one is a
+    /// `MalformedResponse` and the router moves on.
+    pub max_body_bytes: usize,
+    /// The longest line, and the largest event, of a stream.
+    pub max_line_bytes: usize,
 }
 
 impl AnthropicConfig {
@@ -46,7 +52,8 @@ impl AnthropicConfig {
     pub const DEFAULT_VERSION: &'static str = "2023-06-01";
 
     /// The public API under the name `id`, with the defaults: 4096 output tokens, a 10-minute
-    /// call timeout (long answers of large models take minutes), 10 s to connect.
+    /// call timeout (long answers of large models take minutes), 10 s to connect, 8 MiB bodies
+    /// and 1 MiB stream lines ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
     pub fn new(id: impl Into<ProviderId>) -> Self {
         Self {
             id: id.into(),
@@ -55,6 +62,8 @@ impl AnthropicConfig {
             default_max_tokens: DEFAULT_MAX_TOKENS,
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -128,10 +137,14 @@ impl Anthropic {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
+        let now = self.clock.utc();
+        let rate_limits = rate_limits_from_headers(response.headers(), now);
         let request_id = request_id(response.headers());
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
-        let mut error = error_from_response(&self.config.id, status, &body, rate_limits);
+        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
+        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
+            .await
+            .map_err(|error| attempt.transport(&error))?;
+        let mut error = error_from_response(&self.config.id, status, &body, rate_limits, now);
         error.upstream_request_id = error.upstream_request_id.or(request_id);
         Err(attempt.label(error))
     }
@@ -190,7 +203,9 @@ impl Provider for Anthropic {
         let response = self.send(&attempt, request).await?;
         let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
         let upstream_request_id = request_id(response.headers());
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
+            .await
+            .map_err(|error| attempt.read_failure(error))?;
         let response = decode_response(&body, encoded.answer_tool.as_deref())
             .map_err(|error| attempt.error(error))?;
         Ok(ChatReply { response, rate_limits, upstream_request_id })
@@ -210,7 +225,8 @@ impl Provider for Anthropic {
         let response = self.send(&attempt, request).await?;
         let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
         let upstream_request_id = request_id(response.headers());
-        let events = response.bytes_stream().eventsource().boxed();
+        let events =
+            sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes).boxed();
         let decoder = StreamDecoder::new(encoded.answer_tool);
         Ok(ChatStream {
             rate_limits,
@@ -241,7 +257,9 @@ impl Provider for Anthropic {
                 .query(&query)
                 .timeout(self.config.timeout);
             let response = self.send(&attempt, request).await?;
-            let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+            let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
+                .await
+                .map_err(|error| attempt.read_failure(error))?;
             let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
                 attempt.error(AnthropicError::Malformed { what: "model list", source })
             })?;
@@ -259,7 +277,7 @@ impl Provider for Anthropic {
     }
 }
 
-type Events = BoxStream<'static, Result<Event, EventStreamError<reqwest::Error>>>;
+type Events = BoxStream<'static, Result<SseEvent, ReadError<reqwest::Error>>>;
 
 /// Feeds SSE events through the decoder until `message_stop`, the first error, or the end of
 /// the body (a cut, unless `message_stop` came).
@@ -279,14 +297,7 @@ fn chunks(
                     Ok(None) => continue,
                     Err(error) => Err(attempt.error(error)),
                 },
-                Some(Err(EventStreamError::Transport(error))) => Err(attempt.transport(&error)),
-                Some(Err(error @ (EventStreamError::Utf8(_) | EventStreamError::Parser(_)))) => {
-                    Err(attempt.label(ProviderError::new(
-                        ErrorKind::MalformedResponse,
-                        attempt.provider.clone(),
-                        format!("unreadable anthropic event stream: {error}"),
-                    )))
-                }
+                Some(Err(error)) => Err(attempt.read_failure(error)),
                 None => match decoder.finish() {
                     Ok(()) => return None,
                     Err(error) => Err(attempt.error(error)),
@@ -324,5 +335,12 @@ impl Attempt {
 
     fn transport(&self, error: &reqwest::Error) -> ProviderError {
         self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
+    }
+
+    /// A bounded read that failed: the transport, or an answer over its limit.
+    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
+        self.label(error.into_provider_error(&self.provider, |error| {
+            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
+        }))
     }
 }

@@ -95,6 +95,10 @@ enum Block {
     Other,
 }
 
+/// The most content blocks one answer may open. Real answers have a handful; the bound keeps
+/// a hostile stream from growing the decoder's block table without end.
+pub const MAX_BLOCKS: usize = 4096;
+
 /// Turns the payloads of a Messages stream, in order, into chunks.
 #[derive(Clone, Debug, Default)]
 pub struct StreamDecoder {
@@ -134,6 +138,9 @@ impl StreamDecoder {
                 })
             }
             StreamEvent::ContentBlockStart { index, content_block } => {
+                if self.blocks.len() >= MAX_BLOCKS && self.block(index).is_none() {
+                    return Err(AnthropicError::TooManyBlocks { limit: MAX_BLOCKS });
+                }
                 self.start_block(index, content_block)
             }
             StreamEvent::ContentBlockDelta { index, delta } => self.delta(index, delta),
@@ -203,7 +210,7 @@ impl StreamDecoder {
             }
             ContentBlock::ToolUse { id, name, .. } => {
                 let call_idx = self.n_tool_calls;
-                self.n_tool_calls += 1;
+                self.n_tool_calls = self.n_tool_calls.saturating_add(1);
                 let delta = ToolCallDelta {
                     index: call_idx,
                     id: Some(id),
@@ -219,7 +226,10 @@ impl StreamDecoder {
             | ContentBlock::ToolResult { .. }
             | ContentBlock::Unknown => (Block::Other, None),
         };
-        self.blocks.push((index, block));
+        match self.block(index) {
+            Some(known) => *known = block,
+            None => self.blocks.push((index, block)),
+        }
         chunk
     }
 
@@ -442,5 +452,23 @@ mod tests {
         assert_eq!(finish_reason("refusal", false), FinishReason::ContentFilter);
         assert_eq!(finish_reason("model_context_window_exceeded", false), FinishReason::Length);
         assert_eq!(finish_reason("pause_turn", false), FinishReason::Other("pause_turn".into()));
+    }
+
+    #[test]
+    fn a_stream_opening_blocks_without_end_is_cut_off_at_max_blocks() {
+        let mut decoder = StreamDecoder::new(None);
+        decoder.push(&start(1).to_string()).expect("a start");
+        let block = |index: usize| {
+            json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "text", "text": ""}})
+            .to_string()
+        };
+        for index in 0..MAX_BLOCKS {
+            decoder.push(&block(index)).expect("within the bound");
+        }
+        decoder.push(&block(0)).expect("a known index replaces its block");
+        let error = decoder.push(&block(MAX_BLOCKS)).expect_err("over the bound");
+        assert!(matches!(error, AnthropicError::TooManyBlocks { limit: MAX_BLOCKS }), "{error}");
+        assert_eq!(error.kind(), ErrorKind::MalformedResponse);
     }
 }

@@ -8,7 +8,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::HeaderMap;
-use switchyard_core::ratelimit::{parse_retry_after, parse_retry_after_ms, parse_rfc3339};
+use switchyard_core::ratelimit::{
+    clamp_reset, parse_count, parse_retry_after, parse_retry_after_ms, parse_rfc3339,
+};
 use switchyard_core::{
     Classify, ErrorKind, LimitReading, LimitScope, LimitUnit, NextStep, ProviderError, ProviderId,
     RateLimitSnapshot, Reset,
@@ -33,6 +35,12 @@ pub enum AnthropicError {
         #[source]
         source: serde_json::Error,
     },
+    /// The stream opened more content blocks than any answer has.
+    #[error("anthropic stream opened more than {limit} content blocks")]
+    TooManyBlocks {
+        /// The bound, [`crate::MAX_BLOCKS`].
+        limit: usize,
+    },
     /// The stream ended without `message_stop`: the connection was cut.
     #[error("anthropic stream ended before message_stop")]
     Cut,
@@ -54,7 +62,7 @@ impl AnthropicError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused(_) => ErrorKind::BadRequest,
-            Self::Malformed { .. } => ErrorKind::MalformedResponse,
+            Self::Malformed { .. } | Self::TooManyBlocks { .. } => ErrorKind::MalformedResponse,
             Self::Cut | Self::Client(_) => ErrorKind::Network,
             Self::InStream { kind, .. } => *kind,
         }
@@ -84,18 +92,23 @@ pub fn classify(error_type: &str, status: Option<u16>, message: &str) -> ErrorKi
         "billing_error" => ErrorKind::BillingStopped,
         "timeout_error" => ErrorKind::Timeout,
         "api_error" => ErrorKind::ServerError,
-        // Cloudflare's 32 MB body limit: no other key or model takes a body that large.
-        "request_too_large" => ErrorKind::BadRequest,
+        // Cloudflare's 32 MB body limit on Messages: no other key takes it, but another
+        // model or provider (with a larger limit, or a shorter encoding) may, so move on.
+        "request_too_large" => ErrorKind::RequestTooLarge,
         "invalid_request_error" => classify_invalid_request(message),
         _ => classify_status(status, message),
     }
 }
 
 /// A 400 `invalid_request_error` is also how Anthropic reports a prompt over the context
-/// window, an empty credit balance and a reached spend cap.
+/// window, an output limit over the model's (`max_tokens: 21333 > 4096, which is the maximum
+/// allowed number of output tokens for ...`: another model may allow it), an empty credit
+/// balance and a reached spend cap.
 fn classify_invalid_request(message: &str) -> ErrorKind {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("prompt is too long") {
+    if lower.contains("prompt is too long")
+        || (lower.starts_with("max_tokens") && lower.contains("maximum allowed number of"))
+    {
         ErrorKind::ContextTooLong
     } else if lower.contains("credit balance is too low")
         || lower.contains("reached your specified api usage limits")
@@ -116,19 +129,22 @@ fn classify_status(status: Option<u16>, message: &str) -> ErrorKind {
         Some(403) => ErrorKind::PermissionDenied,
         Some(404) => ErrorKind::ModelNotFound,
         Some(408 | 504) => ErrorKind::Timeout,
-        Some(400 | 413 | 422) => classify_invalid_request(message),
+        Some(413) => ErrorKind::RequestTooLarge,
+        Some(400 | 422) => classify_invalid_request(message),
         Some(status) if status >= 500 => ErrorKind::ServerError,
         Some(_) | None => ErrorKind::MalformedResponse,
     }
 }
 
 /// The error of a non-2xx response: its kind, Anthropic's message, the retry delay from the
-/// headers and, for a spend cap, the time access returns.
+/// headers and, for a spend cap, the time access returns (no later than
+/// [`MAX_HINT`](switchyard_core::MAX_HINT) after `now`).
 pub fn error_from_response(
     provider: &ProviderId,
     status: u16,
     body: &[u8],
     rate_limits: RateLimitSnapshot,
+    now: DateTime<Utc>,
 ) -> ProviderError {
     let (kind, message, request_id) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(parsed) => (
@@ -145,7 +161,8 @@ pub fn error_from_response(
         .with_status(status)
         .with_retry_after(rate_limits.retry_after);
     if kind == ErrorKind::BillingStopped {
-        error.resets_at = regain_access_at(&error.message);
+        let regained = regain_access_at(&error.message);
+        error = error.with_resets_at(regained, now);
     }
     error.rate_limits = rate_limits;
     error.upstream_request_id = request_id;
@@ -173,14 +190,15 @@ pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> Rate
         ("output-tokens", LimitUnit::OutputTokens),
     ];
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let number = |name: &str| text(name).and_then(|value| value.trim().parse::<u64>().ok());
+    let number = |name: &str| text(name).and_then(parse_count);
     let mut snapshot = RateLimitSnapshot::default();
     for (bucket, unit) in BUCKETS {
         let limit = number(&format!("anthropic-ratelimit-{bucket}-limit"));
         let remaining = number(&format!("anthropic-ratelimit-{bucket}-remaining"));
+        // A reset from outside is held to at most MAX_HINT from now.
         let reset = text(&format!("anthropic-ratelimit-{bucket}-reset"))
             .and_then(parse_rfc3339)
-            .map(Reset::At);
+            .map(|at| Reset::At(clamp_reset(at, now)));
         if limit.is_some() || remaining.is_some() || reset.is_some() {
             snapshot.readings.push(LimitReading {
                 unit,
@@ -216,9 +234,21 @@ mod tests {
         ProviderId::new("anthropic")
     }
 
+    /// Twelve days before the spend cap of the reference message lifts.
+    fn now() -> DateTime<Utc> {
+        parse_rfc3339("2026-03-20T00:00:00Z").expect("date")
+    }
+
     #[track_caller]
     fn kind_of(status: u16, body: &str) -> ErrorKind {
-        error_from_response(&provider(), status, body.as_bytes(), RateLimitSnapshot::default()).kind
+        error_from_response(
+            &provider(),
+            status,
+            body.as_bytes(),
+            RateLimitSnapshot::default(),
+            now(),
+        )
+        .kind
     }
 
     fn body(error_type: &str, message: &str) -> String {
@@ -267,14 +297,14 @@ mod tests {
                 400,
                 "invalid_request_error",
                 "max_tokens: 21333 > 4096, which is the maximum allowed number of output tokens for claude-3-haiku",
-                ErrorKind::BadRequest,
+                ErrorKind::ContextTooLong,
             ),
             (500, "api_error", "Internal server error", ErrorKind::ServerError),
             (
                 413,
                 "request_too_large",
                 "Request exceeds the maximum allowed number of bytes.",
-                ErrorKind::BadRequest,
+                ErrorKind::RequestTooLarge,
             ),
         ];
         for (status, error_type, message, kind) in cases {
@@ -302,6 +332,7 @@ mod tests {
             400,
             body("invalid_request_error", "You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC.").as_bytes(),
             RateLimitSnapshot::default(),
+            now(),
         );
         assert_eq!(
             error.resets_at.map(|at| at.to_rfc3339()).as_deref(),
@@ -317,6 +348,7 @@ mod tests {
             )
             .as_bytes(),
             RateLimitSnapshot::default(),
+            now(),
         );
         assert_eq!(no_credit.resets_at, None);
     }
@@ -374,6 +406,7 @@ mod tests {
             429,
             body("rate_limit_error", "Rate limited").as_bytes(),
             snapshot,
+            now(),
         );
         assert_eq!(Classify::retry_after(&error), Some(Duration::from_secs(9)));
         assert_eq!(error.status, Some(429));

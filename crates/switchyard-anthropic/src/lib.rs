@@ -20,7 +20,7 @@ mod error;
 pub mod wire;
 
 pub use client::{Anthropic, AnthropicConfig};
-pub use decode::{StreamDecoder, decode_response, finish_reason};
+pub use decode::{MAX_BLOCKS, StreamDecoder, decode_response, finish_reason};
 pub use encode::{DEFAULT_MAX_TOKENS, Encoded, JSON_OBJECT_TOOL, encode_request};
 pub use error::{
     AnthropicError, classify, error_from_response, rate_limits_from_headers, regain_access_at,

@@ -285,10 +285,18 @@ impl ProviderError {
         self
     }
 
-    /// Records the provider's requested delay.
+    /// Records the provider's requested delay, no longer than [`MAX_HINT`](crate::MAX_HINT).
     #[must_use]
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
-        self.retry_after = retry_after;
+        self.retry_after = retry_after.map(crate::clamp_hint);
+        self
+    }
+
+    /// Records when the spent quota comes back, no later than [`MAX_HINT`](crate::MAX_HINT)
+    /// after `now`.
+    #[must_use]
+    pub fn with_resets_at(mut self, resets_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        self.resets_at = resets_at.map(|at| crate::ratelimit::clamp_reset(at, now));
         self
     }
 }
@@ -323,8 +331,10 @@ impl Classify for ProviderError {
         self.kind.next_step()
     }
 
+    /// The delay asked for, no longer than [`MAX_HINT`](crate::MAX_HINT): the fields are
+    /// public, so a delay set without [`ProviderError::with_retry_after`] is clamped here.
     fn retry_after(&self) -> Option<Duration> {
-        self.retry_after.or(self.rate_limits.retry_after)
+        self.retry_after.or(self.rate_limits.retry_after).map(crate::clamp_hint)
     }
 }
 

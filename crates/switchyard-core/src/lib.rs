@@ -2,11 +2,14 @@
 //! the ids of providers, keys, models and candidates, the [`Credential`] that carries a secret,
 //! the [`RateLimitSnapshot`] read from response headers, the one [`ProviderError`]
 //! classification that decides the cascade, and the two boundary traits every other crate
-//! builds on: [`Provider`] and [`Clock`].
+//! builds on: [`Provider`] and [`Clock`]. Everything an upstream sends is read through
+//! [`bounded`] (bodies, lines and events under a size limit) and [`ratelimit`] (every delay
+//! and reset clamped to [`MAX_HINT`]).
 //!
 //! This crate makes no network call, keeps no state and never reads the system time outside
 //! [`SystemClock`]. It never prints a secret: [`Credential`] shows an id and a fingerprint only.
 
+pub mod bounded;
 mod chat;
 mod clock;
 mod credential;
@@ -17,6 +20,9 @@ pub mod ratelimit;
 pub mod spend;
 mod stream;
 
+pub use bounded::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES, MAX_ERROR_BODY_BYTES, Oversized, ReadError,
+};
 pub use chat::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role,
     Tool, ToolCall, ToolChoice, Usage,

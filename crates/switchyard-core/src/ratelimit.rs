@@ -23,6 +23,32 @@ pub fn clamp_hint(hint: Duration) -> Duration {
     hint.min(MAX_HINT)
 }
 
+/// A reset instant read from outside, no later than [`MAX_HINT`] after `now` (an RFC 3339
+/// reset in year 262143 becomes a reset in 31 days). A time in the past is kept as it is.
+pub fn clamp_reset(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    at.min(saturating_add(now, MAX_HINT))
+}
+
+/// `at + after`, or the end of chrono's range when that would overflow it.
+pub fn saturating_add(at: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(after)
+        .ok()
+        .and_then(|after| at.checked_add_signed(after))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Parses a count from a header or body (`x-ratelimit-remaining-tokens: 17997`): decimal
+/// digits only, read as an integer (never through a float, which loses precision past
+/// 2^53). A count past `u64::MAX` saturates to it; anything else is `None`.
+pub fn parse_count(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// What a reading counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,13 +75,12 @@ pub enum Reset {
 }
 
 impl Reset {
-    /// The reset as an instant, given when the response was received.
+    /// The reset as an instant, given when the response was received: never more than
+    /// [`MAX_HINT`] after `received`, whatever the upstream said, and never a panic.
     pub fn at(&self, received: DateTime<Utc>) -> DateTime<Utc> {
         match *self {
-            Self::After(after) => {
-                received + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
-            }
-            Self::At(at) => at,
+            Self::After(after) => saturating_add(received, clamp_hint(after)),
+            Self::At(at) => clamp_reset(at, received),
         }
     }
 }
@@ -103,7 +128,9 @@ impl RateLimitSnapshot {
 }
 
 /// Parses a Go-style duration as OpenAI and Groq write them: `12ms`, `1s`, `6m0s`,
-/// `1h2m3.5s`, `2m59.56s`, `250us`, `1µs`, `5ns`. A bare number is read as seconds.
+/// `1h2m3.5s`, `2m59.56s`, `250us`, `1µs`, `5ns`. A bare number is read as seconds. Every
+/// parser here clamps what it reads to [`MAX_HINT`] (`1e15s` is 31 days) and reads negative
+/// or not-a-number values as nothing.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text.is_empty() {
@@ -115,8 +142,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let number_len =
-            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number_len = number_len(rest);
         if number_len == 0 {
             return None;
         }
@@ -160,7 +186,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
         return seconds_to_duration(seconds);
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    Some(clamp_hint((at - now).to_std().unwrap_or(Duration::ZERO)))
 }
 
 /// Parses a `retry-after-ms` header: milliseconds, possibly fractional.
@@ -188,12 +214,32 @@ pub fn parse_rfc3339(value: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value.trim()).ok().map(|at| at.with_timezone(&Utc))
 }
 
-fn seconds_to_duration(seconds: f64) -> Option<Duration> {
-    if seconds.is_finite() && seconds >= 0.0 {
-        Duration::try_from_secs_f64(seconds).ok()
-    } else {
-        None
+/// The length of the decimal number `text` starts with: digits and points, then an optional
+/// exponent (`1e15`, `2.5E+3`). No Go unit starts with `e`, so an exponent is unambiguous.
+fn number_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mantissa = bytes.iter().take_while(|byte| byte.is_ascii_digit() || **byte == b'.').count();
+    if mantissa == 0 || !matches!(bytes.get(mantissa), Some(b'e' | b'E')) {
+        return mantissa;
     }
+    let mut at = mantissa + 1;
+    if matches!(bytes.get(at), Some(b'+' | b'-')) {
+        at += 1;
+    }
+    let exponent = bytes[at.min(bytes.len())..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if exponent == 0 { mantissa } else { at + exponent }
+}
+
+/// Seconds from outside as a delay: negative and NaN are nothing, anything past
+/// [`MAX_HINT`] (infinity included) is [`MAX_HINT`].
+fn seconds_to_duration(seconds: f64) -> Option<Duration> {
+    if seconds.is_nan() || seconds < 0.0 {
+        return None;
+    }
+    if seconds >= MAX_HINT.as_secs_f64() {
+        return Some(MAX_HINT);
+    }
+    Duration::try_from_secs_f64(seconds).ok().map(clamp_hint)
 }
 
 #[cfg(test)]
@@ -258,6 +304,55 @@ mod tests {
         assert_eq!(reset.at(received).to_rfc3339(), "2026-11-23T10:01:30+00:00");
     }
 
+    #[test]
+    fn hostile_delays_are_clamped_to_max_hint() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc();
+        for value in ["1e14", "1e308", "1e999", "inf", "99999999999999999999"] {
+            assert_eq!(parse_retry_after(value, now), Some(MAX_HINT), "retry-after: {value}");
+        }
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_HINT));
+        assert_eq!(parse_retry_after_ms("99999999999999999999"), Some(MAX_HINT));
+        for value in ["1e15s", "1e15", "99999999999999999999h", "1E+20ms", "2562047788015215h30m"] {
+            assert_eq!(parse_go_duration(value), Some(MAX_HINT), "reset: {value}");
+        }
+        assert_eq!(parse_proto_duration("1e15s"), Some(MAX_HINT));
+        assert_eq!(parse_try_again_in("Please try again in 1e15s."), Some(MAX_HINT));
+        for value in ["-1", "NaN", "-inf", "-1e15"] {
+            assert_eq!(parse_retry_after(value, now), None, "retry-after: {value}");
+            assert_eq!(parse_retry_after_ms(value), None, "retry-after-ms: {value}");
+            assert_eq!(parse_go_duration(value), None, "reset: {value}");
+        }
+    }
+
+    #[test]
+    fn resets_never_overflow_and_stay_within_max_hint() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc();
+        let cap = now + chrono::Duration::days(31);
+        assert_eq!(Reset::After(Duration::MAX).at(now), cap);
+        assert_eq!(
+            Reset::After(Duration::from_secs(u64::MAX)).at(DateTime::<Utc>::MAX_UTC),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(Reset::At(DateTime::<Utc>::MAX_UTC).at(now), cap);
+        let far = parse_rfc3339("+262143-12-31T23:59:59Z").map(Reset::At);
+        assert!(far.is_none_or(|reset| reset.at(now) == cap));
+        assert_eq!(clamp_reset(DateTime::<Utc>::MAX_UTC, now), cap);
+        let past = now - chrono::Duration::hours(1);
+        assert_eq!(clamp_reset(past, now), past);
+        assert_eq!(saturating_add(DateTime::<Utc>::MAX_UTC, MAX_HINT), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn counts_are_exact_integers_that_saturate() {
+        assert_eq!(parse_count(" 14370 "), Some(14_370));
+        assert_eq!(parse_count("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_count("9007199254740993"), Some(9_007_199_254_740_993));
+        assert_eq!(parse_count("99999999999999999999999"), Some(u64::MAX));
+        for value in ["1e14", "-1", "", "12.5", "NaN", "0x10"] {
+            assert_eq!(parse_count(value), None, "{value}");
+        }
+    }
+
     proptest! {
         #[test]
         fn go_duration_of_hms_parts(h in 0u64..48, m in 0u64..60, s in 0u64..60, millis in 0u64..1000) {
@@ -279,6 +374,28 @@ mod tests {
             prop_assert_eq!(parse_go_duration(&text), None);
             prop_assert_eq!(parse_proto_duration(&text), None);
             prop_assert_eq!(parse_try_again_in(&text), None);
+        }
+    }
+
+    proptest! {
+        // Cheap (microseconds a case), so many: part of issue 16's property-test budget.
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn any_text_parses_to_nothing_or_at_most_max_hint(text in "\\PC{0,40}", secs in any::<f64>()) {
+            let now = DateTime::<Utc>::UNIX_EPOCH;
+            for parsed in [
+                parse_go_duration(&text),
+                parse_proto_duration(&text),
+                parse_retry_after(&text, now),
+                parse_retry_after_ms(&text),
+                parse_try_again_in(&text),
+                parse_retry_after(&secs.to_string(), now),
+                parse_go_duration(&format!("{secs}s")),
+            ] {
+                prop_assert!(parsed.is_none_or(|delay| delay <= MAX_HINT));
+            }
+            prop_assert!(parse_rfc3339(&text).is_none_or(|at| Reset::At(at).at(now) <= now + chrono::Duration::days(31)));
         }
     }
 }

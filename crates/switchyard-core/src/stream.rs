@@ -53,7 +53,7 @@ pub struct ChatChunk {
 #[derive(Clone, Debug, Default)]
 pub struct StreamAccumulator {
     response: ChatResponse,
-    tool_calls: Vec<ToolCall>,
+    tool_calls: Vec<(u32, ToolCall)>,
     n_chunks: usize,
 }
 
@@ -77,15 +77,21 @@ impl StreamAccumulator {
         }
         self.response.text.push_str(&chunk.text);
         for delta in &chunk.tool_calls {
-            let index = delta.index as usize;
-            if self.tool_calls.len() <= index {
-                self.tool_calls.resize_with(index + 1, || ToolCall {
-                    id: String::new(),
-                    name: String::new(),
-                    arguments: String::new(),
-                });
-            }
-            let call = &mut self.tool_calls[index];
+            // Calls are kept by the index the upstream gave, not at that position: an index
+            // of 4 billion from a hostile upstream must not allocate 4 billion calls.
+            let at = match self.tool_calls.iter().position(|(index, _)| *index == delta.index) {
+                Some(at) => at,
+                None => {
+                    let call = ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    };
+                    self.tool_calls.push((delta.index, call));
+                    self.tool_calls.len() - 1
+                }
+            };
+            let call = &mut self.tool_calls[at].1;
             if let Some(id) = &delta.id {
                 call.id.clone_from(id);
             }
@@ -114,7 +120,8 @@ impl StreamAccumulator {
 
     /// The answer so far.
     pub fn finish(mut self) -> ChatResponse {
-        self.response.tool_calls = self.tool_calls;
+        self.tool_calls.sort_by_key(|(index, _)| *index);
+        self.response.tool_calls = self.tool_calls.into_iter().map(|(_, call)| call).collect();
         self.response
     }
 }
@@ -172,5 +179,23 @@ mod tests {
         );
         assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
         assert_eq!(response.usage, Usage::new(3, 2));
+    }
+
+    #[test]
+    fn a_huge_tool_call_index_allocates_one_call() {
+        let mut accumulator = StreamAccumulator::new();
+        for index in [u32::MAX, 0] {
+            accumulator.push(&ChatChunk {
+                tool_calls: vec![ToolCallDelta {
+                    index,
+                    name: Some(format!("f{index}")),
+                    ..ToolCallDelta::default()
+                }],
+                ..ChatChunk::default()
+            });
+        }
+        let names: Vec<String> =
+            accumulator.finish().tool_calls.into_iter().map(|call| call.name).collect();
+        assert_eq!(names, ["f0", format!("f{}", u32::MAX).as_str()]);
     }
 }

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo, Protocol,
-    Provider, ProviderError, ProviderId,
+    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
+    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
+    ProviderId, ReadError,
 };
 
 use crate::GeminiError;
@@ -37,6 +38,11 @@ pub struct GeminiConfig {
     pub timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// The largest plain body read (an answer, a model page); a longer one is a
+    /// `MalformedResponse` and the router moves on.
+    pub max_body_bytes: usize,
+    /// The longest line, and the largest event, of a stream.
+    pub max_line_bytes: usize,
 }
 
 impl GeminiConfig {
@@ -44,7 +50,8 @@ impl GeminiConfig {
     pub const DEFAULT_BASE_URL: &'static str = "https://generativelanguage.googleapis.com";
 
     /// The public API under the name `id`: `v1beta`, a 10-minute call timeout (thinking models
-    /// take minutes on long answers), 10 s to connect.
+    /// take minutes on long answers), 10 s to connect, 8 MiB bodies and 1 MiB stream lines
+    /// ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
     pub fn new(id: impl Into<ProviderId>) -> Self {
         Self {
             id: id.into(),
@@ -52,6 +59,8 @@ impl GeminiConfig {
             api_version: "v1beta".into(),
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -133,7 +142,10 @@ impl Gemini {
         let status = response.status().as_u16();
         let now = self.clock.utc();
         let rate_limits = rate_limits_from_headers(response.headers(), now);
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
+        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
+            .await
+            .map_err(|error| attempt.transport(&error))?;
         Err(attempt.label(error_from_response(&self.config.id, status, &body, rate_limits, now)))
     }
 
@@ -184,7 +196,9 @@ impl Provider for Gemini {
             .body(body.to_string());
         let response = self.send(&attempt, request).await?;
         let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
+            .await
+            .map_err(|error| attempt.read_failure(error))?;
         let response = decode_response(&body).map_err(|error| attempt.error(error))?;
         Ok(ChatReply { response, rate_limits, upstream_request_id: None })
     }
@@ -201,7 +215,8 @@ impl Provider for Gemini {
             .body(body.to_string());
         let response = self.send(&attempt, request).await?;
         let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let events = response.bytes_stream().eventsource().boxed();
+        let events =
+            sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes).boxed();
         Ok(ChatStream {
             rate_limits,
             upstream_request_id: None,
@@ -230,7 +245,9 @@ impl Provider for Gemini {
                 .query(&query)
                 .timeout(self.config.timeout);
             let response = self.send(&attempt, request).await?;
-            let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+            let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
+                .await
+                .map_err(|error| attempt.read_failure(error))?;
             let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
                 attempt.error(GeminiError::Malformed { what: "model list", source })
             })?;
@@ -255,7 +272,7 @@ impl Provider for Gemini {
     }
 }
 
-type Events = BoxStream<'static, Result<Event, EventStreamError<reqwest::Error>>>;
+type Events = BoxStream<'static, Result<SseEvent, ReadError<reqwest::Error>>>;
 
 /// Feeds SSE payloads through the decoder until the first error or the end of the body (a
 /// cut, unless a finish reason came).
@@ -269,14 +286,7 @@ fn chunks(
         let (mut events, mut decoder, attempt) = state?;
         let item = match events.next().await {
             Some(Ok(event)) => decoder.push(&event.data).map_err(|error| attempt.error(error)),
-            Some(Err(EventStreamError::Transport(error))) => Err(attempt.transport(&error)),
-            Some(Err(error @ (EventStreamError::Utf8(_) | EventStreamError::Parser(_)))) => {
-                Err(attempt.label(ProviderError::new(
-                    ErrorKind::MalformedResponse,
-                    attempt.provider.clone(),
-                    format!("unreadable gemini event stream: {error}"),
-                )))
-            }
+            Some(Err(error)) => Err(attempt.read_failure(error)),
             None => match decoder.finish() {
                 Ok(()) => return None,
                 Err(error) => Err(attempt.error(error)),
@@ -309,5 +319,12 @@ impl Attempt {
 
     fn transport(&self, error: &reqwest::Error) -> ProviderError {
         self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
+    }
+
+    /// A bounded read that failed: the transport, or an answer over its limit.
+    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
+        self.label(error.into_provider_error(&self.provider, |error| {
+            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
+        }))
     }
 }

@@ -185,7 +185,7 @@ impl StreamDecoder {
                             name: Some(call.name),
                             arguments: call.arguments,
                         });
-                        self.n_tool_calls += 1;
+                        self.n_tool_calls = self.n_tool_calls.saturating_add(1);
                     }
                     Piece::Nothing => {}
                 }

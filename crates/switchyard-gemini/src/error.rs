@@ -120,6 +120,9 @@ pub fn classify(http_status: u16, status: &Status) -> ErrorKind {
         "FAILED_PRECONDITION" => ErrorKind::PermissionDenied,
         "INVALID_ARGUMENT" | "OUT_OF_RANGE" => invalid_argument(&status.message),
         "UNAVAILABLE" => ErrorKind::Overloaded,
+        // Gemini's error table lists "input context too long" under 500 INTERNAL: a prompt
+        // over the model's window, which another model may take; retrying here never helps.
+        "INTERNAL" if is_context_too_long(&status.message) => ErrorKind::ContextTooLong,
         "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => ErrorKind::ServerError,
         "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
         "CANCELLED" => ErrorKind::Network,
@@ -136,19 +139,25 @@ fn resource_exhausted(status: &Status) -> ErrorKind {
     }
 }
 
+/// Whether a message says the prompt is over the model's context window: "input context too
+/// long" (Gemini's error table), "The input token count (1234567) exceeds the maximum number
+/// of tokens allowed (1048576).".
+fn is_context_too_long(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("exceeds the maximum number of tokens")
+        || lower.contains("context too long")
+        || lower.contains("context is too long")
+}
+
 fn invalid_argument(message: &str) -> ErrorKind {
-    // "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576)."
-    if message.contains("exceeds the maximum number of tokens") {
-        ErrorKind::ContextTooLong
-    } else {
-        ErrorKind::BadRequest
-    }
+    if is_context_too_long(message) { ErrorKind::ContextTooLong } else { ErrorKind::BadRequest }
 }
 
 fn classify_http(http_status: u16, status: &Status) -> ErrorKind {
     match http_status {
         429 => resource_exhausted(status),
         400 | 422 => invalid_argument(&status.message),
+        500 if is_context_too_long(&status.message) => ErrorKind::ContextTooLong,
         401 => ErrorKind::InvalidKey,
         403 => ErrorKind::PermissionDenied,
         404 => ErrorKind::ModelNotFound,
@@ -213,7 +222,11 @@ pub fn error_from_response(
     let mut error = ProviderError::new(kind, provider.clone(), status.message)
         .with_status(http_status)
         .with_retry_after(retry_after);
-    if kind == (ErrorKind::RateLimited { scope: LimitScope::Day }) {
+    // A per-day quota, spent or absent from this tier, comes back when Gemini's days turn:
+    // midnight Pacific.
+    if let ErrorKind::RateLimited { scope: LimitScope::Day }
+    | ErrorKind::QuotaExhausted { scope: LimitScope::Day } = kind
+    {
         error.resets_at = Some(next_pacific_midnight(now));
     }
     error.rate_limits = rate_limits;
@@ -315,7 +328,11 @@ mod tests {
             ),
         );
         assert_eq!(error.kind, ErrorKind::QuotaExhausted { scope: LimitScope::Day });
-        assert_eq!(error.resets_at, None);
+        assert_eq!(
+            error.resets_at.map(|at| at.to_rfc3339()).as_deref(),
+            Some("2026-01-16T08:00:00+00:00"),
+            "exhausted until the next midnight Pacific"
+        );
         assert!(!is_zero_limit("limit: 05"));
         assert!(!is_zero_limit("limit: 0.5"));
         assert!(is_zero_limit("limit: 0"));

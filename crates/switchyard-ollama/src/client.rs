@@ -13,10 +13,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use switchyard_core::bounded::{Lines, lines, read_body, read_body_truncated};
 use switchyard_core::ratelimit::parse_retry_after;
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, ModelId, ModelInfo, Protocol, Provider,
-    ProviderError, ProviderId, RateLimitSnapshot,
+    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
+    MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    RateLimitSnapshot, ReadError,
 };
 
 use crate::OllamaError;
@@ -37,6 +39,11 @@ pub struct OllamaConfig {
     pub timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// The largest plain body read (an answer, the model list); a longer one is a
+    /// `MalformedResponse` and the router moves on.
+    pub max_body_bytes: usize,
+    /// The longest NDJSON line of a stream.
+    pub max_line_bytes: usize,
 }
 
 impl OllamaConfig {
@@ -44,13 +51,16 @@ impl OllamaConfig {
     pub const DEFAULT_BASE_URL: &'static str = "http://localhost:11434";
 
     /// A local server under the name `id`: a 10-minute call timeout, 5 s to connect (a local
-    /// server that takes longer is not there).
+    /// server that takes longer is not there), 8 MiB bodies and 1 MiB stream lines
+    /// ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
     pub fn new(id: impl Into<ProviderId>) -> Self {
         Self {
             id: id.into(),
             base_url: Self::DEFAULT_BASE_URL.into(),
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(5),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -137,7 +147,10 @@ impl Ollama {
         }
         let status = response.status().as_u16();
         let rate_limits = self.rate_limits(response.headers());
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
+        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
+            .await
+            .map_err(|error| attempt.transport(&error))?;
         Err(attempt.label(error_from_response(&self.config.id, status, &body, rate_limits)))
     }
 
@@ -173,7 +186,9 @@ impl Provider for Ollama {
             .body(body.to_string());
         let response = self.send(&attempt, request).await?;
         let rate_limits = self.rate_limits(response.headers());
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
+            .await
+            .map_err(|error| attempt.read_failure(error))?;
         let response = decode_response(&body).map_err(|error| attempt.error(error))?;
         Ok(ChatReply { response, rate_limits, upstream_request_id: None })
     }
@@ -190,7 +205,7 @@ impl Provider for Ollama {
         Ok(ChatStream {
             rate_limits,
             upstream_request_id: None,
-            chunks: chunks(Lines { body, buffer: Vec::new(), ended: false }, attempt),
+            chunks: chunks(lines(body, self.config.max_line_bytes), attempt),
         })
     }
 
@@ -203,7 +218,9 @@ impl Provider for Ollama {
         let request =
             self.http.get(self.url("/api/tags")).headers(headers).timeout(self.config.timeout);
         let response = self.send(&attempt, request).await?;
-        let body = response.bytes().await.map_err(|error| attempt.transport(&error))?;
+        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
+            .await
+            .map_err(|error| attempt.read_failure(error))?;
         let tags: Tags = serde_json::from_slice(&body).map_err(|source| {
             attempt.error(OllamaError::Malformed { what: "model list", source })
         })?;
@@ -219,38 +236,12 @@ impl Provider for Ollama {
     }
 }
 
-/// A body cut into lines as it arrives.
-struct Lines {
-    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-    buffer: Vec<u8>,
-    ended: bool,
-}
-
-impl Lines {
-    /// The next line without its newline; at the end of the body, what is left (a last line
-    /// without a newline); `None` when nothing is left.
-    async fn next(&mut self) -> Option<Result<Vec<u8>, reqwest::Error>> {
-        loop {
-            if let Some(newline) = self.buffer.iter().position(|&byte| byte == b'\n') {
-                let mut line: Vec<u8> = self.buffer.drain(..=newline).collect();
-                line.pop();
-                return Some(Ok(line));
-            }
-            if self.ended {
-                return (!self.buffer.is_empty()).then(|| Ok(std::mem::take(&mut self.buffer)));
-            }
-            match self.body.next().await {
-                Some(Ok(bytes)) => self.buffer.extend_from_slice(&bytes),
-                Some(Err(error)) => return Some(Err(error)),
-                None => self.ended = true,
-            }
-        }
-    }
-}
+/// The body cut into NDJSON lines as it arrives, each at most the configured length.
+type BodyLines = Lines<BoxStream<'static, Result<Bytes, reqwest::Error>>>;
 
 /// Feeds NDJSON lines through the decoder until the done line, the first error, or the end of
 /// the body (a cut, unless the done line came).
-fn chunks(lines: Lines, attempt: Attempt) -> switchyard_core::ChunkStream {
+fn chunks(lines: BodyLines, attempt: Attempt) -> switchyard_core::ChunkStream {
     let state = Some((lines, StreamDecoder::new(), attempt));
     Box::pin(futures_util::stream::unfold(state, |state| async move {
         let (mut lines, mut decoder, attempt) = state?;
@@ -264,7 +255,7 @@ fn chunks(lines: Lines, attempt: Attempt) -> switchyard_core::ChunkStream {
                     Ok(None) => continue,
                     Err(error) => Err(attempt.error(error)),
                 },
-                Some(Err(error)) => Err(attempt.transport(&error)),
+                Some(Err(error)) => Err(attempt.read_failure(error)),
                 None => match decoder.finish() {
                     Ok(()) => return None,
                     Err(error) => Err(attempt.error(error)),
@@ -298,5 +289,12 @@ impl Attempt {
 
     fn transport(&self, error: &reqwest::Error) -> ProviderError {
         self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
+    }
+
+    /// A bounded read that failed: the transport, or an answer over its limit.
+    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
+        self.label(error.into_provider_error(&self.provider, |error| {
+            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
+        }))
     }
 }

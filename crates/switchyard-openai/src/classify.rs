@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use switchyard_core::ratelimit::{
-    parse_go_duration, parse_retry_after, parse_retry_after_ms, parse_try_again_in,
+    parse_count, parse_go_duration, parse_retry_after, parse_retry_after_ms, parse_try_again_in,
 };
 use switchyard_core::{ErrorKind, LimitReading, LimitScope, LimitUnit, RateLimitSnapshot, Reset};
 
@@ -28,6 +28,12 @@ pub struct WireError {
     /// Rate-limit headers quoted inside the body (OpenRouter's `error.metadata.headers`:
     /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` in epoch milliseconds).
     pub quoted_headers: Vec<(String, String)>,
+    /// Whether OpenRouter names its in-flight budget as the limit hit
+    /// (`error.metadata.limit_source: "openrouter_in_flight_budget"`): a 402 that passes.
+    pub in_flight_budget: bool,
+    /// Whether the metadata carries a moderation verdict (OpenRouter's `reasons` or
+    /// `flagged_input` on a 403).
+    pub moderated: bool,
 }
 
 impl WireError {
@@ -40,8 +46,8 @@ impl WireError {
                 .find(|(header, _)| header.eq_ignore_ascii_case(name))
                 .map(|(_, value)| value.trim())
         };
-        let limit = quoted("x-ratelimit-limit").and_then(|value| value.parse().ok());
-        let remaining = quoted("x-ratelimit-remaining").and_then(|value| value.parse().ok());
+        let limit = quoted("x-ratelimit-limit").and_then(parse_count);
+        let remaining = quoted("x-ratelimit-remaining").and_then(parse_count);
         let resets_at = quoted("x-ratelimit-reset")
             .and_then(|value| value.parse::<i64>().ok())
             .and_then(DateTime::<Utc>::from_timestamp_millis);
@@ -117,7 +123,15 @@ pub(crate) fn parse_error_value(value: &Value) -> WireError {
                 .collect()
         })
         .unwrap_or_default();
-    WireError { status, message, kind, code, quoted_headers }
+    let metadata = object.get("metadata");
+    let in_flight_budget = metadata
+        .and_then(|metadata| metadata.get("limit_source"))
+        .and_then(Value::as_str)
+        .is_some_and(|source| source == "openrouter_in_flight_budget");
+    let moderated = metadata.is_some_and(|metadata| {
+        ["reasons", "flagged_input"].iter().any(|field| metadata.get(*field).is_some())
+    });
+    WireError { status, message, kind, code, quoted_headers, in_flight_budget, moderated }
 }
 
 /// The window a rate-limit message names: `(RPM)`/`(TPM)` per minute, `(RPD)`/`(TPD)` per
@@ -156,7 +170,7 @@ pub fn classify(status: u16, error: Option<&WireError>) -> ErrorKind {
     if code == "invalid_api_key" || status == 401 {
         return ErrorKind::InvalidKey;
     }
-    if message.contains("flagged") || message.contains("moderation") {
+    if error.moderated || message.contains("flagged") || message.contains("moderation") {
         return ErrorKind::ContentFiltered;
     }
     if status == 403 {
@@ -198,6 +212,39 @@ pub fn classify(status: u16, error: Option<&WireError>) -> ErrorKind {
     })
 }
 
+/// [`classify`], with what one provider means differently: Groq's 422 (a model's malformed
+/// output, "may retry") is a server error, not a bad request; OpenRouter's 402 with a
+/// `Retry-After` (or its in-flight budget as the limit source) is a wait, not an empty
+/// account. `snapshot` holds the response's rate-limit headers.
+pub fn classify_preset(
+    preset: Preset,
+    status: u16,
+    error: Option<&WireError>,
+    snapshot: &RateLimitSnapshot,
+) -> ErrorKind {
+    let reported = if (200..300).contains(&status) {
+        error.and_then(|error| error.status).unwrap_or(status)
+    } else {
+        status
+    };
+    match preset {
+        Preset::Groq if reported == 422 => ErrorKind::ServerError,
+        Preset::OpenRouter if reported == 402 => {
+            let in_flight = error.is_some_and(|error| error.in_flight_budget);
+            if in_flight || snapshot.retry_after.is_some() {
+                ErrorKind::RateLimited { scope: LimitScope::Minute }
+            } else {
+                ErrorKind::BillingStopped
+            }
+        }
+        Preset::OpenAi
+        | Preset::Groq
+        | Preset::Mistral
+        | Preset::OpenRouter
+        | Preset::Compatible => classify(status, error),
+    }
+}
+
 fn classify_status(status: u16) -> Option<ErrorKind> {
     match status {
         401 => Some(ErrorKind::InvalidKey),
@@ -228,7 +275,7 @@ pub fn retry_delay(
 /// `retry-after-ms` before `retry-after`.
 pub fn rate_limits(preset: Preset, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let number = |name: &str| text(name).and_then(|value| value.trim().parse::<u64>().ok());
+    let number = |name: &str| text(name).and_then(parse_count);
     let mut snapshot = RateLimitSnapshot::default();
     let (requests_scope, tokens_scope) = preset.header_scopes();
     for (unit, suffix, scope) in [

@@ -5,15 +5,17 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures_util::{Stream, StreamExt as _};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
+use switchyard_core::ratelimit::{clamp_reset, saturating_add};
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Credential, ErrorKind, LimitScope, ModelId, ModelInfo,
-    Protocol, Provider, ProviderError, ProviderId, RateLimitSnapshot,
+    Call, ChatChunk, ChatReply, ChatStream, Credential, ErrorKind, LimitScope,
+    MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    RateLimitSnapshot, ReadError, Reset, clamp_hint,
 };
 
-use crate::classify::{WireError, classify, parse_error_body, rate_limits, retry_delay};
+use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
 use crate::decode::{DecodeError, decode_chunk, decode_models, decode_response};
 use crate::{OpenAiConfig, OpenAiError, Preset, encode_request};
 
@@ -38,6 +40,7 @@ impl std::fmt::Debug for OpenAiProvider {
 /// What every error of one attempt names.
 #[derive(Clone)]
 struct Context {
+    preset: Preset,
     provider: ProviderId,
     credential: Option<Credential>,
     model: Option<ModelId>,
@@ -70,6 +73,14 @@ impl Context {
         transport
     }
 
+    /// A bounded read that failed: the transport, or an answer over its limit.
+    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
+        let mut error = error.into_provider_error(&self.provider, |error| self.transport(&error));
+        error.key = self.credential.as_ref().map(|credential| credential.id().clone());
+        error.model.clone_from(&self.model);
+        error
+    }
+
     /// An error report (a non-2xx body, an error in a 200 body or stream) classified.
     fn reported(
         &self,
@@ -79,7 +90,7 @@ impl Context {
         snapshot: RateLimitSnapshot,
         request_id: Option<String>,
     ) -> ProviderError {
-        let kind = classify(status, wire);
+        let kind = classify_preset(self.preset, status, wire, &snapshot);
         let message = match wire {
             Some(wire) if !wire.message.is_empty() => wire.message.clone(),
             _ => snippet(body),
@@ -87,21 +98,23 @@ impl Context {
         let mut error = self.error(kind, &message);
         error.status = (status != 200).then_some(status).or(wire.and_then(|wire| wire.status));
         let mut snapshot = snapshot;
-        if let Some((reading, resets_at)) = wire.and_then(WireError::quoted_limit) {
-            // OpenRouter quotes its counter in the body, with the reset as an instant.
+        let now = self.clock.utc();
+        if let Some((mut reading, resets_at)) = wire.and_then(WireError::quoted_limit) {
+            // OpenRouter quotes its counter in the body, with the reset as an instant, which is
+            // held to at most MAX_HINT from now like every reset from outside.
+            let resets_at = resets_at.map(|at| clamp_reset(at, now));
+            reading.reset = resets_at.map(Reset::At);
             snapshot.readings.push(reading);
             error.resets_at = resets_at;
             if snapshot.retry_after.is_none() {
-                snapshot.retry_after =
-                    resets_at.and_then(|at| (at - self.clock.utc()).to_std().ok());
+                snapshot.retry_after = resets_at.and_then(|at| (at - now).to_std().ok());
             }
         }
-        error.retry_after = retry_delay(&snapshot, wire);
+        error.retry_after = retry_delay(&snapshot, wire).map(clamp_hint);
         if let (None, Some(retry_after), ErrorKind::RateLimited { scope: LimitScope::Day }) =
             (error.resets_at, error.retry_after, kind)
         {
-            error.resets_at =
-                chrono::Duration::from_std(retry_after).ok().map(|after| self.clock.utc() + after);
+            error.resets_at = Some(saturating_add(now, retry_after));
         }
         error.rate_limits = snapshot;
         error.upstream_request_id = request_id;
@@ -166,6 +179,7 @@ impl OpenAiProvider {
 
     fn context(&self, credential: Option<&Credential>, model: Option<&ModelId>) -> Context {
         Context {
+            preset: self.config.preset,
             provider: self.config.id.clone(),
             credential: credential.cloned(),
             model: model.cloned(),
@@ -210,8 +224,11 @@ impl OpenAiProvider {
         if status.is_success() {
             return Ok((response, snapshot, upstream_request_id));
         }
-        // An error body cut short still has its status: classify by that alone.
-        let body = response.bytes().await.unwrap_or_default();
+        // An error body cut short still has its status: classify by that alone. Only its
+        // first MAX_ERROR_BODY_BYTES are read; error reports are short.
+        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
+            .await
+            .unwrap_or_default();
         let wire = parse_error_body(&body);
         Err(context.reported(status.as_u16(), wire.as_ref(), &body, snapshot, upstream_request_id))
     }
@@ -256,7 +273,9 @@ impl Provider for OpenAiProvider {
             .timeout(self.config.request_timeout)
             .json(&body);
         let (response, rate_limits, upstream_request_id) = self.send(request, &context).await?;
-        let bytes = response.bytes().await.map_err(|error| context.transport(&error))?;
+        let bytes = read_body(response.bytes_stream(), self.config.max_body_bytes)
+            .await
+            .map_err(|error| context.read_failure(error))?;
         match decode_response(&bytes) {
             Ok(response) => Ok(ChatReply { response, rate_limits, upstream_request_id }),
             Err(error) => {
@@ -280,7 +299,9 @@ impl Provider for OpenAiProvider {
             .is_some_and(|value| value.starts_with("application/json"));
         if is_json {
             // An error reported in a plain JSON 200 instead of a stream (OpenRouter).
-            let bytes = response.bytes().await.map_err(|error| context.transport(&error))?;
+            let bytes = read_body(response.bytes_stream(), self.config.max_body_bytes)
+                .await
+                .map_err(|error| context.read_failure(error))?;
             let error = match decode_response(&bytes) {
                 Err(error) => error,
                 Ok(_) => {
@@ -295,7 +316,8 @@ impl Provider for OpenAiProvider {
                 upstream_request_id,
             ));
         }
-        let events = response.bytes_stream().eventsource().boxed();
+        let events =
+            Box::pin(sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes));
         let chunks = sse_chunks(events, context);
         Ok(ChatStream { rate_limits, upstream_request_id, chunks: Box::pin(chunks) })
     }
@@ -309,19 +331,16 @@ impl Provider for OpenAiProvider {
             .request(reqwest::Method::GET, &self.models_url, credential)
             .timeout(self.config.request_timeout);
         let (response, rate_limits, upstream_request_id) = self.send(request, &context).await?;
-        let bytes = response.bytes().await.map_err(|error| context.transport(&error))?;
+        let bytes = read_body(response.bytes_stream(), self.config.max_body_bytes)
+            .await
+            .map_err(|error| context.read_failure(error))?;
         decode_models(&bytes).map_err(|error| {
             Self::decode_failure(&context, error, &bytes, rate_limits, upstream_request_id)
         })
     }
 }
 
-type Events = Pin<
-    Box<
-        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
-            + Send,
-    >,
->;
+type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, ReadError<reqwest::Error>>> + Send>>;
 
 struct SseState {
     events: Events,
@@ -355,12 +374,7 @@ fn sse_chunks(
                     );
                     return Some((Err(error), state));
                 }
-                Some(Err(EventStreamError::Transport(error))) => {
-                    Err(state.context.transport(&error))
-                }
-                Some(Err(error)) => Err(state
-                    .context
-                    .error(ErrorKind::MalformedResponse, &format!("unreadable stream: {error}"))),
+                Some(Err(error)) => Err(state.context.read_failure(error)),
                 Some(Ok(event)) => {
                     let data = event.data.trim();
                     if data.is_empty() {

@@ -21,7 +21,8 @@ mod error;
 mod preset;
 
 pub use classify::{
-    WireError, classify, parse_error_body, rate_limits, retry_delay, scope_in_message,
+    WireError, classify, classify_preset, parse_error_body, rate_limits, retry_delay,
+    scope_in_message,
 };
 pub use client::OpenAiProvider;
 pub use decode::{DecodeError, decode_chunk, decode_models, decode_response};

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_core::{Clock, LimitScope, ProviderId, SystemClock};
+use switchyard_core::{
+    Clock, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES, LimitScope, ProviderId, SystemClock,
+};
 
 /// A provider that speaks the OpenAI wire format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,6 +145,13 @@ pub struct OpenAiConfig {
     pub headers: Vec<(String, String)>,
     /// The clock used to date rate-limit resets and `retry-after` dates.
     pub clock: Arc<dyn Clock>,
+    /// The largest plain body read (an answer, a model listing); a longer one is a
+    /// `MalformedResponse` and the router moves on. Default
+    /// [`DEFAULT_MAX_BODY_BYTES`](switchyard_core::DEFAULT_MAX_BODY_BYTES), 8 MiB.
+    pub max_body_bytes: usize,
+    /// The longest line, and the largest event, of a stream. Default
+    /// [`DEFAULT_MAX_LINE_BYTES`](switchyard_core::DEFAULT_MAX_LINE_BYTES), 1 MiB.
+    pub max_line_bytes: usize,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -154,6 +163,8 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_line_bytes", &self.max_line_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +184,8 @@ impl OpenAiConfig {
             attribution: Attribution::default(),
             headers: Vec::new(),
             clock: Arc::new(SystemClock),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 

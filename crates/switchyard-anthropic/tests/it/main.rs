@@ -4,6 +4,8 @@
 mod agreement;
 mod conformance;
 mod errors;
+mod fuzz;
+mod hostile;
 mod support;
 mod tools;
 mod wire_body;

@@ -69,7 +69,9 @@ async fn limit_zero_means_this_key_has_no_quota_for_the_model() {
     let error =
         answer(&provider, &ChatRequest::from_user("hi"), false).await.expect_err("no quota");
     assert_eq!(error.kind, ErrorKind::QuotaExhausted { scope: LimitScope::Day });
-    assert_eq!(error.resets_at, None, "no reset brings a quota the tier does not have");
+    // Issue 16: a per-day quota, even one of zero, is tried again when Gemini's day turns
+    // (a tier may change in between); waiting less never helps. See: issue 16, item 8.
+    assert_eq!(error.resets_at, parse_rfc3339("2026-01-16T08:00:00Z"));
     assert!(error.message.contains("limit: 0"), "{error}");
     assert_eq!(mock.counts(KEY_ID).expect("key").rate_limited, 1);
 }

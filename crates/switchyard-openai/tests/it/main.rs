@@ -3,6 +3,8 @@
 
 mod conformance;
 mod errors;
+mod fuzz;
+mod hostile;
 mod presets;
 mod support;
 mod tools;
