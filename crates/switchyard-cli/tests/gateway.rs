@@ -160,7 +160,23 @@ fn a_bad_config_is_refused_with_file_line_and_field() {
 
     let config = "[[providers]]\nname = \"x\"\nkind = \"cohere\"\n\n[[routes]]\nname = \"r\"\ntargets = [\"x/m\"]\n";
     let failure = Gateway::start(config, &[]).expect_err("an unknown kind is refused");
-    assert!(failure.contains("switchyard.toml:3: kind: unknown kind \"cohere\""), "{failure}");
+    assert!(
+        failure.contains("switchyard.toml:3: kind: unknown kind; expected one of"),
+        "{failure}"
+    );
+    assert!(!failure.contains("cohere"), "the value is not quoted: {failure}");
+}
+
+/// Closed by default: a client token whose variable is unset stops the start, naming the
+/// file and line; it never opens the gateway.
+#[test]
+fn an_empty_client_token_stops_the_start() {
+    let config = "[server]\nclient_tokens = [\"${SWITCHYARD_CLIENT_TOKEN:-}\"]\n\n[[providers]]\nname = \"x\"\nkind = \"openai\"\nkeys = [\"sk-x\"]\nmodels = [\"m\"]\n\n[[routes]]\nname = \"r\"\ntargets = [\"x/m\"]\n";
+    let failure = Gateway::start(config, &[]).expect_err("an empty token is refused");
+    assert!(
+        failure.contains("switchyard.toml:2: client_tokens: a client token is empty or blank"),
+        "{failure}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
