@@ -194,6 +194,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         reloader: Some(Arc::clone(&reloader) as Arc<dyn Reloader>),
         alerts: built.alerts,
     };
+    let has_tokens = !built.gateway.client_tokens.is_empty() || !built.gateway.clients.is_empty();
     let gateway = Gateway::with_services(built.router, Arc::clone(&clock), built.gateway, services);
     let _ = reloader.gateway.set(gateway.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -201,6 +202,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the listening address")?;
     println!("switchyard: listening on http://{addr}");
+    if !has_tokens && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "no client token is configured on a non-loopback address: only requests naming this gateway in Host ([server] allowed_hosts) are answered; see docs/security.md");
+    }
     tracing::info!(%addr, config = %args.config.display(), routes = ?gateway.router().route_names(), "gateway started");
 
     let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;

@@ -124,8 +124,11 @@ struct TestFile {
 }
 
 fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ServerError> {
-    parsed.map(|Json(value)| value).map_err(|rejection| {
-        ServerError::InvalidInput(format!("invalid request body: {}", rejection.body_text()))
+    parsed.map(|Json(value)| value).map_err(|rejection| match rejection {
+        JsonRejection::MissingJsonContentType(_) => ServerError::UnsupportedMediaType,
+        rejection => {
+            ServerError::InvalidInput(format!("invalid request body: {}", rejection.body_text()))
+        }
     })
 }
 

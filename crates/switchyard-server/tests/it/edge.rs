@@ -230,7 +230,8 @@ fn post(host: &str, content_type: Option<&str>, payload: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_json_bodies_are_read() {
     let clock = ManualClock::default();
-    let (server, _upstream) = gateway(&clock, GatewayConfig::default()).await;
+    let config = GatewayConfig { admin_token: Some("admin-1".into()), ..GatewayConfig::default() };
+    let (server, _upstream) = gateway(&clock, config).await;
     let host = server.addr.to_string();
     let payload = body("default", false).to_string();
     for content_type in [
@@ -249,6 +250,14 @@ async fn only_json_bodies_are_read() {
     let (status, answer) =
         exchange(server.addr, post(&host, Some("Application/JSON; charset=utf-8"), &payload)).await;
     assert_eq!(status, 200, "{answer}");
+    // The admin API's JSON bodies likewise.
+    let feedback = r#"{"request_id": "req-1", "quality": 0.5}"#;
+    let request = post(&host, Some("text/plain"), feedback)
+        .replace("/v1/chat/completions", "/admin/feedback")
+        .replace("Host:", "Authorization: Bearer admin-1\r\nHost:");
+    let (status, answer) = exchange(server.addr, request).await;
+    assert_eq!(status, 415, "{answer}");
+    assert_eq!(answer["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
