@@ -447,6 +447,14 @@ pub(crate) fn build_with(
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
     let upstream = upstream_limits(loaded)?;
+    if gateway.idle_timeout < upstream.stream_idle_timeout {
+        // The connection counts a stream's silence as idle: it would be cut first.
+        warnings.push(format!(
+            "[server] idle_timeout_secs ({}s) is shorter than [upstream] stream_idle_timeout_secs ({}s): a stream that pauses that long loses its connection first",
+            gateway.idle_timeout.as_secs_f64(),
+            upstream.stream_idle_timeout.as_secs_f64()
+        ));
+    }
     Ok(Built { router, gateway, listen, warnings, persistence, scores, alerts, upstream })
 }
 

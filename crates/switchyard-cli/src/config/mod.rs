@@ -679,6 +679,14 @@ mod tests {
         assert_eq!(gateway.body_read_timeout, std::time::Duration::from_secs(7));
         assert_eq!(gateway.max_connections, 3);
         assert_eq!(gateway.allowed_hosts, ["gateway.lan", "10.0.0.5:8080"]);
+        let warnings = built(server, &vars(&[])).expect("builds").warnings;
+        assert!(
+            warnings.iter().any(|w| w.contains(
+                "idle_timeout_secs (5s) is shorter than [upstream] stream_idle_timeout_secs (60s)"
+            )),
+            "{warnings:?}"
+        );
+        assert!(built("", &vars(&[])).expect("builds").warnings.is_empty(), "the defaults agree");
     }
 
     #[test]
