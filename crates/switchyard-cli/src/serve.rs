@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -117,12 +117,34 @@ struct FileReloader {
     persistence: Mutex<Option<WriteBehind>>,
     /// The running scorer's saver; replaced likewise.
     scores: Mutex<Option<ScoreSaver>>,
+    /// The gateway, once it runs: the keys an operator disabled on its router stay disabled
+    /// on the new one.
+    gateway: OnceLock<Gateway>,
+}
+
+/// Disables on `new` every key an operator disabled on `old` that `new` still has.
+/// NOTE: to be replaced by the facade's `AdminState` export/import at merge.
+fn carry_admin_state(old: &Router, new: &Router) {
+    let kept = new.keys();
+    for (provider, key) in old.keys() {
+        if !old.is_disabled(&provider, &key) {
+            continue;
+        }
+        if !kept.contains(&(provider.clone(), key.clone())) {
+            tracing::info!(%provider, %key, "a disabled key is no longer configured");
+            continue;
+        }
+        if let Err(error) = new.disable_key(&provider, &key) {
+            tracing::warn!(%provider, %key, %error, "a disabled key could not stay disabled");
+        }
+    }
 }
 
 impl Reloader for FileReloader {
     fn reload(&self) -> std::result::Result<(Router, GatewayConfig), String> {
         let mut persistence = self.persistence.lock().unwrap_or_else(PoisonError::into_inner);
-        // The old ledger's counts are saved first so the new one restores them.
+        // The old ledger's counts are saved first so the new one restores them, holds an
+        // operator cleared (`reset`) included: the new ledger must not load a stale hold.
         if let Some(old) = persistence.as_ref()
             && let Err(error) = old.flush()
         {
@@ -136,6 +158,9 @@ impl Reloader for FileReloader {
         }
         match load(&self.config, &self.clock, &self.events) {
             Ok(built) => {
+                if let Some(gateway) = self.gateway.get() {
+                    carry_admin_state(&gateway.router(), &built.router);
+                }
                 *persistence = built.persistence;
                 *scores = built.scores;
                 Ok((built.router, built.gateway))
@@ -161,6 +186,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         events: Arc::clone(&events),
         persistence: Mutex::new(built.persistence),
         scores: Mutex::new(built.scores),
+        gateway: OnceLock::new(),
     });
     let services = Services {
         events: Some(Arc::clone(&events)),
@@ -168,12 +194,17 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         reloader: Some(Arc::clone(&reloader) as Arc<dyn Reloader>),
         alerts: built.alerts,
     };
+    let has_tokens = !built.gateway.client_tokens.is_empty() || !built.gateway.clients.is_empty();
     let gateway = Gateway::with_services(built.router, Arc::clone(&clock), built.gateway, services);
+    let _ = reloader.gateway.set(gateway.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the listening address")?;
     println!("switchyard: listening on http://{addr}");
+    if !has_tokens && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "no client token is configured on a non-loopback address: only requests naming this gateway in Host ([server] allowed_hosts) are answered; see docs/security.md");
+    }
     tracing::info!(%addr, config = %args.config.display(), routes = ?gateway.router().route_names(), "gateway started");
 
     let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;

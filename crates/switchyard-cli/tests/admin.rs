@@ -395,3 +395,134 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert_eq!(renamed.await.expect("sent").status(), StatusCode::OK);
     assert!(!gateway.stderr().contains(&webhook), "the webhook URL may hold a secret");
 }
+
+/// Keys an operator disabled stay disabled through a reload (`POST /admin/reload` and
+/// SIGHUP); a key an operator reset stays available, though the state file the new router
+/// loads held it as exhausted a moment before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_actions_survive_a_reload() {
+    let mock = start_mock(&["k1", "k2"]).await;
+    let config = r#"
+[server]
+admin_token = "${ADMIN_TOKEN}"
+
+[state]
+path = "state/switchyard.db"
+
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "${BASE_URL}"
+keys = ["${K1}", "${K2}"]
+models = ["llama-3.3-70b-versatile"]
+
+[[routes]]
+name = "default"
+strategy = "priority"
+targets = ["groq/llama-3.3-70b-versatile"]
+"#;
+    let env = [
+        ("ADMIN_TOKEN", ADMIN.to_owned()),
+        ("BASE_URL", mock.upstream.base_url()),
+        ("K1", mock.secret("k1")),
+        ("K2", mock.secret("k2")),
+    ];
+    let gateway = Gateway::start(config, &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+    let state_of = |status: &Value, id: &str| key(status, "groq", id)["state"].clone();
+
+    let disabled = post(&client, gateway.url("/admin/keys/K1/disable"), Some(ADMIN)).await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let reloaded = post(&client, gateway.url("/admin/reload"), Some(ADMIN)).await;
+    assert_eq!(reloaded.status(), StatusCode::OK);
+    let status = gateway.admin_json("/admin/status", ADMIN).await;
+    assert_eq!(state_of(&status, "K1"), "disabled", "after an admin reload: {status:#}");
+    assert_eq!(state_of(&status, "K2"), "available", "{status:#}");
+    gateway.hangup();
+    support::wait_for(&gateway, "the SIGHUP reload", || {
+        gateway.stderr().contains("configuration reloaded")
+    })
+    .await;
+    let status = gateway.admin_json("/admin/status", ADMIN).await;
+    assert_eq!(state_of(&status, "K1"), "disabled", "after SIGHUP: {status:#}");
+    // Requests go to K2 only while K1 is disabled.
+    let served = client.post(gateway.url("/v1/chat/completions")).json(&chat("default")).send();
+    let served = served.await.expect("sent");
+    assert_eq!(served.status(), StatusCode::OK);
+    let k2 = key(&status, "groq", "K2")["fingerprint"].as_str().expect("a fingerprint").to_owned();
+    assert_eq!(served.headers()["x-switchyard-key"], k2.as_str());
+
+    // K2's day is spent (the upstream says so for six hours), then an operator resets it.
+    mock.upstream.inject(FaultRule::once(Fault::Fail(Failure::RateLimited {
+        window: Window::Day,
+        unit: Unit::Requests,
+        limit: 100,
+        used: 100,
+        requested: 1,
+        retry_after: Duration::from_secs(6 * 3600),
+    })));
+    let refused = client.post(gateway.url("/v1/chat/completions")).json(&chat("default")).send();
+    assert_eq!(refused.await.expect("sent").status(), StatusCode::TOO_MANY_REQUESTS);
+    let status = gateway.admin_json("/admin/status", ADMIN).await;
+    assert!(
+        matches!(state_of(&status, "K2").as_str(), Some("exhausted" | "cooling")),
+        "{status:#}"
+    );
+    let reset = post(&client, gateway.url("/admin/keys/K2/reset"), Some(ADMIN)).await;
+    assert_eq!(reset.status(), StatusCode::OK);
+    let reloaded = post(&client, gateway.url("/admin/reload"), Some(ADMIN)).await;
+    assert_eq!(reloaded.status(), StatusCode::OK);
+    let status = gateway.admin_json("/admin/status", ADMIN).await;
+    assert_eq!(state_of(&status, "K2"), "available", "the reset stands after a reload: {status:#}");
+    assert_eq!(state_of(&status, "K1"), "disabled", "{status:#}");
+    let served = client.post(gateway.url("/v1/chat/completions")).json(&chat("default")).send();
+    assert_eq!(served.await.expect("sent").status(), StatusCode::OK);
+}
+
+/// A secret pasted where a number belongs: the reload is refused with the file, line and
+/// field, and neither the answer nor the log quotes the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_never_quotes_a_value() {
+    const PASTED: &str = "sk-proj-pasted0123456789abcdefSECRET";
+    let mock = start_mock(&["k1"]).await;
+    let config = |limit: &str| {
+        format!(
+            r#"[server]
+admin_token = "${{ADMIN_TOKEN}}"
+body_limit_bytes = {limit}
+
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "{url}"
+keys = ["${{K1}}"]
+models = ["llama-3.3-70b-versatile"]
+
+[[routes]]
+name = "default"
+targets = ["groq/llama-3.3-70b-versatile"]
+"#,
+            url = mock.upstream.base_url()
+        )
+    };
+    let env = [("ADMIN_TOKEN", ADMIN.to_owned()), ("K1", mock.secret("k1"))];
+    let gateway = Gateway::start(&config("65536"), &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+    gateway.rewrite(&config(&format!("\"{PASTED}\"")));
+    let refused = post(&client, gateway.url("/admin/reload"), Some(ADMIN)).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let text = refused.text().await.expect("text");
+    assert!(
+        text.contains("switchyard.toml:3:20: body_limit_bytes: invalid type: string"),
+        "{text}"
+    );
+    assert!(!text.contains("pasted"), "the reload's answer quotes the value: {text}");
+    gateway.hangup();
+    support::wait_for(&gateway, "the refused SIGHUP reload", || {
+        gateway.stderr().contains("configuration refused")
+    })
+    .await;
+    assert!(!gateway.stderr().contains("pasted"), "the log quotes the value");
+}

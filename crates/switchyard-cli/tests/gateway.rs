@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -160,7 +162,23 @@ fn a_bad_config_is_refused_with_file_line_and_field() {
 
     let config = "[[providers]]\nname = \"x\"\nkind = \"cohere\"\n\n[[routes]]\nname = \"r\"\ntargets = [\"x/m\"]\n";
     let failure = Gateway::start(config, &[]).expect_err("an unknown kind is refused");
-    assert!(failure.contains("switchyard.toml:3: kind: unknown kind \"cohere\""), "{failure}");
+    assert!(
+        failure.contains("switchyard.toml:3: kind: unknown kind; expected one of"),
+        "{failure}"
+    );
+    assert!(!failure.contains("cohere"), "the value is not quoted: {failure}");
+}
+
+/// Closed by default: a client token whose variable is unset stops the start, naming the
+/// file and line; it never opens the gateway.
+#[test]
+fn an_empty_client_token_stops_the_start() {
+    let config = "[server]\nclient_tokens = [\"${SWITCHYARD_CLIENT_TOKEN:-}\"]\n\n[[providers]]\nname = \"x\"\nkind = \"openai\"\nkeys = [\"sk-x\"]\nmodels = [\"m\"]\n\n[[routes]]\nname = \"r\"\ntargets = [\"x/m\"]\n";
+    let failure = Gateway::start(config, &[]).expect_err("an empty token is refused");
+    assert!(
+        failure.contains("switchyard.toml:2: client_tokens: a client token is empty or blank"),
+        "{failure}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,4 +463,76 @@ async fn keys_from_dotenv_serve_and_sigterm_stops_cleanly() {
         gateway.stderr().contains("draining requests in flight")
     })
     .await;
+}
+
+/// `[server]`'s connection limits reach the listener of the real binary: an idle connection
+/// is closed after `idle_timeout_secs`; without a token, a request naming another host is
+/// refused while one naming the gateway is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_closes_idle_connections_and_checks_host_without_tokens() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mock = start_mock(&["k1"]).await;
+    let config = format!(
+        r#"
+[server]
+idle_timeout_secs = 0.5
+header_read_timeout_secs = 600
+
+[[providers]]
+name = "groq"
+kind = "openai"
+preset = "groq"
+base_url = "{url}"
+keys = ["${{K1}}"]
+models = ["llama-3.3-70b-versatile"]
+
+[[routes]]
+name = "default"
+targets = ["groq/llama-3.3-70b-versatile"]
+"#,
+        url = mock.upstream.base_url()
+    );
+    let gateway = Gateway::start(&config, &[("K1", mock.secret("k1"))]).expect("starts");
+    let addr = gateway.url("").trim_start_matches("http://").to_owned();
+
+    // Header reads may take ten minutes: only the idle timeout can close this one in time.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 64];
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "gave up waiting for the binary to close an idle connection");
+
+    let body = chat("default").to_string();
+    let ask = |host: String| {
+        let body = body.clone();
+        let addr = addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+            let request = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).await.expect("writes");
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+                .await
+                .expect("answered in time")
+                .expect("reads");
+            String::from_utf8_lossy(&answer).to_string()
+        }
+    };
+    let refused = ask("attacker.example".to_owned()).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("HOST_NOT_ALLOWED"), "{refused}");
+    let served = ask(addr.replace("127.0.0.1", "localhost")).await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert_eq!(mock.upstream.n_requests(), 1, "the refused request never reached an upstream");
 }

@@ -124,8 +124,11 @@ struct TestFile {
 }
 
 fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ServerError> {
-    parsed.map(|Json(value)| value).map_err(|rejection| {
-        ServerError::InvalidInput(format!("invalid request body: {}", rejection.body_text()))
+    parsed.map(|Json(value)| value).map_err(|rejection| match rejection {
+        JsonRejection::MissingJsonContentType(_) => ServerError::UnsupportedMediaType,
+        rejection => {
+            ServerError::InvalidInput(format!("invalid request body: {}", rejection.body_text()))
+        }
     })
 }
 
@@ -333,16 +336,48 @@ const DEFAULT_WINDOW_DAYS: i64 = 7;
 /// Reads a time bound: RFC 3339, or a date (its midnight, UTC; for an `end`, the midnight
 /// after it, so `end=2026-11-23` includes that day).
 fn bound(name: &str, text: &str, is_end: bool) -> Result<DateTime<Utc>, ServerError> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.to_utc());
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    // The text is the client's: quoted back short.
+    let shown: String = text.chars().take(64).collect();
+    let at = if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        at.to_utc()
+    } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let midnight = date.and_time(NaiveTime::MIN).and_utc();
-        return Ok(if is_end { midnight + TimeDelta::days(1) } else { midnight });
+        if is_end {
+            midnight
+                .checked_add_signed(TimeDelta::days(1))
+                .ok_or_else(|| out_of_range(name, &shown))?
+        } else {
+            midnight
+        }
+    } else {
+        return Err(ServerError::InvalidInput(format!(
+            "{name}={shown:?} is not a time: expected RFC 3339 (2026-11-23T14:00:00Z) or a date (2026-11-23)"
+        )));
+    };
+    // Reports store milliseconds since 1970; dates far outside that only overflow arithmetic.
+    if !(earliest()..=latest()).contains(&at) {
+        return Err(out_of_range(name, &shown));
     }
-    Err(ServerError::InvalidInput(format!(
-        "{name}={text:?} is not a time: expected RFC 3339 (2026-11-23T14:00:00Z) or a date (2026-11-23)"
-    )))
+    Ok(at)
+}
+
+/// The earliest time a report window may name.
+fn earliest() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+/// The latest time a report window may name: the end of year 9999.
+fn latest() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(10_000, 1, 1)
+        .expect("invariant: year 10000 is within chrono's range")
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+}
+
+fn out_of_range(name: &str, shown: &str) -> ServerError {
+    ServerError::InvalidInput(format!(
+        "{name}={shown:?} is out of range: expected a time from 1970-01-01 to 9999-12-31"
+    ))
 }
 
 fn query(
@@ -371,7 +406,10 @@ fn window(
     };
     let start = match params.get("start") {
         Some(text) => bound("start", text, false)?,
-        None => end - TimeDelta::days(DEFAULT_WINDOW_DAYS),
+        None => end
+            .checked_sub_signed(TimeDelta::days(DEFAULT_WINDOW_DAYS))
+            .unwrap_or(end)
+            .max(earliest()),
     };
     if start >= end {
         return Err(ServerError::InvalidInput(format!(
@@ -428,9 +466,18 @@ async fn hourly(
 ) -> Result<Json<Value>, ServerError> {
     let params = query(parsed, &["date"])?;
     let date = match params.get("date") {
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-            ServerError::InvalidInput(format!("date={text:?} is not a date: expected YYYY-MM-DD"))
-        })?,
+        Some(text) => {
+            let shown: String = text.chars().take(64).collect();
+            let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                ServerError::InvalidInput(format!(
+                    "date={shown:?} is not a date: expected YYYY-MM-DD"
+                ))
+            })?;
+            if !(earliest()..latest()).contains(&date.and_time(NaiveTime::MIN).and_utc()) {
+                return Err(out_of_range("date", &shown));
+            }
+            date
+        }
         None => gateway.shared.clock.utc().date_naive(),
     };
     report(&gateway, move |analytics| analytics.hourly(date)).await
@@ -460,5 +507,27 @@ mod tests {
         let error = bound("start", "yesterday", false).expect_err("not a time");
         assert_eq!(error.code(), "INVALID_INPUT");
         assert!(error.to_string().contains("start=\"yesterday\""), "{error}");
+    }
+
+    /// The ends of chrono's range answer a typed 400 instead of overflowing date arithmetic.
+    #[test]
+    fn bounds_at_the_ends_of_time_are_refused() {
+        for (name, text, is_end) in [
+            ("end", "+262142-12-31", true),
+            ("end", "262142-12-31", true),
+            ("start", "-262143-01-01", false),
+            ("start", "1969-12-31", false),
+            ("end", "9999-12-31T23:59:59Z", true),
+            ("end", "+10000-01-01", true),
+        ] {
+            match bound(name, text, is_end) {
+                Ok(at) => assert!(at <= latest() && at >= earliest(), "{text}: {at}"),
+                Err(error) => assert_eq!(error.code(), "INVALID_INPUT", "{text}: {error}"),
+            }
+        }
+        let at = bound("end", "9999-12-31", true).expect("the last day of 9999 is in range");
+        assert_eq!(at, latest());
+        let error = bound("start", "1960-01-01", false).expect_err("before 1970");
+        assert!(error.to_string().contains("out of range"), "{error}");
     }
 }

@@ -27,6 +27,26 @@ pub enum ServerError {
     /// The body is not a chat completion request.
     #[error("{0}")]
     BadRequest(WireError),
+    /// The body is not sent as `application/json`.
+    #[error("unsupported content type: send the body as `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// The body did not arrive within the body-read timeout.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// The body is larger than the gateway accepts.
+    #[error("the request body is larger than {limit_bytes} bytes")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit_bytes: usize,
+    },
+    /// The body could not be read.
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    /// A gateway without client tokens was reached under a host name that is not its own.
+    #[error(
+        "this gateway answers requests for its own host name only (set [server] allowed_hosts or client tokens)"
+    )]
+    HostNotAllowed,
     /// No or a wrong client token.
     #[error("missing or invalid gateway token: send `Authorization: Bearer <token>`")]
     Unauthorized,
@@ -120,6 +140,11 @@ impl ServerError {
         match self {
             Self::Router { source, .. } => source.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::BodyTimeout => "BODY_READ_TIMEOUT",
+            Self::BodyTooLarge { .. } => "BODY_TOO_LARGE",
+            Self::BodyUnreadable => "BODY_UNREADABLE",
+            Self::HostNotAllowed => "HOST_NOT_ALLOWED",
             Self::Unauthorized => "INVALID_GATEWAY_TOKEN",
             Self::RouteNotAllowed { .. } => "ROUTE_NOT_ALLOWED",
             Self::ClientRateLimited { .. } => "CLIENT_RATE_LIMITED",
@@ -160,7 +185,12 @@ impl ServerError {
                 // What OpenAI answers for a model that does not exist.
                 RouterError::UnknownModel { .. } => StatusCode::NOT_FOUND,
             },
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HostNotAllowed => StatusCode::FORBIDDEN,
             Self::BadRequest(_)
+            | Self::BodyUnreadable
             | Self::AmbiguousKey { .. }
             | Self::InvalidQuality(_)
             | Self::InvalidInput(_)
@@ -187,7 +217,11 @@ impl ServerError {
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+            StatusCode::BAD_REQUEST
+            | StatusCode::NOT_FOUND
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
             _ => "server_error",
         }
     }

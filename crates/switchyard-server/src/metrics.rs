@@ -2,6 +2,7 @@
 //! `prometheus-client`. Counters are updated as requests finish; the per-key quota gauges
 //! are read from the router's statistics at each scrape, so they are never stale.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use switchyard::{RouterStats, Trace};
+use switchyard::{Router, RouterStats, Trace};
 use switchyard_core::{Candidate, Usage};
 
 /// The content type of the exposition.
@@ -100,6 +101,56 @@ pub(crate) struct AlertCounts {
 pub(crate) struct Extra {
     pub(crate) analytics: Option<AnalyticsCounts>,
     pub(crate) alerts: Option<AlertCounts>,
+}
+
+/// The label value of a name no configuration declares.
+pub(crate) const OTHER: &str = "other";
+
+/// The most names kept as label values; a configuration has far fewer.
+const MAX_LABELS: usize = 10_000;
+
+/// The names a label may carry: routes and `provider/model` targets the configuration
+/// declares. Taken from a router before it serves, so no client-chosen name is among them;
+/// any other name becomes [`OTHER`], and the number of series stays bounded whatever
+/// clients send.
+#[derive(Debug, Default)]
+pub(crate) struct Labels {
+    names: BTreeSet<String>,
+}
+
+impl Labels {
+    pub(crate) fn of(router: &Router) -> Self {
+        let mut names = BTreeSet::new();
+        for route in router.route_names() {
+            for candidate in router.candidates(&route).unwrap_or_default() {
+                names.insert(format!("{}/{}", candidate.provider, candidate.model));
+            }
+            names.insert(route);
+        }
+        for provider in router.providers() {
+            for model in router.models_of(&provider) {
+                names.insert(format!("{provider}/{model}"));
+            }
+        }
+        while names.len() > MAX_LABELS {
+            names.pop_last();
+        }
+        Self { names }
+    }
+
+    /// `name` when it is declared, else [`OTHER`].
+    pub(crate) fn route(&self, name: &str) -> String {
+        if self.names.contains(name) { name.to_owned() } else { OTHER.to_owned() }
+    }
+
+    /// A model of `provider` when it is declared, else [`OTHER`].
+    fn model(&self, provider: &str, model: &str) -> String {
+        if self.names.contains(&format!("{provider}/{model}")) {
+            model.to_owned()
+        } else {
+            OTHER.to_owned()
+        }
+    }
 }
 
 /// Everything `/metrics` shows.
@@ -299,7 +350,7 @@ impl Metrics {
 
     /// The exposition, with the per-key gauges refreshed from `stats` and the services'
     /// counters from `extra`.
-    pub(crate) fn render(&self, stats: &RouterStats, extra: &Extra) -> String {
+    pub(crate) fn render(&self, stats: &RouterStats, extra: &Extra, labels: &Labels) -> String {
         let set = |family: &Family<OutcomeLabels, Gauge>, outcome: &str, value: u64| {
             family
                 .get_or_create(&OutcomeLabels { outcome: outcome.to_owned() })
@@ -320,8 +371,9 @@ impl Metrics {
         self.remaining.clear();
         for provider in &stats.quota {
             for key in &provider.keys {
-                let (provider_name, key_id, model) =
-                    (provider.provider.to_string(), key.key.to_string(), key.model.to_string());
+                let provider_name = provider.provider.to_string();
+                let key_id = key.key.to_string();
+                let model = labels.model(&provider_name, key.model.as_str());
                 self.key_state
                     .get_or_create(&KeyLabels {
                         provider: provider_name.clone(),

@@ -13,6 +13,10 @@ use switchyard_core::{
     ResponseFormat, Role, Tool, ToolCall, ToolChoice, Usage,
 };
 
+/// The longest `model` accepted, in bytes: a route or `provider/model` name is far shorter,
+/// and the name travels into errors, logs and the router's lookups.
+pub const MAX_MODEL_BYTES: usize = 256;
+
 /// Why a request body is not a chat completion request.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -135,8 +139,37 @@ struct RawFunction {
 /// # Errors
 /// [`WireError`] naming what is wrong (serde's message with line and column, or the field).
 pub fn parse_request(body: &[u8]) -> Result<CompletionRequest, WireError> {
+    parse(body).map_err(|WireError(message)| WireError(shortened(message)))
+}
+
+/// The longest error message, in bytes: messages quote the client's values (a role, a type,
+/// serde's view of a wrong value), which may be megabytes long.
+const MAX_MESSAGE_BYTES: usize = 512;
+
+fn shortened(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("...");
+    }
+    message
+}
+
+fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
     let raw: RawRequest = serde_json::from_slice(body)
         .map_err(|error| WireError(format!("invalid request body: {error}")))?;
+    if raw.model.len() > MAX_MODEL_BYTES {
+        return Err(WireError(format!(
+            "model: a name of {} bytes is longer than the {MAX_MODEL_BYTES} accepted",
+            raw.model.len()
+        )));
+    }
+    if raw.model.trim().is_empty() {
+        return Err(WireError("model: a route or provider/model name is required".into()));
+    }
     if raw.messages.is_empty() {
         return Err(WireError("messages: at least one message is required".into()));
     }
@@ -384,6 +417,9 @@ pub fn usage_chunk_json(frame: &ChunkFrame, usage: Usage) -> Value {
         "usage": usage_json(usage),
     })
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,17 @@ pub(crate) struct Built {
     pub(crate) scores: Option<ScoreSaver>,
     /// Alert webhooks, when `[alerts]` is given.
     pub(crate) alerts: Option<AlertConfig>,
+    /// `[upstream]`: bounds on upstream bodies, stream lines and stream times, checked.
+    /// NOTE: not yet handed to the adapters and the router (their options land in other
+    /// branches); the composition root passes them on at merge.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "handed to the adapters and the router at the merge of issue 16"
+        )
+    )]
+    pub(crate) upstream: UpstreamLimits,
 }
 
 /// Where analytics go and how long they stay.
@@ -245,10 +256,8 @@ pub(crate) fn build_with(
                 loaded.invalid(
                     strategy.span(),
                     "strategy",
-                    format!(
-                        "unknown strategy {:?}; expected one of adaptive, priority, round-robin, weighted, least-loaded, fastest, cost-optimal",
-                        strategy.get_ref()
-                    ),
+                    "unknown strategy; expected one of adaptive, priority, round-robin, weighted, least-loaded, fastest, cost-optimal",
+
                 )
             })?,
         };
@@ -360,13 +369,18 @@ pub(crate) fn build_with(
 
     let server = &file.server;
     let mut gateway = GatewayConfig::default();
-    for token in &server.client_tokens {
-        let token = loaded.expand(token, "client_tokens", vars)?;
-        if token.is_empty() {
-            warnings.push("an empty client token was dropped".into());
-        } else {
-            gateway.client_tokens.push(token);
+    for spanned in &server.client_tokens {
+        let token = loaded.expand(spanned, "client_tokens", vars)?;
+        // Closed by default: a token that expands to nothing is a mistake (an unset
+        // variable), never a reason to let every client in.
+        if token.trim().is_empty() {
+            return Err(loaded.invalid(
+                spanned.span(),
+                "client_tokens",
+                "a client token is empty or blank; set its variable, or remove the entry to run without tokens (localhost only)",
+            ));
         }
+        gateway.client_tokens.push(token);
     }
     if let Some(limit) = server.body_limit_bytes {
         gateway.body_limit_bytes = limit;
@@ -376,10 +390,35 @@ pub(crate) fn build_with(
         .as_ref()
         .map(|secs| seconds(loaded, secs, "request_timeout_secs"))
         .transpose()?;
+    if let Some(secs) = &server.header_read_timeout_secs {
+        gateway.header_read_timeout = seconds(loaded, secs, "header_read_timeout_secs")?;
+    }
+    if let Some(secs) = &server.idle_timeout_secs {
+        gateway.idle_timeout = seconds(loaded, secs, "idle_timeout_secs")?;
+    }
+    if let Some(secs) = &server.body_read_timeout_secs {
+        gateway.body_read_timeout = seconds(loaded, secs, "body_read_timeout_secs")?;
+    }
+    if let Some(max) = &server.max_connections {
+        gateway.max_connections = count(loaded, max, "max_connections", 1, MAX_CONNECTIONS)?;
+    }
+    for host in &server.allowed_hosts {
+        let name = host.get_ref().trim();
+        let valid = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+        if !valid {
+            return Err(loaded.invalid(
+                host.span(),
+                "allowed_hosts",
+                "expected a host name, or name:port (no scheme, path or spaces)",
+            ));
+        }
+        gateway.allowed_hosts.push(name.to_owned());
+    }
     gateway.admin_token = match &server.admin_token {
         Some(token) => {
             let token = loaded.expand(token, "admin_token", vars)?;
-            if token.is_empty() {
+            if token.trim().is_empty() {
                 warnings.push("admin_token is empty: the admin API stays closed".into());
                 None
             } else {
@@ -407,7 +446,93 @@ pub(crate) fn build_with(
     };
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
-    Ok(Built { router, gateway, listen, warnings, persistence, scores, alerts })
+    let upstream = upstream_limits(loaded)?;
+    if gateway.idle_timeout < upstream.stream_idle_timeout {
+        // The connection counts a stream's silence as idle: it would be cut first.
+        warnings.push(format!(
+            "[server] idle_timeout_secs ({}s) is shorter than [upstream] stream_idle_timeout_secs ({}s): a stream that pauses that long loses its connection first",
+            gateway.idle_timeout.as_secs_f64(),
+            upstream.stream_idle_timeout.as_secs_f64()
+        ));
+    }
+    Ok(Built { router, gateway, listen, warnings, persistence, scores, alerts, upstream })
+}
+
+/// The most connections `max_connections` may ask for (each holds a descriptor).
+const MAX_CONNECTIONS: u64 = 1 << 20;
+
+/// Bounds on what upstreams send back (`[upstream]`), for the adapters and the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UpstreamLimits {
+    /// The largest response body read from an upstream.
+    pub(crate) max_body_bytes: usize,
+    /// The longest line of a stream (SSE or NDJSON).
+    pub(crate) max_line_bytes: usize,
+    /// How long a stream may go without a byte.
+    pub(crate) stream_idle_timeout: Duration,
+    /// How long a whole stream may last.
+    pub(crate) stream_deadline: Duration,
+}
+
+impl Default for UpstreamLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 8 << 20,
+            max_line_bytes: 1 << 20,
+            stream_idle_timeout: Duration::from_secs(60),
+            stream_deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The largest `max_body_bytes` (and `max_line_bytes`) accepted: 1 GiB.
+const MAX_UPSTREAM_BYTES: u64 = 1 << 30;
+
+fn upstream_limits(loaded: &Loaded) -> Result<UpstreamLimits, ConfigError> {
+    let section = &loaded.file.upstream;
+    let mut limits = UpstreamLimits::default();
+    if let Some(bytes) = &section.max_body_bytes {
+        limits.max_body_bytes = count(loaded, bytes, "max_body_bytes", 1024, MAX_UPSTREAM_BYTES)?;
+    }
+    if let Some(bytes) = &section.max_line_bytes {
+        limits.max_line_bytes = count(loaded, bytes, "max_line_bytes", 1024, MAX_UPSTREAM_BYTES)?;
+    }
+    if let Some(secs) = &section.stream_idle_timeout_secs {
+        limits.stream_idle_timeout = seconds(loaded, secs, "stream_idle_timeout_secs")?;
+    }
+    if let Some(secs) = &section.stream_deadline_secs {
+        limits.stream_deadline = seconds(loaded, secs, "stream_deadline_secs")?;
+    }
+    if limits.max_line_bytes > limits.max_body_bytes
+        && let Some(bytes) = &section.max_line_bytes
+    {
+        return Err(loaded.invalid(
+            bytes.span(),
+            "max_line_bytes",
+            "expected at most max_body_bytes (a line is part of a body)",
+        ));
+    }
+    Ok(limits)
+}
+
+/// A whole number within `min..=max`, as a `usize`.
+fn count(
+    loaded: &Loaded,
+    value: &toml::Spanned<u64>,
+    field: &str,
+    min: u64,
+    max: u64,
+) -> Result<usize, ConfigError> {
+    let n = *value.get_ref();
+    if !(min..=max).contains(&n) {
+        return Err(loaded.invalid(
+            value.span(),
+            field,
+            format!("expected a whole number from {min} to {max}"),
+        ));
+    }
+    usize::try_from(n)
+        .map_err(|_| loaded.invalid(value.span(), field, "too large for this machine".to_owned()))
 }
 
 /// The `[[clients]]`, checked: names and tokens unique, routes configured, limits sane.
@@ -433,11 +558,11 @@ fn clients(
             ));
         }
         let token = loaded.expand(&section.token, "token", vars)?;
-        if token.is_empty() {
+        if token.trim().is_empty() {
             return Err(loaded.invalid(
                 section.token.span(),
                 "token",
-                format!("client {name} has an empty token"),
+                format!("client {name} has an empty or blank token; set its variable"),
             ));
         }
         // Which client sent a request must be unambiguous (the message names no token).
@@ -524,7 +649,7 @@ fn reset_zone(loaded: &Loaded, section: &ProviderSection) -> Result<Option<Tz>, 
         loaded.invalid(
             reset.span(),
             "reset",
-            format!("unknown time zone {zone:?}; expected an IANA name like America/Los_Angeles"),
+            "unknown time zone; expected an IANA name like America/Los_Angeles",
         )
     })
 }
@@ -558,12 +683,24 @@ fn dollars(loaded: &Loaded, value: &toml::Spanned<f64>) -> Result<f64, ConfigErr
     }
 }
 
+/// The longest duration any `*_secs` field may give: a day. Deadlines are added to instants
+/// and dates on every request; a huge one would overflow that arithmetic.
+const MAX_SECONDS: f64 = 86_400.0;
+
 fn seconds(
     loaded: &Loaded,
     secs: &toml::Spanned<f64>,
     field: &str,
 ) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(*secs.get_ref())
+    let given = *secs.get_ref();
+    if given > MAX_SECONDS {
+        return Err(loaded.invalid(
+            secs.span(),
+            field,
+            format!("expected at most {MAX_SECONDS} seconds (a day)"),
+        ));
+    }
+    Duration::try_from_secs_f64(given)
         .ok()
         .filter(|duration| !duration.is_zero())
         .ok_or_else(|| loaded.invalid(secs.span(), field, "expected a positive number of seconds"))
@@ -603,11 +740,11 @@ pub(crate) fn adapter(
                     "mistral" => Preset::Mistral,
                     "openrouter" => Preset::OpenRouter,
                     "compatible" => Preset::Compatible,
-                    other => {
+                    _ => {
                         return Err(loaded.invalid(
                             preset.span(),
                             "preset",
-                            format!("unknown preset {other:?}; expected one of openai, groq, mistral, openrouter, compatible"),
+                            "unknown preset; expected one of openai, groq, mistral, openrouter, compatible",
                         ));
                     }
                 },
@@ -667,10 +804,10 @@ pub(crate) fn adapter(
                     .map_err(|error| failed(error.to_string()))?,
             )
         }
-        other => {
-            return Err(failed(format!(
-                "unknown kind {other:?}; expected one of openai, anthropic, gemini, ollama"
-            )));
+        _ => {
+            return Err(failed(
+                "unknown kind; expected one of openai, anthropic, gemini, ollama".to_owned(),
+            ));
         }
     };
     Ok(provider)

@@ -87,6 +87,23 @@ pub(crate) struct FileConfig {
     pub(crate) analytics: Option<AnalyticsSection>,
     /// Alert webhooks.
     pub(crate) alerts: Option<AlertsSection>,
+    /// Limits on what upstreams send back.
+    #[serde(default)]
+    pub(crate) upstream: UpstreamSection,
+}
+
+/// `[upstream]`: bounds on what upstreams send back, for every provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamSection {
+    /// The largest response body read from an upstream, in bytes (default 8 MiB).
+    pub(crate) max_body_bytes: Option<Spanned<u64>>,
+    /// The longest SSE or NDJSON line of a stream, in bytes (default 1 MiB).
+    pub(crate) max_line_bytes: Option<Spanned<u64>>,
+    /// How long a stream may go without a byte, in seconds (default 60).
+    pub(crate) stream_idle_timeout_secs: Option<Spanned<f64>>,
+    /// How long a whole stream may last, in seconds (default 600).
+    pub(crate) stream_deadline_secs: Option<Spanned<f64>>,
 }
 
 /// One `[[clients]]`.
@@ -138,6 +155,17 @@ pub(crate) struct ServerSection {
     pub(crate) body_limit_bytes: Option<usize>,
     /// A deadline for every request, in seconds.
     pub(crate) request_timeout_secs: Option<Spanned<f64>>,
+    /// How long a client may take to send a request's head, in seconds (default 10).
+    pub(crate) header_read_timeout_secs: Option<Spanned<f64>>,
+    /// How long a connection may wait for its next request, in seconds (default 60).
+    pub(crate) idle_timeout_secs: Option<Spanned<f64>>,
+    /// How long a client may take to send a request's body, in seconds (default 30).
+    pub(crate) body_read_timeout_secs: Option<Spanned<f64>>,
+    /// The most connections served at once (default 1024).
+    pub(crate) max_connections: Option<Spanned<u64>>,
+    /// Host names accepted in `Host` besides the loopback names, when no client token is set.
+    #[serde(default)]
+    pub(crate) allowed_hosts: Vec<Spanned<String>>,
 }
 
 /// `[state]`.
@@ -314,7 +342,7 @@ impl Loaded {
                     line,
                     column,
                     field,
-                    message: error.message().trim().to_owned(),
+                    message: without_values(error.message().trim()),
                 })
             }
         }
@@ -354,6 +382,37 @@ impl Loaded {
     }
 }
 
+/// serde's message without the value it quotes: `invalid type: string "sk-...", expected
+/// u64` becomes `invalid type: string, expected u64`. A secret pasted into the wrong field
+/// must not reach the log or a reload's answer; the line and field say where to look.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (index, line) in message.lines().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        let Some((head, rest)) = ["invalid type: ", "invalid value: ", "invalid length "]
+            .iter()
+            .find_map(|prefix| line.strip_prefix(prefix).map(|rest| (*prefix, rest)))
+        else {
+            out.push_str(line);
+            continue;
+        };
+        let (unexpected, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let kind = unexpected
+            .find(['"', '`', '\''])
+            .map_or(unexpected, |quote| &unexpected[..quote])
+            .trim_end();
+        out.push_str(head);
+        out.push_str(kind);
+        if !expected.is_empty() {
+            out.push_str(", expected ");
+            out.push_str(expected);
+        }
+    }
+    out
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -382,14 +441,15 @@ pub(crate) fn expand(text: &str, vars: &HashMap<String, String>) -> Result<Strin
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
+        // Messages name no part of the value: it may be a secret.
+        let end = after.find('}').ok_or_else(|| "unclosed `${`".to_owned())?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
             None => (inner, None),
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!("`${{{inner}}}` is not a variable name"));
+            return Err("a `${...}` holds something other than a variable name".to_owned());
         }
         match (vars.get(name).filter(|value| !value.is_empty()), default) {
             (Some(value), _) => out.push_str(value),
@@ -417,6 +477,7 @@ pub(crate) fn sole_variable(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use super::build::UpstreamLimits;
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -589,6 +650,221 @@ mod tests {
         assert_eq!(
             build_route("max_wait_secs = -1\n").expect_err("negative wait"),
             "s.toml:11: max_wait_secs: expected a positive number of seconds"
+        );
+    }
+
+    const BASE: &str = "[[providers]]\nname = \"groq\"\nkind = \"openai\"\npreset = \"groq\"\nkeys = [\"gsk_a\"]\nmodels = [\"m\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"groq/m\"]\n";
+
+    /// Builds `BASE` followed by `extra` (its first line is line 11) with `vars`.
+    fn built(extra: &str, vars: &HashMap<String, String>) -> Result<Built, String> {
+        let clock: std::sync::Arc<dyn switchyard_core::Clock> =
+            std::sync::Arc::new(switchyard_core::ManualClock::default());
+        let loaded = Loaded::parse(Path::new("s.toml"), format!("{BASE}{extra}"))
+            .map_err(|error| error.to_string())?;
+        build(&loaded, vars, clock).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn connection_limits_default_and_are_read() {
+        let gateway = built("", &vars(&[])).expect("builds").gateway;
+        assert_eq!(gateway.header_read_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(gateway.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(gateway.body_read_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(gateway.max_connections, 1024);
+        assert!(gateway.allowed_hosts.is_empty());
+        let server = "[server]\nheader_read_timeout_secs = 2.5\nidle_timeout_secs = 5\nbody_read_timeout_secs = 7\nmax_connections = 3\nallowed_hosts = [\"gateway.lan\", \"10.0.0.5:8080\"]\n";
+        let gateway = built(server, &vars(&[])).expect("builds").gateway;
+        assert_eq!(gateway.header_read_timeout, std::time::Duration::from_millis(2_500));
+        assert_eq!(gateway.idle_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(gateway.body_read_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(gateway.max_connections, 3);
+        assert_eq!(gateway.allowed_hosts, ["gateway.lan", "10.0.0.5:8080"]);
+        let warnings = built(server, &vars(&[])).expect("builds").warnings;
+        assert!(
+            warnings.iter().any(|w| w.contains(
+                "idle_timeout_secs (5s) is shorter than [upstream] stream_idle_timeout_secs (60s)"
+            )),
+            "{warnings:?}"
+        );
+        assert!(built("", &vars(&[])).expect("builds").warnings.is_empty(), "the defaults agree");
+    }
+
+    #[test]
+    fn connection_limits_are_checked_with_their_line() {
+        let error = |server: &str| {
+            built(&format!("[server]\n{server}\n"), &vars(&[])).map(drop).expect_err(server)
+        };
+        assert_eq!(
+            error("header_read_timeout_secs = 0"),
+            "s.toml:12: header_read_timeout_secs: expected a positive number of seconds"
+        );
+        assert_eq!(
+            error("idle_timeout_secs = 1e15"),
+            "s.toml:12: idle_timeout_secs: expected at most 86400 seconds (a day)"
+        );
+        assert_eq!(
+            error("max_connections = 0"),
+            "s.toml:12: max_connections: expected a whole number from 1 to 1048576"
+        );
+        assert_eq!(
+            error("allowed_hosts = [\"https://gateway.lan/\"]"),
+            "s.toml:12: allowed_hosts: expected a host name, or name:port (no scheme, path or spaces)"
+        );
+        assert_eq!(
+            error("request_timeout_secs = 1e300"),
+            "s.toml:12: request_timeout_secs: expected at most 86400 seconds (a day)"
+        );
+    }
+
+    /// A huge deadline would overflow instant and date arithmetic on every request.
+    #[test]
+    fn huge_timeouts_are_config_errors() {
+        let provider_timeout =
+            BASE.replace("models = [\"m\"]\n", "models = [\"m\"]\ntimeout_secs = 1e18\n");
+        let clock: std::sync::Arc<dyn switchyard_core::Clock> =
+            std::sync::Arc::new(switchyard_core::ManualClock::default());
+        let loaded = Loaded::parse(Path::new("s.toml"), provider_timeout).expect("parses");
+        let error = build(&loaded, &vars(&[]), clock).map(drop).expect_err("a 1e18 s timeout");
+        assert_eq!(
+            error.to_string(),
+            "s.toml:7: timeout_secs: expected at most 86400 seconds (a day)"
+        );
+        let error =
+            built("timeout_secs = 1e12\n", &vars(&[])).map(drop).expect_err("route timeout");
+        assert_eq!(error, "s.toml:11: timeout_secs: expected at most 86400 seconds (a day)");
+    }
+
+    /// Closed by default: a token that expands to nothing is an error naming its line, never
+    /// an open gateway.
+    #[test]
+    fn empty_or_blank_client_tokens_are_errors() {
+        let unset = vars(&[]);
+        for tokens in ["[\"${T:-}\"]", "[\"   \"]", "[\"\"]", "[\"good\", \"${T:-}\"]"] {
+            let error = built(&format!("[server]\nclient_tokens = {tokens}\n"), &unset)
+                .map(drop)
+                .expect_err(tokens);
+            assert!(
+                error.starts_with("s.toml:12: client_tokens: a client token is empty or blank"),
+                "{tokens}: {error}"
+            );
+        }
+        let blank = vars(&[("T", "  ")]);
+        for token in ["${T:-}", "${T}", " "] {
+            let error =
+                built(&format!("[[clients]]\nname = \"app\"\ntoken = \"{token}\"\n"), &blank)
+                    .map(drop)
+                    .expect_err(token);
+            assert_eq!(
+                error, "s.toml:13: token: client app has an empty or blank token; set its variable",
+                "{token}"
+            );
+        }
+        let set = vars(&[("T", "tok-1")]);
+        let gateway =
+            built("[server]\nclient_tokens = [\"${T}\"]\n", &set).expect("builds").gateway;
+        assert_eq!(gateway.client_tokens, ["tok-1"]);
+        // No list at all is the one way to run without tokens.
+        assert!(built("", &unset).expect("builds").gateway.client_tokens.is_empty());
+    }
+
+    /// Type errors, unknown names and variable syntax name the line and field, never the value:
+    /// a secret pasted in the wrong place stays out of the log and the reload's answer.
+    #[test]
+    fn config_errors_never_quote_a_value() {
+        const SECRET: &str = "sk-live-4f9a8b7c6d5e4f3a2b1c";
+        let cases = [
+            format!("[server]\nbody_limit_bytes = \"{SECRET}\"\n"),
+            format!("[server]\nmax_connections = \"{SECRET}\"\n"),
+            format!("[server]\nheader_read_timeout_secs = \"{SECRET}\"\n"),
+            format!("[server]\nlisten = 8080\nadmin_token = 5\nclient_tokens = \"{SECRET}\"\n"),
+            format!("[upstream]\nmax_body_bytes = \"{SECRET}\"\n"),
+            format!("[server]\nclient_tokens = [\"${{{SECRET}\"]\n"),
+            format!("[server]\nclient_tokens = [\"${{{SECRET}}}\"]\n"),
+            format!(
+                "[[clients]]\nname = \"a\"\ntoken = \"{SECRET}\"\nrequests_per_minute = \"{SECRET}\"\n"
+            ),
+            format!("[[clients]]\nname = \"a\"\ntoken = \"{SECRET}\"\ndaily_budget = true\n"),
+            format!("[[providers]]\nname = \"x\"\nkind = \"{SECRET}\"\n"),
+            format!("[[providers]]\nname = \"x\"\nkind = \"openai\"\npreset = \"{SECRET}\"\n"),
+            format!("[[providers]]\nname = \"x\"\nkind = \"gemini\"\nreset = \"00:00 {SECRET}\"\n"),
+            format!("strategy = \"{SECRET}\"\n"),
+            format!("max_attempts = \"{SECRET}\"\n"),
+        ];
+        for extra in cases {
+            let error = built(&extra, &vars(&[])).map(drop).expect_err(&extra);
+            assert!(error.starts_with("s.toml:1"), "names the line: {error}");
+            assert!(!error.contains("sk-live"), "quotes the value: {error}");
+        }
+        let error = built(&format!("[server]\nbody_limit_bytes = \"{SECRET}\"\n"), &vars(&[]))
+            .map(drop)
+            .expect_err("a string for a number");
+        assert_eq!(error, "s.toml:12:20: body_limit_bytes: invalid type: string, expected usize");
+    }
+
+    #[test]
+    fn upstream_limits_default_and_are_read_and_checked() {
+        let limits = built("", &vars(&[])).expect("builds").upstream;
+        assert_eq!(limits, UpstreamLimits::default());
+        assert_eq!(limits.max_body_bytes, 8 << 20);
+        assert_eq!(limits.max_line_bytes, 1 << 20);
+        assert_eq!(limits.stream_idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(limits.stream_deadline, std::time::Duration::from_secs(600));
+        let given = "[upstream]\nmax_body_bytes = 65536\nmax_line_bytes = 4096\nstream_idle_timeout_secs = 5\nstream_deadline_secs = 120\n";
+        let limits = built(given, &vars(&[])).expect("builds").upstream;
+        assert_eq!(
+            limits,
+            UpstreamLimits {
+                max_body_bytes: 65_536,
+                max_line_bytes: 4_096,
+                stream_idle_timeout: std::time::Duration::from_secs(5),
+                stream_deadline: std::time::Duration::from_secs(120),
+            }
+        );
+        let error = |section: &str| {
+            built(&format!("[upstream]\n{section}\n"), &vars(&[])).map(drop).expect_err(section)
+        };
+        assert_eq!(
+            error("max_body_bytes = 0"),
+            "s.toml:12: max_body_bytes: expected a whole number from 1024 to 1073741824"
+        );
+        assert_eq!(
+            error("max_body_bytes = 4096\nmax_line_bytes = 8192"),
+            "s.toml:13: max_line_bytes: expected at most max_body_bytes (a line is part of a body)"
+        );
+        assert_eq!(
+            error("stream_deadline_secs = 1e9"),
+            "s.toml:12: stream_deadline_secs: expected at most 86400 seconds (a day)"
+        );
+        assert_eq!(
+            error("stream_idle_timeout_secs = -1"),
+            "s.toml:12: stream_idle_timeout_secs: expected a positive number of seconds"
+        );
+        assert!(
+            error("max_frame = 1").starts_with("s.toml:12:1: max_frame: unknown field `max_frame`")
+        );
+    }
+
+    #[test]
+    fn serde_messages_lose_their_values() {
+        assert_eq!(
+            without_values("invalid type: string \"sk-1\", expected u64"),
+            "invalid type: string, expected u64"
+        );
+        assert_eq!(
+            without_values("invalid value: integer `-1`, expected u32"),
+            "invalid value: integer, expected u32"
+        );
+        assert_eq!(
+            without_values("invalid type: floating point `1.5`, expected usize"),
+            "invalid type: floating point, expected usize"
+        );
+        assert_eq!(
+            without_values("invalid type: character 'x', expected a string"),
+            "invalid type: character, expected a string"
+        );
+        assert_eq!(
+            without_values("unknown field `strateg`, expected one of `a`, `b`"),
+            "unknown field `strateg`, expected one of `a`, `b`"
         );
     }
 }

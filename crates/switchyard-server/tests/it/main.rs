@@ -5,5 +5,6 @@
 mod admin;
 mod alerts;
 mod chat;
+mod edge;
 mod metrics;
 mod support;
