@@ -17,9 +17,11 @@ pub trait Clock: Send + Sync + 'static {
     fn utc(&self) -> DateTime<Utc>;
     /// Sleeps until `deadline`; a [`ManualClock`] wakes sleepers when it is advanced.
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-    /// Sleeps for `duration`.
+    /// Sleeps for `duration`; one past the end of time sleeps [`crate::MAX_HINT`] instead of
+    /// panicking, so a delay read from outside can never take a task down here.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let deadline = self.now() + duration;
+        let now = self.now();
+        let deadline = now.checked_add(duration).unwrap_or_else(|| now + crate::MAX_HINT);
         self.sleep_until(deadline)
     }
 }
@@ -188,5 +190,26 @@ mod tests {
         let past = clock.now() - Duration::from_secs(1);
         clock.sleep_until(past).await;
         assert_eq!(clock.sleepers(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sleep_past_the_end_of_time_wakes_after_max_hint() {
+        // See: issue 16 (a delay read from outside reached `now + duration` and panicked).
+        let clock = ManualClock::default();
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                clock.sleep(Duration::MAX).await;
+                clock.elapsed()
+            })
+        };
+        while clock.sleepers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(crate::MAX_HINT - Duration::from_secs(1));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "woke before MAX_HINT");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(sleeper.await.expect("sleeper task"), crate::MAX_HINT);
     }
 }
