@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use switchyard_mock::{MockUpstream, ReplyScript};
 
 use crate::harness::{
-    CLIENT_TIMEOUT, Gateway, Workdir, chat, client, metrics, mock, report, secret, start,
-    wait_until,
+    CLIENT_TIMEOUT, Gateway, Workdir, chat, client, metrics, mock, poll_until, report, secret,
+    start,
 };
 
 /// Each call costs this much by the config's price.
@@ -115,15 +115,11 @@ async fn streams_dropped_mid_way_are_spent_against_the_budget() {
     }
     let n_dropped = attempts.iter().filter(|attempt| **attempt == Attempt::Dropped).count();
     // Spending a dropped stream may happen a moment after the connection closes.
-    let spend_seen = tokio::time::timeout(
-        Duration::from_secs(20),
-        wait_until("the dropped streams' cost in /metrics", Duration::from_secs(20), || {
-            let gateway = &gateway;
-            async move { route_cost(gateway).await >= BUDGET }
-        }),
-    )
-    .await
-    .is_ok();
+    let spend_seen = poll_until(Duration::from_secs(20), || {
+        let gateway = &gateway;
+        async move { route_cost(gateway).await >= BUDGET }
+    })
+    .await;
     let cost = route_cost(&gateway).await;
     let probe = client()
         .post(gateway.url("/v1/chat/completions"))

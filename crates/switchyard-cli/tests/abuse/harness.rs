@@ -394,7 +394,16 @@ pub(crate) async fn metrics(gateway: &Gateway) -> (usize, Vec<String>) {
 ///
 /// # Panics
 /// When it never does, naming `what`.
-pub(crate) async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ready: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, limit: Duration, ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    assert!(poll_until(limit, ready).await, "gave up after {limit:?} waiting for {what}");
+}
+
+/// Polls `ready` every 100 ms for at most `limit`; whether it came to hold.
+pub(crate) async fn poll_until<F, Fut>(limit: Duration, mut ready: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -402,9 +411,11 @@ where
     let deadline = now() + limit;
     loop {
         if ready().await {
-            return;
+            return true;
         }
-        assert!(now() < deadline, "gave up after {limit:?} waiting for {what}");
+        if now() >= deadline {
+            return false;
+        }
         pause(Duration::from_millis(100)).await;
     }
 }
