@@ -436,27 +436,43 @@ pub(crate) fn report(scenario: &str, figures: Value) {
     }
 }
 
-/// `CARGO_TARGET_DIR`, else the directory the binary under test was built in
+/// `CARGO_TARGET_DIR` when absolute (tests run in the package's directory, so a relative
+/// one would land elsewhere), else the directory the binary under test was built in
 /// (`<target>/debug/switchyard` → `<target>`).
 fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir;
     }
     let binary = Path::new(env!("CARGO_BIN_EXE_switchyard"));
     binary.parent().and_then(Path::parent).map_or_else(|| PathBuf::from("target"), Path::to_owned)
 }
 
-/// The soft limit on open files of this process (the gateway inherits it).
-pub(crate) fn open_files_limit() -> u64 {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            limits
-                .lines()
-                .find(|line| line.starts_with("Max open files"))
-                .and_then(|line| line.split_whitespace().nth(3).and_then(|soft| soft.parse().ok()))
-        })
-        .unwrap_or(u64::MAX)
+/// This process's (soft, hard) limits on open files; the gateway inherits them.
+fn open_files_limits() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let line = limits.lines().find(|line| line.starts_with("Max open files")).unwrap_or_default();
+    let mut fields = line.split_whitespace().skip(3);
+    let mut next = || fields.next().and_then(|value| value.parse().ok()).unwrap_or(u64::MAX);
+    (next(), next())
+}
+
+/// Raises the soft limit on open files to at least `needed` when the hard limit allows
+/// (with util-linux's `prlimit`, as the crate forbids `unsafe` and so `setrlimit`); returns
+/// the soft limit in force.
+pub(crate) fn ensure_open_files(needed: u64) -> u64 {
+    let (soft, hard) = open_files_limits();
+    if soft >= needed || hard < needed {
+        return soft;
+    }
+    let raised = Command::new("prlimit")
+        .args(["--pid", &std::process::id().to_string(), &format!("--nofile={hard}:{hard}")])
+        .status();
+    if !raised.is_ok_and(|status| status.success()) {
+        return soft;
+    }
+    open_files_limits().0
 }
 
 /// Milliseconds of a duration, for the report.

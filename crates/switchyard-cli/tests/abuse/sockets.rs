@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::harness::{
-    Answer, Gateway, Workdir, chat, client, echoed, millis, mock, now, open_files_limit, pause,
+    Answer, Gateway, Workdir, chat, client, echoed, ensure_open_files, millis, mock, now, pause,
     post, report, secret, start,
 };
 
@@ -103,9 +103,11 @@ async fn slow_header_client(addr: String, deadline: std::time::Instant) -> Ended
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_slow_header_sockets_do_not_block_service_and_are_closed() {
-    let limit = open_files_limit();
+    // Both ends of every socket live on this machine: the suite's and the gateway's.
+    let needed = 2 * (N_IDLE + N_SLOW) as u64 + 512;
+    let limit = ensure_open_files(needed);
     assert!(
-        limit >= 2 * (N_IDLE + N_SLOW) as u64 + 512,
+        limit >= needed,
         "the open-files limit ({limit}) is too low for {N_IDLE} sockets on each side; raise `ulimit -n`"
     );
     let upstream = start(mock(MockUpstream::openai(), &["a1"])).await;
