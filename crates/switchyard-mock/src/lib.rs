@@ -3,7 +3,8 @@
 //! A [`MockUpstream`] is a real HTTP server bound to `127.0.0.1:0`. A test scripts it once,
 //! protocol-independently: which keys are valid, invalid or revoked after N calls, each
 //! key's quotas per minute and per calendar day (requests and tokens), latency, injected
-//! faults (5xx, overload, a hang, a reset connection, malformed JSON, a stream cut mid-way),
+//! faults (5xx, overload, a hang, a reset connection, malformed JSON, a stream cut mid-way or
+//! mid-frame, a huge body, an endless stream, garbage frames),
 //! and what a served call answers. A [`WireFormat`] renders the decisions in one provider's
 //! words: its 429 bodies and headers, its invalid-key errors, its stream frames. Every
 //! request is logged (headers, parsed body, key, outcome) and counted per key.
@@ -31,6 +32,7 @@
 mod anthropic;
 pub mod conformance;
 mod gemini;
+mod hostile;
 mod ollama;
 mod openai;
 mod script;
@@ -40,6 +42,7 @@ mod wire;
 
 pub use anthropic::AnthropicWire;
 pub use gemini::GeminiWire;
+pub use hostile::{ENDLESS_PACE, GARBAGE_LINE_BYTES};
 pub use ollama::OllamaWire;
 pub use openai::{Flavor, OpenAiWire};
 pub use script::{

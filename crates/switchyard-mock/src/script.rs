@@ -277,12 +277,37 @@ pub enum Fault {
     Reset,
     /// Answers 200 with a body (or a stream frame) that cannot be parsed.
     Malformed,
-    /// Sends the first `after_frames` frames of a stream, then drops the connection; a plain
+    /// Sends the first `after_frames` whole frames of a stream, then drops the connection
+    /// (the cut falls on a frame boundary; [`Fault::CutMidFrame`] cuts inside one); a plain
     /// answer is cut after half its body.
     CutStream {
         /// Frames sent before the cut.
         after_frames: usize,
     },
+    /// Sends the first `after_frames` whole frames of a stream, then the first half of the
+    /// next frame's bytes (inside its JSON, not on a frame boundary), then drops the
+    /// connection: a stream cut mid-token. A plain answer is cut after half its body, as
+    /// with [`Fault::CutStream`].
+    CutMidFrame {
+        /// Whole frames sent before the cut one.
+        after_frames: usize,
+    },
+    /// Answers 200 with a well-formed answer whose text is `bytes` bytes long, written in
+    /// 64 KiB chunks without holding it in memory: an upstream that never stops talking.
+    /// A stream gets its usual frames with one huge text frame among them.
+    HugeBody {
+        /// The length of the answer's text.
+        bytes: u64,
+    },
+    /// Answers 200 and streams text frames forever, one every stream interval (or every
+    /// [`ENDLESS_PACE`](crate::ENDLESS_PACE) when none is scripted), until the client goes
+    /// away; a plain answer opens its JSON and then sends whitespace forever at that pace.
+    EndlessStream,
+    /// Answers 200 with a stream that turns to garbage after its first frame: a frame of
+    /// broken JSON, one of bytes that are not UTF-8, one of control characters, then a line
+    /// of [`GARBAGE_LINE_BYTES`](crate::GARBAGE_LINE_BYTES) bytes with no newline, then the
+    /// body ends. A plain answer gets the same bytes as its body.
+    GarbageStream,
     /// Answers exactly this: a body a test wants to see classified as it is.
     Raw {
         /// The status.
@@ -326,6 +351,10 @@ impl Fault {
             Self::Reset => "reset",
             Self::Malformed => "malformed",
             Self::CutStream { .. } => "cut_stream",
+            Self::CutMidFrame { .. } => "cut_mid_frame",
+            Self::HugeBody { .. } => "huge_body",
+            Self::EndlessStream => "endless_stream",
+            Self::GarbageStream => "garbage_stream",
             Self::Raw { .. } => "raw",
         }
     }

@@ -26,6 +26,7 @@ use switchyard_core::{Clock, FinishReason, KeyId, SystemClock, ToolCall, Usage};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::hostile;
 use crate::openai::OpenAiWire;
 use crate::script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript, WindowQuota};
 use crate::state::{GroupScript, KeyCounts, Outcome, RecordedRequest, State, Time};
@@ -446,16 +447,30 @@ async fn apply_fault(
                 let frames = shared.wire.stream_frames(summary, reply);
                 stream_response(shared, frames, Some(after_frames), HeaderMap::new())
             }
-            _ => {
-                let body = match summary {
-                    Some(summary) => Bytes::from(shared.wire.chat_body(summary, reply).to_string()),
-                    None => Bytes::from(shared.wire.models_body(&shared.models).to_string()),
-                };
-                let half = body.slice(..body.len() / 2);
-                let frames = StreamFrames { content_type: "application/json", frames: vec![half] };
-                stream_response(shared, frames, Some(1), HeaderMap::new())
-            }
+            _ => cut_plain(shared, summary, reply),
         },
+        Fault::CutMidFrame { after_frames } => match summary {
+            Some(summary) if summary.stream => {
+                let mut frames = shared.wire.stream_frames(summary, reply);
+                let keep = after_frames.min(frames.frames.len().saturating_sub(1));
+                let cut = frames.frames.get(keep).cloned().unwrap_or_default();
+                frames.frames.truncate(keep);
+                frames.frames.push(cut.slice(..cut.len() / 2));
+                let n_frames = frames.frames.len();
+                stream_response(shared, frames, Some(n_frames), HeaderMap::new())
+            }
+            _ => cut_plain(shared, summary, reply),
+        },
+        Fault::HugeBody { bytes } => hostile::huge_body(&*shared.wire, summary, reply, bytes),
+        Fault::EndlessStream => {
+            let pace = if shared.stream_interval.is_zero() {
+                hostile::ENDLESS_PACE
+            } else {
+                shared.stream_interval
+            };
+            hostile::endless(&*shared.wire, summary, reply, Arc::clone(&shared.clock), pace)
+        }
+        Fault::GarbageStream => hostile::garbage(&*shared.wire, summary, reply),
         Fault::Raw { status, content_type, headers, body } => {
             let mut response = Response::new(Body::from(body));
             *response.status_mut() =
@@ -474,6 +489,17 @@ async fn apply_fault(
             response
         }
     }
+}
+
+/// A plain answer (or the model listing) cut after half its body.
+fn cut_plain(shared: &Arc<Shared>, summary: Option<&ChatSummary>, reply: &Reply) -> Response {
+    let body = match summary {
+        Some(summary) => Bytes::from(shared.wire.chat_body(summary, reply).to_string()),
+        None => Bytes::from(shared.wire.models_body(&shared.models).to_string()),
+    };
+    let half = body.slice(..body.len() / 2);
+    let frames = StreamFrames { content_type: "application/json", frames: vec![half] };
+    stream_response(shared, frames, Some(1), HeaderMap::new())
 }
 
 fn render(response: WireResponse) -> Response {

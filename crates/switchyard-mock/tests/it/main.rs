@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod gemini;
+mod hostile;
 mod ollama;
 mod openai;
 mod windows;
