@@ -107,6 +107,7 @@ async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
     // Keys and adapters are made exactly as `serve` makes them (an empty key is skipped and
     // a repeated one tested once, with the same notes).
     let mut notes = Vec::new();
+    let limits = config::upstream_limits(&loaded)?;
     for section in &loaded.file.providers {
         let name = section.name.get_ref().clone();
         let keys = config::keys(&loaded, section, &vars, &mut notes)?;
@@ -114,7 +115,7 @@ async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
             eprintln!("note: provider {name} has no keys or no models to test");
             continue;
         }
-        let adapter = config::adapter(&loaded, section, &vars, &clock)?;
+        let adapter = config::adapter(&loaded, section, &vars, &clock, &limits)?;
         for credential in &keys {
             for model in &section.models {
                 probes.push(Probe {

@@ -15,10 +15,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use switchyard::{EventSink, Router};
+use switchyard::{EventSink, Router, SpendWriteBehind};
 use switchyard_core::{Clock, SystemClock};
 use switchyard_quota::WriteBehind;
 use switchyard_server::{EventHub, Gateway, GatewayConfig, Reloader, Services};
@@ -26,6 +27,8 @@ use switchyard_store::{Analytics, AnalyticsWriter, AnalyticsWriterConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded, ScoreSaver};
+
+mod operator;
 
 /// Arguments of `switchyard serve`.
 #[derive(Debug, Args)]
@@ -72,10 +75,16 @@ pub(crate) fn variables() -> Result<HashMap<String, String>> {
     Ok(vars)
 }
 
-fn load(path: &Path, clock: &Arc<dyn Clock>, events: &Arc<EventHub>) -> Result<config::Built> {
+fn load(
+    path: &Path,
+    clock: &Arc<dyn Clock>,
+    events: &Arc<EventHub>,
+    previous: Option<&Router>,
+) -> Result<config::Built> {
     let loaded = Loaded::read(path)?;
     let sink: Arc<dyn EventSink> = Arc::clone(events) as Arc<dyn EventSink>;
-    let built = config::build_with(&loaded, &variables()?, Arc::clone(clock), Some(sink))?;
+    let built =
+        config::build_with(&loaded, &variables()?, Arc::clone(clock), Some(sink), previous)?;
     for warning in &built.warnings {
         tracing::warn!(config = %path.display(), "{warning}");
     }
@@ -117,27 +126,11 @@ struct FileReloader {
     persistence: Mutex<Option<WriteBehind>>,
     /// The running scorer's saver; replaced likewise.
     scores: Mutex<Option<ScoreSaver>>,
+    /// The running router's spend saver; replaced likewise.
+    spend: Mutex<Option<SpendWriteBehind>>,
     /// The gateway, once it runs: the keys an operator disabled on its router stay disabled
     /// on the new one.
     gateway: OnceLock<Gateway>,
-}
-
-/// Disables on `new` every key an operator disabled on `old` that `new` still has.
-/// NOTE: to be replaced by the facade's `AdminState` export/import at merge.
-fn carry_admin_state(old: &Router, new: &Router) {
-    let kept = new.keys();
-    for (provider, key) in old.keys() {
-        if !old.is_disabled(&provider, &key) {
-            continue;
-        }
-        if !kept.contains(&(provider.clone(), key.clone())) {
-            tracing::info!(%provider, %key, "a disabled key is no longer configured");
-            continue;
-        }
-        if let Err(error) = new.disable_key(&provider, &key) {
-            tracing::warn!(%provider, %key, %error, "a disabled key could not stay disabled");
-        }
-    }
 }
 
 impl Reloader for FileReloader {
@@ -156,13 +149,13 @@ impl Reloader for FileReloader {
         {
             tracing::warn!(%error, "learned scores not saved before reload");
         }
-        match load(&self.config, &self.clock, &self.events) {
+        // The new router carries the old one's disabled keys and shares its spend books.
+        let previous = self.gateway.get().map(Gateway::router);
+        match load(&self.config, &self.clock, &self.events, previous.as_deref()) {
             Ok(built) => {
-                if let Some(gateway) = self.gateway.get() {
-                    carry_admin_state(&gateway.router(), &built.router);
-                }
                 *persistence = built.persistence;
                 *scores = built.scores;
+                *self.spend.lock().unwrap_or_else(PoisonError::into_inner) = built.spend;
                 Ok((built.router, built.gateway))
             }
             Err(error) => Err(format!("{error:#}")),
@@ -174,7 +167,26 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (writer, reader) = open_analytics(&args.config, &clock)?;
     let events = Arc::new(EventHub::new(Arc::clone(&clock), writer));
-    let built = load(&args.config, &clock, &events)?;
+    let built = load(&args.config, &clock, &events, None)?;
+    let admin_saver = match &built.state_file {
+        Some(file) => {
+            let (saver, unknown) = operator::AdminSaver::open(file, &built.router)
+                .map_err(|error| anyhow::anyhow!("admin state in {}: {error}", file.display()))?;
+            for key in unknown {
+                tracing::warn!(%key, "a key disabled before the restart is no longer configured");
+            }
+            Some(Arc::new(Mutex::new(saver)))
+        }
+        None => None,
+    };
+    let upstream = built.upstream;
+    tracing::info!(
+        max_body_bytes = upstream.max_body_bytes,
+        max_line_bytes = upstream.max_line_bytes,
+        stream_idle_timeout_secs = upstream.stream_idle_timeout.as_secs_f64(),
+        stream_deadline_secs = upstream.stream_deadline.as_secs_f64(),
+        "upstream limits"
+    );
     let listen = args
         .listen
         .clone()
@@ -186,6 +198,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         events: Arc::clone(&events),
         persistence: Mutex::new(built.persistence),
         scores: Mutex::new(built.scores),
+        spend: Mutex::new(built.spend),
         gateway: OnceLock::new(),
     });
     let services = Services {
@@ -210,6 +223,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    if let Some(saver) = &admin_saver {
+        tokio::spawn(save_admin_state(Arc::clone(saver), gateway.clone(), Arc::clone(&clock)));
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
         let gateway = gateway.clone();
@@ -250,7 +266,43 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     {
         tracing::warn!(%error, "analytics events not written at shutdown");
     }
+    if let Some(saver) = &admin_saver {
+        let saved = saver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .save_if_changed(&gateway.router(), clock.utc());
+        if let Err(error) = saved {
+            tracing::warn!(%error, "admin state not saved at shutdown");
+        }
+    }
+    drop(reloader.spend.lock().unwrap_or_else(PoisonError::into_inner).take());
     drop(reloader.persistence.lock().unwrap_or_else(PoisonError::into_inner).take());
     drop(reloader.scores.lock().unwrap_or_else(PoisonError::into_inner).take());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Saves the running router's admin state once a second when it changed (real time on
+/// purpose: this paces disk writes, not anything the router decides).
+async fn save_admin_state(
+    saver: Arc<Mutex<operator::AdminSaver>>,
+    gateway: Gateway,
+    clock: Arc<dyn Clock>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        let saver = Arc::clone(&saver);
+        let router = gateway.router();
+        let now = clock.utc();
+        let saved = tokio::task::spawn_blocking(move || {
+            saver.lock().unwrap_or_else(PoisonError::into_inner).save_if_changed(&router, now)
+        })
+        .await;
+        match saved {
+            Ok(Ok(true)) => tracing::info!("admin state saved"),
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "admin state not saved; retrying"),
+            Err(error) => tracing::warn!(%error, "the admin state saver failed"),
+        }
+    }
 }

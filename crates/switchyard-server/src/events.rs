@@ -7,7 +7,7 @@
 //! Client attribution: the gateway tags a request id with its client's name before it calls
 //! the router and untags it when the request is over (a guard, so an abandoned stream
 //! untags too). The router's events carry the request id, so the hub finds the client in a
-//! small map, and sums the attempts' costs into the request's row on the way.
+//! small map; a request's cost is the router's (computed once, streams included).
 //!
 //! Everything here runs on the request's task: each call takes one short lock on a small map
 //! and queues; nothing waits on the disk or the network.
@@ -27,8 +27,6 @@ const RECENT_OUTCOMES: usize = 20;
 #[derive(Default)]
 struct Tag {
     client: Option<String>,
-    /// The attempts' costs so far, in dollars.
-    cost: f64,
     /// The candidate of the last attempt, for a request that failed.
     last: Option<Candidate>,
     /// Guards holding this id (a client may reuse an id for concurrent requests).
@@ -173,7 +171,6 @@ impl EventHub {
         let client = {
             let mut tags = lock(&self.tags);
             tags.get_mut(&attempt.request_id).and_then(|tag| {
-                tag.cost += attempt.cost.unwrap_or(0.0);
                 tag.last = Some(candidate.clone());
                 tag.client.clone()
             })
@@ -220,10 +217,10 @@ impl EventHub {
 
     fn on_request(&self, request: &switchyard::RequestEvent) -> Option<AnalyticsEvent> {
         self.analytics.as_ref()?;
-        let (client, cost, last) = {
+        let (client, last) = {
             let tags = lock(&self.tags);
             tags.get(&request.request_id)
-                .map_or((None, 0.0, None), |tag| (tag.client.clone(), tag.cost, tag.last.clone()))
+                .map_or((None, None), |tag| (tag.client.clone(), tag.last.clone()))
         };
         let candidate = request.served_by.clone().or(last);
         let usage = request.usage.unwrap_or_default();
@@ -243,7 +240,7 @@ impl EventHub {
             latency_ms: request.latency.as_secs_f64() * 1000.0,
             prompt_tokens: u64::from(usage.prompt_tokens),
             completion_tokens: u64::from(usage.completion_tokens),
-            cost: Some(cost),
+            cost: request.cost,
         })
     }
 }

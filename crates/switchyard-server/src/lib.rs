@@ -770,26 +770,28 @@ struct SseState {
 
 type Account = (Gateway, String, Option<events::TagGuard>, Option<Arc<ClientConfig>>);
 
-impl SseState {
-    /// Counts what the ended stream cost against the route's metrics and the client's daily
-    /// budget, so streaming is no way around a budget.
-    fn spend(&self) {
-        let Some(dollars) = self.routed.cost() else { return };
-        let (gateway, route, _, client) = &self.account;
-        gateway.shared.metrics.cost(route, &self.routed.served_by, dollars);
-        if let Some(client) = client {
-            gateway.shared.meters.spend(client, dollars, gateway.shared.clock.utc());
-        }
-    }
-}
-
 fn sse_events(
-    routed: RoutedStream,
+    mut routed: RoutedStream,
     request_id: String,
     now_unix: i64,
     include_usage: bool,
     account: Account,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    // What the stream cost counts against the route's metrics and the client's daily budget
+    // once the router settles it: at its end, when it breaks, or when the client goes away
+    // mid-stream (dropped with the stream), so streaming is no way around a budget.
+    {
+        let (gateway, route, _, client) = &account;
+        let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
+        let served_by = routed.served_by.clone();
+        routed.on_settled(move |cost| {
+            let Some(dollars) = cost else { return };
+            gateway.shared.metrics.cost(&route, &served_by, dollars);
+            if let Some(client) = client {
+                gateway.shared.meters.spend(&client, dollars, gateway.shared.clock.utc());
+            }
+        });
+    }
     let state = SseState {
         routed,
         frame: None,
@@ -848,7 +850,6 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             Some(Err(error)) => {
                 state.phase = Phase::Ended;
-                state.spend();
                 tracing::warn!(error = %error, "stream broke after its first chunk");
                 let body = json!({"error": {
                     "message": error.to_string(),
@@ -863,7 +864,6 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
                     let (gateway, route, _, _) = &state.account;
                     gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
                 }
-                state.spend();
                 if state.include_usage {
                     state.phase = Phase::UsageSent;
                     let frame = state.frame.clone().unwrap_or_else(|| wire::ChunkFrame {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use switchyard::{
-    BudgetConfig, EventSink, JsonFileSpendStore, MemorySpendStore, ModelFacts, Prefer, Price,
-    RouteConfig, Router, SpendStore, StrategyKind,
+    BudgetConfig, EventSink, MemorySpendStore, ModelFacts, Prefer, Price, RouteConfig, Router,
+    RouterConfig, SpendStore, SpendWriteBehind, StrategyKind,
 };
 use switchyard_anthropic::{Anthropic, AnthropicConfig};
 use switchyard_core::{Clock, Credential, KeyId, Provider, ProviderId};
@@ -23,6 +23,7 @@ use switchyard_quota::{
 };
 use switchyard_redis::{RedisLedger, RedisOptions};
 use switchyard_server::{AlertConfig, ClientConfig, GatewayConfig};
+use switchyard_store::SqliteSpendStore;
 use switchyard_vault::{KeySource, Passphrase, Vault, VaultConfig};
 
 use super::scores::ScoreSaver;
@@ -44,17 +45,13 @@ pub(crate) struct Built {
     pub(crate) scores: Option<ScoreSaver>,
     /// Alert webhooks, when `[alerts]` is given.
     pub(crate) alerts: Option<AlertConfig>,
-    /// `[upstream]`: bounds on upstream bodies, stream lines and stream times, checked.
-    /// NOTE: not yet handed to the adapters and the router (their options land in other
-    /// branches); the composition root passes them on at merge.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "handed to the adapters and the router at the merge of issue 16"
-        )
-    )]
+    /// `[upstream]`: bounds on upstream bodies, stream lines and stream times, checked and
+    /// already handed to the adapters and the router.
     pub(crate) upstream: UpstreamLimits,
+    /// Saves the day's spend (budgets) behind the requests; dropping it saves once more.
+    pub(crate) spend: Option<SpendWriteBehind>,
+    /// The `[state] path` file, resolved, when given: admin state is kept there too.
+    pub(crate) state_file: Option<PathBuf>,
 }
 
 /// Where analytics go and how long they stay.
@@ -124,11 +121,12 @@ pub(crate) fn build(
     vars: &HashMap<String, String>,
     clock: Arc<dyn Clock>,
 ) -> Result<Built, ConfigError> {
-    build_with(loaded, vars, clock, None)
+    build_with(loaded, vars, clock, None, None)
 }
 
 /// As [`build`], with the router's events going to `events` (the gateway's analytics and
-/// alert hub).
+/// alert hub). On a reload, `previous` is the router being replaced: the new one shares its
+/// spend books (calls still in flight settle into the same day) and keeps its disabled keys.
 ///
 /// # Errors
 /// As [`build`].
@@ -137,9 +135,11 @@ pub(crate) fn build_with(
     vars: &HashMap<String, String>,
     clock: Arc<dyn Clock>,
     events: Option<Arc<dyn EventSink>>,
+    previous: Option<&Router>,
 ) -> Result<Built, ConfigError> {
     let file = &loaded.file;
     let mut warnings = Vec::new();
+    let upstream = upstream_limits(loaded)?;
     if file.providers.is_empty() {
         return Err(ConfigError::Invalid {
             path: loaded.path.clone(),
@@ -157,7 +157,14 @@ pub(crate) fn build_with(
         });
     }
 
-    let mut builder = Router::builder().clock(Arc::clone(&clock));
+    let mut builder = Router::builder().clock(Arc::clone(&clock)).config(RouterConfig {
+        stream_idle_timeout: upstream.stream_idle_timeout,
+        stream_deadline: upstream.stream_deadline,
+        ..RouterConfig::default()
+    });
+    if let Some(previous) = previous {
+        builder = builder.carry_over(previous);
+    }
     if let Some(events) = events {
         builder = builder.event_sink(events);
     }
@@ -189,7 +196,10 @@ pub(crate) fn build_with(
             ));
         }
         names.push(name.clone());
-        builder = builder.provider(adapter(loaded, section, vars, &clock)?);
+        builder = builder.provider(adapter(loaded, section, vars, &clock, &upstream)?);
+        // Only what the file declares is routable: a client naming another model of this
+        // provider gets UNKNOWN_MODEL instead of a new candidate.
+        builder = builder.models(name.as_str(), section.models.iter().map(String::as_str));
         let keys = keys(loaded, section, vars, &mut warnings)?;
         if keys.is_empty() {
             warnings.push(format!("provider {name} has no keys: its targets cannot serve"));
@@ -311,7 +321,12 @@ pub(crate) fn build_with(
         match &file.state.redis_url {
             Some(redis_url) => {
                 let url = loaded.expand(redis_url, "redis_url", vars)?;
-                let mut options = RedisOptions::default();
+                // An in-flight slot's lease outlives the longest stream, so a slow stream still
+                // counts against max_concurrent while a dead process's slots come free.
+                let mut options = RedisOptions {
+                    inflight_lease: upstream.stream_deadline + Duration::from_secs(60),
+                    ..RedisOptions::default()
+                };
                 if let Some(prefix) = &file.state.redis_prefix {
                     options.prefix.clone_from(prefix);
                 }
@@ -329,19 +344,20 @@ pub(crate) fn build_with(
                 (ledger, persistence)
             }
         };
+    let state_file = match &file.state.path {
+        Some(path) => Some(
+            loaded.path.parent().unwrap_or(Path::new(".")).join(loaded.expand(path, "path", vars)?),
+        ),
+        None => None,
+    };
     if !budgets.per_route.is_empty() || !budgets.per_provider.is_empty() {
-        // Spend survives restarts and reloads next to the quota state when there is one.
-        let store: Arc<dyn SpendStore> = match &file.state.path {
-            Some(path) => {
-                let file_path = loaded
-                    .path
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(loaded.expand(path, "path", vars)?)
-                    .with_extension("spend.json");
-                Arc::new(JsonFileSpendStore::new(file_path))
-            }
-            None => Arc::new(MemorySpendStore::default()),
+        // Spend survives restarts in the state file, written behind the requests.
+        let store: Arc<dyn SpendStore> = match (&file.state.path, &state_file) {
+            (Some(path), Some(state_file)) => Arc::new(
+                SqliteSpendStore::open(state_file)
+                    .map_err(|error| loaded.invalid(path.span(), "path", error.to_string()))?,
+            ),
+            _ => Arc::new(MemorySpendStore::default()),
         };
         builder = builder.budgets(budgets, store);
     }
@@ -446,7 +462,6 @@ pub(crate) fn build_with(
     };
     let listen =
         server.listen.as_ref().map(|listen| loaded.expand(listen, "listen", vars)).transpose()?;
-    let upstream = upstream_limits(loaded)?;
     if gateway.idle_timeout < upstream.stream_idle_timeout {
         // The connection counts a stream's silence as idle: it would be cut first.
         warnings.push(format!(
@@ -455,7 +470,23 @@ pub(crate) fn build_with(
             upstream.stream_idle_timeout.as_secs_f64()
         ));
     }
-    Ok(Built { router, gateway, listen, warnings, persistence, scores, alerts, upstream })
+    // Saves a second, like the quota counts: a crash loses at most a second of spend.
+    let spend = router.spend_write_behind(Duration::from_secs(1)).map_err(|error| {
+        let span = file.state.path.as_ref().map_or(0..0, toml::Spanned::span);
+        loaded.invalid(span, "path", error.to_string())
+    })?;
+    Ok(Built {
+        router,
+        gateway,
+        listen,
+        warnings,
+        persistence,
+        scores,
+        alerts,
+        upstream,
+        spend,
+        state_file,
+    })
 }
 
 /// The most connections `max_connections` may ask for (each holds a descriptor).
@@ -488,7 +519,11 @@ impl Default for UpstreamLimits {
 /// The largest `max_body_bytes` (and `max_line_bytes`) accepted: 1 GiB.
 const MAX_UPSTREAM_BYTES: u64 = 1 << 30;
 
-fn upstream_limits(loaded: &Loaded) -> Result<UpstreamLimits, ConfigError> {
+/// `[upstream]` of `loaded`, checked (the defaults where it is silent).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a value out of range.
+pub(crate) fn upstream_limits(loaded: &Loaded) -> Result<UpstreamLimits, ConfigError> {
     let section = &loaded.file.upstream;
     let mut limits = UpstreamLimits::default();
     if let Some(bytes) = &section.max_body_bytes {
@@ -715,6 +750,7 @@ pub(crate) fn adapter(
     section: &ProviderSection,
     vars: &HashMap<String, String>,
     clock: &Arc<dyn Clock>,
+    limits: &UpstreamLimits,
 ) -> Result<Arc<dyn Provider>, ConfigError> {
     let name = section.name.get_ref().as_str();
     let base_url =
@@ -760,6 +796,8 @@ pub(crate) fn adapter(
                 ));
             }
             config.clock = Arc::clone(clock);
+            config.max_body_bytes = limits.max_body_bytes;
+            config.max_line_bytes = limits.max_line_bytes;
             if let Some(timeout) = timeout {
                 config.request_timeout = timeout;
             }
@@ -770,6 +808,8 @@ pub(crate) fn adapter(
             if let Some(url) = base_url {
                 config.base_url = url;
             }
+            config.max_body_bytes = limits.max_body_bytes;
+            config.max_line_bytes = limits.max_line_bytes;
             if let Some(timeout) = timeout {
                 config.timeout = timeout;
             }
@@ -783,6 +823,8 @@ pub(crate) fn adapter(
             if let Some(url) = base_url {
                 config.base_url = url;
             }
+            config.max_body_bytes = limits.max_body_bytes;
+            config.max_line_bytes = limits.max_line_bytes;
             if let Some(timeout) = timeout {
                 config.timeout = timeout;
             }
@@ -796,6 +838,8 @@ pub(crate) fn adapter(
             if let Some(url) = base_url {
                 config.base_url = url;
             }
+            config.max_body_bytes = limits.max_body_bytes;
+            config.max_line_bytes = limits.max_line_bytes;
             if let Some(timeout) = timeout {
                 config.timeout = timeout;
             }

@@ -19,7 +19,7 @@ use toml::Spanned;
 
 #[allow(unused_imports, reason = "`build` serves tests and commands that need no event sink")]
 pub(crate) use build::build;
-pub(crate) use build::{Built, adapter, analytics_settings, build_with, keys};
+pub(crate) use build::{Built, adapter, analytics_settings, build_with, keys, upstream_limits};
 pub(crate) use scores::ScoreSaver;
 
 /// Why a configuration cannot be used.

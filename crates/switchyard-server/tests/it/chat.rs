@@ -256,7 +256,7 @@ async fn errors_come_in_openai_shape_with_their_status() {
     let response = client.post(&url).json(&body("nowhere", false)).send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "UNKNOWN_ROUTE");
+    assert_eq!(error["error"]["code"], "UNKNOWN_MODEL");
 
     let mut large = body("default", false);
     large["messages"][0]["content"] = Value::from("x".repeat(5_000));

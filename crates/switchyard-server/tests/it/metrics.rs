@@ -118,7 +118,7 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
     );
     assert_eq!(value(&scrape, requests, &[("route", "direct"), ("code", "QUOTA_EXCEEDED")]), 1.0);
     // A name no configuration declares is counted as `other`, never as a label of its own.
-    assert_eq!(value(&scrape, requests, &[("route", "other"), ("code", "UNKNOWN_ROUTE")]), 1.0);
+    assert_eq!(value(&scrape, requests, &[("route", "other"), ("code", "UNKNOWN_MODEL")]), 1.0);
     assert_eq!(value(&scrape, requests, &[("route", "nowhere")]), 0.0);
     let failed_first = value(
         &scrape,

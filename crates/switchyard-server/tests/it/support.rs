@@ -50,6 +50,10 @@ pub(crate) fn builder(clock: &ManualClock, quota: QuotaConfig) -> RouterBuilder 
         .config(RouterConfig {
             seed: Some(7),
             backoff: Backoff { base: Duration::ZERO, max: Duration::ZERO, stated_jitter: 0.0 },
+            // Tests here pump the manual clock while a stream runs (each chunk waits on it):
+            // the router's stream timers must not fire in the time that pumping passes.
+            stream_idle_timeout: switchyard::MAX_TIMEOUT,
+            stream_deadline: switchyard::MAX_TIMEOUT,
             ..RouterConfig::default()
         })
 }
