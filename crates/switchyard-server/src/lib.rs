@@ -327,6 +327,11 @@ impl Gateway {
             .route("/readyz", get(readyz))
             .layer(DefaultBodyLimit::max(limit))
             .layer(RequestBodyLimitLayer::new(limit))
+            // tower-http refuses a declared length over the limit before any handler runs,
+            // with a plain-text 413: clients get the same typed error as a body cut short.
+            .layer(middleware::map_response(move |response: Response| async move {
+                typed_too_large(response, limit)
+            }))
             .layer(RequestBodyTimeoutLayer::new(config.body_read_timeout))
             .layer(middleware::from_fn(request_id))
             .with_state(self.clone())
@@ -356,6 +361,18 @@ pub async fn serve(
         max_connections: config.max_connections,
     };
     conn::serve(listener, gateway.app(), limits, shutdown).await
+}
+
+/// A plain 413 from a body limit layer, as the gateway's typed error.
+fn typed_too_large(response: Response, limit_bytes: usize) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return ServerError::BodyTooLarge { limit_bytes }.into_response();
+    }
+    response
 }
 
 /// Refuses a request whose `Host` is not this gateway's when no client token is set.
