@@ -72,7 +72,7 @@ fn test(args: &[String]) -> Result<()> {
     println!("xtask: redis-server on {}", redis.url());
     let mut test_args = vec!["test", "--workspace"];
     test_args.extend(passthrough.iter().map(String::as_str));
-    let status = Command::new(cargo_bin())
+    let status = cargo_command()
         .args(&test_args)
         .env("SWITCHYARD_TEST_REDIS_URL", redis.url())
         .env("SWITCHYARD_TEST_PYTHON", &python)
@@ -104,7 +104,7 @@ fn criterion(args: &[String]) -> Result<()> {
         bench_args.push("--");
         bench_args.extend(args.iter().map(String::as_str));
     }
-    let status = Command::new(cargo_bin())
+    let status = cargo_command()
         .args(&bench_args)
         .env("SWITCHYARD_TEST_REDIS_URL", redis.url())
         .status()
@@ -116,7 +116,7 @@ fn criterion(args: &[String]) -> Result<()> {
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
-    let status = Command::new(cargo_bin()).args(args).status().context("running cargo")?;
+    let status = cargo_command().args(args).status().context("running cargo")?;
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
@@ -125,6 +125,25 @@ fn cargo(args: &[&str]) -> Result<()> {
 
 fn cargo_bin() -> String {
     env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// `cargo`, without the variables `cargo run` set for xtask itself (`CARGO_PKG_NAME=xtask`,
+/// `CARGO_MANIFEST_DIR=.../xtask`, ...). Build scripts watch some of them (ring's does), so
+/// a child cargo that inherited them rebuilt ring and everything above it on every
+/// `cargo xtask test`, and the next plain `cargo` build rebuilt it all again.
+fn cargo_command() -> Command {
+    let mut command = Command::new(cargo_bin());
+    for (name, _) in env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo_run = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || name == "CARGO_PRIMARY_PACKAGE";
+        if set_by_cargo_run {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 #[cfg(test)]

@@ -16,10 +16,25 @@ pub(crate) struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts a server on a free port. The port is found by binding and closing it, so another
+    /// process may take it before `redis-server` binds: then the server exits and the start
+    /// is tried again on a new port.
     pub(crate) fn start() -> Result<Self> {
         ensure_installed()?;
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(server) => return Ok(server),
+                Err(error) => failures.push(format!("{error:#}")),
+            }
+        }
+        bail!("redis-server did not start: {}", failures.join("; "))
+    }
+
+    fn start_once() -> Result<Self> {
         let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("switchyard-redis-{port}"));
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let child = Command::new("redis-server")
             .args([
@@ -38,7 +53,7 @@ impl RedisServer {
             .stderr(Stdio::inherit())
             .spawn()
             .context("spawning redis-server")?;
-        let server = Self { child, port, dir };
+        let mut server = Self { child, port, dir };
         server.wait_ready()?;
         Ok(server)
     }
@@ -47,16 +62,33 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn wait_ready(&self) -> Result<()> {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+    /// Waits until our child answers `PING` on the port: a connection alone could be another
+    /// process that took the port. Generous, for a machine busy with other builds.
+    fn wait_ready(&mut self) -> Result<()> {
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().context("checking redis-server")? {
+                bail!("redis-server exited ({status}) instead of listening on port {}", self.port);
+            }
+            if self.answers_ping() {
                 return Ok(());
             }
             // xtask is not library code: a short real wait for a real process to boot.
             #[expect(clippy::disallowed_methods, reason = "waiting for a child process to listen")]
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("redis-server did not listen on port {} within 5 s", self.port)
+        bail!("redis-server did not answer PING on port {} within 30 s", self.port)
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0_u8; 7];
+        stream.set_read_timeout(Some(Duration::from_secs(5))).is_ok()
+            && stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
     }
 }
 

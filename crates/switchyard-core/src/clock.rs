@@ -172,9 +172,14 @@ mod tests {
                 clock.elapsed()
             })
         };
-        while clock.sleepers() == 0 {
-            tokio::task::yield_now().await;
-        }
+        // Bounded in real time, so a sleeper that never registers fails instead of hanging.
+        let registered = tokio::time::timeout(Duration::from_secs(20), async {
+            while clock.sleepers() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(registered.is_ok(), "the sleeper never went to sleep");
         clock.advance(Duration::from_secs(29));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished(), "woke before its deadline");

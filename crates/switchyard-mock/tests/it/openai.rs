@@ -18,6 +18,18 @@ async fn post(mock: &MockUpstream, key: &str, body: &Value) -> reqwest::Response
         .expect("the mock answers")
 }
 
+/// Waits until `ready` holds, yielding to the mock's server; fails after 20 s of real time so
+/// a bug shows as a failure, not a hang. Never used to let time pass: time is the manual clock's.
+async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while !ready() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting until {what}");
+}
+
 fn chat(text: &str) -> Value {
     json!({"model": "gpt-mock", "messages": [{"role": "user", "content": text}]})
 }
@@ -178,9 +190,8 @@ async fn latency_is_slept_on_the_mocks_clock() {
         async move { reqwest::Client::new().post(url).bearer_auth("any").json(&chat("hi")).send().await }
     });
     // The call is logged when it is decided, then sleeps on the clock.
-    while mock.n_requests() == 0 || clock.sleepers() == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the call sleeps its latency", || mock.n_requests() > 0 && clock.sleepers() > 0)
+        .await;
     clock.advance(Duration::from_secs(4));
     tokio::task::yield_now().await;
     assert!(!call.is_finished(), "answered before its latency passed");
@@ -246,9 +257,7 @@ async fn a_slow_fault_serves_late_on_the_clock() {
     let call = tokio::spawn(async move {
         reqwest::Client::new().post(url).bearer_auth("any").json(&chat("hi")).send().await
     });
-    while clock.sleepers() == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the slow fault sleeps", || clock.sleepers() > 0).await;
     assert!(!call.is_finished());
     clock.advance(Duration::from_secs(30));
     assert_eq!(call.await.expect("task").expect("answered").status(), 200);

@@ -178,15 +178,20 @@ async fn a_key_turning_invalid_is_told_once() {
         assert_eq!(response.status(), 200);
     }
     clock.advance(Duration::from_secs(31));
+    // Bounded in real time, not in attempts: the watcher runs on another task that a busy
+    // machine may schedule late.
     let mut rounds = 0;
-    for _ in 0..2_000 {
-        rounds = alert_checks(&running).await;
-        if rounds >= checks + 2 {
-            break;
+    let ran_again = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            rounds = alert_checks(&running).await;
+            if rounds >= checks + 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
-    }
-    assert!(rounds >= checks + 2, "the watcher ran again ({checks} then {rounds})");
+    })
+    .await;
+    assert!(ran_again.is_ok(), "the watcher ran again ({checks} then {rounds})");
     let posts = inbox.lock().expect("inbox").posts.clone();
     assert_eq!(posts.len(), 1, "{posts:#?}");
     assert_eq!(posts[0]["kind"], "key_invalid");

@@ -484,27 +484,30 @@ async fn graceful_shutdown_finishes_the_stream_in_flight() {
         .expect("sent");
     wait_until("the mock waits between frames", || clock.sleepers() > 0).await;
     let stopping = tokio::spawn(server.shutdown());
-    // New connections are refused once the server stops accepting.
-    let refused = async {
-        for _ in 0..1_000 {
-            if tokio::net::TcpStream::connect(addr).await.is_err() {
-                return true;
-            }
+    // New connections are refused once the server stops accepting. The shutdown runs on
+    // another task that a busy machine may schedule late: bound the wait in real time, not
+    // in attempts (a thousand attempts can all fit before it runs).
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
             tokio::task::yield_now().await;
         }
-        false
-    };
-    assert!(refused.await, "the listener closes on shutdown");
+    })
+    .await;
+    assert!(refused.is_ok(), "the listener closes on shutdown");
     let pump = async {
         loop {
             clock.advance(Duration::from_secs(1));
             tokio::task::yield_now().await;
         }
     };
-    let text = tokio::select! {
-        text = response.text() => text.expect("the stream completes"),
-        () = pump => unreachable!("the pump never ends"),
-    };
+    let streamed = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::select! {
+            text = response.text() => text.expect("the stream completes"),
+            () = pump => unreachable!("the pump never ends"),
+        }
+    })
+    .await;
+    let text = streamed.expect("the stream ends while the clock moves (20 s of real time)");
     assert_eq!(sse_data(&text).last().map(String::as_str), Some("[DONE]"), "{text}");
     stopping.await.expect("joins").expect("the server stops cleanly");
 }
