@@ -214,15 +214,16 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the listening address")?;
+    // The handlers first: a supervisor may signal as soon as it reads the line below.
+    let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     println!("switchyard: listening on http://{addr}");
     if !has_tokens && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "no client token is configured on a non-loopback address: only requests naming this gateway in Host ([server] allowed_hosts) are answered; see docs/security.md");
     }
     tracing::info!(%addr, config = %args.config.display(), routes = ?gateway.router().route_names(), "gateway started");
 
-    let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     if let Some(saver) = &admin_saver {
         tokio::spawn(save_admin_state(Arc::clone(saver), gateway.clone(), Arc::clone(&clock)));
     }

@@ -208,9 +208,14 @@ mod tests {
                 clock.elapsed()
             })
         };
-        while clock.sleepers() == 0 {
-            tokio::task::yield_now().await;
-        }
+        // Real time bounds the wait for the other task, so a busy machine fails with a message.
+        let registered = tokio::time::timeout(Duration::from_secs(20), async {
+            while clock.sleepers() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(registered.is_ok(), "the sleeper never went to sleep");
         clock.advance(crate::MAX_HINT - Duration::from_secs(1));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished(), "woke before MAX_HINT");
