@@ -1,7 +1,8 @@
 //! The quota ledger's hot path: one admission and its settlement on the in-memory ledger
 //! (alone, and with a second thread doing the same on the same or another key), and one
-//! admission plus settlement on the Redis ledger over loopback. Target: in-memory admit +
-//! settle under 200 ns median.
+//! admission plus settlement on the Redis ledger over loopback; and the headroom read that
+//! `spread` makes for every free candidate, on both. Target: in-memory admit + settle under
+//! 200 ns median.
 //!
 //! The Redis bench reads `SWITCHYARD_TEST_REDIS_URL` (`cargo xtask bench` starts a server and
 //! sets it).
@@ -97,11 +98,9 @@ fn memory(c: &mut Criterion) {
             ready(shared.settle(black_box(permit), &usage)).expect("settled");
         });
     });
-    group.bench_function("admit+settle through dyn QuotaLedger::in_memory, 1 thread", |b| {
-        b.iter(|| {
-            let memory = shared.in_memory().expect("an in-memory ledger");
-            admit_settle(memory, black_box(&candidate), &usage);
-        });
+    // What `spread` asks of every free candidate of every request, through the trait.
+    group.bench_function("headroom through dyn QuotaLedger", |b| {
+        b.iter(|| shared.headroom(black_box(&candidate)));
     });
     let handle = ledger.handle(&candidate);
     group.bench_function("admit+settle by handle, 1 thread", |b| {
@@ -155,6 +154,10 @@ fn redis(c: &mut Criterion) {
                 ledger.settle(permit, &usage).await.expect("settled");
             });
         });
+    });
+    // Answered from what the admissions above returned: no round trip.
+    group.bench_function("headroom, no round trip", |b| {
+        b.iter(|| ledger.headroom(black_box(&candidate)));
     });
     group.bench_function("admit only, loopback", |b| {
         b.iter(|| {

@@ -1,14 +1,13 @@
-//! The [`QuotaLedger`] boundary the router calls around every attempt, and the [`Permit`]
-//! that carries a reservation from admission to settlement.
+//! The [`QuotaLedger`] boundary the router calls around every attempt.
 
-use std::sync::Arc;
+use std::any::Any;
 
 use async_trait::async_trait;
 use switchyard_core::{Candidate, KeyId, ProviderError, ProviderId, RateLimitSnapshot, Usage};
 
 use crate::error::QuotaError;
 use crate::estimate::Estimate;
-use crate::memory::{Lane, MemoryLedger};
+use crate::permit::Permit;
 use crate::state::KeyStatus;
 use crate::summary::ProviderSummary;
 
@@ -18,7 +17,11 @@ use crate::summary::ProviderSummary;
 /// happened: its real usage) or [`QuotaLedger::release`] (it did not, or failed before the
 /// provider counted it); a dropped permit keeps its reservation until its windows pass.
 #[async_trait]
-pub trait QuotaLedger: Send + Sync + 'static {
+///
+/// `Any` is a supertrait only so that the deprecated downcast `in_memory` (on
+/// `dyn QuotaLedger`, in `memory`) can be written without this module naming the in-memory
+/// ledger; it goes with that method.
+pub trait QuotaLedger: Any + Send + Sync + 'static {
     /// Reserves `estimate` for `candidate` now, or says why not and until when.
     ///
     /// # Errors
@@ -91,10 +94,16 @@ pub trait QuotaLedger: Send + Sync + 'static {
     /// [`QuotaError::Backend`] when a shared ledger cannot reach its backend.
     async fn summary(&self, provider: &ProviderId) -> Result<ProviderSummary, QuotaError>;
 
-    /// The synchronous in-memory ledger behind this one, if that is all it is. Every async
-    /// call boxes its future (one allocation each); a hot path holding `dyn QuotaLedger` can
-    /// call [`MemoryLedger::try_admit`] and [`MemoryLedger::settle_now`] on this instead.
-    fn in_memory(&self) -> Option<&MemoryLedger> {
+    /// How much of `candidate`'s tightest known limit is left, as a fraction: 1.0 untouched,
+    /// 0.0 spent; `None` when nothing is known of its limits. The `spread` option ranks free
+    /// candidates by it.
+    ///
+    /// Synchronous and cheap, because it is asked for every candidate of every request: an
+    /// answer from what the ledger already holds locally, never a wait on a backend. A shared
+    /// ledger answers from what its own recent calls returned, so the figure may lag other
+    /// processes' spending. Holds (cooldowns, exhaustion) are admission's business, not this.
+    fn headroom(&self, candidate: &Candidate) -> Option<f64> {
+        let _ = candidate;
         None
     }
 
@@ -110,83 +119,3 @@ pub trait QuotaLedger: Send + Sync + 'static {
 }
 
 fn _object_safe(_: &dyn QuotaLedger) {} // the facade stores `Arc<dyn QuotaLedger>`
-
-/// A reservation made at admission; settle or release it exactly once.
-#[derive(Debug)]
-#[must_use = "settle or release a permit, or its reservation holds until its windows pass"]
-pub struct Permit {
-    estimate: Estimate,
-    taken_at: u64,
-    origin: Origin,
-}
-
-#[derive(Debug)]
-enum Origin {
-    Local(Arc<Lane>),
-    /// The candidate and the shared ledger's lease on its in-flight slot.
-    Shared(Candidate, u64),
-}
-
-impl Permit {
-    pub(crate) fn local(lane: Arc<Lane>, estimate: Estimate, taken_at: u64) -> Self {
-        Self { estimate, taken_at, origin: Origin::Local(lane) }
-    }
-
-    /// A permit issued by a ledger outside this crate (Redis), which reads it back with
-    /// [`Permit::shared_parts`]. `taken_at` is on that ledger's own timeline.
-    pub fn shared(candidate: Candidate, estimate: Estimate, taken_at: u64) -> Self {
-        Self::shared_leased(candidate, estimate, taken_at, 0)
-    }
-
-    /// [`Permit::shared`] holding `lease`, the issuing ledger's id for the attempt's in-flight
-    /// slot, read back with [`Permit::lease`] to free that slot when the permit ends.
-    pub fn shared_leased(
-        candidate: Candidate,
-        estimate: Estimate,
-        taken_at: u64,
-        lease: u64,
-    ) -> Self {
-        Self { estimate, taken_at, origin: Origin::Shared(candidate, lease) }
-    }
-
-    /// For a permit made by [`Permit::shared_leased`]: its lease id (0 from
-    /// [`Permit::shared`]).
-    pub fn lease(&self) -> Option<u64> {
-        match &self.origin {
-            Origin::Shared(_, lease) => Some(*lease),
-            Origin::Local(_) => None,
-        }
-    }
-
-    /// The candidate admitted.
-    pub fn candidate(&self) -> &Candidate {
-        match &self.origin {
-            Origin::Local(lane) => &lane.candidate,
-            Origin::Shared(candidate, _) => candidate,
-        }
-    }
-
-    /// The estimate reserved.
-    pub fn estimate(&self) -> Estimate {
-        self.estimate
-    }
-
-    pub(crate) fn taken_at(&self) -> u64 {
-        self.taken_at
-    }
-
-    /// For a permit made by [`Permit::shared`]: the candidate, estimate and `taken_at`.
-    pub fn shared_parts(&self) -> Option<(&Candidate, Estimate, u64)> {
-        match &self.origin {
-            Origin::Shared(candidate, _) => Some((candidate, self.estimate, self.taken_at)),
-            Origin::Local(_) => None,
-        }
-    }
-
-    pub(crate) fn into_local(self) -> Result<(Arc<Lane>, Estimate, u64), Self> {
-        match self.origin {
-            Origin::Local(lane) => Ok((lane, self.estimate, self.taken_at)),
-            Origin::Shared(..) => Err(self),
-        }
-    }
-}

@@ -14,6 +14,7 @@
 //! network call and ranks no candidate. It never reads the system time: every window runs on
 //! the [`Clock`](switchyard_core::Clock) it was given.
 
+mod bucket;
 mod config;
 mod error;
 mod estimate;
@@ -21,11 +22,13 @@ mod ledger;
 mod limit;
 mod memory;
 mod meter;
+mod permit;
 mod persist;
 mod policy;
 pub mod presets;
 mod state;
 mod summary;
+mod write_behind;
 
 pub use config::{
     DEFAULT_TRANSIT, DayBoundary, ModelMatch, ModelQuota, Placement, ProviderQuota, QuotaConfig,
@@ -33,13 +36,14 @@ pub use config::{
 };
 pub use error::{QuotaError, Refusal};
 pub use estimate::Estimate;
-pub use ledger::{Permit, QuotaLedger};
+pub use ledger::QuotaLedger;
 pub use limit::{Limit, Unit, Window, day_start, next_midnight};
 pub use memory::{MemoryLedger, QuotaHandle};
+pub use permit::Permit;
 pub use persist::{
     BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LedgerSnapshot, LedgerStore, MeterRecord,
-    WriteBehind,
 };
 pub use policy::{Verdict, reason, verdict};
 pub use state::{KeyState, KeyStatus};
 pub use summary::{KeySummary, LimitSummary, ProviderStatus, ProviderSummary};
+pub use write_behind::WriteBehind;

@@ -3,6 +3,7 @@
 //! bucket's lock for a few hundred nanoseconds of arithmetic and allocates nothing once the
 //! candidate has been seen.
 
+use std::any::Any;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,16 +14,20 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use switchyard_core::{
-    Candidate, Clock, KeyId, LimitScope, LimitUnit, ModelId, ProviderError, ProviderId,
-    RateLimitSnapshot, Reset, Usage, clamp_hint,
+    Candidate, Clock, KeyId, LimitScope, ProviderError, ProviderId, RateLimitSnapshot, Reset,
+    Usage, clamp_hint,
 };
 
+use crate::bucket::{
+    Bucket, BucketKey, BucketState, Gate, Hold, KeyCell, KeyCellState, Lane, later,
+};
 use crate::config::{DayBoundary, QuotaConfig};
 use crate::error::{QuotaError, Refusal};
 use crate::estimate::Estimate;
-use crate::ledger::{Permit, QuotaLedger};
-use crate::limit::Unit;
+use crate::ledger::QuotaLedger;
+use crate::limit::{Window, day_start};
 use crate::meter::{Meter, duration_ticks, ticks_of, utc_of};
+use crate::permit::Permit;
 use crate::persist::{
     BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LedgerSnapshot, MeterRecord,
 };
@@ -76,93 +81,6 @@ const HISTORY_TICKS: u64 = 400 * 86_400 * 1_000_000_000;
 
 type FastMap<K, V> = DashMap<K, V, BuildHasherDefault<FastHasher>>;
 
-/// Where one bucket's counts live.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct BucketKey {
-    provider: ProviderId,
-    group: Arc<str>,
-    pool: ModelId,
-}
-
-/// One candidate, resolved to its key and bucket once.
-#[derive(Debug)]
-pub(crate) struct Lane {
-    pub(crate) candidate: Candidate,
-    key: Arc<KeyCell>,
-    bucket: Arc<Bucket>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    key: BucketKey,
-    day: DayBoundary,
-    dirty: AtomicBool,
-    state: Mutex<BucketState>,
-}
-
-/// Everything behind one bucket's lock. `parking_lot::Mutex`: nothing awaits while it is
-/// held, and uncontended it is one atomic operation each way.
-#[derive(Debug)]
-struct BucketState {
-    meters: Vec<Meter>,
-    gates: Vec<Gate>,
-    in_flight: u32,
-    max_concurrent: Option<u32>,
-    cooldown: Option<Hold>,
-    exhausted: Option<Hold>,
-    /// Successive 429s since the last success: the backoff schedule's step.
-    strikes: u32,
-    /// When the last hold ended or began.
-    changed_at: Option<u64>,
-    /// When the newest admission was made.
-    last_taken: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Hold {
-    /// `None`: until re-enabled.
-    until: Option<u64>,
-    reason: String,
-    since: u64,
-}
-
-/// What a provider's header said remains, decremented by what is admitted until the next
-/// header replaces it or its reset passes.
-#[derive(Clone, Copy, Debug)]
-struct Gate {
-    unit: LimitUnit,
-    scope: LimitScope,
-    remaining: u64,
-    /// The limit the header stated alongside, when it did (for headroom).
-    limit: Option<u64>,
-    until: u64,
-}
-
-#[derive(Debug)]
-struct KeyCell {
-    provider: ProviderId,
-    key: KeyId,
-    /// Set while a hold exists, so admission skips the lock for healthy keys.
-    blocked: AtomicBool,
-    dirty: AtomicBool,
-    state: Mutex<KeyCellState>,
-}
-
-#[derive(Debug, Default)]
-struct KeyCellState {
-    hold: Option<(KeyHoldKind, Hold)>,
-    changed_at: Option<u64>,
-}
-
-fn gate_need(unit: LimitUnit, estimate: Estimate) -> u64 {
-    match unit {
-        LimitUnit::Requests => 1,
-        LimitUnit::Tokens => estimate.tokens(),
-        LimitUnit::InputTokens => estimate.prompt_tokens,
-        LimitUnit::OutputTokens => estimate.output_tokens,
-    }
-}
-
 fn scope_ticks(scope: LimitScope) -> u64 {
     let secs = match scope {
         LimitScope::Minute | LimitScope::Unknown => 60,
@@ -170,128 +88,6 @@ fn scope_ticks(scope: LimitScope) -> u64 {
         LimitScope::Month => 30 * 86_400,
     };
     secs * 1_000_000_000
-}
-
-fn later(current: Option<&Hold>, until: Option<u64>) -> bool {
-    match (current, until) {
-        (None, _) => true,
-        (Some(Hold { until: None, .. }), _) => false,
-        (Some(_), None) => true,
-        (Some(Hold { until: Some(current), .. }), Some(until)) => until > *current,
-    }
-}
-
-impl BucketState {
-    /// Ends holds whose time has passed.
-    fn expire(&mut self, now: u64) {
-        for slot in [&mut self.cooldown, &mut self.exhausted] {
-            if let Some(Hold { until: Some(until), .. }) = slot
-                && now >= *until
-            {
-                self.changed_at = Some(*until);
-                *slot = None;
-            }
-        }
-        self.gates.retain(|gate| now < gate.until);
-    }
-
-    fn check(
-        &mut self,
-        now: u64,
-        estimate: Estimate,
-        anchor_utc: DateTime<Utc>,
-    ) -> Result<(), (Refusal, Option<u64>)> {
-        self.expire(now);
-        // Exhaustion first: it outlasts any cooldown, so its end is the one to report.
-        if let Some(hold) = &self.exhausted {
-            return Err((Refusal::Exhausted, hold.until));
-        }
-        if let Some(hold) = &self.cooldown {
-            return Err((Refusal::CoolingDown, hold.until));
-        }
-        if let Some(max) = self.max_concurrent
-            && self.in_flight >= max
-        {
-            return Err((Refusal::Concurrency { max }, None));
-        }
-        for gate in &self.gates {
-            if gate.remaining < gate_need(gate.unit, estimate) {
-                let refusal = Refusal::ProviderRemaining {
-                    unit: gate.unit,
-                    scope: gate.scope,
-                    remaining: gate.remaining,
-                };
-                return Err((refusal, Some(gate.until)));
-            }
-        }
-        for meter in &mut self.meters {
-            meter.roll(now, anchor_utc);
-            let need = meter.need(estimate.tokens());
-            if !meter.fits(need) {
-                let at = meter.free_at(now, need);
-                let refusal = match at {
-                    Some(_) => Refusal::Limit { unit: meter.limit.unit, limit: meter.limit.name() },
-                    None => Refusal::TooLarge { limit: meter.limit.name() },
-                };
-                return Err((refusal, at));
-            }
-        }
-        Ok(())
-    }
-
-    fn take(&mut self, now: u64, estimate: Estimate) {
-        for meter in &mut self.meters {
-            let need = meter.need(estimate.tokens());
-            meter.take(now, need);
-        }
-        for gate in &mut self.gates {
-            gate.remaining = gate.remaining.saturating_sub(gate_need(gate.unit, estimate));
-        }
-        self.in_flight = self.in_flight.saturating_add(1);
-        self.last_taken = self.last_taken.max(now);
-    }
-
-    /// Ends an attempt. The correction lands where the reservation was made (at `taken_at`),
-    /// so settling needs no clock read; a correction whose window has passed is dropped.
-    fn finish(&mut self, taken_at: u64, estimate: Estimate, used: Option<&Usage>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        for meter in &mut self.meters {
-            let reserved = meter.need(estimate.tokens());
-            let spent = match (used, meter.limit.unit) {
-                (None, _) => 0,
-                (Some(_), Unit::Requests) => 1,
-                (Some(usage), Unit::Tokens) => u64::from(usage.total_tokens),
-            };
-            if spent > reserved {
-                meter.take_at(taken_at, spent - reserved);
-            } else if spent < reserved {
-                meter.give_back(taken_at, reserved - spent);
-            }
-        }
-        for gate in &mut self.gates {
-            let reserved = gate_need(gate.unit, estimate);
-            let spent = match (used, gate.unit) {
-                (None, _) => 0,
-                (Some(_), LimitUnit::Requests) => 1,
-                (Some(usage), LimitUnit::Tokens) => u64::from(usage.total_tokens),
-                (Some(usage), LimitUnit::InputTokens) => u64::from(usage.prompt_tokens),
-                (Some(usage), LimitUnit::OutputTokens) => u64::from(usage.completion_tokens),
-            };
-            gate.remaining = gate.remaining.saturating_add(reserved).saturating_sub(spent);
-        }
-        if used.is_some() {
-            self.strikes = 0;
-        }
-    }
-}
-
-impl Bucket {
-    fn mark_dirty(&self) {
-        // Reading first keeps a hot bucket's cache line shared when the flag is already set.
-        if !self.dirty.load(Ordering::Relaxed) {
-            self.dirty.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 /// A candidate resolved to its counters in one [`MemoryLedger`]: see
@@ -317,7 +113,7 @@ pub struct MemoryLedger {
     buckets: FastMap<BucketKey, Arc<Bucket>>,
     keys: FastMap<(ProviderId, KeyId), Arc<KeyCell>>,
     /// Whether any limit is known: declared, or stated by a header once. Until then
-    /// [`MemoryLedger::headroom`] answers `None` without a lookup or a clock read.
+    /// [`QuotaLedger::headroom`] answers `None` without a lookup or a clock read.
     limits_known: AtomicBool,
 }
 
@@ -743,21 +539,19 @@ impl MemoryLedger {
     }
 
     /// Whether any limit is known: declared, or stated by a provider's header once. Until
-    /// one is, [`MemoryLedger::headroom`] answers `None` for every candidate.
+    /// one is, [`QuotaLedger::headroom`] answers `None` for every candidate.
     pub fn knows_limits(&self) -> bool {
         self.limits_known.load(Ordering::Relaxed)
     }
 
-    /// How much of `candidate`'s tightest known limit is left now, as a fraction: 1.0
-    /// untouched, 0.0 spent. Declared limits count, and so do limits a provider's headers
-    /// stated (remaining out of limit). `None` when nothing is known of its limits; holds
-    /// (cooldowns, exhaustion) are admission's business, not this. Keys of one quota group
-    /// share one bucket and so read the same headroom.
+    /// [`QuotaLedger::headroom`] here: declared limits count, and so do limits a provider's
+    /// headers stated (remaining out of limit). Keys of one quota group share one bucket and
+    /// so read the same headroom.
     ///
     /// Cheap enough to ask for every candidate of every request: nothing at all while no
     /// limit is known; otherwise one map lookup and the bucket's uncontended lock, no
     /// allocation. A candidate never admitted nor registered answers `None`.
-    pub fn headroom(&self, candidate: &Candidate) -> Option<f64> {
+    fn headroom_now(&self, candidate: &Candidate) -> Option<f64> {
         if !self.limits_known.load(Ordering::Relaxed) {
             return None;
         }
@@ -1001,20 +795,20 @@ impl MemoryLedger {
                 };
                 meter.roll(now, self.anchor_utc);
                 let used = match meter.limit.window {
-                    crate::limit::Window::Sliding(_) => {
+                    Window::Sliding(_) => {
                         for &(start, count) in &saved.slots {
                             meter.take_at(ticks_of(self.anchor_utc, start), count);
                         }
                         continue;
                     }
-                    crate::limit::Window::Day(tz) => {
-                        if saved.as_of >= crate::limit::day_start(tz, now_utc) {
+                    Window::Day(tz) => {
+                        if saved.as_of >= day_start(tz, now_utc) {
                             saved.used
                         } else {
                             0
                         }
                     }
-                    crate::limit::Window::Refill(length) => {
+                    Window::Refill(length) => {
                         let elapsed = (now_utc - saved.as_of).to_std().unwrap_or(Duration::ZERO);
                         let drained = meter.limit.amount as f64 * elapsed.as_secs_f64()
                             / length.as_secs_f64().max(1e-9);
@@ -1127,7 +921,19 @@ impl QuotaLedger for MemoryLedger {
         Ok(())
     }
 
-    fn in_memory(&self) -> Option<&MemoryLedger> {
-        Some(self)
+    fn headroom(&self, candidate: &Candidate) -> Option<f64> {
+        self.headroom_now(candidate)
+    }
+}
+
+impl dyn QuotaLedger {
+    /// The in-memory ledger behind `self`, if that is what it is.
+    ///
+    /// DEPRECATED: kept only while the facade still reads headroom through it; use
+    /// [`QuotaLedger::headroom`], which every ledger answers. Removed once the facade's split
+    /// has merged.
+    #[doc(hidden)]
+    pub fn in_memory(&self) -> Option<&MemoryLedger> {
+        (self as &dyn Any).downcast_ref::<MemoryLedger>()
     }
 }

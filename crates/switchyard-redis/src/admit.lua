@@ -6,7 +6,9 @@
 -- attempt's token, ARGV[9] number of meters, then 5 per meter:
 -- kind (s sliding, r refill, d day), limit, need, p1, p2
 --   s: p1 slot length ms, p2 slots kept; r: p1 full-refill ms; d: p1 day end ms, p2 day start ms.
--- Returns {1, repaired} or {0, reason, until_ms (-1 unknown or never), detail, repaired}.
+-- Returns {1, repaired, left_1, .., left_n} (each meter's share left after this admission, in
+-- millionths: the ledger's headroom) or {0, reason, until_ms (-1 unknown or never), detail,
+-- repaired}.
 local now = num(ARGV[1])
 
 local hold = redis.call('HMGET', KEYS[2], 'hold', 'until')
@@ -70,6 +72,12 @@ end
 
 local n = num(ARGV[9])
 local plan = {}
+local room = {}
+-- What `limit` has left once `used` (this admission included) is counted, in millionths.
+local function share_left(limit, used)
+  if limit <= 0 then return 0 end
+  return whole(math.max(0, limit - used) * 1000000 / limit)
+end
 local a = 10
 for m = 1, n do
   local key = KEYS[4 + m]
@@ -112,6 +120,7 @@ for m = 1, n do
       return {0, 'limit', whole((slot + 1) * p1), int(m), repaired}
     end
     plan[m] = {kind, key, need, slot, p1 * (p2 + 1), here}
+    room[m] = share_left(limit, total + need)
   elseif kind == 'r' then
     local f = redis.call('HMGET', key, 'used', 'asof')
     local used = num(f[1]); local asof = num(f[2])
@@ -124,6 +133,7 @@ for m = 1, n do
       return {0, 'limit', whole(now + wait), int(m), repaired}
     end
     plan[m] = {kind, key, need, used, p1}
+    room[m] = share_left(limit, used + need)
   else
     local f = redis.call('HMGET', key, 'end', 'used')
     local used = 0
@@ -132,6 +142,7 @@ for m = 1, n do
     if stored_end == p1 then used = math.max(0, stored_used or 0) end
     if used + need > limit then return {0, 'limit', whole(p1), int(m), repaired} end
     plan[m] = {kind, key, need, used, p1}
+    room[m] = share_left(limit, used + need)
   end
 end
 
@@ -156,4 +167,6 @@ local lease_end = num(ARGV[7])
 redis.call('ZADD', KEYS[4], int(lease_end), ARGV[8])
 -- Garbage collection only (Redis's own clock): leases are judged by ARGV[1] above.
 redis.call('PEXPIRE', KEYS[4], int(math.max(lease_end - now, 0) + 3600000))
-return {1, repaired}
+local reply = {1, repaired}
+for m = 1, n do reply[2 + m] = room[m] end
+return reply

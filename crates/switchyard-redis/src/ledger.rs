@@ -34,6 +34,7 @@ use switchyard_quota::{
 };
 
 use crate::error::RedisLedgerError;
+use crate::headroom::{HeadroomCache, from_ppm};
 
 /// Sub-slots per sliding window, as in the in-memory ledger: counted `length` to
 /// `length * 61/60`.
@@ -115,6 +116,8 @@ pub struct RedisLedger {
     options: RedisOptions,
     local: MemoryLedger,
     known: parking_lot::Mutex<BTreeSet<Candidate>>,
+    /// What this process's own calls learnt of each bucket's headroom.
+    headroom: HeadroomCache,
     /// Mixed into every lease id, so ids of processes sharing a Redis differ.
     instance: u64,
     next_lease: AtomicU64,
@@ -250,6 +253,7 @@ impl RedisLedger {
             clock,
             options,
             known: parking_lot::Mutex::new(BTreeSet::new()),
+            headroom: HeadroomCache::default(),
             instance: instance_id(),
             next_lease: AtomicU64::new(1),
             admit_script: Script::new(concat!(
@@ -461,6 +465,18 @@ impl RedisLedger {
             .collect()
     }
 
+    /// Until when a figure of `meter` counted at `now` stands: until everything counted in its
+    /// window has left it.
+    fn figure_until(meter: &MeterArg, now: DateTime<Utc>) -> i64 {
+        match meter.limit.window {
+            Window::Sliding(length) | Window::Refill(length) => {
+                ms(now).saturating_add(duration_ms(length))
+            }
+            // `p1` is the day's end.
+            Window::Day(_) => meter.p1,
+        }
+    }
+
     fn remember(&self, candidate: &Candidate) {
         let mut known = self.known.lock();
         if !known.contains(candidate) {
@@ -550,20 +566,35 @@ impl RedisLedger {
         }
         let reply: Vec<redis::Value> =
             self.invoke("admit", &self.admit_script, &keys, &args).await?;
-        // {1, repaired} or {0, reason, until, detail, repaired}: checked, not indexed blindly.
+        // {1, repaired, left per meter} or {0, reason, until, detail, repaired}: checked, not
+        // indexed blindly.
         let bad = || RedisLedgerError::Reply { op: "admit", detail: format!("{reply:?}") };
         let integer = |idx: usize| reply.get(idx).and_then(|v| i64::from_redis_value_ref(v).ok());
         let text = |idx: usize| reply.get(idx).and_then(|v| String::from_redis_value_ref(v).ok());
         match (integer(0), reply.len()) {
-            (Some(1), 2) => {
+            (Some(1), len) if len == 2 + meters.len() => {
                 self.note_repaired("admit", integer(1).ok_or_else(bad)?);
+                let figures = meters
+                    .iter()
+                    .enumerate()
+                    .map(|(idx, meter)| {
+                        let left = from_ppm(integer(2 + idx).ok_or_else(bad)?);
+                        Ok((left, Self::figure_until(meter, now)))
+                    })
+                    .collect::<Result<Vec<_>, RedisLedgerError>>()?;
+                self.headroom.admitted(candidate, &base, &figures);
                 let taken_at = u64::try_from(ms(now)).unwrap_or(0);
-                Ok(Ok(Permit::shared_leased(candidate.clone(), estimate, taken_at, lease)))
+                Ok(Ok(Permit::shared(candidate.clone(), estimate, taken_at, lease)))
             }
             (Some(0), 5) => {
                 self.note_repaired("admit", integer(4).ok_or_else(bad)?);
                 let (reason, detail) = text(1).zip(text(3)).ok_or_else(bad)?;
                 let until = integer(2).ok_or_else(bad)?;
+                if reason == "limit"
+                    && let Some(idx) = detail.parse::<usize>().ok().and_then(|m| m.checked_sub(1))
+                {
+                    self.headroom.refused(candidate, &base, meters.len(), idx, until);
+                }
                 Ok(Err(self.refusal(candidate, &meters, &reason, until, &detail, now)?))
             }
             _ => Err(bad()),
@@ -632,6 +663,7 @@ impl RedisLedger {
                 reading.reset.map_or(ms(now).saturating_add(scope_ms(reading.scope)), |reset| {
                     clamp_reset(now, reset)
                 });
+            self.headroom.stated(candidate, &base, meters.len(), reading, until);
             n_gates += 1;
             gate_args.push(format!("{}|{}", unit_name(reading.unit), scope_name(reading.scope)));
             gate_args.push(format!(
@@ -972,12 +1004,12 @@ impl QuotaLedger for RedisLedger {
     }
 
     async fn settle(&self, permit: Permit, usage: &Usage) -> Result<(), QuotaError> {
-        let (Some((candidate, estimate, taken_at)), Some(lease)) =
-            (permit.shared_parts(), permit.lease())
-        else {
+        let Some(lease) = permit.lease() else {
             self.local.settle_now(permit, usage);
             return Ok(());
         };
+        let (candidate, estimate, taken_at) =
+            (permit.candidate(), permit.estimate(), permit.taken_at());
         match self.finish_shared(candidate, estimate, taken_at, lease, Some(usage)).await {
             Ok(()) => Ok(()),
             Err(error) => self.unavailable(error),
@@ -985,12 +1017,12 @@ impl QuotaLedger for RedisLedger {
     }
 
     async fn release(&self, permit: Permit) -> Result<(), QuotaError> {
-        let (Some((candidate, estimate, taken_at)), Some(lease)) =
-            (permit.shared_parts(), permit.lease())
-        else {
+        let Some(lease) = permit.lease() else {
             self.local.release_now(permit);
             return Ok(());
         };
+        let (candidate, estimate, taken_at) =
+            (permit.candidate(), permit.estimate(), permit.taken_at());
         match self.finish_shared(candidate, estimate, taken_at, lease, None).await {
             Ok(()) => Ok(()),
             Err(error) => self.unavailable(error),
@@ -1053,5 +1085,14 @@ impl QuotaLedger for RedisLedger {
                 Ok(self.local.summary_now(provider))
             }
         }
+    }
+
+    /// From what this process's own admissions and observed headers said (see the
+    /// `headroom` module): no round trip. While Redis is down and the local ledger counts
+    /// instead, that ledger's figure stands in for a bucket this process has no shared
+    /// figure of.
+    fn headroom(&self, candidate: &Candidate) -> Option<f64> {
+        let now = ms(self.clock.utc());
+        self.headroom.headroom(candidate, now).or_else(|| self.local.headroom(candidate))
     }
 }

@@ -13,6 +13,7 @@
 //! is never printed) and ranks no candidate.
 
 mod error;
+mod headroom;
 mod ledger;
 
 pub use error::RedisLedgerError;

@@ -1,7 +1,7 @@
 //! Headroom: the fraction of a candidate's tightest known limit still free, for ranking.
 
 use switchyard_core::{LimitReading, LimitScope, LimitUnit, ManualClock, RateLimitSnapshot};
-use switchyard_quota::{Limit, QuotaConfig, QuotaGroup};
+use switchyard_quota::{Limit, QuotaConfig, QuotaGroup, QuotaLedger};
 
 use crate::support::*;
 
@@ -123,4 +123,14 @@ fn an_answer_overtaken_by_a_later_admission_cannot_lower_the_count() {
     // Without the attempt, the same reading is taken at its word (the provider's count wins).
     ledger.observe_now(&key, &stale);
     assert_eq!(ledger.headroom(&key), Some(0.75));
+}
+
+#[test]
+fn headroom_is_asked_through_the_trait() {
+    let clock = ManualClock::default();
+    let memory = ledger_with(&clock, vec![Limit::requests_per(4, secs(10))]);
+    let key = candidate("p", "k", "m");
+    assert!(call(&memory, &key, 1));
+    let ledger: std::sync::Arc<dyn QuotaLedger> = std::sync::Arc::new(memory);
+    assert_eq!(ledger.headroom(&key), Some(0.75), "the router holds `dyn QuotaLedger`");
 }

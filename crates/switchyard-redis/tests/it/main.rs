@@ -2,6 +2,7 @@
 //! `cargo xtask test`, which sets `SWITCHYARD_TEST_REDIS_URL`).
 #![cfg(test)]
 
+mod headroom;
 mod hostile;
 mod shared;
 mod support;
