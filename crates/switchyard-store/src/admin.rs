@@ -11,26 +11,6 @@ use switchyard_core::{KeyId, ProviderId};
 
 use crate::db::SqliteStore;
 use crate::error::StoreError;
-use crate::schema::Migration;
-
-/// Schema version 6: admin actions.
-pub(crate) const MIGRATION: Migration = Migration {
-    name: "admin",
-    sql: "
-        CREATE TABLE admin_disabled_key (
-            provider TEXT NOT NULL,
-            key_id TEXT NOT NULL,
-            at_ms INTEGER NOT NULL,
-            PRIMARY KEY (provider, key_id)
-        ) WITHOUT ROWID;
-        CREATE TABLE admin_reset (
-            provider TEXT NOT NULL,
-            key_id TEXT NOT NULL,
-            at_ms INTEGER NOT NULL,
-            PRIMARY KEY (provider, key_id)
-        ) WITHOUT ROWID;
-    ",
-};
 
 /// One key an operator acted on, and when.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -22,48 +22,8 @@ use serde::Serialize;
 
 use crate::db::SqliteStore;
 use crate::error::StoreError;
-use crate::schema::Migration;
 
 pub use writer::{AnalyticsWriter, AnalyticsWriterConfig};
-
-/// Schema version 3: the analytics event log.
-pub(crate) const MIGRATION: Migration = Migration {
-    name: "analytics",
-    sql: "
-        CREATE TABLE analytics_event (
-            id INTEGER PRIMARY KEY,
-            at_ms INTEGER NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('request', 'attempt')),
-            request_id TEXT NOT NULL,
-            client TEXT,
-            route TEXT NOT NULL,
-            provider TEXT,
-            key_id TEXT,
-            model TEXT,
-            success INTEGER NOT NULL,
-            error_class TEXT,
-            quota_error INTEGER NOT NULL,
-            status INTEGER,
-            latency_ms REAL NOT NULL,
-            prompt_tokens INTEGER NOT NULL,
-            completion_tokens INTEGER NOT NULL,
-            cost REAL NOT NULL
-        );
-        CREATE INDEX analytics_event_at ON analytics_event (at_ms);
-        CREATE INDEX analytics_event_key_at ON analytics_event (key_id, at_ms);
-    ",
-};
-
-/// Schema version 4: each row's cost as known or unknown. `cost_usd` is NULL when the cost is
-/// not known (an unpriced model); the older `cost` column stays, holding 0 for those, for
-/// builds that still read it. Rows written before keep their cost.
-pub(crate) const COST_MIGRATION: Migration = Migration {
-    name: "analytics cost_usd",
-    sql: "
-        ALTER TABLE analytics_event ADD COLUMN cost_usd REAL;
-        UPDATE analytics_event SET cost_usd = cost;
-    ",
-};
 
 const HOUR_MS: i64 = 3_600_000;
 

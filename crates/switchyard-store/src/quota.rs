@@ -13,49 +13,6 @@ use switchyard_quota::{
 
 use crate::db::SqliteStore;
 use crate::error::StoreError;
-use crate::schema::Migration;
-
-/// Schema version 1: the quota tables.
-pub(crate) const MIGRATION: Migration = Migration {
-    name: "quota",
-    sql: "
-        CREATE TABLE quota_bucket (
-            provider TEXT NOT NULL,
-            grp TEXT NOT NULL,
-            pool TEXT NOT NULL,
-            strikes INTEGER NOT NULL,
-            changed_at_ms INTEGER,
-            cooldown_since_ms INTEGER,
-            cooldown_until_ms INTEGER,
-            cooldown_reason TEXT,
-            exhausted_since_ms INTEGER,
-            exhausted_until_ms INTEGER,
-            exhausted_reason TEXT,
-            PRIMARY KEY (provider, grp, pool)
-        ) WITHOUT ROWID;
-        CREATE TABLE quota_meter (
-            provider TEXT NOT NULL,
-            grp TEXT NOT NULL,
-            pool TEXT NOT NULL,
-            name TEXT NOT NULL,
-            used INTEGER NOT NULL,
-            as_of_ms INTEGER NOT NULL,
-            day_started_ms INTEGER,
-            slots TEXT NOT NULL,
-            PRIMARY KEY (provider, grp, pool, name)
-        ) WITHOUT ROWID;
-        CREATE TABLE quota_key (
-            provider TEXT NOT NULL,
-            key_id TEXT NOT NULL,
-            hold TEXT,
-            since_ms INTEGER,
-            until_ms INTEGER,
-            reason TEXT,
-            changed_at_ms INTEGER,
-            PRIMARY KEY (provider, key_id)
-        ) WITHOUT ROWID;
-    ",
-};
 
 fn ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()

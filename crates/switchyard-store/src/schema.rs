@@ -1,7 +1,9 @@
 //! The schema's versions, oldest first. A file's `PRAGMA user_version` is the number of
 //! migrations applied; [`crate::SqliteStore::open`] applies the rest, each in its own
 //! transaction. Never edit a released migration: append a new one. A new kind of state adds
-//! its module's migration at the end of [`MIGRATIONS`].
+//! its migration here, at the end of [`MIGRATIONS`]: the SQL lives in this module, not in the
+//! module that reads and writes the tables, so the schema depends on nothing else in the
+//! crate.
 
 /// One step of the schema.
 #[derive(Clone, Copy, Debug)]
@@ -13,11 +15,130 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[
-    crate::quota::MIGRATION,
-    crate::stats::MIGRATION,
-    crate::analytics::MIGRATION,
-    crate::analytics::COST_MIGRATION,
-    crate::spend::MIGRATION,
-    crate::admin::MIGRATION,
-];
+pub const MIGRATIONS: &[Migration] = &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN];
+
+/// Schema version 1: the quota tables.
+const QUOTA: Migration = Migration {
+    name: "quota",
+    sql: "
+        CREATE TABLE quota_bucket (
+            provider TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            pool TEXT NOT NULL,
+            strikes INTEGER NOT NULL,
+            changed_at_ms INTEGER,
+            cooldown_since_ms INTEGER,
+            cooldown_until_ms INTEGER,
+            cooldown_reason TEXT,
+            exhausted_since_ms INTEGER,
+            exhausted_until_ms INTEGER,
+            exhausted_reason TEXT,
+            PRIMARY KEY (provider, grp, pool)
+        ) WITHOUT ROWID;
+        CREATE TABLE quota_meter (
+            provider TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            pool TEXT NOT NULL,
+            name TEXT NOT NULL,
+            used INTEGER NOT NULL,
+            as_of_ms INTEGER NOT NULL,
+            day_started_ms INTEGER,
+            slots TEXT NOT NULL,
+            PRIMARY KEY (provider, grp, pool, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE quota_key (
+            provider TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            hold TEXT,
+            since_ms INTEGER,
+            until_ms INTEGER,
+            reason TEXT,
+            changed_at_ms INTEGER,
+            PRIMARY KEY (provider, key_id)
+        ) WITHOUT ROWID;
+    ",
+};
+
+/// Schema version 2: the learned scores.
+const STATS: Migration = Migration {
+    name: "score",
+    sql: "
+        CREATE TABLE score_snapshot (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            snapshot TEXT NOT NULL,
+            n_candidates INTEGER NOT NULL
+        );
+    ",
+};
+
+/// Schema version 3: the analytics event log.
+const ANALYTICS: Migration = Migration {
+    name: "analytics",
+    sql: "
+        CREATE TABLE analytics_event (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('request', 'attempt')),
+            request_id TEXT NOT NULL,
+            client TEXT,
+            route TEXT NOT NULL,
+            provider TEXT,
+            key_id TEXT,
+            model TEXT,
+            success INTEGER NOT NULL,
+            error_class TEXT,
+            quota_error INTEGER NOT NULL,
+            status INTEGER,
+            latency_ms REAL NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL
+        );
+        CREATE INDEX analytics_event_at ON analytics_event (at_ms);
+        CREATE INDEX analytics_event_key_at ON analytics_event (key_id, at_ms);
+    ",
+};
+
+/// Schema version 4: each row's cost as known or unknown. `cost_usd` is NULL when the cost is
+/// not known (an unpriced model); the older `cost` column stays, holding 0 for those, for
+/// builds that still read it. Rows written before keep their cost.
+const ANALYTICS_COST: Migration = Migration {
+    name: "analytics cost_usd",
+    sql: "
+        ALTER TABLE analytics_event ADD COLUMN cost_usd REAL;
+        UPDATE analytics_event SET cost_usd = cost;
+    ",
+};
+
+/// Schema version 5: spend per day.
+const SPEND: Migration = Migration {
+    name: "spend",
+    sql: "
+        CREATE TABLE spend_day (
+            day TEXT NOT NULL,
+            scope TEXT NOT NULL CHECK (scope IN ('route', 'provider')),
+            name TEXT NOT NULL,
+            usd REAL NOT NULL,
+            PRIMARY KEY (day, scope, name)
+        ) WITHOUT ROWID;
+    ",
+};
+
+/// Schema version 6: admin actions.
+const ADMIN: Migration = Migration {
+    name: "admin",
+    sql: "
+        CREATE TABLE admin_disabled_key (
+            provider TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            PRIMARY KEY (provider, key_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE admin_reset (
+            provider TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            PRIMARY KEY (provider, key_id)
+        ) WITHOUT ROWID;
+    ",
+};

@@ -14,21 +14,6 @@ use switchyard_core::{SpendDay, SpendError, SpendStore};
 
 use crate::db::SqliteStore;
 use crate::error::StoreError;
-use crate::schema::Migration;
-
-/// Schema version 5: spend per day.
-pub(crate) const MIGRATION: Migration = Migration {
-    name: "spend",
-    sql: "
-        CREATE TABLE spend_day (
-            day TEXT NOT NULL,
-            scope TEXT NOT NULL CHECK (scope IN ('route', 'provider')),
-            name TEXT NOT NULL,
-            usd REAL NOT NULL,
-            PRIMARY KEY (day, scope, name)
-        ) WITHOUT ROWID;
-    ",
-};
 
 /// How many days of spend are kept: a little over a year, for monthly and yearly reports.
 pub const SPEND_RETENTION_DAYS: u64 = 400;

@@ -11,19 +11,6 @@ use switchyard_score::{ScoreError, StatsSnapshot, StatsStore};
 
 use crate::db::SqliteStore;
 use crate::error::StoreError;
-use crate::schema::Migration;
-
-/// Schema version 2: the learned scores.
-pub(crate) const MIGRATION: Migration = Migration {
-    name: "score",
-    sql: "
-        CREATE TABLE score_snapshot (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            snapshot TEXT NOT NULL,
-            n_candidates INTEGER NOT NULL
-        );
-    ",
-};
 
 fn boxed(error: StoreError) -> ScoreError {
     ScoreError::Store(Box::new(error))
