@@ -55,7 +55,8 @@ pub struct RouterConfig {
     /// Seeds the router's random choices (exploration rolls, jitter); `None` seeds from the
     /// clock.
     pub seed: Option<u64>,
-    /// How many recent request ids are remembered for quality feedback.
+    /// How many recent request ids are remembered for quality feedback (default 10,000; at
+    /// most 1,048,576: room for them is reserved when the router is built).
     pub recent_requests: usize,
     /// How long a request whose every candidate is momentarily out (cooling, a window spent)
     /// may wait for the first to free, within its deadline, instead of failing at once
