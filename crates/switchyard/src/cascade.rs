@@ -107,7 +107,9 @@ where
         let permit = PermitGuard::new(Arc::clone(inner.ledger()), permit, cascade.estimate);
         let guard = AttemptGuard::new(Arc::clone(&slot), probe);
         let attempt_started = clock.now();
+        // The call first: one that is ready at once never arms the deadline's timer.
         let result = tokio::select! {
+            biased;
             result = call(Arc::clone(&slot)) => Some(result),
             () = clock.sleep_until(cascade.deadline) => None,
         };
