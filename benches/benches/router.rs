@@ -3,6 +3,10 @@
 //! gates, ranking, admission, settlement, scoring and stats — not any upstream. Routes of 1,
 //! 10 and 100 candidates, with the priority and the adaptive (learned score) strategies, on
 //! one and on two threads.
+//!
+//! `scorer_explore/100` times the adaptive strategy's exploration draw over 100 candidates
+//! alone (the scorer's work, no routing), so the router's own share of
+//! `router_chat/adaptive/*/100` is the difference.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +15,10 @@ use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use switchyard::{Router, RouterConfig, StrategyKind};
 use switchyard_core::{
-    Call, ChatReply, ChatRequest, ChatResponse, ChatStream, Credential, ModelInfo, Protocol,
-    Provider, ProviderError, ProviderId, RateLimitSnapshot, Usage,
+    Call, Candidate, ChatReply, ChatRequest, ChatResponse, ChatStream, Credential, ModelInfo,
+    Protocol, Provider, ProviderError, ProviderId, RateLimitSnapshot, SystemClock, Usage,
 };
+use switchyard_score::{AdaptiveScorer, Outcome, Scorer};
 
 /// Answers every call at once with the same small answer.
 struct Immediate {
@@ -145,5 +150,27 @@ fn bench_chat(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_chat);
+fn bench_scorer(c: &mut Criterion) {
+    let scorer = AdaptiveScorer::new(Arc::new(SystemClock));
+    let candidates: Vec<Candidate> = (0..100)
+        .map(|idx| Candidate {
+            provider: ProviderId::new(format!("p{}", idx / 10)),
+            key: format!("p{}-k{}", idx / 10, idx % 10).into(),
+            model: "model".into(),
+        })
+        .collect();
+    // Every candidate has answered once, as in the router bench after its warm-up.
+    for candidate in &candidates {
+        scorer
+            .record(candidate, Outcome::Success { latency: Duration::from_millis(1), tokens: 14 });
+    }
+    let mut group = c.benchmark_group("scorer_explore");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    group.bench_function(BenchmarkId::from_parameter(candidates.len()), |b| {
+        b.iter(|| scorer.explore(&candidates));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_chat, bench_scorer);
 criterion_main!(benches);

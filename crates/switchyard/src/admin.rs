@@ -9,50 +9,11 @@
 //! needs no keeping: it clears the ledger's state, and the ledger's own persistence carries
 //! that.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use switchyard_core::{Candidate, KeyId, ProviderId};
+use switchyard_core::{KeyId, ProviderId};
 use switchyard_quota::QuotaError;
 
 use crate::router::Router;
-
-/// The keys an operator disabled. Reading it on the hot path costs one atomic load while the
-/// set is empty, which is the usual case.
-#[derive(Default)]
-pub(crate) struct DisabledKeys {
-    count: AtomicUsize,
-    keys: RwLock<HashSet<(ProviderId, KeyId)>>,
-}
-
-impl DisabledKeys {
-    /// Whether the candidate's key is disabled.
-    pub(crate) fn contains(&self, candidate: &Candidate) -> bool {
-        self.holds(&candidate.provider, &candidate.key)
-    }
-
-    fn holds(&self, provider: &ProviderId, key: &KeyId) -> bool {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return false;
-        }
-        // The set is tiny and rarely written: a clone of two Arcs per lookup is not worth
-        // avoiding with a borrowed-key map.
-        self.keys.read().contains(&(provider.clone(), key.clone()))
-    }
-
-    fn set(&self, provider: &ProviderId, key: &KeyId, disabled: bool) -> bool {
-        let mut keys = self.keys.write();
-        let changed = if disabled {
-            keys.insert((provider.clone(), key.clone()))
-        } else {
-            keys.remove(&(provider.clone(), key.clone()))
-        };
-        self.count.store(keys.len(), Ordering::Release);
-        changed
-    }
-}
 
 /// What operators changed by hand on a router, to carry over to the next one (a reload) or
 /// the next process (a restart).
@@ -91,9 +52,9 @@ impl Router {
     pub fn keys(&self) -> Vec<(ProviderId, KeyId)> {
         let mut keys: Vec<(ProviderId, KeyId)> = self
             .inner()
-            .slots
+            .slots()
             .iter()
-            .map(|slot| (slot.candidate.provider.clone(), slot.candidate.key.clone()))
+            .map(|slot| (slot.candidate().provider.clone(), slot.candidate().key.clone()))
             .collect();
         keys.sort();
         keys.dedup();
@@ -107,7 +68,7 @@ impl Router {
     /// [`AdminError::UnknownKey`] when no route uses this key.
     pub fn disable_key(&self, provider: &ProviderId, key: &KeyId) -> Result<bool, AdminError> {
         self.known(provider, key)?;
-        let changed = self.inner().disabled.set(provider, key, true);
+        let changed = self.inner().disabled().set(provider, key, true);
         if changed {
             tracing::warn!(%provider, %key, "key disabled by an operator");
         }
@@ -120,7 +81,7 @@ impl Router {
     /// [`AdminError::UnknownKey`] when no route uses this key.
     pub fn enable_key(&self, provider: &ProviderId, key: &KeyId) -> Result<bool, AdminError> {
         self.known(provider, key)?;
-        let changed = self.inner().disabled.set(provider, key, false);
+        let changed = self.inner().disabled().set(provider, key, false);
         if changed {
             tracing::info!(%provider, %key, "key enabled by an operator");
         }
@@ -129,7 +90,7 @@ impl Router {
 
     /// Whether an operator disabled this key.
     pub fn is_disabled(&self, provider: &ProviderId, key: &KeyId) -> bool {
-        self.inner().disabled.holds(provider, key)
+        self.inner().disabled().holds(provider, key)
     }
 
     /// Clears what the ledger holds against a key (a cooldown, an exhaustion, an invalid or
@@ -143,14 +104,14 @@ impl Router {
     pub async fn reset_key(&self, provider: &ProviderId, key: &KeyId) -> Result<(), AdminError> {
         self.known(provider, key)?;
         let inner = self.inner();
-        inner.ledger.reenable(provider, key).await.map_err(|source| AdminError::Ledger {
+        inner.ledger().reenable(provider, key).await.map_err(|source| AdminError::Ledger {
             provider: provider.clone(),
             key: key.clone(),
             source: Box::new(source),
         })?;
-        for slot in inner.slots.iter() {
-            if &slot.candidate.provider == provider && &slot.candidate.key == key {
-                slot.circuit.reset();
+        for slot in inner.slots() {
+            if &slot.candidate().provider == provider && &slot.candidate().key == key {
+                slot.circuit().reset();
             }
         }
         tracing::info!(%provider, %key, "key reset by an operator");
@@ -159,10 +120,7 @@ impl Router {
 
     /// What operators changed on this router, to restore on the next.
     pub fn admin_state(&self) -> AdminState {
-        let mut disabled: Vec<(ProviderId, KeyId)> =
-            self.inner().disabled.keys.read().iter().cloned().collect();
-        disabled.sort();
-        AdminState { disabled }
+        AdminState { disabled: self.inner().disabled().list() }
     }
 
     /// Applies what operators changed on a previous router (or process): disables its
@@ -172,7 +130,7 @@ impl Router {
         let mut unknown = Vec::new();
         for (provider, key) in &state.disabled {
             if self.known(provider, key).is_ok() {
-                self.inner().disabled.set(provider, key, true);
+                self.inner().disabled().set(provider, key, true);
             } else {
                 unknown.push((provider.clone(), key.clone()));
             }
@@ -183,9 +141,9 @@ impl Router {
     fn known(&self, provider: &ProviderId, key: &KeyId) -> Result<(), AdminError> {
         let found = self
             .inner()
-            .slots
+            .slots()
             .iter()
-            .any(|slot| &slot.candidate.provider == provider && &slot.candidate.key == key);
+            .any(|slot| &slot.candidate().provider == provider && &slot.candidate().key == key);
         if found {
             Ok(())
         } else {

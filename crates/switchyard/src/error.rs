@@ -241,7 +241,7 @@ pub enum BuildError {
         route: String,
         /// Why.
         #[source]
-        source: crate::TargetError,
+        source: crate::target::TargetError,
     },
     /// A route has no target.
     #[error("route {0} has no targets")]

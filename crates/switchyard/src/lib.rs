@@ -17,19 +17,30 @@
 //! everything runs on the [`Clock`] it is given.
 
 mod admin;
+mod attempt;
 pub mod backoff;
 mod budget;
+mod builder;
 mod cache;
+mod cascade;
 pub mod circuit;
+mod config;
+mod disabled;
 mod error;
 mod events;
+mod finish;
+mod guards;
 mod probe;
+mod recent;
 mod router;
+mod rules;
+mod state;
 mod stats;
 pub mod strategy;
 mod stream;
 pub mod target;
 mod trace;
+mod verdict;
 mod wait;
 
 pub use admin::{AdminError, AdminState};
@@ -38,15 +49,16 @@ pub use budget::{
     BudgetConfig, JsonFileSpendStore, MemorySpendStore, SpendDay, SpendError, SpendStore,
     SpendWriteBehind,
 };
+pub use builder::RouterBuilder;
 pub use cache::CacheConfig;
 pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
+pub use config::{
+    MAX_TIMEOUT, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, RouterConfig,
+};
 pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};
 pub use probe::{ProbeConfig, ProbeHandle, ProbeOutcome, ProbeResult};
-pub use router::{
-    FeedbackError, MAX_TIMEOUT, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, Router,
-    RouterBuilder, RouterConfig,
-};
+pub use router::{FeedbackError, Router};
 pub use stats::{RouterStats, SessionSummary};
 pub use strategy::{CandidateView, RankContext, Strategy, StrategyKind};
 pub use stream::{RoutedStream, StreamError};

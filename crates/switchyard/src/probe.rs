@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use switchyard_core::{Call, Candidate, ChatRequest, ErrorKind, Fingerprint};
+use switchyard_core::{Candidate, ChatRequest, ErrorKind, Fingerprint};
 use switchyard_quota::{Estimate, QuotaError};
 use switchyard_score::Outcome;
 
-use crate::router::{Router, Slot};
+use crate::config::MAX_TIMEOUT;
+use crate::router::Router;
+use crate::state::Slot;
 
 /// How the probes run.
 #[derive(Clone, Debug)]
@@ -120,7 +122,7 @@ impl Router {
                 tracing::debug!(n_keys = results.len(), n_failed, "probe round done");
                 finished.fetch_add(1, Ordering::Release);
                 // From configuration: cut so the clock's arithmetic cannot overflow.
-                router.inner().clock.sleep(config.interval.min(switchyard_core::MAX_HINT)).await;
+                router.inner().clock().sleep(config.interval.min(switchyard_core::MAX_HINT)).await;
             }
         });
         ProbeHandle { task, rounds }
@@ -128,26 +130,25 @@ impl Router {
 
     /// One slot per key: the key with the first of its models, in a stable order.
     fn probe_slots(&self) -> Vec<Arc<Slot>> {
-        let mut slots: Vec<Arc<Slot>> =
-            self.inner().slots.iter().map(|entry| Arc::clone(entry.value())).collect();
-        slots.sort_by(|a, b| a.candidate.cmp(&b.candidate));
+        let mut slots = self.inner().slots();
+        slots.sort_by(|a, b| a.candidate().cmp(b.candidate()));
         slots.dedup_by(|later, first| {
-            later.candidate.provider == first.candidate.provider
-                && later.candidate.key == first.candidate.key
+            later.candidate().provider == first.candidate().provider
+                && later.candidate().key == first.candidate().key
         });
         slots
     }
 
     async fn probe(&self, slot: &Slot, request: &ChatRequest, timeout: Duration) -> ProbeResult {
         let inner = self.inner();
-        let clock = &inner.clock;
+        let (clock, ledger, scorer) = (inner.clock(), inner.ledger(), inner.scorer());
         let result = |outcome| ProbeResult {
-            candidate: slot.candidate.clone(),
-            fingerprint: slot.fingerprint,
+            candidate: slot.candidate().clone(),
+            fingerprint: slot.fingerprint(),
             outcome,
         };
         let estimate = Estimate::of(request, 1);
-        let permit = match inner.ledger.admit(&slot.candidate, estimate).await {
+        let permit = match ledger.admit(slot.candidate(), estimate).await {
             Ok(permit) => permit,
             Err(QuotaError::Refused { reason, .. }) => {
                 return result(ProbeOutcome::Skipped { reason: reason.to_string() });
@@ -155,36 +156,32 @@ impl Router {
             Err(error) => return result(ProbeOutcome::Skipped { reason: error.to_string() }),
         };
         let started = clock.now();
-        let call = Call::new(request, &slot.candidate.model, slot.credential.as_ref());
         let answer = tokio::select! {
-            answer = slot.provider.chat(call) => Some(answer),
-            () = clock.sleep(timeout.min(crate::router::MAX_TIMEOUT)) => None,
+            answer = slot.provider().chat(slot.call(request)) => Some(answer),
+            () = clock.sleep(timeout.min(MAX_TIMEOUT)) => None,
         };
         let latency = clock.now().saturating_duration_since(started);
         match answer {
             Some(Ok(reply)) => {
-                if let Err(error) = inner.ledger.settle(permit, &reply.response.usage).await {
+                if let Err(error) = ledger.settle(permit, &reply.response.usage).await {
                     tracing::warn!(error = %error, "settling a probe failed");
                 }
                 if !reply.rate_limits.is_empty() {
-                    let _ = inner.ledger.observe(&slot.candidate, &reply.rate_limits).await;
+                    let _ = ledger.observe(slot.candidate(), &reply.rate_limits).await;
                 }
                 let tokens = u64::from(reply.response.usage.total_tokens);
-                inner.scorer.record(&slot.candidate, Outcome::Success { latency, tokens });
+                scorer.record(slot.candidate(), Outcome::Success { latency, tokens });
                 result(ProbeOutcome::Healthy { latency })
             }
             Some(Err(error)) => {
-                if let Err(ledger_error) = inner.ledger.release(permit).await {
+                if let Err(ledger_error) = ledger.release(permit).await {
                     tracing::warn!(error = %ledger_error, "releasing a probe's permit failed");
                 }
-                if let Err(ledger_error) = inner.ledger.record_error(&slot.candidate, &error).await
-                {
+                if let Err(ledger_error) = ledger.record_error(slot.candidate(), &error).await {
                     tracing::warn!(error = %ledger_error, "recording a probe's error failed");
                 }
-                inner
-                    .scorer
-                    .record(&slot.candidate, Outcome::Failure { kind: error.kind, latency });
-                tracing::warn!(candidate = %slot.candidate, fingerprint = %slot.fingerprint, error = %error, "probe failed");
+                scorer.record(slot.candidate(), Outcome::Failure { kind: error.kind, latency });
+                tracing::warn!(candidate = %slot.candidate(), fingerprint = %slot.fingerprint(), error = %error, "probe failed");
                 result(ProbeOutcome::Failed { kind: error.kind })
             }
             None => {
@@ -193,9 +190,9 @@ impl Router {
                     u32::try_from(estimate.prompt_tokens).unwrap_or(u32::MAX),
                     1,
                 );
-                let _ = inner.ledger.settle(permit, &usage).await;
+                let _ = ledger.settle(permit, &usage).await;
                 let kind = ErrorKind::Timeout;
-                inner.scorer.record(&slot.candidate, Outcome::Failure { kind, latency });
+                scorer.record(slot.candidate(), Outcome::Failure { kind, latency });
                 result(ProbeOutcome::Failed { kind })
             }
         }

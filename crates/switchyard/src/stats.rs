@@ -7,10 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use serde::Serialize;
 use switchyard_core::{Candidate, ErrorKind, ProviderId, Usage};
-use switchyard_quota::ProviderSummary;
-use switchyard_score::best_index;
-
-use crate::router::Inner;
+use switchyard_quota::{ProviderSummary, QuotaLedger};
+use switchyard_score::{Scorer, best_index};
 
 /// Counters updated by every request and attempt.
 #[derive(Default)]
@@ -117,28 +115,29 @@ pub struct RouterStats {
     pub cache_hits: u64,
 }
 
-pub(crate) async fn collect(inner: &Inner) -> RouterStats {
-    let counters = &inner.stats;
+/// The statistics of a router with these counters and `routes` (name, candidates), its best
+/// candidates by `scorer` and its quota by `ledger`.
+pub(crate) async fn collect<'a>(
+    counters: &StatsCounters,
+    routes: impl Iterator<Item = (&'a str, &'a [Candidate])>,
+    scorer: &dyn Scorer,
+    ledger: &dyn QuotaLedger,
+) -> RouterStats {
     let requests = counters.requests.load(Ordering::Relaxed);
     let successes = counters.served.load(Ordering::Relaxed);
     let mut best_per_route = BTreeMap::new();
-    for (name, route) in &inner.routes {
-        let candidates: Vec<Candidate> =
-            route.slots.iter().map(|slot| slot.candidate.clone()).collect();
-        let best = best_index(&inner.scorer.score(&candidates)).map(|idx| candidates[idx].clone());
-        best_per_route.insert(name.clone(), best);
+    let mut providers: Vec<ProviderId> = Vec::new();
+    for (name, candidates) in routes {
+        let best = best_index(&scorer.score(candidates)).map(|idx| candidates[idx].clone());
+        best_per_route.insert(name.to_owned(), best);
+        providers.extend(candidates.iter().map(|candidate| candidate.provider.clone()));
     }
-    let mut providers: Vec<ProviderId> = inner
-        .routes
-        .values()
-        .flat_map(|route| route.slots.iter().map(|slot| slot.candidate.provider.clone()))
-        .collect();
     providers.sort();
     providers.dedup();
     let mut quota = Vec::new();
     let mut available_providers = Vec::new();
     for provider in providers {
-        match inner.ledger.summary(&provider).await {
+        match ledger.summary(&provider).await {
             Ok(summary) => {
                 let any_available =
                     summary.keys.is_empty() || summary.keys.iter().any(|key| key.available);

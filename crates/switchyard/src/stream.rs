@@ -17,16 +17,23 @@ use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
 use switchyard_core::{
-    Call, Candidate, ChatChunk, ChatRequest, ChunkStream, Clock, ErrorKind, Fingerprint,
-    ProviderError, Usage,
+    Candidate, ChatChunk, ChatRequest, ChunkStream, Clock, ErrorKind, Fingerprint, ProviderError,
+    Usage,
 };
 use switchyard_score::Outcome;
 
+use crate::attempt::{Routed, Served};
 use crate::budget::SpendHold;
+use crate::cascade;
 use crate::circuit::CircuitBreaker;
+use crate::config::RequestOptions;
 use crate::error::RouterError;
-use crate::router::{AttemptGuard, PermitGuard, RequestOptions, Routed, Router, Served, Slot};
+use crate::finish::{Ending, RequestMeta, finish, settle_spend};
+use crate::guards::{AttemptGuard, PermitGuard};
+use crate::router::Router;
+use crate::state::{Inner, Slot};
 use crate::trace::Trace;
+use crate::wait::LoadGuard;
 
 /// A stream broke after its first chunk reached the caller.
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +110,11 @@ struct Live {
     spend: Option<SpendHold>,
     _attempt: AttemptGuard,
     /// Counts the stream against the router's overload cap until it ends.
-    _load: Option<crate::wait::LoadGuard>,
+    _load: Option<LoadGuard>,
     slot: Arc<Slot>,
-    router: Router,
-    route: Arc<crate::router::Route>,
-    started: Instant,
+    inner: Arc<Inner>,
+    /// Who asked what, for the request's event.
+    meta: RequestMeta,
     usage: Option<Usage>,
     n_chunks: usize,
     n_chars: usize,
@@ -152,45 +159,35 @@ impl Router {
         request: &ChatRequest,
         options: RequestOptions,
     ) -> Result<RoutedStream, RouterError> {
-        let routed = self
-            .cascade(route, request, &options, |slot| async move {
-                let call = Call::new(request, &slot.candidate.model, slot.credential.as_ref());
-                let mut stream = slot.provider.chat_stream(call).await?;
-                match stream.chunks.next().await {
-                    Some(Ok(first)) => Ok(Served {
-                        value: (first, stream.chunks),
-                        rate_limits: stream.rate_limits,
-                        upstream_request_id: stream.upstream_request_id,
-                        usage: None,
-                    }),
-                    Some(Err(error)) => Err(error),
-                    None => Err(ProviderError::new(
-                        ErrorKind::MalformedResponse,
-                        slot.candidate.provider.clone(),
-                        "the stream ended before its first chunk",
-                    )
-                    .with_key(slot.candidate.key.clone())
-                    .with_model(slot.candidate.model.clone())),
-                }
-            })
-            .await?;
+        let inner = self.inner();
+        let routed = cascade::run(inner, route, request, &options, |slot| async move {
+            let mut stream = slot.provider().chat_stream(slot.call(request)).await?;
+            match stream.chunks.next().await {
+                Some(Ok(first)) => Ok(Served {
+                    value: (first, stream.chunks),
+                    rate_limits: stream.rate_limits,
+                    upstream_request_id: stream.upstream_request_id,
+                    usage: None,
+                }),
+                Some(Err(error)) => Err(error),
+                None => Err(ProviderError::new(
+                    ErrorKind::MalformedResponse,
+                    slot.candidate().provider.clone(),
+                    "the stream ended before its first chunk",
+                )
+                .with_key(slot.candidate().key.clone())
+                .with_model(slot.candidate().model.clone())),
+            }
+        })
+        .await?;
         let Routed {
-            value: (first, chunks),
-            slot,
-            permit,
-            spend,
-            attempt,
-            trace,
-            request_id,
-            started,
-            route,
-            load,
-            ..
+            value: (first, chunks), slot, permit, spend, attempt, trace, meta, load, ..
         } = routed;
         let n_attempts = u32::try_from(trace.attempts.len()).unwrap_or(u32::MAX);
-        let clock = Arc::clone(&self.inner().clock);
-        let config = &self.inner().config;
+        let clock = Arc::clone(inner.clock());
+        let config = inner.config();
         let deadline = config.stream_deadline;
+        let (request_id, started) = (meta.request_id.clone(), meta.started);
         let mut live = Live {
             chunks,
             permit,
@@ -198,9 +195,8 @@ impl Router {
             _attempt: attempt,
             _load: load,
             slot: Arc::clone(&slot),
-            router: self.clone(),
-            route,
-            started,
+            inner: Arc::clone(inner),
+            meta,
             usage: None,
             n_chunks: 0,
             n_chars: 0,
@@ -215,8 +211,8 @@ impl Router {
         live.count(&first);
         Ok(RoutedStream {
             request_id,
-            served_by: slot.candidate.clone(),
-            fingerprint: slot.fingerprint,
+            served_by: slot.candidate().clone(),
+            fingerprint: slot.fingerprint(),
             trace,
             first: Some(first),
             live: Some(live),
@@ -260,9 +256,7 @@ impl Live {
     /// admission estimate while none was.
     fn spent(&self) -> Option<f64> {
         let usage = self.usage();
-        self.slot.facts.price.map(|price| {
-            price.cost(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens))
-        })
+        self.slot.cost(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens))
     }
 
     fn usage(&self) -> Usage {
@@ -304,22 +298,24 @@ impl Live {
     /// Settles the stream's money with what it cost.
     fn settle_spend(&mut self, cost: Option<f64>) {
         let hold = self.spend.take();
-        self.router.settle_spend(hold, &self.route, &self.slot, cost);
+        settle_spend(&self.inner, hold, &self.meta.route, &self.slot, cost);
     }
 
-    /// The stream ended cleanly: settle with the reported usage (the estimate when the
-    /// provider sent none), and log the request.
-    fn finish(mut self, request_id: &str) -> Option<f64> {
+    /// The stream ended on the caller's side: at its end, or dropped before it (the client
+    /// went away). Settles what it generated by the usage reported (the estimate when none
+    /// was) and ends the request. A drop is not the candidate's fault: its health and score
+    /// are left alone, and no request failed.
+    fn end(mut self, dropped: bool) -> Option<f64> {
         let usage = self.usage();
         let cost = self.spent();
         self.settle_spend(cost);
-        self.router.finish_request(
-            &self.route,
-            request_id,
-            self.started,
-            Ok((&self.slot.candidate, self.n_attempts, usage)),
-            cost,
-        );
+        let (candidate, n_attempts) = (self.slot.candidate(), self.n_attempts);
+        let ending = if dropped {
+            Ending::Cut { candidate, n_attempts, usage, code: "STREAM_DROPPED", counted: false }
+        } else {
+            Ending::Served { candidate, n_attempts, usage }
+        };
+        finish(&self.inner, &self.meta, ending, cost);
         let permit = self.permit;
         spawn(async move { permit.settle(&usage).await });
         cost
@@ -327,44 +323,36 @@ impl Live {
 
     /// The stream broke mid-way (or timed out): what was sent may have been counted, so the
     /// permit is settled as spent; the break counts against the candidate.
-    fn break_off(mut self, request_id: &str, error: ProviderError) -> (ProviderError, Option<f64>) {
-        let inner = Arc::clone(self.router.inner());
-        let now = inner.clock.now();
-        inner.scorer.record(
-            &self.slot.candidate,
-            Outcome::Failure {
-                kind: error.kind,
-                latency: now.saturating_duration_since(self.started),
-            },
-        );
+    fn break_off(mut self, error: ProviderError) -> (ProviderError, Option<f64>) {
+        let inner = Arc::clone(&self.inner);
+        let now = inner.clock().now();
+        let candidate = self.slot.candidate().clone();
+        let latency = now.saturating_duration_since(self.meta.started);
+        inner.scorer().record(&candidate, Outcome::Failure { kind: error.kind, latency });
         if CircuitBreaker::counts(error.kind) {
-            self.slot.circuit.record_failure(error.kind, now);
+            self.slot.circuit().record_failure(error.kind, now);
         }
-        inner.stats.attempt(&self.slot.candidate, Some(error.kind));
+        inner.counters().attempt(&candidate, Some(error.kind));
         let cost = self.spent();
         self.settle_spend(cost);
-        self.router.stream_cut(
-            &self.route,
-            request_id,
-            self.started,
-            &self.slot.candidate,
-            self.n_attempts,
-            self.usage(),
-            "STREAM_INTERRUPTED",
-            cost,
-            true,
-        );
+        let usage = self.usage();
+        let ending = Ending::Cut {
+            candidate: &candidate,
+            n_attempts: self.n_attempts,
+            usage,
+            code: "STREAM_INTERRUPTED",
+            counted: true,
+        };
+        finish(&inner, &self.meta, ending, cost);
         tracing::warn!(
-            request_id = %request_id,
-            candidate = %self.slot.candidate,
-            fingerprint = %self.slot.fingerprint,
+            request_id = %self.meta.request_id,
+            candidate = %candidate,
+            fingerprint = %self.slot.fingerprint(),
             delivered_chunks = self.n_chunks,
             error = %error,
             "stream broke mid-way"
         );
-        let usage = self.usage();
-        let ledger = Arc::clone(&inner.ledger);
-        let candidate = self.slot.candidate.clone();
+        let ledger = Arc::clone(inner.ledger());
         let recorded = error.clone();
         let permit = self.permit;
         spawn(async move {
@@ -375,9 +363,9 @@ impl Live {
     }
 
     /// The router ended the stream: no chunk for too long, or past its deadline.
-    fn expire(self, request_id: &str, why: Expired) -> (StreamError, Option<f64>) {
+    fn expire(self, why: Expired) -> (StreamError, Option<f64>) {
         let (candidate, delivered_chunks, delivered_chars) =
-            (self.slot.candidate.clone(), self.n_chunks, self.n_chars);
+            (self.slot.candidate().clone(), self.n_chunks, self.n_chars);
         let (idle, deadline) = (self.idle, self.deadline);
         let message = match why {
             Expired::Idle => format!("no chunk for {:.3}s", idle.as_secs_f64()),
@@ -386,7 +374,7 @@ impl Live {
         let error = ProviderError::new(ErrorKind::Timeout, candidate.provider.clone(), message)
             .with_key(candidate.key.clone())
             .with_model(candidate.model.clone());
-        let (_, cost) = self.break_off(request_id, error);
+        let (_, cost) = self.break_off(error);
         let error = match why {
             Expired::Idle => {
                 StreamError::IdleTimeout { candidate, idle, delivered_chunks, delivered_chars }
@@ -399,29 +387,6 @@ impl Live {
             },
         };
         (error, cost)
-    }
-
-    /// The stream was dropped before its end (the client went away): settle what it
-    /// generated, and log the request with its cost. Not the candidate's fault: its health
-    /// and score are left alone.
-    fn abandon(mut self, request_id: &str) -> Option<f64> {
-        let usage = self.usage();
-        let cost = self.spent();
-        self.settle_spend(cost);
-        self.router.stream_cut(
-            &self.route,
-            request_id,
-            self.started,
-            &self.slot.candidate,
-            self.n_attempts,
-            usage,
-            "STREAM_DROPPED",
-            cost,
-            false,
-        );
-        let permit = self.permit;
-        spawn(async move { permit.settle(&usage).await });
-        cost
     }
 }
 
@@ -444,7 +409,7 @@ impl Stream for RoutedStream {
             Poll::Pending => {
                 let Poll::Ready(why) = live.poll_expired(cx) else { return Poll::Pending };
                 let live = this.live.take().expect("invariant: checked above");
-                let (error, cost) = live.expire(&this.request_id, why);
+                let (error, cost) = live.expire(why);
                 this.settled(cost);
                 Poll::Ready(Some(Err(error)))
             }
@@ -453,7 +418,7 @@ impl Stream for RoutedStream {
                 if now >= live.ends_at {
                     // An upstream that never stops is cut at the deadline all the same.
                     let live = this.live.take().expect("invariant: checked above");
-                    let (error, cost) = live.expire(&this.request_id, Expired::Deadline);
+                    let (error, cost) = live.expire(Expired::Deadline);
                     this.settled(cost);
                     return Poll::Ready(Some(Err(error)));
                 }
@@ -463,9 +428,9 @@ impl Stream for RoutedStream {
             }
             Poll::Ready(Some(Err(error))) => {
                 let live = this.live.take().expect("invariant: checked above");
-                let candidate = live.slot.candidate.clone();
+                let candidate = live.slot.candidate().clone();
                 let (delivered_chunks, delivered_chars) = (live.n_chunks, live.n_chars);
-                let (source, cost) = live.break_off(&this.request_id, error);
+                let (source, cost) = live.break_off(error);
                 this.settled(cost);
                 Poll::Ready(Some(Err(StreamError::Interrupted {
                     candidate,
@@ -476,7 +441,7 @@ impl Stream for RoutedStream {
             }
             Poll::Ready(None) => {
                 let live = this.live.take().expect("invariant: checked above");
-                let cost = live.finish(&this.request_id);
+                let cost = live.end(false);
                 this.settled(cost);
                 Poll::Ready(None)
             }
@@ -487,7 +452,7 @@ impl Stream for RoutedStream {
 impl Drop for RoutedStream {
     fn drop(&mut self) {
         if let Some(live) = self.live.take() {
-            let cost = live.abandon(&self.request_id);
+            let cost = live.end(true);
             self.settled(cost);
         }
     }
