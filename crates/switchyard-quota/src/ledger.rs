@@ -1,7 +1,5 @@
 //! The [`QuotaLedger`] boundary the router calls around every attempt.
 
-use std::any::Any;
-
 use async_trait::async_trait;
 use switchyard_core::{Candidate, KeyId, ProviderError, ProviderId, RateLimitSnapshot, Usage};
 
@@ -17,11 +15,7 @@ use crate::summary::ProviderSummary;
 /// happened: its real usage) or [`QuotaLedger::release`] (it did not, or failed before the
 /// provider counted it); a dropped permit keeps its reservation until its windows pass.
 #[async_trait]
-///
-/// `Any` is a supertrait only so that the deprecated downcast `in_memory` (on
-/// `dyn QuotaLedger`, in `memory`) can be written without this module naming the in-memory
-/// ledger; it goes with that method.
-pub trait QuotaLedger: Any + Send + Sync + 'static {
+pub trait QuotaLedger: Send + Sync + 'static {
     /// Reserves `estimate` for `candidate` now, or says why not and until when.
     ///
     /// # Errors

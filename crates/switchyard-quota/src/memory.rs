@@ -3,7 +3,6 @@
 //! bucket's lock for a few hundred nanoseconds of arithmetic and allocates nothing once the
 //! candidate has been seen.
 
-use std::any::Any;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -923,17 +922,5 @@ impl QuotaLedger for MemoryLedger {
 
     fn headroom(&self, candidate: &Candidate) -> Option<f64> {
         self.headroom_now(candidate)
-    }
-}
-
-impl dyn QuotaLedger {
-    /// The in-memory ledger behind `self`, if that is what it is.
-    ///
-    /// DEPRECATED: kept only while the facade still reads headroom through it; use
-    /// [`QuotaLedger::headroom`], which every ledger answers. Removed once the facade's split
-    /// has merged.
-    #[doc(hidden)]
-    pub fn in_memory(&self) -> Option<&MemoryLedger> {
-        (self as &dyn Any).downcast_ref::<MemoryLedger>()
     }
 }

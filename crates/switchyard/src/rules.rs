@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use switchyard_core::{ChatRequest, ProviderId};
-use switchyard_quota::{Estimate, MemoryLedger};
+use switchyard_quota::{Estimate, QuotaLedger};
 
 use crate::budget::Budgets;
 use crate::disabled::DisabledKeys;
@@ -118,10 +118,12 @@ pub(crate) fn tier(
     open: &[usize],
     shunned: &[ProviderId],
     order: &mut [usize],
-    ledger: Option<&MemoryLedger>,
+    ledger: &dyn QuotaLedger,
 ) {
-    // Spreading needs known limits; free-first needs a paid candidate to put last.
-    let spread = if route.spreads() { ledger.filter(|ledger| ledger.knows_limits()) } else { None };
+    // Free-first needs a paid candidate to put last. Spreading reads each free candidate's
+    // headroom from the ledger, whichever it is (a ledger that knows no limit answers `None`,
+    // and the candidate counts as having all of its room).
+    let spread = route.spreads().then_some(ledger);
     let free_first = route.free_first();
     if route.prefer_provider().is_none() && !free_first && spread.is_none() && shunned.is_empty() {
         return;

@@ -88,13 +88,3 @@ async fn the_trait_object_does_what_the_inherent_methods_do() {
     assert!(matches!(status.state, KeyState::CoolingDown { .. }));
     assert_eq!(ledger.summary(&"p".into()).await.expect("summary").status.code(), "QUOTA_EXCEEDED");
 }
-
-#[test]
-fn a_dyn_ledger_exposes_its_synchronous_core() {
-    let clock = ManualClock::default();
-    let ledger: std::sync::Arc<dyn QuotaLedger> =
-        std::sync::Arc::new(ledger_with(&clock, vec![Limit::per_minute(1)]));
-    let memory = ledger.in_memory().expect("the in-memory ledger is its own core");
-    assert!(call(memory, &candidate("p", "k", "m"), 1));
-    assert!(!call(memory, &candidate("p", "k", "m"), 1), "the same counters");
-}
