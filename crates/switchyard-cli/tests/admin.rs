@@ -441,7 +441,11 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert_eq!(state_of(&status, "K2"), "available", "{status:#}");
     gateway.hangup();
     support::wait_for(&gateway, "the SIGHUP reload", || {
-        gateway.stderr().contains("configuration reloaded")
+        // Not the admin reload's line above ("configuration reloaded by an admin"): waiting on
+        // that one let the next requests race the SIGHUP reload.
+        gateway.stderr().lines().any(|line| {
+            line.contains("configuration reloaded") && !line.contains("configuration reloaded by")
+        })
     })
     .await;
     let status = gateway.admin_json("/admin/status", ADMIN).await;
