@@ -8,13 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::{BoxStream, StreamExt};
+use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
+use switchyard_core::bounded::SseEvent;
+use switchyard_core::http::{
+    Attempt, ClientSettings, ErrorReport, Frames, Limits, Upstream, Wire, is_http_url,
+    shared_client,
+};
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
-    ProviderId, ReadError,
+    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    RateLimitSnapshot,
 };
 
 use crate::AnthropicError;
@@ -72,8 +76,10 @@ impl AnthropicConfig {
 #[derive(Clone)]
 pub struct Anthropic {
     config: AnthropicConfig,
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
+    upstream: Upstream,
+    messages_url: reqwest::Url,
+    models_url: reqwest::Url,
+    version: HeaderValue,
 }
 
 impl std::fmt::Debug for Anthropic {
@@ -83,23 +89,47 @@ impl std::fmt::Debug for Anthropic {
 }
 
 impl Anthropic {
-    /// An adapter sending through `http` (share one client between adapters to share its
-    /// connection pool). `clock` dates `retry-after` headers given as HTTP dates.
-    pub fn new(config: AnthropicConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
-        Self { config, http, clock }
-    }
-
-    /// An adapter with its own HTTP client, timeouts taken from `config`.
+    /// An adapter on the process's shared client for its connect timeout. `clock` dates
+    /// `retry-after` headers given as HTTP dates.
     ///
     /// # Errors
-    /// [`AnthropicError::Client`] when the HTTP client cannot be built (no TLS backend).
+    /// [`AnthropicError::BaseUrl`] for a base URL that is not http(s) or a version that is no
+    /// header value, [`AnthropicError::Client`] when the HTTP client cannot be built.
     pub fn try_new(config: AnthropicConfig, clock: Arc<dyn Clock>) -> Result<Self, AnthropicError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(AnthropicError::Client)?;
-        Ok(Self::new(config, http, clock))
+        let settings =
+            ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() };
+        let http = shared_client(settings).map_err(AnthropicError::Client)?;
+        Self::with_client(config, http, clock)
+    }
+
+    /// An adapter sending through `http` (one client shared by many adapters shares its
+    /// connection pool).
+    ///
+    /// # Errors
+    /// As [`Anthropic::try_new`], but for the client.
+    pub fn with_client(
+        config: AnthropicConfig,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AnthropicError> {
+        let base = config.base_url.trim_end_matches('/');
+        let bad_url =
+            || AnthropicError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() };
+        if !is_http_url(base) {
+            return Err(bad_url());
+        }
+        let parse =
+            |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| bad_url());
+        let (messages_url, models_url) = (parse("/v1/messages")?, parse("/v1/models")?);
+        let version = HeaderValue::from_str(&config.version).map_err(|_| bad_url())?;
+        let limits = Limits {
+            timeout: config.timeout,
+            stream_idle_timeout: config.timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+        };
+        let upstream = Upstream::new(http, clock, limits);
+        Ok(Self { config, upstream, messages_url, models_url, version })
     }
 
     /// The configuration.
@@ -107,70 +137,81 @@ impl Anthropic {
         &self.config
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
-    }
-
-    fn headers(&self, credential: &Credential) -> Result<HeaderMap, AnthropicError> {
-        let mut key = HeaderValue::from_str(credential.expose_secret()).map_err(|_| {
-            AnthropicError::Refused(format!("key {} is not a valid header value", credential.id()))
-        })?;
-        key.set_sensitive(true);
-        let version = HeaderValue::from_str(&self.config.version).map_err(|_| {
-            AnthropicError::Refused("the anthropic-version is not a valid header value".into())
-        })?;
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", key);
-        headers.insert("anthropic-version", version);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(headers)
-    }
-
-    /// Sends `request`, turning a non-2xx answer into its classified error.
-    async fn send(
+    /// A request to `url` with the key and version headers.
+    #[expect(
+        clippy::result_large_err,
+        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
+    )]
+    fn request(
         &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
         attempt: &Attempt,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let response = request.send().await.map_err(|error| attempt.transport(&error))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let now = self.clock.utc();
-        let rate_limits = rate_limits_from_headers(response.headers(), now);
-        let request_id = request_id(response.headers());
-        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
-        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
-            .await
-            .map_err(|error| attempt.transport(&error))?;
-        let mut error = error_from_response(&self.config.id, status, &body, rate_limits, now);
-        error.upstream_request_id = error.upstream_request_id.or(request_id);
-        Err(attempt.label(error))
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert("x-api-key", attempt.key_header("")?);
+        headers.insert("anthropic-version", self.version.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(self.upstream.http().request(method, url.clone()).headers(headers))
     }
 
     #[expect(
         clippy::result_large_err,
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
-    fn start<'a>(
+    fn post(
         &self,
-        model: &ModelId,
-        credential: Option<&'a Credential>,
-    ) -> Result<(Attempt, &'a Credential), ProviderError> {
-        let attempt = Attempt {
-            provider: self.config.id.clone(),
-            model: model.clone(),
-            credential: credential.cloned(),
-        };
-        let credential = credential.ok_or_else(|| {
-            attempt.label(ProviderError::new(
-                ErrorKind::InvalidKey,
-                self.config.id.clone(),
-                "anthropic needs an API key and the call has none",
-            ))
-        })?;
-        Ok((attempt, credential))
+        call: &Call<'_>,
+        stream: bool,
+    ) -> Result<(Attempt, reqwest::RequestBuilder, Option<String>), ProviderError> {
+        let attempt = Attempt::new(&self.config.id, call.model, call.credential);
+        let request = self.request(reqwest::Method::POST, &self.messages_url, &attempt)?;
+        let encoded = encode_request(
+            call.request,
+            call.model.as_str(),
+            self.config.default_max_tokens,
+            stream,
+        )
+        .map_err(|error| attempt.error(error))?;
+        Ok((attempt, request.body(encoded.body.to_string()), encoded.answer_tool))
+    }
+}
+
+/// How Anthropic reports limits and failures.
+struct Reports;
+
+impl Wire for Reports {
+    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
+        rate_limits_from_headers(headers, now)
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        headers.get("request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
+    }
+
+    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
+        let ErrorReport { status, body, rate_limits, request_id, now } = report;
+        let mut error = error_from_response(attempt.provider(), status, body, rate_limits, now);
+        error.upstream_request_id = error.upstream_request_id.or(request_id);
+        error
+    }
+}
+
+impl Frames<SseEvent> for StreamDecoder {
+    fn push(
+        &mut self,
+        event: SseEvent,
+        attempt: &Attempt,
+    ) -> Result<Option<ChatChunk>, ProviderError> {
+        StreamDecoder::push(self, &event.data).map_err(|error| attempt.error(error))
+    }
+
+    fn is_done(&self) -> bool {
+        self.is_complete()
+    }
+
+    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
+        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 
@@ -185,62 +226,24 @@ impl Provider for Anthropic {
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let encoded = encode_request(
-            call.request,
-            call.model.as_str(),
-            self.config.default_max_tokens,
-            false,
-        )
-        .map_err(|error| attempt.error(error))?;
-        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.url("/v1/messages"))
-            .headers(headers)
-            .timeout(self.config.timeout)
-            .body(encoded.body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let upstream_request_id = request_id(response.headers());
-        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-            .await
-            .map_err(|error| attempt.read_failure(error))?;
-        let response = decode_response(&body, encoded.answer_tool.as_deref())
+        let (attempt, request, answer_tool) = self.post(&call, false)?;
+        let fetched = self.upstream.fetch(request, &attempt, &Reports).await?;
+        let response = decode_response(&fetched.body, answer_tool.as_deref())
             .map_err(|error| attempt.error(error))?;
-        Ok(ChatReply { response, rate_limits, upstream_request_id })
+        Ok(fetched.reply(response))
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let encoded =
-            encode_request(call.request, call.model.as_str(), self.config.default_max_tokens, true)
-                .map_err(|error| attempt.error(error))?;
-        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.url("/v1/messages"))
-            .headers(headers)
-            .body(encoded.body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let upstream_request_id = request_id(response.headers());
-        let events =
-            sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes).boxed();
-        let decoder = StreamDecoder::new(encoded.answer_tool);
-        Ok(ChatStream {
-            rate_limits,
-            upstream_request_id,
-            chunks: chunks(events, decoder, attempt),
-        })
+        let (attempt, request, answer_tool) = self.post(&call, true)?;
+        let answer = self.upstream.open(request, &attempt, &Reports).await?;
+        Ok(self.upstream.sse(answer, StreamDecoder::new(answer_tool), attempt))
     }
 
     async fn list_models(
         &self,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let (attempt, credential) = self.start(&ModelId::new(""), credential)?;
-        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
+        let attempt = Attempt::new(&self.config.id, &ModelId::new(""), credential);
         let mut models = Vec::new();
         let mut after_id: Option<String> = None;
         // Anthropic lists fewer than a hundred models; the bound only stops a server that
@@ -250,17 +253,9 @@ impl Provider for Anthropic {
             if let Some(after_id) = &after_id {
                 query.push(("after_id", after_id.clone()));
             }
-            let request = self
-                .http
-                .get(self.url("/v1/models"))
-                .headers(headers.clone())
-                .query(&query)
-                .timeout(self.config.timeout);
-            let response = self.send(&attempt, request).await?;
-            let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-                .await
-                .map_err(|error| attempt.read_failure(error))?;
-            let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
+            let request = self.request(reqwest::Method::GET, &self.models_url, &attempt)?;
+            let fetched = self.upstream.fetch(request.query(&query), &attempt, &Reports).await?;
+            let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(AnthropicError::Malformed { what: "model list", source })
             })?;
             models.extend(page.data.into_iter().map(|model| ModelInfo {
@@ -274,73 +269,5 @@ impl Provider for Anthropic {
             }
         }
         Ok(models)
-    }
-}
-
-type Events = BoxStream<'static, Result<SseEvent, ReadError<reqwest::Error>>>;
-
-/// Feeds SSE events through the decoder until `message_stop`, the first error, or the end of
-/// the body (a cut, unless `message_stop` came).
-fn chunks(
-    events: Events,
-    decoder: StreamDecoder,
-    attempt: Attempt,
-) -> switchyard_core::ChunkStream {
-    let state = Some((events, decoder, attempt));
-    Box::pin(futures_util::stream::unfold(state, |state| async move {
-        let (mut events, mut decoder, attempt) = state?;
-        loop {
-            let item = match events.next().await {
-                Some(Ok(event)) => match decoder.push(&event.data) {
-                    Ok(Some(chunk)) => Ok(chunk),
-                    Ok(None) if decoder.is_complete() => return None,
-                    Ok(None) => continue,
-                    Err(error) => Err(attempt.error(error)),
-                },
-                Some(Err(error)) => Err(attempt.read_failure(error)),
-                None => match decoder.finish() {
-                    Ok(()) => return None,
-                    Err(error) => Err(attempt.error(error)),
-                },
-            };
-            return match item {
-                Ok(chunk) => Some((Ok(chunk), Some((events, decoder, attempt)))),
-                // The stream ends after its first error.
-                Err(error) => Some((Err(error), None)),
-            };
-        }
-    }))
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers.get("request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
-}
-
-/// Who is calling what, to label every error of one attempt.
-#[derive(Clone)]
-struct Attempt {
-    provider: ProviderId,
-    model: ModelId,
-    credential: Option<Credential>,
-}
-
-impl Attempt {
-    fn label(&self, error: ProviderError) -> ProviderError {
-        error.for_attempt(&self.model, self.credential.as_ref())
-    }
-
-    fn error(&self, error: AnthropicError) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider))
-    }
-
-    fn transport(&self, error: &reqwest::Error) -> ProviderError {
-        self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
-    }
-
-    /// A bounded read that failed: the transport, or an answer over its limit.
-    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider, |error| {
-            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
-        }))
     }
 }

@@ -8,12 +8,13 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::HeaderMap;
+use switchyard_core::http::AdapterError;
 use switchyard_core::ratelimit::{
     clamp_reset, parse_count, parse_retry_after, parse_retry_after_ms, parse_rfc3339,
 };
 use switchyard_core::{
-    Classify, ErrorKind, LimitReading, LimitScope, LimitUnit, NextStep, ProviderError, ProviderId,
-    RateLimitSnapshot, Reset,
+    ErrorKind, LimitReading, LimitScope, LimitUnit, ProviderError, ProviderId, RateLimitSnapshot,
+    Reset,
 };
 
 use crate::wire::ErrorBody;
@@ -47,6 +48,15 @@ pub enum AnthropicError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for anthropic")]
     Client(#[source] reqwest::Error),
+    /// The configured base URL is not an `http://` or `https://` URL (or the configuration
+    /// holds a value no header may).
+    #[error("provider {id}: base URL {url:?} is not an http(s) URL")]
+    BaseUrl {
+        /// The provider.
+        id: ProviderId,
+        /// The URL given.
+        url: String,
+    },
     /// Anthropic reported a failure inside the stream (`event: error`).
     #[error("{kind} reported in the anthropic stream: {message}")]
     InStream {
@@ -62,21 +72,19 @@ impl AnthropicError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused(_) => ErrorKind::BadRequest,
+            // Configuration: no other attempt fixes it; the operator must.
+            Self::BaseUrl { .. } => ErrorKind::BadRequest,
             Self::Malformed { .. } | Self::TooManyBlocks { .. } => ErrorKind::MalformedResponse,
             Self::Cut | Self::Client(_) => ErrorKind::Network,
             Self::InStream { kind, .. } => *kind,
         }
     }
-
-    /// This failure as a [`ProviderError`] of `provider`, the message kept.
-    pub fn into_provider_error(self, provider: &ProviderId) -> ProviderError {
-        ProviderError::new(self.kind(), provider.clone(), self.to_string())
-    }
 }
 
-impl Classify for AnthropicError {
-    fn next_step(&self) -> NextStep {
-        self.kind().next_step()
+// Classified by its kind: `Classify` comes with `AdapterError`.
+impl AdapterError for AnthropicError {
+    fn kind(&self) -> ErrorKind {
+        AnthropicError::kind(self)
     }
 }
 
@@ -408,7 +416,7 @@ mod tests {
             snapshot,
             now(),
         );
-        assert_eq!(Classify::retry_after(&error), Some(Duration::from_secs(9)));
+        assert_eq!(switchyard_core::Classify::retry_after(&error), Some(Duration::from_secs(9)));
         assert_eq!(error.status, Some(429));
         assert_eq!(error.message, "Rate limited");
     }

@@ -9,13 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::{BoxStream, StreamExt};
+use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
+use switchyard_core::bounded::SseEvent;
+use switchyard_core::http::{
+    Attempt, ClientSettings, ErrorReport, Frames, Limits, Upstream, Wire, is_http_url,
+    shared_client,
+};
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
-    ProviderId, ReadError,
+    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    RateLimitSnapshot,
 };
 
 use crate::GeminiError;
@@ -69,8 +73,10 @@ impl GeminiConfig {
 #[derive(Clone)]
 pub struct Gemini {
     config: GeminiConfig,
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
+    upstream: Upstream,
+    /// `{base}/{version}/`, which model paths are joined to.
+    api_url: String,
+    models_url: reqwest::Url,
 }
 
 impl std::fmt::Debug for Gemini {
@@ -80,23 +86,46 @@ impl std::fmt::Debug for Gemini {
 }
 
 impl Gemini {
-    /// An adapter sending through `http`. `clock` dates per-day quota resets (next midnight
-    /// Pacific) and `retry-after` dates.
-    pub fn new(config: GeminiConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
-        Self { config, http, clock }
-    }
-
-    /// An adapter with its own HTTP client, timeouts taken from `config`.
+    /// An adapter on the process's shared client for its connect timeout. `clock` dates
+    /// per-day quota resets (next midnight Pacific) and `retry-after` dates.
     ///
     /// # Errors
-    /// [`GeminiError::Client`] when the HTTP client cannot be built (no TLS backend).
+    /// [`GeminiError::BaseUrl`] for a base URL that is not http(s), [`GeminiError::Client`]
+    /// when the HTTP client cannot be built.
     pub fn try_new(config: GeminiConfig, clock: Arc<dyn Clock>) -> Result<Self, GeminiError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(GeminiError::Client)?;
-        Ok(Self::new(config, http, clock))
+        let settings =
+            ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() };
+        let http = shared_client(settings).map_err(GeminiError::Client)?;
+        Self::with_client(config, http, clock)
+    }
+
+    /// An adapter sending through `http` (one client shared by many adapters shares its
+    /// connection pool).
+    ///
+    /// # Errors
+    /// As [`Gemini::try_new`], but for the client.
+    pub fn with_client(
+        config: GeminiConfig,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, GeminiError> {
+        let base = config.base_url.trim_end_matches('/');
+        let version = config.api_version.trim_matches('/');
+        let api_url = format!("{base}/{version}/");
+        let bad_url =
+            || GeminiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() };
+        if !is_http_url(base) {
+            return Err(bad_url());
+        }
+        let models_url = reqwest::Url::parse(&format!("{api_url}models")).map_err(|_| bad_url())?;
+        let limits = Limits {
+            timeout: config.timeout,
+            stream_idle_timeout: config.timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+        };
+        let upstream = Upstream::new(http, clock, limits);
+        Ok(Self { config, upstream, api_url, models_url })
     }
 
     /// The configuration.
@@ -104,73 +133,74 @@ impl Gemini {
         &self.config
     }
 
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{path}",
-            self.config.base_url.trim_end_matches('/'),
-            self.config.api_version.trim_matches('/')
-        )
-    }
-
-    /// `models/{model}:{method}`; a model given as `models/x` is not doubled.
-    fn model_url(&self, model: &ModelId, method: &str) -> String {
-        let model = model.as_str().strip_prefix("models/").unwrap_or(model.as_str());
-        self.url(&format!("models/{model}:{method}"))
-    }
-
-    fn headers(credential: &Credential) -> Result<HeaderMap, GeminiError> {
-        let mut key = HeaderValue::from_str(credential.expose_secret()).map_err(|_| {
-            GeminiError::Refused(format!("key {} is not a valid header value", credential.id()))
-        })?;
-        key.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert("x-goog-api-key", key);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(headers)
-    }
-
-    /// Sends `request`, turning a non-2xx answer into its classified error.
-    async fn send(
-        &self,
-        attempt: &Attempt,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let response = request.send().await.map_err(|error| attempt.transport(&error))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let now = self.clock.utc();
-        let rate_limits = rate_limits_from_headers(response.headers(), now);
-        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
-        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
-            .await
-            .map_err(|error| attempt.transport(&error))?;
-        Err(attempt.label(error_from_response(&self.config.id, status, &body, rate_limits, now)))
-    }
-
+    /// A request to `url` with the key header.
     #[expect(
         clippy::result_large_err,
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
-    fn start<'a>(
+    fn request(
         &self,
-        model: &ModelId,
-        credential: Option<&'a Credential>,
-    ) -> Result<(Attempt, &'a Credential), ProviderError> {
-        let attempt = Attempt {
-            provider: self.config.id.clone(),
-            model: model.clone(),
-            credential: credential.cloned(),
-        };
-        let credential = credential.ok_or_else(|| {
-            attempt.label(ProviderError::new(
-                ErrorKind::InvalidKey,
-                self.config.id.clone(),
-                "gemini needs an API key and the call has none",
-            ))
-        })?;
-        Ok((attempt, credential))
+        method: reqwest::Method,
+        url: &str,
+        attempt: &Attempt,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert("x-goog-api-key", attempt.key_header("")?);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(self.upstream.http().request(method, url).headers(headers))
+    }
+
+    /// `POST models/{model}:{method}` with the encoded request; a model given as `models/x`
+    /// is not doubled.
+    #[expect(
+        clippy::result_large_err,
+        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
+    )]
+    fn post(
+        &self,
+        call: &Call<'_>,
+        method: &str,
+    ) -> Result<(Attempt, reqwest::RequestBuilder), ProviderError> {
+        let attempt = Attempt::new(&self.config.id, call.model, call.credential);
+        let model = call.model.as_str();
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let url = format!("{}models/{model}:{method}", self.api_url);
+        let request = self.request(reqwest::Method::POST, &url, &attempt)?;
+        let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
+        Ok((attempt, request.body(body.to_string())))
+    }
+}
+
+/// How Gemini reports failures (it sends no rate-limit headers but a proxy's `retry-after`).
+struct Reports;
+
+impl Wire for Reports {
+    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
+        rate_limits_from_headers(headers, now)
+    }
+
+    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
+        let ErrorReport { status, body, rate_limits, now, .. } = report;
+        error_from_response(attempt.provider(), status, body, rate_limits, now)
+    }
+}
+
+impl Frames<SseEvent> for StreamDecoder {
+    fn push(
+        &mut self,
+        event: SseEvent,
+        attempt: &Attempt,
+    ) -> Result<Option<ChatChunk>, ProviderError> {
+        StreamDecoder::push(self, &event.data).map(Some).map_err(|error| attempt.error(error))
+    }
+
+    /// A Gemini stream says nothing after its last chunk: it is read to its end.
+    fn is_done(&self) -> bool {
+        false
+    }
+
+    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
+        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 
@@ -185,51 +215,24 @@ impl Provider for Gemini {
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
-        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.model_url(call.model, "generateContent"))
-            .headers(headers)
-            .timeout(self.config.timeout)
-            .body(body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-            .await
-            .map_err(|error| attempt.read_failure(error))?;
-        let response = decode_response(&body).map_err(|error| attempt.error(error))?;
-        Ok(ChatReply { response, rate_limits, upstream_request_id: None })
+        let (attempt, request) = self.post(&call, "generateContent")?;
+        let fetched = self.upstream.fetch(request, &attempt, &Reports).await?;
+        let response = decode_response(&fetched.body).map_err(|error| attempt.error(error))?;
+        Ok(fetched.reply(response))
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
-        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.model_url(call.model, "streamGenerateContent"))
-            .query(&[("alt", "sse")])
-            .headers(headers)
-            .body(body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let events =
-            sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes).boxed();
-        Ok(ChatStream {
-            rate_limits,
-            upstream_request_id: None,
-            chunks: chunks(events, StreamDecoder::new(), attempt),
-        })
+        let (attempt, request) = self.post(&call, "streamGenerateContent")?;
+        let answer =
+            self.upstream.open(request.query(&[("alt", "sse")]), &attempt, &Reports).await?;
+        Ok(self.upstream.sse(answer, StreamDecoder::new(), attempt))
     }
 
     async fn list_models(
         &self,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let (attempt, credential) = self.start(&ModelId::new(""), credential)?;
-        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
+        let attempt = Attempt::new(&self.config.id, &ModelId::new(""), credential);
         let mut models = Vec::new();
         let mut page_token: Option<String> = None;
         // Gemini lists some fifty models; the bound only stops a server that keeps paging.
@@ -238,17 +241,9 @@ impl Provider for Gemini {
             if let Some(page_token) = &page_token {
                 query.push(("pageToken", page_token.clone()));
             }
-            let request = self
-                .http
-                .get(self.url("models"))
-                .headers(headers.clone())
-                .query(&query)
-                .timeout(self.config.timeout);
-            let response = self.send(&attempt, request).await?;
-            let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-                .await
-                .map_err(|error| attempt.read_failure(error))?;
-            let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
+            let request = self.request(reqwest::Method::GET, self.models_url.as_str(), &attempt)?;
+            let fetched = self.upstream.fetch(request.query(&query), &attempt, &Reports).await?;
+            let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(GeminiError::Malformed { what: "model list", source })
             })?;
             models.extend(
@@ -269,62 +264,5 @@ impl Provider for Gemini {
             }
         }
         Ok(models)
-    }
-}
-
-type Events = BoxStream<'static, Result<SseEvent, ReadError<reqwest::Error>>>;
-
-/// Feeds SSE payloads through the decoder until the first error or the end of the body (a
-/// cut, unless a finish reason came).
-fn chunks(
-    events: Events,
-    decoder: StreamDecoder,
-    attempt: Attempt,
-) -> switchyard_core::ChunkStream {
-    let state = Some((events, decoder, attempt));
-    Box::pin(futures_util::stream::unfold(state, |state| async move {
-        let (mut events, mut decoder, attempt) = state?;
-        let item = match events.next().await {
-            Some(Ok(event)) => decoder.push(&event.data).map_err(|error| attempt.error(error)),
-            Some(Err(error)) => Err(attempt.read_failure(error)),
-            None => match decoder.finish() {
-                Ok(()) => return None,
-                Err(error) => Err(attempt.error(error)),
-            },
-        };
-        match item {
-            Ok(chunk) => Some((Ok(chunk), Some((events, decoder, attempt)))),
-            // The stream ends after its first error.
-            Err(error) => Some((Err(error), None)),
-        }
-    }))
-}
-
-/// Who is calling what, to label every error of one attempt.
-#[derive(Clone)]
-struct Attempt {
-    provider: ProviderId,
-    model: ModelId,
-    credential: Option<Credential>,
-}
-
-impl Attempt {
-    fn label(&self, error: ProviderError) -> ProviderError {
-        error.for_attempt(&self.model, self.credential.as_ref())
-    }
-
-    fn error(&self, error: GeminiError) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider))
-    }
-
-    fn transport(&self, error: &reqwest::Error) -> ProviderError {
-        self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
-    }
-
-    /// A bounded read that failed: the transport, or an answer over its limit.
-    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider, |error| {
-            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
-        }))
     }
 }

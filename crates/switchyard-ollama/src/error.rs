@@ -5,9 +5,8 @@
 //! settles what the status leaves open. A local Ollama has no keys and no quotas; Ollama's
 //! cloud models add 401/403 and 429.
 
-use switchyard_core::{
-    Classify, ErrorKind, LimitScope, NextStep, ProviderError, ProviderId, RateLimitSnapshot,
-};
+use switchyard_core::http::AdapterError;
+use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
 
 use crate::wire::ChatLine;
 
@@ -34,6 +33,15 @@ pub enum OllamaError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for ollama")]
     Client(#[source] reqwest::Error),
+    /// The configured base URL is not an `http://` or `https://` URL (or the configuration
+    /// holds a value no header may).
+    #[error("provider {id}: base URL {url:?} is not an http(s) URL")]
+    BaseUrl {
+        /// The provider.
+        id: ProviderId,
+        /// The URL given.
+        url: String,
+    },
     /// Ollama reported a failure in a 2xx body or mid-stream (`{"error": ...}`).
     #[error("{kind} reported by ollama: {message}")]
     InStream {
@@ -49,21 +57,19 @@ impl OllamaError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused(_) => ErrorKind::BadRequest,
+            // Configuration: no other attempt fixes it; the operator must.
+            Self::BaseUrl { .. } => ErrorKind::BadRequest,
             Self::Malformed { .. } => ErrorKind::MalformedResponse,
             Self::Cut | Self::Client(_) => ErrorKind::Network,
             Self::InStream { kind, .. } => *kind,
         }
     }
-
-    /// This failure as a [`ProviderError`] of `provider`, the message kept.
-    pub fn into_provider_error(self, provider: &ProviderId) -> ProviderError {
-        ProviderError::new(self.kind(), provider.clone(), self.to_string())
-    }
 }
 
-impl Classify for OllamaError {
-    fn next_step(&self) -> NextStep {
-        self.kind().next_step()
+// Classified by its kind: `Classify` comes with `AdapterError`.
+impl AdapterError for OllamaError {
+    fn kind(&self) -> ErrorKind {
+        OllamaError::kind(self)
     }
 }
 
