@@ -7,7 +7,7 @@
 //! is a prompt too long, an empty credit balance or a spend cap as often as a bad request).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName};
 use switchyard_core::http::AdapterError;
 use switchyard_core::ratelimit::{
     clamp_reset, parse_count, parse_retry_after, parse_retry_after_ms, parse_rfc3339,
@@ -191,25 +191,17 @@ pub fn regain_access_at(message: &str) -> Option<DateTime<Utc>> {
 /// and `retry-after-ms` / `retry-after` (seconds or an HTTP date, read against `now`).
 /// Anthropic's buckets refill continuously over a minute, so every reading is per-minute.
 pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-    const BUCKETS: [(&str, LimitUnit); 4] = [
-        ("requests", LimitUnit::Requests),
-        ("tokens", LimitUnit::Tokens),
-        ("input-tokens", LimitUnit::InputTokens),
-        ("output-tokens", LimitUnit::OutputTokens),
-    ];
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let number = |name: &str| text(name).and_then(parse_count);
+    let text = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+    let number = |name: &HeaderName| text(name).and_then(parse_count);
     let mut snapshot = RateLimitSnapshot::default();
-    for (bucket, unit) in BUCKETS {
-        let limit = number(&format!("anthropic-ratelimit-{bucket}-limit"));
-        let remaining = number(&format!("anthropic-ratelimit-{bucket}-remaining"));
+    for (unit, [limit, remaining, reset]) in &BUCKETS {
+        let limit = number(limit);
+        let remaining = number(remaining);
         // A reset from outside is held to at most MAX_HINT from now.
-        let reset = text(&format!("anthropic-ratelimit-{bucket}-reset"))
-            .and_then(parse_rfc3339)
-            .map(|at| Reset::At(clamp_reset(at, now)));
+        let reset = text(reset).and_then(parse_rfc3339).map(|at| Reset::At(clamp_reset(at, now)));
         if limit.is_some() || remaining.is_some() || reset.is_some() {
             snapshot.readings.push(LimitReading {
-                unit,
+                unit: *unit,
                 scope: LimitScope::Minute,
                 limit,
                 remaining,
@@ -217,11 +209,50 @@ pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> Rate
             });
         }
     }
-    snapshot.retry_after = text("retry-after-ms")
-        .and_then(parse_retry_after_ms)
-        .or_else(|| text("retry-after").and_then(|value| parse_retry_after(value, now)));
+    snapshot.retry_after = text(&RETRY_AFTER_MS).and_then(parse_retry_after_ms).or_else(|| {
+        text(&reqwest::header::RETRY_AFTER).and_then(|value| parse_retry_after(value, now))
+    });
     snapshot
 }
+
+/// `anthropic-ratelimit-{bucket}-{limit,remaining,reset}` by unit, named once: the headers
+/// are read on every response.
+static BUCKETS: [(LimitUnit, [HeaderName; 3]); 4] = [
+    (
+        LimitUnit::Requests,
+        [
+            HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+            HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+        ],
+    ),
+    (
+        LimitUnit::Tokens,
+        [
+            HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+        ],
+    ),
+    (
+        LimitUnit::InputTokens,
+        [
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
+        ],
+    ),
+    (
+        LimitUnit::OutputTokens,
+        [
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-reset"),
+        ],
+    ),
+];
+
+static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 
 /// The first 300 characters of an unparseable body, for a message.
 fn short(text: &str) -> String {

@@ -223,8 +223,7 @@ fn openai_adapter(
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Provider>> {
     let mut config = OpenAiConfig::new(name, preset).at(mock.base_url());
-    config.clock = Arc::clone(clock);
-    Ok(Arc::new(OpenAiProvider::try_new(config)?))
+    Ok(Arc::new(OpenAiProvider::try_new(config, Arc::clone(clock))?))
 }
 
 /// The router over the simulated upstreams and the gateway settings that go with it.

@@ -483,6 +483,11 @@ impl Upstream {
         &*self.clock
     }
 
+    /// The clock, to keep beyond one call (a stream's decoder dates what it reads).
+    pub fn shared_clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The limits.
     pub fn limits(&self) -> &Limits {
         &self.limits

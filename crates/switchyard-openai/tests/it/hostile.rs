@@ -34,9 +34,8 @@ fn adapter(
     tune: impl FnOnce(&mut OpenAiConfig),
 ) -> OpenAiProvider {
     let mut config = OpenAiConfig::new(preset.as_str(), preset).at(mock.base_url());
-    config.clock = Arc::new(clock.clone());
     tune(&mut config);
-    OpenAiProvider::try_new(config).expect("the adapter builds")
+    OpenAiProvider::try_new(config, Arc::new(clock.clone())).expect("the adapter builds")
 }
 
 async fn chat(adapter: &OpenAiProvider) -> Result<ChatReply, ProviderError> {
