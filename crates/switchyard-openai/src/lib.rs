@@ -19,6 +19,7 @@ mod decode;
 mod encode;
 mod error;
 mod preset;
+mod wire;
 
 pub use classify::{
     WireError, classify, classify_preset, parse_error_body, rate_limits, retry_delay,
