@@ -4,7 +4,6 @@
 //! with Anthropic's message passed through [`Credential::redact`]: an echoed key never
 //! reaches an error.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,12 +11,11 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::bounded::SseEvent;
 use switchyard_core::http::{
-    Attempt, ClientSettings, ErrorReport, Frames, Limits, Upstream, Wire, is_http_url,
-    shared_client,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
 };
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    Call, ChatChunk, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, ProviderError, ProviderId,
     RateLimitSnapshot,
 };
 
@@ -72,71 +70,18 @@ impl AnthropicConfig {
     }
 }
 
-/// An Anthropic Messages upstream.
-#[derive(Clone)]
-pub struct Anthropic {
-    config: AnthropicConfig,
-    upstream: Upstream,
+/// An Anthropic Messages upstream: the shared [`Adapter`] speaking [`Messages`].
+pub type Anthropic = Adapter<Messages>;
+
+/// The Messages dialect: its endpoints and version header, checked once.
+#[derive(Clone, Debug)]
+pub struct Messages {
     messages_url: reqwest::Url,
     models_url: reqwest::Url,
     version: HeaderValue,
 }
 
-impl std::fmt::Debug for Anthropic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Anthropic").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Anthropic {
-    /// An adapter on the process's shared client for its connect timeout. `clock` dates
-    /// `retry-after` headers given as HTTP dates.
-    ///
-    /// # Errors
-    /// [`AnthropicError::BaseUrl`] for a base URL that is not http(s) or a version that is no
-    /// header value, [`AnthropicError::Client`] when the HTTP client cannot be built.
-    pub fn try_new(config: AnthropicConfig, clock: Arc<dyn Clock>) -> Result<Self, AnthropicError> {
-        let settings =
-            ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() };
-        let http = shared_client(settings).map_err(AnthropicError::Client)?;
-        Self::with_client(config, http, clock)
-    }
-
-    /// An adapter sending through `http` (one client shared by many adapters shares its
-    /// connection pool).
-    ///
-    /// # Errors
-    /// As [`Anthropic::try_new`], but for the client.
-    pub fn with_client(
-        config: AnthropicConfig,
-        http: reqwest::Client,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, AnthropicError> {
-        let base = config.base_url.trim_end_matches('/');
-        let bad_url =
-            || AnthropicError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() };
-        if !is_http_url(base) {
-            return Err(bad_url());
-        }
-        let parse =
-            |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| bad_url());
-        let (messages_url, models_url) = (parse("/v1/messages")?, parse("/v1/models")?);
-        let version = HeaderValue::from_str(&config.version).map_err(|_| bad_url())?;
-        let limits = Limits {
-            timeout: config.timeout,
-            stream_idle_timeout: config.timeout,
-            max_body_bytes: config.max_body_bytes,
-            max_line_bytes: config.max_line_bytes,
-        };
-        let upstream = Upstream::new(http, clock, limits);
-        Ok(Self { config, upstream, messages_url, models_url, version })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &AnthropicConfig {
-        &self.config
-    }
-
+impl Messages {
     /// A request to `url` with the key and version headers.
     #[expect(
         clippy::result_large_err,
@@ -144,6 +89,7 @@ impl Anthropic {
     )]
     fn request(
         &self,
+        adapter: &Anthropic,
         method: reqwest::Method,
         url: &reqwest::Url,
         attempt: &Attempt,
@@ -152,27 +98,25 @@ impl Anthropic {
         headers.insert("x-api-key", attempt.key_header("")?);
         headers.insert("anthropic-version", self.version.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(self.upstream.http().request(method, url.clone()).headers(headers))
+        Ok(adapter.upstream().http().request(method, url.clone()).headers(headers))
     }
 
+    /// The encoded call: its attempt, its request, and the tool that carries a JSON answer.
     #[expect(
         clippy::result_large_err,
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
     fn post(
         &self,
+        adapter: &Anthropic,
         call: &Call<'_>,
         stream: bool,
     ) -> Result<(Attempt, reqwest::RequestBuilder, Option<String>), ProviderError> {
-        let attempt = Attempt::new(&self.config.id, call.model, call.credential);
-        let request = self.request(reqwest::Method::POST, &self.messages_url, &attempt)?;
-        let encoded = encode_request(
-            call.request,
-            call.model.as_str(),
-            self.config.default_max_tokens,
-            stream,
-        )
-        .map_err(|error| attempt.error(error))?;
+        let attempt = adapter.attempt(call.model, call.credential);
+        let request = self.request(adapter, reqwest::Method::POST, &self.messages_url, &attempt)?;
+        let max_tokens = adapter.config().default_max_tokens;
+        let encoded = encode_request(call.request, call.model.as_str(), max_tokens, stream)
+            .map_err(|error| attempt.error(error))?;
         Ok((attempt, request.body(encoded.body.to_string()), encoded.answer_tool))
     }
 }
@@ -216,34 +160,65 @@ impl Frames<SseEvent> for StreamDecoder {
 }
 
 #[async_trait]
-impl Provider for Anthropic {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+impl Dialect for Messages {
+    type Config = AnthropicConfig;
+    type Error = AnthropicError;
+    const PROTOCOL: Protocol = Protocol::Anthropic;
+
+    fn id(config: &AnthropicConfig) -> &ProviderId {
+        &config.id
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::Anthropic
+    fn client_settings(config: &AnthropicConfig) -> ClientSettings {
+        ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() }
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, request, answer_tool) = self.post(&call, false)?;
-        let fetched = self.upstream.fetch(request, &attempt, &Reports).await?;
+    fn limits(config: &AnthropicConfig) -> Limits {
+        let (timeout, body, line) = (config.timeout, config.max_body_bytes, config.max_line_bytes);
+        Limits { timeout, stream_idle_timeout: timeout, max_body_bytes: body, max_line_bytes: line }
+    }
+
+    fn client_error(_: &AnthropicConfig, error: reqwest::Error) -> AnthropicError {
+        AnthropicError::Client(error)
+    }
+
+    /// Refuses a base URL that is not http(s), or a version that is no header value.
+    fn prepare(config: &AnthropicConfig) -> Result<Self, AnthropicError> {
+        let urls = endpoints(&config.base_url, ["/v1/messages", "/v1/models"]);
+        let version = HeaderValue::from_str(&config.version).ok();
+        let (Some([messages_url, models_url]), Some(version)) = (urls, version) else {
+            return Err(AnthropicError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        Ok(Self { messages_url, models_url, version })
+    }
+
+    async fn chat(&self, adapter: &Anthropic, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let (attempt, request, answer_tool) = self.post(adapter, &call, false)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
         let response = decode_response(&fetched.body, answer_tool.as_deref())
             .map_err(|error| attempt.error(error))?;
         Ok(fetched.reply(response))
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, request, answer_tool) = self.post(&call, true)?;
-        let answer = self.upstream.open(request, &attempt, &Reports).await?;
-        Ok(self.upstream.sse(answer, StreamDecoder::new(answer_tool), attempt))
+    async fn chat_stream(
+        &self,
+        adapter: &Anthropic,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request, answer_tool) = self.post(adapter, &call, true)?;
+        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        Ok(adapter.upstream().sse(answer, StreamDecoder::new(answer_tool), attempt))
     }
 
     async fn list_models(
         &self,
+        adapter: &Anthropic,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let attempt = Attempt::new(&self.config.id, &ModelId::new(""), credential);
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
         let mut models = Vec::new();
         let mut after_id: Option<String> = None;
         // Anthropic lists fewer than a hundred models; the bound only stops a server that
@@ -253,8 +228,10 @@ impl Provider for Anthropic {
             if let Some(after_id) = &after_id {
                 query.push(("after_id", after_id.clone()));
             }
-            let request = self.request(reqwest::Method::GET, &self.models_url, &attempt)?;
-            let fetched = self.upstream.fetch(request.query(&query), &attempt, &Reports).await?;
+            let request =
+                self.request(adapter, reqwest::Method::GET, &self.models_url, &attempt)?;
+            let fetched =
+                adapter.upstream().fetch(request.query(&query), &attempt, &Reports).await?;
             let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(AnthropicError::Malformed { what: "model list", source })
             })?;

@@ -19,7 +19,7 @@ mod encode;
 mod error;
 pub mod wire;
 
-pub use client::{Anthropic, AnthropicConfig};
+pub use client::{Anthropic, AnthropicConfig, Messages};
 pub use decode::{MAX_BLOCKS, StreamDecoder, decode_response, finish_reason};
 pub use encode::{DEFAULT_MAX_TOKENS, Encoded, JSON_OBJECT_TOOL, encode_request};
 pub use error::{

@@ -222,7 +222,7 @@ fn openai_adapter(
     mock: &MockUpstream,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Provider>> {
-    let mut config = OpenAiConfig::new(name, preset).at(mock.base_url());
+    let config = OpenAiConfig::new(name, preset).at(mock.base_url());
     Ok(Arc::new(OpenAiProvider::try_new(config, Arc::clone(clock))?))
 }
 

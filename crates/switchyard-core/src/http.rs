@@ -13,12 +13,17 @@
 //! - [`Upstream`]: what every adapter holds to reach its upstream (the client, the clock, the
 //!   time and size limits), with the three exchanges every adapter makes: a plain answer read
 //!   whole, an SSE stream and an NDJSON stream.
+//! - [`Adapter`] and [`Dialect`]: the one adapter type. A wire protocol's crate implements
+//!   [`Dialect`] (its endpoints and how it makes the three calls) and names
+//!   `Adapter<ItsDialect>`; the constructors, the shared client and the [`Provider`]
+//!   implementation are written once, here.
 //! - [`chunk_stream`]: drives a [`Frames`] decoder over SSE events or NDJSON lines into the
 //!   [`ChunkStream`] every adapter returns.
 //!
 //! The idle timeouts here run on Tokio's timer, like the HTTP client's own, not on the
 //! [`Clock`]: they bound real waits on a real socket.
 
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,9 +35,9 @@ use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::bounded::{SseEvent, lines, read_body, read_body_truncated, sse_events};
 use crate::{
-    ChatChunk, ChatReply, ChatResponse, ChatStream, ChunkStream, Classify, Clock, Credential,
-    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, NextStep, ProviderError, ProviderId,
-    RateLimitSnapshot, ReadError,
+    Call, ChatChunk, ChatReply, ChatResponse, ChatStream, ChunkStream, Classify, Clock, Credential,
+    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, NextStep, Protocol, Provider,
+    ProviderError, ProviderId, RateLimitSnapshot, ReadError,
 };
 
 /// What an HTTP client is built with; adapters with equal settings share one client.
@@ -553,4 +558,167 @@ impl Upstream {
             chunks: chunk_stream(lines, decoder, attempt),
         }
     }
+}
+
+/// One wire protocol's side of an adapter: its configuration, its endpoints, and how it makes
+/// the three calls over an [`Upstream`]. [`Adapter`] adds what every adapter shares.
+#[async_trait::async_trait]
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// The adapter's configuration: plain data.
+    type Config: fmt::Debug + Send + Sync + 'static;
+    /// The adapter's error when it cannot be built.
+    type Error;
+    /// The protocol it speaks.
+    const PROTOCOL: Protocol;
+
+    /// The provider's configured name.
+    fn id(config: &Self::Config) -> &ProviderId;
+
+    /// The connection settings its shared client is picked by.
+    fn client_settings(config: &Self::Config) -> ClientSettings;
+
+    /// Its time and size limits.
+    fn limits(config: &Self::Config) -> Limits;
+
+    /// The error for a client that could not be built.
+    fn client_error(config: &Self::Config, error: reqwest::Error) -> Self::Error;
+
+    /// Checks the configuration and prepares what every call needs (URLs, fixed headers).
+    ///
+    /// # Errors
+    /// A base URL that is not http(s), a header that is no header.
+    fn prepare(config: &Self::Config) -> Result<Self, Self::Error>;
+
+    /// [`Provider::chat`].
+    async fn chat(
+        &self,
+        adapter: &Adapter<Self>,
+        call: Call<'_>,
+    ) -> Result<ChatReply, ProviderError>;
+
+    /// [`Provider::chat_stream`].
+    async fn chat_stream(
+        &self,
+        adapter: &Adapter<Self>,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError>;
+
+    /// [`Provider::list_models`].
+    async fn list_models(
+        &self,
+        adapter: &Adapter<Self>,
+        credential: Option<&Credential>,
+    ) -> Result<Vec<ModelInfo>, ProviderError>;
+}
+
+/// An adapter: a [`Dialect`] over an [`Upstream`]. Cheap to share behind an `Arc`.
+pub struct Adapter<D: Dialect> {
+    config: D::Config,
+    dialect: D,
+    upstream: Upstream,
+}
+
+impl<D: Dialect> Adapter<D> {
+    /// An adapter on the process's shared client for its connection settings (see
+    /// [`shared_client`]). `clock` dates resets and `retry-after` dates.
+    ///
+    /// # Errors
+    /// The dialect's error for a configuration it refuses or a client that cannot be built.
+    pub fn try_new(config: D::Config, clock: Arc<dyn Clock>) -> Result<Self, D::Error> {
+        let http = shared_client(D::client_settings(&config))
+            .map_err(|error| D::client_error(&config, error))?;
+        Self::with_client(config, http, clock)
+    }
+
+    /// An adapter sending through `http` (one client shared by many adapters shares its
+    /// connection pool).
+    ///
+    /// # Errors
+    /// The dialect's error for a configuration it refuses.
+    pub fn with_client(
+        config: D::Config,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, D::Error> {
+        let dialect = D::prepare(&config)?;
+        let upstream = Upstream::new(http, clock, D::limits(&config));
+        Ok(Self { config, dialect, upstream })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &D::Config {
+        &self.config
+    }
+
+    /// The upstream it sends to.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// A new attempt of `model` (empty for a listing) with `credential`.
+    pub fn attempt(&self, model: &ModelId, credential: Option<&Credential>) -> Attempt {
+        Attempt::new(D::id(&self.config), model, credential)
+    }
+}
+
+impl<D: Dialect + Clone> Clone for Adapter<D>
+where
+    D::Config: Clone,
+{
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            dialect: self.dialect.clone(),
+            upstream: self.upstream.clone(),
+        }
+    }
+}
+
+impl<D: Dialect> fmt::Debug for Adapter<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adapter")
+            .field("protocol", &D::PROTOCOL)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> Provider for Adapter<D> {
+    fn id(&self) -> &ProviderId {
+        D::id(&self.config)
+    }
+
+    fn protocol(&self) -> Protocol {
+        D::PROTOCOL
+    }
+
+    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        self.dialect.chat(self, call).await
+    }
+
+    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
+        self.dialect.chat_stream(self, call).await
+    }
+
+    async fn list_models(
+        &self,
+        credential: Option<&Credential>,
+    ) -> Result<Vec<ModelInfo>, ProviderError> {
+        self.dialect.list_models(self, credential).await
+    }
+}
+
+/// `base_url` (http or https, a trailing `/` dropped) joined with each of `paths`; `None` when
+/// that makes no URL.
+pub fn endpoints<const N: usize>(base_url: &str, paths: [&str; N]) -> Option<[reqwest::Url; N]> {
+    let base = base_url.trim_end_matches('/');
+    if !is_http_url(base) {
+        return None;
+    }
+    let mut urls = Vec::with_capacity(N);
+    for path in paths {
+        urls.push(reqwest::Url::parse(&format!("{base}{path}")).ok()?);
+    }
+    urls.try_into().ok()
 }

@@ -5,7 +5,6 @@
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
 //! through [`Credential::redact`] before they become errors.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,12 +12,11 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::bounded::SseEvent;
 use switchyard_core::http::{
-    Attempt, ClientSettings, ErrorReport, Frames, Limits, Upstream, Wire, is_http_url,
-    shared_client,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
 };
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    Call, ChatChunk, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, ProviderError, ProviderId,
     RateLimitSnapshot,
 };
 
@@ -69,77 +67,26 @@ impl GeminiConfig {
     }
 }
 
-/// A Gemini (Generative Language API, API-key auth) upstream.
-#[derive(Clone)]
-pub struct Gemini {
-    config: GeminiConfig,
-    upstream: Upstream,
+/// A Gemini (Generative Language API, API-key auth) upstream: the shared [`Adapter`]
+/// speaking [`GenerateContent`].
+pub type Gemini = Adapter<GenerateContent>;
+
+/// The `generateContent` dialect: its API root, checked once.
+#[derive(Clone, Debug)]
+pub struct GenerateContent {
     /// `{base}/{version}/`, which model paths are joined to.
     api_url: String,
     models_url: reqwest::Url,
 }
 
-impl std::fmt::Debug for Gemini {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gemini").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Gemini {
-    /// An adapter on the process's shared client for its connect timeout. `clock` dates
-    /// per-day quota resets (next midnight Pacific) and `retry-after` dates.
-    ///
-    /// # Errors
-    /// [`GeminiError::BaseUrl`] for a base URL that is not http(s), [`GeminiError::Client`]
-    /// when the HTTP client cannot be built.
-    pub fn try_new(config: GeminiConfig, clock: Arc<dyn Clock>) -> Result<Self, GeminiError> {
-        let settings =
-            ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() };
-        let http = shared_client(settings).map_err(GeminiError::Client)?;
-        Self::with_client(config, http, clock)
-    }
-
-    /// An adapter sending through `http` (one client shared by many adapters shares its
-    /// connection pool).
-    ///
-    /// # Errors
-    /// As [`Gemini::try_new`], but for the client.
-    pub fn with_client(
-        config: GeminiConfig,
-        http: reqwest::Client,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, GeminiError> {
-        let base = config.base_url.trim_end_matches('/');
-        let version = config.api_version.trim_matches('/');
-        let api_url = format!("{base}/{version}/");
-        let bad_url =
-            || GeminiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() };
-        if !is_http_url(base) {
-            return Err(bad_url());
-        }
-        let models_url = reqwest::Url::parse(&format!("{api_url}models")).map_err(|_| bad_url())?;
-        let limits = Limits {
-            timeout: config.timeout,
-            stream_idle_timeout: config.timeout,
-            max_body_bytes: config.max_body_bytes,
-            max_line_bytes: config.max_line_bytes,
-        };
-        let upstream = Upstream::new(http, clock, limits);
-        Ok(Self { config, upstream, api_url, models_url })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &GeminiConfig {
-        &self.config
-    }
-
+impl GenerateContent {
     /// A request to `url` with the key header.
     #[expect(
         clippy::result_large_err,
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
     fn request(
-        &self,
+        adapter: &Gemini,
         method: reqwest::Method,
         url: &str,
         attempt: &Attempt,
@@ -147,7 +94,7 @@ impl Gemini {
         let mut headers = HeaderMap::with_capacity(2);
         headers.insert("x-goog-api-key", attempt.key_header("")?);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(self.upstream.http().request(method, url).headers(headers))
+        Ok(adapter.upstream().http().request(method, url).headers(headers))
     }
 
     /// `POST models/{model}:{method}` with the encoded request; a model given as `models/x`
@@ -158,14 +105,15 @@ impl Gemini {
     )]
     fn post(
         &self,
+        adapter: &Gemini,
         call: &Call<'_>,
         method: &str,
     ) -> Result<(Attempt, reqwest::RequestBuilder), ProviderError> {
-        let attempt = Attempt::new(&self.config.id, call.model, call.credential);
+        let attempt = adapter.attempt(call.model, call.credential);
         let model = call.model.as_str();
         let model = model.strip_prefix("models/").unwrap_or(model);
         let url = format!("{}models/{model}:{method}", self.api_url);
-        let request = self.request(reqwest::Method::POST, &url, &attempt)?;
+        let request = Self::request(adapter, reqwest::Method::POST, &url, &attempt)?;
         let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
         Ok((attempt, request.body(body.to_string())))
     }
@@ -205,34 +153,69 @@ impl Frames<SseEvent> for StreamDecoder {
 }
 
 #[async_trait]
-impl Provider for Gemini {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+impl Dialect for GenerateContent {
+    type Config = GeminiConfig;
+    type Error = GeminiError;
+    const PROTOCOL: Protocol = Protocol::Gemini;
+
+    fn id(config: &GeminiConfig) -> &ProviderId {
+        &config.id
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::Gemini
+    fn client_settings(config: &GeminiConfig) -> ClientSettings {
+        ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() }
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, request) = self.post(&call, "generateContent")?;
-        let fetched = self.upstream.fetch(request, &attempt, &Reports).await?;
+    fn limits(config: &GeminiConfig) -> Limits {
+        Limits {
+            timeout: config.timeout,
+            // A silent stream is bounded like a whole call: thinking models pause long.
+            stream_idle_timeout: config.timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+        }
+    }
+
+    fn client_error(_: &GeminiConfig, error: reqwest::Error) -> GeminiError {
+        GeminiError::Client(error)
+    }
+
+    /// Refuses a base URL that is not http(s).
+    fn prepare(config: &GeminiConfig) -> Result<Self, GeminiError> {
+        let version = config.api_version.trim_matches('/');
+        let api_url = format!("{}/{version}/", config.base_url.trim_end_matches('/'));
+        match endpoints(&api_url, ["/models"]) {
+            Some([models_url]) => Ok(Self { api_url, models_url }),
+            None => {
+                Err(GeminiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() })
+            }
+        }
+    }
+
+    async fn chat(&self, adapter: &Gemini, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, "generateContent")?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
         let response = decode_response(&fetched.body).map_err(|error| attempt.error(error))?;
         Ok(fetched.reply(response))
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, request) = self.post(&call, "streamGenerateContent")?;
-        let answer =
-            self.upstream.open(request.query(&[("alt", "sse")]), &attempt, &Reports).await?;
-        Ok(self.upstream.sse(answer, StreamDecoder::new(), attempt))
+    async fn chat_stream(
+        &self,
+        adapter: &Gemini,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, "streamGenerateContent")?;
+        let request = request.query(&[("alt", "sse")]);
+        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        Ok(adapter.upstream().sse(answer, StreamDecoder::new(), attempt))
     }
 
     async fn list_models(
         &self,
+        adapter: &Gemini,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let attempt = Attempt::new(&self.config.id, &ModelId::new(""), credential);
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
         let mut models = Vec::new();
         let mut page_token: Option<String> = None;
         // Gemini lists some fifty models; the bound only stops a server that keeps paging.
@@ -241,8 +224,10 @@ impl Provider for Gemini {
             if let Some(page_token) = &page_token {
                 query.push(("pageToken", page_token.clone()));
             }
-            let request = self.request(reqwest::Method::GET, self.models_url.as_str(), &attempt)?;
-            let fetched = self.upstream.fetch(request.query(&query), &attempt, &Reports).await?;
+            let url = self.models_url.as_str();
+            let request = Self::request(adapter, reqwest::Method::GET, url, &attempt)?;
+            let fetched =
+                adapter.upstream().fetch(request.query(&query), &attempt, &Reports).await?;
             let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(GeminiError::Malformed { what: "model list", source })
             })?;

@@ -20,7 +20,7 @@ mod encode;
 mod error;
 pub mod wire;
 
-pub use client::{Gemini, GeminiConfig};
+pub use client::{Gemini, GeminiConfig, GenerateContent};
 pub use decode::{StreamDecoder, call_id, decode_response, finish_reason, usage};
 pub use encode::{SIGNATURE_MARK, SYNTHETIC_CALL_PREFIX, encode_request, split_call_id};
 pub use error::{

@@ -6,19 +6,18 @@
 //! are redacted before they become errors. A refused connection (no server on the port) is a
 //! [`ErrorKind::Network`] error, so the router moves on.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::http::{
-    Attempt, ClientSettings, ErrorReport, Frames, Limits, Upstream, Wire, is_http_url,
-    retry_after_header, shared_client,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
+    retry_after_header,
 };
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
+    Call, ChatChunk, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, ProviderError, ProviderId,
     RateLimitSnapshot,
 };
 
@@ -66,69 +65,17 @@ impl OllamaConfig {
     }
 }
 
-/// An Ollama server speaking its native API.
-#[derive(Clone)]
-pub struct Ollama {
-    config: OllamaConfig,
-    upstream: Upstream,
+/// An Ollama server speaking its native API: the shared [`Adapter`] speaking [`NativeChat`].
+pub type Ollama = Adapter<NativeChat>;
+
+/// Ollama's native `/api` dialect: its endpoints, checked once.
+#[derive(Clone, Debug)]
+pub struct NativeChat {
     chat_url: reqwest::Url,
     tags_url: reqwest::Url,
 }
 
-impl std::fmt::Debug for Ollama {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ollama").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Ollama {
-    /// An adapter on the process's shared client for its connect timeout. `clock` dates
-    /// `retry-after` headers given as HTTP dates (Ollama's cloud).
-    ///
-    /// # Errors
-    /// [`OllamaError::BaseUrl`] for a base URL that is not http(s), [`OllamaError::Client`]
-    /// when the HTTP client cannot be built.
-    pub fn try_new(config: OllamaConfig, clock: Arc<dyn Clock>) -> Result<Self, OllamaError> {
-        let settings =
-            ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() };
-        let http = shared_client(settings).map_err(OllamaError::Client)?;
-        Self::with_client(config, http, clock)
-    }
-
-    /// An adapter sending through `http` (one client shared by many adapters shares its
-    /// connection pool).
-    ///
-    /// # Errors
-    /// As [`Ollama::try_new`], but for the client.
-    pub fn with_client(
-        config: OllamaConfig,
-        http: reqwest::Client,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, OllamaError> {
-        let base = config.base_url.trim_end_matches('/');
-        let bad_url =
-            || OllamaError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() };
-        if !is_http_url(base) {
-            return Err(bad_url());
-        }
-        let parse =
-            |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| bad_url());
-        let (chat_url, tags_url) = (parse("/api/chat")?, parse("/api/tags")?);
-        let limits = Limits {
-            timeout: config.timeout,
-            stream_idle_timeout: config.timeout,
-            max_body_bytes: config.max_body_bytes,
-            max_line_bytes: config.max_line_bytes,
-        };
-        let upstream = Upstream::new(http, clock, limits);
-        Ok(Self { config, upstream, chat_url, tags_url })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &OllamaConfig {
-        &self.config
-    }
-
+impl NativeChat {
     /// A request to `url`, with the key as a bearer token when the call has one (a local
     /// Ollama needs none).
     #[expect(
@@ -136,7 +83,7 @@ impl Ollama {
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
     fn request(
-        &self,
+        adapter: &Ollama,
         method: reqwest::Method,
         url: &reqwest::Url,
         attempt: &Attempt,
@@ -146,22 +93,24 @@ impl Ollama {
         if attempt.credential().is_some() {
             headers.insert(AUTHORIZATION, attempt.key_header("Bearer ")?);
         }
-        Ok(self.upstream.http().request(method, url.clone()).headers(headers))
+        Ok(adapter.upstream().http().request(method, url.clone()).headers(headers))
     }
 
+    /// `POST /api/chat` with the encoded request.
     #[expect(
         clippy::result_large_err,
         reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
     )]
     fn post(
         &self,
+        adapter: &Ollama,
         call: &Call<'_>,
         stream: bool,
     ) -> Result<(Attempt, reqwest::RequestBuilder), ProviderError> {
-        let attempt = Attempt::new(&self.config.id, call.model, call.credential);
+        let attempt = adapter.attempt(call.model, call.credential);
         let body = encode_request(call.request, call.model.as_str(), stream)
             .map_err(|error| attempt.error(error))?;
-        let request = self.request(reqwest::Method::POST, &self.chat_url, &attempt)?;
+        let request = Self::request(adapter, reqwest::Method::POST, &self.chat_url, &attempt)?;
         Ok((attempt, request.body(body.to_string())))
     }
 }
@@ -198,35 +147,68 @@ impl Frames<Vec<u8>> for StreamDecoder {
 }
 
 #[async_trait]
-impl Provider for Ollama {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+impl Dialect for NativeChat {
+    type Config = OllamaConfig;
+    type Error = OllamaError;
+    const PROTOCOL: Protocol = Protocol::Ollama;
+
+    fn id(config: &OllamaConfig) -> &ProviderId {
+        &config.id
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::Ollama
+    fn client_settings(config: &OllamaConfig) -> ClientSettings {
+        ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() }
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, request) = self.post(&call, false)?;
-        let fetched = self.upstream.fetch(request, &attempt, &Reports).await?;
+    /// A local model loads for a while before its first token: a stream may stay silent as
+    /// long as a whole call may take.
+    fn limits(config: &OllamaConfig) -> Limits {
+        let timeout = config.timeout;
+        let (max_body_bytes, max_line_bytes) = (config.max_body_bytes, config.max_line_bytes);
+        Limits { timeout, stream_idle_timeout: timeout, max_body_bytes, max_line_bytes }
+    }
+
+    fn client_error(_: &OllamaConfig, error: reqwest::Error) -> OllamaError {
+        OllamaError::Client(error)
+    }
+
+    /// Refuses a base URL that is not http(s).
+    fn prepare(config: &OllamaConfig) -> Result<Self, OllamaError> {
+        let Some([chat_url, tags_url]) = endpoints(&config.base_url, ["/api/chat", "/api/tags"])
+        else {
+            return Err(OllamaError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        Ok(Self { chat_url, tags_url })
+    }
+
+    async fn chat(&self, adapter: &Ollama, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, false)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
         let response = decode_response(&fetched.body).map_err(|error| attempt.error(error))?;
         Ok(fetched.reply(response))
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, request) = self.post(&call, true)?;
-        let answer = self.upstream.open(request, &attempt, &Reports).await?;
-        Ok(self.upstream.ndjson(answer, StreamDecoder::new(), attempt))
+    async fn chat_stream(
+        &self,
+        adapter: &Ollama,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, true)?;
+        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        Ok(adapter.upstream().ndjson(answer, StreamDecoder::new(), attempt))
     }
 
     async fn list_models(
         &self,
+        adapter: &Ollama,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let attempt = Attempt::new(&self.config.id, &ModelId::new(""), credential);
-        let request = self.request(reqwest::Method::GET, &self.tags_url, &attempt)?;
-        let fetched = self.upstream.fetch(request, &attempt, &Reports).await?;
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
+        let request = Self::request(adapter, reqwest::Method::GET, &self.tags_url, &attempt)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
         let tags: Tags = serde_json::from_slice(&fetched.body).map_err(|source| {
             attempt.error(OllamaError::Malformed { what: "model list", source })
         })?;

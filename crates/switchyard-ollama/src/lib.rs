@@ -19,7 +19,7 @@ mod encode;
 mod error;
 pub mod wire;
 
-pub use client::{Ollama, OllamaConfig};
+pub use client::{NativeChat, Ollama, OllamaConfig};
 pub use decode::{StreamDecoder, decode_response, finish_reason};
 pub use encode::{SYNTHETIC_CALL_PREFIX, encode_request};
 pub use error::{OllamaError, classify, error_from_response};

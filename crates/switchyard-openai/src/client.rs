@@ -8,13 +8,12 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use switchyard_core::bounded::SseEvent;
 use switchyard_core::http::{
-    Attempt, ClientSettings, ErrorReport, Frames, Limits, Upstream, Wire, is_http_url,
-    shared_client,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
 };
 use switchyard_core::ratelimit::{clamp_reset, saturating_add};
 use switchyard_core::{
     Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, ErrorKind, LimitScope, ModelId,
-    ModelInfo, Protocol, Provider, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
+    ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
 };
 
 use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
@@ -31,21 +30,28 @@ static REQUEST_ID_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("request-id"),
 ];
 
-/// One OpenAI-format upstream. Cheap to share behind an `Arc`; its client pools connections.
-pub struct OpenAiProvider {
-    config: OpenAiConfig,
-    upstream: Upstream,
+/// One OpenAI-format upstream: the shared [`Adapter`] speaking [`ChatCompletions`]. Cheap to
+/// share behind an `Arc`; its client pools connections.
+pub type OpenAiProvider = Adapter<ChatCompletions>;
+
+/// The Chat Completions dialect of one preset: its endpoints and fixed headers, checked once.
+pub struct ChatCompletions {
     reports: Reports,
     // Parsed once here: parsing a URL and its host on every call showed in profiles.
     chat_url: reqwest::Url,
     models_url: reqwest::Url,
-    /// The configured headers (and OpenRouter's attribution), checked once.
+    /// The configured headers (and OpenRouter's attribution).
     headers: HeaderMap,
 }
 
-impl std::fmt::Debug for OpenAiProvider {
+impl std::fmt::Debug for ChatCompletions {
+    // The configured headers are left out, as `OpenAiConfig`'s Debug leaves them out: an
+    // operator may put a credential in one.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiProvider").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ChatCompletions")
+            .field("chat_url", &self.chat_url)
+            .field("models_url", &self.models_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,60 +67,7 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
-impl OpenAiProvider {
-    /// An adapter on the process's shared client for its connection settings. `clock` dates
-    /// rate-limit resets and `retry-after` dates.
-    ///
-    /// # Errors
-    /// [`OpenAiError::BaseUrl`] for a base URL that is not http(s),
-    /// [`OpenAiError::Header`] for a configured header that is no header,
-    /// [`OpenAiError::Client`] when the client cannot be built.
-    pub fn try_new(config: OpenAiConfig, clock: Arc<dyn Clock>) -> Result<Self, OpenAiError> {
-        let settings = ClientSettings {
-            connect_timeout: config.connect_timeout,
-            pool_max_idle_per_host: config.pool_max_idle_per_host,
-        };
-        let http = shared_client(settings)
-            .map_err(|source| OpenAiError::Client { id: config.id.clone(), source })?;
-        Self::with_client(config, http, clock)
-    }
-
-    /// An adapter sending through `http` (one client shared by many adapters shares its
-    /// connection pool).
-    ///
-    /// # Errors
-    /// As [`OpenAiProvider::try_new`], but for the client.
-    pub fn with_client(
-        config: OpenAiConfig,
-        http: reqwest::Client,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, OpenAiError> {
-        let base = config.base_url.trim_end_matches('/');
-        let bad_url =
-            || OpenAiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() };
-        if !is_http_url(base) {
-            return Err(bad_url());
-        }
-        let parse =
-            |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| bad_url());
-        let (chat_url, models_url) = (parse("/chat/completions")?, parse("/models")?);
-        let headers = configured_headers(&config)?;
-        let limits = Limits {
-            timeout: config.request_timeout,
-            stream_idle_timeout: config.stream_idle_timeout,
-            max_body_bytes: config.max_body_bytes,
-            max_line_bytes: config.max_line_bytes,
-        };
-        let upstream = Upstream::new(http, clock, limits);
-        let reports = Reports { preset: config.preset };
-        Ok(Self { config, upstream, reports, chat_url, models_url, headers })
-    }
-
-    /// The configuration it was built from.
-    pub fn config(&self) -> &OpenAiConfig {
-        &self.config
-    }
-
+impl ChatCompletions {
     /// A request to `url` with the key (when there is one) and the configured headers.
     #[expect(
         clippy::result_large_err,
@@ -122,6 +75,7 @@ impl OpenAiProvider {
     )]
     fn request(
         &self,
+        adapter: &OpenAiProvider,
         method: reqwest::Method,
         url: &reqwest::Url,
         attempt: &Attempt,
@@ -130,7 +84,7 @@ impl OpenAiProvider {
         if attempt.credential().is_some() {
             headers.insert(AUTHORIZATION, attempt.key_header("Bearer ")?);
         }
-        Ok(self.upstream.http().request(method, url.clone()).headers(headers))
+        Ok(adapter.upstream().http().request(method, url.clone()).headers(headers))
     }
 
     #[expect(
@@ -139,13 +93,14 @@ impl OpenAiProvider {
     )]
     fn post(
         &self,
+        adapter: &OpenAiProvider,
         call: &Call<'_>,
         stream: bool,
     ) -> Result<(Attempt, reqwest::RequestBuilder), ProviderError> {
-        let attempt = Attempt::new(&self.config.id, call.model, call.credential);
-        let body =
-            encode_request_body(call.request, call.model.as_str(), self.config.preset, stream);
-        let request = self.request(reqwest::Method::POST, &self.chat_url, &attempt)?;
+        let attempt = adapter.attempt(call.model, call.credential);
+        let preset = adapter.config().preset;
+        let body = encode_request_body(call.request, call.model.as_str(), preset, stream);
+        let request = self.request(adapter, reqwest::Method::POST, &self.chat_url, &attempt)?;
         Ok((attempt, request.body(body)))
     }
 }
@@ -258,18 +213,54 @@ impl Reports {
 }
 
 #[async_trait]
-impl Provider for OpenAiProvider {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+impl Dialect for ChatCompletions {
+    type Config = OpenAiConfig;
+    type Error = OpenAiError;
+    const PROTOCOL: Protocol = Protocol::OpenAi;
+
+    fn id(config: &OpenAiConfig) -> &ProviderId {
+        &config.id
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::OpenAi
+    fn client_settings(config: &OpenAiConfig) -> ClientSettings {
+        let (connect_timeout, pool_max_idle_per_host) =
+            (config.connect_timeout, config.pool_max_idle_per_host);
+        ClientSettings { connect_timeout, pool_max_idle_per_host }
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, request) = self.post(&call, false)?;
-        let fetched = self.upstream.fetch(request, &attempt, &self.reports).await?;
+    fn limits(config: &OpenAiConfig) -> Limits {
+        Limits {
+            timeout: config.request_timeout,
+            stream_idle_timeout: config.stream_idle_timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+        }
+    }
+
+    fn client_error(config: &OpenAiConfig, source: reqwest::Error) -> OpenAiError {
+        OpenAiError::Client { id: config.id.clone(), source }
+    }
+
+    /// Refuses a base URL that is not http(s), and a configured header that is no header.
+    fn prepare(config: &OpenAiConfig) -> Result<Self, OpenAiError> {
+        let paths = ["/chat/completions", "/models"];
+        let Some([chat_url, models_url]) = endpoints(&config.base_url, paths) else {
+            return Err(OpenAiError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        let headers = configured_headers(config)?;
+        Ok(Self { reports: Reports { preset: config.preset }, chat_url, models_url, headers })
+    }
+
+    async fn chat(
+        &self,
+        adapter: &OpenAiProvider,
+        call: Call<'_>,
+    ) -> Result<ChatReply, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, false)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &self.reports).await?;
         match decode_response(&fetched.body) {
             Ok(response) => Ok(fetched.reply(response)),
             Err(error) => {
@@ -278,17 +269,21 @@ impl Provider for OpenAiProvider {
                     body: &fetched.body,
                     rate_limits: fetched.rate_limits,
                     request_id: fetched.request_id,
-                    now: self.upstream.clock().utc(),
+                    now: adapter.upstream().clock().utc(),
                 };
                 Err(self.reports.decode_failure(&attempt, error, report))
             }
         }
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, request) = self.post(&call, true)?;
+    async fn chat_stream(
+        &self,
+        adapter: &OpenAiProvider,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, true)?;
         let request = request.header(ACCEPT, "text/event-stream");
-        let answer = self.upstream.open(request, &attempt, &self.reports).await?;
+        let answer = adapter.upstream().open(request, &attempt, &self.reports).await?;
         let is_json = answer
             .response
             .headers()
@@ -296,12 +291,12 @@ impl Provider for OpenAiProvider {
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/json"));
         if !is_json {
-            let clock = Arc::clone(self.upstream.shared_clock());
+            let clock = Arc::clone(adapter.upstream().shared_clock());
             let events = Events { reports: self.reports, clock, finished: false, done: false };
-            return Ok(self.upstream.sse(answer, events, attempt));
+            return Ok(adapter.upstream().sse(answer, events, attempt));
         }
         // An error reported in a plain JSON 200 instead of a stream (OpenRouter).
-        let limit = self.upstream.limits().max_body_bytes;
+        let limit = adapter.upstream().limits().max_body_bytes;
         let body = switchyard_core::http::read_all(answer.response, limit, &attempt).await?;
         let error = match decode_response(&body) {
             Err(error) => error,
@@ -312,25 +307,26 @@ impl Provider for OpenAiProvider {
             body: &body,
             rate_limits: answer.rate_limits,
             request_id: answer.request_id,
-            now: self.upstream.clock().utc(),
+            now: adapter.upstream().clock().utc(),
         };
         Err(self.reports.decode_failure(&attempt, error, report))
     }
 
     async fn list_models(
         &self,
+        adapter: &OpenAiProvider,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let attempt = Attempt::new(&self.config.id, &ModelId::new(""), credential);
-        let request = self.request(reqwest::Method::GET, &self.models_url, &attempt)?;
-        let fetched = self.upstream.fetch(request, &attempt, &self.reports).await?;
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
+        let request = self.request(adapter, reqwest::Method::GET, &self.models_url, &attempt)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &self.reports).await?;
         decode_models(&fetched.body).map_err(|error| {
             let report = ErrorReport {
                 status: 200,
                 body: &fetched.body,
                 rate_limits: fetched.rate_limits.clone(),
                 request_id: fetched.request_id.clone(),
-                now: self.upstream.clock().utc(),
+                now: adapter.upstream().clock().utc(),
             };
             self.reports.decode_failure(&attempt, error, report)
         })

@@ -25,7 +25,7 @@ pub use classify::{
     WireError, classify, classify_preset, parse_error_body, rate_limits, retry_delay,
     scope_in_message,
 };
-pub use client::OpenAiProvider;
+pub use client::{ChatCompletions, OpenAiProvider};
 pub use decode::{DecodeError, decode_chunk, decode_models, decode_response};
 pub use encode::{encode_request, encode_request_body};
 pub use error::OpenAiError;
