@@ -9,14 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use switchyard_core::bounded::SseEvent;
+
 use switchyard_core::http::{
-    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
 };
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, ProviderError, ProviderId,
-    RateLimitSnapshot,
+    Call, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
+    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot,
 };
 
 use crate::AnthropicError;
@@ -138,24 +137,6 @@ impl Wire for Reports {
         let mut error = error_from_response(attempt.provider(), status, body, rate_limits, now);
         error.upstream_request_id = error.upstream_request_id.or(request_id);
         error
-    }
-}
-
-impl Frames<SseEvent> for StreamDecoder {
-    fn push(
-        &mut self,
-        event: SseEvent,
-        attempt: &Attempt,
-    ) -> Result<Option<ChatChunk>, ProviderError> {
-        StreamDecoder::push(self, &event.data).map_err(|error| attempt.error(error))
-    }
-
-    fn is_done(&self) -> bool {
-        self.is_complete()
-    }
-
-    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
-        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName};
+use switchyard_core::bounded::snippet;
 use switchyard_core::http::AdapterError;
 use switchyard_core::ratelimit::{
     clamp_reset, parse_count, parse_retry_after, parse_retry_after_ms, parse_rfc3339,
@@ -18,6 +19,9 @@ use switchyard_core::{
 };
 
 use crate::wire::ErrorBody;
+
+/// How much of an unreadable error body is quoted in the message.
+const BODY_SNIPPET_CHARS: usize = 300;
 
 /// A failure of this adapter before or after the HTTP exchange: a request it will not send,
 /// an answer it cannot read, a stream that broke.
@@ -162,7 +166,7 @@ pub fn error_from_response(
         ),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            (classify_status(Some(status), &text), short(&text), None)
+            (classify_status(Some(status), &text), snippet(&text, BODY_SNIPPET_CHARS), None)
         }
     };
     let mut error = ProviderError::new(kind, provider.clone(), message)
@@ -253,15 +257,6 @@ static BUCKETS: [(LimitUnit, [HeaderName; 3]); 4] = [
 ];
 
 static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
-
-/// The first 300 characters of an unparseable body, for a message.
-fn short(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -722,3 +722,39 @@ pub fn endpoints<const N: usize>(base_url: &str, paths: [&str; N]) -> Option<[re
     }
     urls.try_into().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_join_paths_to_an_http_base_and_refuse_the_rest() {
+        let [chat, models] =
+            endpoints("http://127.0.0.1:8080/v1/", ["/chat/completions", "/models"]).expect("URLs");
+        assert_eq!(chat.as_str(), "http://127.0.0.1:8080/v1/chat/completions");
+        assert_eq!(models.as_str(), "http://127.0.0.1:8080/v1/models");
+        assert!(endpoints("localhost:8080", ["/x"]).is_none());
+        assert!(endpoints("ftp://example.test", ["/x"]).is_none());
+        assert!(endpoints("http://", ["/x"]).is_none());
+    }
+
+    #[test]
+    fn a_key_header_is_sensitive_and_a_bad_key_is_named_by_id_only() {
+        let provider = ProviderId::new("groq");
+        let model = ModelId::new("m");
+        let good = Credential::new("groq-1", "gsk_0123456789");
+        let attempt = Attempt::new(&provider, &model, Some(&good));
+        let value = attempt.key_header("Bearer ").expect("a header");
+        assert!(value.is_sensitive());
+        assert_eq!(value.to_str().expect("ASCII"), "Bearer gsk_0123456789");
+        let bad = Credential::new("groq-2", "gsk_with\nnewline_SECRET");
+        let error =
+            Attempt::new(&provider, &model, Some(&bad)).key_header("").expect_err("refused");
+        assert_eq!(error.kind, ErrorKind::BadRequest);
+        for text in [format!("{error}"), format!("{error:?}")] {
+            assert!(text.contains("groq-2") && !text.contains("SECRET"), "{text}");
+        }
+        let none = Attempt::new(&provider, &model, None).key_header("").expect_err("no key");
+        assert_eq!(none.kind, ErrorKind::InvalidKey);
+    }
+}

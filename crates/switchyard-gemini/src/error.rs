@@ -10,11 +10,15 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 use reqwest::header::HeaderMap;
+use switchyard_core::bounded::snippet;
 use switchyard_core::http::{AdapterError, retry_after_header};
 use switchyard_core::ratelimit::{parse_go_duration, parse_proto_duration};
 use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
 
 use crate::wire::{Detail, ErrorBody, Status};
+
+/// How much of an unreadable error body is quoted in the message.
+const BODY_SNIPPET_CHARS: usize = 300;
 
 /// A failure of this adapter before or after the HTTP exchange: a request it will not send,
 /// an answer it cannot read, a stream that broke, a prompt Gemini blocked.
@@ -219,7 +223,7 @@ pub fn error_from_response(
         Ok(parsed) => parsed.error,
         Err(_) => Status {
             code: http_status,
-            message: short(&String::from_utf8_lossy(body)),
+            message: snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS),
             ..Status::default()
         },
     };
@@ -242,15 +246,6 @@ pub fn error_from_response(
 /// A `retry-after` header, which Gemini itself does not send but a proxy in front may.
 pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
     retry_after_header(headers, now)
-}
-
-/// The first 300 characters of an unparseable body, for a message.
-fn short(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

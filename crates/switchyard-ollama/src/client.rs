@@ -12,13 +12,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::http::{
-    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
     retry_after_header,
 };
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES, ModelId, ModelInfo, Protocol, ProviderError, ProviderId,
-    RateLimitSnapshot,
+    Call, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
+    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot,
 };
 
 use crate::OllamaError;
@@ -125,24 +124,6 @@ impl Wire for Reports {
 
     fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
         error_from_response(attempt.provider(), report.status, report.body, report.rate_limits)
-    }
-}
-
-impl Frames<Vec<u8>> for StreamDecoder {
-    fn push(
-        &mut self,
-        line: Vec<u8>,
-        attempt: &Attempt,
-    ) -> Result<Option<ChatChunk>, ProviderError> {
-        StreamDecoder::push(self, &line).map_err(|error| attempt.error(error))
-    }
-
-    fn is_done(&self) -> bool {
-        StreamDecoder::is_done(self)
-    }
-
-    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
-        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 

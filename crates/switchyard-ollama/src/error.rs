@@ -5,10 +5,14 @@
 //! settles what the status leaves open. A local Ollama has no keys and no quotas; Ollama's
 //! cloud models add 401/403 and 429.
 
+use switchyard_core::bounded::snippet;
 use switchyard_core::http::AdapterError;
 use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
 
 use crate::wire::ChatLine;
+
+/// How much of an unreadable error body is quoted in the message.
+const BODY_SNIPPET_CHARS: usize = 300;
 
 /// A failure of this adapter before or after the HTTP exchange: a request it will not send,
 /// an answer it cannot read, a stream that broke.
@@ -106,22 +110,13 @@ pub fn error_from_response(
 ) -> ProviderError {
     let message = match serde_json::from_slice::<ChatLine>(body) {
         Ok(ChatLine { error: Some(message), .. }) => message,
-        Ok(_) | Err(_) => short(&String::from_utf8_lossy(body)),
+        Ok(_) | Err(_) => snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS),
     };
     let mut error = ProviderError::new(classify(Some(status), &message), provider.clone(), message)
         .with_status(status)
         .with_retry_after(rate_limits.retry_after);
     error.rate_limits = rate_limits;
     error
-}
-
-/// The first 300 characters of an unparseable body, for a message.
-fn short(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
