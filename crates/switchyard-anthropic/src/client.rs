@@ -4,7 +4,10 @@
 //! with Anthropic's message passed through [`Credential::redact`]: an echoed key never
 //! reaches an error.
 
-use std::time::Duration;
+#![expect(
+    clippy::result_large_err,
+    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
+)]
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,60 +17,16 @@ use switchyard_core::http::{
     Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
 };
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot,
+    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
+    ProviderId, RateLimitSnapshot,
 };
 
 use crate::AnthropicError;
+use crate::config::AnthropicConfig;
 use crate::decode::{StreamDecoder, decode_response};
-use crate::encode::{DEFAULT_MAX_TOKENS, encode_request};
+use crate::encode::encode_request;
 use crate::error::{error_from_response, rate_limits_from_headers};
 use crate::wire::ModelsPage;
-
-/// How to reach one Anthropic upstream. Plain data: build it with struct update syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnthropicConfig {
-    /// The provider's configured name.
-    pub id: ProviderId,
-    /// Scheme, host and port, without `/v1`.
-    pub base_url: String,
-    /// The `anthropic-version` header.
-    pub version: String,
-    /// The output token limit sent when a request sets none (Anthropic requires one).
-    pub default_max_tokens: u32,
-    /// How long a plain call may take in all, and how long a stream may go silent.
-    pub timeout: Duration,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-    /// The largest plain body read (an answer, a model page); a longer one is a
-    /// `MalformedResponse` and the router moves on.
-    pub max_body_bytes: usize,
-    /// The longest line, and the largest event, of a stream.
-    pub max_line_bytes: usize,
-}
-
-impl AnthropicConfig {
-    /// Anthropic's public API.
-    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
-    /// The API version every current model speaks.
-    pub const DEFAULT_VERSION: &'static str = "2023-06-01";
-
-    /// The public API under the name `id`, with the defaults: 4096 output tokens, a 10-minute
-    /// call timeout (long answers of large models take minutes), 10 s to connect, 8 MiB bodies
-    /// and 1 MiB stream lines ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
-    pub fn new(id: impl Into<ProviderId>) -> Self {
-        Self {
-            id: id.into(),
-            base_url: Self::DEFAULT_BASE_URL.into(),
-            version: Self::DEFAULT_VERSION.into(),
-            default_max_tokens: DEFAULT_MAX_TOKENS,
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(10),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
 
 /// An Anthropic Messages upstream: the shared [`Adapter`] speaking [`Messages`].
 pub type Anthropic = Adapter<Messages>;
@@ -82,10 +41,6 @@ pub struct Messages {
 
 impl Messages {
     /// A request to `url` with the key and version headers.
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn request(
         &self,
         adapter: &Anthropic,
@@ -101,10 +56,6 @@ impl Messages {
     }
 
     /// The encoded call: its attempt, its request, and the tool that carries a JSON answer.
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn post(
         &self,
         adapter: &Anthropic,

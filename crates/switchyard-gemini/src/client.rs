@@ -5,7 +5,10 @@
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
 //! through [`Credential::redact`] before they become errors.
 
-use std::time::Duration;
+#![expect(
+    clippy::result_large_err,
+    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
+)]
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,56 +18,16 @@ use switchyard_core::http::{
     Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
 };
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot,
+    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
+    ProviderId, RateLimitSnapshot,
 };
 
 use crate::GeminiError;
+use crate::config::GeminiConfig;
 use crate::decode::{StreamDecoder, decode_response};
 use crate::encode::encode_request;
 use crate::error::{error_from_response, rate_limits_from_headers};
 use crate::wire::ModelsPage;
-
-/// How to reach one Gemini upstream. Plain data: build it with struct update syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GeminiConfig {
-    /// The provider's configured name.
-    pub id: ProviderId,
-    /// Scheme, host and port, without the API version.
-    pub base_url: String,
-    /// The API version path segment: `v1beta` (where JSON-schema output and function
-    /// calling live) or `v1`.
-    pub api_version: String,
-    /// How long a plain call may take in all, and how long a stream may go silent.
-    pub timeout: Duration,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-    /// The largest plain body read (an answer, a model page); a longer one is a
-    /// `MalformedResponse` and the router moves on.
-    pub max_body_bytes: usize,
-    /// The longest line, and the largest event, of a stream.
-    pub max_line_bytes: usize,
-}
-
-impl GeminiConfig {
-    /// Google's public endpoint.
-    pub const DEFAULT_BASE_URL: &'static str = "https://generativelanguage.googleapis.com";
-
-    /// The public API under the name `id`: `v1beta`, a 10-minute call timeout (thinking models
-    /// take minutes on long answers), 10 s to connect, 8 MiB bodies and 1 MiB stream lines
-    /// ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
-    pub fn new(id: impl Into<ProviderId>) -> Self {
-        Self {
-            id: id.into(),
-            base_url: Self::DEFAULT_BASE_URL.into(),
-            api_version: "v1beta".into(),
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(10),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
 
 /// A Gemini (Generative Language API, API-key auth) upstream: the shared [`Adapter`]
 /// speaking [`GenerateContent`].
@@ -80,10 +43,6 @@ pub struct GenerateContent {
 
 impl GenerateContent {
     /// A request to `url` with the key header.
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn request(
         adapter: &Gemini,
         method: reqwest::Method,
@@ -98,10 +57,6 @@ impl GenerateContent {
 
     /// `POST models/{model}:{method}` with the encoded request; a model given as `models/x`
     /// is not doubled.
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn post(
         &self,
         adapter: &Gemini,

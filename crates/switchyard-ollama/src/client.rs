@@ -6,7 +6,10 @@
 //! are redacted before they become errors. A refused connection (no server on the port) is a
 //! [`ErrorKind::Network`] error, so the router moves on.
 
-use std::time::Duration;
+#![expect(
+    clippy::result_large_err,
+    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
+)]
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,53 +19,16 @@ use switchyard_core::http::{
     retry_after_header,
 };
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot,
+    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
+    ProviderId, RateLimitSnapshot,
 };
 
 use crate::OllamaError;
+use crate::config::OllamaConfig;
 use crate::decode::{StreamDecoder, decode_response};
 use crate::encode::encode_request;
 use crate::error::error_from_response;
 use crate::wire::Tags;
-
-/// How to reach one Ollama server. Plain data: build it with struct update syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OllamaConfig {
-    /// The provider's configured name.
-    pub id: ProviderId,
-    /// Scheme, host and port, without `/api`.
-    pub base_url: String,
-    /// How long a plain call may take in all, and how long a stream may go silent. Local
-    /// models load for a while before the first token.
-    pub timeout: Duration,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-    /// The largest plain body read (an answer, the model list); a longer one is a
-    /// `MalformedResponse` and the router moves on.
-    pub max_body_bytes: usize,
-    /// The longest NDJSON line of a stream.
-    pub max_line_bytes: usize,
-}
-
-impl OllamaConfig {
-    /// Ollama's default address.
-    pub const DEFAULT_BASE_URL: &'static str = "http://localhost:11434";
-
-    /// A local server under the name `id`: a 10-minute call timeout, 5 s to connect (a local
-    /// server that takes longer is not there), 8 MiB bodies and 1 MiB stream lines
-    /// ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
-    pub fn new(id: impl Into<ProviderId>) -> Self {
-        Self {
-            id: id.into(),
-            base_url: Self::DEFAULT_BASE_URL.into(),
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(5),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
 
 /// An Ollama server speaking its native API: the shared [`Adapter`] speaking [`NativeChat`].
 pub type Ollama = Adapter<NativeChat>;
@@ -77,10 +43,6 @@ pub struct NativeChat {
 impl NativeChat {
     /// A request to `url`, with the key as a bearer token when the call has one (a local
     /// Ollama needs none).
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn request(
         adapter: &Ollama,
         method: reqwest::Method,
@@ -96,10 +58,6 @@ impl NativeChat {
     }
 
     /// `POST /api/chat` with the encoded request.
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn post(
         &self,
         adapter: &Ollama,

@@ -1,6 +1,11 @@
 //! [`OpenAiProvider`]: the [`Provider`] for the OpenAI Chat Completions format over the
 //! shared HTTP plumbing of `switchyard_core::http`.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
+)]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,10 +74,6 @@ fn snippet(body: &[u8]) -> String {
 
 impl ChatCompletions {
     /// A request to `url` with the key (when there is one) and the configured headers.
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn request(
         &self,
         adapter: &OpenAiProvider,
@@ -87,10 +88,6 @@ impl ChatCompletions {
         Ok(adapter.upstream().http().request(method, url.clone()).headers(headers))
     }
 
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
     fn post(
         &self,
         adapter: &OpenAiProvider,
