@@ -4,12 +4,6 @@
 //! with Anthropic's message passed through [`Credential::redact`]: an echoed key never
 //! reaches an error.
 
-#![expect(
-    clippy::result_large_err,
-    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
-)]
-
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -39,6 +33,9 @@ pub struct Messages {
     version: HeaderValue,
 }
 
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl Messages {
     /// A request to `url` with the key and version headers.
     fn request(
@@ -91,11 +88,23 @@ impl Wire for Reports {
     }
 }
 
-#[async_trait]
 impl Dialect for Messages {
     type Config = AnthropicConfig;
     type Error = AnthropicError;
     const PROTOCOL: Protocol = Protocol::Anthropic;
+
+    /// Refuses a base URL that is not http(s), or a version that is no header value.
+    fn prepare(config: &AnthropicConfig) -> Result<Self, AnthropicError> {
+        let urls = endpoints(&config.base_url, ["/v1/messages", "/v1/models"]);
+        let version = HeaderValue::from_str(&config.version).ok();
+        let (Some([messages_url, models_url]), Some(version)) = (urls, version) else {
+            return Err(AnthropicError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        Ok(Self { messages_url, models_url, version })
+    }
 
     fn id(config: &AnthropicConfig) -> &ProviderId {
         &config.id
@@ -112,19 +121,6 @@ impl Dialect for Messages {
 
     fn client_error(_: &AnthropicConfig, error: reqwest::Error) -> AnthropicError {
         AnthropicError::Client(error)
-    }
-
-    /// Refuses a base URL that is not http(s), or a version that is no header value.
-    fn prepare(config: &AnthropicConfig) -> Result<Self, AnthropicError> {
-        let urls = endpoints(&config.base_url, ["/v1/messages", "/v1/models"]);
-        let version = HeaderValue::from_str(&config.version).ok();
-        let (Some([messages_url, models_url]), Some(version)) = (urls, version) else {
-            return Err(AnthropicError::BaseUrl {
-                id: config.id.clone(),
-                url: config.base_url.clone(),
-            });
-        };
-        Ok(Self { messages_url, models_url, version })
     }
 
     async fn chat(&self, adapter: &Anthropic, call: Call<'_>) -> Result<ChatReply, ProviderError> {

@@ -562,7 +562,6 @@ impl Upstream {
 
 /// One wire protocol's side of an adapter: its configuration, its endpoints, and how it makes
 /// the three calls over an [`Upstream`]. [`Adapter`] adds what every adapter shares.
-#[async_trait::async_trait]
 pub trait Dialect: Send + Sync + Sized + 'static {
     /// The adapter's configuration: plain data.
     type Config: fmt::Debug + Send + Sync + 'static;
@@ -589,26 +588,26 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// A base URL that is not http(s), a header that is no header.
     fn prepare(config: &Self::Config) -> Result<Self, Self::Error>;
 
-    /// [`Provider::chat`].
-    async fn chat(
+    /// [`Provider::chat`] (implemented as an `async fn`).
+    fn chat(
         &self,
         adapter: &Adapter<Self>,
         call: Call<'_>,
-    ) -> Result<ChatReply, ProviderError>;
+    ) -> impl Future<Output = Result<ChatReply, ProviderError>> + Send;
 
-    /// [`Provider::chat_stream`].
-    async fn chat_stream(
+    /// [`Provider::chat_stream`] (implemented as an `async fn`).
+    fn chat_stream(
         &self,
         adapter: &Adapter<Self>,
         call: Call<'_>,
-    ) -> Result<ChatStream, ProviderError>;
+    ) -> impl Future<Output = Result<ChatStream, ProviderError>> + Send;
 
-    /// [`Provider::list_models`].
-    async fn list_models(
+    /// [`Provider::list_models`] (implemented as an `async fn`).
+    fn list_models(
         &self,
         adapter: &Adapter<Self>,
         credential: Option<&Credential>,
-    ) -> Result<Vec<ModelInfo>, ProviderError>;
+    ) -> impl Future<Output = Result<Vec<ModelInfo>, ProviderError>> + Send;
 }
 
 /// An adapter: a [`Dialect`] over an [`Upstream`]. Cheap to share behind an `Arc`.

@@ -5,12 +5,6 @@
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
 //! through [`Credential::redact`] before they become errors.
 
-#![expect(
-    clippy::result_large_err,
-    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
-)]
-
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -41,6 +35,9 @@ pub struct GenerateContent {
     models_url: reqwest::Url,
 }
 
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl GenerateContent {
     /// A request to `url` with the key header.
     fn request(
@@ -87,11 +84,22 @@ impl Wire for Reports {
     }
 }
 
-#[async_trait]
 impl Dialect for GenerateContent {
     type Config = GeminiConfig;
     type Error = GeminiError;
     const PROTOCOL: Protocol = Protocol::Gemini;
+
+    /// Refuses a base URL that is not http(s).
+    fn prepare(config: &GeminiConfig) -> Result<Self, GeminiError> {
+        let version = config.api_version.trim_matches('/');
+        let api_url = format!("{}/{version}/", config.base_url.trim_end_matches('/'));
+        match endpoints(&api_url, ["/models"]) {
+            Some([models_url]) => Ok(Self { api_url, models_url }),
+            None => {
+                Err(GeminiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() })
+            }
+        }
+    }
 
     fn id(config: &GeminiConfig) -> &ProviderId {
         &config.id
@@ -113,18 +121,6 @@ impl Dialect for GenerateContent {
 
     fn client_error(_: &GeminiConfig, error: reqwest::Error) -> GeminiError {
         GeminiError::Client(error)
-    }
-
-    /// Refuses a base URL that is not http(s).
-    fn prepare(config: &GeminiConfig) -> Result<Self, GeminiError> {
-        let version = config.api_version.trim_matches('/');
-        let api_url = format!("{}/{version}/", config.base_url.trim_end_matches('/'));
-        match endpoints(&api_url, ["/models"]) {
-            Some([models_url]) => Ok(Self { api_url, models_url }),
-            None => {
-                Err(GeminiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() })
-            }
-        }
     }
 
     async fn chat(&self, adapter: &Gemini, call: Call<'_>) -> Result<ChatReply, ProviderError> {

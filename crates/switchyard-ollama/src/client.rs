@@ -6,12 +6,6 @@
 //! are redacted before they become errors. A refused connection (no server on the port) is a
 //! [`ErrorKind::Network`] error, so the router moves on.
 
-#![expect(
-    clippy::result_large_err,
-    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
-)]
-
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::http::{
@@ -40,6 +34,9 @@ pub struct NativeChat {
     tags_url: reqwest::Url,
 }
 
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl NativeChat {
     /// A request to `url`, with the key as a bearer token when the call has one (a local
     /// Ollama needs none).
@@ -85,11 +82,22 @@ impl Wire for Reports {
     }
 }
 
-#[async_trait]
 impl Dialect for NativeChat {
     type Config = OllamaConfig;
     type Error = OllamaError;
     const PROTOCOL: Protocol = Protocol::Ollama;
+
+    /// Refuses a base URL that is not http(s).
+    fn prepare(config: &OllamaConfig) -> Result<Self, OllamaError> {
+        let Some([chat_url, tags_url]) = endpoints(&config.base_url, ["/api/chat", "/api/tags"])
+        else {
+            return Err(OllamaError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        Ok(Self { chat_url, tags_url })
+    }
 
     fn id(config: &OllamaConfig) -> &ProviderId {
         &config.id
@@ -109,18 +117,6 @@ impl Dialect for NativeChat {
 
     fn client_error(_: &OllamaConfig, error: reqwest::Error) -> OllamaError {
         OllamaError::Client(error)
-    }
-
-    /// Refuses a base URL that is not http(s).
-    fn prepare(config: &OllamaConfig) -> Result<Self, OllamaError> {
-        let Some([chat_url, tags_url]) = endpoints(&config.base_url, ["/api/chat", "/api/tags"])
-        else {
-            return Err(OllamaError::BaseUrl {
-                id: config.id.clone(),
-                url: config.base_url.clone(),
-            });
-        };
-        Ok(Self { chat_url, tags_url })
     }
 
     async fn chat(&self, adapter: &Ollama, call: Call<'_>) -> Result<ChatReply, ProviderError> {

@@ -1,14 +1,8 @@
 //! [`OpenAiProvider`]: the [`Provider`] for the OpenAI Chat Completions format over the
 //! shared HTTP plumbing of `switchyard_core::http`.
 
-#![expect(
-    clippy::result_large_err,
-    reason = "ProviderError is what the Provider trait returns; boxing it in the request builders would only unbox it again"
-)]
-
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use switchyard_core::bounded::SseEvent;
@@ -72,6 +66,9 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl ChatCompletions {
     /// A request to `url` with the key (when there is one) and the configured headers.
     fn request(
@@ -209,11 +206,23 @@ impl Reports {
     }
 }
 
-#[async_trait]
 impl Dialect for ChatCompletions {
     type Config = OpenAiConfig;
     type Error = OpenAiError;
     const PROTOCOL: Protocol = Protocol::OpenAi;
+
+    /// Refuses a base URL that is not http(s), and a configured header that is no header.
+    fn prepare(config: &OpenAiConfig) -> Result<Self, OpenAiError> {
+        let paths = ["/chat/completions", "/models"];
+        let Some([chat_url, models_url]) = endpoints(&config.base_url, paths) else {
+            return Err(OpenAiError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        let headers = configured_headers(config)?;
+        Ok(Self { reports: Reports { preset: config.preset }, chat_url, models_url, headers })
+    }
 
     fn id(config: &OpenAiConfig) -> &ProviderId {
         &config.id
@@ -236,19 +245,6 @@ impl Dialect for ChatCompletions {
 
     fn client_error(config: &OpenAiConfig, source: reqwest::Error) -> OpenAiError {
         OpenAiError::Client { id: config.id.clone(), source }
-    }
-
-    /// Refuses a base URL that is not http(s), and a configured header that is no header.
-    fn prepare(config: &OpenAiConfig) -> Result<Self, OpenAiError> {
-        let paths = ["/chat/completions", "/models"];
-        let Some([chat_url, models_url]) = endpoints(&config.base_url, paths) else {
-            return Err(OpenAiError::BaseUrl {
-                id: config.id.clone(),
-                url: config.base_url.clone(),
-            });
-        };
-        let headers = configured_headers(config)?;
-        Ok(Self { reports: Reports { preset: config.preset }, chat_url, models_url, headers })
     }
 
     async fn chat(
