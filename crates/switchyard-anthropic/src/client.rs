@@ -4,243 +4,149 @@
 //! with Anthropic's message passed through [`Credential::redact`]: an echoed key never
 //! reaches an error.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use futures_util::stream::{BoxStream, StreamExt};
+use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
+
+use switchyard_core::http::{
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
+};
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
-    ProviderId, ReadError,
+    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
+    ProviderId, RateLimitSnapshot,
 };
 
 use crate::AnthropicError;
+use crate::config::AnthropicConfig;
 use crate::decode::{StreamDecoder, decode_response};
-use crate::encode::{DEFAULT_MAX_TOKENS, encode_request};
+use crate::encode::encode_request;
 use crate::error::{error_from_response, rate_limits_from_headers};
 use crate::wire::ModelsPage;
 
-/// How to reach one Anthropic upstream. Plain data: build it with struct update syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnthropicConfig {
-    /// The provider's configured name.
-    pub id: ProviderId,
-    /// Scheme, host and port, without `/v1`.
-    pub base_url: String,
-    /// The `anthropic-version` header.
-    pub version: String,
-    /// The output token limit sent when a request sets none (Anthropic requires one).
-    pub default_max_tokens: u32,
-    /// How long a plain call may take in all, and how long a stream may go silent.
-    pub timeout: Duration,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-    /// The largest plain body read (an answer, a model page); a longer one is a
-    /// `MalformedResponse` and the router moves on.
-    pub max_body_bytes: usize,
-    /// The longest line, and the largest event, of a stream.
-    pub max_line_bytes: usize,
+/// An Anthropic Messages upstream: the shared [`Adapter`] speaking [`Messages`].
+pub type Anthropic = Adapter<Messages>;
+
+/// The Messages dialect: its endpoints and version header, checked once.
+#[derive(Clone, Debug)]
+pub struct Messages {
+    messages_url: reqwest::Url,
+    models_url: reqwest::Url,
+    version: HeaderValue,
 }
 
-impl AnthropicConfig {
-    /// Anthropic's public API.
-    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
-    /// The API version every current model speaks.
-    pub const DEFAULT_VERSION: &'static str = "2023-06-01";
-
-    /// The public API under the name `id`, with the defaults: 4096 output tokens, a 10-minute
-    /// call timeout (long answers of large models take minutes), 10 s to connect, 8 MiB bodies
-    /// and 1 MiB stream lines ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
-    pub fn new(id: impl Into<ProviderId>) -> Self {
-        Self {
-            id: id.into(),
-            base_url: Self::DEFAULT_BASE_URL.into(),
-            version: Self::DEFAULT_VERSION.into(),
-            default_max_tokens: DEFAULT_MAX_TOKENS,
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(10),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
-
-/// An Anthropic Messages upstream.
-#[derive(Clone)]
-pub struct Anthropic {
-    config: AnthropicConfig,
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Anthropic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Anthropic").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Anthropic {
-    /// An adapter sending through `http` (share one client between adapters to share its
-    /// connection pool). `clock` dates `retry-after` headers given as HTTP dates.
-    pub fn new(config: AnthropicConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
-        Self { config, http, clock }
-    }
-
-    /// An adapter with its own HTTP client, timeouts taken from `config`.
-    ///
-    /// # Errors
-    /// [`AnthropicError::Client`] when the HTTP client cannot be built (no TLS backend).
-    pub fn try_new(config: AnthropicConfig, clock: Arc<dyn Clock>) -> Result<Self, AnthropicError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(AnthropicError::Client)?;
-        Ok(Self::new(config, http, clock))
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &AnthropicConfig {
-        &self.config
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
-    }
-
-    fn headers(&self, credential: &Credential) -> Result<HeaderMap, AnthropicError> {
-        let mut key = HeaderValue::from_str(credential.expose_secret()).map_err(|_| {
-            AnthropicError::Refused(format!("key {} is not a valid header value", credential.id()))
-        })?;
-        key.set_sensitive(true);
-        let version = HeaderValue::from_str(&self.config.version).map_err(|_| {
-            AnthropicError::Refused("the anthropic-version is not a valid header value".into())
-        })?;
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", key);
-        headers.insert("anthropic-version", version);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(headers)
-    }
-
-    /// Sends `request`, turning a non-2xx answer into its classified error.
-    async fn send(
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
+impl Messages {
+    /// A request to `url` with the key and version headers.
+    fn request(
         &self,
+        adapter: &Anthropic,
+        method: reqwest::Method,
+        url: &reqwest::Url,
         attempt: &Attempt,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let response = request.send().await.map_err(|error| attempt.transport(&error))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let now = self.clock.utc();
-        let rate_limits = rate_limits_from_headers(response.headers(), now);
-        let request_id = request_id(response.headers());
-        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
-        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
-            .await
-            .map_err(|error| attempt.transport(&error))?;
-        let mut error = error_from_response(&self.config.id, status, &body, rate_limits, now);
-        error.upstream_request_id = error.upstream_request_id.or(request_id);
-        Err(attempt.label(error))
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert("x-api-key", attempt.key_header("")?);
+        headers.insert("anthropic-version", self.version.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(adapter.upstream().http().request(method, url.clone()).headers(headers))
     }
 
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
-    fn start<'a>(
+    /// The encoded call: its attempt, its request, and the tool that carries a JSON answer.
+    fn post(
         &self,
-        model: &ModelId,
-        credential: Option<&'a Credential>,
-    ) -> Result<(Attempt, &'a Credential), ProviderError> {
-        let attempt = Attempt {
-            provider: self.config.id.clone(),
-            model: model.clone(),
-            credential: credential.cloned(),
-        };
-        let credential = credential.ok_or_else(|| {
-            attempt.label(ProviderError::new(
-                ErrorKind::InvalidKey,
-                self.config.id.clone(),
-                "anthropic needs an API key and the call has none",
-            ))
-        })?;
-        Ok((attempt, credential))
+        adapter: &Anthropic,
+        call: &Call<'_>,
+        stream: bool,
+    ) -> Result<(Attempt, reqwest::RequestBuilder, Option<String>), ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let request = self.request(adapter, reqwest::Method::POST, &self.messages_url, &attempt)?;
+        let max_tokens = adapter.config().default_max_tokens;
+        let encoded = encode_request(call.request, call.model.as_str(), max_tokens, stream)
+            .map_err(|error| attempt.error(error))?;
+        Ok((attempt, request.body(encoded.body.to_string()), encoded.answer_tool))
     }
 }
 
-#[async_trait]
-impl Provider for Anthropic {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+/// How Anthropic reports limits and failures.
+struct Reports;
+
+impl Wire for Reports {
+    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
+        rate_limits_from_headers(headers, now)
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::Anthropic
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        headers.get("request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let encoded = encode_request(
-            call.request,
-            call.model.as_str(),
-            self.config.default_max_tokens,
-            false,
-        )
-        .map_err(|error| attempt.error(error))?;
-        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.url("/v1/messages"))
-            .headers(headers)
-            .timeout(self.config.timeout)
-            .body(encoded.body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let upstream_request_id = request_id(response.headers());
-        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-            .await
-            .map_err(|error| attempt.read_failure(error))?;
-        let response = decode_response(&body, encoded.answer_tool.as_deref())
+    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
+        let ErrorReport { status, body, rate_limits, request_id, now } = report;
+        let mut error = error_from_response(attempt.provider(), status, body, rate_limits, now);
+        error.upstream_request_id = error.upstream_request_id.or(request_id);
+        error
+    }
+}
+
+impl Dialect for Messages {
+    type Config = AnthropicConfig;
+    type Error = AnthropicError;
+    const PROTOCOL: Protocol = Protocol::Anthropic;
+
+    /// Refuses a base URL that is not http(s), or a version that is no header value.
+    fn prepare(config: &AnthropicConfig) -> Result<Self, AnthropicError> {
+        let urls = endpoints(&config.base_url, ["/v1/messages", "/v1/models"]);
+        let version = HeaderValue::from_str(&config.version).ok();
+        let (Some([messages_url, models_url]), Some(version)) = (urls, version) else {
+            return Err(AnthropicError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        Ok(Self { messages_url, models_url, version })
+    }
+
+    fn id(config: &AnthropicConfig) -> &ProviderId {
+        &config.id
+    }
+
+    fn client_settings(config: &AnthropicConfig) -> ClientSettings {
+        ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() }
+    }
+
+    fn limits(config: &AnthropicConfig) -> Limits {
+        let (timeout, body, line) = (config.timeout, config.max_body_bytes, config.max_line_bytes);
+        Limits { timeout, stream_idle_timeout: timeout, max_body_bytes: body, max_line_bytes: line }
+    }
+
+    fn client_error(_: &AnthropicConfig, error: reqwest::Error) -> AnthropicError {
+        AnthropicError::Client(error)
+    }
+
+    async fn chat(&self, adapter: &Anthropic, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let (attempt, request, answer_tool) = self.post(adapter, &call, false)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
+        let response = decode_response(&fetched.body, answer_tool.as_deref())
             .map_err(|error| attempt.error(error))?;
-        Ok(ChatReply { response, rate_limits, upstream_request_id })
+        Ok(fetched.reply(response))
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let encoded =
-            encode_request(call.request, call.model.as_str(), self.config.default_max_tokens, true)
-                .map_err(|error| attempt.error(error))?;
-        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.url("/v1/messages"))
-            .headers(headers)
-            .body(encoded.body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let upstream_request_id = request_id(response.headers());
-        let events =
-            sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes).boxed();
-        let decoder = StreamDecoder::new(encoded.answer_tool);
-        Ok(ChatStream {
-            rate_limits,
-            upstream_request_id,
-            chunks: chunks(events, decoder, attempt),
-        })
+    async fn chat_stream(
+        &self,
+        adapter: &Anthropic,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request, answer_tool) = self.post(adapter, &call, true)?;
+        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        Ok(adapter.upstream().sse(answer, StreamDecoder::new(answer_tool), attempt))
     }
 
     async fn list_models(
         &self,
+        adapter: &Anthropic,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let (attempt, credential) = self.start(&ModelId::new(""), credential)?;
-        let headers = self.headers(credential).map_err(|error| attempt.error(error))?;
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
         let mut models = Vec::new();
         let mut after_id: Option<String> = None;
         // Anthropic lists fewer than a hundred models; the bound only stops a server that
@@ -250,17 +156,11 @@ impl Provider for Anthropic {
             if let Some(after_id) = &after_id {
                 query.push(("after_id", after_id.clone()));
             }
-            let request = self
-                .http
-                .get(self.url("/v1/models"))
-                .headers(headers.clone())
-                .query(&query)
-                .timeout(self.config.timeout);
-            let response = self.send(&attempt, request).await?;
-            let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-                .await
-                .map_err(|error| attempt.read_failure(error))?;
-            let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
+            let request =
+                self.request(adapter, reqwest::Method::GET, &self.models_url, &attempt)?;
+            let fetched =
+                adapter.upstream().fetch(request.query(&query), &attempt, &Reports).await?;
+            let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(AnthropicError::Malformed { what: "model list", source })
             })?;
             models.extend(page.data.into_iter().map(|model| ModelInfo {
@@ -274,73 +174,5 @@ impl Provider for Anthropic {
             }
         }
         Ok(models)
-    }
-}
-
-type Events = BoxStream<'static, Result<SseEvent, ReadError<reqwest::Error>>>;
-
-/// Feeds SSE events through the decoder until `message_stop`, the first error, or the end of
-/// the body (a cut, unless `message_stop` came).
-fn chunks(
-    events: Events,
-    decoder: StreamDecoder,
-    attempt: Attempt,
-) -> switchyard_core::ChunkStream {
-    let state = Some((events, decoder, attempt));
-    Box::pin(futures_util::stream::unfold(state, |state| async move {
-        let (mut events, mut decoder, attempt) = state?;
-        loop {
-            let item = match events.next().await {
-                Some(Ok(event)) => match decoder.push(&event.data) {
-                    Ok(Some(chunk)) => Ok(chunk),
-                    Ok(None) if decoder.is_complete() => return None,
-                    Ok(None) => continue,
-                    Err(error) => Err(attempt.error(error)),
-                },
-                Some(Err(error)) => Err(attempt.read_failure(error)),
-                None => match decoder.finish() {
-                    Ok(()) => return None,
-                    Err(error) => Err(attempt.error(error)),
-                },
-            };
-            return match item {
-                Ok(chunk) => Some((Ok(chunk), Some((events, decoder, attempt)))),
-                // The stream ends after its first error.
-                Err(error) => Some((Err(error), None)),
-            };
-        }
-    }))
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers.get("request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
-}
-
-/// Who is calling what, to label every error of one attempt.
-#[derive(Clone)]
-struct Attempt {
-    provider: ProviderId,
-    model: ModelId,
-    credential: Option<Credential>,
-}
-
-impl Attempt {
-    fn label(&self, error: ProviderError) -> ProviderError {
-        error.for_attempt(&self.model, self.credential.as_ref())
-    }
-
-    fn error(&self, error: AnthropicError) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider))
-    }
-
-    fn transport(&self, error: &reqwest::Error) -> ProviderError {
-        self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
-    }
-
-    /// A bounded read that failed: the transport, or an answer over its limit.
-    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider, |error| {
-            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
-        }))
     }
 }

@@ -5,6 +5,9 @@
 //! response its plain twin decodes to: same text, same tool calls, same usage. A call of the
 //! answer tool (JSON output, see [`crate::encode`]) is the answer's text in both.
 
+use switchyard_core::ProviderError;
+use switchyard_core::bounded::SseEvent;
+use switchyard_core::http::{Attempt, Frames};
 use switchyard_core::{ChatChunk, ChatResponse, FinishReason, ToolCall, ToolCallDelta, Usage};
 
 use crate::AnthropicError;
@@ -276,6 +279,25 @@ impl StreamDecoder {
             }
             Block::Text | Block::Tool { .. } | Block::Answer { .. } | Block::Other => None,
         }
+    }
+}
+
+// The client drives this decoder through the shared stream driver.
+impl Frames<SseEvent> for StreamDecoder {
+    fn push(
+        &mut self,
+        event: SseEvent,
+        attempt: &Attempt,
+    ) -> Result<Option<ChatChunk>, ProviderError> {
+        StreamDecoder::push(self, &event.data).map_err(|error| attempt.error(error))
+    }
+
+    fn is_done(&self) -> bool {
+        self.is_complete()
+    }
+
+    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
+        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 

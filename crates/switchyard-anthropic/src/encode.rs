@@ -13,7 +13,7 @@
 //!   of an extra tool whose `input_schema` is the wanted schema, and [`crate::decode`] turns
 //!   that call back into the answer's text.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use switchyard_core::{ChatRequest, ContentPart, Message, ResponseFormat, Role, ToolChoice};
 
 use crate::AnthropicError;
@@ -109,7 +109,9 @@ pub fn encode_request(
         tool_choice,
     };
     let mut body = serde_json::to_value(&wire).expect("invariant: wire types serialize to JSON");
-    merge_extra(&mut body, &request.extra);
+    for field in request.merge_extra(&mut body) {
+        tracing::debug!(%field, "an extra field replaced the adapter's value");
+    }
     Ok(Encoded { body, answer_tool })
 }
 
@@ -170,7 +172,9 @@ fn encode_message(message: &Message) -> Result<WireMessage, AnthropicError> {
                 blocks.push(ContentBlock::ToolUse {
                     id: call.id.clone(),
                     name: call.name.clone(),
-                    input: arguments_object(&call.name, &call.arguments)?,
+                    input: call
+                        .arguments_object()
+                        .ok_or_else(|| AnthropicError::Refused(call.arguments_not_an_object()))?,
                 });
             }
             Ok(WireMessage { role: WireRole::Assistant, content: WireContent::Blocks(blocks) })
@@ -231,19 +235,6 @@ fn text_blocks(message: &Message) -> Vec<ContentBlock> {
         .collect()
 }
 
-/// Tool-call arguments as the JSON object Anthropic's `input` must be; empty text is `{}`.
-fn arguments_object(name: &str, arguments: &str) -> Result<Value, AnthropicError> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) | Err(_) => Err(AnthropicError::Refused(format!(
-            "the arguments of the call to {name} are not a JSON object"
-        ))),
-    }
-}
-
 /// The tool whose forced call carries a JSON answer.
 fn answer_tool(format: &ResponseFormat, tools: &[WireTool]) -> Result<WireTool, AnthropicError> {
     let (name, schema) = match format {
@@ -286,19 +277,6 @@ fn answer_tool_choice(request: &ChatRequest, answer_tool: &str) -> WireToolChoic
         }
         Some(ToolChoice::Auto | ToolChoice::Required | ToolChoice::None) | None => {
             WireToolChoice::Any
-        }
-    }
-}
-
-/// `extra` fields go into the body as they are; one that names a field the adapter set wins,
-/// since the caller asked for it by name.
-fn merge_extra(body: &mut Value, extra: &Map<String, Value>) {
-    let Value::Object(object) = body else {
-        unreachable!("invariant: a request body is a JSON object");
-    };
-    for (name, value) in extra {
-        if object.insert(name.clone(), value.clone()).is_some() {
-            tracing::debug!(field = %name, "an extra field replaced the adapter's value");
         }
     }
 }

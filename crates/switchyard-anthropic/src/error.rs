@@ -7,16 +7,21 @@
 //! is a prompt too long, an empty credit balance or a spend cap as often as a bad request).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName};
+use switchyard_core::bounded::snippet;
+use switchyard_core::http::AdapterError;
 use switchyard_core::ratelimit::{
     clamp_reset, parse_count, parse_retry_after, parse_retry_after_ms, parse_rfc3339,
 };
 use switchyard_core::{
-    Classify, ErrorKind, LimitReading, LimitScope, LimitUnit, NextStep, ProviderError, ProviderId,
-    RateLimitSnapshot, Reset,
+    ErrorKind, LimitReading, LimitScope, LimitUnit, ProviderError, ProviderId, RateLimitSnapshot,
+    Reset,
 };
 
 use crate::wire::ErrorBody;
+
+/// How much of an unreadable error body is quoted in the message.
+const BODY_SNIPPET_CHARS: usize = 300;
 
 /// A failure of this adapter before or after the HTTP exchange: a request it will not send,
 /// an answer it cannot read, a stream that broke.
@@ -47,6 +52,15 @@ pub enum AnthropicError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for anthropic")]
     Client(#[source] reqwest::Error),
+    /// The configured base URL is not an `http://` or `https://` URL (or the configuration
+    /// holds a value no header may).
+    #[error("provider {id}: base URL {url:?} is not an http(s) URL")]
+    BaseUrl {
+        /// The provider.
+        id: ProviderId,
+        /// The URL given.
+        url: String,
+    },
     /// Anthropic reported a failure inside the stream (`event: error`).
     #[error("{kind} reported in the anthropic stream: {message}")]
     InStream {
@@ -62,21 +76,19 @@ impl AnthropicError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused(_) => ErrorKind::BadRequest,
+            // Configuration: no other attempt fixes it; the operator must.
+            Self::BaseUrl { .. } => ErrorKind::BadRequest,
             Self::Malformed { .. } | Self::TooManyBlocks { .. } => ErrorKind::MalformedResponse,
             Self::Cut | Self::Client(_) => ErrorKind::Network,
             Self::InStream { kind, .. } => *kind,
         }
     }
-
-    /// This failure as a [`ProviderError`] of `provider`, the message kept.
-    pub fn into_provider_error(self, provider: &ProviderId) -> ProviderError {
-        ProviderError::new(self.kind(), provider.clone(), self.to_string())
-    }
 }
 
-impl Classify for AnthropicError {
-    fn next_step(&self) -> NextStep {
-        self.kind().next_step()
+// Classified by its kind: `Classify` comes with `AdapterError`.
+impl AdapterError for AnthropicError {
+    fn kind(&self) -> ErrorKind {
+        AnthropicError::kind(self)
     }
 }
 
@@ -154,7 +166,7 @@ pub fn error_from_response(
         ),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            (classify_status(Some(status), &text), short(&text), None)
+            (classify_status(Some(status), &text), snippet(&text, BODY_SNIPPET_CHARS), None)
         }
     };
     let mut error = ProviderError::new(kind, provider.clone(), message)
@@ -183,25 +195,17 @@ pub fn regain_access_at(message: &str) -> Option<DateTime<Utc>> {
 /// and `retry-after-ms` / `retry-after` (seconds or an HTTP date, read against `now`).
 /// Anthropic's buckets refill continuously over a minute, so every reading is per-minute.
 pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-    const BUCKETS: [(&str, LimitUnit); 4] = [
-        ("requests", LimitUnit::Requests),
-        ("tokens", LimitUnit::Tokens),
-        ("input-tokens", LimitUnit::InputTokens),
-        ("output-tokens", LimitUnit::OutputTokens),
-    ];
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let number = |name: &str| text(name).and_then(parse_count);
+    let text = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+    let number = |name: &HeaderName| text(name).and_then(parse_count);
     let mut snapshot = RateLimitSnapshot::default();
-    for (bucket, unit) in BUCKETS {
-        let limit = number(&format!("anthropic-ratelimit-{bucket}-limit"));
-        let remaining = number(&format!("anthropic-ratelimit-{bucket}-remaining"));
+    for (unit, [limit, remaining, reset]) in &BUCKETS {
+        let limit = number(limit);
+        let remaining = number(remaining);
         // A reset from outside is held to at most MAX_HINT from now.
-        let reset = text(&format!("anthropic-ratelimit-{bucket}-reset"))
-            .and_then(parse_rfc3339)
-            .map(|at| Reset::At(clamp_reset(at, now)));
+        let reset = text(reset).and_then(parse_rfc3339).map(|at| Reset::At(clamp_reset(at, now)));
         if limit.is_some() || remaining.is_some() || reset.is_some() {
             snapshot.readings.push(LimitReading {
-                unit,
+                unit: *unit,
                 scope: LimitScope::Minute,
                 limit,
                 remaining,
@@ -209,20 +213,50 @@ pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> Rate
             });
         }
     }
-    snapshot.retry_after = text("retry-after-ms")
-        .and_then(parse_retry_after_ms)
-        .or_else(|| text("retry-after").and_then(|value| parse_retry_after(value, now)));
+    snapshot.retry_after = text(&RETRY_AFTER_MS).and_then(parse_retry_after_ms).or_else(|| {
+        text(&reqwest::header::RETRY_AFTER).and_then(|value| parse_retry_after(value, now))
+    });
     snapshot
 }
 
-/// The first 300 characters of an unparseable body, for a message.
-fn short(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
+/// `anthropic-ratelimit-{bucket}-{limit,remaining,reset}` by unit, named once: the headers
+/// are read on every response.
+static BUCKETS: [(LimitUnit, [HeaderName; 3]); 4] = [
+    (
+        LimitUnit::Requests,
+        [
+            HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+            HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+        ],
+    ),
+    (
+        LimitUnit::Tokens,
+        [
+            HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+        ],
+    ),
+    (
+        LimitUnit::InputTokens,
+        [
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
+        ],
+    ),
+    (
+        LimitUnit::OutputTokens,
+        [
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-reset"),
+        ],
+    ),
+];
+
+static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 
 #[cfg(test)]
 mod tests {
@@ -408,7 +442,7 @@ mod tests {
             snapshot,
             now(),
         );
-        assert_eq!(Classify::retry_after(&error), Some(Duration::from_secs(9)));
+        assert_eq!(switchyard_core::Classify::retry_after(&error), Some(Duration::from_secs(9)));
         assert_eq!(error.status, Some(429));
         assert_eq!(error.message, "Rate limited");
     }

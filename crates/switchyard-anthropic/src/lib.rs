@@ -14,12 +14,14 @@
 //! [`Clock`](switchyard_core::Clock).
 
 mod client;
+mod config;
 mod decode;
 mod encode;
 mod error;
 pub mod wire;
 
-pub use client::{Anthropic, AnthropicConfig};
+pub use client::{Anthropic, Messages};
+pub use config::AnthropicConfig;
 pub use decode::{MAX_BLOCKS, StreamDecoder, decode_response, finish_reason};
 pub use encode::{DEFAULT_MAX_TOKENS, Encoded, JSON_OBJECT_TOOL, encode_request};
 pub use error::{

@@ -222,9 +222,8 @@ fn openai_adapter(
     mock: &MockUpstream,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Provider>> {
-    let mut config = OpenAiConfig::new(name, preset).at(mock.base_url());
-    config.clock = Arc::clone(clock);
-    Ok(Arc::new(OpenAiProvider::try_new(config)?))
+    let config = OpenAiConfig::new(name, preset).at(mock.base_url());
+    Ok(Arc::new(OpenAiProvider::try_new(config, Arc::clone(clock))?))
 }
 
 /// The router over the simulated upstreams and the gateway settings that go with it.

@@ -120,6 +120,16 @@ impl ProviderError {
     }
 }
 
+/// The first `max_chars` characters of `text`, trimmed, with `...` when cut: an unreadable
+/// upstream body quoted in an error message without quoting all of it.
+pub fn snippet(text: &str, max_chars: usize) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// Reads a whole body, chunk by chunk, stopping at the first chunk that takes it over `limit`
 /// bytes.
 ///

@@ -70,6 +70,23 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+impl ToolCall {
+    /// The arguments as a JSON object, as providers that take them parsed need them (empty
+    /// text is `{}`); `None` when they are not a JSON object.
+    pub fn arguments_object(&self) -> Option<Value> {
+        if self.arguments.trim().is_empty() {
+            return Some(Value::Object(Map::new()));
+        }
+        serde_json::from_str::<Value>(&self.arguments).ok().filter(Value::is_object)
+    }
+
+    /// The message an adapter refuses a call with when [`ToolCall::arguments_object`] is
+    /// `None`.
+    pub fn arguments_not_an_object(&self) -> String {
+        format!("the arguments of the call to {} are not a JSON object", self.name)
+    }
+}
+
 /// One message of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
@@ -227,6 +244,22 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// Puts the `extra` fields into an encoded `body` (a JSON object) as they are: one that
+    /// names a field the adapter set wins, since the caller asked for it by name. Returns the
+    /// names it replaced, for a debug line.
+    pub fn merge_extra<'a>(&'a self, body: &mut Value) -> Vec<&'a str> {
+        let Value::Object(object) = body else {
+            unreachable!("invariant: a request body is a JSON object");
+        };
+        let mut replaced = Vec::new();
+        for (name, value) in &self.extra {
+            if object.insert(name.clone(), value.clone()).is_some() {
+                replaced.push(name.as_str());
+            }
+        }
+        replaced
+    }
+
     /// A request of one user message.
     pub fn from_user(text: impl Into<String>) -> Self {
         Self { messages: vec![Message::user(text)], ..Self::default() }
@@ -346,6 +379,29 @@ pub struct ChatResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_arguments_read_as_an_object_or_not_at_all() {
+        let call = |arguments: &str| ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments: arguments.into(),
+        };
+        assert_eq!(call("  ").arguments_object(), Some(serde_json::json!({})));
+        assert_eq!(call(r#"{"a":1}"#).arguments_object(), Some(serde_json::json!({"a": 1})));
+        assert_eq!(call("[1]").arguments_object(), None);
+        assert_eq!(call("{").arguments_object(), None);
+    }
+
+    #[test]
+    fn extra_fields_replace_the_encoded_ones_and_are_named() {
+        let mut request = ChatRequest::from_user("hi");
+        request.extra.insert("temperature".into(), serde_json::json!(1.5));
+        request.extra.insert("keep_alive".into(), serde_json::json!("5m"));
+        let mut body = serde_json::json!({"temperature": 0.2, "model": "m"});
+        assert_eq!(request.merge_extra(&mut body), ["temperature"]);
+        assert_eq!(body, serde_json::json!({"temperature": 1.5, "model": "m", "keep_alive": "5m"}));
+    }
 
     #[test]
     fn data_uri_images_split_into_media_type_and_payload() {

@@ -3,6 +3,7 @@
 //! secret's memory is zeroed when the credential is dropped.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ring::digest;
 use zeroize::Zeroizing;
@@ -48,19 +49,22 @@ impl serde::Serialize for Fingerprint {
     }
 }
 
-/// One API key for one provider. Cloning copies the secret into another zeroized buffer.
+/// One API key for one provider. Cloning shares the one zeroized buffer (a reference count,
+/// no copy of the secret: every attempt clones the credential it labels its errors with); the
+/// buffer is zeroed when the last clone is dropped.
 #[derive(Clone)]
 pub struct Credential {
     id: KeyId,
     fingerprint: Fingerprint,
-    secret: Zeroizing<String>,
+    secret: Arc<Zeroizing<String>>,
 }
 
 impl Credential {
     /// Wraps a secret under an id.
     pub fn new(id: impl Into<KeyId>, secret: impl Into<String>) -> Self {
         let secret = Zeroizing::new(secret.into());
-        Self { id: id.into(), fingerprint: Fingerprint::of(&secret), secret }
+        let fingerprint = Fingerprint::of(&secret);
+        Self { id: id.into(), fingerprint, secret: Arc::new(secret) }
     }
 
     /// The key's id, safe to log.
@@ -127,6 +131,14 @@ mod tests {
         assert_eq!(Fingerprint::of(SECRET), Fingerprint::of(SECRET));
         assert_ne!(Fingerprint::of(SECRET), Fingerprint::of("gsk_other"));
         assert_eq!(Fingerprint::of(SECRET).to_string().len(), 8);
+    }
+
+    #[test]
+    fn clones_share_the_secret_instead_of_copying_it() {
+        let credential = Credential::new("groq-1", SECRET);
+        let clone = credential.clone();
+        assert!(std::ptr::eq(credential.expose_secret(), clone.expose_secret()));
+        assert_eq!(format!("{clone:?}"), format!("{credential:?}"));
     }
 
     #[test]

@@ -6,14 +6,19 @@
 //! [`bounded`] (bodies, lines and events under a size limit) and [`ratelimit`] (every delay
 //! and reset clamped to [`MAX_HINT`]).
 //!
-//! This crate makes no network call, keeps no state and never reads the system time outside
-//! [`SystemClock`]. It never prints a secret: [`Credential`] shows an id and a fingerprint only.
+//! Behind the `http` feature, `http` holds the HTTP plumbing the four adapters share (one
+//! pooled client, the exchange, bounded reads, the stream driver).
+//!
+//! This crate opens no connection of its own, keeps no state and never reads the system time
+//! outside [`SystemClock`]. It never prints a secret: [`Credential`] shows an id and a fingerprint only.
 
 pub mod bounded;
 mod chat;
 mod clock;
 mod credential;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod ids;
 mod provider;
 pub mod ratelimit;

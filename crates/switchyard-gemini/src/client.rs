@@ -5,231 +5,148 @@
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
 //! through [`Credential::redact`] before they become errors.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use futures_util::stream::{BoxStream, StreamExt};
+use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
+
+use switchyard_core::http::{
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
+};
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Clock, Credential, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES,
-    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError,
-    ProviderId, ReadError,
+    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
+    ProviderId, RateLimitSnapshot,
 };
 
 use crate::GeminiError;
+use crate::config::GeminiConfig;
 use crate::decode::{StreamDecoder, decode_response};
 use crate::encode::encode_request;
 use crate::error::{error_from_response, rate_limits_from_headers};
 use crate::wire::ModelsPage;
 
-/// How to reach one Gemini upstream. Plain data: build it with struct update syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GeminiConfig {
-    /// The provider's configured name.
-    pub id: ProviderId,
-    /// Scheme, host and port, without the API version.
-    pub base_url: String,
-    /// The API version path segment: `v1beta` (where JSON-schema output and function
-    /// calling live) or `v1`.
-    pub api_version: String,
-    /// How long a plain call may take in all, and how long a stream may go silent.
-    pub timeout: Duration,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-    /// The largest plain body read (an answer, a model page); a longer one is a
-    /// `MalformedResponse` and the router moves on.
-    pub max_body_bytes: usize,
-    /// The longest line, and the largest event, of a stream.
-    pub max_line_bytes: usize,
+/// A Gemini (Generative Language API, API-key auth) upstream: the shared [`Adapter`]
+/// speaking [`GenerateContent`].
+pub type Gemini = Adapter<GenerateContent>;
+
+/// The `generateContent` dialect: its API root, checked once.
+#[derive(Clone, Debug)]
+pub struct GenerateContent {
+    /// `{base}/{version}/`, which model paths are joined to.
+    api_url: String,
+    models_url: reqwest::Url,
 }
 
-impl GeminiConfig {
-    /// Google's public endpoint.
-    pub const DEFAULT_BASE_URL: &'static str = "https://generativelanguage.googleapis.com";
-
-    /// The public API under the name `id`: `v1beta`, a 10-minute call timeout (thinking models
-    /// take minutes on long answers), 10 s to connect, 8 MiB bodies and 1 MiB stream lines
-    /// ([`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_LINE_BYTES`]).
-    pub fn new(id: impl Into<ProviderId>) -> Self {
-        Self {
-            id: id.into(),
-            base_url: Self::DEFAULT_BASE_URL.into(),
-            api_version: "v1beta".into(),
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(10),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
-
-/// A Gemini (Generative Language API, API-key auth) upstream.
-#[derive(Clone)]
-pub struct Gemini {
-    config: GeminiConfig,
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Gemini {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gemini").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Gemini {
-    /// An adapter sending through `http`. `clock` dates per-day quota resets (next midnight
-    /// Pacific) and `retry-after` dates.
-    pub fn new(config: GeminiConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
-        Self { config, http, clock }
-    }
-
-    /// An adapter with its own HTTP client, timeouts taken from `config`.
-    ///
-    /// # Errors
-    /// [`GeminiError::Client`] when the HTTP client cannot be built (no TLS backend).
-    pub fn try_new(config: GeminiConfig, clock: Arc<dyn Clock>) -> Result<Self, GeminiError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(GeminiError::Client)?;
-        Ok(Self::new(config, http, clock))
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &GeminiConfig {
-        &self.config
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{path}",
-            self.config.base_url.trim_end_matches('/'),
-            self.config.api_version.trim_matches('/')
-        )
-    }
-
-    /// `models/{model}:{method}`; a model given as `models/x` is not doubled.
-    fn model_url(&self, model: &ModelId, method: &str) -> String {
-        let model = model.as_str().strip_prefix("models/").unwrap_or(model.as_str());
-        self.url(&format!("models/{model}:{method}"))
-    }
-
-    fn headers(credential: &Credential) -> Result<HeaderMap, GeminiError> {
-        let mut key = HeaderValue::from_str(credential.expose_secret()).map_err(|_| {
-            GeminiError::Refused(format!("key {} is not a valid header value", credential.id()))
-        })?;
-        key.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert("x-goog-api-key", key);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(headers)
-    }
-
-    /// Sends `request`, turning a non-2xx answer into its classified error.
-    async fn send(
-        &self,
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
+impl GenerateContent {
+    /// A request to `url` with the key header.
+    fn request(
+        adapter: &Gemini,
+        method: reqwest::Method,
+        url: &str,
         attempt: &Attempt,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let response = request.send().await.map_err(|error| attempt.transport(&error))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let now = self.clock.utc();
-        let rate_limits = rate_limits_from_headers(response.headers(), now);
-        // Error reports are short: the first MAX_ERROR_BODY_BYTES classify a longer one.
-        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
-            .await
-            .map_err(|error| attempt.transport(&error))?;
-        Err(attempt.label(error_from_response(&self.config.id, status, &body, rate_limits, now)))
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert("x-goog-api-key", attempt.key_header("")?);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(adapter.upstream().http().request(method, url).headers(headers))
     }
 
-    #[expect(
-        clippy::result_large_err,
-        reason = "ProviderError is what the Provider trait returns; boxing it here would only unbox it again"
-    )]
-    fn start<'a>(
+    /// `POST models/{model}:{method}` with the encoded request; a model given as `models/x`
+    /// is not doubled.
+    fn post(
         &self,
-        model: &ModelId,
-        credential: Option<&'a Credential>,
-    ) -> Result<(Attempt, &'a Credential), ProviderError> {
-        let attempt = Attempt {
-            provider: self.config.id.clone(),
-            model: model.clone(),
-            credential: credential.cloned(),
-        };
-        let credential = credential.ok_or_else(|| {
-            attempt.label(ProviderError::new(
-                ErrorKind::InvalidKey,
-                self.config.id.clone(),
-                "gemini needs an API key and the call has none",
-            ))
-        })?;
-        Ok((attempt, credential))
+        adapter: &Gemini,
+        call: &Call<'_>,
+        method: &str,
+    ) -> Result<(Attempt, reqwest::RequestBuilder), ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let model = call.model.as_str();
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let url = format!("{}models/{model}:{method}", self.api_url);
+        let request = Self::request(adapter, reqwest::Method::POST, &url, &attempt)?;
+        let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
+        Ok((attempt, request.body(body.to_string())))
     }
 }
 
-#[async_trait]
-impl Provider for Gemini {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+/// How Gemini reports failures (it sends no rate-limit headers but a proxy's `retry-after`).
+struct Reports;
+
+impl Wire for Reports {
+    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
+        rate_limits_from_headers(headers, now)
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::Gemini
+    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
+        let ErrorReport { status, body, rate_limits, now, .. } = report;
+        error_from_response(attempt.provider(), status, body, rate_limits, now)
+    }
+}
+
+impl Dialect for GenerateContent {
+    type Config = GeminiConfig;
+    type Error = GeminiError;
+    const PROTOCOL: Protocol = Protocol::Gemini;
+
+    /// Refuses a base URL that is not http(s).
+    fn prepare(config: &GeminiConfig) -> Result<Self, GeminiError> {
+        let version = config.api_version.trim_matches('/');
+        let api_url = format!("{}/{version}/", config.base_url.trim_end_matches('/'));
+        match endpoints(&api_url, ["/models"]) {
+            Some([models_url]) => Ok(Self { api_url, models_url }),
+            None => {
+                Err(GeminiError::BaseUrl { id: config.id.clone(), url: config.base_url.clone() })
+            }
+        }
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
-        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.model_url(call.model, "generateContent"))
-            .headers(headers)
-            .timeout(self.config.timeout)
-            .body(body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-            .await
-            .map_err(|error| attempt.read_failure(error))?;
-        let response = decode_response(&body).map_err(|error| attempt.error(error))?;
-        Ok(ChatReply { response, rate_limits, upstream_request_id: None })
+    fn id(config: &GeminiConfig) -> &ProviderId {
+        &config.id
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (attempt, credential) = self.start(call.model, call.credential)?;
-        let body = encode_request(call.request).map_err(|error| attempt.error(error))?;
-        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
-        let request = self
-            .http
-            .post(self.model_url(call.model, "streamGenerateContent"))
-            .query(&[("alt", "sse")])
-            .headers(headers)
-            .body(body.to_string());
-        let response = self.send(&attempt, request).await?;
-        let rate_limits = rate_limits_from_headers(response.headers(), self.clock.utc());
-        let events =
-            sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes).boxed();
-        Ok(ChatStream {
-            rate_limits,
-            upstream_request_id: None,
-            chunks: chunks(events, StreamDecoder::new(), attempt),
-        })
+    fn client_settings(config: &GeminiConfig) -> ClientSettings {
+        ClientSettings { connect_timeout: config.connect_timeout, ..ClientSettings::default() }
+    }
+
+    fn limits(config: &GeminiConfig) -> Limits {
+        Limits {
+            timeout: config.timeout,
+            // A silent stream is bounded like a whole call: thinking models pause long.
+            stream_idle_timeout: config.timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+        }
+    }
+
+    fn client_error(_: &GeminiConfig, error: reqwest::Error) -> GeminiError {
+        GeminiError::Client(error)
+    }
+
+    async fn chat(&self, adapter: &Gemini, call: Call<'_>) -> Result<ChatReply, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, "generateContent")?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
+        let response = decode_response(&fetched.body).map_err(|error| attempt.error(error))?;
+        Ok(fetched.reply(response))
+    }
+
+    async fn chat_stream(
+        &self,
+        adapter: &Gemini,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, "streamGenerateContent")?;
+        let request = request.query(&[("alt", "sse")]);
+        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        Ok(adapter.upstream().sse(answer, StreamDecoder::new(), attempt))
     }
 
     async fn list_models(
         &self,
+        adapter: &Gemini,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let (attempt, credential) = self.start(&ModelId::new(""), credential)?;
-        let headers = Self::headers(credential).map_err(|error| attempt.error(error))?;
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
         let mut models = Vec::new();
         let mut page_token: Option<String> = None;
         // Gemini lists some fifty models; the bound only stops a server that keeps paging.
@@ -238,17 +155,11 @@ impl Provider for Gemini {
             if let Some(page_token) = &page_token {
                 query.push(("pageToken", page_token.clone()));
             }
-            let request = self
-                .http
-                .get(self.url("models"))
-                .headers(headers.clone())
-                .query(&query)
-                .timeout(self.config.timeout);
-            let response = self.send(&attempt, request).await?;
-            let body = read_body(response.bytes_stream(), self.config.max_body_bytes)
-                .await
-                .map_err(|error| attempt.read_failure(error))?;
-            let page: ModelsPage = serde_json::from_slice(&body).map_err(|source| {
+            let url = self.models_url.as_str();
+            let request = Self::request(adapter, reqwest::Method::GET, url, &attempt)?;
+            let fetched =
+                adapter.upstream().fetch(request.query(&query), &attempt, &Reports).await?;
+            let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(GeminiError::Malformed { what: "model list", source })
             })?;
             models.extend(
@@ -269,62 +180,5 @@ impl Provider for Gemini {
             }
         }
         Ok(models)
-    }
-}
-
-type Events = BoxStream<'static, Result<SseEvent, ReadError<reqwest::Error>>>;
-
-/// Feeds SSE payloads through the decoder until the first error or the end of the body (a
-/// cut, unless a finish reason came).
-fn chunks(
-    events: Events,
-    decoder: StreamDecoder,
-    attempt: Attempt,
-) -> switchyard_core::ChunkStream {
-    let state = Some((events, decoder, attempt));
-    Box::pin(futures_util::stream::unfold(state, |state| async move {
-        let (mut events, mut decoder, attempt) = state?;
-        let item = match events.next().await {
-            Some(Ok(event)) => decoder.push(&event.data).map_err(|error| attempt.error(error)),
-            Some(Err(error)) => Err(attempt.read_failure(error)),
-            None => match decoder.finish() {
-                Ok(()) => return None,
-                Err(error) => Err(attempt.error(error)),
-            },
-        };
-        match item {
-            Ok(chunk) => Some((Ok(chunk), Some((events, decoder, attempt)))),
-            // The stream ends after its first error.
-            Err(error) => Some((Err(error), None)),
-        }
-    }))
-}
-
-/// Who is calling what, to label every error of one attempt.
-#[derive(Clone)]
-struct Attempt {
-    provider: ProviderId,
-    model: ModelId,
-    credential: Option<Credential>,
-}
-
-impl Attempt {
-    fn label(&self, error: ProviderError) -> ProviderError {
-        error.for_attempt(&self.model, self.credential.as_ref())
-    }
-
-    fn error(&self, error: GeminiError) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider))
-    }
-
-    fn transport(&self, error: &reqwest::Error) -> ProviderError {
-        self.label(ProviderError::transport(self.provider.clone(), error, error.is_timeout()))
-    }
-
-    /// A bounded read that failed: the transport, or an answer over its limit.
-    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
-        self.label(error.into_provider_error(&self.provider, |error| {
-            ProviderError::transport(self.provider.clone(), &error, error.is_timeout())
-        }))
     }
 }

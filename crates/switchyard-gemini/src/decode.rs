@@ -6,6 +6,9 @@
 //! one wins. There is no end marker: a stream that ends before a finish reason was cut.
 
 use serde::Deserialize;
+use switchyard_core::ProviderError;
+use switchyard_core::bounded::SseEvent;
+use switchyard_core::http::{Attempt, Frames};
 use switchyard_core::{ChatChunk, ChatResponse, FinishReason, ToolCall, ToolCallDelta, Usage};
 
 use crate::GeminiError;
@@ -204,6 +207,26 @@ impl StreamDecoder {
     /// [`GeminiError::Cut`] when no chunk carried a finish reason.
     pub fn finish(&self) -> Result<(), GeminiError> {
         if self.finished { Ok(()) } else { Err(GeminiError::Cut) }
+    }
+}
+
+// The client drives this decoder through the shared stream driver.
+impl Frames<SseEvent> for StreamDecoder {
+    fn push(
+        &mut self,
+        event: SseEvent,
+        attempt: &Attempt,
+    ) -> Result<Option<ChatChunk>, ProviderError> {
+        StreamDecoder::push(self, &event.data).map(Some).map_err(|error| attempt.error(error))
+    }
+
+    /// A Gemini stream says nothing after its last chunk: it is read to its end.
+    fn is_done(&self) -> bool {
+        false
+    }
+
+    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
+        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 

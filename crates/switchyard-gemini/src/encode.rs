@@ -14,7 +14,7 @@
 //! [`SIGNATURE_MARK`] when it has one, because Gemini 3 refuses a function call sent back
 //! without its signature. Encoding takes both apart again.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use switchyard_core::{ChatRequest, ContentPart, Message, ResponseFormat, Role, ToolChoice};
 
 use crate::GeminiError;
@@ -104,7 +104,9 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, GeminiError> {
         tool_config,
     };
     let mut body = serde_json::to_value(&wire).expect("invariant: wire types serialize to JSON");
-    merge_extra(&mut body, &request.extra);
+    for field in request.merge_extra(&mut body) {
+        tracing::debug!(%field, "an extra field replaced the adapter's value");
+    }
     Ok(body)
 }
 
@@ -195,7 +197,9 @@ fn model_parts(message: &Message) -> Result<Vec<Part>, GeminiError> {
             function_call: Some(FunctionCall {
                 id,
                 name: call.name.clone(),
-                args: arguments_object(&call.name, &call.arguments)?,
+                args: call
+                    .arguments_object()
+                    .ok_or_else(|| GeminiError::Refused(call.arguments_not_an_object()))?,
             }),
             thought_signature,
             ..Part::default()
@@ -243,31 +247,6 @@ pub fn split_call_id(id: &str) -> (Option<String>, Option<String>) {
     };
     let id = (!id.starts_with(SYNTHETIC_CALL_PREFIX) && !id.is_empty()).then(|| id.to_owned());
     (id, signature)
-}
-
-/// Tool-call arguments as the JSON object Gemini's `args` must be; empty text is `{}`.
-fn arguments_object(name: &str, arguments: &str) -> Result<Value, GeminiError> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) | Err(_) => Err(GeminiError::Refused(format!(
-            "the arguments of the call to {name} are not a JSON object"
-        ))),
-    }
-}
-
-/// `extra` fields go into the body as they are, replacing a field of the same name.
-fn merge_extra(body: &mut Value, extra: &Map<String, Value>) {
-    let Value::Object(object) = body else {
-        unreachable!("invariant: a request body is a JSON object");
-    };
-    for (name, value) in extra {
-        if object.insert(name.clone(), value.clone()).is_some() {
-            tracing::debug!(field = %name, "an extra field replaced the adapter's value");
-        }
-    }
 }
 
 #[cfg(test)]

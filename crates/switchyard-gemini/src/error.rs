@@ -10,12 +10,15 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 use reqwest::header::HeaderMap;
-use switchyard_core::ratelimit::{parse_go_duration, parse_proto_duration, parse_retry_after};
-use switchyard_core::{
-    Classify, ErrorKind, LimitScope, NextStep, ProviderError, ProviderId, RateLimitSnapshot,
-};
+use switchyard_core::bounded::snippet;
+use switchyard_core::http::{AdapterError, retry_after_header};
+use switchyard_core::ratelimit::{parse_go_duration, parse_proto_duration};
+use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
 
 use crate::wire::{Detail, ErrorBody, Status};
+
+/// How much of an unreadable error body is quoted in the message.
+const BODY_SNIPPET_CHARS: usize = 300;
 
 /// A failure of this adapter before or after the HTTP exchange: a request it will not send,
 /// an answer it cannot read, a stream that broke, a prompt Gemini blocked.
@@ -46,6 +49,15 @@ pub enum GeminiError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for gemini")]
     Client(#[source] reqwest::Error),
+    /// The configured base URL is not an `http://` or `https://` URL (or the configuration
+    /// holds a value no header may).
+    #[error("provider {id}: base URL {url:?} is not an http(s) URL")]
+    BaseUrl {
+        /// The provider.
+        id: ProviderId,
+        /// The URL given.
+        url: String,
+    },
     /// Gemini reported a failure inside the stream (a chunk that is an error body).
     #[error("{kind} reported in the gemini stream: {message}")]
     InStream {
@@ -61,22 +73,20 @@ impl GeminiError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused(_) => ErrorKind::BadRequest,
+            // Configuration: no other attempt fixes it; the operator must.
+            Self::BaseUrl { .. } => ErrorKind::BadRequest,
             Self::Malformed { .. } | Self::NoCandidate => ErrorKind::MalformedResponse,
             Self::Blocked(_) => ErrorKind::ContentFiltered,
             Self::Cut | Self::Client(_) => ErrorKind::Network,
             Self::InStream { kind, .. } => *kind,
         }
     }
-
-    /// This failure as a [`ProviderError`] of `provider`, the message kept.
-    pub fn into_provider_error(self, provider: &ProviderId) -> ProviderError {
-        ProviderError::new(self.kind(), provider.clone(), self.to_string())
-    }
 }
 
-impl Classify for GeminiError {
-    fn next_step(&self) -> NextStep {
-        self.kind().next_step()
+// Classified by its kind: `Classify` comes with `AdapterError`.
+impl AdapterError for GeminiError {
+    fn kind(&self) -> ErrorKind {
+        GeminiError::kind(self)
     }
 }
 
@@ -213,7 +223,7 @@ pub fn error_from_response(
         Ok(parsed) => parsed.error,
         Err(_) => Status {
             code: http_status,
-            message: short(&String::from_utf8_lossy(body)),
+            message: snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS),
             ..Status::default()
         },
     };
@@ -235,22 +245,7 @@ pub fn error_from_response(
 
 /// A `retry-after` header, which Gemini itself does not send but a proxy in front may.
 pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-    RateLimitSnapshot {
-        readings: Vec::new(),
-        retry_after: headers
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, now)),
-    }
-}
-
-/// The first 300 characters of an unparseable body, for a message.
-fn short(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+    retry_after_header(headers, now)
 }
 
 #[cfg(test)]

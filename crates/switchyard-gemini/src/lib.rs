@@ -15,12 +15,14 @@
 //! given [`Clock`](switchyard_core::Clock).
 
 mod client;
+mod config;
 mod decode;
 mod encode;
 mod error;
 pub mod wire;
 
-pub use client::{Gemini, GeminiConfig};
+pub use client::{Gemini, GenerateContent};
+pub use config::GeminiConfig;
 pub use decode::{StreamDecoder, call_id, decode_response, finish_reason, usage};
 pub use encode::{SIGNATURE_MARK, SYNTHETIC_CALL_PREFIX, encode_request, split_call_id};
 pub use error::{

@@ -23,7 +23,8 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use switchyard_core::{
     Call, ChatReply, ChatRequest, ChatResponse, Credential, ErrorKind, FinishReason, LimitScope,
-    Message, ModelId, Provider, ProviderError, StreamAccumulator, Tool, ToolCall, ToolChoice,
+    Message, ModelId, NextStep, Provider, ProviderError, StreamAccumulator, Tool, ToolCall,
+    ToolChoice,
 };
 
 use crate::script::{Fault, FaultRule, KeyScript, ReplyScript};
@@ -37,12 +38,73 @@ pub const KEY_SECRET: &str = "sk-conformance-0123456789abcdef";
 
 type MakeMock = Box<dyn Fn() -> MockBuilder + Send + Sync>;
 type MakeProvider = Box<dyn Fn(&str, Duration) -> Arc<dyn Provider> + Send + Sync>;
+type MakeTuned = Box<dyn Fn(&str, AdapterLimits) -> Arc<dyn Provider> + Send + Sync>;
 
 /// The suite for one adapter.
 pub struct Conformance {
     model: ModelId,
     make_mock: MakeMock,
     make_provider: MakeProvider,
+    make_tuned: Option<MakeTuned>,
+}
+
+/// The limits the hostile checks build an adapter with: `None` keeps the adapter's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdapterLimits {
+    /// The largest plain body.
+    pub max_body_bytes: Option<usize>,
+    /// The longest stream line.
+    pub max_line_bytes: Option<usize>,
+}
+
+/// What the hostile checks need to know of one provider's wire: how its answers and stream
+/// frames look, so they can be sent huge, cut or garbled.
+#[derive(Clone, Copy, Debug)]
+pub struct HostileWire {
+    /// A plain 200 answer whose text is the argument.
+    pub answer_with_text: fn(&str) -> String,
+    /// The stream's `content-type`.
+    pub stream_content_type: &'static str,
+    /// What a stream line that never ends starts with.
+    pub endless_line_prefix: &'static str,
+    /// A frame of junk: the argument wrapped as one frame.
+    pub garbage_frame: fn(&str) -> String,
+    /// A stream cut in the middle of a token.
+    pub cut_mid_token: &'static str,
+    /// What the cut is classified as.
+    pub cut_kind: ErrorKind,
+    /// A status for a 50 MB error body that is no JSON, its `content-type`, and its kind.
+    pub huge_error: (u16, &'static str, ErrorKind),
+}
+
+/// Deterministic junk: `len` characters of every kind, newlines and controls included.
+pub fn garbage(seed: u64, len: usize) -> String {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let code = u32::try_from(state % 0x800).expect("invariant: below 0x800");
+            char::from_u32(code).unwrap_or('\u{fffd}')
+        })
+        .collect()
+}
+
+/// A fault answering with exactly `body`.
+pub fn raw(status: u16, content_type: &str, headers: &[(&str, &str)], body: String) -> Fault {
+    Fault::Raw {
+        status,
+        content_type: content_type.to_owned(),
+        headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+        body,
+    }
+}
+
+#[track_caller]
+fn assert_moves_on(error: &ProviderError, kind: ErrorKind) {
+    assert_eq!(error.kind, kind, "{error}");
+    assert_ne!(switchyard_core::Classify::next_step(error), NextStep::Stop, "{error}");
 }
 
 /// The kinds a provider's real bodies for each mock failure must classify as, in OpenAI's
@@ -92,7 +154,19 @@ impl Conformance {
             model: ModelId::new(model),
             make_mock: Box::new(make_mock),
             make_provider: Box::new(make_provider),
+            make_tuned: None,
         }
+    }
+
+    /// The same suite, also able to run the hostile checks: `make_tuned(base_url, limits)`
+    /// makes an adapter with those limits.
+    #[must_use]
+    pub fn hostile(
+        mut self,
+        make_tuned: impl Fn(&str, AdapterLimits) -> Arc<dyn Provider> + Send + Sync + 'static,
+    ) -> Self {
+        self.make_tuned = Some(Box::new(make_tuned));
+        self
     }
 
     /// The credential the checks use.
@@ -334,4 +408,223 @@ impl Conformance {
         assert_eq!(streamed.finish_reason, plain.finish_reason);
         plain
     }
+
+    /// A mock with the suite's key and an adapter with `limits`.
+    ///
+    /// # Panics
+    /// When the suite was not made [`hostile`](Self::hostile), or the mock cannot bind.
+    async fn tuned(&self, limits: AdapterLimits) -> (MockUpstream, Arc<dyn Provider>) {
+        let make_tuned = self.make_tuned.as_ref().expect("a hostile suite (Conformance::hostile)");
+        let mock = (self.make_mock)()
+            .key(KeyScript::valid(KEY_ID, KEY_SECRET))
+            .start()
+            .await
+            .expect("the mock binds 127.0.0.1:0");
+        let provider = make_tuned(&mock.base_url(), limits);
+        (mock, provider)
+    }
+
+    /// The error a plain (or streamed) call of `provider` ends with.
+    async fn answer_error(&self, provider: &dyn Provider, stream: bool) -> ProviderError {
+        let request = ChatRequest::from_user("hi");
+        if !stream {
+            return self
+                .chat_with(provider, &request, &Self::credential())
+                .await
+                .expect_err("fails");
+        }
+        match self.stream_with(provider, &request).await {
+            Err(error) | Ok((_, Some(error))) => error,
+            Ok((_, None)) => panic!("the stream ended cleanly"),
+        }
+    }
+
+    /// The error `fault` ends a plain (or streamed) call with, on default limits.
+    async fn failed(&self, fault: Fault, stream: bool) -> (ProviderError, String) {
+        let (mock, provider) = self.tuned(AdapterLimits::default()).await;
+        mock.inject(FaultRule::once(fault));
+        (self.answer_error(&*provider, stream).await, provider.id().to_string())
+    }
+
+    /// A 50 MB answer is refused at the default 8 MiB limit with a typed error that moves on.
+    pub async fn huge_answer(&self, wire: &HostileWire) {
+        let body = (wire.answer_with_text)(&"a".repeat(50 << 20));
+        let (error, id) = self.failed(raw(200, "application/json", &[], body), false).await;
+        assert_moves_on(&error, ErrorKind::MalformedResponse);
+        assert_eq!(error.message, format!("the body from {id} is over the limit of 8388608 bytes"));
+        assert_eq!(error.key.as_ref().map(|key| key.as_str()), Some(KEY_ID));
+    }
+
+    /// The body and line limits are the adapter's configuration; the defaults serve the
+    /// mock's answer.
+    pub async fn limits_are_configurable(&self) {
+        let (_mock, provider) = self.tuned(AdapterLimits::default()).await;
+        let request = ChatRequest::from_user("hi");
+        let served = self.chat_with(&*provider, &request, &Self::credential()).await;
+        assert_eq!(served.expect("served").response.text, "You said: hi");
+        let small = AdapterLimits { max_body_bytes: Some(64), ..AdapterLimits::default() };
+        let (_mock, provider) = self.tuned(small).await;
+        let error = self.answer_error(&*provider, false).await;
+        let id = provider.id();
+        assert_eq!(error.message, format!("the body from {id} is over the limit of 64 bytes"));
+        let narrow = AdapterLimits { max_line_bytes: Some(16), ..AdapterLimits::default() };
+        let (_mock, provider) = self.tuned(narrow).await;
+        let error = self.answer_error(&*provider, true).await;
+        assert_moves_on(&error, ErrorKind::MalformedResponse);
+        let id = provider.id();
+        assert_eq!(
+            error.message,
+            format!("the stream line from {id} is over the limit of 16 bytes")
+        );
+    }
+
+    /// A 50 MB error body is cut and still classified by its status, its message a snippet.
+    pub async fn huge_error_body(&self, wire: &HostileWire) {
+        let (status, content_type, kind) = wire.huge_error;
+        let (error, _) =
+            self.failed(raw(status, content_type, &[], "x".repeat(50 << 20)), false).await;
+        assert_eq!(error.kind, kind);
+        assert!(
+            error.message.len() < 1024,
+            "a snippet, not the body: {} bytes",
+            error.message.len()
+        );
+    }
+
+    /// A 2 MiB stream line without a newline is refused at the default 1 MiB line limit.
+    pub async fn endless_line(&self, wire: &HostileWire) {
+        let body = format!("{}{}", wire.endless_line_prefix, "y".repeat(2 << 20));
+        let (error, id) = self.failed(raw(200, wire.stream_content_type, &[], body), true).await;
+        assert_moves_on(&error, ErrorKind::MalformedResponse);
+        assert_eq!(
+            error.message,
+            format!("the stream line from {id} is over the limit of 1048576 bytes")
+        );
+    }
+
+    /// Garbage frames end a stream with a malformed response that moves on.
+    pub async fn garbage_frames(&self, wire: &HostileWire) {
+        for seed in [1, 2, 3] {
+            let body = (wire.garbage_frame)(&garbage(seed, 4096));
+            let (error, _) = self.failed(raw(200, wire.stream_content_type, &[], body), true).await;
+            assert_moves_on(&error, ErrorKind::MalformedResponse);
+        }
+    }
+
+    /// A stream cut mid-token delivers the token before the cut (`hel`), then ends with the
+    /// wire's kind of failure, which moves on.
+    pub async fn cut_mid_token(&self, wire: &HostileWire) {
+        let (mock, provider) = self.tuned(AdapterLimits::default()).await;
+        let body = wire.cut_mid_token.to_owned();
+        mock.inject(FaultRule::once(raw(200, wire.stream_content_type, &[], body)));
+        let (accumulator, error) = self
+            .stream_with(&*provider, &ChatRequest::from_user("hi"))
+            .await
+            .expect("the stream starts");
+        assert_eq!(accumulator.text(), "hel");
+        assert_moves_on(&error.expect("the cut is an error item"), wire.cut_kind);
+    }
+}
+
+/// Stamps an adapter's conformance tests: each check of [`Conformance`] as one `#[tokio::test]`
+/// in the module it is invoked in (the caller's dev-dependencies have `tokio` with `macros`).
+///
+/// ```text
+/// switchyard_mock::conformance_suite! {
+///     suite: support::suite(),           // a `Conformance` (made `.hostile(..)` for `hostile:`)
+///     errors: standard_errors(),         // the kinds each failure must classify as
+///     rate_limit_headers: true,          // whether the provider sends rate-limit headers
+///     hostile: support::HOSTILE,         // optional: a `HostileWire`, stamps the hostile checks
+/// }
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    (
+        suite: $suite:expr,
+        errors: $errors:expr,
+        rate_limit_headers: $headers:tt,
+        $(hostile: $hostile:expr,)?
+    ) => {
+        #[::tokio::test]
+        async fn plain_answer() {
+            $suite.plain_answer().await;
+        }
+
+        #[::tokio::test]
+        async fn stream_matches_plain() {
+            $suite.stream_matches_plain().await;
+        }
+
+        #[::tokio::test]
+        async fn every_error_kind() {
+            $suite.error_kinds(&$errors).await;
+        }
+
+        $crate::conformance_suite!(@headers $headers, $suite);
+
+        #[::tokio::test]
+        async fn timeout() {
+            $suite.timeout().await;
+        }
+
+        #[::tokio::test]
+        async fn malformed() {
+            $suite.malformed().await;
+        }
+
+        #[::tokio::test]
+        async fn cut_stream() {
+            $suite.cut_stream().await;
+        }
+
+        #[::tokio::test]
+        async fn unknown_key_shows_no_secret() {
+            $suite.unknown_key_shows_no_secret().await;
+        }
+
+        #[::tokio::test]
+        async fn tool_call() {
+            $suite.tool_call().await;
+        }
+
+        $($crate::conformance_suite!(@hostile $suite, $hostile);)?
+    };
+    (@headers true, $suite:expr) => {
+        #[::tokio::test]
+        async fn rate_limit_headers() {
+            $suite.rate_limit_headers().await;
+        }
+    };
+    (@headers false, $suite:expr) => {};
+    (@hostile $suite:expr, $hostile:expr) => {
+        #[::tokio::test]
+        async fn a_50_mb_answer_is_refused_at_the_limit_and_moves_on() {
+            $suite.huge_answer(&$hostile).await;
+        }
+
+        #[::tokio::test]
+        async fn the_limits_are_configurable() {
+            $suite.limits_are_configurable().await;
+        }
+
+        #[::tokio::test]
+        async fn a_50_mb_error_body_is_cut_and_still_classified() {
+            $suite.huge_error_body(&$hostile).await;
+        }
+
+        #[::tokio::test]
+        async fn a_2_mib_stream_line_without_a_newline_is_refused() {
+            $suite.endless_line(&$hostile).await;
+        }
+
+        #[::tokio::test]
+        async fn garbage_instead_of_frames_is_malformed() {
+            $suite.garbage_frames(&$hostile).await;
+        }
+
+        #[::tokio::test]
+        async fn a_stream_cut_mid_token_moves_on() {
+            $suite.cut_mid_token(&$hostile).await;
+        }
+    };
 }

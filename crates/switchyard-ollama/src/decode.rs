@@ -6,6 +6,8 @@
 //! `[DONE]`: a stream whose body ends before its done line was cut. An `{"error": ...}` line
 //! is a failure after the 200 status.
 
+use switchyard_core::ProviderError;
+use switchyard_core::http::{Attempt, Frames};
 use switchyard_core::{ChatChunk, ChatResponse, FinishReason, ToolCall, ToolCallDelta, Usage};
 
 use crate::OllamaError;
@@ -141,6 +143,25 @@ impl StreamDecoder {
     /// [`OllamaError::Cut`] when no done line came.
     pub fn finish(&self) -> Result<(), OllamaError> {
         if self.done { Ok(()) } else { Err(OllamaError::Cut) }
+    }
+}
+
+// The client drives this decoder through the shared stream driver.
+impl Frames<Vec<u8>> for StreamDecoder {
+    fn push(
+        &mut self,
+        line: Vec<u8>,
+        attempt: &Attempt,
+    ) -> Result<Option<ChatChunk>, ProviderError> {
+        StreamDecoder::push(self, &line).map_err(|error| attempt.error(error))
+    }
+
+    fn is_done(&self) -> bool {
+        StreamDecoder::is_done(self)
+    }
+
+    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
+        StreamDecoder::finish(self).map_err(|error| attempt.error(error))
     }
 }
 

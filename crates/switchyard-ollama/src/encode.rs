@@ -8,7 +8,7 @@
 //! `none` sends no tools, `function` sends only that tool, `required` cannot be enforced and
 //! is dropped with a debug line.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use switchyard_core::{ChatRequest, ContentPart, Message, ResponseFormat, Role, ToolChoice};
 
 use crate::OllamaError;
@@ -83,7 +83,9 @@ pub fn encode_request(
         options: (!options.is_empty()).then_some(options),
     };
     let mut body = serde_json::to_value(&wire).expect("invariant: wire types serialize to JSON");
-    merge_extra(&mut body, &request.extra);
+    for field in request.merge_extra(&mut body) {
+        tracing::debug!(%field, "an extra field replaced the adapter's value");
+    }
     Ok(body)
 }
 
@@ -110,7 +112,9 @@ fn encode_message(message: &Message, earlier: &[Message]) -> Result<WireMessage,
                 id: None,
                 function: WireFunctionCall {
                     name: call.name.clone(),
-                    arguments: arguments_object(&call.name, &call.arguments)?,
+                    arguments: call
+                        .arguments_object()
+                        .ok_or_else(|| OllamaError::Refused(call.arguments_not_an_object()))?,
                 },
             })
         })
@@ -145,32 +149,6 @@ fn encode_message(message: &Message, earlier: &[Message]) -> Result<WireMessage,
         tool_calls,
         tool_name,
     })
-}
-
-/// Tool-call arguments as the JSON object Ollama's `arguments` must be; empty text is `{}`.
-fn arguments_object(name: &str, arguments: &str) -> Result<Value, OllamaError> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) | Err(_) => Err(OllamaError::Refused(format!(
-            "the arguments of the call to {name} are not a JSON object"
-        ))),
-    }
-}
-
-/// `extra` fields go into the body as they are, replacing a field of the same name
-/// (`keep_alive`, `think`, a whole `options` object).
-fn merge_extra(body: &mut Value, extra: &Map<String, Value>) {
-    let Value::Object(object) = body else {
-        unreachable!("invariant: a request body is a JSON object");
-    };
-    for (name, value) in extra {
-        if object.insert(name.clone(), value.clone()).is_some() {
-            tracing::debug!(field = %name, "an extra field replaced the adapter's value");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 //! settles what the status leaves open. A local Ollama has no keys and no quotas; Ollama's
 //! cloud models add 401/403 and 429.
 
-use switchyard_core::{
-    Classify, ErrorKind, LimitScope, NextStep, ProviderError, ProviderId, RateLimitSnapshot,
-};
+use switchyard_core::bounded::snippet;
+use switchyard_core::http::AdapterError;
+use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
 
 use crate::wire::ChatLine;
+
+/// How much of an unreadable error body is quoted in the message.
+const BODY_SNIPPET_CHARS: usize = 300;
 
 /// A failure of this adapter before or after the HTTP exchange: a request it will not send,
 /// an answer it cannot read, a stream that broke.
@@ -34,6 +37,15 @@ pub enum OllamaError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for ollama")]
     Client(#[source] reqwest::Error),
+    /// The configured base URL is not an `http://` or `https://` URL (or the configuration
+    /// holds a value no header may).
+    #[error("provider {id}: base URL {url:?} is not an http(s) URL")]
+    BaseUrl {
+        /// The provider.
+        id: ProviderId,
+        /// The URL given.
+        url: String,
+    },
     /// Ollama reported a failure in a 2xx body or mid-stream (`{"error": ...}`).
     #[error("{kind} reported by ollama: {message}")]
     InStream {
@@ -49,21 +61,19 @@ impl OllamaError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused(_) => ErrorKind::BadRequest,
+            // Configuration: no other attempt fixes it; the operator must.
+            Self::BaseUrl { .. } => ErrorKind::BadRequest,
             Self::Malformed { .. } => ErrorKind::MalformedResponse,
             Self::Cut | Self::Client(_) => ErrorKind::Network,
             Self::InStream { kind, .. } => *kind,
         }
     }
-
-    /// This failure as a [`ProviderError`] of `provider`, the message kept.
-    pub fn into_provider_error(self, provider: &ProviderId) -> ProviderError {
-        ProviderError::new(self.kind(), provider.clone(), self.to_string())
-    }
 }
 
-impl Classify for OllamaError {
-    fn next_step(&self) -> NextStep {
-        self.kind().next_step()
+// Classified by its kind: `Classify` comes with `AdapterError`.
+impl AdapterError for OllamaError {
+    fn kind(&self) -> ErrorKind {
+        OllamaError::kind(self)
     }
 }
 
@@ -100,22 +110,13 @@ pub fn error_from_response(
 ) -> ProviderError {
     let message = match serde_json::from_slice::<ChatLine>(body) {
         Ok(ChatLine { error: Some(message), .. }) => message,
-        Ok(_) | Err(_) => short(&String::from_utf8_lossy(body)),
+        Ok(_) | Err(_) => snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS),
     };
     let mut error = ProviderError::new(classify(Some(status), &message), provider.clone(), message)
         .with_status(status)
         .with_retry_after(rate_limits.retry_after);
     error.rate_limits = rate_limits;
     error
-}
-
-/// The first 300 characters of an unparseable body, for a message.
-fn short(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -14,12 +14,14 @@
 //! one sensitive header and never into a log line or an error.
 
 mod client;
+mod config;
 mod decode;
 mod encode;
 mod error;
 pub mod wire;
 
-pub use client::{Ollama, OllamaConfig};
+pub use client::{NativeChat, Ollama};
+pub use config::OllamaConfig;
 pub use decode::{StreamDecoder, decode_response, finish_reason};
 pub use encode::{SYNTHETIC_CALL_PREFIX, encode_request};
 pub use error::{OllamaError, classify, error_from_response};

@@ -5,7 +5,7 @@
 //! nowhere else (the window of a `rate_limit_exceeded`, "Request too large").
 
 use chrono::{DateTime, Utc};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;
 use switchyard_core::ratelimit::{
     parse_count, parse_go_duration, parse_retry_after, parse_retry_after_ms, parse_try_again_in,
@@ -270,45 +270,115 @@ pub fn retry_delay(
     snapshot.retry_after.or_else(|| error.and_then(|error| parse_try_again_in(&error.message)))
 }
 
+/// OpenAI-style `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, by unit.
+static OPENAI_HEADERS: [(LimitUnit, [HeaderName; 3]); 2] = [
+    (
+        LimitUnit::Requests,
+        [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ],
+    ),
+    (
+        LimitUnit::Tokens,
+        [
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ],
+    ),
+];
+
+/// Mistral-style `x-ratelimit-{limit,remaining}-{req,tokens}-{minute,day,month}`.
+static MISTRAL_HEADERS: [(LimitUnit, LimitScope, [HeaderName; 2]); 6] = [
+    (
+        LimitUnit::Requests,
+        LimitScope::Minute,
+        [
+            HeaderName::from_static("x-ratelimit-limit-req-minute"),
+            HeaderName::from_static("x-ratelimit-remaining-req-minute"),
+        ],
+    ),
+    (
+        LimitUnit::Requests,
+        LimitScope::Day,
+        [
+            HeaderName::from_static("x-ratelimit-limit-req-day"),
+            HeaderName::from_static("x-ratelimit-remaining-req-day"),
+        ],
+    ),
+    (
+        LimitUnit::Requests,
+        LimitScope::Month,
+        [
+            HeaderName::from_static("x-ratelimit-limit-req-month"),
+            HeaderName::from_static("x-ratelimit-remaining-req-month"),
+        ],
+    ),
+    (
+        LimitUnit::Tokens,
+        LimitScope::Minute,
+        [
+            HeaderName::from_static("x-ratelimit-limit-tokens-minute"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens-minute"),
+        ],
+    ),
+    (
+        LimitUnit::Tokens,
+        LimitScope::Day,
+        [
+            HeaderName::from_static("x-ratelimit-limit-tokens-day"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens-day"),
+        ],
+    ),
+    (
+        LimitUnit::Tokens,
+        LimitScope::Month,
+        [
+            HeaderName::from_static("x-ratelimit-limit-tokens-month"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens-month"),
+        ],
+    ),
+];
+
+static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+
 /// Reads the rate-limit headers of a response: OpenAI-style `x-ratelimit-*` (windows per the
 /// preset), Mistral-style `x-ratelimit-*-req-minute` / `-tokens-month`, and
-/// `retry-after-ms` before `retry-after`.
+/// `retry-after-ms` before `retry-after`. The names come from static tables: this runs on
+/// every response.
 pub fn rate_limits(preset: Preset, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let number = |name: &str| text(name).and_then(parse_count);
+    let text = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+    let number = |name: &HeaderName| text(name).and_then(parse_count);
     let mut snapshot = RateLimitSnapshot::default();
     let (requests_scope, tokens_scope) = preset.header_scopes();
-    for (unit, suffix, scope) in [
-        (LimitUnit::Requests, "requests", requests_scope),
-        (LimitUnit::Tokens, "tokens", tokens_scope),
-    ] {
+    for (unit, [limit, remaining, reset]) in &OPENAI_HEADERS {
+        let scope = match unit {
+            LimitUnit::Requests => requests_scope,
+            _ => tokens_scope,
+        };
         let reading = LimitReading {
-            unit,
+            unit: *unit,
             scope,
-            limit: number(&format!("x-ratelimit-limit-{suffix}")),
-            remaining: number(&format!("x-ratelimit-remaining-{suffix}")),
-            reset: text(&format!("x-ratelimit-reset-{suffix}"))
-                .and_then(parse_go_duration)
-                .map(Reset::After),
+            limit: number(limit),
+            remaining: number(remaining),
+            reset: text(reset).and_then(parse_go_duration).map(Reset::After),
         };
         if reading.limit.is_some() || reading.remaining.is_some() || reading.reset.is_some() {
             snapshot.readings.push(reading);
         }
     }
-    for (unit, infix) in [(LimitUnit::Requests, "req"), (LimitUnit::Tokens, "tokens")] {
-        for (scope, window) in
-            [(LimitScope::Minute, "minute"), (LimitScope::Day, "day"), (LimitScope::Month, "month")]
-        {
-            let limit = number(&format!("x-ratelimit-limit-{infix}-{window}"));
-            let remaining = number(&format!("x-ratelimit-remaining-{infix}-{window}"));
-            if limit.is_some() || remaining.is_some() {
-                snapshot.readings.push(LimitReading { unit, scope, limit, remaining, reset: None });
-            }
+    for (unit, scope, [limit, remaining]) in &MISTRAL_HEADERS {
+        let (limit, remaining) = (number(limit), number(remaining));
+        if limit.is_some() || remaining.is_some() {
+            let (unit, scope) = (*unit, *scope);
+            snapshot.readings.push(LimitReading { unit, scope, limit, remaining, reset: None });
         }
     }
-    snapshot.retry_after = text("retry-after-ms")
-        .and_then(parse_retry_after_ms)
-        .or_else(|| text("retry-after").and_then(|value| parse_retry_after(value, now)));
+    snapshot.retry_after = text(&RETRY_AFTER_MS).and_then(parse_retry_after_ms).or_else(|| {
+        text(&reqwest::header::RETRY_AFTER).and_then(|value| parse_retry_after(value, now))
+    });
     snapshot
 }
 

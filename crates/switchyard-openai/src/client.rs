@@ -1,104 +1,169 @@
-//! [`OpenAiProvider`]: the [`Provider`] for the OpenAI Chat Completions format over reqwest,
-//! one pooled client per provider.
+//! [`OpenAiProvider`]: the [`Provider`] for the OpenAI Chat Completions format over the
+//! shared HTTP plumbing of `switchyard_core::http`.
 
-use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use futures_util::{Stream, StreamExt as _};
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use switchyard_core::bounded::{SseEvent, read_body, read_body_truncated, sse_events};
+use chrono::{DateTime, Utc};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use switchyard_core::bounded::SseEvent;
+use switchyard_core::http::{
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
+};
 use switchyard_core::ratelimit::{clamp_reset, saturating_add};
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Credential, ErrorKind, LimitScope,
-    MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, Protocol, Provider, ProviderError, ProviderId,
-    RateLimitSnapshot, ReadError, Reset, clamp_hint,
+    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, ErrorKind, LimitScope, ModelId,
+    ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
 };
 
 use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
 use crate::decode::{DecodeError, decode_chunk, decode_models, decode_response};
-use crate::{OpenAiConfig, OpenAiError, Preset, encode_request};
+use crate::{OpenAiConfig, OpenAiError, Preset, encode_request_body};
 
 /// How much of an unreadable error body is kept in the message.
 const BODY_SNIPPET: usize = 200;
 
-/// One OpenAI-format upstream. Cheap to share behind an `Arc`; its client pools connections.
-pub struct OpenAiProvider {
-    config: OpenAiConfig,
-    client: reqwest::Client,
+/// Where an upstream names its request id, first found wins.
+static REQUEST_ID_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-generation-id"),
+    HeaderName::from_static("request-id"),
+];
+
+/// One OpenAI-format upstream: the shared [`Adapter`] speaking [`ChatCompletions`]. Cheap to
+/// share behind an `Arc`; its client pools connections.
+pub type OpenAiProvider = Adapter<ChatCompletions>;
+
+/// The Chat Completions dialect of one preset: its endpoints and fixed headers, checked once.
+pub struct ChatCompletions {
+    reports: Reports,
     // Parsed once here: parsing a URL and its host on every call showed in profiles.
     chat_url: reqwest::Url,
     models_url: reqwest::Url,
+    /// The configured headers (and OpenRouter's attribution).
+    headers: HeaderMap,
 }
 
-impl std::fmt::Debug for OpenAiProvider {
+impl std::fmt::Debug for ChatCompletions {
+    // The configured headers are left out, as `OpenAiConfig`'s Debug leaves them out: an
+    // operator may put a credential in one.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiProvider").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ChatCompletions")
+            .field("chat_url", &self.chat_url)
+            .field("models_url", &self.models_url)
+            .finish_non_exhaustive()
     }
 }
 
-/// What every error of one attempt names.
-#[derive(Clone)]
-struct Context {
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "empty body".to_owned();
+    }
+    match text.char_indices().nth(BODY_SNIPPET) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+// ProviderError is what the Provider trait returns; boxing it in the request builders would
+// only unbox it again.
+#[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
+impl ChatCompletions {
+    /// A request to `url` with the key (when there is one) and the configured headers.
+    fn request(
+        &self,
+        adapter: &OpenAiProvider,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+        attempt: &Attempt,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let mut headers = self.headers.clone();
+        if attempt.credential().is_some() {
+            headers.insert(AUTHORIZATION, attempt.key_header("Bearer ")?);
+        }
+        Ok(adapter.upstream().http().request(method, url.clone()).headers(headers))
+    }
+
+    fn post(
+        &self,
+        adapter: &OpenAiProvider,
+        call: &Call<'_>,
+        stream: bool,
+    ) -> Result<(Attempt, reqwest::RequestBuilder), ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let preset = adapter.config().preset;
+        let body = encode_request_body(call.request, call.model.as_str(), preset, stream);
+        let request = self.request(adapter, reqwest::Method::POST, &self.chat_url, &attempt)?;
+        Ok((attempt, request.body(body)))
+    }
+}
+
+/// The configured headers and OpenRouter's attribution as one map, checked once.
+fn configured_headers(config: &OpenAiConfig) -> Result<HeaderMap, OpenAiError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut add = |name: &str, value: &str| {
+        let bad = || OpenAiError::Header { id: config.id.clone(), name: name.to_owned() };
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        headers.append(header, HeaderValue::from_str(value).map_err(|_| bad())?);
+        Ok::<_, OpenAiError>(())
+    };
+    if config.preset == Preset::OpenRouter {
+        if let Some(referer) = &config.attribution.referer {
+            add("HTTP-Referer", referer)?;
+        }
+        if let Some(title) = &config.attribution.title {
+            add("X-Title", title)?;
+            add("X-OpenRouter-Title", title)?;
+        }
+    }
+    for (name, value) in &config.headers {
+        add(name, value)?;
+    }
+    Ok(headers)
+}
+
+/// How the OpenAI family reports limits and failures, per preset.
+#[derive(Clone, Copy, Debug)]
+struct Reports {
     preset: Preset,
-    provider: ProviderId,
-    credential: Option<Credential>,
-    model: Option<ModelId>,
-    clock: std::sync::Arc<dyn switchyard_core::Clock>,
 }
 
-impl Context {
-    fn error(&self, kind: ErrorKind, message: &str) -> ProviderError {
-        let message = match &self.credential {
-            Some(credential) => credential.redact(message),
-            None => message.to_owned(),
-        };
-        let mut error = ProviderError::new(kind, self.provider.clone(), message);
-        error.key = self.credential.as_ref().map(|credential| credential.id().clone());
-        error.model.clone_from(&self.model);
-        error
+impl Wire for Reports {
+    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
+        rate_limits(self.preset, headers, now)
     }
 
-    fn transport(&self, error: &reqwest::Error) -> ProviderError {
-        // Bodies are parsed here, never by reqwest, so its "decode" errors are body reads
-        // that failed: the connection, not the content.
-        let mut transport =
-            ProviderError::transport(self.provider.clone(), error, error.is_timeout());
-        transport.message = match &self.credential {
-            Some(credential) => credential.redact(&transport.message),
-            None => transport.message,
-        };
-        transport.key = self.credential.as_ref().map(|credential| credential.id().clone());
-        transport.model.clone_from(&self.model);
-        transport
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        REQUEST_ID_HEADERS
+            .iter()
+            .find_map(|name| headers.get(name).and_then(|value| value.to_str().ok()))
+            .map(str::to_owned)
     }
 
-    /// A bounded read that failed: the transport, or an answer over its limit.
-    fn read_failure(&self, error: ReadError<reqwest::Error>) -> ProviderError {
-        let mut error = error.into_provider_error(&self.provider, |error| self.transport(&error));
-        error.key = self.credential.as_ref().map(|credential| credential.id().clone());
-        error.model.clone_from(&self.model);
-        error
+    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
+        let wire = parse_error_body(report.body);
+        self.reported(attempt, wire.as_ref(), report)
     }
+}
 
+impl Reports {
     /// An error report (a non-2xx body, an error in a 200 body or stream) classified.
     fn reported(
-        &self,
-        status: u16,
+        self,
+        attempt: &Attempt,
         wire: Option<&WireError>,
-        body: &[u8],
-        snapshot: RateLimitSnapshot,
-        request_id: Option<String>,
+        report: ErrorReport<'_>,
     ) -> ProviderError {
+        let ErrorReport { status, body, rate_limits: mut snapshot, request_id, now } = report;
         let kind = classify_preset(self.preset, status, wire, &snapshot);
         let message = match wire {
             Some(wire) if !wire.message.is_empty() => wire.message.clone(),
             _ => snippet(body),
         };
-        let mut error = self.error(kind, &message);
+        let mut error = attempt.fail(kind, message);
         error.status = (status != 200).then_some(status).or(wire.and_then(|wire| wire.status));
-        let mut snapshot = snapshot;
-        let now = self.clock.utc();
         if let Some((mut reading, resets_at)) = wire.and_then(WireError::quoted_limit) {
             // OpenRouter quotes its counter in the body, with the reset as an instant, which is
             // held to at most MAX_HINT from now like every reset from outside.
@@ -120,286 +185,200 @@ impl Context {
         error.upstream_request_id = request_id;
         error
     }
-}
 
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "empty body".to_owned();
-    }
-    match text.char_indices().nth(BODY_SNIPPET) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    ["x-request-id", "x-generation-id", "request-id"]
-        .iter()
-        .find_map(|name| headers.get(*name).and_then(|value| value.to_str().ok()))
-        .map(str::to_owned)
-}
-
-impl OpenAiProvider {
-    /// Builds the provider and its HTTP client (rustls, pooled, with the configured
-    /// timeouts).
-    ///
-    /// # Errors
-    /// [`OpenAiError::BaseUrl`] for a base URL that is not http(s),
-    /// [`OpenAiError::Client`] when the client cannot be built.
-    pub fn try_new(config: OpenAiConfig) -> Result<Self, OpenAiError> {
-        let base = config.base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(OpenAiError::BaseUrl { id: config.id.clone(), url: config.base_url });
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.stream_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| OpenAiError::Client { id: config.id.clone(), source })?;
-        let parse = |path: &str| {
-            reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| OpenAiError::BaseUrl {
-                id: config.id.clone(),
-                url: config.base_url.clone(),
-            })
-        };
-        let (chat_url, models_url) = (parse("/chat/completions")?, parse("/models")?);
-        Ok(Self { chat_url, models_url, config, client })
-    }
-
-    /// The configuration it was built from.
-    pub fn config(&self) -> &OpenAiConfig {
-        &self.config
-    }
-
-    fn context(&self, credential: Option<&Credential>, model: Option<&ModelId>) -> Context {
-        Context {
-            preset: self.config.preset,
-            provider: self.config.id.clone(),
-            credential: credential.cloned(),
-            model: model.cloned(),
-            clock: std::sync::Arc::clone(&self.config.clock),
-        }
-    }
-
-    fn request(
-        &self,
-        method: reqwest::Method,
-        url: &reqwest::Url,
-        credential: Option<&Credential>,
-    ) -> reqwest::RequestBuilder {
-        let mut request = self.client.request(method, url.clone());
-        if let Some(credential) = credential {
-            request = request.bearer_auth(credential.expose_secret());
-        }
-        if self.config.preset == Preset::OpenRouter {
-            if let Some(referer) = &self.config.attribution.referer {
-                request = request.header("HTTP-Referer", referer);
-            }
-            if let Some(title) = &self.config.attribution.title {
-                request = request.header("X-Title", title).header("X-OpenRouter-Title", title);
-            }
-        }
-        for (name, value) in &self.config.headers {
-            request = request.header(name, value);
-        }
-        request
-    }
-
-    /// Sends a request and turns a non-2xx answer into a classified error.
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        context: &Context,
-    ) -> Result<(reqwest::Response, RateLimitSnapshot, Option<String>), ProviderError> {
-        let response = request.send().await.map_err(|error| context.transport(&error))?;
-        let snapshot = rate_limits(self.config.preset, response.headers(), self.config.clock.utc());
-        let upstream_request_id = request_id(response.headers());
-        let status = response.status();
-        if status.is_success() {
-            return Ok((response, snapshot, upstream_request_id));
-        }
-        // An error body cut short still has its status: classify by that alone. Only its
-        // first MAX_ERROR_BODY_BYTES are read; error reports are short.
-        let body = read_body_truncated(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
-            .await
-            .unwrap_or_default();
-        let wire = parse_error_body(&body);
-        Err(context.reported(status.as_u16(), wire.as_ref(), &body, snapshot, upstream_request_id))
-    }
-
+    /// A 200 body that is no answer: unreadable, or an error report.
     fn decode_failure(
-        context: &Context,
+        self,
+        attempt: &Attempt,
         error: DecodeError,
-        body: &[u8],
-        snapshot: RateLimitSnapshot,
-        request_id: Option<String>,
+        report: ErrorReport<'_>,
     ) -> ProviderError {
         match error {
             DecodeError::Malformed(message) => {
-                let mut error = context.error(ErrorKind::MalformedResponse, &message);
+                let mut error = attempt.fail(ErrorKind::MalformedResponse, message);
                 error.status = Some(200);
-                error.rate_limits = snapshot;
-                error.upstream_request_id = request_id;
+                error.rate_limits = report.rate_limits;
+                error.upstream_request_id = report.request_id;
                 error
             }
-            DecodeError::Upstream(wire) => {
-                context.reported(200, Some(&wire), body, snapshot, request_id)
-            }
+            DecodeError::Upstream(wire) => self.reported(attempt, Some(&wire), report),
         }
     }
 }
 
-#[async_trait]
-impl Provider for OpenAiProvider {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
+impl Dialect for ChatCompletions {
+    type Config = OpenAiConfig;
+    type Error = OpenAiError;
+    const PROTOCOL: Protocol = Protocol::OpenAi;
+
+    /// Refuses a base URL that is not http(s), and a configured header that is no header.
+    fn prepare(config: &OpenAiConfig) -> Result<Self, OpenAiError> {
+        let paths = ["/chat/completions", "/models"];
+        let Some([chat_url, models_url]) = endpoints(&config.base_url, paths) else {
+            return Err(OpenAiError::BaseUrl {
+                id: config.id.clone(),
+                url: config.base_url.clone(),
+            });
+        };
+        let headers = configured_headers(config)?;
+        Ok(Self { reports: Reports { preset: config.preset }, chat_url, models_url, headers })
     }
 
-    fn protocol(&self) -> Protocol {
-        Protocol::OpenAi
+    fn id(config: &OpenAiConfig) -> &ProviderId {
+        &config.id
     }
 
-    async fn chat(&self, call: Call<'_>) -> Result<ChatReply, ProviderError> {
-        let context = self.context(call.credential, Some(call.model));
-        let body = encode_request(call.request, call.model.as_str(), self.config.preset, false);
-        let request = self
-            .request(reqwest::Method::POST, &self.chat_url, call.credential)
-            .timeout(self.config.request_timeout)
-            .json(&body);
-        let (response, rate_limits, upstream_request_id) = self.send(request, &context).await?;
-        let bytes = read_body(response.bytes_stream(), self.config.max_body_bytes)
-            .await
-            .map_err(|error| context.read_failure(error))?;
-        match decode_response(&bytes) {
-            Ok(response) => Ok(ChatReply { response, rate_limits, upstream_request_id }),
+    fn client_settings(config: &OpenAiConfig) -> ClientSettings {
+        let (connect_timeout, pool_max_idle_per_host) =
+            (config.connect_timeout, config.pool_max_idle_per_host);
+        ClientSettings { connect_timeout, pool_max_idle_per_host }
+    }
+
+    fn limits(config: &OpenAiConfig) -> Limits {
+        Limits {
+            timeout: config.request_timeout,
+            stream_idle_timeout: config.stream_idle_timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+        }
+    }
+
+    fn client_error(config: &OpenAiConfig, source: reqwest::Error) -> OpenAiError {
+        OpenAiError::Client { id: config.id.clone(), source }
+    }
+
+    async fn chat(
+        &self,
+        adapter: &OpenAiProvider,
+        call: Call<'_>,
+    ) -> Result<ChatReply, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, false)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &self.reports).await?;
+        match decode_response(&fetched.body) {
+            Ok(response) => Ok(fetched.reply(response)),
             Err(error) => {
-                Err(Self::decode_failure(&context, error, &bytes, rate_limits, upstream_request_id))
+                let report = ErrorReport {
+                    status: 200,
+                    body: &fetched.body,
+                    rate_limits: fetched.rate_limits,
+                    request_id: fetched.request_id,
+                    now: adapter.upstream().clock().utc(),
+                };
+                Err(self.reports.decode_failure(&attempt, error, report))
             }
         }
     }
 
-    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let context = self.context(call.credential, Some(call.model));
-        let body = encode_request(call.request, call.model.as_str(), self.config.preset, true);
-        let request = self
-            .request(reqwest::Method::POST, &self.chat_url, call.credential)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(&body);
-        let (response, rate_limits, upstream_request_id) = self.send(request, &context).await?;
-        let is_json = response
+    async fn chat_stream(
+        &self,
+        adapter: &OpenAiProvider,
+        call: Call<'_>,
+    ) -> Result<ChatStream, ProviderError> {
+        let (attempt, request) = self.post(adapter, &call, true)?;
+        let request = request.header(ACCEPT, "text/event-stream");
+        let answer = adapter.upstream().open(request, &attempt, &self.reports).await?;
+        let is_json = answer
+            .response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/json"));
-        if is_json {
-            // An error reported in a plain JSON 200 instead of a stream (OpenRouter).
-            let bytes = read_body(response.bytes_stream(), self.config.max_body_bytes)
-                .await
-                .map_err(|error| context.read_failure(error))?;
-            let error = match decode_response(&bytes) {
-                Err(error) => error,
-                Ok(_) => {
-                    DecodeError::Malformed("a plain answer where a stream was asked for".into())
-                }
-            };
-            return Err(Self::decode_failure(
-                &context,
-                error,
-                &bytes,
-                rate_limits,
-                upstream_request_id,
-            ));
+        if !is_json {
+            let clock = Arc::clone(adapter.upstream().shared_clock());
+            let events = Events { reports: self.reports, clock, finished: false, done: false };
+            return Ok(adapter.upstream().sse(answer, events, attempt));
         }
-        let events =
-            Box::pin(sse_events(response.bytes_stream().boxed(), self.config.max_line_bytes));
-        let chunks = sse_chunks(events, context);
-        Ok(ChatStream { rate_limits, upstream_request_id, chunks: Box::pin(chunks) })
+        // An error reported in a plain JSON 200 instead of a stream (OpenRouter).
+        let limit = adapter.upstream().limits().max_body_bytes;
+        let body = switchyard_core::http::read_all(answer.response, limit, &attempt).await?;
+        let error = match decode_response(&body) {
+            Err(error) => error,
+            Ok(_) => DecodeError::Malformed("a plain answer where a stream was asked for".into()),
+        };
+        let report = ErrorReport {
+            status: 200,
+            body: &body,
+            rate_limits: answer.rate_limits,
+            request_id: answer.request_id,
+            now: adapter.upstream().clock().utc(),
+        };
+        Err(self.reports.decode_failure(&attempt, error, report))
     }
 
     async fn list_models(
         &self,
+        adapter: &OpenAiProvider,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
-        let context = self.context(credential, None);
-        let request = self
-            .request(reqwest::Method::GET, &self.models_url, credential)
-            .timeout(self.config.request_timeout);
-        let (response, rate_limits, upstream_request_id) = self.send(request, &context).await?;
-        let bytes = read_body(response.bytes_stream(), self.config.max_body_bytes)
-            .await
-            .map_err(|error| context.read_failure(error))?;
-        decode_models(&bytes).map_err(|error| {
-            Self::decode_failure(&context, error, &bytes, rate_limits, upstream_request_id)
+        let attempt = adapter.attempt(&ModelId::new(""), credential);
+        let request = self.request(adapter, reqwest::Method::GET, &self.models_url, &attempt)?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &self.reports).await?;
+        decode_models(&fetched.body).map_err(|error| {
+            let report = ErrorReport {
+                status: 200,
+                body: &fetched.body,
+                rate_limits: fetched.rate_limits.clone(),
+                request_id: fetched.request_id.clone(),
+                now: adapter.upstream().clock().utc(),
+            };
+            self.reports.decode_failure(&attempt, error, report)
         })
     }
 }
 
-type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, ReadError<reqwest::Error>>> + Send>>;
-
-struct SseState {
-    events: Events,
-    context: Context,
+/// The SSE events of one answer: `[DONE]` ends the stream, an error payload or unreadable
+/// data ends it with one `Err`, and a body that ends before `[DONE]` and before any finish
+/// reason is a cut connection.
+struct Events {
+    reports: Reports,
+    clock: Arc<dyn Clock>,
+    /// A chunk carried a finish reason.
     finished: bool,
+    /// `[DONE]` came.
     done: bool,
 }
 
-/// Turns SSE events into chunks: `[DONE]` ends the stream, comment lines are skipped by the
-/// parser, an error payload or unreadable data ends it with one `Err`, and a body that ends
-/// before `[DONE]` and before any finish reason is a cut connection.
-fn sse_chunks(
-    events: Events,
-    context: Context,
-) -> impl Stream<Item = Result<ChatChunk, ProviderError>> + Send {
-    let state = SseState { events, context, finished: false, done: false };
-    futures_util::stream::unfold(state, |mut state| async move {
-        if state.done {
-            return None;
+impl Frames<SseEvent> for Events {
+    fn push(
+        &mut self,
+        event: SseEvent,
+        attempt: &Attempt,
+    ) -> Result<Option<ChatChunk>, ProviderError> {
+        let data = event.data.trim();
+        if data.is_empty() {
+            return Ok(None);
         }
-        loop {
-            let item = match state.events.next().await {
-                None => {
-                    state.done = true;
-                    if state.finished {
-                        return None;
-                    }
-                    let error = state.context.error(
-                        ErrorKind::Network,
-                        "the stream ended before [DONE] and before a finish reason",
-                    );
-                    return Some((Err(error), state));
-                }
-                Some(Err(error)) => Err(state.context.read_failure(error)),
-                Some(Ok(event)) => {
-                    let data = event.data.trim();
-                    if data.is_empty() {
-                        continue;
-                    }
-                    if data.starts_with("[DONE]") {
-                        return None;
-                    }
-                    match decode_chunk(data) {
-                        Ok(chunk) => {
-                            state.finished |= chunk.finish_reason.is_some();
-                            Ok(chunk)
-                        }
-                        Err(error) => Err(OpenAiProvider::decode_failure(
-                            &state.context,
-                            error,
-                            data.as_bytes(),
-                            RateLimitSnapshot::default(),
-                            None,
-                        )),
-                    }
-                }
-            };
-            state.done = item.is_err();
-            return Some((item, state));
+        if data.starts_with("[DONE]") {
+            self.done = true;
+            return Ok(None);
         }
-    })
+        match decode_chunk(data) {
+            Ok(chunk) => {
+                self.finished |= chunk.finish_reason.is_some();
+                Ok(Some(chunk))
+            }
+            Err(error) => {
+                let report = ErrorReport {
+                    status: 200,
+                    body: data.as_bytes(),
+                    rate_limits: RateLimitSnapshot::default(),
+                    request_id: None,
+                    now: self.clock.utc(),
+                };
+                Err(self.reports.decode_failure(attempt, error, report))
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn finish(&mut self, attempt: &Attempt) -> Result<(), ProviderError> {
+        if self.finished {
+            return Ok(());
+        }
+        Err(attempt
+            .fail(ErrorKind::Network, "the stream ended before [DONE] and before a finish reason"))
+    }
 }

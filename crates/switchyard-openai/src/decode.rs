@@ -5,11 +5,10 @@
 //! (OpenRouter) reported as [`DecodeError::Upstream`].
 
 use serde_json::Value;
-use switchyard_core::{
-    ChatChunk, ChatResponse, FinishReason, ModelInfo, ToolCall, ToolCallDelta, Usage,
-};
+use switchyard_core::{ChatChunk, ChatResponse, FinishReason, ModelInfo, ToolCall, ToolCallDelta};
 
 use crate::classify::{WireError, parse_error_value};
+use crate::wire::{Answer, Content, Scalar, Usage, owned};
 
 /// Why a body could not be read as an answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,24 +28,37 @@ fn parse_json(bytes: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
-/// Reads a non-streamed answer.
+/// Reads a body as a typed [`Answer`], or the error report it holds.
+fn parse_answer(bytes: &[u8]) -> Result<Answer<'_>, DecodeError> {
+    let answer: Answer<'_> = serde_json::from_slice(bytes)
+        .map_err(|error| DecodeError::Malformed(format!("body is not JSON: {error}")))?;
+    if answer.error.as_ref().is_some_and(|error| error.0) {
+        // The rare path: an error report, read by the same code as error bodies.
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|error| DecodeError::Malformed(format!("body is not JSON: {error}")))?;
+        return Err(DecodeError::Upstream(parse_error_value(&value)));
+    }
+    Ok(answer)
+}
+
+/// Reads a non-streamed answer, in one pass over the bytes into borrowing structs.
 ///
 /// # Errors
 /// [`DecodeError::Malformed`] for anything that is not an answer, [`DecodeError::Upstream`]
 /// for an error object.
 pub fn decode_response(bytes: &[u8]) -> Result<ChatResponse, DecodeError> {
-    let value = parse_json(bytes)?;
-    let choice = value
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|choices| choices.first())
+    let answer = parse_answer(bytes)?;
+    let choice = answer
+        .choices
+        .and_then(|choices| choices.0)
+        .and_then(|choices| choices.into_iter().next())
         .ok_or_else(|| DecodeError::Malformed("the answer has no choices".to_owned()))?;
     let message = choice
-        .get("message")
+        .message
         .ok_or_else(|| DecodeError::Malformed("the choice has no message".to_owned()))?;
-    let mut text = content_text(message.get("content"));
-    let mut finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(finish);
-    if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
+    let mut text = message.content.map(Content::into_text).unwrap_or_default();
+    let mut finish_reason = choice.finish_reason.as_ref().and_then(Scalar::as_str).map(finish);
+    if let Some(refusal) = message.refusal.as_ref().and_then(Scalar::as_str) {
         // A refusal is the model declining on content grounds: say so in the reason and
         // keep its words as the text when there is no other.
         if text.is_empty() {
@@ -55,81 +67,84 @@ pub fn decode_response(bytes: &[u8]) -> Result<ChatResponse, DecodeError> {
         finish_reason = Some(FinishReason::ContentFilter);
     }
     let tool_calls = message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .map(|calls| {
-            calls
-                .iter()
-                .map(|call| ToolCall {
-                    id: str_at(call, "id").unwrap_or_default(),
-                    name: call
-                        .pointer("/function/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    arguments: arguments_text(call.pointer("/function/arguments")),
-                })
-                .collect()
+        .tool_calls
+        .and_then(|calls| calls.0)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|call| {
+            let function = call.function.unwrap_or_default();
+            ToolCall {
+                id: call.id.and_then(Scalar::into_string).unwrap_or_default(),
+                name: function.name.and_then(Scalar::into_string).unwrap_or_default(),
+                arguments: arguments_text(function.arguments),
+            }
         })
-        .unwrap_or_default();
+        .collect();
     Ok(ChatResponse {
-        id: str_at(&value, "id"),
-        model: str_at(&value, "model").unwrap_or_default(),
+        id: owned(answer.id.as_ref()),
+        model: owned(answer.model.as_ref()).unwrap_or_default(),
         text,
         tool_calls,
         finish_reason,
-        usage: usage(&value).unwrap_or_default(),
-        system_fingerprint: str_at(&value, "system_fingerprint"),
-        created: value.get("created").and_then(Value::as_i64),
+        usage: answer.usage.as_ref().and_then(usage).unwrap_or_default(),
+        system_fingerprint: owned(answer.system_fingerprint.as_ref()),
+        created: answer.created.as_ref().and_then(Scalar::as_i64),
     })
 }
 
-/// Reads one stream event's `data` (not `[DONE]`).
+/// Reads one stream event's `data` (not `[DONE]`), in one pass into borrowing structs.
 ///
 /// # Errors
 /// As [`decode_response`].
 pub fn decode_chunk(data: &str) -> Result<ChatChunk, DecodeError> {
-    let value = parse_json(data.as_bytes())?;
-    if let Some(message) = value.pointer("/x_groq/error").and_then(Value::as_str) {
+    let answer = parse_answer(data.as_bytes())?;
+    let x_groq = answer.x_groq.unwrap_or_default();
+    if let Some(message) = x_groq.error.as_ref().and_then(Scalar::as_str) {
         // Groq stops a stream early by naming why in `x_groq.error`.
         return Err(DecodeError::Upstream(WireError {
             message: message.to_owned(),
             ..WireError::default()
         }));
     }
-    let choices = value
-        .get("choices")
-        .and_then(Value::as_array)
+    let choices = answer
+        .choices
+        .and_then(|choices| choices.0)
         .ok_or_else(|| DecodeError::Malformed("the chunk has no choices".to_owned()))?;
     let mut chunk = ChatChunk {
-        id: str_at(&value, "id"),
-        model: str_at(&value, "model"),
-        usage: usage(&value).or_else(|| value.get("x_groq").and_then(usage)),
-        system_fingerprint: str_at(&value, "system_fingerprint"),
+        id: owned(answer.id.as_ref()),
+        model: owned(answer.model.as_ref()),
+        usage: answer
+            .usage
+            .as_ref()
+            .and_then(usage)
+            .or_else(|| x_groq.usage.as_ref().and_then(usage)),
+        system_fingerprint: owned(answer.system_fingerprint.as_ref()),
         ..ChatChunk::default()
     };
-    if let Some(choice) = choices.first() {
-        let delta = choice.get("delta");
-        chunk.text = content_text(delta.and_then(|delta| delta.get("content")));
-        if let Some(calls) =
-            delta.and_then(|delta| delta.get("tool_calls")).and_then(Value::as_array)
-        {
+    if let Some(choice) = choices.into_iter().next() {
+        let delta = choice.delta.unwrap_or_default();
+        chunk.text = delta.content.map(Content::into_text).unwrap_or_default();
+        if let Some(calls) = delta.tool_calls.and_then(|calls| calls.0) {
             chunk.tool_calls = calls
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(position, call)| ToolCallDelta {
-                    index: call
-                        .get("index")
-                        .and_then(Value::as_u64)
-                        .and_then(|index| u32::try_from(index).ok())
-                        .unwrap_or(u32::try_from(position).unwrap_or(u32::MAX)),
-                    id: str_at(call, "id"),
-                    name: call.pointer("/function/name").and_then(Value::as_str).map(str::to_owned),
-                    arguments: arguments_text(call.pointer("/function/arguments")),
+                .map(|(position, call)| {
+                    let function = call.function.unwrap_or_default();
+                    ToolCallDelta {
+                        index: call
+                            .index
+                            .as_ref()
+                            .and_then(Scalar::as_u64)
+                            .and_then(|index| u32::try_from(index).ok())
+                            .unwrap_or(u32::try_from(position).unwrap_or(u32::MAX)),
+                        id: call.id.and_then(Scalar::into_string),
+                        name: function.name.and_then(Scalar::into_string),
+                        arguments: arguments_text(function.arguments),
+                    }
                 })
                 .collect();
         }
-        chunk.finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(finish);
+        chunk.finish_reason = choice.finish_reason.as_ref().and_then(Scalar::as_str).map(finish);
         if chunk.finish_reason == Some(FinishReason::Other("error".to_owned())) {
             return Err(DecodeError::Upstream(WireError {
                 message: "the upstream ended the stream with finish_reason error".to_owned(),
@@ -180,37 +195,29 @@ fn finish(reason: &str) -> FinishReason {
     }
 }
 
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter(|part| part.get("type").and_then(Value::as_str).is_none_or(|t| t == "text"))
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    }
-}
-
-fn arguments_text(arguments: Option<&Value>) -> String {
+fn arguments_text(arguments: Option<Value>) -> String {
     match arguments {
-        Some(Value::String(text)) => text.clone(),
+        Some(Value::String(text)) => text,
         Some(Value::Null) | None => String::new(),
         Some(object) => object.to_string(),
     }
 }
 
-fn usage(value: &Value) -> Option<Usage> {
-    let usage = value.get("usage").filter(|usage| usage.is_object())?;
-    let count = |field: &str| {
-        usage.get(field).and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+/// Token counts, when `usage` is an object.
+fn usage(usage: &Usage<'_>) -> Option<switchyard_core::Usage> {
+    if !usage.is_object {
+        return None;
+    }
+    let count = |field: Option<&Scalar<'_>>| {
+        field.and_then(Scalar::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
     };
-    let prompt = count("prompt_tokens").unwrap_or(0);
-    let completion = count("completion_tokens").unwrap_or(0);
-    Some(Usage {
+    let prompt = count(usage.prompt_tokens.as_ref()).unwrap_or(0);
+    let completion = count(usage.completion_tokens.as_ref()).unwrap_or(0);
+    Some(switchyard_core::Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,
-        total_tokens: count("total_tokens").unwrap_or(prompt.saturating_add(completion)),
+        total_tokens: count(usage.total_tokens.as_ref())
+            .unwrap_or(prompt.saturating_add(completion)),
     })
 }
 
@@ -231,7 +238,7 @@ mod tests {
         assert_eq!(response.text, "Hello!");
         assert_eq!(response.model, "gpt-4o-2024-08-06");
         assert_eq!(response.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(response.usage, Usage::new(9, 2));
+        assert_eq!(response.usage, switchyard_core::Usage::new(9, 2));
         assert_eq!(response.created, Some(1_741_570_283));
     }
 
@@ -246,6 +253,31 @@ mod tests {
         let response = decode_response(refusal.to_string().as_bytes()).expect("decodes");
         assert_eq!(response.text, "I can't.");
         assert_eq!(response.finish_reason, Some(FinishReason::ContentFilter));
+    }
+
+    #[test]
+    fn fields_of_the_wrong_type_read_as_absent_not_as_a_failure() {
+        let body = json!({"id": 7, "model": ["m"], "created": -3, "system_fingerprint": null,
+            "choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"text": "b"},
+                {"type": "image_url", "text": "no"}, 5], "tool_calls": {"not": "a list"}},
+                "finish_reason": 1}],
+            "usage": {"prompt_tokens": -1, "completion_tokens": 99999999999u64}});
+        let response = decode_response(body.to_string().as_bytes()).expect("decodes");
+        assert_eq!((response.id, response.model.as_str()), (None, ""));
+        assert_eq!(response.created, Some(-3));
+        assert_eq!(response.text, "ab");
+        assert!(response.tool_calls.is_empty());
+        assert_eq!(response.finish_reason, None);
+        assert_eq!(response.usage, switchyard_core::Usage::new(0, u32::MAX));
+        let null_message = json!({"choices": [{"message": null}]});
+        let response = decode_response(null_message.to_string().as_bytes()).expect("decodes");
+        assert_eq!(response.text, "");
+        for body in [json!({"choices": {}}), json!([1]), json!({"choices": [{}]})] {
+            let error = decode_response(body.to_string().as_bytes()).expect_err("no answer");
+            assert!(matches!(error, DecodeError::Malformed(_)), "{body}");
+        }
+        let escaped = decode_chunk(r#"{"choices":[{"delta":{"content":"a\nb\u00e9"}}]}"#);
+        assert_eq!(escaped.expect("decodes").text, "a\nbé");
     }
 
     #[test]
@@ -265,7 +297,7 @@ mod tests {
             r#"{"id":"c","choices":[{"delta":{"tool_calls":[{"index":1,"id":"t","function":{"name":"f","arguments":"{\"a"}}]},"finish_reason":null}],"x_groq":{"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}}"#,
         )
         .expect("decodes");
-        assert_eq!(chunk.usage, Some(Usage::new(3, 4)));
+        assert_eq!(chunk.usage, Some(switchyard_core::Usage::new(3, 4)));
         assert_eq!(chunk.tool_calls[0].index, 1);
         assert_eq!(chunk.tool_calls[0].name.as_deref(), Some("f"));
         assert_eq!(chunk.tool_calls[0].arguments, "{\"a");

@@ -1,83 +1,188 @@
 //! `ChatRequest` → the Chat Completions JSON body, as a pure function of the request, the
-//! model, the preset and whether to stream.
+//! model, the preset and whether to stream. The body is written by serde straight from the
+//! borrowed request (no intermediate `serde_json::Value`): it is on every call's path.
 
-use serde_json::{Map, Value, json};
-use switchyard_core::{ChatRequest, ContentPart, Message, ResponseFormat, Role, ToolChoice};
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use switchyard_core::{
+    ChatRequest, ContentPart, Message, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+};
 
 use crate::Preset;
 
-/// Encodes a request for `model` in the preset's dialect.
+/// Encodes a request for `model` in the preset's dialect, as a JSON value (for tests and
+/// tools; the adapter sends [`encode_request_body`]'s bytes, written from the same code).
 ///
 /// Fields of `request.extra` are copied last, so an explicit provider field wins over the
 /// mapped one; `tags` are never sent.
 pub fn encode_request(request: &ChatRequest, model: &str, preset: Preset, stream: bool) -> Value {
-    let mut body = Map::new();
-    body.insert("model".to_owned(), json!(model));
-    body.insert(
-        "messages".to_owned(),
-        Value::Array(request.messages.iter().map(encode_message).collect()),
-    );
-    if let Some(max_tokens) = request.max_tokens {
-        body.insert(preset.max_tokens_field().to_owned(), json!(max_tokens));
+    serde_json::to_value(Body { request, model, preset, stream })
+        .expect("invariant: a request serializes (its JSON values are JSON)")
+}
+
+/// The request body as bytes, written straight from the request with no intermediate JSON
+/// value: the hot path.
+pub fn encode_request_body(
+    request: &ChatRequest,
+    model: &str,
+    preset: Preset,
+    stream: bool,
+) -> Vec<u8> {
+    serde_json::to_vec(&Body { request, model, preset, stream })
+        .expect("invariant: a request serializes (its JSON values are JSON)")
+}
+
+/// The Chat Completions body, serialized from the request it borrows.
+struct Body<'a> {
+    request: &'a ChatRequest,
+    model: &'a str,
+    preset: Preset,
+    stream: bool,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = self.request;
+        let mut body = serializer.serialize_map(None)?;
+        // A field the request's `extra` names is left to `extra`, written last.
+        let field = |name: &str| !request.extra.contains_key(name);
+        if field("model") {
+            body.serialize_entry("model", self.model)?;
+        }
+        if field("messages") {
+            body.serialize_entry("messages", &Seq(&request.messages, Wire))?;
+        }
+        if let Some(max_tokens) =
+            request.max_tokens.filter(|_| field(self.preset.max_tokens_field()))
+        {
+            body.serialize_entry(self.preset.max_tokens_field(), &max_tokens)?;
+        }
+        if let Some(temperature) = request.temperature.filter(|_| field("temperature")) {
+            body.serialize_entry("temperature", &temperature)?;
+        }
+        if let Some(top_p) = request.top_p.filter(|_| field("top_p")) {
+            body.serialize_entry("top_p", &top_p)?;
+        }
+        if !request.stop.is_empty() && field("stop") {
+            body.serialize_entry("stop", &request.stop)?;
+        }
+        if let Some(seed) = request.seed.filter(|_| field(self.preset.seed_field())) {
+            body.serialize_entry(self.preset.seed_field(), &seed)?;
+        }
+        if !request.tools.is_empty() && field("tools") {
+            body.serialize_entry("tools", &Seq(&request.tools, Wire))?;
+        }
+        if let Some(choice) = request.tool_choice.as_ref().filter(|_| field("tool_choice")) {
+            body.serialize_entry("tool_choice", &Wire(choice))?;
+        }
+        if let Some(format) = request.response_format.as_ref().filter(|_| field("response_format"))
+        {
+            body.serialize_entry("response_format", &Wire(format))?;
+        }
+        if self.stream {
+            if field("stream") {
+                body.serialize_entry("stream", &true)?;
+            }
+            if self.preset.accepts_stream_options() && field("stream_options") {
+                body.serialize_entry("stream_options", &IncludeUsage { include_usage: true })?;
+            }
+        }
+        for (name, value) in &request.extra {
+            body.serialize_entry(name, value)?;
+        }
+        body.end()
     }
-    if let Some(temperature) = request.temperature {
-        body.insert("temperature".to_owned(), json!(temperature));
+}
+
+/// A type's Chat Completions form.
+struct Wire<T>(T);
+
+/// A slice written as an array of `Wire` forms.
+struct Seq<'a, T>(&'a [T], fn(&'a T) -> Wire<&'a T>);
+
+impl<'a, T> Serialize for Seq<'a, T>
+where
+    Wire<&'a T>: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(self.1))
     }
-    if let Some(top_p) = request.top_p {
-        body.insert("top_p".to_owned(), json!(top_p));
+}
+
+#[derive(Serialize)]
+struct IncludeUsage {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    parameters: &'a Value,
+}
+
+/// `{"type": "function", "function": ...}`.
+#[derive(Serialize)]
+struct Typed<T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: T,
+}
+
+fn typed<T>(function: T) -> Typed<T> {
+    Typed { kind: "function", function }
+}
+
+impl Serialize for Wire<&Tool> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let tool = self.0;
+        typed(Function {
+            name: &tool.name,
+            description: tool.description.as_deref(),
+            parameters: &tool.parameters,
+        })
+        .serialize(serializer)
     }
-    if !request.stop.is_empty() {
-        body.insert("stop".to_owned(), json!(request.stop));
-    }
-    if let Some(seed) = request.seed {
-        body.insert(preset.seed_field().to_owned(), json!(seed));
-    }
-    if !request.tools.is_empty() {
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                let mut function = Map::new();
-                function.insert("name".to_owned(), json!(tool.name));
-                if let Some(description) = &tool.description {
-                    function.insert("description".to_owned(), json!(description));
-                }
-                function.insert("parameters".to_owned(), tool.parameters.clone());
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        body.insert("tools".to_owned(), Value::Array(tools));
-    }
-    if let Some(choice) = &request.tool_choice {
-        let choice = match choice {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
-        };
-        body.insert("tool_choice".to_owned(), choice);
-    }
-    if let Some(format) = &request.response_format {
-        let format = match format {
-            ResponseFormat::Text => json!({"type": "text"}),
-            ResponseFormat::JsonObject => json!({"type": "json_object"}),
-            ResponseFormat::JsonSchema { name, schema, strict } => json!({
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": schema, "strict": strict},
-            }),
-        };
-        body.insert("response_format".to_owned(), format);
-    }
-    if stream {
-        body.insert("stream".to_owned(), json!(true));
-        if preset.accepts_stream_options() {
-            body.insert("stream_options".to_owned(), json!({"include_usage": true}));
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+}
+
+impl Serialize for Wire<&ToolChoice> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => serializer.serialize_str("auto"),
+            ToolChoice::None => serializer.serialize_str("none"),
+            ToolChoice::Required => serializer.serialize_str("required"),
+            ToolChoice::Function(name) => typed(Named { name }).serialize(serializer),
         }
     }
-    for (field, value) in &request.extra {
-        body.insert(field.clone(), value.clone());
+}
+
+#[derive(Serialize)]
+struct Schema<'a> {
+    name: &'a str,
+    schema: &'a Value,
+    strict: bool,
+}
+
+impl Serialize for Wire<&ResponseFormat> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut format = serializer.serialize_map(Some(2))?;
+        match self.0 {
+            ResponseFormat::Text => format.serialize_entry("type", "text")?,
+            ResponseFormat::JsonObject => format.serialize_entry("type", "json_object")?,
+            ResponseFormat::JsonSchema { name, schema, strict } => {
+                format.serialize_entry("type", "json_schema")?;
+                format.serialize_entry("json_schema", &Schema { name, schema, strict: *strict })?;
+            }
+        }
+        format.end()
     }
-    Value::Object(body)
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -89,60 +194,107 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn encode_message(message: &Message) -> Value {
-    let mut out = Map::new();
-    out.insert("role".to_owned(), json!(role_name(message.role)));
-    let only_text = message.content.iter().all(|part| matches!(part, ContentPart::Text { .. }));
-    let content = if message.content.is_empty() && !message.tool_calls.is_empty() {
-        // An assistant turn that only called tools has null content on the wire.
-        Value::Null
-    } else if only_text {
-        json!(message.joined_text())
-    } else {
-        Value::Array(
-            message
-                .content
-                .iter()
-                .map(|part| match part {
-                    ContentPart::Text { text } => json!({"type": "text", "text": text}),
-                    ContentPart::ImageUrl { image_url } => {
-                        let mut image = Map::new();
-                        image.insert("url".to_owned(), json!(image_url.url));
-                        if let Some(detail) = &image_url.detail {
-                            image.insert("detail".to_owned(), json!(detail));
-                        }
-                        json!({"type": "image_url", "image_url": image})
-                    }
-                })
-                .collect(),
-        )
-    };
-    out.insert("content".to_owned(), content);
-    if !message.tool_calls.is_empty() {
-        let calls = message
-            .tool_calls
-            .iter()
-            .map(|call| {
-                json!({"id": call.id, "type": "function",
-                       "function": {"name": call.name, "arguments": call.arguments}})
-            })
-            .collect();
-        out.insert("tool_calls".to_owned(), Value::Array(calls));
+/// A message's text parts joined, written as one string without joining them first.
+struct JoinedText<'a>(&'a [ContentPart]);
+
+impl std::fmt::Display for JoinedText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for part in self.0 {
+            if let ContentPart::Text { text } = part {
+                f.write_str(text)?;
+            }
+        }
+        Ok(())
     }
-    if let Some(id) = &message.tool_call_id {
-        out.insert("tool_call_id".to_owned(), json!(id));
+}
+
+impl Serialize for JoinedText<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            [ContentPart::Text { text }] => serializer.serialize_str(text),
+            _ => serializer.collect_str(self),
+        }
     }
-    if let Some(name) = &message.name {
-        out.insert("name".to_owned(), json!(name));
+}
+
+#[derive(Serialize)]
+struct Image<'a> {
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+impl Serialize for Wire<&ContentPart> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut part = serializer.serialize_map(Some(2))?;
+        match self.0 {
+            ContentPart::Text { text } => {
+                part.serialize_entry("type", "text")?;
+                part.serialize_entry("text", text)?;
+            }
+            ContentPart::ImageUrl { image_url } => {
+                part.serialize_entry("type", "image_url")?;
+                let image = Image { url: &image_url.url, detail: image_url.detail.as_deref() };
+                part.serialize_entry("image_url", &image)?;
+            }
+        }
+        part.end()
     }
-    Value::Object(out)
+}
+
+#[derive(Serialize)]
+struct CallFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl Serialize for Wire<&ToolCall> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let call = self.0;
+        let mut out = serializer.serialize_map(Some(3))?;
+        out.serialize_entry("id", &call.id)?;
+        out.serialize_entry("type", "function")?;
+        out.serialize_entry(
+            "function",
+            &CallFunction { name: &call.name, arguments: &call.arguments },
+        )?;
+        out.end()
+    }
+}
+
+impl Serialize for Wire<&Message> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.0;
+        let mut out = serializer.serialize_map(None)?;
+        out.serialize_entry("role", role_name(message.role))?;
+        let only_text = message.content.iter().all(|part| matches!(part, ContentPart::Text { .. }));
+        if message.content.is_empty() && !message.tool_calls.is_empty() {
+            // An assistant turn that only called tools has null content on the wire.
+            out.serialize_entry("content", &())?;
+        } else if only_text {
+            out.serialize_entry("content", &JoinedText(&message.content))?;
+        } else {
+            out.serialize_entry("content", &Seq(&message.content, Wire))?;
+        }
+        if !message.tool_calls.is_empty() {
+            out.serialize_entry("tool_calls", &Seq(&message.tool_calls, Wire))?;
+        }
+        if let Some(id) = &message.tool_call_id {
+            out.serialize_entry("tool_call_id", id)?;
+        }
+        if let Some(name) = &message.name {
+            out.serialize_entry("name", name)?;
+        }
+        out.end()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use switchyard_core::{ImageUrl, Tool, ToolCall};
+    use serde_json::json;
+    use switchyard_core::ImageUrl;
 
     #[test]
     fn sampling_parameters_go_on_the_wire_as_written() {
@@ -227,6 +379,22 @@ mod tests {
             "parallel_tool_calls": false,
         });
         assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn an_extra_field_replaces_the_mapped_one_and_the_bytes_are_the_value() {
+        let mut request = ChatRequest::from_user("hi").with_max_tokens(7);
+        request.temperature = Some(0.5);
+        request.extra.insert("temperature".into(), json!(1.5));
+        request.extra.insert("max_tokens".into(), json!(9));
+        let body = encode_request(&request, "llama", Preset::Groq, true);
+        assert_eq!(body["temperature"], 1.5);
+        assert_eq!(body["max_tokens"], 9);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        let bytes = encode_request_body(&request, "llama", Preset::Groq, true);
+        let text = String::from_utf8(bytes.clone()).expect("UTF-8");
+        assert_eq!(text.matches("\"temperature\"").count(), 1, "{text}");
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).expect("JSON"), body);
     }
 
     fn role() -> impl Strategy<Value = Role> {

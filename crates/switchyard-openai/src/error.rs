@@ -14,6 +14,14 @@ pub enum OpenAiError {
         /// The URL given.
         url: String,
     },
+    /// A configured header (or OpenRouter attribution) is not a valid header name or value.
+    #[error("provider {id}: header {name:?} is not a valid header name or value")]
+    Header {
+        /// The provider.
+        id: ProviderId,
+        /// The header's name.
+        name: String,
+    },
     /// No preset has this name.
     #[error(
         "no OpenAI-format preset named {0:?} (openai, groq, mistral, openrouter, openai-compatible)"
@@ -34,7 +42,10 @@ impl Classify for OpenAiError {
     fn next_step(&self) -> NextStep {
         match self {
             // Configuration errors: no other attempt fixes them; the operator must.
-            Self::BaseUrl { .. } | Self::UnknownPreset(_) | Self::Client { .. } => NextStep::Stop,
+            Self::BaseUrl { .. }
+            | Self::Header { .. }
+            | Self::UnknownPreset(_)
+            | Self::Client { .. } => NextStep::Stop,
         }
     }
 }

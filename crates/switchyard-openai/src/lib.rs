@@ -2,8 +2,8 @@
 //! Groq, Mistral, OpenRouter, and any OpenAI-compatible server by base URL (vLLM, llama.cpp,
 //! LM Studio, Ollama's `/v1`).
 //!
-//! [`OpenAiProvider`] implements [`switchyard_core::Provider`] over one pooled reqwest client
-//! (rustls) per provider: plain and SSE-streamed chat, model listing, the `x-ratelimit-*`
+//! [`OpenAiProvider`] implements [`switchyard_core::Provider`] over a pooled reqwest client
+//! (rustls) shared by every adapter with the same connection settings: plain and SSE-streamed chat, model listing, the `x-ratelimit-*`
 //! headers read into a [`RateLimitSnapshot`](switchyard_core::RateLimitSnapshot), and every
 //! error body classified into an [`ErrorKind`](switchyard_core::ErrorKind). The wire mapping
 //! is pure and public ([`encode_request`], [`decode_response`], [`decode_chunk`],
@@ -19,13 +19,14 @@ mod decode;
 mod encode;
 mod error;
 mod preset;
+mod wire;
 
 pub use classify::{
     WireError, classify, classify_preset, parse_error_body, rate_limits, retry_delay,
     scope_in_message,
 };
-pub use client::OpenAiProvider;
+pub use client::{ChatCompletions, OpenAiProvider};
 pub use decode::{DecodeError, decode_chunk, decode_models, decode_response};
-pub use encode::encode_request;
+pub use encode::{encode_request, encode_request_body};
 pub use error::OpenAiError;
 pub use preset::{Attribution, OpenAiConfig, Preset};

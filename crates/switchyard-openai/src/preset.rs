@@ -2,12 +2,9 @@
 //! URL, the name of the output token limit, the seed field, whether `stream_options` is
 //! accepted, what the rate-limit headers count, and extra headers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_core::{
-    Clock, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES, LimitScope, ProviderId, SystemClock,
-};
+use switchyard_core::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES, LimitScope, ProviderId};
 
 /// A provider that speaks the OpenAI wire format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,8 +140,6 @@ pub struct OpenAiConfig {
     pub attribution: Attribution,
     /// Extra headers sent on every call (`OpenAI-Organization`, `OpenAI-Project`, ...).
     pub headers: Vec<(String, String)>,
-    /// The clock used to date rate-limit resets and `retry-after` dates.
-    pub clock: Arc<dyn Clock>,
     /// The largest plain body read (an answer, a model listing); a longer one is a
     /// `MalformedResponse` and the router moves on. Default
     /// [`DEFAULT_MAX_BODY_BYTES`](switchyard_core::DEFAULT_MAX_BODY_BYTES), 8 MiB.
@@ -183,7 +178,6 @@ impl OpenAiConfig {
             pool_max_idle_per_host: 32,
             attribution: Attribution::default(),
             headers: Vec::new(),
-            clock: Arc::new(SystemClock),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }

@@ -178,11 +178,11 @@ fn router(scenario: &Scenario, mocks: &[MockUpstream]) -> Result<Router> {
     for (provider, mock) in scenario.providers.iter().zip(mocks) {
         let mut config =
             OpenAiConfig::new(provider.name.as_str(), Preset::OpenAi).at(mock.base_url());
-        config.clock = Arc::clone(&clock);
         config.request_timeout = deadline;
         config.pool_max_idle_per_host = 256;
-        let adapter: Arc<dyn Provider> =
-            Arc::new(OpenAiProvider::try_new(config).context("building an adapter")?);
+        let adapter: Arc<dyn Provider> = Arc::new(
+            OpenAiProvider::try_new(config, Arc::clone(&clock)).context("building an adapter")?,
+        );
         builder = builder.provider(adapter);
         for n in 1..=provider.keys {
             let id = provider.key_id(n);

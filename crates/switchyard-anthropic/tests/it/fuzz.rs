@@ -80,7 +80,7 @@ fn check_failure(error: &AnthropicError) {
         }
         AnthropicError::InStream { kind, .. } => assert_eq!(error.kind(), *kind),
         AnthropicError::Cut => assert_eq!(error.kind(), ErrorKind::Network),
-        AnthropicError::Refused(_) | AnthropicError::Client(_) => {
+        AnthropicError::Refused(_) | AnthropicError::Client(_) | AnthropicError::BaseUrl { .. } => {
             panic!("a decoder never refuses a request: {error}")
         }
     }

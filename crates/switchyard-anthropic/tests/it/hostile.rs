@@ -11,6 +11,7 @@ use switchyard_core::{
     ChatRequest, Classify, Clock, ErrorKind, LimitScope, LimitUnit, MAX_HINT, ManualClock,
     NextStep, ProviderError, Reset,
 };
+use switchyard_mock::conformance::raw;
 use switchyard_mock::{Fault, FaultRule, MockUpstream};
 
 use crate::support::{answer, mock};
@@ -32,15 +33,6 @@ async fn started(
     (mock, provider, clock)
 }
 
-fn raw(status: u16, content_type: &str, headers: &[(&str, &str)], body: String) -> Fault {
-    Fault::Raw {
-        status,
-        content_type: content_type.to_owned(),
-        headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
-        body,
-    }
-}
-
 /// The error `fault` ends a plain (or streamed) call with.
 async fn failed(fault: Fault, stream: bool) -> (ProviderError, ManualClock) {
     let (mock, provider, clock) = started(|_| {}).await;
@@ -52,26 +44,6 @@ async fn failed(fault: Fault, stream: bool) -> (ProviderError, ManualClock) {
 fn error_body(error_type: &str, message: &str) -> String {
     serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}})
         .to_string()
-}
-
-#[track_caller]
-fn assert_moves_on(error: &ProviderError, kind: ErrorKind) {
-    assert_eq!(error.kind, kind, "{error}");
-    assert_ne!(error.next_step(), NextStep::Stop, "{error}");
-}
-
-/// Deterministic junk: `len` characters of every kind, newlines and controls included.
-fn garbage(seed: u64, len: usize) -> String {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let code = u32::try_from(state % 0x800).expect("invariant: below 0x800");
-            char::from_u32(code).unwrap_or('\u{fffd}')
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -118,64 +90,6 @@ async fn a_spend_cap_lifted_in_year_9999_comes_back_within_max_hint() {
     let (error, clock) = failed(raw(400, "application/json", &[], body), false).await;
     assert_eq!(error.kind, ErrorKind::BillingStopped);
     assert_eq!(error.resets_at, Some(clock.utc() + chrono::Duration::days(31)));
-}
-
-#[tokio::test]
-async fn a_50_mb_answer_is_refused_at_the_limit_and_moves_on() {
-    let body = format!(
-        r#"{{"id":"msg","content":[{{"type":"text","text":"{}"}}]}}"#,
-        "a".repeat(50 << 20)
-    );
-    let (error, _) = failed(raw(200, "application/json", &[], body), false).await;
-    assert_moves_on(&error, ErrorKind::MalformedResponse);
-    assert_eq!(error.message, "the body from anthropic is over the limit of 8388608 bytes");
-}
-
-#[tokio::test]
-async fn the_limits_are_configurable() {
-    let (_mock, small, _) = started(|config| config.max_body_bytes = 64).await;
-    let error = answer(&small, &ChatRequest::from_user("hi"), false).await.expect_err("too large");
-    assert_eq!(error.message, "the body from anthropic is over the limit of 64 bytes");
-    let (_mock, narrow, _) = started(|config| config.max_line_bytes = 16).await;
-    let error = answer(&narrow, &ChatRequest::from_user("hi"), true).await.expect_err("too long");
-    assert_moves_on(&error, ErrorKind::MalformedResponse);
-    assert_eq!(error.message, "the stream line from anthropic is over the limit of 16 bytes");
-}
-
-#[tokio::test]
-async fn a_50_mb_error_body_is_cut_and_still_classified() {
-    let (error, _) = failed(raw(529, "text/html", &[], "x".repeat(50 << 20)), false).await;
-    assert_eq!(error.kind, ErrorKind::Overloaded);
-    assert!(error.message.len() < 1024, "a snippet, not the body: {} bytes", error.message.len());
-}
-
-#[tokio::test]
-async fn a_2_mib_stream_line_without_a_newline_is_refused() {
-    let body = format!("event: message_start\ndata: {}", "y".repeat(2 << 20));
-    let (error, _) = failed(raw(200, "text/event-stream", &[], body), true).await;
-    assert_moves_on(&error, ErrorKind::MalformedResponse);
-    assert_eq!(error.message, "the stream line from anthropic is over the limit of 1048576 bytes");
-}
-
-#[tokio::test]
-async fn garbage_instead_of_events_is_malformed() {
-    for seed in [1, 2, 3] {
-        let body = format!("data: {{{}\n\n", garbage(seed, 4096));
-        let (error, _) = failed(raw(200, "text/event-stream", &[], body), true).await;
-        assert_moves_on(&error, ErrorKind::MalformedResponse);
-    }
-}
-
-#[tokio::test]
-async fn a_stream_cut_mid_token_is_a_network_failure() {
-    let body = concat!(
-        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-mock\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
-        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
-        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hel\"}}\n\n",
-        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_del",
-    );
-    let (error, _) = failed(raw(200, "text/event-stream", &[], body.to_owned()), true).await;
-    assert_moves_on(&error, ErrorKind::Network);
 }
 
 #[tokio::test]

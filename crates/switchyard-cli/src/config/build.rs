@@ -795,13 +795,15 @@ pub(crate) fn adapter(
                     "a compatible provider needs base_url",
                 ));
             }
-            config.clock = Arc::clone(clock);
             config.max_body_bytes = limits.max_body_bytes;
             config.max_line_bytes = limits.max_line_bytes;
             if let Some(timeout) = timeout {
                 config.request_timeout = timeout;
             }
-            Arc::new(OpenAiProvider::try_new(config).map_err(|error| failed(error.to_string()))?)
+            Arc::new(
+                OpenAiProvider::try_new(config, Arc::clone(clock))
+                    .map_err(|error| failed(error.to_string()))?,
+            )
         }
         "anthropic" => {
             let mut config = AnthropicConfig::new(name);

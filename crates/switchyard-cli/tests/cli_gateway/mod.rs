@@ -63,7 +63,9 @@ pub(crate) async fn start(keys: &[&str], analytics: bool) -> Running {
     let mut builder = Router::builder()
         .clock(Arc::clone(&clock))
         .event_sink(Arc::clone(&events) as Arc<dyn EventSink>)
-        .provider(Arc::new(OpenAiProvider::try_new(config).expect("adapter")));
+        .provider(Arc::new(
+            OpenAiProvider::try_new(config, Arc::new(SystemClock)).expect("adapter"),
+        ));
     let mut gateway_config =
         GatewayConfig { admin_token: Some(TOKEN.to_owned()), ..GatewayConfig::default() };
     for id in keys {

@@ -59,7 +59,7 @@ fn check_failure(error: &GeminiError) {
         GeminiError::Blocked(_) => assert_eq!(error.kind(), ErrorKind::ContentFiltered),
         GeminiError::InStream { kind, .. } => assert_eq!(error.kind(), *kind),
         GeminiError::Cut => assert_eq!(error.kind(), ErrorKind::Network),
-        GeminiError::Refused(_) | GeminiError::Client(_) => {
+        GeminiError::Refused(_) | GeminiError::Client(_) | GeminiError::BaseUrl { .. } => {
             panic!("a decoder never refuses a request: {error}")
         }
     }

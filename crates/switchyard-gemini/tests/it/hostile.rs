@@ -11,6 +11,7 @@ use switchyard_core::{
     ChatRequest, Classify, ErrorKind, LimitScope, MAX_HINT, ManualClock, NextStep, ProviderError,
 };
 use switchyard_gemini::{Gemini, GeminiConfig};
+use switchyard_mock::conformance::raw;
 use switchyard_mock::{Fault, FaultRule, MockUpstream};
 
 use crate::support::{answer, mock};
@@ -27,15 +28,6 @@ async fn started(tune: impl FnOnce(&mut GeminiConfig)) -> (MockUpstream, Gemini)
     tune(&mut config);
     let provider = Gemini::try_new(config, Arc::new(clock)).expect("the adapter builds");
     (mock, provider)
-}
-
-fn raw(status: u16, content_type: &str, headers: &[(&str, &str)], body: String) -> Fault {
-    Fault::Raw {
-        status,
-        content_type: content_type.to_owned(),
-        headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
-        body,
-    }
 }
 
 /// The error `fault` ends a plain (or streamed) call with.
@@ -55,26 +47,6 @@ fn quota_429(message: &str, retry_delay: Option<&str>) -> String {
     }
     json!({"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}})
         .to_string()
-}
-
-#[track_caller]
-fn assert_moves_on(error: &ProviderError, kind: ErrorKind) {
-    assert_eq!(error.kind, kind, "{error}");
-    assert_ne!(error.next_step(), NextStep::Stop, "{error}");
-}
-
-/// Deterministic junk: `len` characters of every kind, newlines and controls included.
-fn garbage(seed: u64, len: usize) -> String {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let code = u32::try_from(state % 0x800).expect("invariant: below 0x800");
-            char::from_u32(code).unwrap_or('\u{fffd}')
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -106,62 +78,6 @@ async fn a_proxys_retry_after_of_1e14_is_max_hint() {
                 .await;
         assert_eq!(Classify::retry_after(&error), Some(MAX_HINT), "retry-after: {value}");
     }
-}
-
-#[tokio::test]
-async fn a_50_mb_answer_is_refused_at_the_limit_and_moves_on() {
-    let body = format!(
-        r#"{{"candidates":[{{"content":{{"parts":[{{"text":"{}"}}]}}}}]}}"#,
-        "a".repeat(50 << 20)
-    );
-    let error = failed(raw(200, "application/json", &[], body), false).await;
-    assert_moves_on(&error, ErrorKind::MalformedResponse);
-    assert_eq!(error.message, "the body from gemini is over the limit of 8388608 bytes");
-}
-
-#[tokio::test]
-async fn the_limits_are_configurable() {
-    let (_mock, small) = started(|config| config.max_body_bytes = 64).await;
-    let error = answer(&small, &ChatRequest::from_user("hi"), false).await.expect_err("too large");
-    assert_eq!(error.message, "the body from gemini is over the limit of 64 bytes");
-    let (_mock, narrow) = started(|config| config.max_line_bytes = 16).await;
-    let error = answer(&narrow, &ChatRequest::from_user("hi"), true).await.expect_err("too long");
-    assert_moves_on(&error, ErrorKind::MalformedResponse);
-    assert_eq!(error.message, "the stream line from gemini is over the limit of 16 bytes");
-}
-
-#[tokio::test]
-async fn a_50_mb_error_body_is_cut_and_still_classified() {
-    let error = failed(raw(503, "text/html", &[], "x".repeat(50 << 20)), false).await;
-    assert_eq!(error.kind, ErrorKind::Overloaded);
-    assert!(error.message.len() < 1024, "a snippet, not the body: {} bytes", error.message.len());
-}
-
-#[tokio::test]
-async fn a_2_mib_stream_line_without_a_newline_is_refused() {
-    let body = format!("data: {}", "y".repeat(2 << 20));
-    let error = failed(raw(200, "text/event-stream", &[], body), true).await;
-    assert_moves_on(&error, ErrorKind::MalformedResponse);
-    assert_eq!(error.message, "the stream line from gemini is over the limit of 1048576 bytes");
-}
-
-#[tokio::test]
-async fn garbage_instead_of_events_is_malformed() {
-    for seed in [1, 2, 3] {
-        let body = format!("data: {{{}\r\n\r\n", garbage(seed, 4096));
-        let error = failed(raw(200, "text/event-stream", &[], body), true).await;
-        assert_moves_on(&error, ErrorKind::MalformedResponse);
-    }
-}
-
-#[tokio::test]
-async fn a_stream_cut_mid_token_is_a_network_failure() {
-    let body = concat!(
-        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hel\"}],\"role\":\"model\"}}]}\r\n\r\n",
-        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo wo",
-    );
-    let error = failed(raw(200, "text/event-stream", &[], body.to_owned()), true).await;
-    assert_moves_on(&error, ErrorKind::Network);
 }
 
 #[tokio::test]

@@ -1,29 +1,54 @@
-//! The shared conformance suite against the mock speaking Ollama's native API.
+//! The shared conformance suite, and the shared hostile checks, against the mock speaking
+//! Ollama's native API, stamped by `switchyard_mock::conformance_suite!`.
 
-use switchyard_core::{ErrorKind, LimitScope};
-use switchyard_mock::conformance::{Conformance, standard_errors};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_core::{ErrorKind, LimitScope, Provider, SystemClock};
+use switchyard_mock::conformance::{AdapterLimits, Conformance, HostileWire, standard_errors};
 use switchyard_mock::{Failure, MockBuilder, OllamaWire};
+use switchyard_ollama::{Ollama, OllamaConfig};
 
 use crate::support::{MODEL, shared};
 
+/// An adapter with `limits` (the rest default, a 10 s timeout), for the hostile checks.
+fn tuned(base_url: &str, limits: AdapterLimits) -> Arc<dyn Provider> {
+    let mut config = OllamaConfig {
+        base_url: base_url.to_owned(),
+        timeout: Duration::from_secs(10),
+        ..OllamaConfig::new("local")
+    };
+    config.max_body_bytes = limits.max_body_bytes.unwrap_or(config.max_body_bytes);
+    config.max_line_bytes = limits.max_line_bytes.unwrap_or(config.max_line_bytes);
+    Arc::new(Ollama::try_new(config, Arc::new(SystemClock)).expect("the adapter builds"))
+}
+
 fn suite() -> Conformance {
-    Conformance::new(MODEL, || MockBuilder::new(OllamaWire), shared)
+    Conformance::new(MODEL, || MockBuilder::new(OllamaWire), shared).hostile(tuned)
 }
 
-#[tokio::test]
-async fn plain_answer() {
-    suite().plain_answer().await;
-}
+/// Ollama's answers and lines, for the hostile checks.
+const HOSTILE: HostileWire = HostileWire {
+    answer_with_text: |text| {
+        format!(
+            r#"{{"model":"llama3.2","message":{{"role":"assistant","content":"{text}"}},"done":true}}"#
+        )
+    },
+    stream_content_type: "application/x-ndjson",
+    endless_line_prefix: r#"{"model":"llama3.2","message":{"content":""#,
+    garbage_frame: |junk| format!("{{{junk}\n"),
+    cut_mid_token: concat!(
+        "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"hel\"},\"done\":false}\n",
+        "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"lo wo",
+    ),
+    // A cut NDJSON line is an unreadable last line.
+    cut_kind: ErrorKind::MalformedResponse,
+    huge_error: (500, "text/plain", ErrorKind::ServerError),
+};
 
-#[tokio::test]
-async fn stream_matches_plain() {
-    suite().stream_matches_plain().await;
-}
-
-#[tokio::test]
-async fn every_error_kind_from_ollamas_bodies() {
-    // Ollama's 429 (its cloud's usage limit) names no window.
-    let cases: Vec<_> = standard_errors()
+/// Ollama's 429 (its cloud's usage limit) names no window.
+fn errors() -> Vec<(Failure, ErrorKind)> {
+    standard_errors()
         .into_iter()
         .map(|(failure, kind)| match failure {
             Failure::RateLimited { .. } | Failure::RequestTooLarge { .. } => {
@@ -31,31 +56,12 @@ async fn every_error_kind_from_ollamas_bodies() {
             }
             _ => (failure, kind),
         })
-        .collect();
-    suite().error_kinds(&cases).await;
+        .collect()
 }
 
-#[tokio::test]
-async fn timeout() {
-    suite().timeout().await;
-}
-
-#[tokio::test]
-async fn malformed() {
-    suite().malformed().await;
-}
-
-#[tokio::test]
-async fn cut_stream() {
-    suite().cut_stream().await;
-}
-
-#[tokio::test]
-async fn unknown_key_shows_no_secret() {
-    suite().unknown_key_shows_no_secret().await;
-}
-
-#[tokio::test]
-async fn tool_call() {
-    suite().tool_call().await;
+switchyard_mock::conformance_suite! {
+    suite: suite(),
+    errors: errors(),
+    rate_limit_headers: false,
+    hostile: HOSTILE,
 }

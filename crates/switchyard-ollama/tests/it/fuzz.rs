@@ -37,7 +37,7 @@ fn check_failure(error: &OllamaError) {
         OllamaError::Malformed { .. } => assert_eq!(error.kind(), ErrorKind::MalformedResponse),
         OllamaError::InStream { kind, .. } => assert_eq!(error.kind(), *kind),
         OllamaError::Cut => assert_eq!(error.kind(), ErrorKind::Network),
-        OllamaError::Refused(_) | OllamaError::Client(_) => {
+        OllamaError::Refused(_) | OllamaError::Client(_) | OllamaError::BaseUrl { .. } => {
             panic!("a decoder never refuses a request: {error}")
         }
     }

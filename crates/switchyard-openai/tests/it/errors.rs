@@ -277,10 +277,10 @@ async fn openrouters_daily_counter_quoted_in_the_body_gives_the_reset() {
         r#"{{"error":{{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","code":429,"metadata":{{"headers":{{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"{reset_ms}"}}}}}}}}"#
     );
     mock.inject(FaultRule::once(raw(429, &[], &body)));
-    let mut config =
+    let config =
         switchyard_openai::OpenAiConfig::new("openrouter", Preset::OpenRouter).at(mock.base_url());
-    config.clock = std::sync::Arc::new(clock.clone());
-    let adapter = OpenAiProvider::try_new(config).expect("builds");
+    let adapter =
+        OpenAiProvider::try_new(config, std::sync::Arc::new(clock.clone())).expect("builds");
     let error = chat(&adapter).await.expect_err("limited");
     assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Day });
     assert_eq!(error.resets_at.map(|at| at.timestamp_millis()), Some(reset_ms));

@@ -60,7 +60,9 @@ async fn openrouter_sends_its_attribution_headers() {
         title: Some("Switchyard tests".to_owned()),
     };
     config.headers.push(("X-Extra".to_owned(), "1".to_owned()));
-    let adapter = OpenAiProvider::try_new(config).expect("builds");
+    let adapter =
+        OpenAiProvider::try_new(config, std::sync::Arc::new(switchyard_core::SystemClock))
+            .expect("builds");
     let request = ChatRequest::from_user("hi");
     let model = ModelId::new("meta-llama/llama-3.3-70b-instruct:free");
     let credential = Credential::new("or-1", "sk-or-v1-secret");
@@ -92,8 +94,11 @@ fn presets_are_named_as_configuration_names_them() {
 
 #[test]
 fn a_base_url_that_is_not_http_is_refused() {
-    let error = OpenAiProvider::try_new(OpenAiConfig::compatible("local", "localhost:8080"))
-        .expect_err("not a URL");
+    let error = OpenAiProvider::try_new(
+        OpenAiConfig::compatible("local", "localhost:8080"),
+        std::sync::Arc::new(switchyard_core::SystemClock),
+    )
+    .expect_err("not a URL");
     assert_eq!(
         error.to_string(),
         "provider local: base URL \"localhost:8080\" is not an http(s) URL"

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_core::{Provider, ProviderId};
+use switchyard_core::{Provider, ProviderId, SystemClock};
 use switchyard_mock::MockUpstream;
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 
@@ -12,7 +12,7 @@ pub(crate) fn provider(preset: Preset, base_url: &str, timeout: Duration) -> Ope
     let mut config = OpenAiConfig::new(ProviderId::new(preset.as_str()), preset).at(base_url);
     config.request_timeout = timeout;
     config.stream_idle_timeout = timeout;
-    OpenAiProvider::try_new(config).expect("the adapter builds")
+    OpenAiProvider::try_new(config, Arc::new(SystemClock)).expect("the adapter builds")
 }
 
 /// The same, shared.

@@ -36,9 +36,8 @@ pub(crate) async fn mock(clock: &ManualClock, keys: Vec<KeyScript>) -> MockUpstr
 /// An OpenAI-format adapter named `id` pointed at `mock`.
 pub(crate) fn provider(id: &str, mock: &MockUpstream, clock: &ManualClock) -> Arc<dyn Provider> {
     let mut config = OpenAiConfig::new(id, Preset::OpenAi).at(mock.base_url());
-    config.clock = Arc::new(clock.clone());
     config.request_timeout = Duration::from_secs(10);
-    Arc::new(OpenAiProvider::try_new(config).expect("adapter builds"))
+    Arc::new(OpenAiProvider::try_new(config, Arc::new(clock.clone())).expect("adapter builds"))
 }
 
 /// A router builder on `clock` with `quota`, no backoff sleeps and a fixed seed.

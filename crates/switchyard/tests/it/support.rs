@@ -38,9 +38,8 @@ pub(crate) fn openai_provider(
     clock: &ManualClock,
 ) -> Arc<dyn Provider> {
     let mut config = OpenAiConfig::new(id, preset).at(mock.base_url());
-    config.clock = Arc::new(clock.clone());
     config.request_timeout = Duration::from_secs(10);
-    Arc::new(OpenAiProvider::try_new(config).expect("adapter builds"))
+    Arc::new(OpenAiProvider::try_new(config, Arc::new(clock.clone())).expect("adapter builds"))
 }
 
 /// A builder on `clock` with an in-memory ledger of `quota` and a fixed seed; retries of the
