@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Credential, KeyId, ModelId, ProviderId, RateLimitSnapshot};
+use crate::{Credential, KeyId, LimitScope, ModelId, ProviderId, RateLimitSnapshot};
 
 /// What the router does after an attempt fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,31 +39,6 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
     /// How long the provider asked to wait before calling this candidate again.
     fn retry_after(&self) -> Option<Duration> {
         None
-    }
-}
-
-/// The window a rate limit or quota counts over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LimitScope {
-    /// A per-minute (or shorter) window: RPM, TPM.
-    Minute,
-    /// A daily quota: RPD, TPD, Gemini's per-day quota, OpenRouter's free daily counter.
-    Day,
-    /// A monthly allowance (Mistral's monthly token limit).
-    Month,
-    /// The provider did not say.
-    Unknown,
-}
-
-impl fmt::Display for LimitScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Minute => "per-minute",
-            Self::Day => "per-day",
-            Self::Month => "per-month",
-            Self::Unknown => "unknown-window",
-        })
     }
 }
 

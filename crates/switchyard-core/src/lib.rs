@@ -34,9 +34,11 @@ pub use chat::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credential::{Credential, Fingerprint};
-pub use error::{Classify, ErrorKind, LimitScope, NextStep, ProviderError};
+pub use error::{Classify, ErrorKind, NextStep, ProviderError};
 pub use ids::{Candidate, KeyId, ModelId, ProviderId};
 pub use provider::{Call, ChatReply, ChatStream, ChunkStream, ModelInfo, Protocol, Provider};
-pub use ratelimit::{LimitReading, LimitUnit, MAX_HINT, RateLimitSnapshot, Reset, clamp_hint};
+pub use ratelimit::{
+    LimitReading, LimitScope, LimitUnit, MAX_HINT, RateLimitSnapshot, Reset, clamp_hint,
+};
 pub use spend::{SpendDay, SpendError, SpendStore};
 pub use stream::{ChatChunk, StreamAccumulator, ToolCallDelta};

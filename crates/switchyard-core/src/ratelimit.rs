@@ -11,8 +11,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::LimitScope;
-
 /// The longest delay or reset an upstream may ask for: 31 days. Every retry hint and reset read
 /// from outside is clamped to it before any arithmetic, since `Instant + huge` and
 /// `DateTime + huge` panic and a hostile or broken upstream can send `retry-after: 1e14`.
@@ -240,6 +238,31 @@ fn seconds_to_duration(seconds: f64) -> Option<Duration> {
         return Some(MAX_HINT);
     }
     Duration::try_from_secs_f64(seconds).ok().map(clamp_hint)
+}
+
+/// The window a rate limit or quota counts over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    /// A per-minute (or shorter) window: RPM, TPM.
+    Minute,
+    /// A daily quota: RPD, TPD, Gemini's per-day quota, OpenRouter's free daily counter.
+    Day,
+    /// A monthly allowance (Mistral's monthly token limit).
+    Month,
+    /// The provider did not say.
+    Unknown,
+}
+
+impl std::fmt::Display for LimitScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Minute => "per-minute",
+            Self::Day => "per-day",
+            Self::Month => "per-month",
+            Self::Unknown => "unknown-window",
+        })
+    }
 }
 
 #[cfg(test)]
