@@ -9,12 +9,15 @@
 //! untags too). The router's events carry the request id, so the hub finds the client in a
 //! small map; a request's cost is the router's (computed once, streams included).
 //!
-//! Everything here runs on the request's task: each call takes one short lock on a small map
-//! and queues; nothing waits on the disk or the network.
+//! Everything here runs on the request's task: the per-request and per-key maps are sharded
+//! (a call locks one shard, briefly), so requests on different keys never wait for each other;
+//! rows are queued; nothing waits on the disk or the network.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use dashmap::DashMap;
 
 use switchyard::{Candidate, EventSink, KeyId, ProviderId, RouterEvent};
 use switchyard_core::{Clock, ErrorKind};
@@ -45,8 +48,10 @@ struct KeyRecent {
 pub struct EventHub {
     clock: Arc<dyn Clock>,
     analytics: Option<AnalyticsWriter>,
-    tags: Mutex<HashMap<String, Tag>>,
-    keys: Mutex<HashMap<(ProviderId, KeyId), KeyRecent>>,
+    /// Requests in flight, by id: as many as requests in flight (a guard removes each).
+    tags: DashMap<String, Tag>,
+    /// Configured keys that made an attempt.
+    keys: DashMap<(ProviderId, KeyId), KeyRecent>,
     /// Providers the alert task should look at, and the ones it keeps watching.
     checks: Mutex<Checks>,
     alerts_on: AtomicBool,
@@ -76,8 +81,8 @@ impl EventHub {
         Self {
             clock,
             analytics,
-            tags: Mutex::new(HashMap::new()),
-            keys: Mutex::new(HashMap::new()),
+            tags: DashMap::new(),
+            keys: DashMap::new(),
             checks: Mutex::new(Checks::default()),
             alerts_on: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
@@ -96,14 +101,13 @@ impl EventHub {
         request_id: &str,
         client: Option<&str>,
     ) -> Option<TagGuard> {
-        let mut tags = lock(&self.tags);
-        let tag = tags.entry(request_id.to_owned()).or_default();
+        let mut tag = self.tags.entry(request_id.to_owned()).or_default();
         if tag.holders > 0 && tag.client.as_deref() != client {
             return None;
         }
         tag.holders += 1;
         tag.client = client.map(str::to_owned);
-        drop(tags);
+        drop(tag);
         Some(TagGuard { hub: Arc::clone(self), request_id: request_id.to_owned() })
     }
 
@@ -113,15 +117,14 @@ impl EventHub {
         provider: &ProviderId,
         key: &str,
     ) -> Option<(usize, usize)> {
-        let keys = lock(&self.keys);
-        let recent = keys.get(&(provider.clone(), KeyId::from(key)))?;
+        let recent = self.keys.get(&(provider.clone(), KeyId::from(key)))?;
         let successes = recent.outcomes.iter().filter(|ok| **ok).count();
         Some((recent.outcomes.len(), successes))
     }
 
     /// The fingerprint an attempt showed for this candidate's key.
     pub(crate) fn fingerprint(&self, candidate: &Candidate) -> Option<String> {
-        lock(&self.keys)
+        self.keys
             .get(&(candidate.provider.clone(), candidate.key.clone()))
             .and_then(|recent| recent.fingerprint.clone())
     }
@@ -157,28 +160,21 @@ impl EventHub {
     }
 
     fn untag(&self, request_id: &str) {
-        let mut tags = lock(&self.tags);
-        if let Some(tag) = tags.get_mut(request_id) {
+        if let Some(mut tag) = self.tags.get_mut(request_id) {
             tag.holders = tag.holders.saturating_sub(1);
-            if tag.holders == 0 {
-                tags.remove(request_id);
-            }
         }
+        self.tags.remove_if(request_id, |_, tag| tag.holders == 0);
     }
 
     fn on_attempt(&self, attempt: &switchyard::AttemptEvent) -> Option<AnalyticsEvent> {
         let candidate = &attempt.candidate;
-        let client = {
-            let mut tags = lock(&self.tags);
-            tags.get_mut(&attempt.request_id).and_then(|tag| {
-                tag.last = Some(candidate.clone());
-                tag.client.clone()
-            })
-        };
+        let client = self.tags.get_mut(&attempt.request_id).and_then(|mut tag| {
+            tag.last = Some(candidate.clone());
+            tag.client.clone()
+        });
         {
-            let mut keys = lock(&self.keys);
-            let recent =
-                keys.entry((candidate.provider.clone(), candidate.key.clone())).or_default();
+            let mut recent =
+                self.keys.entry((candidate.provider.clone(), candidate.key.clone())).or_default();
             if recent.fingerprint.is_none() {
                 recent.fingerprint = Some(attempt.fingerprint.to_string());
             }
@@ -217,11 +213,10 @@ impl EventHub {
 
     fn on_request(&self, request: &switchyard::RequestEvent) -> Option<AnalyticsEvent> {
         self.analytics.as_ref()?;
-        let (client, last) = {
-            let tags = lock(&self.tags);
-            tags.get(&request.request_id)
-                .map_or((None, None), |tag| (tag.client.clone(), tag.last.clone()))
-        };
+        let (client, last) = self
+            .tags
+            .get(&request.request_id)
+            .map_or((None, None), |tag| (tag.client.clone(), tag.last.clone()));
         let candidate = request.served_by.clone().or(last);
         let usage = request.usage.unwrap_or_default();
         Some(AnalyticsEvent {
@@ -306,8 +301,8 @@ mod tests {
         assert!(hub.tag("req-1", Some("b")).is_none(), "still held by the second guard");
         drop(again);
         let other = hub.tag("req-1", Some("b")).expect("free again once both ended");
-        assert_eq!(lock(&hub.tags).len(), 1);
+        assert_eq!(hub.tags.len(), 1);
         drop(other);
-        assert!(lock(&hub.tags).is_empty(), "nothing is left behind");
+        assert!(hub.tags.is_empty(), "nothing is left behind");
     }
 }

@@ -16,6 +16,7 @@
 
 mod admin;
 mod alerts;
+pub mod api;
 mod clients;
 mod conn;
 mod error;
@@ -219,7 +220,8 @@ struct Shared {
     reloader: Option<Arc<dyn Reloader>>,
     outbox: Option<Arc<alerts::Outbox>>,
     /// Where [`serve`] listens, for the `Host` check (unknown until it starts).
-    listen: Mutex<Option<std::net::SocketAddr>>,
+    /// Read by every request without a lock.
+    listen: arc_swap::ArcSwapOption<std::net::SocketAddr>,
     /// The names metrics may carry as `route`: the router's routes and configured
     /// `provider/model` targets, taken when the router is swapped in (before any client
     /// named anything); every other name is counted as `other`.
@@ -249,7 +251,7 @@ impl Gateway {
         let gateway = Self {
             shared: Arc::new(Shared {
                 labels: ArcSwap::from_pointee(labels),
-                listen: Mutex::new(None),
+                listen: arc_swap::ArcSwapOption::empty(),
                 router: ArcSwap::from_pointee(router),
                 clock,
                 config: ArcSwap::from_pointee(config),
@@ -353,7 +355,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    *gateway.shared.listen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(addr);
+    gateway.shared.listen.store(Some(Arc::new(addr)));
     let config = gateway.shared.config.load_full();
     let limits = conn::Limits {
         header_read: config.header_read_timeout,
@@ -381,7 +383,7 @@ async fn check_host(State(gateway): State<Gateway>, request: Request, next: Next
     if clients::required(&config) {
         return next.run(request).await;
     }
-    let listen = *gateway.shared.listen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let listen = gateway.shared.listen.load().as_deref().copied();
     let given = request.headers().get(header::HOST).map(HeaderValue::as_bytes);
     if host::allowed(given, listen, &config.allowed_hosts) {
         return next.run(request).await;
@@ -416,10 +418,13 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes: [u8; 12] = rand::random();
-    let mut id = String::from("req-");
+    let mut id = String::with_capacity(4 + 2 * bytes.len());
+    id.push_str("req-");
     for byte in bytes {
-        id.push_str(&format!("{byte:02x}"));
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     id
 }
@@ -509,13 +514,20 @@ async fn models(
     Json(json!({"object": "list", "data": data}))
 }
 
-async fn chat_completions(
-    State(gateway): State<Gateway>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    Extension(identity): Extension<clients::Identity>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
+async fn chat_completions(State(gateway): State<Gateway>, request: Request) -> Response {
+    // The request is taken apart rather than extracted piece by piece: axum's `HeaderMap` and
+    // `Extension` extractors clone what they hand out, on every request.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    // Both are set by this crate's layers, which every API request passes through.
+    let request_id = parts
+        .extensions
+        .remove::<RequestId>()
+        .map_or_else(new_request_id, |RequestId(request_id)| request_id);
+    // Closed by default: a request nobody identified is refused, never taken as anonymous.
+    let Some(identity) = parts.extensions.remove::<clients::Identity>() else {
+        return ServerError::Unauthorized.into_response();
+    };
     let body = match read_json_body(&gateway, &headers, body).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
@@ -727,11 +739,8 @@ async fn answer(
     if want_trace {
         insert_trace(&mut response_headers, &trace);
     }
-    let body = wire::completion_json(
-        &response,
-        &format!("chatcmpl-{request_id}"),
-        clock.utc().timestamp(),
-    );
+    let fallback_id = format!("chatcmpl-{request_id}");
+    let body = wire::completion(&response, &fallback_id, clock.utc().timestamp());
     Ok((response_headers, Json(body)).into_response())
 }
 
@@ -827,6 +836,11 @@ fn sse_events(
     })
 }
 
+/// An event whose data is `value`'s JSON, written straight into the event.
+fn sse_json(value: &impl serde::Serialize) -> Event {
+    Event::default().json_data(value).expect("invariant: a wire chunk serializes")
+}
+
 async fn next_event(state: &mut SseState) -> Option<Event> {
     loop {
         match state.phase {
@@ -861,9 +875,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
                 if carries_nothing && !first {
                     continue;
                 }
-                return Some(
-                    Event::default().data(wire::chunk_json(frame, &chunk, first).to_string()),
-                );
+                return Some(sse_json(&wire::chunk(frame, &chunk, first)));
             }
             Some(Err(error)) => {
                 state.phase = Phase::Ended;
@@ -890,9 +902,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
                         system_fingerprint: None,
                     });
                     let usage = state.usage.unwrap_or_default();
-                    return Some(
-                        Event::default().data(wire::usage_chunk_json(&frame, usage).to_string()),
-                    );
+                    return Some(sse_json(&wire::usage_chunk(&frame, usage)));
                 }
                 state.phase = Phase::Ended;
                 return Some(Event::default().data("[DONE]"));
