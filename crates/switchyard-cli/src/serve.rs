@@ -44,11 +44,22 @@ pub(crate) struct ServeArgs {
 /// Runs the gateway.
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     init_logs();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `TOKIO_WORKER_THREADS`, when set, is Tokio's own override and wins.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(default_worker_threads());
+    }
+    let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(serve(args))
+}
+
+/// Workers of the async runtime: one core fewer than the machine has, at least one. A
+/// request wakes a task on another worker when several idle: on a two-core machine one worker
+/// halved the gateway's added latency and served more requests a second than two
+/// (`cargo xtask bench e2e`, docs/benchmarks.md); the spare core is the upstream's, the
+/// kernel's and the analytics writer's.
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 /// The log filter when `RUST_LOG` is not set: `info`, less the router's line per attempt
