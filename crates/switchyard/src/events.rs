@@ -2,6 +2,7 @@
 //! [`EventSink`] (the gateway stores them for analytics). Events name keys by id and
 //! fingerprint; they never carry a secret or a prompt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,6 +15,11 @@ pub struct AttemptEvent {
     pub request_id: String,
     /// The route.
     pub route: String,
+    /// The client that asked, when the caller named one ([`RequestOptions::client`]).
+    ///
+    /// [`RequestOptions::client`]: crate::RequestOptions::client
+    #[serde(serialize_with = "opt_str")]
+    pub client: Option<Arc<str>>,
     /// The candidate called.
     pub candidate: Candidate,
     /// Its key's fingerprint.
@@ -42,8 +48,17 @@ pub struct RequestEvent {
     pub request_id: String,
     /// The route.
     pub route: String,
+    /// The client that asked, when the caller named one ([`RequestOptions::client`]).
+    ///
+    /// [`RequestOptions::client`]: crate::RequestOptions::client
+    #[serde(serialize_with = "opt_str")]
+    pub client: Option<Arc<str>>,
     /// What served it, on success.
     pub served_by: Option<Candidate>,
+    /// The candidate of the last attempt made: what served it, or for a request that failed
+    /// what it last tried (a stream cut short: what was streaming). `None` when no attempt
+    /// was made.
+    pub attempted: Option<Candidate>,
     /// Attempts made.
     pub n_attempts: u32,
     /// From routing to the answer (or the error).
@@ -75,6 +90,13 @@ pub trait EventSink: Send + Sync + 'static {
     fn record(&self, event: &RouterEvent);
 }
 
+fn opt_str<S: serde::Serializer>(
+    value: &Option<Arc<str>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    value.as_deref().serialize(serializer)
+}
+
 fn micros<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u128(value.as_micros())
 }
@@ -85,6 +107,7 @@ pub(crate) fn trace_event(event: &RouterEvent) {
             target: "switchyard::attempt",
             request_id = %attempt.request_id,
             route = %attempt.route,
+            client = attempt.client.as_deref(),
             provider = %attempt.candidate.provider,
             model = %attempt.candidate.model,
             key = %attempt.candidate.key,
@@ -102,7 +125,9 @@ pub(crate) fn trace_event(event: &RouterEvent) {
             target: "switchyard::request",
             request_id = %request.request_id,
             route = %request.route,
+            client = request.client.as_deref(),
             served_by = request.served_by.as_ref().map(tracing::field::display),
+            attempted = request.attempted.as_ref().map(tracing::field::display),
             attempts = request.n_attempts,
             latency_us = request.latency.as_micros() as u64,
             tokens = request.usage.map(|usage| usage.total_tokens),

@@ -224,6 +224,10 @@ impl RouteConfig {
 pub struct RequestOptions {
     /// The request's id (the gateway passes `x-request-id`); made up when `None`.
     pub request_id: Option<String>,
+    /// The client that asked (the gateway passes its client's name). The router does nothing
+    /// with it but hand it to every event of the request, so a sink attributes them without a
+    /// map of its own.
+    pub client: Option<Arc<str>>,
     /// Overrides the route's deadline.
     pub timeout: Option<Duration>,
     /// Whether the answer's trace lists every candidate of the route with its learned score
@@ -769,6 +773,8 @@ pub(crate) struct Routed<T> {
     pub(crate) attempt: AttemptGuard,
     pub(crate) trace: Trace,
     pub(crate) request_id: String,
+    /// The client that asked ([`RequestOptions::client`]), for the request's events.
+    pub(crate) client: Option<Arc<str>>,
     pub(crate) started: Instant,
     pub(crate) upstream_time: Duration,
     pub(crate) route: Arc<Route>,
@@ -871,6 +877,9 @@ impl Drop for AttemptGuard {
     }
 }
 
+/// How a request failed: its code, its attempts, the candidate of its last attempt.
+type Failure<'a> = (&'static str, u32, Option<&'a Candidate>);
+
 /// How one candidate ended up for this request, for the final error.
 #[derive(Clone, Debug)]
 enum Verdict {
@@ -933,6 +942,7 @@ impl Router {
             attempt,
             trace,
             request_id,
+            client,
             started,
             upstream_time,
             route,
@@ -975,6 +985,7 @@ impl Router {
         self.finish_request(
             &route,
             &answer.request_id,
+            client.as_ref(),
             started,
             Ok((&answer.served_by, answer.n_attempts, answer.response.usage)),
             cost,
@@ -1207,12 +1218,15 @@ impl Router {
         }))
     }
 
+    /// A request ended: served (`Ok`: what served it, attempts, usage) or failed (`Err`: its
+    /// code, attempts, the candidate of its last attempt).
     pub(crate) fn finish_request(
         &self,
         route: &Route,
         request_id: &str,
+        client: Option<&Arc<str>>,
         started: Instant,
-        outcome: Result<(&Candidate, u32, Usage), (&'static str, u32)>,
+        outcome: Result<(&Candidate, u32, Usage), Failure<'_>>,
         cost: Option<f64>,
     ) {
         let inner = &self.inner;
@@ -1221,22 +1235,26 @@ impl Router {
                 inner.stats.request_served(n_attempts, usage);
                 inner.recent.insert(request_id, candidate.clone(), inner.config.recent_requests);
             }
-            Err((code, _)) => inner.stats.request_failed(code),
+            Err((code, ..)) => inner.stats.request_failed(code),
         }
         if !inner.wants_events() {
             return;
         }
         let latency = inner.clock.now().saturating_duration_since(started);
-        let (served_by, n_attempts, usage, error) = match outcome {
+        let (served_by, attempted, n_attempts, usage, error) = match outcome {
             Ok((candidate, n_attempts, usage)) => {
-                (Some(candidate.clone()), n_attempts, Some(usage), None)
+                (Some(candidate.clone()), Some(candidate.clone()), n_attempts, Some(usage), None)
             }
-            Err((code, n_attempts)) => (None, n_attempts, None, Some(code)),
+            Err((code, n_attempts, attempted)) => {
+                (None, attempted.cloned(), n_attempts, None, Some(code))
+            }
         };
         inner.emit(RouterEvent::Request(RequestEvent {
             request_id: request_id.to_owned(),
             route: route.name.clone(),
+            client: client.cloned(),
             served_by,
+            attempted,
             n_attempts,
             latency,
             usage,
@@ -1254,6 +1272,7 @@ impl Router {
         &self,
         route: &Route,
         request_id: &str,
+        client: Option<&Arc<str>>,
         started: Instant,
         candidate: &Candidate,
         n_attempts: u32,
@@ -1272,7 +1291,9 @@ impl Router {
         inner.emit(RouterEvent::Request(RequestEvent {
             request_id: request_id.to_owned(),
             route: route.name.clone(),
+            client: client.cloned(),
             served_by: Some(candidate.clone()),
+            attempted: Some(candidate.clone()),
             n_attempts,
             latency: inner.clock.now().saturating_duration_since(started),
             usage: Some(usage),
@@ -1324,13 +1345,17 @@ impl Router {
         rule_out_unsuitable(&route, request, &mut verdicts, &mut trace);
         rule_out_disabled(&inner.disabled, &route, &mut verdicts, &mut trace);
 
-        let fail = |error: RouterError, route: &Route, request_id: &str| {
-            let n_attempts = error.trace().map_or(0, |trace| trace.attempts.len());
+        // `held`: the trace, for an error that does not carry it.
+        let fail = |error: RouterError, held: Option<&Trace>, route: &Route, request_id: &str| {
+            let attempts = error.trace().or(held).map_or(&[][..], |trace| &trace.attempts[..]);
+            let n_attempts = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+            let attempted = attempts.last().map(|attempt| &attempt.candidate);
             self.finish_request(
                 route,
                 request_id,
+                options.client.as_ref(),
                 started,
-                Err((error.code(), u32::try_from(n_attempts).unwrap_or(u32::MAX))),
+                Err((error.code(), n_attempts, attempted)),
                 None,
             );
             error
@@ -1346,7 +1371,7 @@ impl Router {
                     resets_at: budgets.resets_at(utc),
                     trace: Box::new(trace),
                 };
-                return Err(fail(error, &route, &request_id));
+                return Err(fail(error, None, &route, &request_id));
             }
         }
 
@@ -1361,7 +1386,7 @@ impl Router {
                     after: timeout,
                     trace: Box::new(trace),
                 };
-                return Err(fail(error, &route, &request_id));
+                return Err(fail(error, None, &route, &request_id));
             }
             // Candidates still in play. An open circuit is found when the walk reaches it, so
             // the common case ranks the route's own candidate list without copying it.
@@ -1543,7 +1568,12 @@ impl Router {
                         if probe {
                             slot.circuit.release_probe();
                         }
-                        return Err(fail(RouterError::QuotaBackend(error), &route, &request_id));
+                        return Err(fail(
+                            RouterError::QuotaBackend(error),
+                            Some(&trace),
+                            &route,
+                            &request_id,
+                        ));
                     }
                 }
             }
@@ -1616,7 +1646,7 @@ impl Router {
                     after: timeout,
                     trace: Box::new(trace),
                 };
-                return Err(fail(error, &route, &request_id));
+                return Err(fail(error, None, &route, &request_id));
             };
             match result {
                 Ok(served) => {
@@ -1652,6 +1682,7 @@ impl Router {
                         inner.emit(RouterEvent::Attempt(AttemptEvent {
                             request_id: request_id.clone(),
                             route: route.name.clone(),
+                            client: options.client.clone(),
                             candidate: slot.candidate.clone(),
                             fingerprint: slot.fingerprint,
                             attempt: n_attempt,
@@ -1678,6 +1709,7 @@ impl Router {
                         attempt: attempt_guard,
                         trace,
                         request_id,
+                        client: options.client.clone(),
                         started,
                         upstream_time,
                         route,
@@ -1728,6 +1760,7 @@ impl Router {
                         inner.emit(RouterEvent::Attempt(AttemptEvent {
                             request_id: request_id.clone(),
                             route: route.name.clone(),
+                            client: options.client.clone(),
                             candidate: slot.candidate.clone(),
                             fingerprint: slot.fingerprint,
                             attempt: n_attempt,
@@ -1753,7 +1786,7 @@ impl Router {
                                 source: Box::new(error),
                                 trace: Box::new(trace),
                             };
-                            return Err(fail(error, &route, &request_id));
+                            return Err(fail(error, None, &route, &request_id));
                         }
                         NextStep::RetrySame => {
                             let delay = inner.config.backoff.delay(
@@ -1810,7 +1843,7 @@ impl Router {
                                     source: Box::new(error),
                                     trace: Box::new(trace),
                                 };
-                                return Err(fail(error, &route, &request_id));
+                                return Err(fail(error, None, &route, &request_id));
                             }
                             for (other_idx, other) in route.slots.iter().enumerate() {
                                 if other.candidate.provider == slot.candidate.provider
@@ -1830,7 +1863,7 @@ impl Router {
 
         let budgets = inner.budgets.as_deref().map(|budgets| (budgets, clock.utc()));
         let error = final_error(&route, verdicts, trace, budgets);
-        Err(fail(error, &route, &request_id))
+        Err(fail(error, None, &route, &request_id))
     }
 }
 

@@ -107,6 +107,8 @@ struct Live {
     slot: Arc<Slot>,
     router: Router,
     route: Arc<crate::router::Route>,
+    /// The client that asked, for the request's event.
+    client: Option<Arc<str>>,
     started: Instant,
     usage: Option<Usage>,
     n_chunks: usize,
@@ -182,6 +184,7 @@ impl Router {
             attempt,
             trace,
             request_id,
+            client,
             started,
             route,
             load,
@@ -200,6 +203,7 @@ impl Router {
             slot: Arc::clone(&slot),
             router: self.clone(),
             route,
+            client,
             started,
             usage: None,
             n_chunks: 0,
@@ -316,6 +320,7 @@ impl Live {
         self.router.finish_request(
             &self.route,
             request_id,
+            self.client.as_ref(),
             self.started,
             Ok((&self.slot.candidate, self.n_attempts, usage)),
             cost,
@@ -346,6 +351,7 @@ impl Live {
         self.router.stream_cut(
             &self.route,
             request_id,
+            self.client.as_ref(),
             self.started,
             &self.slot.candidate,
             self.n_attempts,
@@ -411,6 +417,7 @@ impl Live {
         self.router.stream_cut(
             &self.route,
             request_id,
+            self.client.as_ref(),
             self.started,
             &self.slot.candidate,
             self.n_attempts,

@@ -11,6 +11,7 @@ mod concurrency;
 mod goodput;
 mod health;
 mod hostile;
+mod identity;
 mod learning;
 mod money;
 mod names;
