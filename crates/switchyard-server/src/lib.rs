@@ -532,31 +532,9 @@ async fn chat_completions(State(gateway): State<Gateway>, request: Request) -> R
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
-    // Analytics attribute the router's events to the client through the request id. An id
-    // another client's request in flight already carries (ids come from clients) would
-    // mix the two up: this request gets a fresh one, and says so in `x-request-id`.
-    let mut replaced = false;
-    let (request_id, tag) = match &gateway.shared.events {
-        None => (request_id, None),
-        Some(events) => match events.tag(&request_id, identity.name()) {
-            Some(tag) => (request_id, Some(tag)),
-            None => {
-                let fresh = new_request_id();
-                tracing::info!(given = %request_id, id = %fresh, "x-request-id in use by another client; a fresh id was given");
-                replaced = true;
-                let tag = events.tag(&fresh, identity.name());
-                (fresh, tag)
-            }
-        },
-    };
-    let effective = replaced.then(|| request_id.clone());
-    let mut response = respond(&gateway, request_id, &identity, &headers, &body, tag).await;
-    if let Some(id) = effective
-        && let Ok(value) = HeaderValue::from_str(&id)
-    {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    response
+    // Analytics attribute the router's events to the client named in the request's options,
+    // so ids (which come from clients) may repeat without mixing clients up.
+    respond(&gateway, request_id, &identity, &headers, &body).await
 }
 
 /// The body of a JSON API call: `application/json` only (a browser's form post or a
@@ -598,9 +576,8 @@ async fn respond(
     identity: &clients::Identity,
     headers: &HeaderMap,
     body: &[u8],
-    tag: Option<events::TagGuard>,
 ) -> Response {
-    match answer(gateway, request_id, identity, headers, body, tag).await {
+    match answer(gateway, request_id, identity, headers, body).await {
         Ok(response) => response,
         Err(error) => {
             let trace = if let ServerError::Router { source, .. } = &error
@@ -663,12 +640,12 @@ async fn answer(
     identity: &clients::Identity,
     headers: &HeaderMap,
     body: &[u8],
-    tag: Option<events::TagGuard>,
 ) -> Result<Response, ServerError> {
     let parsed = wire::parse_request(body)?;
     admit_client(gateway, identity, &parsed.model)?;
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
+        client: identity.name().map(Arc::from),
         timeout: gateway.shared.config.load().request_timeout,
         trace: wants_trace(headers),
         ..RequestOptions::default()
@@ -711,7 +688,7 @@ async fn answer(
             request_id,
             now_unix,
             parsed.include_usage,
-            (gateway.clone(), label.clone(), tag, identity.client.clone()),
+            (gateway.clone(), label.clone(), identity.client.clone()),
         );
         return Ok((response_headers, Sse::new(events)).into_response());
     }
@@ -726,7 +703,6 @@ async fn answer(
             gateway.shared.meters.spend(client, dollars, clock.utc());
         }
     }
-    drop(tag);
     let Answer { response, served_by, fingerprint, n_attempts, overhead, trace, cached, .. } =
         answer;
     let mut response_headers = served_headers(
@@ -789,12 +765,11 @@ struct SseState {
     usage: Option<Usage>,
     phase: Phase,
     /// Where the stream's tokens and cost are counted when it ends, the route it came
-    /// through, the request's analytics tag (held until the stream is over) and the client
-    /// whose budget it spends.
+    /// through and the client whose budget it spends.
     account: Account,
 }
 
-type Account = (Gateway, String, Option<events::TagGuard>, Option<Arc<ClientConfig>>);
+type Account = (Gateway, String, Option<Arc<ClientConfig>>);
 
 fn sse_events(
     mut routed: RoutedStream,
@@ -807,7 +782,7 @@ fn sse_events(
     // once the router settles it: at its end, when it breaks, or when the client goes away
     // mid-stream (dropped with the stream), so streaming is no way around a budget.
     {
-        let (gateway, route, _, client) = &account;
+        let (gateway, route, client) = &account;
         let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
         let served_by = routed.served_by.clone();
         routed.on_settled(move |cost| {
@@ -890,7 +865,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             None => {
                 if let Some(usage) = state.usage {
-                    let (gateway, route, _, _) = &state.account;
+                    let (gateway, route, _) = &state.account;
                     gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
                 }
                 if state.include_usage {
