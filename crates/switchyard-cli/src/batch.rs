@@ -216,7 +216,7 @@ async fn local(router: &Router, item: Item, clock: &dyn Clock) -> Done {
     };
     match router.chat_with(&item.route, &parsed.request, options).await {
         Ok(answer) => {
-            let response = switchyard_server::wire::completion_json(
+            let response = switchyard_server::wire::completion(
                 &answer.response,
                 &answer.request_id,
                 clock.utc().timestamp(),

@@ -32,9 +32,10 @@ use switchyard_mock::{
 };
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 use switchyard_quota::{DayBoundary, Limit, MemoryLedger, ModelQuota, ProviderQuota, QuotaConfig};
+use switchyard_server::api::StatusView;
 use switchyard_server::{EventHub, Gateway, GatewayConfig, Services};
 
-use crate::admin_api::{AdminClient, StatusView};
+use crate::admin_api::AdminClient;
 use crate::ui;
 
 /// Arguments of `switchyard demo`.
@@ -451,10 +452,9 @@ fn live_table(tally: &Tally, view: &StatusView) -> comfy_table::Table {
         for key in &provider.keys {
             let name = format!("{}/{}", provider.name, key.id);
             let model = key.models.first();
-            let used =
-                model.and_then(|model| model.limits.first()).map_or_else(String::new, |limit| {
-                    format!("{}/{}", limit.used.unwrap_or(0), limit.limit.unwrap_or(0))
-                });
+            let used = model
+                .and_then(|model| model.limits.first())
+                .map_or_else(String::new, |limit| format!("{}/{}", limit.used, limit.limit));
             let until = key
                 .until
                 .as_deref()

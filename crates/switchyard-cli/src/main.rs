@@ -20,6 +20,12 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
+/// jemalloc instead of glibc's malloc: the gateway allocates many small, short-lived buffers a
+/// request. `cargo xtask bench e2e` measured it against glibc and mimalloc: the highest rate
+/// within a 5 ms p99 and the lowest latency of the three, with less memory than mimalloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Route LLM chat requests across providers and keys, so one spent key never stops your app.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about, propagate_version = true)]

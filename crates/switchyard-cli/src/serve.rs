@@ -44,16 +44,33 @@ pub(crate) struct ServeArgs {
 /// Runs the gateway.
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     init_logs();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `TOKIO_WORKER_THREADS`, when set, is Tokio's own override and wins.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(default_worker_threads());
+    }
+    let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(serve(args))
 }
 
+/// Workers of the async runtime: one core fewer than the machine has, at least one. A
+/// request wakes a task on another worker when several idle: on a two-core machine one worker
+/// halved the gateway's added latency and served more requests a second than two
+/// (`cargo xtask bench e2e`, docs/benchmarks.md); the spare core is the upstream's, the
+/// kernel's and the analytics writer's.
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
+/// The log filter when `RUST_LOG` is not set: `info`, less the router's line per attempt
+/// and per request (`switchyard::attempt`, `switchyard::request`). Writing those cost about
+/// a tenth of the gateway's CPU per request; the analytics log keeps every attempt and
+/// request whatever the filter, and `RUST_LOG=info` brings the lines back.
+const DEFAULT_LOG_FILTER: &str = "info,switchyard::attempt=warn,switchyard::request=warn";
+
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // A second init (never in this binary) would fail harmlessly: logs go to the first one.
     let _ = tracing_subscriber::fmt()
         .json()

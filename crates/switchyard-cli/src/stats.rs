@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment};
 use switchyard_core::{Clock as _, SystemClock};
 
-use crate::admin_api::{ErrorsView, HourlyView, UsageView};
+use switchyard_server::api::{ErrorsView, HourlyView, UsageView};
+
 use crate::status::GatewayArgs;
 use crate::ui;
 
@@ -101,12 +102,17 @@ pub(crate) fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An instant as the gateway wrote it (RFC 3339, UTC).
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 fn right(text: impl ToString) -> Cell {
     Cell::new(text.to_string()).set_alignment(CellAlignment::Right)
 }
 
 fn print_usage(usage: &UsageView) {
-    println!("usage per key, {} to {}", usage.start, usage.end);
+    println!("usage per key, {} to {}", rfc3339(usage.start), rfc3339(usage.end));
     let mut table = ui::table([
         "provider",
         "key",
@@ -129,7 +135,7 @@ fn print_usage(usage: &UsageView) {
             right(key.successes),
             right(key.failures),
             right(format!("{:.0}%", rate * 100.0)),
-            right(key.avg_latency_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}"))),
+            right(format!("{:.1}", key.avg_latency_ms)),
             right(key.quota_errors),
             right(key.prompt_tokens),
             right(key.completion_tokens),
@@ -157,8 +163,7 @@ fn print_hourly(hourly: &HourlyView) {
         ui::table(["hour", "provider", "key", "attempts", "ok", "failed", "avg ms", ""]);
     let busiest = hourly.hours.iter().map(|hour| hour.requests).max().unwrap_or(0).max(1);
     for hour in &hourly.hours {
-        let label = chrono::DateTime::parse_from_rfc3339(&hour.hour)
-            .map_or_else(|_| hour.hour.clone(), |at| at.format("%H:00").to_string());
+        let label = hour.hour.format("%H:00").to_string();
         // A bar of up to 20 characters, relative to the busiest hour shown.
         let width = usize::try_from(hour.requests * 20 / busiest).unwrap_or(20);
         table.add_row(vec![
@@ -168,7 +173,7 @@ fn print_hourly(hourly: &HourlyView) {
             right(hour.requests),
             right(hour.successes),
             right(hour.failures),
-            right(hour.avg_latency_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}"))),
+            right(format!("{:.1}", hour.avg_latency_ms)),
             Cell::new("#".repeat(width)),
         ]);
     }
@@ -176,7 +181,7 @@ fn print_hourly(hourly: &HourlyView) {
 }
 
 fn print_errors(errors: &ErrorsView) {
-    println!("errors by class, {} to {}", errors.start, errors.end);
+    println!("errors by class, {} to {}", rfc3339(errors.start), rfc3339(errors.end));
     let mut table = ui::table(["class", "count", "keys"]);
     for row in &errors.errors {
         table.add_row(vec![

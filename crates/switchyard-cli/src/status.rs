@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use comfy_table::{Cell, Table};
 
-use crate::admin_api::{AdminClient, StatusView, Token};
+use switchyard_server::api::StatusView;
+
+use crate::admin_api::{AdminClient, Token};
 use crate::ui;
 
 /// Where the gateway is and how to get in; shared by `status` and `stats`.
@@ -129,11 +131,7 @@ pub(crate) fn key_table(view: &StatusView, colour: bool) -> Table {
                 let quota: Vec<String> = model
                     .limits
                     .iter()
-                    .map(|limit| {
-                        let used = limit.used.map_or_else(|| "?".to_owned(), |n| n.to_string());
-                        let max = limit.limit.map_or_else(|| "?".to_owned(), |n| n.to_string());
-                        format!("{} {used}/{max}", limit.name)
-                    })
+                    .map(|limit| format!("{} {}/{}", limit.name, limit.used, limit.limit))
                     .collect();
                 // The moment that matters: when an unavailable key comes back, else the
                 // first window reset.

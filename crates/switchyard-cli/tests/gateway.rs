@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use support::{Gateway, start_mock, wait_for};
+use support::{Gateway, refusal, start_mock, wait_for};
 
 fn chat(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 8})
@@ -137,10 +137,9 @@ targets = ["groq/llama-3.3-70b-versatile"]
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key("retry-after"));
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "QUOTA_EXCEEDED");
+    let error = refusal(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(error["code"], "QUOTA_EXCEEDED");
     assert_eq!(mock.upstream.n_requests(), 2);
     // The empty third key was dropped with a warning naming it.
     let logs = gateway.stderr();
@@ -275,10 +274,9 @@ budget_per_day = 1.0
     let call = || client.post(gateway.url("/v1/chat/completions")).json(&chat("default"));
     assert_eq!(call().send().await.expect("sent").status(), StatusCode::OK);
     let response = call().send().await.expect("sent");
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key("retry-after"), "the budget day's end");
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "BUDGET_EXCEEDED", "{error}");
+    let error = refusal(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(error["code"], "BUDGET_EXCEEDED", "{error}");
     assert_eq!(mock.upstream.n_requests(), 1);
 }
 

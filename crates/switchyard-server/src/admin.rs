@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use switchyard::{Candidate, FeedbackError, KeyId, ProviderId};
 
-use crate::{Gateway, ServerError, clients};
+use crate::{Gateway, ServerError, api, clients};
 
 /// The admin routes, behind the admin token.
 pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
@@ -308,7 +308,7 @@ async fn act(gateway: &Gateway, name: &str, action: &str) -> Result<Json<Value>,
         .iter()
         .find(|p| p.name == provider.as_str())
         .and_then(|p| p.keys.iter().find(|k| k.id == key.as_str()))
-        .map_or("available", |k| k.state);
+        .map_or("available", |k| &k.state);
     Ok(Json(json!({ "provider": provider, "key": key, "state": state })))
 }
 
@@ -423,12 +423,12 @@ fn window(
 
 /// Runs a report on the analytics connection, off the async workers, after committing what
 /// the writer holds.
-async fn report<T: serde::Serialize + Send + 'static>(
+async fn report<T: Send + 'static, View: From<T>>(
     gateway: &Gateway,
     run: impl FnOnce(&switchyard_store::analytics::Analytics) -> Result<T, switchyard_store::StoreError>
     + Send
     + 'static,
-) -> Result<Json<Value>, ServerError> {
+) -> Result<Json<View>, ServerError> {
     let Some(analytics) = gateway.shared.analytics.clone() else {
         return Err(ServerError::AnalyticsDisabled);
     };
@@ -447,13 +447,13 @@ async fn report<T: serde::Serialize + Send + 'static>(
     .await
     .map_err(|error| ServerError::InvalidInput(format!("the report task failed: {error}")))?;
     let report = result.map_err(ServerError::Analytics)?;
-    Ok(Json(serde_json::to_value(report).expect("invariant: reports serialize")))
+    Ok(Json(View::from(report)))
 }
 
 async fn usage(
     State(gateway): State<Gateway>,
     parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ServerError> {
+) -> Result<Json<api::UsageView>, ServerError> {
     let params = query(parsed, &["start", "end", "key"])?;
     let (start, end) = window(&gateway, &params)?;
     let key = params.get("key").cloned();
@@ -463,7 +463,7 @@ async fn usage(
 async fn hourly(
     State(gateway): State<Gateway>,
     parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ServerError> {
+) -> Result<Json<api::HourlyView>, ServerError> {
     let params = query(parsed, &["date"])?;
     let date = match params.get("date") {
         Some(text) => {
@@ -486,7 +486,7 @@ async fn hourly(
 async fn errors(
     State(gateway): State<Gateway>,
     parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ServerError> {
+) -> Result<Json<api::ErrorsView>, ServerError> {
     let params = query(parsed, &["start", "end"])?;
     let (start, end) = window(&gateway, &params)?;
     report(&gateway, move |analytics| analytics.errors(start, end)).await

@@ -153,7 +153,7 @@ async fn watch(gateway: Gateway, config: AlertConfig, outbox: Arc<Outbox>) {
                 .filter(|key| key.state == "invalid")
                 .map(|key| key.id.clone())
                 .collect();
-            let current = Seen { down: status::is_down(provider.status), invalid };
+            let current = Seen { down: status::is_down(&provider.status), invalid };
             let before = seen.remove(&id).unwrap_or_default();
             for alert in changes(provider, &before, &current, now) {
                 tracing::warn!(provider = %id, kind = %alert["kind"], "alert raised");
@@ -317,7 +317,7 @@ mod tests {
             .map(|(id, state)| KeyView {
                 id: (*id).to_owned(),
                 fingerprint: "00000000".into(),
-                state,
+                state: (*state).to_owned(),
                 reason: None,
                 until: None,
                 until_utc: None,
@@ -326,7 +326,7 @@ mod tests {
             .collect();
         ProviderView {
             name: "groq".into(),
-            status: status::provider_status(&keys),
+            status: status::provider_status(&keys).to_owned(),
             time_zone: "UTC".into(),
             keys,
         }
@@ -334,7 +334,7 @@ mod tests {
 
     fn seen(view: &ProviderView) -> Seen {
         Seen {
-            down: status::is_down(view.status),
+            down: status::is_down(&view.status),
             invalid: view
                 .keys
                 .iter()

@@ -3,16 +3,17 @@
 //! limits: requests in the last minute (sliding, on the gateway's [`Clock`]) and dollars spent
 //! today (UTC days, from what the router says each answer cost).
 //!
-//! Each client has its own meter behind its own lock, so a client at its limit never makes
-//! another wait. Meters are kept by client name across reloads, so a reload does not hand a
+//! Meters sit in a sharded map (one lock per shard, held while one meter counts), so clients
+//! on different shards never wait for each other and no request takes a global lock. Meters are kept by client name across reloads, so a reload does not hand a
 //! client a fresh minute or a fresh budget. Tokens never leave this module: errors and logs
 //! name the client.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 
 use crate::{ClientConfig, GatewayConfig};
@@ -91,15 +92,11 @@ struct Meter {
     day: Option<(NaiveDate, f64)>,
 }
 
-/// Every client's meter, by name.
+/// Every client's meter, by name: configured names only (a client is identified by its
+/// token before it is metered), so the map is as large as the configuration.
 #[derive(Default)]
 pub(crate) struct Meters {
-    meters: Mutex<HashMap<String, Arc<Mutex<Meter>>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A meter is two numbers and a queue; a panic cannot leave them half-updated.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    meters: DashMap<String, Meter>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -109,9 +106,13 @@ fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl Meters {
-    fn meter(&self, name: &str) -> Arc<Mutex<Meter>> {
-        // The map lock is held for one lookup; the meter's own lock does the counting.
-        Arc::clone(lock(&self.meters).entry(name.to_owned()).or_default())
+    /// Runs `count` on `name`'s meter under its shard's lock (nothing waits while it is held);
+    /// the name is copied only for a client's first request.
+    fn with_meter<T>(&self, name: &str, count: impl FnOnce(&mut Meter) -> T) -> T {
+        if let Some(mut meter) = self.meters.get_mut(name) {
+            return count(&mut meter);
+        }
+        count(&mut self.meters.entry(name.to_owned()).or_default())
     }
 
     /// Admits one request of `client` on `route` at `now` / `utc`, counting it, or says why
@@ -129,35 +130,7 @@ impl Meters {
         if client.requests_per_minute.is_none() && client.daily_budget.is_none() {
             return Ok(());
         }
-        let meter = self.meter(&client.name);
-        let mut meter = lock(&meter);
-        if let Some(budget) = client.daily_budget {
-            let today = utc.date_naive();
-            let spent = match meter.day {
-                Some((day, spent)) if day == today => spent,
-                _ => 0.0,
-            };
-            if spent >= budget {
-                let retry_after = (next_midnight(utc) - utc).to_std().unwrap_or_default();
-                return Err(Refusal::BudgetExceeded { retry_after, budget, spent });
-            }
-        }
-        if let Some(limit) = client.requests_per_minute {
-            while meter
-                .minute
-                .front()
-                .is_some_and(|at| now.saturating_duration_since(*at) >= MINUTE)
-            {
-                meter.minute.pop_front();
-            }
-            if meter.minute.len() >= limit as usize {
-                let oldest = meter.minute.front().copied().unwrap_or(now);
-                let retry_after = (oldest + MINUTE).saturating_duration_since(now);
-                return Err(Refusal::RateLimited { retry_after, limit });
-            }
-            meter.minute.push_back(now);
-        }
-        Ok(())
+        self.with_meter(&client.name, |meter| count(meter, client, now, utc))
     }
 
     /// Adds what an answer cost to `client`'s day.
@@ -165,14 +138,46 @@ impl Meters {
         if client.daily_budget.is_none() || !dollars.is_finite() || dollars <= 0.0 {
             return;
         }
-        let meter = self.meter(&client.name);
-        let mut meter = lock(&meter);
+        self.with_meter(&client.name, |meter| {
+            let today = utc.date_naive();
+            match &mut meter.day {
+                Some((day, spent)) if *day == today => *spent += dollars,
+                day => *day = Some((today, dollars)),
+            }
+        });
+    }
+}
+
+/// Counts one request on `meter`, or says why not (counting nothing).
+fn count(
+    meter: &mut Meter,
+    client: &ClientConfig,
+    now: Instant,
+    utc: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if let Some(budget) = client.daily_budget {
         let today = utc.date_naive();
-        match &mut meter.day {
-            Some((day, spent)) if *day == today => *spent += dollars,
-            day => *day = Some((today, dollars)),
+        let spent = match meter.day {
+            Some((day, spent)) if day == today => spent,
+            _ => 0.0,
+        };
+        if spent >= budget {
+            let retry_after = (next_midnight(utc) - utc).to_std().unwrap_or_default();
+            return Err(Refusal::BudgetExceeded { retry_after, budget, spent });
         }
     }
+    if let Some(limit) = client.requests_per_minute {
+        while meter.minute.front().is_some_and(|at| now.saturating_duration_since(*at) >= MINUTE) {
+            meter.minute.pop_front();
+        }
+        if meter.minute.len() >= limit as usize {
+            let oldest = meter.minute.front().copied().unwrap_or(now);
+            let retry_after = (oldest + MINUTE).saturating_duration_since(now);
+            return Err(Refusal::RateLimited { retry_after, limit });
+        }
+        meter.minute.push_back(now);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,17 +4,20 @@
 //! failed attempt (or a success on a provider the alert task watches) asks the alert task to
 //! look at that provider again.
 //!
-//! Client attribution: the gateway tags a request id with its client's name before it calls
-//! the router and untags it when the request is over (a guard, so an abandoned stream
-//! untags too). The router's events carry the request id, so the hub finds the client in a
-//! small map; a request's cost is the router's (computed once, streams included).
+//! Client attribution: the gateway names the client in the request's `RequestOptions`, and
+//! the router's events carry it (and a request's last attempted candidate, for one that
+//! failed), so the hub keeps no state per request; a request's cost is the router's
+//! (computed once, streams included).
 //!
-//! Everything here runs on the request's task: each call takes one short lock on a small map
-//! and queues; nothing waits on the disk or the network.
+//! Everything here runs on the request's task: the per-key map is sharded (a call locks one
+//! shard, briefly), so attempts on different keys never wait for each other; rows are
+//! queued; nothing waits on the disk or the network.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use dashmap::DashMap;
 
 use switchyard::{Candidate, EventSink, KeyId, ProviderId, RouterEvent};
 use switchyard_core::{Clock, ErrorKind};
@@ -22,16 +25,6 @@ use switchyard_store::analytics::{AnalyticsEvent, AnalyticsWriter, EventKind};
 
 /// Attempts remembered per key for the success-rate alert.
 const RECENT_OUTCOMES: usize = 20;
-
-/// What is known of a request in flight.
-#[derive(Default)]
-struct Tag {
-    client: Option<String>,
-    /// The candidate of the last attempt, for a request that failed.
-    last: Option<Candidate>,
-    /// Guards holding this id (a client may reuse an id for concurrent requests).
-    holders: u32,
-}
 
 #[derive(Default)]
 struct KeyRecent {
@@ -45,8 +38,8 @@ struct KeyRecent {
 pub struct EventHub {
     clock: Arc<dyn Clock>,
     analytics: Option<AnalyticsWriter>,
-    tags: Mutex<HashMap<String, Tag>>,
-    keys: Mutex<HashMap<(ProviderId, KeyId), KeyRecent>>,
+    /// Configured keys that made an attempt.
+    keys: DashMap<(ProviderId, KeyId), KeyRecent>,
     /// Providers the alert task should look at, and the ones it keeps watching.
     checks: Mutex<Checks>,
     alerts_on: AtomicBool,
@@ -76,8 +69,7 @@ impl EventHub {
         Self {
             clock,
             analytics,
-            tags: Mutex::new(HashMap::new()),
-            keys: Mutex::new(HashMap::new()),
+            keys: DashMap::new(),
             checks: Mutex::new(Checks::default()),
             alerts_on: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
@@ -89,39 +81,20 @@ impl EventHub {
         self.analytics.as_ref()
     }
 
-    /// Tags `request_id` with `client` until the returned guard drops, or `None` when a
-    /// request of another client in flight carries this id (the same client may reuse one).
-    pub(crate) fn tag(
-        self: &Arc<Self>,
-        request_id: &str,
-        client: Option<&str>,
-    ) -> Option<TagGuard> {
-        let mut tags = lock(&self.tags);
-        let tag = tags.entry(request_id.to_owned()).or_default();
-        if tag.holders > 0 && tag.client.as_deref() != client {
-            return None;
-        }
-        tag.holders += 1;
-        tag.client = client.map(str::to_owned);
-        drop(tags);
-        Some(TagGuard { hub: Arc::clone(self), request_id: request_id.to_owned() })
-    }
-
     /// Successes among the key's recent attempts: `(attempts, successes)`.
     pub(crate) fn recent_outcomes(
         &self,
         provider: &ProviderId,
         key: &str,
     ) -> Option<(usize, usize)> {
-        let keys = lock(&self.keys);
-        let recent = keys.get(&(provider.clone(), KeyId::from(key)))?;
+        let recent = self.keys.get(&(provider.clone(), KeyId::from(key)))?;
         let successes = recent.outcomes.iter().filter(|ok| **ok).count();
         Some((recent.outcomes.len(), successes))
     }
 
     /// The fingerprint an attempt showed for this candidate's key.
     pub(crate) fn fingerprint(&self, candidate: &Candidate) -> Option<String> {
-        lock(&self.keys)
+        self.keys
             .get(&(candidate.provider.clone(), candidate.key.clone()))
             .and_then(|recent| recent.fingerprint.clone())
     }
@@ -156,29 +129,11 @@ impl EventHub {
         self.wake.notified().await;
     }
 
-    fn untag(&self, request_id: &str) {
-        let mut tags = lock(&self.tags);
-        if let Some(tag) = tags.get_mut(request_id) {
-            tag.holders = tag.holders.saturating_sub(1);
-            if tag.holders == 0 {
-                tags.remove(request_id);
-            }
-        }
-    }
-
     fn on_attempt(&self, attempt: &switchyard::AttemptEvent) -> Option<AnalyticsEvent> {
         let candidate = &attempt.candidate;
-        let client = {
-            let mut tags = lock(&self.tags);
-            tags.get_mut(&attempt.request_id).and_then(|tag| {
-                tag.last = Some(candidate.clone());
-                tag.client.clone()
-            })
-        };
         {
-            let mut keys = lock(&self.keys);
-            let recent =
-                keys.entry((candidate.provider.clone(), candidate.key.clone())).or_default();
+            let mut recent =
+                self.keys.entry((candidate.provider.clone(), candidate.key.clone())).or_default();
             if recent.fingerprint.is_none() {
                 recent.fingerprint = Some(attempt.fingerprint.to_string());
             }
@@ -199,7 +154,7 @@ impl EventHub {
             at: self.clock.utc(),
             kind: EventKind::Attempt,
             request_id: attempt.request_id.clone(),
-            client,
+            client: attempt.client.as_deref().map(str::to_owned),
             route: attempt.route.clone(),
             provider: Some(candidate.provider.to_string()),
             key: Some(candidate.key.to_string()),
@@ -217,22 +172,17 @@ impl EventHub {
 
     fn on_request(&self, request: &switchyard::RequestEvent) -> Option<AnalyticsEvent> {
         self.analytics.as_ref()?;
-        let (client, last) = {
-            let tags = lock(&self.tags);
-            tags.get(&request.request_id)
-                .map_or((None, None), |tag| (tag.client.clone(), tag.last.clone()))
-        };
-        let candidate = request.served_by.clone().or(last);
+        let candidate = request.served_by.as_ref().or(request.attempted.as_ref());
         let usage = request.usage.unwrap_or_default();
         Some(AnalyticsEvent {
             at: self.clock.utc(),
             kind: EventKind::Request,
             request_id: request.request_id.clone(),
-            client,
+            client: request.client.as_deref().map(str::to_owned),
             route: request.route.clone(),
-            provider: candidate.as_ref().map(|c| c.provider.to_string()),
-            key: candidate.as_ref().map(|c| c.key.to_string()),
-            model: candidate.as_ref().map(|c| c.model.to_string()),
+            provider: candidate.map(|c| c.provider.to_string()),
+            key: candidate.map(|c| c.key.to_string()),
+            model: candidate.map(|c| c.model.to_string()),
             success: request.error.is_none(),
             error_class: request.error.map(str::to_owned),
             quota_error: matches!(request.error, Some("QUOTA_EXCEEDED" | "PARTIAL_QUOTA")),
@@ -275,39 +225,5 @@ impl EventSink for EventHub {
             // A full queue drops the row and counts it (shown in /metrics); the request goes on.
             writer.record(row);
         }
-    }
-}
-
-/// Keeps a request id tagged with its client; untags on drop.
-pub(crate) struct TagGuard {
-    hub: Arc<EventHub>,
-    request_id: String,
-}
-
-impl Drop for TagGuard {
-    fn drop(&mut self) {
-        self.hub.untag(&self.request_id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use switchyard_core::ManualClock;
-
-    #[test]
-    fn an_id_in_flight_is_not_shared_between_clients() {
-        let hub = Arc::new(EventHub::new(Arc::new(ManualClock::default()), None));
-        let first = hub.tag("req-1", Some("a")).expect("a free id");
-        assert!(hub.tag("req-1", Some("b")).is_none(), "another client's request has it");
-        assert!(hub.tag("req-1", None).is_none(), "an anonymous request is another client");
-        let again = hub.tag("req-1", Some("a")).expect("the same client may reuse its id");
-        drop(first);
-        assert!(hub.tag("req-1", Some("b")).is_none(), "still held by the second guard");
-        drop(again);
-        let other = hub.tag("req-1", Some("b")).expect("free again once both ended");
-        assert_eq!(lock(&hub.tags).len(), 1);
-        drop(other);
-        assert!(lock(&hub.tags).is_empty(), "nothing is left behind");
     }
 }

@@ -16,17 +16,18 @@
 
 mod admin;
 mod alerts;
+pub mod api;
 mod clients;
 mod conn;
 mod error;
 mod events;
 mod host;
 mod metrics;
+mod sse;
 mod status;
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,15 +37,14 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
 use chrono_tz::Tz;
-use futures_util::{Stream, StreamExt};
 use serde_json::json;
-use switchyard::{Answer, KeyId, ProviderId, RequestOptions, RoutedStream, Router, Trace};
-use switchyard_core::{Clock, Usage};
+use switchyard::{Answer, KeyId, ProviderId, RequestOptions, Router, Trace};
+use switchyard_core::Clock;
 use switchyard_store::analytics::Analytics;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -219,7 +219,8 @@ struct Shared {
     reloader: Option<Arc<dyn Reloader>>,
     outbox: Option<Arc<alerts::Outbox>>,
     /// Where [`serve`] listens, for the `Host` check (unknown until it starts).
-    listen: Mutex<Option<std::net::SocketAddr>>,
+    /// Read by every request without a lock.
+    listen: arc_swap::ArcSwapOption<std::net::SocketAddr>,
     /// The names metrics may carry as `route`: the router's routes and configured
     /// `provider/model` targets, taken when the router is swapped in (before any client
     /// named anything); every other name is counted as `other`.
@@ -249,7 +250,7 @@ impl Gateway {
         let gateway = Self {
             shared: Arc::new(Shared {
                 labels: ArcSwap::from_pointee(labels),
-                listen: Mutex::new(None),
+                listen: arc_swap::ArcSwapOption::empty(),
                 router: ArcSwap::from_pointee(router),
                 clock,
                 config: ArcSwap::from_pointee(config),
@@ -353,7 +354,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    *gateway.shared.listen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(addr);
+    gateway.shared.listen.store(Some(Arc::new(addr)));
     let config = gateway.shared.config.load_full();
     let limits = conn::Limits {
         header_read: config.header_read_timeout,
@@ -381,7 +382,7 @@ async fn check_host(State(gateway): State<Gateway>, request: Request, next: Next
     if clients::required(&config) {
         return next.run(request).await;
     }
-    let listen = *gateway.shared.listen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let listen = gateway.shared.listen.load().as_deref().copied();
     let given = request.headers().get(header::HOST).map(HeaderValue::as_bytes);
     if host::allowed(given, listen, &config.allowed_hosts) {
         return next.run(request).await;
@@ -416,10 +417,13 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes: [u8; 12] = rand::random();
-    let mut id = String::from("req-");
+    let mut id = String::with_capacity(4 + 2 * bytes.len());
+    id.push_str("req-");
     for byte in bytes {
-        id.push_str(&format!("{byte:02x}"));
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     id
 }
@@ -509,42 +513,27 @@ async fn models(
     Json(json!({"object": "list", "data": data}))
 }
 
-async fn chat_completions(
-    State(gateway): State<Gateway>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    Extension(identity): Extension<clients::Identity>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
+async fn chat_completions(State(gateway): State<Gateway>, request: Request) -> Response {
+    // The request is taken apart rather than extracted piece by piece: axum's `HeaderMap` and
+    // `Extension` extractors clone what they hand out, on every request.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    // Both are set by this crate's layers, which every API request passes through.
+    let request_id = parts
+        .extensions
+        .remove::<RequestId>()
+        .map_or_else(new_request_id, |RequestId(request_id)| request_id);
+    // Closed by default: a request nobody identified is refused, never taken as anonymous.
+    let Some(identity) = parts.extensions.remove::<clients::Identity>() else {
+        return ServerError::Unauthorized.into_response();
+    };
     let body = match read_json_body(&gateway, &headers, body).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
-    // Analytics attribute the router's events to the client through the request id. An id
-    // another client's request in flight already carries (ids come from clients) would
-    // mix the two up: this request gets a fresh one, and says so in `x-request-id`.
-    let mut replaced = false;
-    let (request_id, tag) = match &gateway.shared.events {
-        None => (request_id, None),
-        Some(events) => match events.tag(&request_id, identity.name()) {
-            Some(tag) => (request_id, Some(tag)),
-            None => {
-                let fresh = new_request_id();
-                tracing::info!(given = %request_id, id = %fresh, "x-request-id in use by another client; a fresh id was given");
-                replaced = true;
-                let tag = events.tag(&fresh, identity.name());
-                (fresh, tag)
-            }
-        },
-    };
-    let effective = replaced.then(|| request_id.clone());
-    let mut response = respond(&gateway, request_id, &identity, &headers, &body, tag).await;
-    if let Some(id) = effective
-        && let Ok(value) = HeaderValue::from_str(&id)
-    {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    response
+    // Analytics attribute the router's events to the client named in the request's options,
+    // so ids (which come from clients) may repeat without mixing clients up.
+    respond(&gateway, request_id, &identity, &headers, &body).await
 }
 
 /// The body of a JSON API call: `application/json` only (a browser's form post or a
@@ -586,9 +575,8 @@ async fn respond(
     identity: &clients::Identity,
     headers: &HeaderMap,
     body: &[u8],
-    tag: Option<events::TagGuard>,
 ) -> Response {
-    match answer(gateway, request_id, identity, headers, body, tag).await {
+    match answer(gateway, request_id, identity, headers, body).await {
         Ok(response) => response,
         Err(error) => {
             let trace = if let ServerError::Router { source, .. } = &error
@@ -651,12 +639,12 @@ async fn answer(
     identity: &clients::Identity,
     headers: &HeaderMap,
     body: &[u8],
-    tag: Option<events::TagGuard>,
 ) -> Result<Response, ServerError> {
     let parsed = wire::parse_request(body)?;
     admit_client(gateway, identity, &parsed.model)?;
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
+        client: identity.name().map(Arc::from),
         timeout: gateway.shared.config.load().request_timeout,
         trace: wants_trace(headers),
         ..RequestOptions::default()
@@ -694,12 +682,12 @@ async fn answer(
             insert_trace(&mut response_headers, &routed.trace);
         }
         let now_unix = clock.utc().timestamp();
-        let events = sse_events(
+        let events = sse::sse_events(
             routed,
             request_id,
             now_unix,
             parsed.include_usage,
-            (gateway.clone(), label.clone(), tag, identity.client.clone()),
+            (gateway.clone(), label.clone(), identity.client.clone()),
         );
         return Ok((response_headers, Sse::new(events)).into_response());
     }
@@ -714,7 +702,6 @@ async fn answer(
             gateway.shared.meters.spend(client, dollars, clock.utc());
         }
     }
-    drop(tag);
     let Answer { response, served_by, fingerprint, n_attempts, overhead, trace, cached, .. } =
         answer;
     let mut response_headers = served_headers(
@@ -727,11 +714,8 @@ async fn answer(
     if want_trace {
         insert_trace(&mut response_headers, &trace);
     }
-    let body = wire::completion_json(
-        &response,
-        &format!("chatcmpl-{request_id}"),
-        clock.utc().timestamp(),
-    );
+    let fallback_id = format!("chatcmpl-{request_id}");
+    let body = wire::completion(&response, &fallback_id, clock.utc().timestamp());
     Ok((response_headers, Json(body)).into_response())
 }
 
@@ -762,141 +746,5 @@ fn insert_trace(headers: &mut HeaderMap, trace: &Trace) {
     // A header carries visible ASCII only; a trace naming non-ASCII models is left out.
     if let Ok(value) = HeaderValue::from_str(&text) {
         headers.insert(TRACE, value);
-    }
-}
-
-enum Phase {
-    Streaming,
-    UsageSent,
-    Ended,
-}
-
-struct SseState {
-    routed: RoutedStream,
-    frame: Option<wire::ChunkFrame>,
-    fallback_id: String,
-    now_unix: i64,
-    include_usage: bool,
-    usage: Option<Usage>,
-    phase: Phase,
-    /// Where the stream's tokens and cost are counted when it ends, the route it came
-    /// through, the request's analytics tag (held until the stream is over) and the client
-    /// whose budget it spends.
-    account: Account,
-}
-
-type Account = (Gateway, String, Option<events::TagGuard>, Option<Arc<ClientConfig>>);
-
-fn sse_events(
-    mut routed: RoutedStream,
-    request_id: String,
-    now_unix: i64,
-    include_usage: bool,
-    account: Account,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    // What the stream cost counts against the route's metrics and the client's daily budget
-    // once the router settles it: at its end, when it breaks, or when the client goes away
-    // mid-stream (dropped with the stream), so streaming is no way around a budget.
-    {
-        let (gateway, route, _, client) = &account;
-        let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
-        let served_by = routed.served_by.clone();
-        routed.on_settled(move |cost| {
-            let Some(dollars) = cost else { return };
-            gateway.shared.metrics.cost(&route, &served_by, dollars);
-            if let Some(client) = client {
-                gateway.shared.meters.spend(&client, dollars, gateway.shared.clock.utc());
-            }
-        });
-    }
-    let state = SseState {
-        routed,
-        frame: None,
-        fallback_id: format!("chatcmpl-{request_id}"),
-        now_unix,
-        include_usage,
-        usage: None,
-        phase: Phase::Streaming,
-        account,
-    };
-    // When the client goes away, hyper drops this stream and with it the routed stream,
-    // which cancels the upstream call and settles its quota.
-    futures_util::stream::unfold(state, |mut state| async move {
-        let event = next_event(&mut state).await?;
-        Some((Ok(event), state))
-    })
-}
-
-async fn next_event(state: &mut SseState) -> Option<Event> {
-    loop {
-        match state.phase {
-            Phase::Ended => return None,
-            Phase::UsageSent => {
-                state.phase = Phase::Ended;
-                return Some(Event::default().data("[DONE]"));
-            }
-            Phase::Streaming => {}
-        }
-        match state.routed.next().await {
-            Some(Ok(chunk)) => {
-                if let Some(usage) = chunk.usage {
-                    state.usage = Some(usage);
-                }
-                let first = state.frame.is_none();
-                let frame = state.frame.get_or_insert_with(|| wire::ChunkFrame {
-                    id: chunk.id.clone().unwrap_or_else(|| state.fallback_id.clone()),
-                    created: state.now_unix,
-                    model: chunk
-                        .model
-                        .clone()
-                        .unwrap_or_else(|| state.routed.served_by.model.to_string()),
-                    system_fingerprint: None,
-                });
-                if chunk.system_fingerprint.is_some() {
-                    frame.system_fingerprint.clone_from(&chunk.system_fingerprint);
-                }
-                let carries_nothing = chunk.text.is_empty()
-                    && chunk.tool_calls.is_empty()
-                    && chunk.finish_reason.is_none();
-                if carries_nothing && !first {
-                    continue;
-                }
-                return Some(
-                    Event::default().data(wire::chunk_json(frame, &chunk, first).to_string()),
-                );
-            }
-            Some(Err(error)) => {
-                state.phase = Phase::Ended;
-                tracing::warn!(error = %error, "stream broke after its first chunk");
-                let body = json!({"error": {
-                    "message": error.to_string(),
-                    "type": "server_error",
-                    "param": null,
-                    "code": "STREAM_INTERRUPTED",
-                }});
-                return Some(Event::default().data(body.to_string()));
-            }
-            None => {
-                if let Some(usage) = state.usage {
-                    let (gateway, route, _, _) = &state.account;
-                    gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
-                }
-                if state.include_usage {
-                    state.phase = Phase::UsageSent;
-                    let frame = state.frame.clone().unwrap_or_else(|| wire::ChunkFrame {
-                        id: state.fallback_id.clone(),
-                        created: state.now_unix,
-                        model: state.routed.served_by.model.to_string(),
-                        system_fingerprint: None,
-                    });
-                    let usage = state.usage.unwrap_or_default();
-                    return Some(
-                        Event::default().data(wire::usage_chunk_json(&frame, usage).to_string()),
-                    );
-                }
-                state.phase = Phase::Ended;
-                return Some(Event::default().data("[DONE]"));
-            }
-        }
     }
 }

@@ -9,90 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
 use switchyard::{Candidate, CircuitState, KeyId, ProviderId, Router};
 
+pub(crate) use crate::api::{
+    AlertView, KeyView, LimitView, ModelView, ProviderView, RouteView, StatusView,
+};
 use crate::events::EventHub;
 
 /// A key's success rate below this over its recent attempts raises an alert.
 pub(crate) const LOW_SUCCESS_RATE: f64 = 0.8;
 /// Attempts a key needs before its success rate is judged.
 pub(crate) const LOW_SUCCESS_MIN_ATTEMPTS: usize = 10;
-
-/// The whole status page.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct StatusView {
-    pub(crate) generated_at: String,
-    pub(crate) health: &'static str,
-    pub(crate) routes: Vec<RouteView>,
-    pub(crate) providers: Vec<ProviderView>,
-    pub(crate) alerts: Vec<AlertView>,
-}
-
-/// One route: can it serve now?
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct RouteView {
-    pub(crate) name: String,
-    pub(crate) can_serve: bool,
-    pub(crate) candidates: usize,
-    pub(crate) available: usize,
-}
-
-/// One provider and its keys.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct ProviderView {
-    pub(crate) name: String,
-    pub(crate) status: &'static str,
-    pub(crate) time_zone: String,
-    pub(crate) keys: Vec<KeyView>,
-}
-
-/// One key, its state the worst of its models'.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct KeyView {
-    pub(crate) id: String,
-    pub(crate) fingerprint: String,
-    pub(crate) state: &'static str,
-    pub(crate) reason: Option<String>,
-    pub(crate) until: Option<String>,
-    pub(crate) until_utc: Option<String>,
-    pub(crate) models: Vec<ModelView>,
-}
-
-/// One candidate (key and model).
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct ModelView {
-    pub(crate) model: String,
-    pub(crate) state: &'static str,
-    pub(crate) reason: Option<String>,
-    pub(crate) until: Option<String>,
-    pub(crate) until_utc: Option<String>,
-    pub(crate) circuit: &'static str,
-    pub(crate) score: Option<f64>,
-    pub(crate) limits: Vec<LimitView>,
-}
-
-/// One limit's use in its current window.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct LimitView {
-    pub(crate) name: String,
-    pub(crate) unit: String,
-    pub(crate) used: u64,
-    pub(crate) limit: u64,
-    pub(crate) remaining: u64,
-    pub(crate) resets_at: Option<String>,
-    pub(crate) resets_at_utc: Option<String>,
-}
-
-/// A condition an operator should look at.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub(crate) struct AlertView {
-    pub(crate) kind: &'static str,
-    pub(crate) provider: Option<String>,
-    pub(crate) key: Option<String>,
-    pub(crate) route: Option<String>,
-    pub(crate) message: String,
-}
 
 /// A state's rank: the worse, the higher. A key shows its worst model's state.
 fn rank(state: &str) -> u8 {
@@ -337,11 +264,11 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
                 .collect();
             let model = ModelView {
                 model: candidate.model.to_string(),
-                state: state.state,
+                state: state.state.to_owned(),
                 reason: state.reason.clone(),
                 until,
                 until_utc,
-                circuit: circuit_name,
+                circuit: circuit_name.to_owned(),
                 score: score_of.get(candidate).copied().filter(|score| score.is_finite()),
                 limits,
             };
@@ -361,7 +288,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
                     keys.push(KeyView {
                         id: key_id,
                         fingerprint,
-                        state: model.state,
+                        state: model.state.clone(),
                         reason: model.reason.clone(),
                         until: model.until.clone(),
                         until_utc: model.until_utc.clone(),
@@ -373,7 +300,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
         let status = provider_status(&keys);
         if is_down(status) {
             alerts.push(AlertView {
-                kind: "provider_down",
+                kind: "provider_down".to_owned(),
                 provider: Some(provider.to_string()),
                 key: None,
                 route: None,
@@ -387,7 +314,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
                     && (successes as f64) < LOW_SUCCESS_RATE * n as f64
                 {
                     alerts.push(AlertView {
-                        kind: "key_low_success",
+                        kind: "key_low_success".to_owned(),
                         provider: Some(provider.to_string()),
                         key: Some(key.id.clone()),
                         route: None,
@@ -401,7 +328,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
         }
         providers.push(ProviderView {
             name: provider.to_string(),
-            status,
+            status: status.to_owned(),
             time_zone: zone.name().to_owned(),
             keys,
         });
@@ -413,7 +340,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
         let can_serve = available > 0;
         if !can_serve {
             alerts.push(AlertView {
-                kind: "no_route",
+                kind: "no_route".to_owned(),
                 provider: None,
                 key: None,
                 route: Some(name.clone()),
@@ -434,7 +361,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
     };
     StatusView {
         generated_at: context.now.to_rfc3339_opts(SecondsFormat::Secs, true),
-        health,
+        health: health.to_owned(),
         routes,
         providers,
         alerts,
@@ -444,12 +371,12 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
 /// Folds one more model into its key: the worst state wins; when the key is out, it comes
 /// back at the earliest time one of its out models does.
 fn merge_model(key: &mut KeyView, model: &ModelView) {
-    if rank(model.state) > rank(key.state) {
-        key.state = model.state;
+    if rank(&model.state) > rank(&key.state) {
+        key.state.clone_from(&model.state);
         key.reason.clone_from(&model.reason);
         key.until.clone_from(&model.until);
         key.until_utc.clone_from(&model.until_utc);
-    } else if rank(model.state) > 0
+    } else if rank(&model.state) > 0
         && let (Some(mine), Some(theirs)) = (&key.until_utc, &model.until_utc)
         && theirs < mine
     {
@@ -488,7 +415,7 @@ pub(crate) fn is_down(status: &str) -> bool {
 pub(crate) fn down_message(provider: &ProviderId, keys: &[KeyView]) -> String {
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
     for key in keys {
-        *by_state.entry(key.state).or_default() += 1;
+        *by_state.entry(&key.state).or_default() += 1;
     }
     let parts: Vec<String> = by_state.iter().map(|(state, n)| format!("{n} {state}")).collect();
     format!("all {} keys of {provider} are down ({})", keys.len(), parts.join(", "))
@@ -498,11 +425,11 @@ pub(crate) fn down_message(provider: &ProviderId, keys: &[KeyView]) -> String {
 mod tests {
     use super::*;
 
-    fn key(state: &'static str) -> KeyView {
+    fn key(state: &str) -> KeyView {
         KeyView {
             id: "k".into(),
             fingerprint: String::new(),
-            state,
+            state: state.to_owned(),
             reason: None,
             until: None,
             until_utc: None,
@@ -539,18 +466,18 @@ mod tests {
         let mut key = key("available");
         let model = ModelView {
             model: "m".into(),
-            state: "exhausted",
+            state: "exhausted".into(),
             reason: Some("spent".into()),
             until: Some("2026-11-24T00:00:00-08:00".into()),
             until_utc: Some("2026-11-24T08:00:00Z".into()),
-            circuit: "closed",
+            circuit: "closed".into(),
             score: None,
             limits: Vec::new(),
         };
         merge_model(&mut key, &model);
         assert_eq!(key.state, "exhausted");
         assert_eq!(key.until_utc.as_deref(), Some("2026-11-24T08:00:00Z"));
-        let invalid = ModelView { state: "invalid", until: None, until_utc: None, ..model };
+        let invalid = ModelView { state: "invalid".into(), until: None, until_utc: None, ..model };
         merge_model(&mut key, &invalid);
         assert_eq!(key.state, "invalid");
         assert_eq!(key.until_utc, None);

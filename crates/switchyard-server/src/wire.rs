@@ -6,11 +6,14 @@
 //! `stop` as a string or a list). Fields the gateway does not model travel in
 //! [`ChatRequest::extra`] to the upstream untouched.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value};
 use switchyard_core::{
-    ChatChunk, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message,
-    ResponseFormat, Role, Tool, ToolCall, ToolChoice, Usage,
+    ChatRequest, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role, Tool,
+    ToolCall, ToolChoice,
 };
 
 /// The longest `model` accepted, in bytes: a route or `provider/model` name is far shorter,
@@ -35,10 +38,16 @@ pub struct CompletionRequest {
     pub request: ChatRequest,
 }
 
+// The body is read straight into these (names and roles borrowed from the body where they
+// need no unescaping), then moved into the router's `ChatRequest`: no `serde_json::Value`
+// in between, except where `ChatRequest` itself holds one (a tool's parameters, a schema,
+// the fields the gateway does not model).
 #[derive(Deserialize)]
-struct RawRequest {
-    model: String,
-    messages: Vec<RawMessage>,
+struct RawRequest<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    messages: Vec<RawMessage<'a>>,
     #[serde(default)]
     max_tokens: Option<u32>,
     #[serde(default)]
@@ -51,12 +60,12 @@ struct RawRequest {
     stop: Option<StopField>,
     #[serde(default)]
     seed: Option<i64>,
-    #[serde(default)]
-    tools: Vec<RawTool>,
-    #[serde(default)]
-    tool_choice: Option<Value>,
-    #[serde(default)]
-    response_format: Option<Value>,
+    #[serde(default, borrow)]
+    tools: Vec<RawTool<'a>>,
+    #[serde(default, borrow)]
+    tool_choice: Option<RawToolChoice<'a>>,
+    #[serde(default, borrow)]
+    response_format: Option<RawResponseFormat<'a>>,
     #[serde(default)]
     stream: bool,
     #[serde(default)]
@@ -79,8 +88,9 @@ struct StreamOptions {
 }
 
 #[derive(Deserialize)]
-struct RawMessage {
-    role: String,
+struct RawMessage<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
     #[serde(default)]
     content: Option<RawContent>,
     #[serde(default)]
@@ -119,9 +129,9 @@ struct RawFunctionCall {
 }
 
 #[derive(Deserialize)]
-struct RawTool {
-    #[serde(rename = "type")]
-    kind: String,
+struct RawTool<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     function: RawFunction,
 }
 
@@ -132,6 +142,102 @@ struct RawFunction {
     description: Option<String>,
     #[serde(default)]
     parameters: Option<Value>,
+}
+
+/// `tool_choice` as sent. Wrong shapes are read too (as `Object` or `Other`), so the
+/// client is told what is wrong in the gateway's words rather than serde's.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawToolChoice<'a> {
+    Mode(#[serde(borrow)] Cow<'a, str>),
+    Named {
+        #[serde(borrow)]
+        function: NamedFunction<'a>,
+    },
+    Object(AnyObject),
+    Other(IgnoredAny),
+}
+
+/// Any JSON object, read and dropped (anything else is refused).
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AnyObject;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AnyObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyObject)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+#[derive(Deserialize)]
+struct NamedFunction<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+/// `response_format` as sent, read as leniently as OpenAI does: a `type` that is missing or
+/// not a string is `""` (refused after parsing), a `json_schema` member's wrong parts take
+/// their defaults.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawResponseFormat<'a> {
+    Object {
+        #[serde(rename = "type", default, borrow)]
+        kind: Option<Lenient<Cow<'a, str>>>,
+        #[serde(default, borrow)]
+        json_schema: RawJsonSchema<'a>,
+    },
+    Other(IgnoredAny),
+}
+
+#[derive(Default, Deserialize)]
+#[serde(untagged)]
+enum RawJsonSchema<'a> {
+    #[default]
+    #[serde(skip)]
+    Missing,
+    Object {
+        #[serde(default, borrow)]
+        name: Option<Lenient<Cow<'a, str>>>,
+        #[serde(default = "empty_schema")]
+        schema: Value,
+        #[serde(default)]
+        strict: Option<Lenient<bool>>,
+    },
+    Other(IgnoredAny),
+}
+
+fn empty_schema() -> Value {
+    Value::Object(Map::new())
+}
+
+/// A value of type `T`, or anything else (read and dropped).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Is(T),
+    Other(IgnoredAny),
+}
+
+impl<T> Lenient<T> {
+    fn into_option(self) -> Option<T> {
+        match self {
+            Self::Is(value) => Some(value),
+            Self::Other(_) => None,
+        }
+    }
 }
 
 /// Reads a chat completion request body.
@@ -159,7 +265,7 @@ fn shortened(mut message: String) -> String {
 }
 
 fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
-    let raw: RawRequest = serde_json::from_slice(body)
+    let raw: RawRequest<'_> = serde_json::from_slice(body)
         .map_err(|error| WireError(format!("invalid request body: {error}")))?;
     if raw.model.len() > MAX_MODEL_BYTES {
         return Err(WireError(format!(
@@ -185,15 +291,16 @@ fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
                     tool.kind
                 )));
             }
-            let mut converted = Tool {
+            Ok(Tool {
                 name: tool.function.name,
                 description: tool.function.description,
-                parameters: json!({"type": "object", "properties": {}}),
-            };
-            if let Some(parameters) = tool.function.parameters {
-                converted.parameters = parameters;
-            }
-            Ok(converted)
+                parameters: tool.function.parameters.unwrap_or_else(|| {
+                    let mut schema = Map::new();
+                    schema.insert("type".into(), Value::from("object"));
+                    schema.insert("properties".into(), empty_schema());
+                    Value::Object(schema)
+                }),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let stop = match raw.stop {
@@ -215,15 +322,15 @@ fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
         tags: Vec::new(),
     };
     Ok(CompletionRequest {
-        model: raw.model,
+        model: raw.model.into_owned(),
         stream: raw.stream,
         include_usage: raw.stream_options.is_some_and(|options| options.include_usage),
         request,
     })
 }
 
-fn message((index, raw): (usize, RawMessage)) -> Result<Message, WireError> {
-    let role = match raw.role.as_str() {
+fn message((index, raw): (usize, RawMessage<'_>)) -> Result<Message, WireError> {
+    let role = match &*raw.role {
         // OpenAI's newer name for system instructions.
         "system" | "developer" => Role::System,
         "user" => Role::User,
@@ -256,39 +363,51 @@ fn message((index, raw): (usize, RawMessage)) -> Result<Message, WireError> {
     Ok(Message { role, content, tool_calls, tool_call_id: raw.tool_call_id, name: raw.name })
 }
 
-fn tool_choice(value: Value) -> Result<ToolChoice, WireError> {
-    match &value {
-        Value::String(choice) => match choice.as_str() {
+fn tool_choice(raw: RawToolChoice<'_>) -> Result<ToolChoice, WireError> {
+    match raw {
+        RawToolChoice::Mode(choice) => match &*choice {
             "auto" => Ok(ToolChoice::Auto),
             "none" => Ok(ToolChoice::None),
             "required" => Ok(ToolChoice::Required),
             other => Err(WireError(format!("tool_choice: unknown value {other:?}"))),
         },
-        Value::Object(object) => object
-            .get("function")
-            .and_then(|function| function.get("name"))
-            .and_then(Value::as_str)
-            .map(|name| ToolChoice::Function(name.to_owned()))
-            .ok_or_else(|| WireError("tool_choice: expected {\"function\": {\"name\"}}".into())),
-        _ => Err(WireError("tool_choice: expected a string or an object".into())),
+        RawToolChoice::Named { function } => Ok(ToolChoice::Function(function.name.into_owned())),
+        RawToolChoice::Object(_) => {
+            Err(WireError("tool_choice: expected {\"function\": {\"name\"}}".into()))
+        }
+        RawToolChoice::Other(_) => {
+            Err(WireError("tool_choice: expected a string or an object".into()))
+        }
     }
 }
 
-fn response_format(value: Value) -> Result<ResponseFormat, WireError> {
-    let kind = value.get("type").and_then(Value::as_str).unwrap_or_default();
-    match kind {
+fn response_format(raw: RawResponseFormat<'_>) -> Result<ResponseFormat, WireError> {
+    let (kind, json_schema) = match raw {
+        RawResponseFormat::Object { kind, json_schema } => {
+            (kind.and_then(Lenient::into_option), json_schema)
+        }
+        RawResponseFormat::Other(_) => (None, RawJsonSchema::Missing),
+    };
+    match kind.as_deref().unwrap_or_default() {
         "text" => Ok(ResponseFormat::Text),
         "json_object" => Ok(ResponseFormat::JsonObject),
-        "json_schema" => {
-            let schema = value
-                .get("json_schema")
-                .ok_or_else(|| WireError("response_format.json_schema is required".into()))?;
-            Ok(ResponseFormat::JsonSchema {
-                name: schema.get("name").and_then(Value::as_str).unwrap_or("answer").to_owned(),
-                schema: schema.get("schema").cloned().unwrap_or_else(|| json!({})),
-                strict: schema.get("strict").and_then(Value::as_bool).unwrap_or(false),
-            })
-        }
+        "json_schema" => match json_schema {
+            RawJsonSchema::Missing => {
+                Err(WireError("response_format.json_schema is required".into()))
+            }
+            RawJsonSchema::Object { name, schema, strict } => Ok(ResponseFormat::JsonSchema {
+                name: name
+                    .and_then(Lenient::into_option)
+                    .map_or_else(|| "answer".to_owned(), Cow::into_owned),
+                schema,
+                strict: strict.and_then(Lenient::into_option).unwrap_or(false),
+            }),
+            RawJsonSchema::Other(_) => Ok(ResponseFormat::JsonSchema {
+                name: "answer".to_owned(),
+                schema: empty_schema(),
+                strict: false,
+            }),
+        },
         other => Err(WireError(format!("response_format.type: unknown value {other:?}"))),
     }
 }
@@ -304,125 +423,17 @@ pub fn finish_reason(reason: &FinishReason) -> &str {
     }
 }
 
-fn usage_json(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    })
-}
-
-/// A `chat.completion` object. `id` and `created` are the upstream's when it gave them.
-pub fn completion_json(response: &ChatResponse, fallback_id: &str, now_unix: i64) -> Value {
-    let mut message = json!({"role": "assistant", "content": response.text});
-    if !response.tool_calls.is_empty() {
-        let calls: Vec<Value> = response
-            .tool_calls
-            .iter()
-            .map(|call| {
-                json!({
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                })
-            })
-            .collect();
-        message["tool_calls"] = Value::Array(calls);
-        if response.text.is_empty() {
-            message["content"] = Value::Null;
-        }
-    }
-    json!({
-        "id": response.id.as_deref().unwrap_or(fallback_id),
-        "object": "chat.completion",
-        "created": response.created.unwrap_or(now_unix),
-        "model": response.model,
-        "system_fingerprint": response.system_fingerprint,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": response.finish_reason.as_ref().map(finish_reason),
-        }],
-        "usage": usage_json(response.usage),
-    })
-}
-
-/// What stays the same across the chunks of one streamed answer.
-#[derive(Debug, Clone)]
-pub struct ChunkFrame {
-    /// The answer's id (the upstream's first id, else the gateway's).
-    pub id: String,
-    /// Unix seconds.
-    pub created: i64,
-    /// The model, as the upstream names it.
-    pub model: String,
-    /// The upstream's `system_fingerprint`, once seen.
-    pub system_fingerprint: Option<String>,
-}
-
-/// A `chat.completion.chunk` object with one choice; `first` adds the assistant role.
-pub fn chunk_json(frame: &ChunkFrame, chunk: &ChatChunk, first: bool) -> Value {
-    let mut delta = Map::new();
-    if first {
-        delta.insert("role".into(), json!("assistant"));
-    }
-    if !chunk.text.is_empty() || first {
-        delta.insert("content".into(), json!(chunk.text));
-    }
-    if !chunk.tool_calls.is_empty() {
-        let calls: Vec<Value> = chunk
-            .tool_calls
-            .iter()
-            .map(|call| {
-                let mut function = Map::new();
-                if let Some(name) = &call.name {
-                    function.insert("name".into(), json!(name));
-                }
-                function.insert("arguments".into(), json!(call.arguments));
-                let mut value = json!({"index": call.index, "function": function});
-                if let Some(id) = &call.id {
-                    value["id"] = json!(id);
-                    value["type"] = json!("function");
-                }
-                value
-            })
-            .collect();
-        delta.insert("tool_calls".into(), Value::Array(calls));
-    }
-    json!({
-        "id": frame.id,
-        "object": "chat.completion.chunk",
-        "created": frame.created,
-        "model": frame.model,
-        "system_fingerprint": frame.system_fingerprint,
-        "choices": [{
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": chunk.finish_reason.as_ref().map(finish_reason),
-        }],
-    })
-}
-
-/// The last chunk when `stream_options.include_usage` is set: no choices, the usage.
-pub fn usage_chunk_json(frame: &ChunkFrame, usage: Usage) -> Value {
-    json!({
-        "id": frame.id,
-        "object": "chat.completion.chunk",
-        "created": frame.created,
-        "model": frame.model,
-        "system_fingerprint": frame.system_fingerprint,
-        "choices": [],
-        "usage": usage_json(usage),
-    })
-}
+mod out;
+pub use out::{Chunk, ChunkFrame, Completion, chunk, completion, usage_chunk};
 
 #[cfg(test)]
 mod fuzz;
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use switchyard_core::{ChatChunk, ChatResponse, ToolCallDelta, Usage};
+
     use super::*;
 
     #[test]
@@ -480,11 +491,141 @@ mod tests {
             system_fingerprint: Some("fp_1".into()),
             ..ChatResponse::default()
         };
-        let value = completion_json(&response, "chatcmpl-gw", 5);
+        let value =
+            serde_json::to_value(completion(&response, "chatcmpl-gw", 5)).expect("serializes");
         assert_eq!(value["id"], "chatcmpl-up");
         assert_eq!(value["system_fingerprint"], "fp_1");
         assert_eq!(value["created"], 5);
         assert_eq!(value["choices"][0]["message"]["content"], "hello");
         assert_eq!(value["usage"]["total_tokens"], 4);
+    }
+
+    #[test]
+    fn tool_calls_go_out_in_openai_shape_with_null_content() {
+        let response = ChatResponse {
+            model: "m".into(),
+            tool_calls: vec![ToolCall {
+                id: "c1".into(),
+                name: "f".into(),
+                arguments: "{\"x\":1}".into(),
+            }],
+            finish_reason: Some(FinishReason::ToolCalls),
+            usage: Usage::new(2, 3),
+            ..ChatResponse::default()
+        };
+        let value = serde_json::to_value(completion(&response, "chatcmpl-gw", 7)).expect("json");
+        assert_eq!(
+            value,
+            json!({
+                "id": "chatcmpl-gw", "object": "chat.completion", "created": 7, "model": "m",
+                "system_fingerprint": null,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "c1", "type": "function",
+                         "function": {"name": "f", "arguments": "{\"x\":1}"}}]},
+                    "logprobs": null,
+                    "finish_reason": "tool_calls",
+                }],
+                "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
+            })
+        );
+    }
+
+    #[test]
+    fn chunks_carry_the_role_first_and_tool_call_fragments() {
+        let frame = ChunkFrame {
+            id: "chatcmpl-1".into(),
+            created: 9,
+            model: "m".into(),
+            system_fingerprint: Some("fp".into()),
+        };
+        let first = ChatChunk { text: String::new(), ..ChatChunk::default() };
+        let value = serde_json::to_value(chunk(&frame, &first, true)).expect("json");
+        assert_eq!(
+            value,
+            json!({
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 9, "model": "m",
+                "system_fingerprint": "fp",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                    "logprobs": null, "finish_reason": null}],
+            })
+        );
+        let calls = ChatChunk {
+            tool_calls: vec![
+                ToolCallDelta {
+                    index: 0,
+                    id: Some("c1".into()),
+                    name: Some("f".into()),
+                    arguments: String::new(),
+                },
+                ToolCallDelta { index: 0, id: None, name: None, arguments: "{}".into() },
+            ],
+            finish_reason: Some(FinishReason::Other("odd".into())),
+            ..ChatChunk::default()
+        };
+        let value = serde_json::to_value(chunk(&frame, &calls, false)).expect("json");
+        assert_eq!(
+            value["choices"][0]["delta"],
+            json!({"tool_calls": [
+                {"index": 0, "id": "c1", "type": "function",
+                 "function": {"name": "f", "arguments": ""}},
+                {"index": 0, "function": {"arguments": "{}"}},
+            ]})
+        );
+        assert_eq!(value["choices"][0]["finish_reason"], "odd");
+        let value = serde_json::to_value(usage_chunk(&frame, Usage::new(1, 2))).expect("json");
+        assert_eq!(value["choices"], json!([]));
+        assert_eq!(value["usage"]["total_tokens"], 3);
+    }
+
+    #[test]
+    fn tool_choice_and_response_format_keep_their_messages() {
+        let with = |field: &str| {
+            let body = format!(
+                r#"{{"model": "m", "messages": [{{"role": "user", "content": "hi"}}], {field}}}"#
+            );
+            parse_request(body.as_bytes()).map(|parsed| parsed.request)
+        };
+        let error = |field: &str| with(field).expect_err("refused").to_string();
+        assert_eq!(
+            with(r#""tool_choice": "required""#).expect("ok").tool_choice,
+            Some(ToolChoice::Required)
+        );
+        assert_eq!(error(r#""tool_choice": "maybe""#), "tool_choice: unknown value \"maybe\"");
+        assert_eq!(
+            error(r#""tool_choice": {"type": "function"}"#),
+            "tool_choice: expected {\"function\": {\"name\"}}"
+        );
+        assert_eq!(error(r#""tool_choice": 3"#), "tool_choice: expected a string or an object");
+        assert_eq!(with(r#""tool_choice": null"#).expect("ok").tool_choice, None);
+        assert_eq!(
+            with(r#""response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": true}}"#)
+                .expect("ok")
+                .response_format,
+            Some(ResponseFormat::JsonSchema { name: "n".into(), schema: json!({"type": "object"}), strict: true })
+        );
+        assert_eq!(
+            with(r#""response_format": {"type": "json_schema", "json_schema": {"name": 5, "strict": "yes"}}"#)
+                .expect("ok")
+                .response_format,
+            Some(ResponseFormat::JsonSchema { name: "answer".into(), schema: json!({}), strict: false })
+        );
+        assert_eq!(
+            error(r#""response_format": {"type": "json_schema"}"#),
+            "response_format.json_schema is required"
+        );
+        assert_eq!(
+            error(r#""response_format": {"type": 1}"#),
+            "response_format.type: unknown value \"\""
+        );
+        assert_eq!(
+            error(r#""response_format": "text""#),
+            "response_format.type: unknown value \"\""
+        );
+        assert_eq!(
+            with(r#""response_format": {"type": "json_object"}"#).expect("ok").response_format,
+            Some(ResponseFormat::JsonObject)
+        );
     }
 }

@@ -208,3 +208,13 @@ pub(crate) async fn wait_for(gateway: &Gateway, what: &str, ready: impl Fn() -> 
     .await;
     assert!(waited.is_ok(), "gave up waiting for {what}");
 }
+
+/// The OpenAI `error` object (`code`, `type`, `message`) of a refusal with `status`.
+pub(crate) async fn refusal(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status, "the gateway's answer");
+    let mut body: serde_json::Value = response.json().await.expect("an error body in JSON");
+    body["error"].take()
+}

@@ -304,7 +304,7 @@ async fn a_key_failing_most_of_its_last_attempts_raises_an_alert_and_analytics_k
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_id_in_flight_for_another_client_is_replaced() {
+async fn clients_sharing_a_request_id_in_flight_are_each_attributed() {
     let clock = ManualClock::default();
     // Chunks a second apart on the manual clock: a stream stays open until the clock moves.
     let upstream = switchyard_mock::MockUpstream::openai()
@@ -315,7 +315,15 @@ async fn a_request_id_in_flight_for_another_client_is_replaced() {
         .start()
         .await
         .expect("mock starts");
-    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().join("analytics.db");
+    let writer = AnalyticsWriter::start(
+        Analytics::open(&path).expect("log opens"),
+        Arc::new(clock.clone()),
+        AnalyticsWriterConfig::default(),
+    )
+    .expect("writer starts");
+    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), Some(writer)));
     let router = router_on(&clock, &upstream, Some(&hub)).await;
     let client = |name: &str, token: &str| {
         Arc::new(ClientConfig {
@@ -328,7 +336,11 @@ async fn a_request_id_in_flight_for_another_client_is_replaced() {
     };
     let config =
         GatewayConfig { clients: vec![client("a", "tok-a"), client("b", "tok-b")], ..config() };
-    let services = Services { events: Some(hub), ..Services::default() };
+    let services = Services {
+        events: Some(Arc::clone(&hub)),
+        analytics: Some(Analytics::open(&path).expect("reader opens")),
+        ..Services::default()
+    };
     let running = serve_with(router, &clock, config, services).await;
     let http = reqwest::Client::new();
     let send = |token: &'static str, stream: bool| {
@@ -338,20 +350,16 @@ async fn a_request_id_in_flight_for_another_client_is_replaced() {
             .json(&body("default", stream))
             .send()
     };
+    // Identity travels with each request, not in a map keyed by its id: the id is kept as
+    // given, whoever else uses it at the same time.
     let streaming = send("tok-a", true).await.expect("sent");
     assert_eq!(streaming.headers()["x-request-id"], "shared-id");
     let same_client = send("tok-a", false).await.expect("sent");
-    assert_eq!(same_client.headers()["x-request-id"], "shared-id", "a client may reuse its id");
+    assert_eq!(same_client.headers()["x-request-id"], "shared-id");
     let other = send("tok-b", false).await.expect("sent");
     assert_eq!(other.status(), 200);
-    let given = other.headers()["x-request-id"].to_str().expect("ascii").to_owned();
-    assert!(given.starts_with("req-") && given != "shared-id", "{given}");
-    // The router knows the request by the id the client was told.
-    let feedback = json!({"request_id": given, "quality": 0.5});
-    let (status, _) =
-        admin(&running, reqwest::Method::POST, "/admin/feedback", Some(feedback)).await;
-    assert_eq!(status, 200);
-    // The stream ends once the clock moves; then the id is free for anyone.
+    assert_eq!(other.headers()["x-request-id"], "shared-id");
+    // The stream ends once the clock moves.
     let finished = tokio::spawn(async move { streaming.text().await.expect("the stream") });
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         while !finished.is_finished() {
@@ -366,6 +374,21 @@ async fn a_request_id_in_flight_for_another_client_is_replaced() {
     assert!(ended.is_ok(), "the stream ended");
     let text = finished.await.expect("joins");
     assert!(text.contains("[DONE]"), "{text}");
-    let after = send("tok-b", false).await.expect("sent");
-    assert_eq!(after.headers()["x-request-id"], "shared-id");
+    let (status, usage) =
+        admin(&running, reqwest::Method::GET, "/admin/analytics/usage", None).await;
+    assert_eq!(status, 200, "{usage:#}");
+    let clients: Vec<(String, u64, u64)> = usage["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .map(|row| {
+            let count = |field: &str| row[field].as_u64().expect("a count");
+            (
+                row["client"].as_str().expect("a name").to_owned(),
+                count("requests"),
+                count("successes"),
+            )
+        })
+        .collect();
+    assert_eq!(clients, [("a".to_owned(), 2, 2), ("b".to_owned(), 1, 1)], "{usage:#}");
 }

@@ -12,7 +12,8 @@ use switchyard_quota::{DayBoundary, Limit, ModelQuota, ProviderQuota, QuotaConfi
 use switchyard_server::GatewayConfig;
 
 use crate::support::{
-    body, builder, credentials, key, mock, provider, serve, sse_data, wait_until,
+    body, builder, credentials, error_of, get_json, key, mock, provider, send_json, serve,
+    sse_data, wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,21 +88,15 @@ async fn a_streamed_call_ends_with_usage_then_done() {
     let server = serve(router, &clock, GatewayConfig::default()).await;
     let client = reqwest::Client::new();
 
-    let plain: Value = client
-        .post(server.url("/v1/chat/completions"))
-        .json(&body("default", false))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let response = client
-        .post(server.url("/v1/chat/completions"))
-        .json(&body("openai/gpt-4o-mini", true))
-        .send()
-        .await
-        .expect("sent");
+    let plain: Value =
+        send_json(&client, &server.url("/v1/chat/completions"), &body("default", false))
+            .await
+            .json()
+            .await
+            .expect("json");
+    let response =
+        send_json(&client, &server.url("/v1/chat/completions"), &body("openai/gpt-4o-mini", true))
+            .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["x-switchyard-provider"], "openai");
@@ -137,12 +132,8 @@ async fn a_streamed_call_ends_with_usage_then_done() {
     // Without include_usage no usage chunk is sent.
     let mut without = body("default", true);
     without.as_object_mut().expect("object").remove("stream_options");
-    let text = client
-        .post(server.url("/v1/chat/completions"))
-        .json(&without)
-        .send()
+    let text = send_json(&client, &server.url("/v1/chat/completions"), &without)
         .await
-        .expect("sent")
         .text()
         .await
         .expect("body");
@@ -208,15 +199,14 @@ async fn spent_keys_answer_429_with_the_typed_code_and_retry_after() {
         assert_eq!(call().send().await.expect("sent").status(), StatusCode::OK);
     }
     let response = call().send().await.expect("sent");
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 =
         response.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     // The first key was spent at t=0 on a one-minute window; seconds are rounded up.
     assert!((60..=61).contains(&retry_after), "{retry_after}");
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "QUOTA_EXCEEDED");
-    assert_eq!(error["error"]["type"], "rate_limit_error");
-    let message = error["error"]["message"].as_str().expect("message");
+    let error = error_of(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(error["code"], "QUOTA_EXCEEDED");
+    assert_eq!(error["type"], "rate_limit_error");
+    let message = error["message"].as_str().expect("message");
     assert!(message.contains("all 2 keys are out of quota"), "{message}");
     assert_eq!(upstream.n_requests(), 2, "the spent keys were not called");
 
@@ -239,24 +229,19 @@ async fn errors_come_in_openai_shape_with_their_status() {
     let client = reqwest::Client::new();
     let url = server.url("/v1/chat/completions");
 
-    let response = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"model\": \"default\", \"messages\": [")
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // JSON cut short: the same typed error as any other malformed body.
+    let cut_short = client.post(&url).header("content-type", "application/json");
+    let response = cut_short.body("{\"model\": \"default\", \"messages\": [").send().await;
+    let response = response.expect("sent");
     assert!(response.headers().contains_key("x-request-id"));
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "BAD_REQUEST");
-    assert_eq!(error["error"]["type"], "invalid_request_error");
-    assert!(error["error"]["message"].as_str().expect("text").contains("line 1"), "{error}");
+    let error = error_of(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["code"], "BAD_REQUEST");
+    assert_eq!(error["type"], "invalid_request_error");
+    assert!(error["message"].as_str().expect("text").contains("line 1"), "{error}");
 
     let response = client.post(&url).json(&body("nowhere", false)).send().await.expect("sent");
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "UNKNOWN_MODEL");
+    let error = error_of(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(error["code"], "UNKNOWN_MODEL");
 
     let mut large = body("default", false);
     large["messages"][0]["content"] = Value::from("x".repeat(5_000));
@@ -287,9 +272,8 @@ async fn invalid_keys_are_503_and_a_dead_upstream_is_502() {
     let url = server.url("/v1/chat/completions");
 
     let response = client.post(&url).json(&body("bad-keys", false)).send().await.expect("sent");
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "INVALID_KEYS");
+    let error = error_of(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(error["code"], "INVALID_KEYS");
     assert!(!error.to_string().contains(&crate::support::secret("k1")));
 
     let response = client
@@ -299,7 +283,6 @@ async fn invalid_keys_are_503_and_a_dead_upstream_is_502() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     // A failed request's trace says what was tried, when asked for.
     let trace: Value =
         serde_json::from_str(response.headers()["x-switchyard-trace"].to_str().expect("ascii"))
@@ -307,9 +290,9 @@ async fn invalid_keys_are_503_and_a_dead_upstream_is_502() {
     let attempts = trace["attempts"].as_array().expect("attempts");
     assert_eq!(attempts.len() as u64, down.n_requests(), "{trace}");
     assert!(attempts.iter().all(|attempt| attempt["error"]["kind"] == "server_error"), "{trace}");
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "ALL_PROVIDERS_FAILED");
-    assert_eq!(error["error"]["type"], "server_error");
+    let error = error_of(response, StatusCode::BAD_GATEWAY).await;
+    assert_eq!(error["code"], "ALL_PROVIDERS_FAILED");
+    assert_eq!(error["type"], "server_error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,9 +319,8 @@ async fn client_tokens_guard_the_api_but_not_health() {
             request = request.header("authorization", auth);
         }
         let response = request.send().await.expect("sent");
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
-        let error: Value = response.json().await.expect("json");
-        assert_eq!(error["error"]["type"], "authentication_error");
+        let error = error_of(response, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(error["type"], "authentication_error");
     }
     let models = client.get(server.url("/v1/models")).send().await.expect("sent");
     assert_eq!(models.status(), StatusCode::UNAUTHORIZED);
@@ -365,14 +347,7 @@ async fn models_list_routes_and_their_targets_and_readyz_reports() {
         .expect("router builds");
     let server = serve(router, &clock, GatewayConfig::default()).await;
     let client = reqwest::Client::new();
-    let models: Value = client
-        .get(server.url("/v1/models"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let models = get_json(&client, &server.url("/v1/models")).await;
     assert_eq!(models["object"], "list");
     let default = models["data"]
         .as_array()
@@ -538,7 +513,6 @@ async fn the_gateway_deadline_answers_504() {
     wait_until("the call is under way", || clock.sleepers() >= 2).await;
     clock.advance(Duration::from_secs(3));
     let response = pending.await.expect("joins");
-    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-    let error: Value = response.json().await.expect("json");
-    assert_eq!(error["error"]["code"], "DEADLINE_EXCEEDED");
+    let error = error_of(response, StatusCode::GATEWAY_TIMEOUT).await;
+    assert_eq!(error["code"], "DEADLINE_EXCEEDED");
 }

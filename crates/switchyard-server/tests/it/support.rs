@@ -152,3 +152,28 @@ pub(crate) async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     .await;
     assert!(waited.is_ok(), "gave up waiting until {what}");
 }
+
+/// Checks that `response` is a refusal with `status` and returns its OpenAI `error` object
+/// (`code`, `type`, `message`, `param`).
+pub(crate) async fn error_of(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let mut body: serde_json::Value = response.json().await.expect("an error body in JSON");
+    body["error"].take()
+}
+
+/// Posts `body` as JSON to `url`.
+pub(crate) async fn send_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client.post(url).json(body).send().await.expect("sent")
+}
+
+/// The JSON answer to `GET url`.
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.expect("sent").json().await.expect("a JSON answer")
+}
