@@ -534,3 +534,71 @@ targets = ["groq/llama-3.3-70b-versatile"]
     assert!(served.starts_with("HTTP/1.1 200"), "{served}");
     assert_eq!(mock.upstream.n_requests(), 1, "the refused request never reached an upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_log_names_a_failed_key_and_why_and_drops_per_request_lines() {
+    let broken = start_mock(&["b1"]).await;
+    broken
+        .upstream
+        .inject(switchyard_mock::FaultRule::always(switchyard_mock::Fault::server_error()));
+    let healthy = start_mock(&["h1"]).await;
+    let config = format!(
+        r#"
+[[providers]]
+name = "broken"
+kind = "openai"
+base_url = "{broken}"
+keys = ["${{BROKEN_KEY}}"]
+models = ["gpt-4o-mini"]
+
+[[providers]]
+name = "healthy"
+kind = "openai"
+base_url = "{healthy}"
+keys = ["${{HEALTHY_KEY}}"]
+models = ["gpt-4o-mini"]
+
+[[routes]]
+name = "default"
+strategy = "priority"
+targets = ["broken/gpt-4o-mini", "healthy/gpt-4o-mini"]
+"#,
+        broken = broken.upstream.base_url(),
+        healthy = healthy.upstream.base_url(),
+    );
+    let env = [
+        ("RUST_LOG", String::new()),
+        ("BROKEN_KEY", broken.secret("b1")),
+        ("HEALTHY_KEY", healthy.secret("h1")),
+    ];
+    let gateway = Gateway::start(&config, &env).expect("the gateway starts");
+    let client = reqwest::Client::new();
+    let response = client.post(gateway.url("/v1/chat/completions")).json(&chat("default")).send();
+    let response = response.await.expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-switchyard-provider"], "healthy");
+
+    let lines = |logs: &str, message: &str| -> Vec<Value> {
+        logs.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    };
+    wait_for(&gateway, "the failed attempt's log line", || {
+        !lines(&gateway.stderr(), "attempt failed").is_empty()
+    })
+    .await;
+    let logs = gateway.stderr();
+    let failed = lines(&logs, "attempt failed");
+    // A server error is retried once on the same key before the cascade moves on.
+    assert!(failed.iter().all(|line| line["level"] == "WARN"), "{logs}");
+    let said = failed[0]["fields"].to_string();
+    assert!(said.contains("BROKEN_KEY") && said.contains("HTTP 500"), "which key and why: {said}");
+    assert!(!logs.contains(&broken.secret("b1")), "no secret in the log: {logs}");
+    // The per-attempt and per-request info lines cost CPU on every request: off by default.
+    assert!(lines(&logs, "request").is_empty(), "{logs}");
+    assert!(
+        lines(&logs, "attempt").iter().all(|line| line["level"] != "INFO"),
+        "no info line per attempt: {logs}"
+    );
+}

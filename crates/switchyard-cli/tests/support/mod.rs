@@ -90,7 +90,12 @@ impl Gateway {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (name, value) in env {
-            command.env(name, value);
+            // `("RUST_LOG", "")` runs the binary with its own default filter.
+            if *name == "RUST_LOG" && value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
         }
         let mut child = command.spawn().expect("the binary starts");
         let stderr = Arc::new(Mutex::new(String::new()));
