@@ -10,15 +10,16 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Beta, Distribution, StandardNormal};
+use rand_distr::{Distribution, StandardNormal};
 use rustc_hash::FxBuildHasher;
 use switchyard_core::{Candidate, Clock};
 
 use crate::ScoreError;
 use crate::config::{ScoreConfig, Weights};
+use crate::draw;
 use crate::scorer::{Breakdown, Outcome, Scorer};
 use crate::snapshot::{self, StatsSnapshot};
-use crate::stats::{Params, Stats, Ticks, View};
+use crate::stats::{Params, Stats, Ticks, View, speed_with};
 
 /// The learning scorer: per-candidate statistics with exponential decay, a peak-sensitive
 /// latency EWMA, optimistic priors and Thompson-sampling exploration. See `docs/scoring.md`.
@@ -99,34 +100,46 @@ impl AdaptiveScorer {
 
     /// Like [`Scorer::explore`], drawing from `rng` instead of the scorer's own stream.
     pub fn explore_with<R: Rng + ?Sized>(&self, candidates: &[Candidate], rng: &mut R) -> Vec<f64> {
-        let (views, _) = self.views(candidates);
+        let now = self.now();
         let prior = &self.params.prior;
-        // Reliability from its Beta posterior; latency from a log-normal around the estimate
-        // whose width shrinks with the square root of the latency evidence.
-        let draws: Vec<(f64, Option<f64>)> = views
-            .iter()
-            .map(|view| {
-                let beta = Beta::new(view.alpha, view.beta)
-                    .expect("invariant: the prior makes both Beta parameters positive and finite");
-                let reliability = beta.sample(rng);
-                let latency_ms = view.latency_ms.map(|ms| {
-                    let z: f64 = StandardNormal.sample(rng);
-                    let spread =
-                        self.params.latency_spread / (view.latency_samples + prior.strength).sqrt();
-                    ms * (spread * z).exp()
-                });
-                (reliability, latency_ms)
-            })
-            .collect();
-        let fastest_ms = draws.iter().filter_map(|draw| draw.1).fold(f64::INFINITY, f64::min);
-        views
-            .iter()
-            .zip(draws)
-            .map(|(view, (reliability, latency_ms))| {
-                let speed = view.speed_with(latency_ms, fastest_ms, prior);
-                self.combine(reliability, speed, view)
-            })
-            .collect()
+        let weights = &self.weights;
+        // One pass over the statistics draws everything; the second only needs the fastest
+        // latency drawn, to turn each latency into a speed. `scores` holds the part of each
+        // score that is known after the first pass.
+        let mut scores = Vec::with_capacity(candidates.len());
+        let mut latencies = Vec::with_capacity(candidates.len());
+        let mut fastest_ms = f64::INFINITY;
+        for candidate in candidates {
+            let view = match self.stats.get(candidate) {
+                Some(stats) => stats.view(now, &self.params),
+                None => View::untried(prior),
+            };
+            // Reliability from its Beta posterior; latency from a log-normal around the
+            // estimate whose width shrinks with the square root of the latency evidence.
+            let reliability = draw::beta(view.alpha, view.beta, rng);
+            let latency_ms = view.latency_ms.map(|ms| {
+                let z: f64 = StandardNormal.sample(rng);
+                let spread =
+                    self.params.latency_spread / (view.latency_samples + prior.strength).sqrt();
+                ms * (spread * z).exp()
+            });
+            if let Some(ms) = latency_ms {
+                fastest_ms = fastest_ms.min(ms);
+            }
+            scores.push(
+                weights.reliability() * reliability
+                    + weights.quality() * view.quality
+                    + weights.recency() * view.recency,
+            );
+            latencies.push((latency_ms, view.latency_samples));
+        }
+        for (score, (latency_ms, latency_samples)) in scores.iter_mut().zip(latencies) {
+            let speed = speed_with(latency_samples, latency_ms, fastest_ms, prior);
+            // The weights sum to 1 and each component is in 0..=1; the clamp only absorbs
+            // rounding.
+            *score = (*score + weights.speed() * speed).clamp(0.0, 1.0);
+        }
+        scores
     }
 
     fn now(&self) -> Ticks {

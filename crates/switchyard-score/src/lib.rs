@@ -49,6 +49,7 @@
 //! decays on the [`Clock`](switchyard_core::Clock) it was given.
 
 mod config;
+mod draw;
 mod engine;
 mod error;
 mod scorer;

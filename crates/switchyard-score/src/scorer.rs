@@ -93,14 +93,46 @@ fn _object_safe(_: &dyn Scorer) {} // the facade stores `Arc<dyn Scorer>`; keep 
 /// Indexes of `scores`, highest first; equal scores keep their order.
 pub fn order_by_score(scores: &[f64]) -> Vec<usize> {
     // Integer keys sort several times faster than float comparisons through a closure: the
-    // score's descending total-order key above, its index below to break ties stably.
-    let mut keys: Vec<u128> = scores
+    // score's descending total-order key, and the index to break ties stably. Up to 2^16
+    // scores the index fits in the key's low bits, so the sort moves 64-bit words, not
+    // 128-bit ones (half the bytes; 100 scores sort in about half the time). Scores that
+    // differ only in those low bits then tie and stand by index; one pass puts such runs
+    // (rare: scores a few ulps apart) back in the exact order.
+    let Some(index_bits) = index_bits(scores.len()) else {
+        let mut keys: Vec<u128> = scores
+            .iter()
+            .enumerate()
+            .map(|(idx, &score)| (u128::from(descending_key(score)) << 64) | idx as u128)
+            .collect();
+        keys.sort_unstable();
+        return keys.into_iter().map(|key| (key as u64) as usize).collect();
+    };
+    let low = (1u64 << index_bits) - 1;
+    let mut keys: Vec<u64> = scores
         .iter()
         .enumerate()
-        .map(|(idx, &score)| (u128::from(descending_key(score)) << 64) | idx as u128)
+        .map(|(idx, &score)| (descending_key(score) & !low) | idx as u64)
         .collect();
     keys.sort_unstable();
-    keys.into_iter().map(|key| (key as u64) as usize).collect()
+    let mut order: Vec<usize> = keys.iter().map(|&key| (key & low) as usize).collect();
+    let mut start = 0;
+    while start < keys.len() {
+        let mut end = start + 1;
+        while end < keys.len() && keys[end] & !low == keys[start] & !low {
+            end += 1;
+        }
+        if end - start > 1 {
+            order[start..end].sort_by_key(|&idx| (descending_key(scores[idx]), idx));
+        }
+        start = end;
+    }
+    order
+}
+
+/// The bits an index below `n` needs, when that leaves most of a 64-bit key to the score.
+fn index_bits(n: usize) -> Option<u32> {
+    let bits = usize::BITS - n.saturating_sub(1).leading_zeros();
+    (bits <= 16).then_some(bits)
 }
 
 /// A key whose ascending order is `f64::total_cmp`'s descending order.
@@ -137,5 +169,44 @@ mod tests {
         assert_eq!(order_by_score(&[0.2, 0.9, 0.5, 0.9]), vec![1, 3, 2, 0]);
         assert_eq!(best_index(&[0.2, 0.9, 0.5, 0.9]), Some(1));
         assert_eq!(best_index(&[]), None);
+        assert_eq!(order_by_score(&[]), Vec::<usize>::new());
+        assert_eq!(order_by_score(&[0.3]), vec![0]);
+    }
+
+    /// The reference: a stable sort of the indexes by `f64::total_cmp`, highest first.
+    fn reference_order(scores: &[f64]) -> Vec<usize> {
+        let mut expected: Vec<usize> = (0..scores.len()).collect();
+        expected.sort_by(|&a, &b| descending(scores[a], scores[b]));
+        expected
+    }
+
+    #[test]
+    fn scores_a_few_ulps_apart_keep_their_exact_order() {
+        // 100 scores: values that differ only in the bits the index borrows, and exact ties.
+        let base = 0.75f64.to_bits();
+        let scores: Vec<f64> =
+            (0..100u64).map(|idx| f64::from_bits(base + (idx * 37) % 11)).collect();
+        assert_eq!(order_by_score(&scores), reference_order(&scores));
+    }
+
+    #[test]
+    fn more_scores_than_the_short_keys_hold_sort_the_same() {
+        let n = (1usize << 16) + 3;
+        let scores: Vec<f64> = (0..n).map(|idx| ((idx * 7_919) % 1_000) as f64 / 999.0).collect();
+        assert_eq!(index_bits(n), None);
+        assert_eq!(order_by_score(&scores), reference_order(&scores));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranking_is_the_stable_total_order(
+            bits in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..300),
+            near in proptest::collection::vec(0u64..300, 0..300),
+        ) {
+            // Arbitrary floats (NaNs and infinities included) and clusters a few ulps apart.
+            let mut scores: Vec<f64> = bits.into_iter().map(f64::from_bits).collect();
+            scores.extend(near.into_iter().map(|ulps| f64::from_bits(0.5f64.to_bits() + ulps)));
+            proptest::prop_assert_eq!(order_by_score(&scores), reference_order(&scores));
+        }
     }
 }

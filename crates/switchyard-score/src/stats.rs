@@ -338,25 +338,27 @@ impl View {
     /// Speed among candidates whose lowest latency estimate is `fastest_ms`: the observed
     /// ratio fastest/own, pulled toward the prior by how little latency evidence there is.
     pub(crate) fn speed(&self, fastest_ms: f64, prior: &Prior) -> f64 {
-        self.speed_with(self.latency_ms, fastest_ms, prior)
+        speed_with(self.latency_samples, self.latency_ms, fastest_ms, prior)
     }
+}
 
-    /// [`speed`](Self::speed) with `latency_ms` in place of the estimate (an exploration draw).
-    pub(crate) fn speed_with(
-        &self,
-        latency_ms: Option<f64>,
-        fastest_ms: f64,
-        prior: &Prior,
-    ) -> f64 {
-        let observed = match latency_ms {
-            // Sub-microsecond latencies are clamped so a zero cannot divide.
-            Some(ms) => fastest_ms.max(MIN_LATENCY_MS) / ms.max(MIN_LATENCY_MS),
-            None => return prior.speed,
-        };
-        let speed = (self.latency_samples * observed + prior.strength * prior.speed)
-            / (self.latency_samples + prior.strength);
-        speed.clamp(0.0, 1.0)
-    }
+/// Speed from `latency_ms` (an estimate or an exploration draw) among candidates whose lowest
+/// is `fastest_ms`: the observed ratio fastest/own, pulled toward the prior by how little
+/// latency evidence (`latency_samples`) there is.
+pub(crate) fn speed_with(
+    latency_samples: f64,
+    latency_ms: Option<f64>,
+    fastest_ms: f64,
+    prior: &Prior,
+) -> f64 {
+    let observed = match latency_ms {
+        // Sub-microsecond latencies are clamped so a zero cannot divide.
+        Some(ms) => fastest_ms.max(MIN_LATENCY_MS) / ms.max(MIN_LATENCY_MS),
+        None => return prior.speed,
+    };
+    let speed = (latency_samples * observed + prior.strength * prior.speed)
+        / (latency_samples + prior.strength);
+    speed.clamp(0.0, 1.0)
 }
 
 /// Latencies below one microsecond count as one microsecond.
