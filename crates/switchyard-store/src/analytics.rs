@@ -18,7 +18,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{Row, ToSql, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::SqliteStore;
 use crate::error::StoreError;
@@ -96,7 +96,7 @@ pub struct AnalyticsEvent {
 }
 
 /// Usage per key and per client over a window: `GET /admin/analytics/usage`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsageReport {
     /// The window's first instant (included).
     pub start: DateTime<Utc>,
@@ -109,7 +109,7 @@ pub struct UsageReport {
 }
 
 /// What one key did over a window (counted over its attempts).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyUsage {
     /// The provider.
     pub provider: String,
@@ -139,7 +139,7 @@ pub struct KeyUsage {
 }
 
 /// What one client asked for over a window (counted over its requests).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClientUsage {
     /// The client token's name.
     pub client: String,
@@ -154,7 +154,7 @@ pub struct ClientUsage {
 }
 
 /// Attempts per UTC hour and key over one UTC day: `GET /admin/analytics/hourly`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HourlyReport {
     /// The UTC day.
     pub date: NaiveDate,
@@ -163,7 +163,7 @@ pub struct HourlyReport {
 }
 
 /// One key's attempts in one UTC hour.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HourlyRow {
     /// The hour's first instant.
     pub hour: DateTime<Utc>,
@@ -182,7 +182,7 @@ pub struct HourlyRow {
 }
 
 /// Failed attempts per error class over a window: `GET /admin/analytics/errors`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorReport {
     /// The window's first instant (included).
     pub start: DateTime<Utc>,
@@ -193,7 +193,7 @@ pub struct ErrorReport {
 }
 
 /// One error class over a window.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRow {
     /// The class (`rate_limited`, `invalid_key`, ...).
     pub class: String,
