@@ -5,6 +5,7 @@ mod agreement;
 mod conformance;
 mod errors;
 mod fuzz;
+mod hints;
 mod hostile;
 mod support;
 mod tools;

@@ -124,7 +124,7 @@ proptest! {
             }),
             ..RateLimitSnapshot::default()
         };
-        let error = error_from_response(&ProviderId::new("local"), status, body.as_bytes(), snapshot);
+        let error = error_from_response(&ProviderId::new("local"), status, body.as_bytes(), snapshot, chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
         prop_assert_eq!(error.status, Some(status));
         prop_assert!(error.retry_after.is_none_or(|delay| delay <= MAX_HINT));
         prop_assert!(error.message.chars().count() <= body.chars().count().max(303));
