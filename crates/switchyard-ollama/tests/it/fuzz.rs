@@ -6,17 +6,16 @@
 //!
 //! 16,000 cases in a default run; `SWITCHYARD_FUZZ_CASES=N` runs at least N per property.
 
-use futures_util::{FutureExt as _, StreamExt as _};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use switchyard_core::bounded::lines;
-use switchyard_core::{
-    ErrorKind, MAX_HINT, ProviderId, RateLimitSnapshot, ReadError, StreamAccumulator,
-};
+use switchyard_core::{ErrorKind, MAX_HINT, ProviderId, RateLimitSnapshot, StreamAccumulator};
 use switchyard_ollama::{OllamaError, StreamDecoder, decode_response, error_from_response};
 
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
+#[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+mod split;
 
 fn answers() -> Vec<Value> {
     vec![
@@ -46,30 +45,18 @@ fn check_failure(error: &OllamaError) {
 /// Feeds `body` cut at `cut` through the bounded line reader and one stream decoder, the way
 /// the client does, and folds the chunks.
 fn stream(body: &[u8], cut: usize, max_line: usize) {
-    let cut = cut.min(body.len());
-    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
-        vec![Ok(body[..cut].to_vec()), Ok(body[cut..].to_vec())];
-    let mut lines = lines(futures_util::stream::iter(parts), max_line);
     let mut decoder = StreamDecoder::new();
     let mut accumulator = StreamAccumulator::new();
-    while let Some(line) = lines.next().now_or_never().expect("a ready stream never waits") {
-        if decoder.is_done() {
-            break;
-        }
-        match line {
-            Ok(line) => {
-                assert!(line.len() <= max_line);
-                match decoder.push(&line) {
-                    Ok(Some(chunk)) => accumulator.push(&chunk),
-                    Ok(None) => {}
-                    Err(error) => return check_failure(&error),
-                }
-            }
-            Err(ReadError::TooLarge { limit, .. }) => return assert_eq!(limit, max_line),
-            Err(ReadError::NotUtf8 | ReadError::Transport(_)) => return,
-        }
-    }
-    if let Err(error) = decoder.finish() {
+    let ended = split::read_split(body, cut, max_line, lines, |line| {
+        assert!(line.len() <= max_line);
+        let pushed = decoder.push(&line);
+        let taken = pushed.map(|chunk| chunk.iter().for_each(|c| accumulator.push(c)));
+        // After the done line the client reads no further.
+        taken.map_err(|e| check_failure(&e)).is_ok() && !decoder.is_done()
+    });
+    if (ended || decoder.is_done())
+        && let Err(error) = decoder.finish()
+    {
         check_failure(&error);
     }
     assert!(accumulator.text().len() <= body.len());
