@@ -22,6 +22,7 @@ use switchyard_core::{
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
 #[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
 mod split;
 
 fn now() -> DateTime<Utc> {
@@ -106,41 +107,22 @@ fn stream(body: &[u8], cut: usize, max_line: usize) {
     assert!(accumulator.finish().tool_calls.len() <= MAX_BLOCKS);
 }
 
-proptest! {
-    #![proptest_config(frames::config(6000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        if let Err(error) = decode_response(&body, None) {
-            check_failure(&error);
-        }
+/// One whole body: an answer with no more tool calls than the frames hold, or a typed failure.
+fn plain(body: &[u8]) {
+    match decode_response(body, Some("answer")) {
+        Ok(response) => assert!(response.tool_calls.len() <= 2),
+        Err(error) => check_failure(&error),
     }
+}
 
-    #[test]
-    fn stream_events_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 6000,
+    answers: answers(), frames: events(), n_frames: 1..6,
+    join: |chunks: &[String]| split::sse_body(chunks, "\n\n"),
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
-
-    #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        match decode_response(body.as_bytes(), Some("answer")) {
-            Ok(response) => prop_assert!(response.tool_calls.len() <= 2),
-            Err(error) => check_failure(&error),
-        }
-    }
-
-    #[test]
-    fn stream_events_from_mutated_frames(
-        events in proptest::collection::vec(frames::frame(events()), 1..6),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        stream(&split::sse_body(&events, "\n\n"), cut, max_line);
-    }
 
     #[test]
     fn error_bodies_classify_whatever_they_hold(

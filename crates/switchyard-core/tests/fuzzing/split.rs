@@ -49,3 +49,54 @@ where
 pub(crate) fn sse_body(frames: &[String], separator: &str) -> Vec<u8> {
     frames.iter().map(|frame| format!("data: {frame}{separator}")).collect::<String>().into_bytes()
 }
+
+/// A stream body of NDJSON lines.
+pub(crate) fn ndjson_body(lines: &[String]) -> Vec<u8> {
+    lines.iter().map(|line| format!("{line}\n")).collect::<String>().into_bytes()
+}
+
+/// The four decoder properties every adapter runs, written once: a whole body and a body cut
+/// in two, each from random bytes and from mutated real frames.
+/// - `plain` checks one whole body (`fn(&[u8])`); `stream` reads one body cut at `cut` with
+///   lines of at most `max_line` bytes (`fn(&[u8], usize, usize)`);
+/// - `answers` and `frames` are the real frames mutated for a whole body and a stream, `join`
+///   makes a stream body of `n_frames` of them (`fn(&[String]) -> Vec<u8>`);
+/// - `random_cases` is how many random bodies each property reads by default.
+macro_rules! decoder_properties {
+    (
+        plain: $plain:expr, stream: $stream:expr, random_cases: $random_cases:expr,
+        answers: $answers:expr, frames: $frames:expr, n_frames: $n_frames:expr, join: $join:expr $(,)?
+    ) => {
+        proptest::proptest! {
+            #![proptest_config(frames::config($random_cases))]
+
+            #[test]
+            fn plain_answers_from_random_bytes(body in frames::bytes()) {
+                ($plain)(&body);
+            }
+
+            #[test]
+            fn streams_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
+                ($stream)(&body, cut, max_line);
+            }
+        }
+
+        proptest::proptest! {
+            #![proptest_config(frames::config(2000))]
+
+            #[test]
+            fn plain_answers_from_mutated_frames(body in frames::frame($answers)) {
+                ($plain)(body.as_bytes());
+            }
+
+            #[test]
+            fn streams_from_mutated_frames(
+                chunks in proptest::collection::vec(frames::frame($frames), $n_frames),
+                cut in 0usize..2000,
+                max_line in proptest::prop_oneof![proptest::strategy::Just(1usize << 20), 16usize..512],
+            ) {
+                ($stream)(&($join)(&chunks), cut, max_line);
+            }
+        }
+    };
+}

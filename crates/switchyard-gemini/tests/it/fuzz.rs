@@ -21,6 +21,7 @@ use switchyard_gemini::{
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
 #[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
 mod split;
 
 fn now() -> DateTime<Utc> {
@@ -85,41 +86,22 @@ fn stream(body: &[u8], cut: usize, max_line: usize) {
     assert!(accumulator.text().len() <= body.len());
 }
 
-proptest! {
-    #![proptest_config(frames::config(6000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        if let Err(error) = decode_response(&body) {
-            check_failure(&error);
-        }
+/// One whole body: an answer no longer than the body, or a typed failure.
+fn plain(body: &[u8]) {
+    match decode_response(body) {
+        Ok(response) => assert!(response.text.len() <= body.len()),
+        Err(error) => check_failure(&error),
     }
+}
 
-    #[test]
-    fn stream_chunks_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 6000,
+    answers: answers(), frames: answers(), n_frames: 1..4,
+    join: |chunks: &[String]| split::sse_body(chunks, "\r\n\r\n"),
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
-
-    #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        match decode_response(body.as_bytes()) {
-            Ok(response) => prop_assert!(response.text.len() <= body.len()),
-            Err(error) => check_failure(&error),
-        }
-    }
-
-    #[test]
-    fn stream_chunks_from_mutated_frames(
-        chunks in proptest::collection::vec(frames::frame(answers()), 1..4),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        stream(&split::sse_body(&chunks, "\r\n\r\n"), cut, max_line);
-    }
 
     #[test]
     fn error_bodies_classify_whatever_they_hold(

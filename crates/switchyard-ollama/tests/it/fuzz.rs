@@ -15,6 +15,7 @@ use switchyard_ollama::{OllamaError, StreamDecoder, decode_response, error_from_
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
 #[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
 mod split;
 
 fn answers() -> Vec<Value> {
@@ -62,42 +63,21 @@ fn stream(body: &[u8], cut: usize, max_line: usize) {
     assert!(accumulator.text().len() <= body.len());
 }
 
-proptest! {
-    #![proptest_config(frames::config(5000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        if let Err(error) = decode_response(&body) {
-            check_failure(&error);
-        }
+/// One whole body: an answer no longer than the body, or a typed failure.
+fn plain(body: &[u8]) {
+    match decode_response(body) {
+        Ok(response) => assert!(response.text.len() <= body.len()),
+        Err(error) => check_failure(&error),
     }
+}
 
-    #[test]
-    fn stream_lines_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 5000,
+    answers: answers(), frames: answers(), n_frames: 1..4, join: split::ndjson_body,
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
-
-    #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        match decode_response(body.as_bytes()) {
-            Ok(response) => prop_assert!(response.text.len() <= body.len()),
-            Err(error) => check_failure(&error),
-        }
-    }
-
-    #[test]
-    fn stream_lines_from_mutated_frames(
-        lines in proptest::collection::vec(frames::frame(answers()), 1..4),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        let body: String = lines.iter().map(|line| format!("{line}\n")).collect();
-        stream(body.as_bytes(), cut, max_line);
-    }
 
     #[test]
     fn error_bodies_classify_whatever_they_hold(

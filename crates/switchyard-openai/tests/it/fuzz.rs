@@ -20,6 +20,7 @@ use switchyard_openai::{
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
 #[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
 mod split;
 
 const PRESETS: [Preset; 5] =
@@ -110,45 +111,28 @@ fn stream(body: &[u8], cut: usize, max_line: usize) {
     });
 }
 
-proptest! {
-    #![proptest_config(frames::config(6000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        check_answer(&body, decode_response(&body));
-        if let Err(DecodeError::Upstream(wire)) = decode_models(&body) {
-            check_wire(&wire);
-        }
+/// One whole body, read as an answer and as a model listing.
+fn plain(body: &[u8]) {
+    check_answer(body, decode_response(body));
+    if let Err(DecodeError::Upstream(wire)) = decode_models(body) {
+        check_wire(&wire);
     }
+}
 
-    #[test]
-    fn stream_events_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 6000,
+    answers: answers(), frames: chunks(), n_frames: 1..3,
+    join: |chunks: &[String]| split::sse_body(chunks, "\n\n"),
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
 
     #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        check_answer(body.as_bytes(), decode_response(body.as_bytes()));
-    }
-
-    #[test]
     fn model_listings_from_mutated_frames(body in frames::frame(listings())) {
         if let Ok(models) = decode_models(body.as_bytes()) {
             prop_assert!(models.len() <= 1);
         }
-    }
-
-    #[test]
-    fn stream_events_from_mutated_frames(
-        chunks in proptest::collection::vec(frames::frame(chunks()), 1..3),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        stream(&split::sse_body(&chunks, "\n\n"), cut, max_line);
     }
 
     #[test]
