@@ -39,7 +39,7 @@ use crate::ratelimit::{
     clamp_reset, parse_count, parse_go_duration, parse_proto_duration, parse_rfc3339,
     parse_try_again_in,
 };
-use crate::{ErrorKind, LimitReading, LimitScope, LimitUnit, ProviderError, clamp_hint};
+use crate::{ErrorKind, LimitReading, LimitScope, LimitUnit, ProviderError, Reset, clamp_hint};
 
 /// A delay at least this long, when no window is named, is taken for a day's.
 pub const DAY_HINT: Duration = Duration::from_secs(60 * 60);
@@ -295,7 +295,7 @@ fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 /// the headers already in `error.rate_limits`, and what the body `stated`. See the module's
 /// precedence. Other kinds come back untouched. The settled delay is written to both
 /// `error.retry_after` and `error.rate_limits.retry_after`; the body's violated quotas are
-/// added to `error.rate_limits.readings`.
+/// added to `error.rate_limits.readings`, spent until the settled reset.
 #[must_use]
 pub fn settle(mut error: ProviderError, stated: &StatedHints, now: DateTime<Utc>) -> ProviderError {
     let (stated_scope, exhausted) = match error.kind {
@@ -303,12 +303,6 @@ pub fn settle(mut error: ProviderError, stated: &StatedHints, now: DateTime<Utc>
         ErrorKind::QuotaExhausted { scope } => (scope, true),
         _ => return error,
     };
-    for reading in &stated.readings {
-        let known = error.rate_limits.reading_in(reading.unit, reading.scope).is_some();
-        if !known {
-            error.rate_limits.readings.push(*reading);
-        }
-    }
     let spent = |scope: Option<LimitScope>| {
         error
             .rate_limits
@@ -353,13 +347,24 @@ pub fn settle(mut error: ProviderError, stated: &StatedHints, now: DateTime<Utc>
     error.resets_at = resets_at.map(|at| clamp_reset(at, now));
     error.retry_after = delay.map(clamp_hint);
     error.rate_limits.retry_after = error.retry_after;
+    // The violated quotas, spent until the settled reset: a minute's after the delay, a day's
+    // or month's at the reset instant (a reading without a reset would hold a whole window).
+    for reading in &stated.readings {
+        if error.rate_limits.reading_in(reading.unit, reading.scope).is_none() {
+            let reset = match reading.scope {
+                LimitScope::Minute | LimitScope::Unknown => error.retry_after.map(Reset::After),
+                LimitScope::Day | LimitScope::Month => error.resets_at.map(Reset::At),
+            };
+            error.rate_limits.readings.push(LimitReading { reset, ..*reading });
+        }
+    }
     error
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MAX_HINT, Reset};
+    use crate::MAX_HINT;
     use proptest::prelude::*;
 
     fn now() -> DateTime<Utc> {

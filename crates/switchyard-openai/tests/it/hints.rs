@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use switchyard_core::{
     Call, ChatRequest, Clock, Credential, ErrorKind, LimitScope, LimitUnit, MAX_HINT, ManualClock,
-    ModelId, Provider, ProviderError, ProviderId,
+    ModelId, Provider, ProviderError, ProviderId, Reset,
 };
 use switchyard_mock::{Fault, FaultRule, KeyScript, MockUpstream};
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
@@ -205,11 +205,9 @@ async fn geminis_listed_body_at_a_compatible_url_gives_its_minute_and_delay() {
     let error = hinted(Preset::Compatible, 429, &[], &body).await;
     assert_hint(&error, LimitScope::Minute, secs(37.4));
     let reading = error.rate_limits.reading_in(LimitUnit::Requests, LimitScope::Minute);
-    assert_eq!(
-        reading.map(|r| (r.limit, r.remaining)),
-        Some((Some(5), Some(0))),
-        "the quota's value"
-    );
+    let reading = reading.expect("the violated quota as a reading");
+    assert_eq!((reading.limit, reading.remaining), (Some(5), Some(0)), "the quota's value");
+    assert_eq!(reading.reset, error.retry_after.map(Reset::After), "spent until the delay");
 }
 
 #[tokio::test]
@@ -222,6 +220,8 @@ async fn geminis_listed_per_day_quota_is_a_day_until_pacific_midnight() {
         error.resets_at.map(|at| at.to_rfc3339()).as_deref(),
         Some("2026-11-24T08:00:00+00:00")
     );
+    let reading = error.rate_limits.reading_in(LimitUnit::Requests, LimitScope::Day);
+    assert_eq!(reading.and_then(|r| r.reset), error.resets_at.map(Reset::At));
 }
 
 #[tokio::test]
