@@ -4,24 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use switchyard_core::{ChatRequest, ErrorKind, LimitScope, ManualClock, ProviderError};
-use switchyard_mock::{Fault, FaultRule};
+use switchyard_core::{ChatRequest, LimitScope, ManualClock, ProviderError};
+use switchyard_mock::FaultRule;
 
 use crate::support::{answer, mock, provider};
 
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc()
-}
+#[path = "../../../switchyard-core/tests/support/hints.rs"]
+mod shared;
+use shared::{assert_hint, now, raw};
 
 /// The error the adapter makes of one answer, on a clock at [`now`].
 async fn hinted(status: u16, headers: &[(&str, &str)], body: &Value) -> ProviderError {
     let upstream = mock().start().await.expect("the mock starts");
-    let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-    let content_type = "application/json".to_owned();
-    let body = body.to_string();
-    upstream.inject(FaultRule::once(Fault::Raw { status, content_type, headers, body }));
+    upstream.inject(FaultRule::once(raw(status, headers, body.to_string())));
     let clock = Arc::new(ManualClock::starting_at(now()));
     let adapter = provider(&upstream.base_url(), Duration::from_secs(10), clock);
     answer(&adapter, &ChatRequest::from_user("hi"), false).await.expect_err("refused")
@@ -45,13 +41,6 @@ fn exhausted(message: &str, quota: (&str, &str), retry_delay: Option<&str>) -> V
 const METRIC: &str = "generativelanguage.googleapis.com/generate_content_free_tier_requests";
 const PER_MINUTE: (&str, &str) = ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", METRIC);
 const PER_DAY: (&str, &str) = ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", METRIC);
-
-#[track_caller]
-fn assert_hint(error: &ProviderError, scope: LimitScope, retry_after: Option<Duration>) {
-    assert_eq!(error.kind, ErrorKind::RateLimited { scope }, "{error}");
-    assert_eq!(error.retry_after, retry_after, "{error}");
-    assert_eq!(error.rate_limits.retry_after, retry_after, "the snapshot carries it too");
-}
 
 fn pacific_midnight(error: &ProviderError) -> Option<String> {
     error.resets_at.map(|at| at.to_rfc3339())

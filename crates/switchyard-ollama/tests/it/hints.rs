@@ -5,35 +5,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use switchyard_core::{ChatRequest, ErrorKind, LimitScope, ManualClock, ProviderError};
-use switchyard_mock::{Fault, FaultRule};
+use switchyard_core::{ChatRequest, LimitScope, ManualClock, ProviderError};
+use switchyard_mock::FaultRule;
 use switchyard_ollama::{Ollama, OllamaConfig};
 
 use crate::support::{answer, mock};
 
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc()
-}
+#[path = "../../../switchyard-core/tests/support/hints.rs"]
+mod shared;
+use shared::{assert_hint, now, raw};
 
 /// The error the adapter makes of a 429 with `headers` and `message`, on a clock at [`now`].
 async fn hinted(headers: &[(&str, &str)], message: &str) -> ProviderError {
     let upstream = mock().start().await.expect("the mock starts");
-    let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
     let body = serde_json::json!({ "error": message }).to_string();
-    let content_type = "application/json".to_owned();
-    upstream.inject(FaultRule::once(Fault::Raw { status: 429, content_type, headers, body }));
+    upstream.inject(FaultRule::once(raw(429, headers, body)));
     let config = OllamaConfig { base_url: upstream.base_url(), ..OllamaConfig::new("cloud") };
     let adapter = Ollama::try_new(config, Arc::new(ManualClock::starting_at(now())))
         .expect("the adapter builds");
     answer(&adapter, &ChatRequest::from_user("hi"), false).await.expect_err("refused")
-}
-
-#[track_caller]
-fn assert_hint(error: &ProviderError, scope: LimitScope, retry_after: Option<Duration>) {
-    assert_eq!(error.kind, ErrorKind::RateLimited { scope }, "{error}");
-    assert_eq!(error.retry_after, retry_after, "{error}");
-    assert_eq!(error.rate_limits.retry_after, retry_after, "the snapshot carries it too");
 }
 
 #[tokio::test]

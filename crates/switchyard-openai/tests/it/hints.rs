@@ -6,19 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use switchyard_core::{
     Call, ChatRequest, Clock, Credential, ErrorKind, LimitScope, LimitUnit, MAX_HINT, ManualClock,
     ModelId, Provider, ProviderError, ProviderId, Reset,
 };
-use switchyard_mock::{Fault, FaultRule, KeyScript, MockUpstream};
+use switchyard_mock::{FaultRule, KeyScript, MockUpstream};
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 
-const SECRET: &str = "sk-hints-0123456789abcdefghijklmnop";
+#[path = "../../../switchyard-core/tests/support/hints.rs"]
+mod shared;
+use shared::{assert_hint, near, now, raw, reset_after};
 
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").expect("date").to_utc()
-}
+const SECRET: &str = "sk-hints-0123456789abcdefghijklmnop";
 
 /// The error `preset`'s adapter makes of one answer, read on a clock at [`now`].
 async fn hinted(
@@ -33,12 +32,7 @@ async fn hinted(
         .start()
         .await
         .expect("the mock starts");
-    mock.inject(FaultRule::once(Fault::Raw {
-        status,
-        content_type: "application/json".to_owned(),
-        headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
-        body: body.to_owned(),
-    }));
+    mock.inject(FaultRule::once(raw(status, headers, body.to_owned())));
     let config = OpenAiConfig::new(ProviderId::new(preset.as_str()), preset).at(mock.base_url());
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_at(now()));
     let adapter = OpenAiProvider::try_new(config, clock).expect("the adapter builds");
@@ -47,27 +41,8 @@ async fn hinted(
     adapter.chat(Call::new(&request, &model, Some(&credential))).await.expect_err("refused")
 }
 
-/// Whether two delays agree to the microsecond (a Go duration is summed in floating point).
-fn near(got: Option<Duration>, want: Option<Duration>) -> bool {
-    match (got, want) {
-        (Some(got), Some(want)) => got.abs_diff(want) < Duration::from_micros(1),
-        (got, want) => got == want,
-    }
-}
-
-#[track_caller]
-fn assert_hint(error: &ProviderError, scope: LimitScope, retry_after: Option<Duration>) {
-    assert_eq!(error.kind, ErrorKind::RateLimited { scope }, "{error}");
-    assert!(near(error.retry_after, retry_after), "{error}: want {retry_after:?}");
-    assert_eq!(error.rate_limits.retry_after, error.retry_after, "the snapshot carries it too");
-}
-
 fn secs(secs: f64) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
-}
-
-fn reset_after(error: &ProviderError) -> Option<Duration> {
-    error.resets_at.and_then(|at| (at - now()).to_std().ok())
 }
 
 /// An OpenAI-style 429 that names no delay and no window.
