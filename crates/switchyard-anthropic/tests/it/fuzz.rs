@@ -126,7 +126,7 @@ proptest! {
 
     #[test]
     fn error_bodies_classify_whatever_they_hold(
-        body in prop_oneof![frames::frame(errors()), frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        body in split::error_body(errors()),
         status in 100u16..600,
         retry_after_secs in proptest::option::of(any::<u64>()),
     ) {

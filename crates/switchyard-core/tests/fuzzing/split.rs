@@ -100,3 +100,12 @@ macro_rules! decoder_properties {
         }
     };
 }
+
+/// An error body: one of `bodies` mutated, or random bytes read as text.
+pub(crate) fn error_body(
+    bodies: Vec<serde_json::Value>,
+) -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy as _;
+    let text = super::frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned());
+    proptest::prop_oneof![super::frames::frame(bodies), text]
+}

@@ -81,7 +81,7 @@ proptest! {
 
     #[test]
     fn error_bodies_classify_whatever_they_hold(
-        body in prop_oneof![frames::frame(answers()), frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        body in split::error_body(answers()),
         status in 100u16..600,
         retry_after in proptest::option::of(frames::header_value()),
     ) {
