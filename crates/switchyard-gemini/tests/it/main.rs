@@ -1,6 +1,7 @@
 //! The Gemini adapter over real HTTP against `switchyard-mock` on loopback.
 #![cfg(test)]
 
+#[path = "../../../switchyard-core/tests/support/agreement.rs"]
 mod agreement;
 mod conformance;
 mod errors;
