@@ -284,8 +284,15 @@ fn answer_tool_choice(request: &ChatRequest, answer_tool: &str) -> WireToolChoic
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::collection::vec;
+    mod shared_conversation {
+        // Included, not `#[path]`ed: an inline module's path would start in `src/encode/tests/`.
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../switchyard-core/tests/support/conversation.rs"
+        ));
+    }
     use proptest::prelude::*;
+    use shared_conversation::conversation;
     use switchyard_core::{ImageUrl, Tool, ToolCall};
 
     fn wire(request: &ChatRequest) -> MessagesRequest {
@@ -484,28 +491,9 @@ mod tests {
         assert!(refused(&request).contains("object schema"));
     }
 
-    fn conversation() -> impl Strategy<Value = ChatRequest> {
-        let message = (prop::bool::ANY, ".{0,40}").prop_map(|(from_user, text)| {
-            if from_user { Message::user(text) } else { Message::assistant(text) }
-        });
-        (
-            prop::option::of(".{0,60}"),
-            vec(message, 1..8),
-            prop::option::of(1u32..200_000),
-            vec("[a-zA-Z#\\n]{1,8}", 0..4),
-            prop::option::of(0.0f64..2.0),
-        )
-            .prop_map(|(system, mut messages, max_tokens, stop, temperature)| {
-                if let Some(system) = system {
-                    messages.insert(0, Message::system(system));
-                }
-                ChatRequest { messages, max_tokens, stop, temperature, ..ChatRequest::default() }
-            })
-    }
-
     proptest! {
         #[test]
-        fn the_wire_body_keeps_system_order_roles_stops_and_limit(request in conversation()) {
+        fn the_wire_body_keeps_system_order_roles_stops_and_limit(request in conversation(200_000, 4)) {
             let wire = wire(&request);
             let system: Vec<String> = request.messages.iter()
                 .filter(|message| message.role == Role::System)

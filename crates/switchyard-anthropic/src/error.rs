@@ -9,6 +9,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName};
 use switchyard_core::bounded::snippet;
+use switchyard_core::hints::{StatedHints, settle};
 use switchyard_core::http::AdapterError;
 use switchyard_core::ratelimit::{
     clamp_reset, parse_count, parse_retry_after, parse_retry_after_ms, parse_rfc3339,
@@ -178,7 +179,10 @@ pub fn error_from_response(
     }
     error.rate_limits = rate_limits;
     error.upstream_request_id = request_id;
-    error
+    // A 429's delay, window and reset from every hint: `retry-after`, the spent buckets'
+    // resets, and a delay in the message.
+    let stated = StatedHints::from_message(&error.message, now);
+    settle(error, &stated, now)
 }
 
 /// The time in "You will regain access on 2026-04-01 at 00:00 UTC." (a spend cap's message).

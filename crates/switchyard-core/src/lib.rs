@@ -4,10 +4,12 @@
 //! classification that decides the cascade, and the two boundary traits every other crate
 //! builds on: [`Provider`] and [`Clock`]. Everything an upstream sends is read through
 //! [`bounded`] (bodies, lines and events under a size limit) and [`ratelimit`] (every delay
-//! and reset clamped to [`MAX_HINT`]).
+//! and reset clamped to [`MAX_HINT`]); [`hints`] settles every retry hint of a failed response
+//! (headers, body, message) into one delay, window and reset.
 //!
 //! Behind the `http` feature, `http` holds the HTTP plumbing the four adapters share (one
-//! pooled client, the exchange, bounded reads, the stream driver).
+//! pooled client, the exchange, bounded reads, the stream driver), and `retry_wire` the wire of
+//! the protocols that send no rate-limit headers but `retry-after`.
 //!
 //! This crate opens no connection of its own, keeps no state and never reads the system time
 //! outside [`SystemClock`]. It never prints a secret: [`Credential`] shows an id and a fingerprint only.
@@ -17,11 +19,14 @@ mod chat;
 mod clock;
 mod credential;
 mod error;
+pub mod hints;
 #[cfg(feature = "http")]
 pub mod http;
 mod ids;
 mod provider;
 pub mod ratelimit;
+#[cfg(feature = "http")]
+pub mod retry_wire;
 pub mod spend;
 mod stream;
 

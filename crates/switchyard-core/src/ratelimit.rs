@@ -240,8 +240,8 @@ fn seconds_to_duration(seconds: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds).ok().map(clamp_hint)
 }
 
-/// The window a rate limit or quota counts over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The window a rate limit or quota counts over; [`LimitScope::Unknown`] by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitScope {
     /// A per-minute (or shorter) window: RPM, TPM.
@@ -251,6 +251,7 @@ pub enum LimitScope {
     /// A monthly allowance (Mistral's monthly token limit).
     Month,
     /// The provider did not say.
+    #[default]
     Unknown,
 }
 

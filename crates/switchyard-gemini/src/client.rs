@@ -5,22 +5,20 @@
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
 //! through [`Credential::redact`] before they become errors.
 
-use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use switchyard_core::http::{
-    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
-};
+use switchyard_core::http::{Adapter, Attempt, ClientSettings, Dialect, Limits, endpoints};
+use switchyard_core::retry_wire::RetryAfterWire;
 use switchyard_core::{
     Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
-    ProviderId, RateLimitSnapshot,
+    ProviderId,
 };
 
 use crate::GeminiError;
 use crate::config::GeminiConfig;
 use crate::decode::{StreamDecoder, decode_response};
 use crate::encode::encode_request;
-use crate::error::{error_from_response, rate_limits_from_headers};
+use crate::error::error_from_response;
 use crate::wire::ModelsPage;
 
 /// A Gemini (Generative Language API, API-key auth) upstream: the shared [`Adapter`]
@@ -70,19 +68,9 @@ impl GenerateContent {
     }
 }
 
-/// How Gemini reports failures (it sends no rate-limit headers but a proxy's `retry-after`).
-struct Reports;
-
-impl Wire for Reports {
-    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-        rate_limits_from_headers(headers, now)
-    }
-
-    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
-        let ErrorReport { status, body, rate_limits, now, .. } = report;
-        error_from_response(attempt.provider(), status, body, rate_limits, now)
-    }
-}
+/// How Gemini reports failures: it sends no rate-limit headers of its own, but a proxy in
+/// front may send `retry-after`.
+const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
 
 impl Dialect for GenerateContent {
     type Config = GeminiConfig;
@@ -125,7 +113,7 @@ impl Dialect for GenerateContent {
 
     async fn chat(&self, adapter: &Gemini, call: Call<'_>) -> Result<ChatReply, ProviderError> {
         let (attempt, request) = self.post(adapter, &call, "generateContent")?;
-        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &REPORTS).await?;
         let response = decode_response(&fetched.body).map_err(|error| attempt.error(error))?;
         Ok(fetched.reply(response))
     }
@@ -137,7 +125,7 @@ impl Dialect for GenerateContent {
     ) -> Result<ChatStream, ProviderError> {
         let (attempt, request) = self.post(adapter, &call, "streamGenerateContent")?;
         let request = request.query(&[("alt", "sse")]);
-        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        let answer = adapter.upstream().open(request, &attempt, &REPORTS).await?;
         Ok(adapter.upstream().sse(answer, StreamDecoder::new(), attempt))
     }
 
@@ -158,7 +146,7 @@ impl Dialect for GenerateContent {
             let url = self.models_url.as_str();
             let request = Self::request(adapter, reqwest::Method::GET, url, &attempt)?;
             let fetched =
-                adapter.upstream().fetch(request.query(&query), &attempt, &Reports).await?;
+                adapter.upstream().fetch(request.query(&query), &attempt, &REPORTS).await?;
             let page: ModelsPage = serde_json::from_slice(&fetched.body).map_err(|source| {
                 attempt.error(GeminiError::Malformed { what: "model list", source })
             })?;

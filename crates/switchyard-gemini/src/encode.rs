@@ -252,8 +252,15 @@ pub fn split_call_id(id: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::collection::vec;
+    mod shared_conversation {
+        // Included, not `#[path]`ed: an inline module's path would start in `src/encode/tests/`.
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../switchyard-core/tests/support/conversation.rs"
+        ));
+    }
     use proptest::prelude::*;
+    use shared_conversation::conversation;
     use switchyard_core::{ImageUrl, Tool, ToolCall};
 
     fn wire(request: &ChatRequest) -> GenerateContentRequest {
@@ -397,28 +404,9 @@ mod tests {
         assert!(refused(&only_system).contains("at least one"));
     }
 
-    fn conversation() -> impl Strategy<Value = ChatRequest> {
-        let message = (prop::bool::ANY, ".{0,40}").prop_map(|(from_user, text)| {
-            if from_user { Message::user(text) } else { Message::assistant(text) }
-        });
-        (
-            prop::option::of(".{0,60}"),
-            vec(message, 1..8),
-            prop::option::of(1u32..65_536),
-            vec("[a-zA-Z#\\n]{1,8}", 0..5),
-            prop::option::of(0.0f64..2.0),
-        )
-            .prop_map(|(system, mut messages, max_tokens, stop, temperature)| {
-                if let Some(system) = system {
-                    messages.insert(0, Message::system(system));
-                }
-                ChatRequest { messages, max_tokens, stop, temperature, ..ChatRequest::default() }
-            })
-    }
-
     proptest! {
         #[test]
-        fn the_wire_body_keeps_system_order_roles_stops_and_limit(request in conversation()) {
+        fn the_wire_body_keeps_system_order_roles_stops_and_limit(request in conversation(65_536, 5)) {
             let wire = wire(&request);
             let system: Vec<String> = request.messages.iter()
                 .filter(|message| message.role == Role::System)

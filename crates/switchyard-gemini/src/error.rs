@@ -3,17 +3,21 @@
 //! Gemini answers errors as `google.rpc.Status`: a canonical `status`, a message and typed
 //! `details`. The details decide first (`ErrorInfo.reason` names an invalid key whatever the
 //! status; `QuotaFailure` names the window of a spent quota; `RetryInfo` the delay), then the
-//! canonical status, then the HTTP status. Gemini sends no rate-limit headers.
+//! canonical status, then the HTTP status. Gemini sends no rate-limit headers; the delay,
+//! window and reset are settled from every hint by [`switchyard_core::hints::settle`].
 
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
-use chrono_tz::America::Los_Angeles;
-use reqwest::header::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde::Deserialize as _;
+use serde_json::Value;
 use switchyard_core::bounded::snippet;
-use switchyard_core::http::{AdapterError, retry_after_header};
-use switchyard_core::ratelimit::{parse_go_duration, parse_proto_duration};
+use switchyard_core::hints::{StatedHints, message_hint, quota_window, settle};
+use switchyard_core::http::AdapterError;
+use switchyard_core::ratelimit::parse_proto_duration;
 use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
+
+pub use switchyard_core::hints::{is_zero_limit, next_pacific_midnight};
 
 use crate::wire::{Detail, ErrorBody, Status};
 
@@ -90,25 +94,14 @@ impl AdapterError for GeminiError {
     }
 }
 
-/// The window a `QuotaFailure` names: a `PerDay` quota id outranks a `PerMinute` one (the
-/// longer wait decides when the key is usable again).
+/// The window a `QuotaFailure` names, by quota id or metric: a `PerDay` quota outranks a
+/// `PerMinute` one (the longer wait decides when the key is usable again).
 pub fn quota_scope(details: &[Detail]) -> LimitScope {
-    let ids = || details.iter().flat_map(|detail| &detail.violations).map(|v| v.quota_id.as_str());
-    if ids().any(|id| id.contains("PerDay")) {
-        LimitScope::Day
-    } else if ids().any(|id| id.contains("PerMinute")) {
-        LimitScope::Minute
-    } else {
-        LimitScope::Unknown
-    }
-}
-
-/// Whether the message says the quota's limit is zero (`limit: 0, model: ...`): this key's
-/// tier has no quota for the model at all, so no wait helps.
-pub fn is_zero_limit(message: &str) -> bool {
-    message.match_indices("limit: 0").any(|(at, found)| {
-        !message[at + found.len()..].starts_with(|c: char| c.is_ascii_digit() || c == '.')
-    })
+    details
+        .iter()
+        .flat_map(|detail| &detail.violations)
+        .flat_map(|violation| [&violation.quota_id, &violation.quota_metric])
+        .fold(LimitScope::Unknown, |scope, name| scope.longer(quota_window(name)))
 }
 
 /// Classifies a `google.rpc.Status` with the HTTP status it came with.
@@ -179,35 +172,16 @@ fn classify_http(http_status: u16, status: &Status) -> ErrorKind {
     }
 }
 
-/// The delay Gemini asks for: `RetryInfo.retryDelay`, else "Please retry in 38.9s." in the
-/// message.
+/// The delay Gemini states: the longer of `RetryInfo.retryDelay` (whole seconds, rounded
+/// down) and "Please retry in 38.9s." in the message.
 pub fn retry_delay(status: &Status) -> Option<Duration> {
-    status
+    let retry_info = status
         .details
         .iter()
         .filter_map(|detail| detail.retry_delay.as_deref())
-        .find_map(parse_proto_duration)
-        .or_else(|| {
-            let start = status.message.find("retry in ")? + "retry in ".len();
-            let rest = &status.message[start..];
-            let end =
-                rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(rest.len());
-            parse_go_duration(rest[..end].trim_end_matches('.'))
-        })
-}
-
-/// The next midnight in America/Los_Angeles after `now`: when Gemini's per-day quotas reset.
-pub fn next_pacific_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    let today = now.with_timezone(&Los_Angeles).date_naive();
-    let tomorrow =
-        today.checked_add_days(Days::new(1)).expect("invariant: a date far from the end of time");
-    // Midnight exists on every Pacific date (the DST shifts happen at 02:00), so this is
-    // never ambiguous or skipped.
-    Los_Angeles
-        .from_local_datetime(&tomorrow.and_time(NaiveTime::MIN))
-        .earliest()
-        .expect("invariant: Pacific midnight is never skipped by DST")
-        .with_timezone(&Utc)
+        .filter_map(parse_proto_duration)
+        .max();
+    retry_info.max(message_hint(&status.message, DateTime::<Utc>::UNIX_EPOCH).0)
 }
 
 /// The error of a non-2xx response. `now` dates a per-day quota's reset (next midnight
@@ -219,34 +193,36 @@ pub fn error_from_response(
     rate_limits: RateLimitSnapshot,
     now: DateTime<Utc>,
 ) -> ProviderError {
-    let status = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(parsed) => parsed.error,
-        Err(_) => Status {
-            code: http_status,
-            message: snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS),
-            ..Status::default()
-        },
+    // `{"error": Status}`, or the list `[{"error": Status}]` Gemini's OpenAI-compatible
+    // surface answers (and a proxy may pass on).
+    let value = serde_json::from_slice::<Value>(body).ok();
+    let listed = match &value {
+        Some(Value::Array(items)) => items.first(),
+        other => other.as_ref(),
     };
+    let parsed = listed.and_then(|value| ErrorBody::deserialize(value).ok());
+    let (status, mut stated) = match (parsed, &value) {
+        (Some(parsed), Some(value)) => (parsed.error, StatedHints::from_value(value, now)),
+        _ => {
+            let message = snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS);
+            let stated = StatedHints::from_message(&message, now);
+            (Status { code: http_status, message, ..Status::default() }, stated)
+        }
+    };
+    // Every day Gemini counts ends at midnight Pacific, named in the body or not.
+    stated.google_quota = true;
     let kind = classify(http_status, &status);
     let retry_after = retry_delay(&status).or(rate_limits.retry_after);
     let mut error = ProviderError::new(kind, provider.clone(), status.message)
         .with_status(http_status)
         .with_retry_after(retry_after);
-    // A per-day quota, spent or absent from this tier, comes back when Gemini's days turn:
-    // midnight Pacific.
-    if let ErrorKind::RateLimited { scope: LimitScope::Day }
-    | ErrorKind::QuotaExhausted { scope: LimitScope::Day } = kind
-    {
-        error.resets_at = Some(next_pacific_midnight(now));
-    }
     error.rate_limits = rate_limits;
-    error
+    settle(error, &stated, now)
 }
 
-/// A `retry-after` header, which Gemini itself does not send but a proxy in front may.
-pub fn rate_limits_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-    retry_after_header(headers, now)
-}
+/// The `retry-after-ms` and `retry-after` headers, which Gemini itself does not send but a
+/// proxy in front may.
+pub use switchyard_core::retry_wire::retry_after_headers as rate_limits_from_headers;
 
 #[cfg(test)]
 mod tests {
@@ -290,7 +266,8 @@ mod tests {
             ),
         );
         assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Minute });
-        assert_eq!(error.retry_after, Some(Duration::from_secs(38)));
+        // RetryInfo says 38s, rounded down; the message says 38.92s: the longer one.
+        assert_eq!(error.retry_after, Some(Duration::new(38, 922_534_355)));
         assert_eq!(error.resets_at, None);
     }
 
@@ -425,13 +402,5 @@ mod tests {
             ErrorKind::RateLimited { scope: LimitScope::Unknown }
         );
         assert_eq!(error_of(404, "nope"), ErrorKind::ModelNotFound);
-    }
-
-    #[test]
-    fn pacific_midnight_follows_daylight_saving() {
-        let summer = DateTime::parse_from_rfc3339("2026-07-01T20:00:00Z").expect("date").to_utc();
-        assert_eq!(next_pacific_midnight(summer).to_rfc3339(), "2026-07-02T07:00:00+00:00");
-        let late = DateTime::parse_from_rfc3339("2026-07-02T06:59:59Z").expect("date").to_utc();
-        assert_eq!(next_pacific_midnight(late).to_rfc3339(), "2026-07-02T07:00:00+00:00");
     }
 }

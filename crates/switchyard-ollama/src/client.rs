@@ -6,15 +6,12 @@
 //! are redacted before they become errors. A refused connection (no server on the port) is a
 //! [`ErrorKind::Network`] error, so the router moves on.
 
-use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use switchyard_core::http::{
-    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Limits, Wire, endpoints,
-    retry_after_header,
-};
+use switchyard_core::http::{Adapter, Attempt, ClientSettings, Dialect, Limits, endpoints};
+use switchyard_core::retry_wire::RetryAfterWire;
 use switchyard_core::{
     Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
-    ProviderId, RateLimitSnapshot,
+    ProviderId,
 };
 
 use crate::OllamaError;
@@ -69,18 +66,9 @@ impl NativeChat {
     }
 }
 
-/// How Ollama reports failures (its cloud may send `retry-after`).
-struct Reports;
-
-impl Wire for Reports {
-    fn rate_limits(&self, headers: &HeaderMap, now: DateTime<Utc>) -> RateLimitSnapshot {
-        retry_after_header(headers, now)
-    }
-
-    fn error(&self, attempt: &Attempt, report: ErrorReport<'_>) -> ProviderError {
-        error_from_response(attempt.provider(), report.status, report.body, report.rate_limits)
-    }
-}
+/// How Ollama reports failures: it sends no rate-limit headers, but its cloud (or a proxy)
+/// may send `retry-after`.
+const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
 
 impl Dialect for NativeChat {
     type Config = OllamaConfig;
@@ -121,7 +109,7 @@ impl Dialect for NativeChat {
 
     async fn chat(&self, adapter: &Ollama, call: Call<'_>) -> Result<ChatReply, ProviderError> {
         let (attempt, request) = self.post(adapter, &call, false)?;
-        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &REPORTS).await?;
         let response = decode_response(&fetched.body).map_err(|error| attempt.error(error))?;
         Ok(fetched.reply(response))
     }
@@ -132,7 +120,7 @@ impl Dialect for NativeChat {
         call: Call<'_>,
     ) -> Result<ChatStream, ProviderError> {
         let (attempt, request) = self.post(adapter, &call, true)?;
-        let answer = adapter.upstream().open(request, &attempt, &Reports).await?;
+        let answer = adapter.upstream().open(request, &attempt, &REPORTS).await?;
         Ok(adapter.upstream().ndjson(answer, StreamDecoder::new(), attempt))
     }
 
@@ -143,7 +131,7 @@ impl Dialect for NativeChat {
     ) -> Result<Vec<ModelInfo>, ProviderError> {
         let attempt = adapter.attempt(&ModelId::new(""), credential);
         let request = Self::request(adapter, reqwest::Method::GET, &self.tags_url, &attempt)?;
-        let fetched = adapter.upstream().fetch(request, &attempt, &Reports).await?;
+        let fetched = adapter.upstream().fetch(request, &attempt, &REPORTS).await?;
         let tags: Tags = serde_json::from_slice(&fetched.body).map_err(|source| {
             attempt.error(OllamaError::Malformed { what: "model list", source })
         })?;

@@ -5,7 +5,9 @@
 //! settles what the status leaves open. A local Ollama has no keys and no quotas; Ollama's
 //! cloud models add 401/403 and 429.
 
+use chrono::{DateTime, Utc};
 use switchyard_core::bounded::snippet;
+use switchyard_core::hints::{StatedHints, settle};
 use switchyard_core::http::AdapterError;
 use switchyard_core::{ErrorKind, LimitScope, ProviderError, ProviderId, RateLimitSnapshot};
 
@@ -101,23 +103,30 @@ pub fn classify(status: Option<u16>, message: &str) -> ErrorKind {
     }
 }
 
-/// The error of a non-2xx response.
+/// The error of a non-2xx response; a 429's delay and window are settled from its headers and
+/// its message by [`switchyard_core::hints::settle`] (`now` reads an HTTP date or a reset
+/// instant).
 pub fn error_from_response(
     provider: &ProviderId,
     status: u16,
     body: &[u8],
     rate_limits: RateLimitSnapshot,
+    now: DateTime<Utc>,
 ) -> ProviderError {
     let message = match serde_json::from_slice::<ChatLine>(body) {
         Ok(ChatLine { error: Some(message), .. }) => message,
         Ok(_) | Err(_) => snippet(&String::from_utf8_lossy(body), BODY_SNIPPET_CHARS),
     };
+    let stated = StatedHints::from_message(&message, now);
     let mut error = ProviderError::new(classify(Some(status), &message), provider.clone(), message)
         .with_status(status)
         .with_retry_after(rate_limits.retry_after);
     error.rate_limits = rate_limits;
-    error
+    settle(error, &stated, now)
 }
+
+/// The `retry-after-ms` and `retry-after` headers, which Ollama's cloud (or a proxy) may send.
+pub use switchyard_core::retry_wire::retry_after_headers as rate_limits_from_headers;
 
 #[cfg(test)]
 mod tests {
@@ -130,6 +139,7 @@ mod tests {
             status,
             body.as_bytes(),
             RateLimitSnapshot::default(),
+            DateTime::<Utc>::UNIX_EPOCH,
         )
         .kind
     }
@@ -184,6 +194,7 @@ mod tests {
             404,
             br#"{"error":"model 'llama3.2' not found"}"#,
             RateLimitSnapshot::default(),
+            DateTime::<Utc>::UNIX_EPOCH,
         );
         assert_eq!(error.message, "model 'llama3.2' not found");
         assert_eq!(error.status, Some(404));

@@ -24,4 +24,4 @@ pub use client::{NativeChat, Ollama};
 pub use config::OllamaConfig;
 pub use decode::{StreamDecoder, decode_response, finish_reason};
 pub use encode::{SYNTHETIC_CALL_PREFIX, encode_request};
-pub use error::{OllamaError, classify, error_from_response};
+pub use error::{OllamaError, classify, error_from_response, rate_limits_from_headers};

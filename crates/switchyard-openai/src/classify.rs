@@ -66,11 +66,16 @@ impl WireError {
 }
 
 /// Reads an error body: `{"error": {...}}` (OpenAI, Groq, OpenRouter), `{"error": "..."}`,
-/// Mistral's top-level `{"message", "type", "code"}` and `{"detail": ...}`. `None` when the
-/// body is not JSON or says nothing recognisable.
+/// Mistral's top-level `{"message", "type", "code"}` and `{"detail": ...}`, and the list
+/// `[{"error": {...}}]` Gemini's OpenAI-compatible endpoint answers (its first entry). `None`
+/// when the body is not JSON or says nothing recognisable.
 pub fn parse_error_body(bytes: &[u8]) -> Option<WireError> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
-    let error = parse_error_value(&value);
+    let value = match &value {
+        Value::Array(items) => items.first()?,
+        _ => &value,
+    };
+    let error = parse_error_value(value);
     let said_nothing = error.message.is_empty() && error.kind.is_none() && error.code.is_none();
     (!said_nothing).then_some(error)
 }
@@ -261,8 +266,10 @@ fn classify_status(status: u16) -> Option<ErrorKind> {
     }
 }
 
-/// The delay an error asks for: the headers' (already in `snapshot`), else "try again in"
-/// in the message.
+/// The delay an error asks for before the hints are settled: the headers' (already in
+/// `snapshot`), else "try again in" in the message. A 429's delay is then settled from every
+/// hint by [`switchyard_core::hints::settle`]; this one stays for the other kinds (a 503's
+/// `retry-after`).
 pub fn retry_delay(
     snapshot: &RateLimitSnapshot,
     error: Option<&WireError>,

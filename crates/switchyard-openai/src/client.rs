@@ -6,13 +6,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use switchyard_core::bounded::SseEvent;
+use switchyard_core::hints::{StatedHints, settle};
 use switchyard_core::http::{
     Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
 };
-use switchyard_core::ratelimit::{clamp_reset, saturating_add};
+use switchyard_core::ratelimit::clamp_reset;
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, ErrorKind, LimitScope, ModelId,
-    ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
+    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo,
+    Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
 };
 
 use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
@@ -176,14 +177,11 @@ impl Reports {
             }
         }
         error.retry_after = retry_delay(&snapshot, wire).map(clamp_hint);
-        if let (None, Some(retry_after), ErrorKind::RateLimited { scope: LimitScope::Day }) =
-            (error.resets_at, error.retry_after, kind)
-        {
-            error.resets_at = Some(saturating_add(now, retry_after));
-        }
         error.rate_limits = snapshot;
         error.upstream_request_id = request_id;
-        error
+        // A 429's delay, window and reset from every hint: the headers, and the body whatever
+        // its shape (Gemini's OpenAI-compatible endpoint answers a `google.rpc.Status`, listed).
+        settle(error, &StatedHints::from_body(body, now), now)
     }
 
     /// A 200 body that is no answer: unreadable, or an error report.

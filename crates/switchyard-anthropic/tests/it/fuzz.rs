@@ -7,7 +7,6 @@
 //! 20,000 cases in a default run; `SWITCHYARD_FUZZ_CASES=N` runs at least N per property.
 
 use chrono::{DateTime, Utc};
-use futures_util::{FutureExt as _, StreamExt as _};
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -17,11 +16,14 @@ use switchyard_anthropic::{
 };
 use switchyard_core::bounded::sse_events;
 use switchyard_core::{
-    ErrorKind, MAX_HINT, ProviderId, RateLimitSnapshot, ReadError, Reset, StreamAccumulator,
+    ErrorKind, MAX_HINT, ProviderId, RateLimitSnapshot, Reset, StreamAccumulator,
 };
 
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
+#[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
+mod split;
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_768_478_400, 0).expect("a date")
@@ -89,75 +91,42 @@ fn check_failure(error: &AnthropicError) {
 /// Feeds `body` cut at `cut` through the bounded SSE reader and one stream decoder, the way
 /// the client does, and folds the chunks.
 fn stream(body: &[u8], cut: usize, max_line: usize) {
-    let cut = cut.min(body.len());
-    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
-        vec![Ok(body[..cut].to_vec()), Ok(body[cut..].to_vec())];
-    let mut events = sse_events(futures_util::stream::iter(parts), max_line);
     let mut decoder = StreamDecoder::new(Some("answer".to_owned()));
     let mut accumulator = StreamAccumulator::new();
-    while let Some(event) = events.next().now_or_never().expect("a ready stream never waits") {
-        match event {
-            Ok(event) => {
-                assert!(event.data.len() <= max_line);
-                match decoder.push(&event.data) {
-                    Ok(Some(chunk)) => accumulator.push(&chunk),
-                    Ok(None) => {}
-                    Err(error) => return check_failure(&error),
-                }
-            }
-            Err(ReadError::TooLarge { limit, .. }) => return assert_eq!(limit, max_line),
-            Err(ReadError::NotUtf8 | ReadError::Transport(_)) => return,
-        }
-    }
-    if let Err(error) = decoder.finish() {
+    let ended = split::read_split(body, cut, max_line, sse_events, |event| {
+        assert!(event.data.len() <= max_line);
+        let pushed = decoder.push(&event.data);
+        pushed
+            .map(|chunk| chunk.iter().for_each(|c| accumulator.push(c)))
+            .map_err(|e| check_failure(&e))
+            .is_ok()
+    });
+    if ended && let Err(error) = decoder.finish() {
         check_failure(&error);
     }
     assert!(accumulator.finish().tool_calls.len() <= MAX_BLOCKS);
 }
 
-fn sse_body(frames: &[String]) -> Vec<u8> {
-    frames.iter().map(|frame| format!("data: {frame}\n\n")).collect::<String>().into_bytes()
+/// One whole body: an answer with no more tool calls than the frames hold, or a typed failure.
+fn plain(body: &[u8]) {
+    match decode_response(body, Some("answer")) {
+        Ok(response) => assert!(response.tool_calls.len() <= 2),
+        Err(error) => check_failure(&error),
+    }
 }
 
-proptest! {
-    #![proptest_config(frames::config(6000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        if let Err(error) = decode_response(&body, None) {
-            check_failure(&error);
-        }
-    }
-
-    #[test]
-    fn stream_events_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 6000,
+    answers: answers(), frames: events(), n_frames: 1..6,
+    join: |chunks: &[String]| split::sse_body(chunks, "\n\n"),
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
 
     #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        match decode_response(body.as_bytes(), Some("answer")) {
-            Ok(response) => prop_assert!(response.tool_calls.len() <= 2),
-            Err(error) => check_failure(&error),
-        }
-    }
-
-    #[test]
-    fn stream_events_from_mutated_frames(
-        events in proptest::collection::vec(frames::frame(events()), 1..6),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        stream(&sse_body(&events), cut, max_line);
-    }
-
-    #[test]
     fn error_bodies_classify_whatever_they_hold(
-        body in prop_oneof![frames::frame(errors()), frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        body in split::error_body(errors()),
         status in 100u16..600,
         retry_after_secs in proptest::option::of(any::<u64>()),
     ) {

@@ -7,13 +7,12 @@
 //! 18,000 cases in a default run; `SWITCHYARD_FUZZ_CASES=N` runs at least N per property.
 
 use chrono::{DateTime, Utc};
-use futures_util::{FutureExt as _, StreamExt as _};
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use switchyard_core::bounded::sse_events;
 use switchyard_core::{
-    ErrorKind, LimitScope, MAX_HINT, ProviderId, RateLimitSnapshot, ReadError, StreamAccumulator,
+    ErrorKind, LimitScope, MAX_HINT, ProviderId, RateLimitSnapshot, StreamAccumulator,
 };
 use switchyard_gemini::{
     GeminiError, StreamDecoder, decode_response, error_from_response, rate_limits_from_headers,
@@ -21,6 +20,9 @@ use switchyard_gemini::{
 
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
+#[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
+mod split;
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_768_478_400, 0).expect("a date")
@@ -68,74 +70,42 @@ fn check_failure(error: &GeminiError) {
 /// Feeds `body` cut at `cut` through the bounded SSE reader and one stream decoder, the way
 /// the client does, and folds the chunks.
 fn stream(body: &[u8], cut: usize, max_line: usize) {
-    let cut = cut.min(body.len());
-    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
-        vec![Ok(body[..cut].to_vec()), Ok(body[cut..].to_vec())];
-    let mut events = sse_events(futures_util::stream::iter(parts), max_line);
     let mut decoder = StreamDecoder::new();
     let mut accumulator = StreamAccumulator::new();
-    while let Some(event) = events.next().now_or_never().expect("a ready stream never waits") {
-        match event {
-            Ok(event) => {
-                assert!(event.data.len() <= max_line);
-                match decoder.push(&event.data) {
-                    Ok(chunk) => accumulator.push(&chunk),
-                    Err(error) => return check_failure(&error),
-                }
-            }
-            Err(ReadError::TooLarge { limit, .. }) => return assert_eq!(limit, max_line),
-            Err(ReadError::NotUtf8 | ReadError::Transport(_)) => return,
-        }
-    }
-    if let Err(error) = decoder.finish() {
+    let ended = split::read_split(body, cut, max_line, sse_events, |event| {
+        assert!(event.data.len() <= max_line);
+        decoder
+            .push(&event.data)
+            .map(|chunk| accumulator.push(&chunk))
+            .map_err(|e| check_failure(&e))
+            .is_ok()
+    });
+    if ended && let Err(error) = decoder.finish() {
         check_failure(&error);
     }
     assert!(accumulator.text().len() <= body.len());
 }
 
-fn sse_body(frames: &[String]) -> Vec<u8> {
-    frames.iter().map(|frame| format!("data: {frame}\r\n\r\n")).collect::<String>().into_bytes()
+/// One whole body: an answer no longer than the body, or a typed failure.
+fn plain(body: &[u8]) {
+    match decode_response(body) {
+        Ok(response) => assert!(response.text.len() <= body.len()),
+        Err(error) => check_failure(&error),
+    }
 }
 
-proptest! {
-    #![proptest_config(frames::config(6000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        if let Err(error) = decode_response(&body) {
-            check_failure(&error);
-        }
-    }
-
-    #[test]
-    fn stream_chunks_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 6000,
+    answers: answers(), frames: answers(), n_frames: 1..4,
+    join: |chunks: &[String]| split::sse_body(chunks, "\r\n\r\n"),
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
 
     #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        match decode_response(body.as_bytes()) {
-            Ok(response) => prop_assert!(response.text.len() <= body.len()),
-            Err(error) => check_failure(&error),
-        }
-    }
-
-    #[test]
-    fn stream_chunks_from_mutated_frames(
-        chunks in proptest::collection::vec(frames::frame(answers()), 1..4),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        stream(&sse_body(&chunks), cut, max_line);
-    }
-
-    #[test]
     fn error_bodies_classify_whatever_they_hold(
-        body in prop_oneof![frames::frame(errors()), frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        body in split::error_body(errors()),
         status in 100u16..600,
         retry_after in proptest::option::of(frames::header_value()),
     ) {

@@ -6,30 +6,22 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::{
-    ChatRequest, FinishReason, ManualClock, Message, ResponseFormat, Tool, ToolCall, ToolChoice,
+    ChatRequest, FinishReason, ManualClock, Message, ResponseFormat, ToolCall, ToolChoice,
 };
 use switchyard_gemini::Gemini;
 use switchyard_mock::{MockUpstream, ReplyScript};
 
 use crate::support::{answer, mock, provider};
 
+#[path = "../../../switchyard-core/tests/support/tools.rs"]
+mod shared_tools;
+use shared_tools::{received, weather};
+
 async fn started(reply: ReplyScript) -> (MockUpstream, Gemini) {
     let clock = ManualClock::default();
     let mock = mock().clock(clock.clone()).reply(reply).start().await.expect("the mock starts");
     let provider = provider(&mock.base_url(), Duration::from_secs(10), Arc::new(clock));
     (mock, provider)
-}
-
-fn received(mock: &MockUpstream) -> Value {
-    mock.last_request().and_then(|request| request.body).expect("a logged JSON body")
-}
-
-fn weather() -> Tool {
-    Tool {
-        name: "weather".into(),
-        description: Some("Current weather in a city".into()),
-        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-    }
 }
 
 #[tokio::test]

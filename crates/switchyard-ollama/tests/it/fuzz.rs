@@ -6,17 +6,17 @@
 //!
 //! 16,000 cases in a default run; `SWITCHYARD_FUZZ_CASES=N` runs at least N per property.
 
-use futures_util::{FutureExt as _, StreamExt as _};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use switchyard_core::bounded::lines;
-use switchyard_core::{
-    ErrorKind, MAX_HINT, ProviderId, RateLimitSnapshot, ReadError, StreamAccumulator,
-};
+use switchyard_core::{ErrorKind, MAX_HINT, ProviderId, RateLimitSnapshot, StreamAccumulator};
 use switchyard_ollama::{OllamaError, StreamDecoder, decode_response, error_from_response};
 
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
+#[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
+mod split;
 
 fn answers() -> Vec<Value> {
     vec![
@@ -46,75 +46,42 @@ fn check_failure(error: &OllamaError) {
 /// Feeds `body` cut at `cut` through the bounded line reader and one stream decoder, the way
 /// the client does, and folds the chunks.
 fn stream(body: &[u8], cut: usize, max_line: usize) {
-    let cut = cut.min(body.len());
-    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
-        vec![Ok(body[..cut].to_vec()), Ok(body[cut..].to_vec())];
-    let mut lines = lines(futures_util::stream::iter(parts), max_line);
     let mut decoder = StreamDecoder::new();
     let mut accumulator = StreamAccumulator::new();
-    while let Some(line) = lines.next().now_or_never().expect("a ready stream never waits") {
-        if decoder.is_done() {
-            break;
-        }
-        match line {
-            Ok(line) => {
-                assert!(line.len() <= max_line);
-                match decoder.push(&line) {
-                    Ok(Some(chunk)) => accumulator.push(&chunk),
-                    Ok(None) => {}
-                    Err(error) => return check_failure(&error),
-                }
-            }
-            Err(ReadError::TooLarge { limit, .. }) => return assert_eq!(limit, max_line),
-            Err(ReadError::NotUtf8 | ReadError::Transport(_)) => return,
-        }
-    }
-    if let Err(error) = decoder.finish() {
+    let ended = split::read_split(body, cut, max_line, lines, |line| {
+        assert!(line.len() <= max_line);
+        let pushed = decoder.push(&line);
+        let taken = pushed.map(|chunk| chunk.iter().for_each(|c| accumulator.push(c)));
+        // After the done line the client reads no further.
+        taken.map_err(|e| check_failure(&e)).is_ok() && !decoder.is_done()
+    });
+    if (ended || decoder.is_done())
+        && let Err(error) = decoder.finish()
+    {
         check_failure(&error);
     }
     assert!(accumulator.text().len() <= body.len());
 }
 
-proptest! {
-    #![proptest_config(frames::config(5000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        if let Err(error) = decode_response(&body) {
-            check_failure(&error);
-        }
+/// One whole body: an answer no longer than the body, or a typed failure.
+fn plain(body: &[u8]) {
+    match decode_response(body) {
+        Ok(response) => assert!(response.text.len() <= body.len()),
+        Err(error) => check_failure(&error),
     }
+}
 
-    #[test]
-    fn stream_lines_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 5000,
+    answers: answers(), frames: answers(), n_frames: 1..4, join: split::ndjson_body,
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
 
     #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        match decode_response(body.as_bytes()) {
-            Ok(response) => prop_assert!(response.text.len() <= body.len()),
-            Err(error) => check_failure(&error),
-        }
-    }
-
-    #[test]
-    fn stream_lines_from_mutated_frames(
-        lines in proptest::collection::vec(frames::frame(answers()), 1..4),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        let body: String = lines.iter().map(|line| format!("{line}\n")).collect();
-        stream(body.as_bytes(), cut, max_line);
-    }
-
-    #[test]
     fn error_bodies_classify_whatever_they_hold(
-        body in prop_oneof![frames::frame(answers()), frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        body in split::error_body(answers()),
         status in 100u16..600,
         retry_after in proptest::option::of(frames::header_value()),
     ) {
@@ -124,7 +91,7 @@ proptest! {
             }),
             ..RateLimitSnapshot::default()
         };
-        let error = error_from_response(&ProviderId::new("local"), status, body.as_bytes(), snapshot);
+        let error = error_from_response(&ProviderId::new("local"), status, body.as_bytes(), snapshot, chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
         prop_assert_eq!(error.status, Some(status));
         prop_assert!(error.retry_after.is_none_or(|delay| delay <= MAX_HINT));
         prop_assert!(error.message.chars().count() <= body.chars().count().max(303));

@@ -42,7 +42,9 @@ async fn a_cloud_429_asking_for_1e14_seconds_is_max_hint() {
         let error =
             failed(raw(429, "application/json", &[("retry-after", value)], body.clone()), false)
                 .await;
-        assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Unknown });
+        // No window is named, and a wait of an hour or more is a day's: exhausted until the
+        // (clamped) reset.
+        assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Day });
         assert_eq!(error.retry_after, Some(MAX_HINT), "retry-after: {value}");
         assert_eq!(Classify::retry_after(&error), Some(MAX_HINT));
     }

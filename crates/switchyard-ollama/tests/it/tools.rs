@@ -4,28 +4,20 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_core::{ChatRequest, FinishReason, Message, ResponseFormat, Tool, ToolCall};
+use switchyard_core::{ChatRequest, FinishReason, Message, ResponseFormat, ToolCall};
 use switchyard_mock::{MockUpstream, ReplyScript};
 use switchyard_ollama::Ollama;
 
 use crate::support::{answer, mock, provider};
 
+#[path = "../../../switchyard-core/tests/support/tools.rs"]
+mod shared_tools;
+use shared_tools::{received, weather};
+
 async fn started(reply: ReplyScript) -> (MockUpstream, Ollama) {
     let mock = mock().reply(reply).start().await.expect("the mock starts");
     let provider = provider(&mock.base_url(), Duration::from_secs(10));
     (mock, provider)
-}
-
-fn received(mock: &MockUpstream) -> Value {
-    mock.last_request().and_then(|request| request.body).expect("a logged JSON body")
-}
-
-fn weather() -> Tool {
-    Tool {
-        name: "weather".into(),
-        description: Some("Current weather in a city".into()),
-        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-    }
 }
 
 #[tokio::test]

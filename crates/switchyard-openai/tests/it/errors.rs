@@ -64,7 +64,8 @@ async fn a_429_carries_its_headers_go_durations_and_retry_after_ms() {
     let error = chat(&for_mock(Preset::OpenAi, &mock)).await.expect_err("limited");
     assert_eq!(error.kind, ErrorKind::RateLimited { scope: LimitScope::Minute });
     assert_eq!(error.status, Some(429));
-    assert_eq!(error.retry_after, Some(Duration::from_millis(1500)), "retry-after-ms wins");
+    // The message's "try again in 6m0s" is the most specific hint; a header never shortens it.
+    assert_eq!(error.retry_after, Some(Duration::from_secs(360)), "the message wins");
     let requests = error.rate_limits.reading(LimitUnit::Requests).expect("requests reading");
     assert_eq!(requests.reset, Some(Reset::After(Duration::from_secs(360))));
     assert_eq!((requests.limit, requests.remaining), (Some(500), Some(0)));

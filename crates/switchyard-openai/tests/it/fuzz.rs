@@ -7,12 +7,11 @@
 //! 22,000 cases in a default run; `SWITCHYARD_FUZZ_CASES=N` runs at least N per property.
 
 use chrono::{DateTime, Utc};
-use futures_util::{FutureExt as _, StreamExt as _};
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use switchyard_core::bounded::sse_events;
-use switchyard_core::{ErrorKind, MAX_HINT, RateLimitSnapshot, ReadError, Reset};
+use switchyard_core::{ErrorKind, MAX_HINT, RateLimitSnapshot, Reset};
 use switchyard_openai::{
     DecodeError, Preset, WireError, classify, classify_preset, decode_chunk, decode_models,
     decode_response, parse_error_body, rate_limits,
@@ -20,6 +19,9 @@ use switchyard_openai::{
 
 #[path = "../../../switchyard-core/tests/fuzzing/frames.rs"]
 mod frames;
+#[path = "../../../switchyard-core/tests/fuzzing/split.rs"]
+#[macro_use]
+mod split;
 
 const PRESETS: [Preset; 5] =
     [Preset::OpenAi, Preset::Groq, Preset::Mistral, Preset::OpenRouter, Preset::Compatible];
@@ -98,54 +100,33 @@ fn check_wire(wire: &WireError) {
 /// Feeds `body` cut at `cut` through the bounded SSE reader and the chunk decoder, the way
 /// the client does.
 fn stream(body: &[u8], cut: usize, max_line: usize) {
-    let cut = cut.min(body.len());
-    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
-        vec![Ok(body[..cut].to_vec()), Ok(body[cut..].to_vec())];
-    let mut events = sse_events(futures_util::stream::iter(parts), max_line);
-    while let Some(event) = events.next().now_or_never().expect("a ready stream never waits") {
-        match event {
-            Ok(event) => {
-                assert!(event.data.len() <= max_line);
-                match decode_chunk(event.data.trim()) {
-                    Ok(chunk) => assert!(chunk.text.len() <= event.data.len()),
-                    Err(DecodeError::Malformed(_)) => {}
-                    Err(DecodeError::Upstream(wire)) => check_wire(&wire),
-                }
-            }
-            Err(ReadError::TooLarge { limit, .. }) => assert_eq!(limit, max_line),
-            Err(ReadError::NotUtf8 | ReadError::Transport(_)) => {}
+    split::read_split(body, cut, max_line, sse_events, |event| {
+        assert!(event.data.len() <= max_line);
+        match decode_chunk(event.data.trim()) {
+            Ok(chunk) => assert!(chunk.text.len() <= event.data.len()),
+            Err(DecodeError::Malformed(_)) => {}
+            Err(DecodeError::Upstream(wire)) => check_wire(&wire),
         }
+        true
+    });
+}
+
+/// One whole body, read as an answer and as a model listing.
+fn plain(body: &[u8]) {
+    check_answer(body, decode_response(body));
+    if let Err(DecodeError::Upstream(wire)) = decode_models(body) {
+        check_wire(&wire);
     }
 }
 
-fn sse_body(frames: &[String]) -> Vec<u8> {
-    frames.iter().map(|frame| format!("data: {frame}\n\n")).collect::<String>().into_bytes()
-}
-
-proptest! {
-    #![proptest_config(frames::config(6000))]
-
-    #[test]
-    fn plain_answers_from_random_bytes(body in frames::bytes()) {
-        check_answer(&body, decode_response(&body));
-        if let Err(DecodeError::Upstream(wire)) = decode_models(&body) {
-            check_wire(&wire);
-        }
-    }
-
-    #[test]
-    fn stream_events_from_random_bytes(body in frames::bytes(), cut in 0usize..256, max_line in 1usize..300) {
-        stream(&body, cut, max_line);
-    }
+decoder_properties! {
+    plain: plain, stream: stream, random_cases: 6000,
+    answers: answers(), frames: chunks(), n_frames: 1..3,
+    join: |chunks: &[String]| split::sse_body(chunks, "\n\n"),
 }
 
 proptest! {
     #![proptest_config(frames::config(2000))]
-
-    #[test]
-    fn plain_answers_from_mutated_frames(body in frames::frame(answers())) {
-        check_answer(body.as_bytes(), decode_response(body.as_bytes()));
-    }
 
     #[test]
     fn model_listings_from_mutated_frames(body in frames::frame(listings())) {
@@ -155,17 +136,8 @@ proptest! {
     }
 
     #[test]
-    fn stream_events_from_mutated_frames(
-        chunks in proptest::collection::vec(frames::frame(chunks()), 1..3),
-        cut in 0usize..2000,
-        max_line in prop_oneof![Just(1usize << 20), 16usize..512],
-    ) {
-        stream(&sse_body(&chunks), cut, max_line);
-    }
-
-    #[test]
     fn error_bodies_classify_whatever_they_hold(
-        body in prop_oneof![frames::frame(errors()), frames::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        body in split::error_body(errors()),
         status in 100u16..600,
     ) {
         let wire = parse_error_body(body.as_bytes());

@@ -4,6 +4,7 @@
 mod conformance;
 mod errors;
 mod fuzz;
+mod hints;
 mod hostile;
 mod presets;
 mod support;

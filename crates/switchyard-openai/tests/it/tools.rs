@@ -4,12 +4,16 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use switchyard_core::{
     Call, ChatRequest, ChatResponse, Credential, FinishReason, Message, ModelId, Provider,
-    ResponseFormat, StreamAccumulator, Tool, ToolCall, ToolChoice,
+    ResponseFormat, StreamAccumulator, ToolCall, ToolChoice,
 };
 use switchyard_mock::{MockUpstream, ReplyScript};
 use switchyard_openai::{OpenAiProvider, Preset};
 
 use crate::support::for_mock;
+
+#[path = "../../../switchyard-core/tests/support/tools.rs"]
+mod shared_tools;
+use shared_tools::weather;
 
 async fn mock_replying(reply: ReplyScript) -> (MockUpstream, OpenAiProvider) {
     let mock =
@@ -31,15 +35,6 @@ async fn both(adapter: &OpenAiProvider, request: &ChatRequest) -> (ChatResponse,
     (plain.response, accumulator.finish())
 }
 
-fn weather_tool() -> Tool {
-    Tool {
-        name: "weather".to_owned(),
-        description: Some("Current weather in a city".to_owned()),
-        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
-                           "required": ["city"]}),
-    }
-}
-
 #[tokio::test]
 async fn a_tool_call_round_trip() {
     let call = ToolCall {
@@ -49,7 +44,7 @@ async fn a_tool_call_round_trip() {
     };
     let (mock, adapter) = mock_replying(ReplyScript::ToolCalls(vec![call.clone()])).await;
     let mut request = ChatRequest::from_user("Weather in Oslo?");
-    request.tools.push(weather_tool());
+    request.tools.push(weather());
     request.tool_choice = Some(ToolChoice::Required);
     let (plain, streamed) = both(&adapter, &request).await;
     assert_eq!(plain.tool_calls, vec![call.clone()]);

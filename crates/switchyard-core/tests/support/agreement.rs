@@ -1,6 +1,10 @@
 //! For any answer the upstream gives (text of any length, cut by a token limit or not, or
 //! tool calls with any arguments), the streamed answer reassembles to the plain one: same
 //! text, tool calls, finish reason and usage.
+//!
+//! One property for the adapters whose mock replies are scripted alike (Anthropic, Gemini,
+//! Ollama), kept once here and included by path as their `agreement` test module; each
+//! crate's `support` gives `mock()`, `shared(base_url, timeout)` and `answer(..)`.
 
 use std::time::Duration;
 
