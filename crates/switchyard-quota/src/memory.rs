@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use switchyard_core::{
-    Candidate, Clock, KeyId, LimitScope, ProviderError, ProviderId, RateLimitSnapshot, Reset,
-    Usage, clamp_hint,
+    Candidate, Classify, Clock, ErrorKind, KeyId, LimitScope, LimitUnit, ProviderError, ProviderId,
+    RateLimitSnapshot, Reset, Usage, clamp_hint,
 };
 
 use crate::bucket::{
@@ -23,8 +23,11 @@ use crate::bucket::{
 use crate::config::{DayBoundary, QuotaConfig};
 use crate::error::{QuotaError, Refusal};
 use crate::estimate::Estimate;
+use crate::learned::{
+    AcceptLog, Evidence, Learned, calendar_aligned, hint_text, learn, learned_scope, ticks,
+};
 use crate::ledger::QuotaLedger;
-use crate::limit::{Window, day_start};
+use crate::limit::{Unit, Window, day_start, next_midnight};
 use crate::meter::{Meter, duration_ticks, ticks_of, utc_of};
 use crate::permit::Permit;
 use crate::persist::{
@@ -225,6 +228,8 @@ impl MemoryLedger {
                     strikes: 0,
                     changed_at: None,
                     last_taken: 0,
+                    log: AcceptLog::default(),
+                    learned: Vec::new(),
                 }),
             })
         });
@@ -427,9 +432,73 @@ impl MemoryLedger {
                     meter.set_used(now, used);
                 }
             }
+            if reading.unit == LimitUnit::Requests && !state.learned.is_empty() {
+                let state = &mut *state;
+                let scope = learned_scope(reading.scope);
+                for learned in state.learned.iter_mut().filter(|learned| learned.scope == scope) {
+                    let room = match reading.limit {
+                        Some(limit) => limit,
+                        // A stale reading may not hand out capacity newer admissions took.
+                        None if stale_if_lower => continue,
+                        None => learned.used(&state.log, now).saturating_add(remaining),
+                    };
+                    let why = "raised: the provider's headers show more room".to_owned();
+                    learned.raise_to(room, now, why);
+                }
+            }
         }
         drop(state);
         lane.bucket.mark_dirty();
+    }
+
+    /// Learns a limit from a 429 for a window nothing declares (see `learned`): the count
+    /// of requests the bucket saw served in that window.
+    fn learn_from(&self, lane: &Lane, error: &ProviderError, scope: LimitScope, now: u64) {
+        let now_utc = self.utc(now);
+        let retry_after = Classify::retry_after(error);
+        let mut resets_at = error.resets_at.map(|at| clamp_until(now_utc, at));
+        let mut aligned = resets_at.is_some_and(|at| calendar_aligned(scope, at));
+        if retry_after.is_none()
+            && resets_at.is_none()
+            && learned_scope(scope) == LimitScope::Day
+            && let DayBoundary::Midnight(tz) = lane.bucket.day
+        {
+            // A daily quota without a stated reset ends at the provider's midnight.
+            resets_at = Some(next_midnight(tz, now_utc));
+            aligned = true;
+        }
+        let header_reset = error
+            .rate_limits
+            .readings
+            .iter()
+            .filter(|r| r.unit == LimitUnit::Requests && learned_scope(r.scope) == scope)
+            .find_map(|r| r.reset);
+        let reset = match (retry_after, resets_at, header_reset) {
+            (Some(after), _, _) => Some(now.saturating_add(ticks(after))),
+            (None, Some(at), _) => Some(ticks_of(self.anchor_utc, at)),
+            (None, None, Some(Reset::After(after))) => {
+                Some(now.saturating_add(ticks(clamp_hint(after))))
+            }
+            (None, None, Some(Reset::At(at))) => {
+                Some(ticks_of(self.anchor_utc, clamp_until(now_utc, at)))
+            }
+            (None, None, None) => None,
+        };
+        let evidence = Evidence {
+            scope,
+            reset,
+            hint: hint_text(retry_after, resets_at),
+            aligned: aligned && retry_after.is_none(),
+        };
+        let mut guard = lane.bucket.state.lock();
+        let state = &mut *guard;
+        if state.declares(scope) {
+            return;
+        }
+        state.expire(now);
+        if learn(&mut state.learned, &state.log, now, &evidence) {
+            self.limits_known.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Records an attempt's error: the synchronous core of [`QuotaLedger::record_error`].
@@ -438,13 +507,34 @@ impl MemoryLedger {
         let lane = self.lane(candidate);
         let now = self.ticks();
         let why = reason(error);
+        let scope = match error.kind {
+            ErrorKind::RateLimited { scope } | ErrorKind::QuotaExhausted { scope } => {
+                Some(learned_scope(scope)).filter(|scope| *scope != LimitScope::Month)
+            }
+            _ => None,
+        };
+        if let Some(scope) = scope {
+            self.learn_from(&lane, error, scope, now);
+        }
         match verdict(error, lane.bucket.day, self.utc(now)) {
             Verdict::Cooldown { after } => {
                 let mut state = lane.bucket.state.lock();
                 state.expire(now);
+                // With no delay stated, a learned window's remaining time is the evidence;
+                // only a key whose window is unknown follows the configured schedule.
+                let learned_wait = state
+                    .learned
+                    .iter()
+                    .find(|learned| Some(learned.scope) == scope)
+                    .map(|learned| learned.free_at(&state.log, now).saturating_sub(now))
+                    .filter(|&wait| wait > 0)
+                    .map(Duration::from_nanos);
                 // `verdict` clamped the provider's delay; the configured schedule is clamped too.
-                let wait =
-                    clamp_hint(after.unwrap_or_else(|| self.config.backoff_for(state.strikes)));
+                let wait = clamp_hint(
+                    after
+                        .or(learned_wait)
+                        .unwrap_or_else(|| self.config.backoff_for(state.strikes)),
+                );
                 state.strikes = state.strikes.saturating_add(1);
                 let until = Some(now.saturating_add(duration_ticks(wait)));
                 // A new cooldown never shortens one in force: the later deadline wins.
@@ -556,7 +646,7 @@ impl MemoryLedger {
         }
         let lane = self.lanes.get(candidate)?;
         let mut state = lane.bucket.state.lock();
-        if state.meters.is_empty() && state.gates.is_empty() {
+        if state.meters.is_empty() && state.gates.is_empty() && state.learned.is_empty() {
             return None;
         }
         let now = self.ticks();
@@ -579,6 +669,10 @@ impl MemoryLedger {
             {
                 note(gate.remaining.min(limit) as f64 / limit as f64);
             }
+        }
+        for learned in &state.learned {
+            let used = learned.used(&state.log, now);
+            note(learned.limit.saturating_sub(used) as f64 / learned.limit.max(1) as f64);
         }
         least
     }
@@ -640,7 +734,7 @@ impl MemoryLedger {
         for meter in &mut state.meters {
             meter.roll(now, self.anchor_utc);
         }
-        let limits = state
+        let mut limits: Vec<LimitSummary> = state
             .meters
             .iter()
             .map(|meter| {
@@ -654,9 +748,24 @@ impl MemoryLedger {
                     remaining: limit.saturating_sub(used),
                     percent: if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 },
                     resets_at: meter.resets_at(now).map(|t| self.utc(t)),
+                    learned: None,
                 }
             })
             .collect();
+        for learned in &state.learned {
+            let used = learned.used(&state.log, now);
+            let limit = learned.limit;
+            limits.push(LimitSummary {
+                unit: Unit::Requests,
+                limit_name: learned.name(),
+                used,
+                limit,
+                remaining: limit.saturating_sub(used),
+                percent: used as f64 * 100.0 / limit.max(1) as f64,
+                resets_at: learned.resets_at(&state.log, now).map(|t| self.utc(t)),
+                learned: Some(learned.record(self.anchor_utc)),
+            });
+        }
         drop(state);
         let (available, available_at) = match (&status.state, check) {
             (KeyState::Available, Ok(())) => (true, None),
@@ -726,6 +835,7 @@ impl MemoryLedger {
             exhausted: state.exhausted.as_ref().map(|hold| self.hold_record(hold)),
             strikes: state.strikes,
             changed_at: state.changed_at.map(|t| self.utc(t)),
+            learned: state.learned.iter().map(|learned| learned.record(self.anchor_utc)).collect(),
         }
     }
 
@@ -836,6 +946,17 @@ impl MemoryLedger {
                 && later(state.exhausted.as_ref(), hold.until)
             {
                 state.exhausted = Some(hold);
+            }
+            for saved in &record.learned {
+                let Some(learned) = Learned::from_record(saved, self.anchor_utc) else { continue };
+                if state.declares(learned.scope) {
+                    continue;
+                }
+                match state.learned.iter_mut().find(|known| known.scope == learned.scope) {
+                    Some(known) => *known = learned,
+                    None => state.learned.push(learned),
+                }
+                self.limits_known.store(true, Ordering::Relaxed);
             }
             state.strikes = state.strikes.max(record.strikes);
             state.changed_at =
