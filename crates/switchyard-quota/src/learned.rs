@@ -21,7 +21,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_core::LimitScope;
 
-use crate::meter::{duration_ticks, ticks_of, utc_of};
+use switchyard_core::{Classify, ErrorKind, LimitUnit, ProviderError, Reset};
+
+use crate::config::DayBoundary;
+use crate::limit::next_midnight;
+use crate::meter::{ticks_of, utc_of};
+use crate::policy::{after_now, clamp_until};
 
 /// The most admissions a bucket remembers. A learned limit above it is learned as this much
 /// (a lower bound that a header or more successes raise).
@@ -414,6 +419,139 @@ pub(crate) fn learn(
     true
 }
 
+/// What a 429 teaches, on the wall clock: for ledgers that keep no [`AcceptLog`] of their
+/// own (the Redis ledger keeps the served times in Redis) and learn through
+/// [`learn_shared`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lesson {
+    /// The window's scope (minute or day).
+    pub scope: LimitScope,
+    /// When the provider said the window frees, if it said.
+    pub reset: Option<DateTime<Utc>>,
+    /// The hint as text, for the evidence.
+    pub hint: Option<String>,
+    /// Whether the reset is a calendar boundary (a fixed window at once).
+    pub aligned: bool,
+}
+
+/// The lesson of `error` at `now` for a provider whose day ends at `day`, or `None` when it
+/// is no 429 a limit can be learned from (another error, a monthly allowance).
+pub fn lesson(error: &ProviderError, day: DayBoundary, now: DateTime<Utc>) -> Option<Lesson> {
+    let scope = match error.kind {
+        ErrorKind::RateLimited { scope } | ErrorKind::QuotaExhausted { scope } => {
+            learned_scope(scope)
+        }
+        _ => return None,
+    };
+    nominal(scope)?;
+    let retry_after = Classify::retry_after(error);
+    let mut resets_at = error.resets_at.map(|at| clamp_until(now, at));
+    let mut aligned = resets_at.is_some_and(|at| calendar_aligned(scope, at));
+    if retry_after.is_none()
+        && resets_at.is_none()
+        && scope == LimitScope::Day
+        && let DayBoundary::Midnight(tz) = day
+    {
+        // A daily quota without a stated reset ends at the provider's midnight.
+        resets_at = Some(next_midnight(tz, now));
+        aligned = true;
+    }
+    let header_reset = error
+        .rate_limits
+        .readings
+        .iter()
+        .filter(|r| r.unit == LimitUnit::Requests && learned_scope(r.scope) == scope)
+        .find_map(|r| r.reset);
+    let reset = match (retry_after, resets_at, header_reset) {
+        (Some(after), _, _) => Some(after_now(now, after)),
+        (None, Some(at), _) => Some(at),
+        (None, None, Some(Reset::After(after))) => Some(after_now(now, after)),
+        (None, None, Some(Reset::At(at))) => Some(clamp_until(now, at)),
+        (None, None, None) => None,
+    };
+    Some(Lesson {
+        scope,
+        reset,
+        hint: hint_text(retry_after, resets_at),
+        aligned: aligned && retry_after.is_none(),
+    })
+}
+
+impl Lesson {
+    /// The lesson on a ledger's tick timeline.
+    pub(crate) fn evidence(&self, anchor_utc: DateTime<Utc>) -> Evidence {
+        Evidence {
+            scope: self.scope,
+            reset: self.reset.map(|at| ticks_of(anchor_utc, at)),
+            hint: self.hint.clone(),
+            aligned: self.aligned,
+        }
+    }
+}
+
+/// Learns from `lesson` at `now` given the times of the requests the bucket saw served
+/// (oldest first) and the limit it learned before for that scope: the corrected or new
+/// learned limit, or `None` when nothing can be inferred (nothing served).
+pub fn learn_shared(
+    existing: Option<&LearnedRecord>,
+    served: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+    lesson: &Lesson,
+) -> Option<LearnedRecord> {
+    // A timeline that starts well before anything counted.
+    let anchor =
+        now.checked_sub_signed(chrono::Duration::days(3)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut log = AcceptLog::default();
+    for &at in served {
+        let tick = ticks_of(anchor, at);
+        log.push(tick);
+        log.finish(tick, true);
+    }
+    let mut learned: Vec<Learned> =
+        existing.and_then(|record| Learned::from_record(record, anchor)).into_iter().collect();
+    let now_tick = ticks_of(anchor, now);
+    if !learn(&mut learned, &log, now_tick, &lesson.evidence(anchor)) {
+        return None;
+    }
+    learned.iter().find(|l| l.scope == lesson.scope).map(|l| l.record(anchor))
+}
+
+/// How long until `record`'s window has room for one more request, given the times of the
+/// requests the bucket saw served (oldest first); `None` when it has room now. What a
+/// shared ledger cools a key down for when a 429 names no delay.
+pub fn learned_wait(
+    record: &LearnedRecord,
+    served: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Option<std::time::Duration> {
+    let anchor =
+        now.checked_sub_signed(chrono::Duration::days(3)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let learned = Learned::from_record(record, anchor)?;
+    let mut log = AcceptLog::default();
+    for &at in served {
+        let tick = ticks_of(anchor, at);
+        log.push(tick);
+        log.finish(tick, true);
+    }
+    let now_tick = ticks_of(anchor, now);
+    let wait = learned.free_at(&log, now_tick).saturating_sub(now_tick);
+    (wait > 0).then(|| std::time::Duration::from_nanos(wait))
+}
+
+/// Where the fixed window of `record` that counts at `now` starts and ends; `None` for a
+/// sliding window.
+pub fn fixed_window(
+    record: &LearnedRecord,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let anchor =
+        now.checked_sub_signed(chrono::Duration::days(3)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let learned = Learned::from_record(record, anchor)?;
+    learned.boundary?;
+    let start = learned.window_start(ticks_of(anchor, now));
+    Some((utc_of(anchor, start), utc_of(anchor, start.saturating_add(learned.length))))
+}
+
 /// A hint as text for the evidence: the delay or the date.
 pub(crate) fn hint_text(
     after: Option<std::time::Duration>,
@@ -435,11 +573,6 @@ pub(crate) fn calendar_aligned(scope: LimitScope, at: DateTime<Utc>) -> bool {
         LimitScope::Day => whole_minute && at.hour() == 0 && at.minute() == 0,
         LimitScope::Month | LimitScope::Unknown => false,
     }
-}
-
-/// `duration` in ticks, for callers outside the meter module.
-pub(crate) fn ticks(duration: std::time::Duration) -> u64 {
-    duration_ticks(duration)
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ pub use config::{
 };
 pub use error::{QuotaError, Refusal};
 pub use estimate::Estimate;
-pub use learned::{LearnedKind, LearnedRecord};
+pub use learned::{
+    LearnedKind, LearnedRecord, Lesson, fixed_window, learn_shared, learned_wait, lesson,
+};
 pub use ledger::QuotaLedger;
 pub use limit::{Limit, Unit, Window, day_start, next_midnight};
 pub use memory::{MemoryLedger, QuotaHandle};

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use switchyard_core::{
-    Candidate, Classify, Clock, ErrorKind, KeyId, LimitScope, LimitUnit, ProviderError, ProviderId,
+    Candidate, Clock, ErrorKind, KeyId, LimitScope, LimitUnit, ProviderError, ProviderId,
     RateLimitSnapshot, Reset, Usage, clamp_hint,
 };
 
@@ -23,11 +23,9 @@ use crate::bucket::{
 use crate::config::{DayBoundary, QuotaConfig};
 use crate::error::{QuotaError, Refusal};
 use crate::estimate::Estimate;
-use crate::learned::{
-    AcceptLog, Evidence, Learned, calendar_aligned, hint_text, learn, learned_scope, ticks,
-};
+use crate::learned::{AcceptLog, Learned, learn, learned_scope, lesson};
 use crate::ledger::QuotaLedger;
-use crate::limit::{Unit, Window, day_start, next_midnight};
+use crate::limit::{Unit, Window, day_start};
 use crate::meter::{Meter, duration_ticks, ticks_of, utc_of};
 use crate::permit::Permit;
 use crate::persist::{
@@ -453,46 +451,12 @@ impl MemoryLedger {
 
     /// Learns a limit from a 429 for a window nothing declares (see `learned`): the count
     /// of requests the bucket saw served in that window.
-    fn learn_from(&self, lane: &Lane, error: &ProviderError, scope: LimitScope, now: u64) {
-        let now_utc = self.utc(now);
-        let retry_after = Classify::retry_after(error);
-        let mut resets_at = error.resets_at.map(|at| clamp_until(now_utc, at));
-        let mut aligned = resets_at.is_some_and(|at| calendar_aligned(scope, at));
-        if retry_after.is_none()
-            && resets_at.is_none()
-            && learned_scope(scope) == LimitScope::Day
-            && let DayBoundary::Midnight(tz) = lane.bucket.day
-        {
-            // A daily quota without a stated reset ends at the provider's midnight.
-            resets_at = Some(next_midnight(tz, now_utc));
-            aligned = true;
-        }
-        let header_reset = error
-            .rate_limits
-            .readings
-            .iter()
-            .filter(|r| r.unit == LimitUnit::Requests && learned_scope(r.scope) == scope)
-            .find_map(|r| r.reset);
-        let reset = match (retry_after, resets_at, header_reset) {
-            (Some(after), _, _) => Some(now.saturating_add(ticks(after))),
-            (None, Some(at), _) => Some(ticks_of(self.anchor_utc, at)),
-            (None, None, Some(Reset::After(after))) => {
-                Some(now.saturating_add(ticks(clamp_hint(after))))
-            }
-            (None, None, Some(Reset::At(at))) => {
-                Some(ticks_of(self.anchor_utc, clamp_until(now_utc, at)))
-            }
-            (None, None, None) => None,
-        };
-        let evidence = Evidence {
-            scope,
-            reset,
-            hint: hint_text(retry_after, resets_at),
-            aligned: aligned && retry_after.is_none(),
-        };
+    fn learn_from(&self, lane: &Lane, error: &ProviderError, now: u64) {
+        let Some(lesson) = lesson(error, lane.bucket.day, self.utc(now)) else { return };
+        let evidence = lesson.evidence(self.anchor_utc);
         let mut guard = lane.bucket.state.lock();
         let state = &mut *guard;
-        if state.declares(scope) {
+        if state.declares(lesson.scope) {
             return;
         }
         state.expire(now);
@@ -513,8 +477,8 @@ impl MemoryLedger {
             }
             _ => None,
         };
-        if let Some(scope) = scope {
-            self.learn_from(&lane, error, scope, now);
+        if scope.is_some() {
+            self.learn_from(&lane, error, now);
         }
         match verdict(error, lane.bucket.day, self.utc(now)) {
             Verdict::Cooldown { after } => {
