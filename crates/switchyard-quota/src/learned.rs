@@ -37,6 +37,8 @@ const MINUTE: u64 = 60 * SEC;
 const DAY: u64 = 86_400 * SEC;
 /// How far back the log reaches.
 const RETENTION: u64 = 2 * DAY;
+/// The most a learned limit allows per window, whatever a header claims.
+pub const MAX_LEARNED: u64 = 1_000_000;
 
 /// How a learned window counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +300,7 @@ impl Learned {
 
     /// More room shown: `served` requests succeeded within one window.
     pub(crate) fn raise_to(&mut self, limit: u64, now: u64, source: String) {
+        let limit = limit.min(MAX_LEARNED);
         if limit > self.limit {
             self.limit = limit;
             self.learned_at = now;
@@ -339,7 +342,7 @@ impl Learned {
         }
         Some(Self {
             scope,
-            limit: record.limit.min(LOG_CAP as u64 * 64),
+            limit: record.limit.min(MAX_LEARNED),
             length,
             boundary: match record.kind {
                 LearnedKind::Fixed => record.boundary.map(|at| ticks_of(anchor_utc, at)),
@@ -389,7 +392,8 @@ pub(crate) fn learn(
         Some(reset) if evidence.aligned => (nominal_length, Some(reset)),
         Some(reset) => {
             let length = reset.saturating_sub(oldest).clamp(SEC / 10, nominal_length);
-            (length.max(reset.saturating_sub(now)), None)
+            // A reset further off than the nominal window says no more about its length.
+            (length.max(reset.saturating_sub(now)).min(nominal_length), None)
         }
         None => (nominal_length, None),
     };

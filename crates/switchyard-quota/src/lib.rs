@@ -38,7 +38,8 @@ pub use config::{
 pub use error::{QuotaError, Refusal};
 pub use estimate::Estimate;
 pub use learned::{
-    LearnedKind, LearnedRecord, Lesson, fixed_window, learn_shared, learned_wait, lesson,
+    LearnedKind, LearnedRecord, Lesson, MAX_LEARNED, fixed_window, learn_shared, learned_wait,
+    lesson,
 };
 pub use ledger::QuotaLedger;
 pub use limit::{Limit, Unit, Window, day_start, next_midnight};

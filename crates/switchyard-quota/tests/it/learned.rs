@@ -334,3 +334,27 @@ fn a_reset_on_a_calendar_minute_is_a_fixed_window_at_once() {
     }
     assert!(!call(&ledger, &key, 1));
 }
+
+#[test]
+fn a_header_claiming_endless_room_raises_a_learned_limit_only_to_the_cap() {
+    let clock = ManualClock::default();
+    let ledger = undeclared(&clock);
+    let key = candidate("p", "k", "m");
+    serve(&ledger, &clock, "k", 2);
+    ledger.record_error_now(&key, &rate_limited(LimitScope::Minute, Some(secs(1_000_000))));
+    let learned = &learned_of(&ledger, "k")[0];
+    // A reset far beyond the nominal minute says nothing more: the window stays a minute.
+    assert_eq!(learned.limit_name, "requests/learned-sliding-60000ms");
+    let snapshot = RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Minute,
+            limit: None,
+            remaining: Some(u64::MAX),
+            reset: None,
+        }],
+        retry_after: None,
+    };
+    ledger.observe_now(&key, &snapshot);
+    assert_eq!(learned_of(&ledger, "k")[0].limit, switchyard_quota::MAX_LEARNED);
+}

@@ -15,8 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use switchyard_core::{LimitScope, ProviderError};
 use switchyard_quota::{
-    LearnedKind, LearnedRecord, Limit, Placement, Unit, fixed_window, learn_shared, learned_wait,
-    lesson,
+    LearnedKind, LearnedRecord, Limit, MAX_LEARNED, Placement, Unit, fixed_window, learn_shared,
+    learned_wait, lesson,
 };
 
 use super::{MeterArg, RedisLedger, SLOTS, duration_ms, from_ms, ms};
@@ -197,7 +197,12 @@ impl RedisLedger {
         let mut records = Vec::new();
         for (field, json) in &fields {
             match serde_json::from_str::<LearnedRecord>(json) {
-                Ok(record) if record.limit > 0 && record.window_ms > 0 => records.push(record),
+                Ok(record)
+                    if (1..=MAX_LEARNED).contains(&record.limit)
+                        && (1..=RETENTION_MS as u64).contains(&record.window_ms) =>
+                {
+                    records.push(record);
+                }
                 // A value this version cannot read is dropped: learning starts again.
                 _ => self.note_repaired(if field == "day" { "learned day" } else { "learned" }, 1),
             }
