@@ -63,6 +63,9 @@ pub(crate) struct BucketState {
     pub(crate) log: AcceptLog,
     /// Limits learned from 429s (at most one per scope).
     pub(crate) learned: Vec<Learned>,
+    /// Scopes whose request limit a provider's header has stated: its headers inform the
+    /// bucket, so nothing is learned for them even after the header's gate has passed.
+    pub(crate) stated: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -110,6 +113,15 @@ pub(crate) fn gate_need(unit: LimitUnit, estimate: Estimate) -> u64 {
     }
 }
 
+/// A scope's bit in [`BucketState::stated`].
+pub(crate) fn scope_bit(scope: LimitScope) -> u8 {
+    match scope {
+        LimitScope::Minute | LimitScope::Unknown => 1,
+        LimitScope::Day => 2,
+        LimitScope::Month => 4,
+    }
+}
+
 pub(crate) fn later(current: Option<&Hold>, until: Option<u64>) -> bool {
     match (current, until) {
         (None, _) => true,
@@ -126,6 +138,7 @@ impl BucketState {
         self.meters
             .iter()
             .any(|meter| meter.limit.unit == Unit::Requests && meter.limit.window.scope() == scope)
+            || self.stated & scope_bit(scope) != 0
             || self.gates.iter().any(|gate| {
                 gate.unit == LimitUnit::Requests && gate.scope == scope && gate.limit.is_some()
             })

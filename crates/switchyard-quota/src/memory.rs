@@ -18,7 +18,7 @@ use switchyard_core::{
 };
 
 use crate::bucket::{
-    Bucket, BucketKey, BucketState, Gate, Hold, KeyCell, KeyCellState, Lane, later,
+    Bucket, BucketKey, BucketState, Gate, Hold, KeyCell, KeyCellState, Lane, later, scope_bit,
 };
 use crate::config::{DayBoundary, QuotaConfig};
 use crate::error::{QuotaError, Refusal};
@@ -228,6 +228,7 @@ impl MemoryLedger {
                     last_taken: 0,
                     log: AcceptLog::default(),
                     learned: Vec::new(),
+                    stated: 0,
                 }),
             })
         });
@@ -429,6 +430,9 @@ impl MemoryLedger {
                     }
                     meter.set_used(now, used);
                 }
+            }
+            if reading.unit == LimitUnit::Requests && reading.limit.is_some() {
+                state.stated |= scope_bit(learned_scope(reading.scope));
             }
             if reading.unit == LimitUnit::Requests && !state.learned.is_empty() {
                 let state = &mut *state;

@@ -358,3 +358,27 @@ fn a_header_claiming_endless_room_raises_a_learned_limit_only_to_the_cap() {
     ledger.observe_now(&key, &snapshot);
     assert_eq!(learned_of(&ledger, "k")[0].limit, switchyard_quota::MAX_LEARNED);
 }
+
+#[test]
+fn a_key_whose_headers_stated_its_limit_learns_nothing_from_a_later_429() {
+    let clock = ManualClock::default();
+    let ledger = undeclared(&clock);
+    let key = candidate("p", "k", "m");
+    serve(&ledger, &clock, "k", 2);
+    let stated = RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Minute,
+            limit: Some(2),
+            remaining: Some(0),
+            reset: Some(switchyard_core::Reset::After(secs(2))),
+        }],
+        retry_after: None,
+    };
+    ledger.observe_now(&key, &stated);
+    // The header's gate has passed; a 429 now is for the headers to explain, not to learn.
+    clock.advance(secs(3));
+    assert!(call(&ledger, &key, 1));
+    ledger.record_error_now(&key, &rate_limited(LimitScope::Minute, Some(secs(1))));
+    assert!(learned_of(&ledger, "k").is_empty());
+}
