@@ -131,7 +131,21 @@ pub(crate) fn key_table(view: &StatusView, colour: bool) -> Table {
                 let quota: Vec<String> = model
                     .limits
                     .iter()
-                    .map(|limit| format!("{} {}/{}", limit.name, limit.used, limit.limit))
+                    .map(|limit| match &limit.learned {
+                        // A learned limit says so, with its evidence.
+                        Some(learned) => format!(
+                            "{} {}/{} (learned {} {}: from {} accepted, {}{})",
+                            limit.name,
+                            limit.used,
+                            limit.limit,
+                            learned.window,
+                            learned.scope,
+                            learned.from_accepted,
+                            learned.source,
+                            learned.hint.as_deref().map_or_else(String::new, |h| format!(", {h}")),
+                        ),
+                        None => format!("{} {}/{}", limit.name, limit.used, limit.limit),
+                    })
                     .collect();
                 // The moment that matters: when an unavailable key comes back, else the
                 // first window reset.

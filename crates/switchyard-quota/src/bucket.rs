@@ -14,6 +14,7 @@ use switchyard_core::{Candidate, KeyId, LimitScope, LimitUnit, ModelId, Provider
 use crate::config::DayBoundary;
 use crate::error::Refusal;
 use crate::estimate::Estimate;
+use crate::learned::{AcceptLog, Learned};
 use crate::limit::Unit;
 use crate::meter::Meter;
 use crate::persist::KeyHoldKind;
@@ -58,6 +59,13 @@ pub(crate) struct BucketState {
     pub(crate) changed_at: Option<u64>,
     /// When the newest admission was made.
     pub(crate) last_taken: u64,
+    /// Recent admissions, for learning limits nobody declared.
+    pub(crate) log: AcceptLog,
+    /// Limits learned from 429s (at most one per scope).
+    pub(crate) learned: Vec<Learned>,
+    /// Scopes whose request limit a provider's header has stated: its headers inform the
+    /// bucket, so nothing is learned for them even after the header's gate has passed.
+    pub(crate) stated: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +113,15 @@ pub(crate) fn gate_need(unit: LimitUnit, estimate: Estimate) -> u64 {
     }
 }
 
+/// A scope's bit in [`BucketState::stated`].
+pub(crate) fn scope_bit(scope: LimitScope) -> u8 {
+    match scope {
+        LimitScope::Minute | LimitScope::Unknown => 1,
+        LimitScope::Day => 2,
+        LimitScope::Month => 4,
+    }
+}
+
 pub(crate) fn later(current: Option<&Hold>, until: Option<u64>) -> bool {
     match (current, until) {
         (None, _) => true,
@@ -115,6 +132,18 @@ pub(crate) fn later(current: Option<&Hold>, until: Option<u64>) -> bool {
 }
 
 impl BucketState {
+    /// Whether a declared limit, or a header's stated limit, covers requests in `scope`: then
+    /// nothing is learned for it (declared limits win).
+    pub(crate) fn declares(&self, scope: LimitScope) -> bool {
+        self.meters
+            .iter()
+            .any(|meter| meter.limit.unit == Unit::Requests && meter.limit.window.scope() == scope)
+            || self.stated & scope_bit(scope) != 0
+            || self.gates.iter().any(|gate| {
+                gate.unit == LimitUnit::Requests && gate.scope == scope && gate.limit.is_some()
+            })
+    }
+
     /// Ends holds whose time has passed.
     pub(crate) fn expire(&mut self, now: u64) {
         for slot in [&mut self.cooldown, &mut self.exhausted] {
@@ -169,6 +198,12 @@ impl BucketState {
                 return Err((refusal, at));
             }
         }
+        for learned in &self.learned {
+            if !learned.fits(&self.log, now) {
+                let refusal = Refusal::Limit { unit: Unit::Requests, limit: learned.name() };
+                return Err((refusal, Some(learned.free_at(&self.log, now))));
+            }
+        }
         Ok(())
     }
 
@@ -182,6 +217,7 @@ impl BucketState {
         }
         self.in_flight = self.in_flight.saturating_add(1);
         self.last_taken = self.last_taken.max(now);
+        self.log.push(now);
     }
 
     /// Ends an attempt. The correction lands where the reservation was made (at `taken_at`),
@@ -212,8 +248,19 @@ impl BucketState {
             };
             gate.remaining = gate.remaining.saturating_add(reserved).saturating_sub(spent);
         }
+        self.log.finish(taken_at, used.is_some());
         if used.is_some() {
             self.strikes = 0;
+            // More served within one window than the learned limit allows (requests in flight
+            // when it was learned, or another process's): there is more room.
+            let now = self.last_taken.max(taken_at);
+            for learned in &mut self.learned {
+                let served = learned.served(&self.log, now);
+                if served > learned.limit {
+                    let why = format!("raised: {served} served in one window");
+                    learned.raise_to(served, now, why);
+                }
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ mod bucket;
 mod config;
 mod error;
 mod estimate;
+mod learned;
 mod ledger;
 mod limit;
 mod memory;
@@ -36,6 +37,10 @@ pub use config::{
 };
 pub use error::{QuotaError, Refusal};
 pub use estimate::Estimate;
+pub use learned::{
+    LearnedKind, LearnedRecord, Lesson, MAX_LEARNED, fixed_window, learn_shared, learned_wait,
+    lesson,
+};
 pub use ledger::QuotaLedger;
 pub use limit::{Limit, Unit, Window, day_start, next_midnight};
 pub use memory::{MemoryLedger, QuotaHandle};

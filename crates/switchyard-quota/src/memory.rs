@@ -13,18 +13,19 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use switchyard_core::{
-    Candidate, Clock, KeyId, LimitScope, ProviderError, ProviderId, RateLimitSnapshot, Reset,
-    Usage, clamp_hint,
+    Candidate, Clock, ErrorKind, KeyId, LimitScope, LimitUnit, ProviderError, ProviderId,
+    RateLimitSnapshot, Reset, Usage, clamp_hint,
 };
 
 use crate::bucket::{
-    Bucket, BucketKey, BucketState, Gate, Hold, KeyCell, KeyCellState, Lane, later,
+    Bucket, BucketKey, BucketState, Gate, Hold, KeyCell, KeyCellState, Lane, later, scope_bit,
 };
 use crate::config::{DayBoundary, QuotaConfig};
 use crate::error::{QuotaError, Refusal};
 use crate::estimate::Estimate;
+use crate::learned::{AcceptLog, Learned, learn, learned_scope, lesson};
 use crate::ledger::QuotaLedger;
-use crate::limit::{Window, day_start};
+use crate::limit::{Unit, Window, day_start};
 use crate::meter::{Meter, duration_ticks, ticks_of, utc_of};
 use crate::permit::Permit;
 use crate::persist::{
@@ -225,6 +226,9 @@ impl MemoryLedger {
                     strikes: 0,
                     changed_at: None,
                     last_taken: 0,
+                    log: AcceptLog::default(),
+                    learned: Vec::new(),
+                    stated: 0,
                 }),
             })
         });
@@ -427,9 +431,42 @@ impl MemoryLedger {
                     meter.set_used(now, used);
                 }
             }
+            if reading.unit == LimitUnit::Requests && reading.limit.is_some() {
+                state.stated |= scope_bit(learned_scope(reading.scope));
+            }
+            if reading.unit == LimitUnit::Requests && !state.learned.is_empty() {
+                let state = &mut *state;
+                let scope = learned_scope(reading.scope);
+                for learned in state.learned.iter_mut().filter(|learned| learned.scope == scope) {
+                    let room = match reading.limit {
+                        Some(limit) => limit,
+                        // A stale reading may not hand out capacity newer admissions took.
+                        None if stale_if_lower => continue,
+                        None => learned.used(&state.log, now).saturating_add(remaining),
+                    };
+                    let why = "raised: the provider's headers show more room".to_owned();
+                    learned.raise_to(room, now, why);
+                }
+            }
         }
         drop(state);
         lane.bucket.mark_dirty();
+    }
+
+    /// Learns a limit from a 429 for a window nothing declares (see `learned`): the count
+    /// of requests the bucket saw served in that window.
+    fn learn_from(&self, lane: &Lane, error: &ProviderError, now: u64) {
+        let Some(lesson) = lesson(error, lane.bucket.day, self.utc(now)) else { return };
+        let evidence = lesson.evidence(self.anchor_utc);
+        let mut guard = lane.bucket.state.lock();
+        let state = &mut *guard;
+        if state.declares(lesson.scope) {
+            return;
+        }
+        state.expire(now);
+        if learn(&mut state.learned, &state.log, now, &evidence) {
+            self.limits_known.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Records an attempt's error: the synchronous core of [`QuotaLedger::record_error`].
@@ -438,13 +475,34 @@ impl MemoryLedger {
         let lane = self.lane(candidate);
         let now = self.ticks();
         let why = reason(error);
+        let scope = match error.kind {
+            ErrorKind::RateLimited { scope } | ErrorKind::QuotaExhausted { scope } => {
+                Some(learned_scope(scope)).filter(|scope| *scope != LimitScope::Month)
+            }
+            _ => None,
+        };
+        if scope.is_some() {
+            self.learn_from(&lane, error, now);
+        }
         match verdict(error, lane.bucket.day, self.utc(now)) {
             Verdict::Cooldown { after } => {
                 let mut state = lane.bucket.state.lock();
                 state.expire(now);
+                // With no delay stated, a learned window's remaining time is the evidence;
+                // only a key whose window is unknown follows the configured schedule.
+                let learned_wait = state
+                    .learned
+                    .iter()
+                    .find(|learned| Some(learned.scope) == scope)
+                    .map(|learned| learned.free_at(&state.log, now).saturating_sub(now))
+                    .filter(|&wait| wait > 0)
+                    .map(Duration::from_nanos);
                 // `verdict` clamped the provider's delay; the configured schedule is clamped too.
-                let wait =
-                    clamp_hint(after.unwrap_or_else(|| self.config.backoff_for(state.strikes)));
+                let wait = clamp_hint(
+                    after
+                        .or(learned_wait)
+                        .unwrap_or_else(|| self.config.backoff_for(state.strikes)),
+                );
                 state.strikes = state.strikes.saturating_add(1);
                 let until = Some(now.saturating_add(duration_ticks(wait)));
                 // A new cooldown never shortens one in force: the later deadline wins.
@@ -556,7 +614,7 @@ impl MemoryLedger {
         }
         let lane = self.lanes.get(candidate)?;
         let mut state = lane.bucket.state.lock();
-        if state.meters.is_empty() && state.gates.is_empty() {
+        if state.meters.is_empty() && state.gates.is_empty() && state.learned.is_empty() {
             return None;
         }
         let now = self.ticks();
@@ -579,6 +637,10 @@ impl MemoryLedger {
             {
                 note(gate.remaining.min(limit) as f64 / limit as f64);
             }
+        }
+        for learned in &state.learned {
+            let used = learned.used(&state.log, now);
+            note(learned.limit.saturating_sub(used) as f64 / learned.limit.max(1) as f64);
         }
         least
     }
@@ -640,7 +702,7 @@ impl MemoryLedger {
         for meter in &mut state.meters {
             meter.roll(now, self.anchor_utc);
         }
-        let limits = state
+        let mut limits: Vec<LimitSummary> = state
             .meters
             .iter()
             .map(|meter| {
@@ -654,9 +716,24 @@ impl MemoryLedger {
                     remaining: limit.saturating_sub(used),
                     percent: if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 },
                     resets_at: meter.resets_at(now).map(|t| self.utc(t)),
+                    learned: None,
                 }
             })
             .collect();
+        for learned in &state.learned {
+            let used = learned.used(&state.log, now);
+            let limit = learned.limit;
+            limits.push(LimitSummary {
+                unit: Unit::Requests,
+                limit_name: learned.name(),
+                used,
+                limit,
+                remaining: limit.saturating_sub(used),
+                percent: used as f64 * 100.0 / limit.max(1) as f64,
+                resets_at: learned.resets_at(&state.log, now).map(|t| self.utc(t)),
+                learned: Some(learned.record(self.anchor_utc)),
+            });
+        }
         drop(state);
         let (available, available_at) = match (&status.state, check) {
             (KeyState::Available, Ok(())) => (true, None),
@@ -726,6 +803,7 @@ impl MemoryLedger {
             exhausted: state.exhausted.as_ref().map(|hold| self.hold_record(hold)),
             strikes: state.strikes,
             changed_at: state.changed_at.map(|t| self.utc(t)),
+            learned: state.learned.iter().map(|learned| learned.record(self.anchor_utc)).collect(),
         }
     }
 
@@ -836,6 +914,17 @@ impl MemoryLedger {
                 && later(state.exhausted.as_ref(), hold.until)
             {
                 state.exhausted = Some(hold);
+            }
+            for saved in &record.learned {
+                let Some(learned) = Learned::from_record(saved, self.anchor_utc) else { continue };
+                if state.declares(learned.scope) {
+                    continue;
+                }
+                match state.learned.iter_mut().find(|known| known.scope == learned.scope) {
+                    Some(known) => *known = learned,
+                    None => state.learned.push(learned),
+                }
+                self.limits_known.store(true, Ordering::Relaxed);
             }
             state.strikes = state.strikes.max(record.strikes);
             state.changed_at =

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::learned::LearnedRecord;
 use switchyard_core::{KeyId, ModelId, ProviderId};
 
 /// Everything (or everything changed) in a ledger at one time.
@@ -35,6 +37,9 @@ pub struct BucketRecord {
     pub strikes: u32,
     /// When its state last changed.
     pub changed_at: Option<DateTime<Utc>>,
+    /// Limits learned from 429s (no more than one per scope).
+    #[serde(default)]
+    pub learned: Vec<LearnedRecord>,
 }
 
 /// One limit's count.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_core::{KeyId, ModelId, ProviderId};
 
+use crate::learned::LearnedRecord;
 use crate::limit::Unit;
 use crate::state::KeyStatus;
 
@@ -26,6 +27,10 @@ pub struct LimitSummary {
     /// When the count is next zero (ISO 8601 when serialized); `None` when nothing is
     /// counted.
     pub resets_at: Option<DateTime<Utc>>,
+    /// For a limit the ledger learned from 429s rather than was told: how and from what.
+    /// `None` for declared limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedRecord>,
 }
 
 /// One candidate's (key and model's) state and limits.

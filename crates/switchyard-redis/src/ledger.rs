@@ -28,13 +28,16 @@ use switchyard_core::{
     RateLimitSnapshot, Reset, Usage, clamp_hint,
 };
 use switchyard_quota::{
-    Estimate, KeyState, KeyStatus, KeySummary, Limit, LimitSummary, MemoryLedger, Permit,
-    Placement, ProviderStatus, ProviderSummary, QuotaConfig, QuotaError, QuotaLedger, Refusal,
-    Unit, Verdict, Window, day_start, next_midnight, reason, verdict,
+    Estimate, KeyState, KeyStatus, KeySummary, LearnedRecord, Limit, LimitSummary, MemoryLedger,
+    Permit, Placement, ProviderStatus, ProviderSummary, QuotaConfig, QuotaError, QuotaLedger,
+    Refusal, Unit, Verdict, Window, day_start, next_midnight, reason, verdict,
 };
+
+mod learned;
 
 use crate::error::RedisLedgerError;
 use crate::headroom::{HeadroomCache, from_ppm};
+use learned::{LearnedCache, learns};
 
 /// Sub-slots per sliding window, as in the in-memory ledger: counted `length` to
 /// `length * 61/60`.
@@ -103,6 +106,20 @@ struct MeterArg {
     kind: &'static str,
     p1: i64,
     p2: i64,
+    /// For a learned limit's meter: the limit and its evidence.
+    learned: Option<LearnedRecord>,
+}
+
+impl MeterArg {
+    /// The name summaries and refusals give the meter's limit.
+    fn name(&self) -> String {
+        match &self.learned {
+            Some(record) => {
+                format!("requests/learned-{}-{}ms", record.kind.as_str(), record.window_ms)
+            }
+            None => self.limit.name(),
+        }
+    }
 }
 
 /// The shared ledger.
@@ -118,6 +135,8 @@ pub struct RedisLedger {
     known: parking_lot::Mutex<BTreeSet<Candidate>>,
     /// What this process's own calls learnt of each bucket's headroom.
     headroom: HeadroomCache,
+    /// Each bucket's learned limits as last read from Redis.
+    learned: LearnedCache,
     /// Mixed into every lease id, so ids of processes sharing a Redis differ.
     instance: u64,
     next_lease: AtomicU64,
@@ -254,6 +273,7 @@ impl RedisLedger {
             options,
             known: parking_lot::Mutex::new(BTreeSet::new()),
             headroom: HeadroomCache::default(),
+            learned: LearnedCache::default(),
             instance: instance_id(),
             next_lease: AtomicU64::new(1),
             admit_script: Script::new(concat!(
@@ -460,7 +480,7 @@ impl RedisLedger {
                     Window::Refill(length) => ("r", duration_ms(length).max(1), 0),
                     Window::Day(tz) => ("d", ms(next_midnight(tz, now)), ms(day_start(tz, now))),
                 };
-                MeterArg { key, limit: *limit, kind, p1: p1.max(1), p2 }
+                MeterArg { key, limit: *limit, kind, p1: p1.max(1), p2, learned: None }
             })
             .collect()
     }
@@ -515,10 +535,10 @@ impl RedisLedger {
                 Refusal::ProviderRemaining { unit, scope, remaining }
             }
             "limit" => {
-                let limit = meter()?.limit;
-                Refusal::Limit { unit: limit.unit, limit: limit.name() }
+                let meter = meter()?;
+                Refusal::Limit { unit: meter.limit.unit, limit: meter.name() }
             }
-            "too_large" => Refusal::TooLarge { limit: meter()?.limit.name() },
+            "too_large" => Refusal::TooLarge { limit: meter()?.name() },
             _ => return Err(bad()),
         };
         let until = if until_ms < 0 { None } else { from_ms(until_ms) };
@@ -539,7 +559,11 @@ impl RedisLedger {
         let now = self.clock.utc();
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
-        let meters = self.meters(&placement, &base, now);
+        let mut meters = self.meters(&placement, &base, now);
+        if learns(&placement) {
+            let records = self.learned_limits(&base, now).await?;
+            meters.extend(self.learned_meters(&base, &records, now));
+        }
         let needs = needs(estimate);
         let mut keys = vec![
             self.bucket_key(&base),
@@ -612,7 +636,12 @@ impl RedisLedger {
         let now = self.clock.utc();
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
-        let meters = self.meters(&placement, &base, now);
+        let mut meters = self.meters(&placement, &base, now);
+        let learning = learns(&placement);
+        if learning {
+            let records = self.learned_limits(&base, now).await?;
+            meters.extend(self.learned_meters(&base, &records, now));
+        }
         let reserved = needs(estimate);
         let spent = usage.map_or([0; 4], spent);
         let mut keys =
@@ -637,6 +666,13 @@ impl RedisLedger {
         }
         let repaired: i64 = self.invoke("finish", &self.finish_script, &keys, &args).await?;
         self.note_repaired("finish", repaired);
+        if learning && usage.is_some() {
+            let taken_at_ms = i64::try_from(taken_at).unwrap_or(i64::MAX);
+            self.note_served(&base, taken_at_ms, lease, now).await?;
+            if meters.iter().any(|meter| meter.learned.is_some()) {
+                self.raise_on_success(&base, now).await?;
+            }
+        }
         Ok(())
     }
 
@@ -741,9 +777,11 @@ impl RedisLedger {
             }
             args
         };
+        // With no delay stated, a learned window's remaining time is the cooldown.
+        let learned_wait = self.learn_from(&placement, &base, error, now).await?;
         match verdict(error, placement.day, now) {
             Verdict::Cooldown { after } => {
-                let args = hold("cool", after.map_or(-1, duration_ms));
+                let args = hold("cool", after.or(learned_wait).map_or(-1, duration_ms));
                 let _: i64 = self
                     .invoke("cooldown", &self.hold_script, &[self.bucket_key(&base)], &args)
                     .await?;
@@ -896,7 +934,12 @@ impl RedisLedger {
             let placement = self.config.place(&candidate);
             let base = self.base(&placement, provider);
             let mut limits = Vec::new();
-            for meter in self.meters(&placement, &base, now) {
+            let mut meters = self.meters(&placement, &base, now);
+            if learns(&placement) {
+                let records = self.learned_limits(&base, now).await?;
+                meters.extend(self.learned_meters(&base, &records, now));
+            }
+            for meter in meters {
                 let mut command = redis::cmd("HGETALL");
                 command.arg(&meter.key);
                 let fields: Vec<(String, String)> = self.run("summary", command).await?;
@@ -904,12 +947,13 @@ impl RedisLedger {
                 let limit = meter.limit.amount;
                 limits.push(LimitSummary {
                     unit: meter.limit.unit,
-                    limit_name: meter.limit.name(),
+                    limit_name: meter.name(),
                     used,
                     limit,
                     remaining: limit.saturating_sub(used),
                     percent: if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 },
                     resets_at: resets_at.and_then(from_ms),
+                    learned: meter.learned.clone(),
                 });
             }
             let full = limits.iter().find(|limit| limit.remaining == 0);

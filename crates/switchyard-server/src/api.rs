@@ -115,6 +115,31 @@ pub struct LimitView {
     pub resets_at: Option<String>,
     /// The same instant in UTC.
     pub resets_at_utc: Option<String>,
+    /// For a limit learned from 429s rather than declared: how and from what. Absent for
+    /// declared limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedView>,
+}
+
+/// How a limit nobody declared was learned: its window and the evidence that set it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedView {
+    /// `minute` or `day`: the window the provider's 429 named.
+    pub scope: String,
+    /// `sliding` or `fixed`.
+    pub window: String,
+    /// The window's length in milliseconds.
+    pub window_ms: u64,
+    /// When the limit was last set, RFC 3339 in UTC.
+    pub learned_at: String,
+    /// How many accepted requests it was set from.
+    pub from_accepted: u64,
+    /// The provider's hint that set the window (`retry after 2.5s`), if there was one.
+    pub hint: Option<String>,
+    /// What set it last (`429`, `lowered on a further 429`, `raised: ...`).
+    pub source: String,
+    /// Corrections since it was first learned.
+    pub corrections: u32,
 }
 
 /// A condition an operator should look at.

@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use switchyard::{Candidate, CircuitState, KeyId, ProviderId, Router};
+use switchyard::{Candidate, CircuitState, KeyId, LearnedRecord, ProviderId, Router};
+use switchyard_core::LimitScope;
 
 pub(crate) use crate::api::{
-    AlertView, KeyView, LimitView, ModelView, ProviderView, RouteView, StatusView,
+    AlertView, KeyView, LearnedView, LimitView, ModelView, ProviderView, RouteView, StatusView,
 };
 use crate::events::EventHub;
 
@@ -77,6 +78,26 @@ struct LimitRow {
     limit: u64,
     remaining: u64,
     resets_at: Option<DateTime<Utc>>,
+    learned: Option<LearnedView>,
+}
+
+/// A learned limit's evidence as the status shows it.
+fn learned_view(record: &LearnedRecord) -> LearnedView {
+    LearnedView {
+        scope: match record.scope {
+            LimitScope::Day => "day",
+            LimitScope::Month => "month",
+            LimitScope::Minute | LimitScope::Unknown => "minute",
+        }
+        .to_owned(),
+        window: record.kind.as_str().to_owned(),
+        window_ms: record.window_ms,
+        learned_at: record.learned_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        from_accepted: record.from_accepted,
+        hint: record.hint.clone(),
+        source: record.source.clone(),
+        corrections: record.corrections,
+    }
 }
 
 /// One candidate's state as the ledger and the operator see it.
@@ -181,6 +202,7 @@ async fn summary_rows(
                     limit: limit.limit,
                     remaining: limit.remaining,
                     resets_at: limit.resets_at,
+                    learned: limit.learned.as_ref().map(learned_view),
                 })
                 .collect();
             let mut state = state_name(key.status.state.as_str());
@@ -259,6 +281,7 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
                         remaining: row.remaining,
                         resets_at,
                         resets_at_utc,
+                        learned: row.learned.clone(),
                     }
                 })
                 .collect();

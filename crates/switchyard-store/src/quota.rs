@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
-use switchyard_core::{KeyId, ModelId, ProviderId};
+use switchyard_core::{KeyId, LimitScope, ModelId, ProviderId};
 use switchyard_quota::{
-    BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LedgerSnapshot, LedgerStore, MeterRecord,
+    BucketRecord, HoldRecord, KeyHoldKind, KeyRecord, LearnedKind, LearnedRecord, LedgerSnapshot,
+    LedgerStore, MeterRecord,
 };
 
 use crate::db::SqliteStore;
@@ -83,7 +84,82 @@ impl BucketRow {
     }
 }
 
+fn scope_name(scope: LimitScope) -> Option<&'static str> {
+    match scope {
+        LimitScope::Minute | LimitScope::Unknown => Some("minute"),
+        LimitScope::Day => Some("day"),
+        LimitScope::Month => None,
+    }
+}
+
+fn damaged(detail: String) -> StoreError {
+    StoreError::Damaged { what: "quota_learned", detail }
+}
+
+/// One `quota_learned` row, as read.
+type LearnedRow =
+    (String, i64, String, i64, Option<i64>, Option<i64>, i64, i64, Option<String>, String, i64);
+
+fn learned_of(row: LearnedRow) -> Result<LearnedRecord, StoreError> {
+    let (scope, limit, kind, window_ms, boundary, last_reset, learned_at, from, hint, source, n) =
+        row;
+    let scope = match scope.as_str() {
+        "minute" => LimitScope::Minute,
+        "day" => LimitScope::Day,
+        other => return Err(damaged(format!("scope {other:?}"))),
+    };
+    let kind = match kind.as_str() {
+        "sliding" => LearnedKind::Sliding,
+        "fixed" => LearnedKind::Fixed,
+        other => return Err(damaged(format!("kind {other:?}"))),
+    };
+    Ok(LearnedRecord {
+        scope,
+        limit: count("quota_learned", limit)?,
+        kind,
+        window_ms: count("quota_learned", window_ms)?,
+        boundary: opt_time("quota_learned", boundary)?,
+        last_reset: opt_time("quota_learned", last_reset)?,
+        learned_at: time("quota_learned", learned_at)?,
+        from_accepted: count("quota_learned", from)?,
+        hint,
+        source,
+        corrections: u32::try_from(n).unwrap_or(u32::MAX),
+    })
+}
+
 impl SqliteStore {
+    fn load_learned(&self, bucket: &BucketRow) -> Result<Vec<LearnedRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT scope, lim, kind, window_ms, boundary_ms, last_reset_ms, learned_at_ms,
+                        from_accepted, hint, source, corrections
+                 FROM quota_learned WHERE provider = ?1 AND grp = ?2 AND pool = ?3 ORDER BY scope",
+            )
+            .map_err(read("learned limits"))?;
+        let rows: Vec<LearnedRow> = stmt
+            .query_map(params![bucket.provider, bucket.group, bucket.pool], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                    row.get(8)?,
+                    row.get(9)?,
+                    row.get(10)?,
+                ))
+            })
+            .map_err(read("learned limits"))?
+            .collect::<Result<_, _>>()
+            .map_err(read("learned limits"))?;
+        rows.into_iter().map(learned_of).collect()
+    }
+
     fn load_meters(&self, bucket: &BucketRow) -> Result<Vec<MeterRecord>, StoreError> {
         let mut stmt = self
             .conn
@@ -142,6 +218,7 @@ impl SqliteStore {
         rows.into_iter()
             .map(|row| {
                 let meters = self.load_meters(&row)?;
+                let learned = self.load_learned(&row)?;
                 let (since, until, reason) = row.cooldown;
                 let cooldown = hold("quota_bucket", since, until, reason)?;
                 let (since, until, reason) = row.exhausted;
@@ -155,6 +232,7 @@ impl SqliteStore {
                     exhausted,
                     strikes: u32::try_from(row.strikes).unwrap_or(u32::MAX),
                     changed_at: opt_time("quota_bucket", row.changed_at)?,
+                    learned,
                 })
             })
             .collect()
@@ -248,7 +326,34 @@ impl LedgerStore for SqliteStore {
                     "INSERT OR REPLACE INTO quota_meter VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(write("quota meters"))?;
+            let mut learned_stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO quota_learned
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )
+                .map_err(write("learned limits"))?;
             for bucket in &snapshot.buckets {
+                for learned in &bucket.learned {
+                    let Some(scope) = scope_name(learned.scope) else { continue };
+                    learned_stmt
+                        .execute(params![
+                            bucket.provider.as_str(),
+                            bucket.group,
+                            bucket.pool.as_str(),
+                            scope,
+                            stored(learned.limit),
+                            learned.kind.as_str(),
+                            stored(learned.window_ms),
+                            learned.boundary.map(ms),
+                            learned.last_reset.map(ms),
+                            ms(learned.learned_at),
+                            stored(learned.from_accepted),
+                            learned.hint,
+                            learned.source,
+                            i64::from(learned.corrections),
+                        ])
+                        .map_err(write("learned limits"))?;
+                }
                 let cooldown = bucket.cooldown.as_ref();
                 let exhausted = bucket.exhausted.as_ref();
                 bucket_stmt

@@ -15,7 +15,8 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN];
+pub const MIGRATIONS: &[Migration] =
+    &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN, QUOTA_LEARNED];
 
 /// Schema version 1: the quota tables.
 const QUOTA: Migration = Migration {
@@ -139,6 +140,31 @@ const ADMIN: Migration = Migration {
             key_id TEXT NOT NULL,
             at_ms INTEGER NOT NULL,
             PRIMARY KEY (provider, key_id)
+        ) WITHOUT ROWID;
+    ",
+};
+
+/// Schema version 7: limits the quota ledger learned from 429s, one per bucket and scope,
+/// with their evidence. Self-contained: it only adds a table.
+const QUOTA_LEARNED: Migration = Migration {
+    name: "quota learned limits",
+    sql: "
+        CREATE TABLE quota_learned (
+            provider TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            pool TEXT NOT NULL,
+            scope TEXT NOT NULL CHECK (scope IN ('minute', 'day')),
+            lim INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('sliding', 'fixed')),
+            window_ms INTEGER NOT NULL,
+            boundary_ms INTEGER,
+            last_reset_ms INTEGER,
+            learned_at_ms INTEGER NOT NULL,
+            from_accepted INTEGER NOT NULL,
+            hint TEXT,
+            source TEXT NOT NULL,
+            corrections INTEGER NOT NULL,
+            PRIMARY KEY (provider, grp, pool, scope)
         ) WITHOUT ROWID;
     ",
 };

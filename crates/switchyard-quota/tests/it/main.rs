@@ -6,6 +6,7 @@ mod errors;
 mod extreme;
 mod headers;
 mod headroom;
+mod learned;
 mod persist;
 mod props;
 mod summary;

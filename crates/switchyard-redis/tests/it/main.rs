@@ -4,6 +4,7 @@
 
 mod headroom;
 mod hostile;
+mod learned;
 mod shared;
 mod support;
 mod unavailable;

@@ -211,3 +211,53 @@ fn a_failed_save_loses_nothing() {
     assert_eq!(counts(&after, &scene.busy), counts(&before, &scene.busy));
     assert_eq!(statuses(&after, &scene), statuses(&before, &scene));
 }
+
+#[test]
+fn a_learned_limit_survives_a_restart_in_the_state_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::starting_at(at("2026-01-15T18:00:00Z"));
+    // Nothing declared: the limit can only be learned.
+    let undeclared =
+        || Arc::new(MemoryLedger::new(Arc::new(clock.clone()), QuotaConfig::default()));
+    let key = Candidate::new("groq", "k1", "llama");
+    let before = undeclared();
+    let writer = WriteBehind::start(
+        Arc::clone(&before),
+        SqliteStore::open(&path).expect("open"),
+        Duration::from_secs(3600),
+    )
+    .expect("writer");
+    for _ in 0..3 {
+        assert!(call(&before, &key, 10));
+        clock.advance(Duration::from_secs(1));
+    }
+    let limited =
+        ProviderError::new(ErrorKind::RateLimited { scope: LimitScope::Minute }, "groq", "")
+            .with_status(429)
+            .with_retry_after(Some(Duration::from_secs(57)));
+    before.record_error_now(&key, &limited);
+    writer.flush().expect("flush");
+    drop(writer);
+    drop(before);
+
+    let mut store = SqliteStore::open(&path).expect("reopen");
+    let saved = store.load().expect("load");
+    let learned = &saved.buckets[0].learned;
+    assert_eq!(learned.len(), 1, "{saved:?}");
+    assert_eq!((learned[0].limit, learned[0].window_ms), (3, 60_000));
+    assert_eq!(learned[0].hint.as_deref(), Some("retry after 57.0s"));
+
+    clock.advance(Duration::from_secs(120));
+    let after = undeclared();
+    after.restore(&saved);
+    after.register(&key);
+    let summary = after.summary_now(&"groq".into());
+    let limit = summary.keys[0].limits.iter().find(|limit| limit.learned.is_some());
+    assert_eq!(
+        limit.map(|limit| (limit.limit, limit.limit_name.as_str())),
+        Some((3, "requests/learned-sliding-60000ms"))
+    );
+    let admitted: Vec<bool> = (0..4).map(|_| call(&after, &key, 1)).collect();
+    assert_eq!(admitted, [true, true, true, false], "admits against the reloaded limit");
+}

@@ -12,6 +12,7 @@ mod goodput;
 mod health;
 mod hostile;
 mod identity;
+mod learned;
 mod learning;
 mod money;
 mod names;

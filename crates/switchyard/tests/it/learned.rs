@@ -1,0 +1,126 @@
+//! Limits nobody declared, learned through the router from a real upstream's 429s: a
+//! Groq-flavoured mock whose key has a sliding window it states in no header, only in
+//! `retry-after` when it refuses.
+
+use std::time::Duration;
+
+use switchyard::{RouteConfig, Router, StrategyKind};
+use switchyard_core::{Clock, ManualClock, ProviderId};
+use switchyard_mock::{Flavor, MockUpstream, OpenAiWire, WindowQuota};
+use switchyard_openai::Preset;
+use switchyard_quota::QuotaConfig;
+
+use crate::support::{builder, credentials, key, openai_provider, request};
+
+/// `g1`: 3 requests per sliding 10 s, told to nobody; `g2`: unlimited. `g1` is preferred.
+async fn scene(clock: &ManualClock) -> (MockUpstream, Router) {
+    let mock = MockUpstream::builder(OpenAiWire::new(Flavor::Groq))
+        .clock(clock.clone())
+        .keys([
+            key("g1").window(WindowQuota::requests_sliding(3, Duration::from_secs(10))),
+            key("g2"),
+        ])
+        .models(["llama-3.3-70b-versatile"])
+        .start()
+        .await
+        .expect("mock starts");
+    let groq = openai_provider("groq", Preset::Groq, &mock, clock);
+    let route = RouteConfig::new("fast", StrategyKind::Priority, ["groq/llama-3.3-70b-versatile"]);
+    let router =
+        credentials(builder(clock, QuotaConfig::default()).provider(groq), "groq", &["g1", "g2"])
+            .route_config(route)
+            .build()
+            .expect("router builds");
+    (mock, router)
+}
+
+/// Sends one request at `at_ms` after the start; which key served it and in how many attempts.
+async fn send(
+    router: &Router,
+    clock: &ManualClock,
+    start: std::time::Instant,
+    at_ms: u64,
+) -> (String, usize) {
+    let target = start + Duration::from_millis(at_ms);
+    let now = clock.now();
+    if target > now {
+        clock.advance(target - now);
+    }
+    let answer = router.chat("fast", &request()).await.expect("served");
+    (answer.served_by.key.to_string(), answer.trace.attempts.len())
+}
+
+#[tokio::test]
+async fn the_first_429_teaches_the_limit_and_the_key_is_not_retried_before_its_window_frees() {
+    let clock = ManualClock::default();
+    let (mock, router) = scene(&clock).await;
+    let start = clock.now();
+    for at_ms in [0, 1_000, 2_000] {
+        assert_eq!(send(&router, &clock, start, at_ms).await, ("g1".to_owned(), 1));
+    }
+    // The fourth meets g1's window: one 429 (retry-after 7 s, when the first leaves), then g2.
+    assert_eq!(send(&router, &clock, start, 3_000).await, ("g2".to_owned(), 2));
+    let summary = router.ledger().summary(&ProviderId::new("groq")).await.expect("summary");
+    let g1 = summary.keys.iter().find(|row| row.key.as_str() == "g1").expect("g1 known");
+    let learned = g1.limits.iter().find(|limit| limit.learned.is_some()).expect("a learned limit");
+    assert_eq!(
+        (learned.limit, learned.limit_name.as_str()),
+        (3, "requests/learned-sliding-10000ms")
+    );
+    assert_eq!(learned.learned.as_ref().expect("evidence").from_accepted, 3);
+
+    // Until its window frees, g1 is not tried again.
+    for at_ms in [4_000, 6_000, 9_000] {
+        assert_eq!(send(&router, &clock, start, at_ms).await, ("g2".to_owned(), 1));
+    }
+    // At 10.5 s the request of 0 s has left: g1 serves; at 10.6 s its window is full again
+    // (1, 2 and 10.5 s), so g2 serves without a 429; at 11.1 s g1 has room again.
+    assert_eq!(send(&router, &clock, start, 10_500).await, ("g1".to_owned(), 1));
+    assert_eq!(send(&router, &clock, start, 10_600).await, ("g2".to_owned(), 1));
+    assert_eq!(send(&router, &clock, start, 11_100).await, ("g1".to_owned(), 1));
+    let g1 = mock.counts("g1").expect("g1 counted");
+    assert_eq!((g1.served, g1.rate_limited), (5, 1), "one 429: the one that taught the limit");
+}
+
+#[tokio::test]
+async fn an_unaligned_fixed_window_is_learned_and_its_boundary_capacity_used() {
+    // g1 counts 2 requests per fixed 4 s window whose boundaries fall 2.7 s after start.
+    let clock = ManualClock::default();
+    let mock = MockUpstream::builder(OpenAiWire::new(Flavor::Groq))
+        .clock(clock.clone())
+        .keys([
+            key("g1").window(WindowQuota::requests_fixed(
+                2,
+                Duration::from_secs(4),
+                Duration::from_millis(2_700),
+            )),
+            key("g2"),
+        ])
+        .models(["llama-3.3-70b-versatile"])
+        .start()
+        .await
+        .expect("mock starts");
+    let groq = openai_provider("groq", Preset::Groq, &mock, &clock);
+    let route = RouteConfig::new("fast", StrategyKind::Priority, ["groq/llama-3.3-70b-versatile"]);
+    let router =
+        credentials(builder(&clock, QuotaConfig::default()).provider(groq), "groq", &["g1", "g2"])
+            .route_config(route)
+            .build()
+            .expect("router builds");
+    let start = clock.now();
+    // A steady request every 100 ms for 20 s.
+    for step in 0..200 {
+        send(&router, &clock, start, step * 100).await;
+    }
+    let summary = router.ledger().summary(&ProviderId::new("groq")).await.expect("summary");
+    let g1 = summary.keys.iter().find(|row| row.key.as_str() == "g1").expect("g1 known");
+    let learned = g1.limits.iter().find(|limit| limit.learned.is_some()).expect("learned");
+    let evidence = learned.learned.as_ref().expect("evidence");
+    assert_eq!(evidence.kind, switchyard_quota::LearnedKind::Fixed, "{evidence:?}");
+    assert_eq!(learned.limit, 2);
+    let counts = mock.counts("g1").expect("g1 counted");
+    // Windows start at 2.7, 6.7, 10.7, 14.7 and 18.7 s: after the first two windows taught
+    // the model, each later window is served in full (2 each) without a 429.
+    assert!(counts.rate_limited <= 3, "429s: {}", counts.rate_limited);
+    assert!(counts.served >= 10, "served on g1: {}", counts.served);
+}
