@@ -87,12 +87,15 @@ pub(crate) fn config(scenario: &Scenario, base_urls: &[String]) -> Result<String
     write!(
         text,
         "\n[[routes]]\nname = \"{ROUTE}\"\nstrategy = \"{}\"\nprefer = \"{}\"\n\
-         max_wait_secs = {:?}\ntimeout_secs = {deadline:?}\ntargets = [{}]\n",
+         timeout_secs = {deadline:?}\ntargets = [{}]\n",
         spec.strategy,
         spec.prefer,
-        spec.max_wait_secs,
         targets.join(", "),
     )?;
+    // The file takes a positive wait only; none is its default.
+    if spec.max_wait_secs > 0.0 {
+        writeln!(text, "max_wait_secs = {:?}", spec.max_wait_secs)?;
+    }
     Ok(text)
 }
 
@@ -175,8 +178,8 @@ impl Gateway {
         let line = first_line(stdout, START_WAIT);
         let Some(url) = line.as_deref().and_then(|line| line.split_once("listening on ")) else {
             bail!(
-                "switchyard serve did not say where it listens within {} s (it printed {line:?}); \
-                 its log:\n{}",
+                "switchyard serve exited or did not say where it listens within {} s (it printed \
+                 {line:?}); its log:\n{}",
                 START_WAIT.as_secs(),
                 gateway.log_tail()
             );
@@ -413,6 +416,8 @@ price = { per_request = 0.002 }
         assert_eq!(parsed["providers"][1]["price"]["cost_per_request"].as_float(), Some(0.002));
         assert_eq!(parsed["routes"][0]["targets"][1].as_str(), Some("paid/model"));
         assert_eq!(parsed["server"]["listen"].as_str(), Some("127.0.0.1:0"));
+        // The file takes a positive wait only.
+        assert!(parsed["routes"][0].get("max_wait_secs").is_none(), "{text}");
     }
 
     #[test]
