@@ -7,8 +7,10 @@
 //! - `bench`: the criterion benches, then the end-to-end run (`e2e.rs`: the release gateway in
 //!   front of a mock upstream, against that upstream called directly). `bench e2e [flags]` runs
 //!   only the end-to-end part; `bench <filter>` only the criterion benches matching the filter.
-//! - `sim [--runs N] [SCENARIO...]`: the goodput simulator (`sim/`): the router against mock
-//!   upstreams enforcing each scenario's limits, in real time, next to the oracle.
+//! - `sim [--runs N] [--via router|gateway] [--limits as-file|declared|undeclared|both]
+//!   [SCENARIO...]`: the goodput simulator (`sim/`): the router, in process or as the release
+//!   gateway over HTTP, against mock upstreams enforcing each scenario's limits and giving its
+//!   retry hints, in real time, next to the oracle.
 //!
 //! xtask may print and may use `anyhow`: it is a developer's tool, not a library.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to a terminal")]
@@ -48,7 +50,10 @@ fn run() -> Result<()> {
                 "cargo xtask bench [<criterion filter>]   criterion benches; with no filter, then e2e"
             );
             println!("cargo xtask bench e2e [--soak-secs 60]    the gateway end to end, vs direct");
-            println!("cargo xtask sim [--runs N] [SCENARIO...]   goodput under quota (sim/)");
+            println!(
+                "cargo xtask sim [--runs N] [--via router|gateway] \
+                 [--limits as-file|declared|undeclared|both] [SCENARIO...]   goodput under quota"
+            );
             Ok(())
         }
         other => bail!("unknown task {other:?}; try `cargo xtask help`"),

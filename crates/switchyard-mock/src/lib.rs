@@ -46,7 +46,7 @@ pub use hostile::{ENDLESS_PACE, GARBAGE_LINE_BYTES};
 pub use ollama::OllamaWire;
 pub use openai::{Flavor, OpenAiWire};
 pub use script::{
-    Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript, WindowKind, WindowQuota,
+    Fault, FaultRule, HintStyle, KeyScript, Latency, Quotas, ReplyScript, WindowKind, WindowQuota,
 };
 pub use server::{MockBuilder, MockError, MockUpstream};
 pub use state::{KeyCounts, Outcome, RecordedRequest};

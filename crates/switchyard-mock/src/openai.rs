@@ -26,6 +26,11 @@ pub enum Flavor {
     Mistral,
     /// OpenRouter: numeric error codes, 402 for billing, keep-alive comment lines.
     OpenRouter,
+    /// Gemini's OpenAI-compatible surface (`/v1beta/openai`): OpenAI's requests and answers
+    /// with Bearer keys, but every error is a JSON list holding one Gemini `google.rpc.Status`
+    /// (a 429's delay only in its message, `Please retry in 37.4s.`, and in
+    /// `RetryInfo.retryDelay`) and no header says anything of limits.
+    GeminiOpenAi,
 }
 
 /// The OpenAI Chat Completions format in one flavour.
@@ -52,7 +57,7 @@ impl OpenAiWire {
                 "object": "error", "message": message, "type": kind, "param": null,
                 "code": code,
             }),
-            Flavor::OpenAi | Flavor::Groq => json!({
+            Flavor::OpenAi | Flavor::Groq | Flavor::GeminiOpenAi => json!({
                 "error": {"message": message, "type": kind, "param": null, "code": code}
             }),
         }
@@ -61,7 +66,9 @@ impl OpenAiWire {
     fn organization(&self) -> &'static str {
         match self.flavor {
             Flavor::Groq => "`org_mock`",
-            Flavor::OpenAi | Flavor::Mistral | Flavor::OpenRouter => "org-mock",
+            Flavor::OpenAi | Flavor::Mistral | Flavor::OpenRouter | Flavor::GeminiOpenAi => {
+                "org-mock"
+            }
         }
     }
 }
@@ -73,11 +80,15 @@ impl WireFormat for OpenAiWire {
             Flavor::Groq => "groq",
             Flavor::Mistral => "mistral",
             Flavor::OpenRouter => "openrouter",
+            Flavor::GeminiOpenAi => "gemini-openai",
         }
     }
 
     fn base_path(&self) -> &'static str {
-        "/v1"
+        match self.flavor {
+            Flavor::GeminiOpenAi => "/v1beta/openai",
+            Flavor::OpenAi | Flavor::Groq | Flavor::Mistral | Flavor::OpenRouter => "/v1",
+        }
     }
 
     fn operation(&self, method: &Method, path: &str) -> Option<Operation> {
@@ -235,6 +246,9 @@ impl WireFormat for OpenAiWire {
     }
 
     fn failure(&self, failure: &Failure, model: Option<&str>) -> WireResponse {
+        if self.flavor == Flavor::GeminiOpenAi {
+            return gemini_listed(failure, model);
+        }
         let model = model.unwrap_or("unknown");
         match failure {
             Failure::RateLimited { window, unit, limit, used, requested, retry_after } => {
@@ -255,7 +269,7 @@ impl WireFormat for OpenAiWire {
                             &json!({"error": {"message": message, "code": 429}}),
                         )
                     }
-                    Flavor::OpenAi | Flavor::Groq => {
+                    Flavor::OpenAi | Flavor::Groq | Flavor::GeminiOpenAi => {
                         let what = match (unit, window) {
                             (Unit::Requests, Window::Minute) => "requests per min (RPM)",
                             (Unit::Tokens, Window::Minute) => "tokens per min (TPM)",
@@ -301,7 +315,7 @@ impl WireFormat for OpenAiWire {
                 );
                 let status = match self.flavor {
                     Flavor::Groq => StatusCode::PAYLOAD_TOO_LARGE,
-                    Flavor::OpenAi | Flavor::Mistral | Flavor::OpenRouter => {
+                    Flavor::OpenAi | Flavor::Mistral | Flavor::OpenRouter | Flavor::GeminiOpenAi => {
                         StatusCode::TOO_MANY_REQUESTS
                     }
                 };
@@ -325,7 +339,8 @@ impl WireFormat for OpenAiWire {
                         402,
                     ),
                 ),
-                Flavor::OpenAi | Flavor::Groq | Flavor::Mistral => WireResponse::json(
+                Flavor::OpenAi | Flavor::Groq | Flavor::Mistral | Flavor::GeminiOpenAi => {
+                    WireResponse::json(
                     StatusCode::TOO_MANY_REQUESTS,
                     &self.error_body(
                         "You exceeded your current quota, please check your plan and billing \
@@ -335,7 +350,8 @@ impl WireFormat for OpenAiWire {
                         Some("insufficient_quota"),
                         429,
                     ),
-                ),
+                    )
+                }
             },
             Failure::InvalidKey { sent } => {
                 let body = match self.flavor {
@@ -349,7 +365,7 @@ impl WireFormat for OpenAiWire {
                         json!({"message": "Unauthorized", "request_id": "mock0000000000000000"})
                     }
                     Flavor::OpenRouter => self.error_body("User not found.", "", None, 401),
-                    Flavor::OpenAi => {
+                    Flavor::OpenAi | Flavor::GeminiOpenAi => {
                         let message = match sent {
                             Some(sent) => format!(
                                 "Incorrect API key provided: {}. You can find your API key at \
@@ -389,7 +405,8 @@ impl WireFormat for OpenAiWire {
                         400,
                     ),
                 ),
-                Flavor::OpenAi | Flavor::Groq | Flavor::OpenRouter => WireResponse::json(
+                Flavor::OpenAi | Flavor::Groq | Flavor::OpenRouter | Flavor::GeminiOpenAi => {
+                    WireResponse::json(
                     StatusCode::NOT_FOUND,
                     &self.error_body(
                         &format!(
@@ -399,7 +416,8 @@ impl WireFormat for OpenAiWire {
                         Some("model_not_found"),
                         404,
                     ),
-                ),
+                    )
+                }
             },
             Failure::ContextTooLong { max, requested } => {
                 let message = format!(
@@ -423,10 +441,12 @@ impl WireFormat for OpenAiWire {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     &json!({"detail": [{"loc": ["body"], "msg": message, "type": "value_error"}]}),
                 ),
-                Flavor::OpenAi | Flavor::Groq | Flavor::OpenRouter => WireResponse::json(
-                    StatusCode::BAD_REQUEST,
-                    &self.error_body(message, "invalid_request_error", None, 400),
-                ),
+                Flavor::OpenAi | Flavor::Groq | Flavor::OpenRouter | Flavor::GeminiOpenAi => {
+                    WireResponse::json(
+                        StatusCode::BAD_REQUEST,
+                        &self.error_body(message, "invalid_request_error", None, 400),
+                    )
+                }
             },
             Failure::Overloaded => WireResponse::json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -463,6 +483,8 @@ impl WireFormat for OpenAiWire {
             }
         };
         match self.flavor {
+            // Gemini sends no rate-limit header on any surface.
+            Flavor::GeminiOpenAi => {}
             Flavor::Mistral => {
                 for reading in readings.iter().filter(|reading| reading.window == Window::Minute) {
                     let unit = match reading.unit {
@@ -484,7 +506,10 @@ impl WireFormat for OpenAiWire {
                         find(Unit::Requests, &[Window::Day]),
                         find(Unit::Tokens, &[Window::Minute]),
                     ),
-                    Flavor::OpenAi | Flavor::Mistral | Flavor::OpenRouter => (
+                    Flavor::OpenAi
+                    | Flavor::Mistral
+                    | Flavor::OpenRouter
+                    | Flavor::GeminiOpenAi => (
                         find(Unit::Requests, &[Window::Minute, Window::Day]),
                         find(Unit::Tokens, &[Window::Minute, Window::Day]),
                     ),
@@ -510,8 +535,18 @@ fn with_retry_after(response: WireResponse, flavor: Flavor, retry_after: Duratio
     match flavor {
         // OpenAI's SDK honours the millisecond header first; Groq sends seconds only.
         Flavor::OpenAi => response.with_header("retry-after-ms", retry_after.as_millis()),
-        Flavor::Groq | Flavor::Mistral | Flavor::OpenRouter => response,
+        Flavor::Groq | Flavor::Mistral | Flavor::OpenRouter | Flavor::GeminiOpenAi => response,
     }
+}
+
+/// A failure as Gemini's OpenAI-compatible surface answers it: Gemini's own status, body and
+/// (absent) headers, the body wrapped in a one-element list.
+fn gemini_listed(failure: &Failure, model: Option<&str>) -> WireResponse {
+    let mut response = crate::gemini::GeminiWire.failure(failure, model);
+    if let Ok(body) = serde_json::from_slice::<Value>(&response.body) {
+        response.body = Bytes::from(Value::Array(vec![body]).to_string());
+    }
+    response
 }
 
 /// OpenAI's way of showing a wrong key: the first few and the last four characters.

@@ -87,6 +87,47 @@ impl WindowQuota {
     }
 }
 
+/// Which retry hints a key's answers carry in their headers. Providers differ: OpenAI sends
+/// `retry-after-ms`, `retry-after` and `x-ratelimit-*`; Groq's request headers count the day;
+/// Gemini and OpenRouter's free tier send no header at all. The body always stays as the wire
+/// format writes it, so a format whose 429 body names no time (OpenRouter's, Mistral's) with
+/// [`HintStyle::NoHeaders`] is a key that gives no hint at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HintStyle {
+    /// Every header the format sends (the default).
+    #[default]
+    AsFormat,
+    /// `retry-after` (and `retry-after-ms`) where the format sends it, no rate-limit header on
+    /// any answer.
+    RetryAfterOnly,
+    /// No hint in any header: no `retry-after`, `retry-after-ms` nor rate-limit header.
+    NoHeaders,
+}
+
+impl HintStyle {
+    /// Removes from `headers` what this style does not send.
+    pub(crate) fn apply(self, headers: &mut axum::http::HeaderMap) {
+        let drop_retry = match self {
+            Self::AsFormat => return,
+            Self::RetryAfterOnly => false,
+            Self::NoHeaders => true,
+        };
+        let unwanted: Vec<axum::http::HeaderName> = headers
+            .keys()
+            .filter(|name| {
+                let name = name.as_str();
+                name.starts_with("x-ratelimit-")
+                    || name.starts_with("anthropic-ratelimit-")
+                    || (drop_retry && (name == "retry-after" || name == "retry-after-ms"))
+            })
+            .cloned()
+            .collect();
+        for name in unwanted {
+            headers.remove(name);
+        }
+    }
+}
+
 /// One key the mock knows: its secret, the id the log and counters name it by, whether it is
 /// valid, and its quotas.
 #[derive(Clone, Debug)]
@@ -100,6 +141,7 @@ pub struct KeyScript {
     pub(crate) group: Option<String>,
     pub(crate) windows: Vec<WindowQuota>,
     pub(crate) revoked_at: Option<Duration>,
+    pub(crate) hints: HintStyle,
 }
 
 impl KeyScript {
@@ -115,6 +157,7 @@ impl KeyScript {
             group: None,
             windows: Vec::new(),
             revoked_at: None,
+            hints: HintStyle::AsFormat,
         }
     }
 
@@ -142,6 +185,14 @@ impl KeyScript {
     #[must_use]
     pub fn window(mut self, window: WindowQuota) -> Self {
         self.windows.push(window);
+        self
+    }
+
+    /// Which retry hints its answers carry in their headers (all the format sends, by
+    /// default).
+    #[must_use]
+    pub fn hints(mut self, hints: HintStyle) -> Self {
+        self.hints = hints;
         self
     }
 

@@ -28,7 +28,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::hostile;
 use crate::openai::OpenAiWire;
-use crate::script::{Fault, FaultRule, KeyScript, Latency, Quotas, ReplyScript, WindowQuota};
+use crate::script::{
+    Fault, FaultRule, HintStyle, KeyScript, Latency, Quotas, ReplyScript, WindowQuota,
+};
 use crate::state::{GroupScript, KeyCounts, Outcome, RecordedRequest, State, Time};
 use crate::wire::{ChatSummary, Failure, Operation, Reply, StreamFrames, WireFormat, WireResponse};
 
@@ -636,10 +638,12 @@ impl Shared {
 
         let refusal = self.refusal(&mut state, key_idx, secret, summary.as_ref(), &reply, &time);
         let mut response_headers = HeaderMap::new();
+        let hints = key_idx.map_or(HintStyle::AsFormat, |key_idx| state.keys[key_idx].script.hints);
         if let Some(key_idx) = key_idx {
             let readings = state.readings(key_idx, &time);
             self.wire.limit_headers(&readings, &mut response_headers);
         }
+        hints.apply(&mut response_headers);
         if let Some(failure) = refusal {
             let mut response = self.wire.failure(&failure, model);
             for (name, value) in &response_headers {
@@ -647,6 +651,7 @@ impl Shared {
                     response.headers.insert(name, value.clone());
                 }
             }
+            hints.apply(&mut response.headers);
             record.outcome = Outcome::Refused(failure);
             state.record(record, key_idx);
             return Plan::Respond(response);

@@ -1,13 +1,18 @@
-//! `cargo xtask sim [SCENARIO...]`: runs the real router in process against
-//! `switchyard-mock` upstreams over loopback HTTP that enforce exactly the scenario's limits,
-//! in real time, and reports goodput, wasted upstream calls, free share and cost against the
-//! oracle, and client latency. Scenarios are `sim/<name>.toml` (see `docs/sim.md`); each
-//! writes `target/sim/<name>.json`.
+//! `cargo xtask sim [--runs N] [--via router|gateway] [--limits as-file|declared|undeclared|both]
+//! [SCENARIO...]`: runs the real router, in process or as the release `switchyard serve` over
+//! HTTP (`gateway.rs`), against `switchyard-mock` upstreams over loopback HTTP that enforce
+//! exactly the scenario's limits and give its retry hints, in real time, and reports goodput,
+//! wasted upstream calls, free share and cost against the oracle, and client latency.
+//! Scenarios are `sim/<name>.toml` (see `docs/sim.md`); each run writes
+//! `target/sim/<name>-<limits>-<via>-run<N>.json`, and the closing table goes to
+//! `target/sim/summary.txt`.
 //!
 //! `cargo xtask sim` builds and runs this same program in release (`sim-run`), so the
 //! router's overhead is the one users get.
 
+mod gateway;
 mod oracle;
+mod report;
 mod run;
 mod scenario;
 
@@ -16,7 +21,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use self::scenario::Scenario;
+use self::report::Summary;
+use self::run::GatewayFiles;
+use self::scenario::{Scenario, Via};
 
 /// One client request of the demand: when it arrives and how long its prompt is.
 #[derive(Clone, Copy, Debug)]
@@ -66,9 +73,23 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `cargo xtask sim [--runs N] [SCENARIO...]`: builds the simulator in release and runs it.
+/// `cargo xtask sim ...`: builds the simulator (and, unless `--via router`, the gateway) in
+/// release and runs it.
 pub(crate) fn sim(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let router_only = args.windows(2).any(|pair| pair[0] == "--via" && pair[1] == "router");
+    let mut build = vec!["build", "--release", "--quiet", "--package", "xtask"];
+    if !router_only {
+        build.extend(["--package", "switchyard-cli"]);
+    }
+    let status = Command::new(&cargo)
+        .args(&build)
+        .current_dir(root())
+        .status()
+        .context("building the simulator in release")?;
+    if !status.success() {
+        bail!("building the simulator failed ({status})");
+    }
     let status = Command::new(cargo)
         .args(["run", "--release", "--quiet", "--package", "xtask", "--", "sim-run"])
         .args(args)
@@ -81,20 +102,80 @@ pub(crate) fn sim(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The simulator proper (`sim-run`), in release.
-pub(crate) fn sim_run(args: &[String]) -> Result<()> {
-    let mut runs = 1;
-    let mut names = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--runs" {
-            runs = args.next().context("--runs needs a number")?.parse().context("--runs N")?;
-        } else {
-            names.push(arg.clone());
+/// Which way the limits are told, per `--limits`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LimitsMode {
+    AsFile,
+    Declared,
+    Undeclared,
+    Both,
+}
+
+impl LimitsMode {
+    fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "as-file" => Self::AsFile,
+            "declared" => Self::Declared,
+            "undeclared" => Self::Undeclared,
+            "both" => Self::Both,
+            other => bail!("--limits is as-file, declared, undeclared or both, not {other:?}"),
+        })
+    }
+
+    /// The `declare_limits` values to run a scenario with.
+    fn values(self, scenario: &Scenario) -> Vec<bool> {
+        match self {
+            Self::AsFile => vec![scenario.router.declare_limits],
+            Self::Declared => vec![true],
+            Self::Undeclared => vec![false],
+            Self::Both => vec![true, false],
         }
     }
+}
+
+/// The parsed command line of `sim-run`.
+struct Options {
+    runs: usize,
+    via: Option<Via>,
+    limits: LimitsMode,
+    names: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut options =
+            Self { runs: 1, via: None, limits: LimitsMode::AsFile, names: Vec::new() };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--runs" => options.runs = value()?.parse().context("--runs N")?,
+                "--via" => {
+                    options.via = Some(match value()?.as_str() {
+                        "router" => Via::Router,
+                        "gateway" => Via::Gateway,
+                        other => bail!("--via is router or gateway, not {other:?}"),
+                    });
+                }
+                "--limits" => options.limits = LimitsMode::parse(value()?)?,
+                flag if flag.starts_with("--") => {
+                    bail!("unknown flag {flag:?}; sim takes --runs, --via, --limits")
+                }
+                name => options.names.push(name.to_owned()),
+            }
+        }
+        if options.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        Ok(options)
+    }
+}
+
+/// The simulator proper (`sim-run`), in release.
+pub(crate) fn sim_run(args: &[String]) -> Result<()> {
+    let options = Options::parse(args)?;
     let dir = root().join("sim");
-    let paths: Vec<PathBuf> = if names.is_empty() {
+    let paths: Vec<PathBuf> = if options.names.is_empty() {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
             .with_context(|| format!("reading {}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -103,7 +184,8 @@ pub(crate) fn sim_run(args: &[String]) -> Result<()> {
         paths.sort();
         paths
     } else {
-        names
+        options
+            .names
             .iter()
             .map(|name| {
                 let path = PathBuf::from(name);
@@ -115,28 +197,56 @@ pub(crate) fn sim_run(args: &[String]) -> Result<()> {
         paths.iter().map(|path| Scenario::load(path)).collect::<Result<_>>()?;
     let out_dir = root().join("target").join("sim");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let files =
+        GatewayFiles { binary: gateway::binary_beside_self()?, dir: out_dir.join("gateway") };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     let mut reports = Vec::new();
+    let mut skipped = Vec::new();
     for scenario in &scenarios {
-        for n_run in 0..runs {
-            println!("sim: {} — {}", scenario.name, scenario.description);
-            let arrivals = arrivals(scenario);
-            let oracle = oracle::compute(scenario, &arrivals);
-            let report = runtime.block_on(run::run(scenario, &arrivals))?;
-            let report = run::Summary::new(scenario, &report, &oracle);
-            let suffix = if runs > 1 { format!("-run{}", n_run + 1) } else { String::new() };
-            let path = out_dir.join(format!("{}{suffix}.json", scenario.name));
-            let json = serde_json::to_string_pretty(&report.json())?;
-            std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
-            report.print_detail();
-            reports.push(report);
+        let via = options.via.unwrap_or(scenario.router.via);
+        for declare_limits in options.limits.values(scenario) {
+            let mut scenario = scenario.clone();
+            scenario.router.declare_limits = declare_limits;
+            let limits = if declare_limits { "declared" } else { "undeclared" };
+            if via == Via::Gateway
+                && let Err(error) =
+                    gateway::config(&scenario, &vec![String::new(); scenario.providers.len()])
+            {
+                println!("sim: {} ({limits}, gateway) skipped: {error:#}", scenario.name);
+                skipped.push(format!("{} {limits} gateway: {error:#}", scenario.name));
+                continue;
+            }
+            for n_run in 1..=options.runs {
+                let label = format!("{}-{limits}-{}-run{n_run}", scenario.name, via.name());
+                println!("sim: {label} — {}", scenario.description);
+                let arrivals = arrivals(&scenario);
+                let measured =
+                    runtime.block_on(run::run(&scenario, &arrivals, via, &files, &label))?;
+                let oracle = oracle::compute(&scenario.shifted(measured.lead_secs), &arrivals);
+                let report = Summary::new(&scenario, via.name(), &measured, &oracle);
+                let path = out_dir.join(format!("{label}.json"));
+                let json = serde_json::to_string_pretty(&report.json())?;
+                std::fs::write(&path, json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                report.print_detail();
+                reports.push(report);
+            }
         }
     }
     println!();
-    run::Summary::print_table(&reports);
-    println!("\nwritten: {}/<scenario>.json", out_dir.display());
+    let table = Summary::table(&reports);
+    print!("{table}");
+    for line in &skipped {
+        println!("skipped: {line}");
+    }
+    let path = out_dir.join("summary.txt");
+    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "\nwritten: {}/<scenario>-<limits>-<via>-run<N>.json and summary.txt",
+        out_dir.display()
+    );
     Ok(())
 }

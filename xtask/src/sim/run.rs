@@ -1,18 +1,19 @@
 //! One scenario run: mock upstreams enforcing the scenario's limits on loopback, the real
-//! router in process in front of them, the demand sent in real time, and what came of it.
+//! router in front of them (in process, or the release gateway over HTTP: `gateway.rs`), the
+//! demand sent in real time, and what came of it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
 use switchyard::{
     ModelFacts, Prefer, Price, RequestOptions, RouteConfig, Router, RouterConfig, StrategyKind,
 };
 use switchyard_core::{ChatRequest, Clock, Credential, Provider, SystemClock};
 use switchyard_mock::{
-    Failure, Fault, FaultRule, KeyScript, Latency, MockUpstream, Outcome, WindowQuota,
+    Failure, Fault, FaultRule, Flavor, HintStyle, KeyScript, Latency, MockBuilder, MockUpstream,
+    OpenAiWire, Outcome, WindowQuota,
 };
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
 use switchyard_quota::{
@@ -21,8 +22,10 @@ use switchyard_quota::{
 use tokio::sync::Semaphore;
 
 use super::Arrival;
-use super::oracle::Oracle;
-use super::scenario::{FaultSpec, LimitSpec, LimitUnit, ProviderSpec, Scenario, WindowKind};
+use super::gateway::Gateway;
+use super::scenario::{
+    FaultSpec, Hints, LimitSpec, LimitUnit, ProviderSpec, Scenario, Via, WindowKind,
+};
 
 /// What one client request came to.
 #[derive(Clone, Debug)]
@@ -34,7 +37,7 @@ pub(crate) struct ClientResult {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Failed {
-    pub(crate) code: &'static str,
+    pub(crate) code: String,
     /// How far ahead the error's retry time was, when it gave one.
     pub(crate) retry_in: Option<f64>,
 }
@@ -49,9 +52,17 @@ pub(crate) struct Measured {
     pub(crate) longest_window_secs: f64,
     /// Upstream answers other than success, by provider and kind.
     pub(crate) refusals: BTreeMap<String, u64>,
+    /// Upstream 429s by quota unit (a key, or a group declared to the router) and limit.
+    pub(crate) by_unit_limit: BTreeMap<String, u64>,
+    /// Quota units times their limits: the 429s a router that learns each limit from one
+    /// refusal may spend.
+    pub(crate) n_unit_limits: u64,
+    /// How long after the mocks started (when their fixed windows, faults and revocations
+    /// count from) the first arrival was due: the oracle shifts its schedule by it.
+    pub(crate) lead_secs: f64,
 }
 
-fn secret(key_id: &str) -> String {
+pub(crate) fn secret(key_id: &str) -> String {
     format!("sk-sim-{key_id}-0123456789")
 }
 
@@ -68,11 +79,35 @@ fn window(limit: &LimitSpec) -> WindowQuota {
     if limit.day { base.as_day() } else { base }
 }
 
+impl Hints {
+    /// The mock's words and headers for these hints.
+    fn mock(self) -> (MockBuilder, HintStyle) {
+        let (flavor, style) = match self {
+            Self::Openai => (Flavor::OpenAi, HintStyle::AsFormat),
+            Self::Groq => (Flavor::Groq, HintStyle::AsFormat),
+            Self::GeminiOpenai => (Flavor::GeminiOpenAi, HintStyle::AsFormat),
+            Self::None => (Flavor::OpenRouter, HintStyle::NoHeaders),
+        };
+        (MockUpstream::builder(OpenAiWire::new(flavor)), style)
+    }
+
+    /// The adapter preset a user would configure for such a provider.
+    pub(crate) fn preset(self) -> Preset {
+        match self {
+            Self::Openai => Preset::OpenAi,
+            Self::Groq => Preset::Groq,
+            Self::GeminiOpenai => Preset::Compatible,
+            Self::None => Preset::OpenRouter,
+        }
+    }
+}
+
 /// The mock upstream of one provider: its keys (with their own windows, or in a group that
-/// holds them), latency and scheduled faults.
+/// holds them), latency, hints and scheduled faults.
 async fn mock(provider: &ProviderSpec, seed: u64) -> Result<MockUpstream> {
     let (min, max) = (provider.latency_ms[0], provider.latency_ms[1]);
-    let mut builder = MockUpstream::openai()
+    let (builder, style) = provider.hints.mock();
+    let mut builder = builder
         .models([provider.model.clone()])
         .latency(Latency::Uniform {
             min: Duration::from_millis(min),
@@ -86,7 +121,7 @@ async fn mock(provider: &ProviderSpec, seed: u64) -> Result<MockUpstream> {
             .then(|| format!("{}-g{}", provider.name, unit_idx + 1));
         for &n in keys {
             let id = provider.key_id(n);
-            let mut key = KeyScript::valid(id.clone(), secret(&id));
+            let mut key = KeyScript::valid(id.clone(), secret(&id)).hints(style);
             if let Some(at) = provider.revoked_at(n) {
                 key = key.revoked_at(Duration::from_secs_f64(at));
             }
@@ -177,7 +212,7 @@ fn router(scenario: &Scenario, mocks: &[MockUpstream]) -> Result<Router> {
     let mut targets = Vec::new();
     for (provider, mock) in scenario.providers.iter().zip(mocks) {
         let mut config =
-            OpenAiConfig::new(provider.name.as_str(), Preset::OpenAi).at(mock.base_url());
+            OpenAiConfig::new(provider.name.as_str(), provider.hints.preset()).at(mock.base_url());
         config.request_timeout = deadline;
         config.pool_max_idle_per_host = 256;
         let adapter: Arc<dyn Provider> = Arc::new(
@@ -209,7 +244,7 @@ fn router(scenario: &Scenario, mocks: &[MockUpstream]) -> Result<Router> {
 }
 
 /// A prompt of `words` words, different for each request.
-fn prompt(idx: usize, words: u32) -> String {
+pub(crate) fn prompt(idx: usize, words: u32) -> String {
     let mut text = format!("r{idx}");
     for word in 1..words {
         text.push_str(if word % 2 == 0 { " lorem" } else { " ipsum" });
@@ -217,13 +252,49 @@ fn prompt(idx: usize, words: u32) -> String {
     text
 }
 
-/// Runs `scenario`'s demand through the router against its mocks, in real time.
-pub(crate) async fn run(scenario: &Scenario, arrivals: &[Arrival]) -> Result<Measured> {
+/// Where the gateway's files go in gateway mode.
+pub(crate) struct GatewayFiles {
+    /// The release `switchyard` binary.
+    pub(crate) binary: std::path::PathBuf,
+    /// Where the generated `switchyard.toml` and the gateway's log are written.
+    pub(crate) dir: std::path::PathBuf,
+}
+
+/// Runs `scenario`'s demand through the router (`via`) against its mocks, in real time.
+pub(crate) async fn run(
+    scenario: &Scenario,
+    arrivals: &[Arrival],
+    via: Via,
+    files: &GatewayFiles,
+    label: &str,
+) -> Result<Measured> {
+    let clock = SystemClock;
+    let mocks_started = clock.now();
     let mut mocks = Vec::new();
     for (idx, provider) in scenario.providers.iter().enumerate() {
         mocks.push(mock(provider, scenario.seed ^ (idx as u64 + 1).wrapping_mul(0x9E37)).await?);
     }
-    let router = router(scenario, &mocks)?;
+    let (results, started) = match via {
+        Via::Router => in_process(scenario, arrivals, &mocks).await?,
+        Via::Gateway => {
+            let gateway = Gateway::start(scenario, &mocks, files, label).await?;
+            let results = gateway.drive(scenario, arrivals).await;
+            gateway.stop().await?;
+            results?
+        }
+    };
+    let wall_secs = clock.now().saturating_duration_since(started).as_secs_f64();
+    let lead_secs = started.saturating_duration_since(mocks_started).as_secs_f64();
+    Ok(measure(scenario, &mocks, results, wall_secs, lead_secs))
+}
+
+/// The demand through the router in this process; also when the first arrival was due.
+async fn in_process(
+    scenario: &Scenario,
+    arrivals: &[Arrival],
+    mocks: &[MockUpstream],
+) -> Result<(Vec<ClientResult>, Instant)> {
+    let router = router(scenario, mocks)?;
     let clock = SystemClock;
     let started = clock.now();
     let gate = Arc::new(Semaphore::new(scenario.demand.concurrency));
@@ -250,7 +321,7 @@ pub(crate) async fn run(scenario: &Scenario, arrivals: &[Arrival]) -> Result<Mea
                         Ok((answer.served_by.provider.to_string(), answer.cost.unwrap_or(0.0)))
                     }
                     Err(error) => Err(Failed {
-                        code: error.code(),
+                        code: error.code().to_owned(),
                         retry_in: error
                             .retry_at()
                             .map(|at| (at - clock.utc()).num_milliseconds() as f64 / 1000.0),
@@ -264,10 +335,39 @@ pub(crate) async fn run(scenario: &Scenario, arrivals: &[Arrival]) -> Result<Mea
     for task in tasks {
         results.push(task.await.context("a client task panicked")?);
     }
-    let wall_secs = clock.now().saturating_duration_since(started).as_secs_f64();
+    Ok((results, started))
+}
+
+/// What the mocks saw of a run, next to what its clients got.
+fn measure(
+    scenario: &Scenario,
+    mocks: &[MockUpstream],
+    results: Vec<ClientResult>,
+    wall_secs: f64,
+    lead_secs: f64,
+) -> Measured {
     let (mut upstream_calls, mut upstream_429s, mut calls_in_cooldown) = (0, 0, 0);
     let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
-    for (provider, mock) in scenario.providers.iter().zip(&mocks) {
+    let mut by_unit_limit: BTreeMap<String, u64> = BTreeMap::new();
+    let mut n_unit_limits = 0;
+    for (provider, mock) in scenario.providers.iter().zip(mocks) {
+        let units = provider.units();
+        let declared_group = |n: u32| scenario.router.declare_groups && provider.grouped(n);
+        let unit_of = |key: &str| -> String {
+            let n = (1..=provider.keys).find(|&n| provider.key_id(n) == key);
+            match n {
+                Some(n) if declared_group(n) => {
+                    let idx = units.iter().position(|unit| unit.contains(&n)).unwrap_or(0);
+                    format!("{}-g{}", provider.name, idx + 1)
+                }
+                _ => key.to_owned(),
+            }
+        };
+        let n_units = units
+            .iter()
+            .map(|unit| if unit.len() > 1 && declared_group(unit[0]) { 1 } else { unit.len() })
+            .sum::<usize>();
+        n_unit_limits += (n_units * provider.limits.len()) as u64;
         let totals = mock.totals();
         upstream_calls += totals.requests;
         upstream_429s += totals.rate_limited;
@@ -275,7 +375,10 @@ pub(crate) async fn run(scenario: &Scenario, arrivals: &[Arrival]) -> Result<Mea
         for request in mock.log() {
             let label = match &request.outcome {
                 Outcome::Served { .. } => continue,
-                Outcome::Refused(Failure::RateLimited { limit, used, window, .. }) => {
+                Outcome::Refused(Failure::RateLimited { limit, used, window, unit, .. }) => {
+                    let key = request.key.as_ref().map_or("?", |key| key.as_str());
+                    let name = format!("{} {window:?} {unit:?} {limit}", unit_of(key));
+                    *by_unit_limit.entry(name).or_insert(0) += 1;
                     format!("429 {window:?} limit {limit} used {used}")
                 }
                 Outcome::Refused(failure) => failure.label().to_owned(),
@@ -290,7 +393,7 @@ pub(crate) async fn run(scenario: &Scenario, arrivals: &[Arrival]) -> Result<Mea
         .iter()
         .flat_map(|provider| provider.limits.iter().map(|limit| limit.per_secs))
         .fold(0.0, f64::max);
-    Ok(Measured {
+    Measured {
         results,
         upstream_calls,
         upstream_429s,
@@ -298,7 +401,10 @@ pub(crate) async fn run(scenario: &Scenario, arrivals: &[Arrival]) -> Result<Mea
         wall_secs,
         longest_window_secs,
         refusals,
-    })
+        by_unit_limit,
+        n_unit_limits,
+        lead_secs,
+    }
 }
 
 /// Calls a mock received for a key while a 429 it had answered that key still said to wait.
@@ -316,210 +422,4 @@ fn calls_in_known_cooldown(mock: &MockUpstream) -> u64 {
         }
     }
     n
-}
-
-/// A run's figures next to the oracle's.
-pub(crate) struct Summary {
-    name: String,
-    sent: u64,
-    served: u64,
-    failures: BTreeMap<String, u64>,
-    upstream_calls: u64,
-    upstream_429s: u64,
-    calls_in_cooldown: u64,
-    free: u64,
-    paid: u64,
-    cost: f64,
-    oracle: Oracle,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    wall_secs: f64,
-    /// Failures that said when to retry, and whether every such time was within the longest
-    /// window from the failure.
-    retry_stated: u64,
-    retry_sane: bool,
-    by_provider: BTreeMap<String, u64>,
-    refusals: BTreeMap<String, u64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-impl Summary {
-    pub(crate) fn new(scenario: &Scenario, measured: &Measured, oracle: &Oracle) -> Self {
-        let free_providers: Vec<&str> = scenario
-            .providers
-            .iter()
-            .filter(|provider| provider.price.is_free())
-            .map(|provider| provider.name.as_str())
-            .collect();
-        let mut failures = BTreeMap::new();
-        let (mut served, mut free, mut paid, mut cost) = (0, 0, 0, 0.0);
-        let (mut retry_stated, mut retry_sane) = (0, true);
-        let mut by_provider = BTreeMap::new();
-        for result in &measured.results {
-            match &result.outcome {
-                Ok((provider, answer_cost)) => {
-                    served += 1;
-                    *by_provider.entry(provider.clone()).or_insert(0) += 1;
-                    if free_providers.contains(&provider.as_str()) {
-                        free += 1;
-                    } else {
-                        paid += 1;
-                        cost += answer_cost;
-                    }
-                }
-                Err(failed) => {
-                    *failures.entry(failed.code.to_owned()).or_insert(0) += 1;
-                    if let Some(retry_in) = failed.retry_in {
-                        retry_stated += 1;
-                        retry_sane &=
-                            retry_in >= -0.05 && retry_in <= measured.longest_window_secs + 0.5;
-                    }
-                }
-            }
-        }
-        let mut latencies: Vec<f64> =
-            measured.results.iter().map(|r| r.latency.as_secs_f64() * 1000.0).collect();
-        latencies.sort_by(f64::total_cmp);
-        Self {
-            name: scenario.name.clone(),
-            sent: measured.results.len() as u64,
-            served,
-            failures,
-            upstream_calls: measured.upstream_calls,
-            upstream_429s: measured.upstream_429s,
-            calls_in_cooldown: measured.calls_in_cooldown,
-            free,
-            paid,
-            cost,
-            oracle: oracle.clone(),
-            p50_ms: percentile(&latencies, 0.5),
-            p99_ms: percentile(&latencies, 0.99),
-            max_ms: latencies.last().copied().unwrap_or(0.0),
-            wall_secs: measured.wall_secs,
-            retry_stated,
-            retry_sane,
-            by_provider,
-            refusals: measured.refusals.clone(),
-        }
-    }
-
-    fn goodput(&self) -> f64 {
-        self.served as f64 / self.sent.max(1) as f64
-    }
-
-    pub(crate) fn json(&self) -> Value {
-        json!({
-            "scenario": self.name,
-            "sent": self.sent,
-            "served": self.served,
-            "goodput": self.goodput(),
-            "failures": self.failures,
-            "upstream_calls": self.upstream_calls,
-            "upstream_429s": self.upstream_429s,
-            "calls_in_known_cooldown": self.calls_in_cooldown,
-            "free_served": self.free,
-            "paid_served": self.paid,
-            "paid_share": self.paid as f64 / self.served.max(1) as f64,
-            "cost": self.cost,
-            "oracle": {
-                "served": self.oracle.served,
-                "free_served": self.oracle.free,
-                "paid_served": self.oracle.paid,
-                "failed": self.oracle.failed,
-                "cost": self.oracle.cost,
-            },
-            "free_vs_oracle": self.free as f64 / self.oracle.free.max(1) as f64,
-            "cost_vs_oracle": if self.oracle.cost > 0.0 { self.cost / self.oracle.cost } else { 1.0 },
-            "latency_ms": { "p50": self.p50_ms, "p99": self.p99_ms, "max": self.max_ms },
-            "failures_with_retry_time": self.retry_stated,
-            "retry_times_within_longest_window": self.retry_sane,
-            "wall_secs": self.wall_secs,
-            "served_by_provider": self.by_provider,
-            "oracle_free_by_provider": self.oracle.by_provider,
-            "upstream_refusals": self.refusals,
-        })
-    }
-
-    pub(crate) fn print_detail(&self) {
-        let failures: Vec<String> =
-            self.failures.iter().map(|(code, n)| format!("{code}={n}")).collect();
-        println!(
-            "  sent {} served {} ({:.2}%) failures [{}] upstream calls {} 429s {} in-cooldown {} \
-             wall {:.1}s",
-            self.sent,
-            self.served,
-            self.goodput() * 100.0,
-            failures.join(" "),
-            self.upstream_calls,
-            self.upstream_429s,
-            self.calls_in_cooldown,
-            self.wall_secs,
-        );
-        println!(
-            "  free {} (oracle {}, {:.2}%) paid {} cost ${:.4} (oracle ${:.4}) oracle served {} \
-             failed {}; p50 {:.0} ms p99 {:.0} ms max {:.0} ms; retry times stated {} sane {}",
-            self.free,
-            self.oracle.free,
-            self.free as f64 * 100.0 / self.oracle.free.max(1) as f64,
-            self.paid,
-            self.cost,
-            self.oracle.cost,
-            self.oracle.served,
-            self.oracle.failed,
-            self.p50_ms,
-            self.p99_ms,
-            self.max_ms,
-            self.retry_stated,
-            self.retry_sane,
-        );
-        println!(
-            "  served by provider {:?} (oracle {:?})",
-            self.by_provider, self.oracle.by_provider
-        );
-        if !self.refusals.is_empty() {
-            println!("  upstream refusals {:?}", self.refusals);
-        }
-    }
-
-    pub(crate) fn print_table(reports: &[Self]) {
-        println!(
-            "{:<28} {:>5} {:>8} {:>7} {:>5} {:>6} {:>13} {:>6} {:>17} {:>6} {:>6}",
-            "scenario",
-            "sent",
-            "goodput",
-            "failed",
-            "429s",
-            "in-cd",
-            "free/oracle",
-            "paid%",
-            "cost/oracle $",
-            "p50ms",
-            "p99ms"
-        );
-        for report in reports {
-            let failed = report.sent - report.served;
-            println!(
-                "{:<28} {:>5} {:>7.2}% {:>7} {:>5} {:>6} {:>13} {:>5.1}% {:>17} {:>6.0} {:>6.0}",
-                report.name,
-                report.sent,
-                report.goodput() * 100.0,
-                failed,
-                report.upstream_429s,
-                report.calls_in_cooldown,
-                format!("{}/{}", report.free, report.oracle.free),
-                report.paid as f64 * 100.0 / report.served.max(1) as f64,
-                format!("{:.3}/{:.3}", report.cost, report.oracle.cost),
-                report.p50_ms,
-                report.p99_ms,
-            );
-        }
-    }
 }

@@ -23,6 +23,24 @@ pub(crate) struct Scenario {
     pub(crate) router: RouterSpec,
     #[serde(rename = "provider")]
     pub(crate) providers: Vec<ProviderSpec>,
+    /// Acceptance targets checked on every run of the scenario (PASS/MISS in the report).
+    #[serde(default)]
+    pub(crate) targets: Option<Targets>,
+}
+
+/// What a run must show to pass (issue 21's targets for a day whose limits nobody declared).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Targets {
+    /// The least share of requests served.
+    pub(crate) goodput: f64,
+    /// The least free requests served, as a share of the oracle's.
+    pub(crate) free_vs_oracle: f64,
+    /// The most cost, as a multiple of the oracle's.
+    pub(crate) cost_vs_oracle: f64,
+    /// The most upstream 429s for one quota unit (a key, or a declared group) and one of its
+    /// limits: 1 is the 429 that teaches the limit.
+    pub(crate) max_429s_per_unit_limit: u64,
 }
 
 /// The client side: who sends what, when.
@@ -64,6 +82,29 @@ pub(crate) struct RouterSpec {
     /// The bounded wait when every candidate is out (0: answer at once).
     #[serde(default)]
     pub(crate) max_wait_secs: f64,
+    /// How the demand reaches the router, unless `--via` says otherwise.
+    #[serde(default)]
+    pub(crate) via: Via,
+}
+
+/// How the demand reaches the router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Via {
+    /// The router in the simulator's process, called as a library.
+    #[default]
+    Router,
+    /// The release `switchyard serve`, configured by a generated `switchyard.toml`, over HTTP.
+    Gateway,
+}
+
+impl Via {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Router => "router",
+            Self::Gateway => "gateway",
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -91,6 +132,29 @@ pub(crate) struct ProviderSpec {
     pub(crate) groups: Vec<Vec<u32>>,
     #[serde(default)]
     pub(crate) faults: Vec<FaultSpec>,
+    /// How its keys' answers carry retry hints.
+    #[serde(default)]
+    pub(crate) hints: Hints,
+}
+
+/// Retry hints as a provider gives them (`providers.md`), each rendered by the mock in that
+/// provider's words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Hints {
+    /// OpenAI: `retry-after-ms`, `retry-after`, `x-ratelimit-*` over the current window, the
+    /// delay in the 429's message.
+    #[default]
+    Openai,
+    /// Groq: `retry-after` in whole seconds on a 429, the delay in the message; its
+    /// `x-ratelimit-*-requests` count only the day, so a minute limit shows in no header.
+    Groq,
+    /// Gemini's OpenAI-compatible endpoint: no header at all; the 429 is a list-shaped Gemini
+    /// error, its delay in the message (`Please retry in 37.4s.`) and in `RetryInfo`.
+    GeminiOpenai,
+    /// No hint anywhere: OpenRouter's `Rate limit exceeded: free-models-per-min.` without the
+    /// optional `retry-after` and without rate-limit headers.
+    None,
 }
 
 fn default_model() -> String {
@@ -231,6 +295,31 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The same scenario with every scheduled time (fixed window boundaries, faults,
+    /// revocations) moved `lead_secs` earlier: where they fall for demand that started that
+    /// long after the mocks.
+    pub(crate) fn shifted(&self, lead_secs: f64) -> Self {
+        let mut shifted = self.clone();
+        for provider in &mut shifted.providers {
+            for limit in &mut provider.limits {
+                limit.offset_secs -= lead_secs;
+            }
+            for fault in &mut provider.faults {
+                match fault {
+                    FaultSpec::Revoke { at_secs, .. } => *at_secs -= lead_secs,
+                    FaultSpec::Slow { from_secs, until_secs, .. }
+                    | FaultSpec::ServerErrors { from_secs, until_secs, .. } => {
+                        *from_secs -= lead_secs;
+                        *until_secs -= lead_secs;
+                    }
+                }
+            }
+        }
+        shifted
+    }
+}
+
 impl ProviderSpec {
     /// The id of key number `n` (from 1).
     pub(crate) fn key_id(&self, n: u32) -> String {
@@ -248,11 +337,61 @@ impl ProviderSpec {
         units
     }
 
+    /// Whether key `n` shares a quota group with other keys.
+    pub(crate) fn grouped(&self, n: u32) -> bool {
+        self.groups.iter().flatten().any(|&key| key == n)
+    }
+
     /// When key `n` is revoked, if it is.
     pub(crate) fn revoked_at(&self, n: u32) -> Option<f64> {
         self.faults.iter().find_map(|fault| match *fault {
             FaultSpec::Revoke { key, at_secs } if key == n => Some(at_secs),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_scenario_loads_and_the_gateway_ones_can_be_configured() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim");
+        let mut n_gateway = 0;
+        for entry in std::fs::read_dir(&dir).expect("sim/") {
+            let path = entry.expect("an entry").path();
+            if path.extension().is_none_or(|ext| ext != "toml") {
+                continue;
+            }
+            let scenario = Scenario::load(&path).expect("a valid scenario");
+            if scenario.router.via == Via::Gateway {
+                n_gateway += 1;
+                let urls = vec![String::new(); scenario.providers.len()];
+                for declare_limits in [true, false] {
+                    let mut scenario = scenario.clone();
+                    scenario.router.declare_limits = declare_limits;
+                    let config = crate::sim::gateway::config(&scenario, &urls);
+                    assert!(config.is_ok(), "{}: {config:?}", path.display());
+                }
+            }
+        }
+        assert!(n_gateway >= 3, "the gateway scenarios are shipped");
+    }
+
+    #[test]
+    fn a_shift_moves_fixed_boundaries_faults_and_revocations_earlier() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/faults-revoked-and-degrading.toml"),
+        )
+        .expect("a shipped scenario");
+        let scenario: Scenario = toml::from_str(&text).expect("parses");
+        let shifted = scenario.shifted(0.5);
+        assert_eq!(shifted.providers[0].revoked_at(2), Some(7.5));
+        let FaultSpec::Slow { from_secs, until_secs, .. } = shifted.providers[1].faults[0] else {
+            panic!("the gemini provider's first fault is a slow span");
+        };
+        assert_eq!((from_secs, until_secs), (9.5, 15.5));
+        assert_eq!(shifted.providers[0].limits[0].offset_secs, -0.5);
     }
 }

@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod gemini;
+mod hints;
 mod hostile;
 mod ollama;
 mod openai;
