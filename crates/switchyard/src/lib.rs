@@ -70,6 +70,6 @@ pub use switchyard_core::{
     Candidate, ChatRequest, ChatResponse, Clock, Credential, ErrorKind, KeyId, ManualClock,
     Message, ModelId, Provider, ProviderError, ProviderId, SystemClock, Usage,
 };
-pub use switchyard_quota::{MemoryLedger, QuotaConfig, QuotaError, QuotaLedger};
+pub use switchyard_quota::{Estimate, MemoryLedger, QuotaConfig, QuotaError, QuotaLedger};
 pub use switchyard_score::{AdaptiveScorer, Scorer};
 pub use switchyard_vault::KeySource;
