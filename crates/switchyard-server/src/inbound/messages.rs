@@ -190,7 +190,11 @@ pub(crate) fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
 /// One Messages message as the router's messages: a user message's tool results become tool
 /// messages (first, as Anthropic puts them), its other blocks one user message; an
 /// assistant's tool uses become its tool calls.
-fn read_message(index: usize, raw: RawMessage<'_>, out: &mut Vec<Message>) -> Result<(), WireError> {
+fn read_message(
+    index: usize,
+    raw: RawMessage<'_>,
+    out: &mut Vec<Message>,
+) -> Result<(), WireError> {
     let role = match &*raw.role {
         "user" => Role::User,
         "assistant" => Role::Assistant,

@@ -6,5 +6,6 @@ mod admin;
 mod alerts;
 mod chat;
 mod edge;
+mod inbound;
 mod metrics;
 mod support;
