@@ -74,26 +74,8 @@ async fn sdk(gateway: &Gateway, mode: &str, model: &str) -> Value {
 
 /// As [`sdk`], with the client token `token`.
 async fn sdk_as(gateway: &Gateway, token: &str, mode: &str, model: &str) -> Value {
-    let python = std::env::var("SWITCHYARD_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "SWITCHYARD_TEST_PYTHON is not set: these tests need the official OpenAI Python SDK; \
-             run them with `cargo xtask test`, which creates target/py and sets it"
-        )
-    });
-    let args = [gateway.url(""), token.to_owned(), mode.to_owned(), model.to_owned()];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python).arg("-c").arg(SCRIPT).args(args).output()
-    })
-    .await
-    .expect("the SDK task joins")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the SDK script failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+    support::python(SCRIPT, [gateway.url(""), token.to_owned(), mode.to_owned(), model.to_owned()])
+        .await
 }
 
 /// A gateway over a broken first provider and a healthy second one, with the routes the

@@ -6,22 +6,19 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::convert::Infallible;
 
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use switchyard::RoutedStream;
+use switchyard::StreamError;
 use switchyard_core::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, Role, Tool, ToolCall,
-    ToolChoice, Usage,
+    Candidate, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, Role, Tool,
+    ToolCall, ToolChoice, Usage,
 };
 
-use super::{Segment, Segmenter};
+use super::{BlockWriter, Segment};
 use crate::error::ServerError;
-use crate::sse::{self, Account};
 use crate::wire::{self, CompletionRequest, WireError};
 
 #[derive(Deserialize)]
@@ -381,113 +378,59 @@ pub(crate) fn count_tokens(body: &[u8]) -> Result<Response, WireError> {
     Ok(axum::Json(serde_json::json!({"input_tokens": estimate.prompt_tokens})).into_response())
 }
 
-/// Where a streamed message is.
-enum Phase {
-    Start,
-    Streaming,
-    Ended,
+/// Writes a routed stream as Anthropic's events.
+pub(crate) struct Events {
+    id: String,
 }
 
-struct StreamState {
-    routed: RoutedStream,
-    id: String,
-    segmenter: Segmenter,
-    pending: VecDeque<Event>,
-    usage: Usage,
-    finish_reason: Option<FinishReason>,
-    phase: Phase,
-    account: Account,
+impl Events {
+    pub(crate) fn new(request_id: &str) -> Self {
+        Self { id: format!("msg_{request_id}") }
+    }
 }
 
 fn event(name: &'static str, data: &impl Serialize) -> Event {
     Event::default().event(name).json_data(data).expect("invariant: a wire event serializes")
 }
 
-/// The Messages events of a routed stream.
-pub(crate) fn events(
-    mut routed: RoutedStream,
-    request_id: String,
-    account: Account,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    sse::settle_on_end(&mut routed, &account);
-    let state = StreamState {
-        routed,
-        id: format!("msg_{request_id}"),
-        segmenter: Segmenter::new(),
-        pending: VecDeque::new(),
-        usage: Usage::default(),
-        finish_reason: None,
-        phase: Phase::Start,
-        account,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        let event = next_event(&mut state).await?;
-        Some((Ok(event), state))
-    })
-}
+impl BlockWriter for Events {
+    fn start(&mut self, served_by: &Candidate, out: &mut VecDeque<Event>) {
+        let message = serde_json::json!({
+            "type": "message_start",
+            "message": {
+                "id": self.id, "type": "message", "role": "assistant",
+                "model": served_by.model.as_str(), "content": [],
+                "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            },
+        });
+        out.push_back(event("message_start", &message));
+    }
 
-async fn next_event(state: &mut StreamState) -> Option<Event> {
-    loop {
-        if let Some(event) = state.pending.pop_front() {
-            return Some(event);
-        }
-        match state.phase {
-            Phase::Ended => return None,
-            Phase::Start => {
-                state.phase = Phase::Streaming;
-                let message = serde_json::json!({
-                    "type": "message_start",
-                    "message": {
-                        "id": state.id, "type": "message", "role": "assistant",
-                        "model": state.routed.served_by.model.as_str(), "content": [],
-                        "stop_reason": null, "stop_sequence": null,
-                        "usage": {"input_tokens": 0, "output_tokens": 0},
-                    },
-                });
-                return Some(event("message_start", &message));
-            }
-            Phase::Streaming => {}
-        }
-        match state.routed.next().await {
-            Some(Ok(chunk)) => {
-                if let Some(usage) = chunk.usage {
-                    state.usage = usage;
-                }
-                if chunk.finish_reason.is_some() {
-                    state.finish_reason.clone_from(&chunk.finish_reason);
-                }
-                let mut segments = Vec::new();
-                state.segmenter.push(&chunk, &mut segments);
-                state.pending.extend(segments.into_iter().map(block_event));
-            }
-            Some(Err(error)) => {
-                state.phase = Phase::Ended;
-                tracing::warn!(error = %error, "stream broke after its first chunk");
-                let body = serde_json::json!({"type": "error", "error": {
-                    "type": "api_error", "message": error.to_string(), "code": "STREAM_INTERRUPTED",
-                }});
-                return Some(event("error", &body));
-            }
-            None => {
-                state.phase = Phase::Ended;
-                sse::count_tokens(&state.account, &state.routed.served_by, state.usage);
-                let mut segments = Vec::new();
-                state.segmenter.stop(&mut segments);
-                state.pending.extend(segments.into_iter().map(block_event));
-                let delta = serde_json::json!({
-                    "type": "message_delta",
-                    "delta": {
-                        "stop_reason": stop_reason(state.finish_reason.as_ref()),
-                        "stop_sequence": null,
-                    },
-                    "usage": UsageOut::from(state.usage),
-                });
-                state.pending.push_back(event("message_delta", &delta));
-                state
-                    .pending
-                    .push_back(event("message_stop", &serde_json::json!({"type": "message_stop"})));
-            }
-        }
+    fn segment(&mut self, segment: Segment<'_>, out: &mut VecDeque<Event>) {
+        out.push_back(block_event(segment));
+    }
+
+    fn end(
+        &mut self,
+        finish: Option<FinishReason>,
+        usage: Option<Usage>,
+        out: &mut VecDeque<Event>,
+    ) {
+        let delta = serde_json::json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason(finish.as_ref()), "stop_sequence": null},
+            "usage": UsageOut::from(usage.unwrap_or_default()),
+        });
+        out.push_back(event("message_delta", &delta));
+        out.push_back(event("message_stop", &serde_json::json!({"type": "message_stop"})));
+    }
+
+    fn broken(&mut self, error: &StreamError, out: &mut VecDeque<Event>) {
+        let body = serde_json::json!({"type": "error", "error": {
+            "type": "api_error", "message": error.to_string(), "code": "STREAM_INTERRUPTED",
+        }});
+        out.push_back(event("error", &body));
     }
 }
 

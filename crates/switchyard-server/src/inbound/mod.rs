@@ -12,13 +12,18 @@ pub(crate) mod messages;
 pub(crate) mod options;
 pub(crate) mod responses;
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
 use axum::http::HeaderMap;
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
-use switchyard::RoutedStream;
-use switchyard_core::{ChatChunk, ChatResponse};
+use futures_util::{Stream, StreamExt};
+use switchyard::{RoutedStream, StreamError};
+use switchyard_core::{Candidate, ChatChunk, ChatResponse, FinishReason, Usage};
 
 use crate::error::ServerError;
-use crate::sse::Account;
+use crate::sse::{self, Account};
 use crate::wire::{self, CompletionRequest, WireError};
 
 /// The format a request came in, and its answer goes out in.
@@ -110,11 +115,12 @@ impl Inbound {
                 (headers, Sse::new(events)).into_response()
             }
             Self::Messages => {
-                (headers, Sse::new(messages::events(routed, request_id, account))).into_response()
+                let writer = messages::Events::new(&request_id);
+                (headers, Sse::new(block_events(routed, account, writer))).into_response()
             }
             Self::Responses => {
-                let events = responses::events(routed, request_id, now_unix, account);
-                (headers, Sse::new(events)).into_response()
+                let writer = responses::Events::new(&request_id, now_unix, &routed.served_by);
+                (headers, Sse::new(block_events(routed, account, writer))).into_response()
             }
         }
     }
@@ -206,6 +212,115 @@ impl Segmenter {
 
     fn index(&self) -> u32 {
         self.n_blocks.saturating_sub(1)
+    }
+}
+
+/// How a streamed format writes its events; [`block_events`] drives it.
+pub(crate) trait BlockWriter: Send + 'static {
+    /// The events before the first chunk.
+    fn start(&mut self, served_by: &Candidate, out: &mut VecDeque<Event>);
+    /// The events of one segment.
+    fn segment(&mut self, segment: Segment<'_>, out: &mut VecDeque<Event>);
+    /// The last events of a stream that ended well.
+    fn end(
+        &mut self,
+        finish: Option<FinishReason>,
+        usage: Option<Usage>,
+        out: &mut VecDeque<Event>,
+    );
+    /// The last event of a stream that broke after its first event.
+    fn broken(&mut self, error: &StreamError, out: &mut VecDeque<Event>);
+}
+
+enum Phase {
+    Start,
+    Streaming,
+    Ended,
+}
+
+struct Blocks<W> {
+    routed: RoutedStream,
+    writer: W,
+    segmenter: Segmenter,
+    pending: VecDeque<Event>,
+    usage: Option<Usage>,
+    finish: Option<FinishReason>,
+    phase: Phase,
+    account: Account,
+}
+
+/// A routed stream as a block format's events, written by `writer`. Its cost and tokens are
+/// counted as Chat Completions streams count theirs.
+pub(crate) fn block_events<W: BlockWriter>(
+    mut routed: RoutedStream,
+    account: Account,
+    writer: W,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    sse::settle_on_end(&mut routed, &account);
+    let state = Blocks {
+        routed,
+        writer,
+        segmenter: Segmenter::new(),
+        pending: VecDeque::new(),
+        usage: None,
+        finish: None,
+        phase: Phase::Start,
+        account,
+    };
+    // When the client goes away, hyper drops this stream and with it the routed stream,
+    // which cancels the upstream call and settles its quota.
+    futures_util::stream::unfold(state, |mut state| async move {
+        let event = next_event(&mut state).await?;
+        Some((Ok(event), state))
+    })
+}
+
+async fn next_event<W: BlockWriter>(state: &mut Blocks<W>) -> Option<Event> {
+    loop {
+        if let Some(event) = state.pending.pop_front() {
+            return Some(event);
+        }
+        match state.phase {
+            Phase::Ended => return None,
+            Phase::Start => {
+                state.phase = Phase::Streaming;
+                state.writer.start(&state.routed.served_by, &mut state.pending);
+                continue;
+            }
+            Phase::Streaming => {}
+        }
+        match state.routed.next().await {
+            Some(Ok(chunk)) => {
+                if chunk.usage.is_some() {
+                    state.usage = chunk.usage;
+                }
+                if chunk.finish_reason.is_some() {
+                    state.finish.clone_from(&chunk.finish_reason);
+                }
+                let mut segments = Vec::new();
+                state.segmenter.push(&chunk, &mut segments);
+                for segment in segments {
+                    state.writer.segment(segment, &mut state.pending);
+                }
+            }
+            Some(Err(error)) => {
+                state.phase = Phase::Ended;
+                tracing::warn!(error = %error, "stream broke after its first chunk");
+                state.writer.broken(&error, &mut state.pending);
+            }
+            None => {
+                state.phase = Phase::Ended;
+                if let Some(usage) = state.usage {
+                    sse::count_tokens(&state.account, &state.routed.served_by, usage);
+                }
+                let mut segments = Vec::new();
+                state.segmenter.stop(&mut segments);
+                for segment in segments {
+                    state.writer.segment(segment, &mut state.pending);
+                }
+                state.writer.end(state.finish.take(), state.usage, &mut state.pending);
+            }
+        }
     }
 }
 

@@ -6,20 +6,17 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::convert::Infallible;
 
 use axum::response::sse::Event;
-use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use switchyard::RoutedStream;
+use switchyard::StreamError;
 use switchyard_core::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role,
-    Tool, ToolCall, ToolChoice, Usage,
+    Candidate, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message,
+    ResponseFormat, Role, Tool, ToolCall, ToolChoice, Usage,
 };
 
-use super::{Segment, Segmenter};
-use crate::sse::{self, Account};
+use super::{BlockWriter, Segment};
 use crate::wire::{self, CompletionRequest, WireError};
 
 #[derive(Deserialize)]
@@ -483,27 +480,22 @@ impl From<Usage> for UsageOut {
     }
 }
 
-enum Phase {
-    Start,
-    Streaming,
-    Ended,
-}
-
-struct StreamState {
-    routed: RoutedStream,
+/// Writes a routed stream as the Responses API's `response.*` events.
+pub(crate) struct Events {
     answer: Answer,
-    segmenter: Segmenter,
-    pending: VecDeque<Event>,
     sequence_number: u64,
-    usage: Option<Usage>,
-    finish_reason: Option<FinishReason>,
-    phase: Phase,
-    account: Account,
 }
 
-impl StreamState {
+impl Events {
+    pub(crate) fn new(request_id: &str, now_unix: i64, served_by: &Candidate) -> Self {
+        Self {
+            answer: Answer::empty(request_id, now_unix, served_by.model.as_str()),
+            sequence_number: 0,
+        }
+    }
+
     /// An event named by its `type`, numbered in sequence.
-    fn push(&mut self, kind: &'static str, mut data: Value) {
+    fn push(&mut self, kind: &'static str, mut data: Value, out: &mut VecDeque<Event>) {
         if let Value::Object(object) = &mut data {
             object.insert("type".into(), Value::from(kind));
             object.insert("sequence_number".into(), Value::from(self.sequence_number));
@@ -513,90 +505,11 @@ impl StreamState {
             .event(kind)
             .json_data(&data)
             .expect("invariant: a wire event serializes");
-        self.pending.push_back(event);
+        out.push_back(event);
     }
 
     fn response(&self) -> Value {
         serde_json::to_value(self.answer.view()).expect("invariant: a response serializes")
-    }
-
-    fn segment(&mut self, segment: Segment<'_>) {
-        match segment {
-            Segment::TextStart { index } => {
-                self.answer.items.push(Item::Message { text: String::new() });
-                let item = self.item(index, "in_progress");
-                let item_id = self.answer.item_id(index, false);
-                self.push(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
-                );
-                self.push(
-                    "response.content_part.added",
-                    json!({"item_id": item_id, "output_index": index, "content_index": 0,
-                        "part": {"type": "output_text", "text": "", "annotations": []}}),
-                );
-            }
-            Segment::Text { index, delta } => {
-                let item_id = self.answer.item_id(index, false);
-                self.push(
-                    "response.output_text.delta",
-                    json!({"item_id": item_id, "output_index": index, "content_index": 0,
-                        "delta": delta, "logprobs": []}),
-                );
-            }
-            Segment::CallStart { index, id, name } => {
-                self.answer.items.push(Item::Call { call_id: id, name, arguments: String::new() });
-                let item = self.item(index, "in_progress");
-                self.push(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
-                );
-            }
-            Segment::Args { index, delta } => {
-                let item_id = self.answer.item_id(index, true);
-                self.push(
-                    "response.function_call_arguments.delta",
-                    json!({"item_id": item_id, "output_index": index, "delta": delta}),
-                );
-            }
-            Segment::Stop { index, content } => {
-                let slot = usize::try_from(index).ok().and_then(|at| self.answer.items.get_mut(at));
-                let call = match slot {
-                    Some(Item::Message { text }) => {
-                        *text = content.clone();
-                        false
-                    }
-                    Some(Item::Call { arguments, .. }) => {
-                        *arguments = content.clone();
-                        true
-                    }
-                    None => return,
-                };
-                let item_id = self.answer.item_id(index, call);
-                if call {
-                    self.push(
-                        "response.function_call_arguments.done",
-                        json!({"item_id": item_id, "output_index": index, "arguments": content}),
-                    );
-                } else {
-                    self.push(
-                        "response.output_text.done",
-                        json!({"item_id": item_id, "output_index": index, "content_index": 0,
-                            "text": content, "logprobs": []}),
-                    );
-                    self.push(
-                        "response.content_part.done",
-                        json!({"item_id": item_id, "output_index": index, "content_index": 0,
-                            "part": {"type": "output_text", "text": content, "annotations": []}}),
-                    );
-                }
-                let item = self.item(index, "completed");
-                self.push(
-                    "response.output_item.done",
-                    json!({"output_index": index, "item": item}),
-                );
-            }
-        }
     }
 
     fn item(&self, index: u32, status: &'static str) -> Value {
@@ -605,93 +518,123 @@ impl StreamState {
         serde_json::to_value(self.answer.item_view(at, item, status))
             .expect("invariant: an item serializes")
     }
+
+    /// Closes item `index` with its whole `content`.
+    fn stop(&mut self, index: u32, content: String, out: &mut VecDeque<Event>) {
+        let slot = usize::try_from(index).ok().and_then(|at| self.answer.items.get_mut(at));
+        let call = match slot {
+            Some(Item::Message { text }) => {
+                text.clone_from(&content);
+                false
+            }
+            Some(Item::Call { arguments, .. }) => {
+                arguments.clone_from(&content);
+                true
+            }
+            None => return,
+        };
+        let item_id = self.answer.item_id(index, call);
+        if call {
+            self.push(
+                "response.function_call_arguments.done",
+                json!({"item_id": item_id, "output_index": index, "arguments": content}),
+                out,
+            );
+        } else {
+            self.push(
+                "response.output_text.done",
+                json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                    "text": content, "logprobs": []}),
+                out,
+            );
+            self.push(
+                "response.content_part.done",
+                json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                    "part": {"type": "output_text", "text": content, "annotations": []}}),
+                out,
+            );
+        }
+        let item = self.item(index, "completed");
+        self.push("response.output_item.done", json!({"output_index": index, "item": item}), out);
+    }
 }
 
-/// The Responses events of a routed stream.
-pub(crate) fn events(
-    mut routed: RoutedStream,
-    request_id: String,
-    now_unix: i64,
-    account: Account,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    sse::settle_on_end(&mut routed, &account);
-    let answer = Answer::empty(&request_id, now_unix, routed.served_by.model.as_str());
-    let state = StreamState {
-        routed,
-        answer,
-        segmenter: Segmenter::new(),
-        pending: VecDeque::new(),
-        sequence_number: 0,
-        usage: None,
-        finish_reason: None,
-        phase: Phase::Start,
-        account,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        let event = next_event(&mut state).await?;
-        Some((Ok(event), state))
-    })
-}
+impl BlockWriter for Events {
+    fn start(&mut self, _served_by: &Candidate, out: &mut VecDeque<Event>) {
+        let response = self.response();
+        self.push("response.created", json!({"response": response.clone()}), out);
+        self.push("response.in_progress", json!({"response": response}), out);
+    }
 
-async fn next_event(state: &mut StreamState) -> Option<Event> {
-    loop {
-        if let Some(event) = state.pending.pop_front() {
-            return Some(event);
+    fn segment(&mut self, segment: Segment<'_>, out: &mut VecDeque<Event>) {
+        match segment {
+            Segment::TextStart { index } => {
+                self.answer.items.push(Item::Message { text: String::new() });
+                let item = self.item(index, "in_progress");
+                let item_id = self.answer.item_id(index, false);
+                self.push(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                    out,
+                );
+                self.push(
+                    "response.content_part.added",
+                    json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                        "part": {"type": "output_text", "text": "", "annotations": []}}),
+                    out,
+                );
+            }
+            Segment::Text { index, delta } => {
+                let item_id = self.answer.item_id(index, false);
+                self.push(
+                    "response.output_text.delta",
+                    json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                        "delta": delta, "logprobs": []}),
+                    out,
+                );
+            }
+            Segment::CallStart { index, id, name } => {
+                self.answer.items.push(Item::Call { call_id: id, name, arguments: String::new() });
+                let item = self.item(index, "in_progress");
+                self.push(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                    out,
+                );
+            }
+            Segment::Args { index, delta } => {
+                let item_id = self.answer.item_id(index, true);
+                self.push(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item_id, "output_index": index, "delta": delta}),
+                    out,
+                );
+            }
+            Segment::Stop { index, content } => self.stop(index, content, out),
         }
-        match state.phase {
-            Phase::Ended => return None,
-            Phase::Start => {
-                state.phase = Phase::Streaming;
-                let response = state.response();
-                state.push("response.created", json!({"response": response.clone()}));
-                state.push("response.in_progress", json!({"response": response}));
-                continue;
-            }
-            Phase::Streaming => {}
-        }
-        match state.routed.next().await {
-            Some(Ok(chunk)) => {
-                if let Some(usage) = chunk.usage {
-                    state.usage = Some(usage);
-                }
-                if chunk.finish_reason.is_some() {
-                    state.finish_reason.clone_from(&chunk.finish_reason);
-                }
-                let mut segments = Vec::new();
-                state.segmenter.push(&chunk, &mut segments);
-                for segment in segments {
-                    state.segment(segment);
-                }
-            }
-            Some(Err(error)) => {
-                state.phase = Phase::Ended;
-                tracing::warn!(error = %error, "stream broke after its first chunk");
-                state.answer.status = "failed";
-                let mut response = state.response();
-                response["error"] = json!({"code": "server_error", "message": error.to_string()});
-                state.push("response.failed", json!({"response": response}));
-            }
-            None => {
-                state.phase = Phase::Ended;
-                if let Some(usage) = state.usage {
-                    sse::count_tokens(&state.account, &state.routed.served_by, usage);
-                }
-                let mut segments = Vec::new();
-                state.segmenter.stop(&mut segments);
-                for segment in segments {
-                    state.segment(segment);
-                }
-                let finish_reason = state.finish_reason.take();
-                state.answer.finish(state.usage, finish_reason);
-                let kind = if state.answer.status == "incomplete" {
-                    "response.incomplete"
-                } else {
-                    "response.completed"
-                };
-                let response = state.response();
-                state.push(kind, json!({"response": response}));
-            }
-        }
+    }
+
+    fn end(
+        &mut self,
+        finish: Option<FinishReason>,
+        usage: Option<Usage>,
+        out: &mut VecDeque<Event>,
+    ) {
+        self.answer.finish(usage, finish);
+        let kind = if self.answer.status == "incomplete" {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        let response = self.response();
+        self.push(kind, json!({"response": response}), out);
+    }
+
+    fn broken(&mut self, error: &StreamError, out: &mut VecDeque<Event>) {
+        self.answer.status = "failed";
+        let mut response = self.response();
+        response["error"] = json!({"code": "server_error", "message": error.to_string()});
+        self.push("response.failed", json!({"response": response}), out);
     }
 }
 
