@@ -187,14 +187,7 @@ base_url = "{tools}"
 keys = ["${{TOOLS_KEY}}"]
 models = ["{model}"]
 
-[[providers]]
-name = "tight"
-kind = "openai"
-base_url = "{tight}"
-keys = ["${{TIGHT_1}}", "${{TIGHT_2}}"]
-models = ["gpt-4o-mini"]
-limits = {{ requests_per_minute = 1 }}
-
+{tight}
 [[routes]]
 name = "default"
 targets = ["main/{model}"]
@@ -202,14 +195,10 @@ targets = ["main/{model}"]
 [[routes]]
 name = "tools"
 targets = ["tooling/{model}"]
-
-[[routes]]
-name = "tight"
-targets = ["tight/gpt-4o-mini"]
 "#,
         main = main.base_url(),
         tools = tools.base_url(),
-        tight = tight.upstream.base_url(),
+        tight = support::tight_provider(&tight.upstream.base_url()),
     );
     let env = [
         ("APP_TOKEN", TOKEN.to_owned()),

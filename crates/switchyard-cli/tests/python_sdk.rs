@@ -115,14 +115,7 @@ base_url = "{healthy}"
 keys = ["${{HEALTHY_KEY}}"]
 models = ["llama-3.3-70b-versatile"]
 
-[[providers]]
-name = "tight"
-kind = "openai"
-base_url = "{tight}"
-keys = ["${{TIGHT_1}}", "${{TIGHT_2}}"]
-models = ["gpt-4o-mini"]
-limits = {{ requests_per_minute = 1 }}
-
+{tight}
 [[routes]]
 name = "healthy"
 targets = ["healthy/llama-3.3-70b-versatile"]
@@ -131,14 +124,10 @@ targets = ["healthy/llama-3.3-70b-versatile"]
 name = "fallback"
 strategy = "priority"
 targets = ["broken/mistral-small-latest", "healthy/llama-3.3-70b-versatile"]
-
-[[routes]]
-name = "tight"
-targets = ["tight/gpt-4o-mini"]
 "#,
         broken = broken.upstream.base_url(),
         healthy = healthy.upstream.base_url(),
-        tight = tight.upstream.base_url(),
+        tight = support::tight_provider(&tight.upstream.base_url()),
     );
     let env = [
         ("APP_TOKEN", "app-token".to_owned()),

@@ -248,3 +248,24 @@ pub(crate) async fn python<const N: usize>(script: &'static str, args: [String; 
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout}"))
 }
+
+/// A provider `tight` at `base_url` with two OpenAI-format keys (`TIGHT_1`, `TIGHT_2` in the
+/// environment) of one request a minute each, and its route `tight`: the third call in a
+/// minute finds every key spent.
+pub(crate) fn tight_provider(base_url: &str) -> String {
+    format!(
+        r#"
+[[providers]]
+name = "tight"
+kind = "openai"
+base_url = "{base_url}"
+keys = ["${{TIGHT_1}}", "${{TIGHT_2}}"]
+models = ["gpt-4o-mini"]
+limits = {{ requests_per_minute = 1 }}
+
+[[routes]]
+name = "tight"
+targets = ["tight/gpt-4o-mini"]
+"#
+    )
+}

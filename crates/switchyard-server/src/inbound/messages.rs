@@ -176,12 +176,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
         tool_choice,
         ..ChatRequest::default()
     };
-    Ok(CompletionRequest {
-        model: raw.model.into_owned(),
-        stream: raw.stream,
-        include_usage: true,
-        request,
-    })
+    Ok(super::completion_request(raw.model, raw.stream, request))
 }
 
 /// One Messages message as the router's messages: a user message's tool results become tool

@@ -126,6 +126,15 @@ impl Inbound {
     }
 }
 
+/// A request of a block format: its usage always comes with a streamed answer.
+fn completion_request(
+    model: std::borrow::Cow<'_, str>,
+    stream: bool,
+    request: switchyard_core::ChatRequest,
+) -> CompletionRequest {
+    CompletionRequest { model: model.into_owned(), stream, include_usage: true, request }
+}
+
 /// One step of a streamed answer cut into blocks: a block of text or one tool call opens, grows
 /// and closes; blocks are numbered from 0 in the order they open and never overlap.
 #[derive(Debug, PartialEq)]

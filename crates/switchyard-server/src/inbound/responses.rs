@@ -211,12 +211,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
         response_format,
         ..ChatRequest::default()
     };
-    Ok(CompletionRequest {
-        model: raw.model.into_owned(),
-        stream: raw.stream,
-        include_usage: true,
-        request,
-    })
+    Ok(super::completion_request(raw.model, raw.stream, request))
 }
 
 fn input_item(index: usize, item: RawItem<'_>, out: &mut Vec<Message>) -> Result<(), WireError> {
