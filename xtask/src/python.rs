@@ -1,38 +1,45 @@
 //! The Python virtual environment the gateway's end-to-end tests drive it from: the official
-//! `openai` SDK from PyPI in `target/py`, created once and reused while it imports.
+//! `openai` and `anthropic` SDKs from PyPI in `target/py`, created once and reused while they
+//! import.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// The venv's interpreter, with `openai` importable; creates the venv when it is missing or
-/// broken.
+/// The SDKs the tests use, as PyPI names them (and Python imports them).
+const PACKAGES: [&str; 2] = ["openai", "anthropic"];
+
+/// The venv's interpreter, with every SDK importable; creates the venv when it is missing or
+/// broken, and installs what it lacks.
 ///
 /// # Errors
-/// When `python3 -m venv` or `pip install openai` fails (the message names the command).
+/// When `python3 -m venv` or `pip install` fails (the message names the command).
 pub(crate) fn ensure_venv(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target").join("py");
     let python = venv.join("bin").join("python");
-    if imports_openai(&python) {
+    if imports_all(&python) {
         return Ok(python);
     }
-    println!("xtask: creating {} with the openai package", venv.display());
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv target/py")?;
+    if !python.exists() {
+        println!("xtask: creating {}", venv.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv target/py")?;
+    }
+    println!("xtask: installing {} into {}", PACKAGES.join(", "), venv.display());
     run(
-        Command::new(venv.join("bin").join("pip")).args(["install", "--quiet", "openai"]),
-        "target/py/bin/pip install openai",
+        Command::new(venv.join("bin").join("pip")).args(["install", "--quiet"]).args(PACKAGES),
+        &format!("target/py/bin/pip install {}", PACKAGES.join(" ")),
     )?;
-    if !imports_openai(&python) {
-        bail!("{} cannot import openai after installing it", python.display());
+    if !imports_all(&python) {
+        bail!("{} cannot import {} after installing them", python.display(), PACKAGES.join(", "));
     }
     Ok(python)
 }
 
-fn imports_openai(python: &Path) -> bool {
+fn imports_all(python: &Path) -> bool {
     python.exists()
         && Command::new(python)
-            .args(["-c", "import openai"])
+            .args(["-c", &format!("import {}", PACKAGES.join(", "))])
             .output()
             .is_ok_and(|output| output.status.success())
 }

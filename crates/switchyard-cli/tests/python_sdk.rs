@@ -74,26 +74,8 @@ async fn sdk(gateway: &Gateway, mode: &str, model: &str) -> Value {
 
 /// As [`sdk`], with the client token `token`.
 async fn sdk_as(gateway: &Gateway, token: &str, mode: &str, model: &str) -> Value {
-    let python = std::env::var("SWITCHYARD_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "SWITCHYARD_TEST_PYTHON is not set: these tests need the official OpenAI Python SDK; \
-             run them with `cargo xtask test`, which creates target/py and sets it"
-        )
-    });
-    let args = [gateway.url(""), token.to_owned(), mode.to_owned(), model.to_owned()];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python).arg("-c").arg(SCRIPT).args(args).output()
-    })
-    .await
-    .expect("the SDK task joins")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the SDK script failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+    support::python(SCRIPT, [gateway.url(""), token.to_owned(), mode.to_owned(), model.to_owned()])
+        .await
 }
 
 /// A gateway over a broken first provider and a healthy second one, with the routes the
@@ -133,14 +115,7 @@ base_url = "{healthy}"
 keys = ["${{HEALTHY_KEY}}"]
 models = ["llama-3.3-70b-versatile"]
 
-[[providers]]
-name = "tight"
-kind = "openai"
-base_url = "{tight}"
-keys = ["${{TIGHT_1}}", "${{TIGHT_2}}"]
-models = ["gpt-4o-mini"]
-limits = {{ requests_per_minute = 1 }}
-
+{tight}
 [[routes]]
 name = "healthy"
 targets = ["healthy/llama-3.3-70b-versatile"]
@@ -149,14 +124,10 @@ targets = ["healthy/llama-3.3-70b-versatile"]
 name = "fallback"
 strategy = "priority"
 targets = ["broken/mistral-small-latest", "healthy/llama-3.3-70b-versatile"]
-
-[[routes]]
-name = "tight"
-targets = ["tight/gpt-4o-mini"]
 "#,
         broken = broken.upstream.base_url(),
         healthy = healthy.upstream.base_url(),
-        tight = tight.upstream.base_url(),
+        tight = support::tight_provider(&tight.upstream.base_url()),
     );
     let env = [
         ("APP_TOKEN", "app-token".to_owned()),

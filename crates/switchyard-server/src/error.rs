@@ -249,14 +249,6 @@ impl ServerError {
 
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            if let Self::Analytics(source) = &self {
-                tracing::error!(code = self.code(), error = %source, "admin request failed");
-            } else {
-                tracing::warn!(code = self.code(), error = %self, "request failed");
-            }
-        }
         // Every variant's message is safe to send: errors name keys by id and fingerprint
         // only, and a client's own mistake is answered in full.
         let body = json!({
@@ -267,6 +259,22 @@ impl IntoResponse for ServerError {
                 "code": self.code(),
             }
         });
+        self.respond_with(body)
+    }
+}
+
+impl ServerError {
+    /// The failure answered with `body` (a request format's error shape), its status and
+    /// headers (`retry-after`, `x-should-retry`), logged when it is the gateway's.
+    pub(crate) fn respond_with(self, body: serde_json::Value) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            if let Self::Analytics(source) = &self {
+                tracing::error!(code = self.code(), error = %source, "admin request failed");
+            } else {
+                tracing::warn!(code = self.code(), error = %self, "request failed");
+            }
+        }
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));

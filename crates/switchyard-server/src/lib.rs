@@ -1,15 +1,16 @@
-//! The OpenAI-compatible gateway: an axum application thin over a [`switchyard::Router`].
-//! A client points its OpenAI SDK here and calls `POST /v1/chat/completions` with a route's
-//! name (or `provider/model`) as `model`; the answer says in `x-switchyard-*` headers which
-//! provider, model and key served it, and a failure comes back in OpenAI's error shape with
-//! the router's typed code.
+//! The gateway: an axum application thin over a [`switchyard::Router`]. A client points its
+//! OpenAI or Anthropic SDK here and calls `POST /v1/chat/completions`, `POST /v1/responses`
+//! or `POST /v1/messages` with a route's name (or `provider/model`) as `model`; every format
+//! goes through the same routing, and the answer says in `x-switchyard-*` headers which
+//! provider, model and key served it. A failure comes back in the format's own error shape
+//! with the router's typed code.
 //!
 //! Around it: client tokens with scopes (routes, requests a minute, a daily budget), an admin
 //! API under `/admin/` behind its own token (status of every key, stats, scores, feedback,
 //! key reset/disable/enable, reload, analytics reports), the analytics event log fed from the
 //! router's events ([`EventHub`]) and alert webhooks sent from a background task.
 //!
-//! This crate parses and writes the OpenAI wire format itself and knows no adapter: it is
+//! This crate parses and writes the client wire formats itself and knows no adapter: it is
 //! given a built router (and a new one on reload, swapped in atomically). It reads time only
 //! through the [`Clock`] it is given and never logs a secret: keys appear as fingerprints,
 //! client tokens not at all.
@@ -22,6 +23,7 @@ mod conn;
 mod error;
 mod events;
 mod host;
+mod inbound;
 mod metrics;
 mod sse;
 mod status;
@@ -37,7 +39,6 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
@@ -49,6 +50,8 @@ use switchyard_store::analytics::Analytics;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use inbound::Inbound;
 
 pub use alerts::AlertConfig;
 pub use error::ServerError;
@@ -64,6 +67,7 @@ const KEY: HeaderName = HeaderName::from_static("x-switchyard-key");
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 const OVERHEAD: HeaderName = HeaderName::from_static("x-switchyard-overhead-us");
 const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// How the gateway behaves, apart from routing.
 #[derive(Clone)]
@@ -314,6 +318,9 @@ impl Gateway {
         let limit = config.body_limit_bytes;
         let api = axum::Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(count_tokens))
+            .route("/v1/responses", post(responses))
             .route("/v1/models", get(models))
             .route_layer(middleware::from_fn_with_state(self.clone(), authorize));
         // Health probes come from load balancers with any `Host`; they reveal nothing.
@@ -434,12 +441,17 @@ async fn authorize(State(gateway): State<Gateway>, mut request: Request, next: N
         request.extensions_mut().insert(clients::Identity::default());
         return next.run(request).await;
     }
-    match clients::identify(&config, clients::bearer(request.headers())) {
+    // Anthropic's SDKs send their token as `x-api-key`.
+    let token = match clients::bearer(request.headers()) {
+        b"" => request.headers().get(API_KEY).map_or(&b""[..], HeaderValue::as_bytes),
+        token => token,
+    };
+    match clients::identify(&config, token) {
         Some(identity) => {
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
-        None => ServerError::Unauthorized.into_response(),
+        None => inbound::Inbound::of_path(request.uri().path()).error(ServerError::Unauthorized),
     }
 }
 
@@ -514,6 +526,30 @@ async fn models(
 }
 
 async fn chat_completions(State(gateway): State<Gateway>, request: Request) -> Response {
+    handle(gateway, request, Inbound::Chat).await
+}
+
+async fn messages(State(gateway): State<Gateway>, request: Request) -> Response {
+    handle(gateway, request, Inbound::Messages).await
+}
+
+async fn responses(State(gateway): State<Gateway>, request: Request) -> Response {
+    handle(gateway, request, Inbound::Responses).await
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt's tokens by the router's estimate; nothing is
+/// routed.
+async fn count_tokens(State(gateway): State<Gateway>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let counted = match read_json_body(&gateway, &parts.headers, body).await {
+        Ok(body) => inbound::messages::count_tokens(&body).map_err(ServerError::from),
+        Err(error) => Err(error),
+    };
+    counted.unwrap_or_else(|error| Inbound::Messages.error(error))
+}
+
+/// Serves one request of any format.
+async fn handle(gateway: Gateway, request: Request, format: Inbound) -> Response {
     // The request is taken apart rather than extracted piece by piece: axum's `HeaderMap` and
     // `Extension` extractors clone what they hand out, on every request.
     let (mut parts, body) = request.into_parts();
@@ -525,15 +561,24 @@ async fn chat_completions(State(gateway): State<Gateway>, request: Request) -> R
         .map_or_else(new_request_id, |RequestId(request_id)| request_id);
     // Closed by default: a request nobody identified is refused, never taken as anonymous.
     let Some(identity) = parts.extensions.remove::<clients::Identity>() else {
-        return ServerError::Unauthorized.into_response();
+        return format.error(ServerError::Unauthorized);
     };
     let body = match read_json_body(&gateway, &headers, body).await {
         Ok(body) => body,
-        Err(error) => return error.into_response(),
+        Err(error) => return format.error(error),
     };
     // Analytics attribute the router's events to the client named in the request's options,
     // so ids (which come from clients) may repeat without mixing clients up.
-    respond(&gateway, request_id, &identity, &headers, &body).await
+    let request = Incoming { request_id, identity: &identity, headers: &headers, body: &body };
+    respond(&gateway, request, format).await
+}
+
+/// One API request, read.
+struct Incoming<'a> {
+    request_id: String,
+    identity: &'a clients::Identity,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
 }
 
 /// The body of a JSON API call: `application/json` only (a browser's form post or a
@@ -569,14 +614,9 @@ async fn read_json_body(
     })
 }
 
-async fn respond(
-    gateway: &Gateway,
-    request_id: String,
-    identity: &clients::Identity,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
-    match answer(gateway, request_id, identity, headers, body).await {
+async fn respond(gateway: &Gateway, request: Incoming<'_>, format: Inbound) -> Response {
+    let headers = request.headers;
+    match answer(gateway, request, format).await {
         Ok(response) => response,
         Err(error) => {
             let trace = if let ServerError::Router { source, .. } = &error
@@ -586,7 +626,7 @@ async fn respond(
             } else {
                 None
             };
-            let mut response = error.into_response();
+            let mut response = format.error(error);
             if let Some(trace) = trace {
                 insert_trace(response.headers_mut(), &trace);
             }
@@ -635,22 +675,24 @@ fn admit_client(
 
 async fn answer(
     gateway: &Gateway,
-    request_id: String,
-    identity: &clients::Identity,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: Incoming<'_>,
+    format: Inbound,
 ) -> Result<Response, ServerError> {
-    let parsed = wire::parse_request(body)?;
+    let Incoming { request_id, identity, headers, body } = request;
+    let mut parsed = format.parse(body)?;
+    let router = gateway.router();
+    let asked = inbound::options::ClientOptions::read(headers, &router)?;
     admit_client(gateway, identity, &parsed.model)?;
     let options = RequestOptions {
         request_id: Some(request_id.clone()),
         client: identity.name().map(Arc::from),
-        timeout: gateway.shared.config.load().request_timeout,
+        timeout: asked.timeout(gateway.shared.config.load().request_timeout),
         trace: wants_trace(headers),
-        ..RequestOptions::default()
+        max_wait: asked.max_wait,
+        cache: asked.cache,
     };
+    asked.tag(&mut parsed.request);
     let want_trace = options.trace;
-    let router = gateway.router();
     let clock = &gateway.shared.clock;
     let metrics = &gateway.shared.metrics;
     let started = clock.now();
@@ -681,15 +723,14 @@ async fn answer(
         if want_trace {
             insert_trace(&mut response_headers, &routed.trace);
         }
-        let now_unix = clock.utc().timestamp();
-        let events = sse::sse_events(
+        return Ok(format.stream(inbound::StreamOut {
             routed,
             request_id,
-            now_unix,
-            parsed.include_usage,
-            (gateway.clone(), label.clone(), identity.client.clone()),
-        );
-        return Ok((response_headers, Sse::new(events)).into_response());
+            now_unix: clock.utc().timestamp(),
+            include_usage: parsed.include_usage,
+            account: (gateway.clone(), label.clone(), identity.client.clone()),
+            headers: response_headers,
+        }));
     }
     let answer =
         router.chat_with(&parsed.model, &parsed.request, options).await.map_err(routed_error)?;
@@ -714,9 +755,7 @@ async fn answer(
     if want_trace {
         insert_trace(&mut response_headers, &trace);
     }
-    let fallback_id = format!("chatcmpl-{request_id}");
-    let body = wire::completion(&response, &fallback_id, clock.utc().timestamp());
-    Ok((response_headers, Json(body)).into_response())
+    Ok(format.answer(&response, &request_id, clock.utc().timestamp(), response_headers))
 }
 
 fn served_headers(

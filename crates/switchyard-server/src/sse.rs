@@ -42,21 +42,7 @@ pub(crate) fn sse_events(
     include_usage: bool,
     account: Account,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    // What the stream cost counts against the route's metrics and the client's daily budget
-    // once the router settles it: at its end, when it breaks, or when the client goes away
-    // mid-stream (dropped with the stream), so streaming is no way around a budget.
-    {
-        let (gateway, route, client) = &account;
-        let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
-        let served_by = routed.served_by.clone();
-        routed.on_settled(move |cost| {
-            let Some(dollars) = cost else { return };
-            gateway.shared.metrics.cost(&route, &served_by, dollars);
-            if let Some(client) = client {
-                gateway.shared.meters.spend(&client, dollars, gateway.shared.clock.utc());
-            }
-        });
-    }
+    settle_on_end(&mut routed, &account);
     let state = SseState {
         routed,
         frame: None,
@@ -73,6 +59,33 @@ pub(crate) fn sse_events(
         let event = next_event(&mut state).await?;
         Some((Ok(event), state))
     })
+}
+
+/// Counts what `routed` cost against the route's metrics and the client's daily budget once
+/// the router settles it: at its end, when it breaks, or when the client goes away mid-stream
+/// (dropped with the stream), so streaming is no way around a budget. Every streamed format
+/// calls it before its first event.
+pub(crate) fn settle_on_end(routed: &mut RoutedStream, account: &Account) {
+    let (gateway, route, client) = account;
+    let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
+    let served_by = routed.served_by.clone();
+    routed.on_settled(move |cost| {
+        let Some(dollars) = cost else { return };
+        gateway.shared.metrics.cost(&route, &served_by, dollars);
+        if let Some(client) = client {
+            gateway.shared.meters.spend(&client, dollars, gateway.shared.clock.utc());
+        }
+    });
+}
+
+/// Counts a finished stream's tokens against its route's metrics.
+pub(crate) fn count_tokens(
+    account: &Account,
+    served_by: &switchyard_core::Candidate,
+    usage: Usage,
+) {
+    let (gateway, route, _) = account;
+    gateway.shared.metrics.tokens(route, served_by, usage);
 }
 
 /// An event whose data is `value`'s JSON, written straight into the event.
@@ -129,8 +142,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             None => {
                 if let Some(usage) = state.usage {
-                    let (gateway, route, _) = &state.account;
-                    gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
+                    count_tokens(&state.account, &state.routed.served_by, usage);
                 }
                 if state.include_usage {
                     state.phase = Phase::UsageSent;

@@ -252,7 +252,7 @@ pub fn parse_request(body: &[u8]) -> Result<CompletionRequest, WireError> {
 /// serde's view of a wrong value), which may be megabytes long.
 const MAX_MESSAGE_BYTES: usize = 512;
 
-fn shortened(mut message: String) -> String {
+pub(crate) fn shortened(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_BYTES {
         let mut end = MAX_MESSAGE_BYTES;
         while !message.is_char_boundary(end) {
@@ -264,18 +264,24 @@ fn shortened(mut message: String) -> String {
     message
 }
 
+/// Refuses a `model` that is empty or longer than [`MAX_MODEL_BYTES`].
+pub(crate) fn check_model(model: &str) -> Result<(), WireError> {
+    if model.len() > MAX_MODEL_BYTES {
+        return Err(WireError(format!(
+            "model: a name of {} bytes is longer than the {MAX_MODEL_BYTES} accepted",
+            model.len()
+        )));
+    }
+    if model.trim().is_empty() {
+        return Err(WireError("model: a route or provider/model name is required".into()));
+    }
+    Ok(())
+}
+
 fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
     let raw: RawRequest<'_> = serde_json::from_slice(body)
         .map_err(|error| WireError(format!("invalid request body: {error}")))?;
-    if raw.model.len() > MAX_MODEL_BYTES {
-        return Err(WireError(format!(
-            "model: a name of {} bytes is longer than the {MAX_MODEL_BYTES} accepted",
-            raw.model.len()
-        )));
-    }
-    if raw.model.trim().is_empty() {
-        return Err(WireError("model: a route or provider/model name is required".into()));
-    }
+    check_model(&raw.model)?;
     if raw.messages.is_empty() {
         return Err(WireError("messages: at least one message is required".into()));
     }

@@ -71,7 +71,7 @@ pub use switchyard_core::{
     Message, ModelId, Provider, ProviderError, ProviderId, SystemClock, Usage,
 };
 pub use switchyard_quota::{
-    LearnedKind, LearnedRecord, MemoryLedger, QuotaConfig, QuotaError, QuotaLedger,
+    Estimate, LearnedKind, LearnedRecord, MemoryLedger, QuotaConfig, QuotaError, QuotaLedger,
 };
 pub use switchyard_score::{AdaptiveScorer, Scorer};
 pub use switchyard_vault::KeySource;

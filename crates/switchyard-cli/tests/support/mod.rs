@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use serde_json::Value;
 use switchyard_core::ManualClock;
 use switchyard_mock::{KeyScript, MockUpstream};
 use tokio::sync::Notify;
@@ -222,4 +223,49 @@ pub(crate) async fn refusal(
     assert_eq!(response.status(), status, "the gateway's answer");
     let mut body: serde_json::Value = response.json().await.expect("an error body in JSON");
     body["error"].take()
+}
+
+/// Runs a Python `script` with `args` in the SDK venv `cargo xtask test` prepares (named in
+/// `SWITCHYARD_TEST_PYTHON`) and returns the one JSON line it printed.
+pub(crate) async fn python<const N: usize>(script: &'static str, args: [String; N]) -> Value {
+    let python = std::env::var("SWITCHYARD_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "SWITCHYARD_TEST_PYTHON is not set: these tests need the official Python SDKs; \
+             run them with `cargo xtask test`, which creates target/py and sets it"
+        )
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python).arg("-c").arg(script).args(args).output()
+    })
+    .await
+    .expect("the SDK task joins")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the SDK script failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// A provider `tight` at `base_url` with two OpenAI-format keys (`TIGHT_1`, `TIGHT_2` in the
+/// environment) of one request a minute each, and its route `tight`: the third call in a
+/// minute finds every key spent.
+pub(crate) fn tight_provider(base_url: &str) -> String {
+    format!(
+        r#"
+[[providers]]
+name = "tight"
+kind = "openai"
+base_url = "{base_url}"
+keys = ["${{TIGHT_1}}", "${{TIGHT_2}}"]
+models = ["gpt-4o-mini"]
+limits = {{ requests_per_minute = 1 }}
+
+[[routes]]
+name = "tight"
+targets = ["tight/gpt-4o-mini"]
+"#
+    )
 }

@@ -6,6 +6,7 @@ mod admin;
 mod alerts;
 mod chat;
 mod edge;
+mod inbound;
 mod learned;
 mod metrics;
 mod support;
