@@ -389,7 +389,7 @@
     return hbars(report.keys.map((key) => ({
       label: key.provider + '/' + key.key,
       parts: [{ value: key.successes, cls: 'c-ok' }, { value: key.failures, cls: 'c-fail' }],
-      note: key.requests + ' attempts, ' + key.failures + ' failed' + (key.cost ? ', $' + key.cost.toFixed(4) : ''),
+      note: key.requests + (key.requests === 1 ? ' attempt, ' : ' attempts, ') + key.failures + ' failed' + (key.cost ? ', $' + key.cost.toFixed(4) : ''),
     })), 'green: succeeded, red: failed');
   }
 
