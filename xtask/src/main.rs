@@ -3,7 +3,9 @@
 //! - `test`: formatting, clippy, then every test of the workspace, with the services the tests
 //!   need started first (a real `redis-server` on a free loopback port, and a Python virtual
 //!   environment in `target/py` with the official `openai` SDK, passed as
-//!   `SWITCHYARD_TEST_PYTHON`). This is the README's test command and what CI runs.
+//!   `SWITCHYARD_TEST_PYTHON`, and Debian's `chromium` with `chromedriver` for the status page's
+//!   browser test, installed with apt when missing). This is the README's test command and what
+//!   CI runs.
 //! - `bench`: the criterion benches, then the end-to-end run (`e2e.rs`: the release gateway in
 //!   front of a mock upstream, against that upstream called directly). `bench e2e [flags]` runs
 //!   only the end-to-end part; `bench <filter>` only the criterion benches matching the filter.
@@ -15,6 +17,7 @@
 //! xtask may print and may use `anyhow`: it is a developer's tool, not a library.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to a terminal")]
 
+mod chromium;
 mod e2e;
 mod python;
 mod redis;
@@ -73,6 +76,7 @@ fn test(args: &[String]) -> Result<()> {
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = python::ensure_venv(&root).context("preparing the Python SDK for the tests")?;
+    let browser = chromium::ensure_installed().context("preparing chromium for the UI test")?;
     let redis = redis::RedisServer::start().context("starting redis-server for the tests")?;
     println!("xtask: redis-server on {}", redis.url());
     let mut test_args = vec!["test", "--workspace"];
@@ -81,6 +85,8 @@ fn test(args: &[String]) -> Result<()> {
         .args(&test_args)
         .env("SWITCHYARD_TEST_REDIS_URL", redis.url())
         .env("SWITCHYARD_TEST_PYTHON", &python)
+        .env("SWITCHYARD_TEST_CHROMIUM", &browser.browser)
+        .env("SWITCHYARD_TEST_CHROMEDRIVER", &browser.driver)
         .status()
         .context("running cargo test")?;
     drop(redis);

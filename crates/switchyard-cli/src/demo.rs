@@ -9,8 +9,9 @@
 //! 127.0.0.1, and the demo drives requests through the gateway over HTTP like any client,
 //! watching the key states through the admin API as they change.
 //!
-//! Without `--exit` it then keeps serving and prints a `curl` line and a Python snippet to
-//! try it by hand, until Ctrl-C.
+//! At the start it prints a one-time login link to the gateway's status page (`/ui`), to
+//! watch the keys rotate live. Without `--exit` it then keeps serving and prints a `curl`
+//! line and a Python snippet to try it by hand, until Ctrl-C.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -537,7 +538,13 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             sim.story
         );
     }
-    println!("  route {ROUTE:?}: adaptive ranking, free keys first, declared limits per 10 s\n");
+    println!("  route {ROUTE:?}: adaptive ranking, free keys first, declared limits per 10 s");
+    // The code, not the token, goes in the link, after `#`: a browser never sends that part,
+    // and the page trades the code (once) for the token and clears it from the address bar.
+    if let Some(code) = gateway.login_code() {
+        println!("  watch it live: {base}/ui#code={code} (a one-time login link)");
+    }
+    println!();
 
     let started = clock.now();
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -698,6 +705,6 @@ fn print_summary(
 
 fn print_try_it(base: &str) {
     println!(
-        "\nThe gateway keeps serving at {base} until Ctrl-C. Try it by hand:\n\n  curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\": \"{ROUTE}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'\n\n  # the key states, as `switchyard status` shows them:\n  switchyard status --url {base} --admin-token {ADMIN_TOKEN}\n\nor from Python (pip install openai):\n\n  from openai import OpenAI\n  client = OpenAI(base_url=\"{base}/v1\", api_key=\"unused\")\n  reply = client.chat.completions.create(\n      model=\"{ROUTE}\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}])\n  print(reply.choices[0].message.content)\n"
+        "\nThe gateway keeps serving at {base} until Ctrl-C. Try it by hand:\n\n  curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\": \"{ROUTE}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'\n\n  # the live status page (log in with the admin token {ADMIN_TOKEN}):\n  {base}/ui\n\n  # the key states, as `switchyard status` shows them:\n  switchyard status --url {base} --admin-token {ADMIN_TOKEN}\n\nor from Python (pip install openai):\n\n  from openai import OpenAI\n  client = OpenAI(base_url=\"{base}/v1\", api_key=\"unused\")\n  reply = client.chat.completions.create(\n      model=\"{ROUTE}\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}])\n  print(reply.choices[0].message.content)\n"
     );
 }
