@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::response::sse::Event;
 use futures_util::{Stream, StreamExt};
@@ -33,7 +34,8 @@ struct SseState {
     account: Account,
 }
 
-pub(crate) type Account = (Gateway, String, Option<Arc<ClientConfig>>);
+/// The route's metric labels, the client, and when routing began (for the stream's duration).
+pub(crate) type Account = (Gateway, crate::metrics::Target, Option<Arc<ClientConfig>>, Instant);
 
 pub(crate) fn sse_events(
     mut routed: RoutedStream,
@@ -46,12 +48,14 @@ pub(crate) fn sse_events(
     // once the router settles it: at its end, when it breaks, or when the client goes away
     // mid-stream (dropped with the stream), so streaming is no way around a budget.
     {
-        let (gateway, route, client) = &account;
-        let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
-        let served_by = routed.served_by.clone();
+        let (gateway, target, client, started) = &account;
+        let (gateway, target, client, started) =
+            (gateway.clone(), target.clone(), client.clone(), *started);
         routed.on_settled(move |cost| {
+            let elapsed = gateway.shared.clock.now().saturating_duration_since(started);
+            gateway.shared.metrics.stream_ended(&target, elapsed);
             let Some(dollars) = cost else { return };
-            gateway.shared.metrics.cost(&route, &served_by, dollars);
+            gateway.shared.metrics.cost(&target, dollars);
             if let Some(client) = client {
                 gateway.shared.meters.spend(&client, dollars, gateway.shared.clock.utc());
             }
@@ -129,8 +133,8 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             None => {
                 if let Some(usage) = state.usage {
-                    let (gateway, route, _) = &state.account;
-                    gateway.shared.metrics.tokens(route, &state.routed.served_by, usage);
+                    let (gateway, target, ..) = &state.account;
+                    gateway.shared.metrics.tokens(target, usage);
                 }
                 if state.include_usage {
                     state.phase = Phase::UsageSent;

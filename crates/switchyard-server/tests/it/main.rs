@@ -8,3 +8,4 @@ mod chat;
 mod edge;
 mod metrics;
 mod support;
+mod telemetry;
