@@ -192,6 +192,10 @@ impl Labels {
             labels.routes.insert(Arc::from(route));
         }
         for provider in router.providers() {
+            // Every configured provider is a label value, models known or not.
+            if !labels.models.contains_key(provider.as_str()) {
+                labels.models.insert(Arc::from(provider.as_str()), BTreeSet::new());
+            }
             for model in router.models_of(&provider) {
                 add_target(&mut labels, provider.as_str(), model.as_str());
             }
