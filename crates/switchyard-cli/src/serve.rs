@@ -22,7 +22,9 @@ use clap::Args;
 use switchyard::{EventSink, Router, SpendWriteBehind};
 use switchyard_core::{Clock, SystemClock};
 use switchyard_quota::WriteBehind;
-use switchyard_server::{EventHub, Gateway, GatewayConfig, Reloader, Services};
+use switchyard_server::{
+    EventHub, EventSinks, Gateway, GatewayConfig, Reloader, Services, Telemetry,
+};
 use switchyard_store::{Analytics, AnalyticsWriter, AnalyticsWriterConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -95,13 +97,12 @@ pub(crate) fn variables() -> Result<HashMap<String, String>> {
 fn load(
     path: &Path,
     clock: &Arc<dyn Clock>,
-    events: &Arc<EventHub>,
+    sink: &Arc<dyn EventSink>,
     previous: Option<&Router>,
 ) -> Result<config::Built> {
     let loaded = Loaded::read(path)?;
-    let sink: Arc<dyn EventSink> = Arc::clone(events) as Arc<dyn EventSink>;
-    let built =
-        config::build_with(&loaded, &variables()?, Arc::clone(clock), Some(sink), previous)?;
+    let sink = Some(Arc::clone(sink));
+    let built = config::build_with(&loaded, &variables()?, Arc::clone(clock), sink, previous)?;
     for warning in &built.warnings {
         tracing::warn!(config = %path.display(), "{warning}");
     }
@@ -134,11 +135,23 @@ fn open_analytics(
     Ok((Some(writer), Some(reader)))
 }
 
+/// Starts the trace exporter `[telemetry]` asks for.
+fn start_telemetry(path: &Path, clock: &Arc<dyn Clock>) -> Result<Option<Arc<Telemetry>>> {
+    let loaded = Loaded::read(path)?;
+    let Some(settings) = config::telemetry_settings(&loaded, &variables()?)? else {
+        return Ok(None);
+    };
+    let telemetry = Telemetry::start(&settings, Arc::clone(clock)).context("starting telemetry")?;
+    tracing::info!(service_name = %settings.service_name, sample_ratio = settings.sample_ratio, "OpenTelemetry traces on");
+    Ok(Some(Arc::new(telemetry)))
+}
+
 /// Rebuilds everything from the configuration file, for SIGHUP and `POST /admin/reload`.
 struct FileReloader {
     config: PathBuf,
     clock: Arc<dyn Clock>,
-    events: Arc<EventHub>,
+    /// The router's event sink: the hub, and the trace exporter when `[telemetry]` is on.
+    sink: Arc<dyn EventSink>,
     /// The running ledger's saver; replaced with the new one's on a successful reload.
     persistence: Mutex<Option<WriteBehind>>,
     /// The running scorer's saver; replaced likewise.
@@ -168,7 +181,7 @@ impl Reloader for FileReloader {
         }
         // The new router carries the old one's disabled keys and shares its spend books.
         let previous = self.gateway.get().map(Gateway::router);
-        match load(&self.config, &self.clock, &self.events, previous.as_deref()) {
+        match load(&self.config, &self.clock, &self.sink, previous.as_deref()) {
             Ok(built) => {
                 *persistence = built.persistence;
                 *scores = built.scores;
@@ -184,7 +197,14 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (writer, reader) = open_analytics(&args.config, &clock)?;
     let events = Arc::new(EventHub::new(Arc::clone(&clock), writer));
-    let built = load(&args.config, &clock, &events, None)?;
+    let telemetry = start_telemetry(&args.config, &clock)?;
+    let sink: Arc<dyn EventSink> = match &telemetry {
+        Some(telemetry) => {
+            Arc::new(EventSinks(vec![Arc::clone(&events) as _, Arc::clone(telemetry) as _]))
+        }
+        None => Arc::clone(&events) as Arc<dyn EventSink>,
+    };
+    let built = load(&args.config, &clock, &sink, None)?;
     let admin_saver = match &built.state_file {
         Some(file) => {
             let (saver, unknown) = operator::AdminSaver::open(file, &built.router)
@@ -212,7 +232,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let reloader = Arc::new(FileReloader {
         config: args.config.clone(),
         clock: Arc::clone(&clock),
-        events: Arc::clone(&events),
+        sink,
         persistence: Mutex::new(built.persistence),
         scores: Mutex::new(built.scores),
         spend: Mutex::new(built.spend),
@@ -283,6 +303,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         && let Err(error) = writer.flush()
     {
         tracing::warn!(%error, "analytics events not written at shutdown");
+    }
+    if let Some(telemetry) = telemetry {
+        let stopped = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+        if let Ok(Err(error)) = stopped {
+            tracing::warn!(error = %error, "spans not exported at shutdown");
+        }
     }
     if let Some(saver) = &admin_saver {
         let saved = saver

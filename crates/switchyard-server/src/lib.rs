@@ -27,6 +27,7 @@ mod inbound;
 mod metrics;
 mod sse;
 mod status;
+mod telemetry;
 mod ui;
 pub mod wire;
 
@@ -57,6 +58,7 @@ use inbound::Inbound;
 pub use alerts::AlertConfig;
 pub use error::ServerError;
 pub use events::EventHub;
+pub use telemetry::{EventSinks, Telemetry, TelemetryConfig, TelemetryError, traces_url};
 
 /// The request id header, accepted from the client and echoed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -702,14 +704,14 @@ async fn answer(
     let metrics = &gateway.shared.metrics;
     let started = clock.now();
     // Metrics name declared routes and targets only: any other name is `other`.
-    let label = gateway.shared.labels.load().route(&parsed.model);
-    let route = label.as_str();
+    let labels = gateway.shared.labels.load_full();
+    let route = labels.route(&parsed.model);
     // Each attempt is logged once, by the router's event (`switchyard::attempt`, with the
     // request id, key id and fingerprint, error class and upstream request id).
     let routed_error = |source: switchyard::RouterError| {
-        metrics.failed(route, source.code(), source.trace());
+        metrics.failed(&labels, &route, source.code(), source.trace());
         let failed = ui::Outcome::Failed(source.code());
-        gateway.shared.ui.record(clock.utc(), &request_id, route, source.trace(), &failed);
+        gateway.shared.ui.record(clock.utc(), &request_id, &route, source.trace(), &failed);
         ServerError::Router { source, now: clock.utc() }
     };
     if parsed.stream {
@@ -718,9 +720,10 @@ async fn answer(
             .await
             .map_err(routed_error)?;
         let elapsed = clock.now().saturating_duration_since(started);
-        metrics.served(route, &routed.served_by, &routed.trace, false, elapsed);
+        let target = labels.target(&route, &routed.served_by);
+        metrics.first_token(&labels, &target, &routed.trace, elapsed);
         let served = ui::Outcome::Served { cost: None, stream: true };
-        gateway.shared.ui.record(clock.utc(), &request_id, route, Some(&routed.trace), &served);
+        gateway.shared.ui.record(clock.utc(), &request_id, &route, Some(&routed.trace), &served);
         let mut response_headers = served_headers(
             &routed.served_by,
             routed.fingerprint,
@@ -737,19 +740,21 @@ async fn answer(
             request_id,
             now_unix: clock.utc().timestamp(),
             include_usage: parsed.include_usage,
-            account: (gateway.clone(), label.clone(), identity.client.clone()),
+            account: (gateway.clone(), target, identity.client.clone(), started),
             headers: response_headers,
         }));
     }
     let answer =
         router.chat_with(&parsed.model, &parsed.request, options).await.map_err(routed_error)?;
     let elapsed = clock.now().saturating_duration_since(started);
-    metrics.served(route, &answer.served_by, &answer.trace, answer.cached, elapsed);
+    let target = labels.target(&route, &answer.served_by);
+    let overhead = if answer.cached { elapsed } else { answer.overhead };
+    metrics.answered(&labels, &target, &answer.trace, answer.cached, elapsed, overhead);
     let served = ui::Outcome::Served { cost: answer.cost, stream: false };
-    gateway.shared.ui.record(clock.utc(), &request_id, route, Some(&answer.trace), &served);
-    metrics.tokens(route, &answer.served_by, answer.response.usage);
+    gateway.shared.ui.record(clock.utc(), &request_id, &route, Some(&answer.trace), &served);
+    metrics.tokens(&target, answer.response.usage);
     if let Some(dollars) = answer.cost {
-        metrics.cost(route, &answer.served_by, dollars);
+        metrics.cost(&target, dollars);
         if let Some(client) = &identity.client {
             gateway.shared.meters.spend(client, dollars, clock.utc());
         }

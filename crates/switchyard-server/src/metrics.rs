@@ -2,7 +2,8 @@
 //! `prometheus-client`. Counters are updated as requests finish; the per-key quota gauges
 //! are read from the router's statistics at each scrape, so they are never stale.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -18,46 +19,72 @@ use switchyard_core::{Candidate, Usage};
 /// The content type of the exposition.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+// Label values are shared `Arc<str>`s taken from the [`Labels`] of the configuration (or
+// `&'static str`s): building a label set for a request clones pointers, never a string.
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    provider: String,
+    route: Arc<str>,
+    provider: Arc<str>,
     /// `ok`, or the typed error code.
-    code: String,
+    code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AttemptLabels {
-    route: String,
-    provider: String,
+    route: Arc<str>,
+    provider: Arc<str>,
     /// `ok`, or the failure's class (`rate_limited`, `server_error`, ...).
-    class: String,
+    class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
-    route: String,
-    provider: String,
+    route: Arc<str>,
+    provider: Arc<str>,
     /// `prompt` or `completion`.
-    kind: String,
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CostLabels {
-    route: String,
-    provider: String,
+    route: Arc<str>,
+    provider: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    route: Arc<str>,
+    provider: Arc<str>,
+    model: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    route: Arc<str>,
+    provider: Arc<str>,
+    model: Arc<str>,
+    /// `plain` or `stream`.
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OverheadLabels {
+    route: Arc<str>,
+    /// `plain` or `stream`.
+    mode: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyLabels {
     provider: String,
     key: String,
-    model: String,
+    model: Arc<str>,
     /// `available`, `cooling_down`, `exhausted`, `invalid`, `billing_stopped`.
     state: String,
 }
@@ -66,7 +93,7 @@ struct KeyLabels {
 struct LimitLabels {
     provider: String,
     key: String,
-    model: String,
+    model: Arc<str>,
     limit: String,
 }
 
@@ -109,46 +136,98 @@ pub(crate) const OTHER: &str = "other";
 /// The most names kept as label values; a configuration has far fewer.
 const MAX_LABELS: usize = 10_000;
 
-/// The names a label may carry: routes and `provider/model` targets the configuration
-/// declares. Taken from a router before it serves, so no client-chosen name is among them;
-/// any other name becomes [`OTHER`], and the number of series stays bounded whatever
-/// clients send.
-#[derive(Debug, Default)]
+/// The names a label may carry: routes, providers and `provider/model` targets the
+/// configuration declares, each held once as an `Arc<str>`. Taken from a router before it
+/// serves, so no client-chosen name is among them; any other name becomes [`OTHER`], and the
+/// number of series stays bounded whatever clients send.
+#[derive(Debug)]
 pub(crate) struct Labels {
-    names: BTreeSet<String>,
+    /// Routes, and `provider/model` targets (a client may name one as its route).
+    routes: BTreeSet<Arc<str>>,
+    /// Each provider's declared models.
+    models: BTreeMap<Arc<str>, BTreeSet<Arc<str>>>,
+    other: Arc<str>,
+    none: Arc<str>,
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Self {
+            routes: BTreeSet::new(),
+            models: BTreeMap::new(),
+            other: Arc::from(OTHER),
+            none: Arc::from("none"),
+        }
+    }
+}
+
+/// Where an answer's metrics go: its route, provider and model as label values.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    route: Arc<str>,
+    provider: Arc<str>,
+    model: Arc<str>,
 }
 
 impl Labels {
     pub(crate) fn of(router: &Router) -> Self {
-        let mut names = BTreeSet::new();
+        let mut labels = Self::default();
+        let mut n_labels = 0usize;
+        let mut add_target = |labels: &mut Self, provider: &str, model: &str| {
+            if n_labels >= MAX_LABELS {
+                return;
+            }
+            n_labels += 1;
+            labels.routes.insert(Arc::from(format!("{provider}/{model}")));
+            let provider = match labels.models.get_key_value(provider) {
+                Some((name, _)) => Arc::clone(name),
+                None => Arc::from(provider),
+            };
+            labels.models.entry(provider).or_default().insert(Arc::from(model));
+        };
         for route in router.route_names() {
             for candidate in router.candidates(&route).unwrap_or_default() {
-                names.insert(format!("{}/{}", candidate.provider, candidate.model));
+                add_target(&mut labels, candidate.provider.as_str(), candidate.model.as_str());
             }
-            names.insert(route);
+            labels.routes.insert(Arc::from(route));
         }
         for provider in router.providers() {
+            // Every configured provider is a label value, models known or not.
+            if !labels.models.contains_key(provider.as_str()) {
+                labels.models.insert(Arc::from(provider.as_str()), BTreeSet::new());
+            }
             for model in router.models_of(&provider) {
-                names.insert(format!("{provider}/{model}"));
+                add_target(&mut labels, provider.as_str(), model.as_str());
             }
         }
-        while names.len() > MAX_LABELS {
-            names.pop_last();
+        while labels.routes.len() > MAX_LABELS {
+            labels.routes.pop_last();
         }
-        Self { names }
+        labels
     }
 
     /// `name` when it is declared, else [`OTHER`].
-    pub(crate) fn route(&self, name: &str) -> String {
-        if self.names.contains(name) { name.to_owned() } else { OTHER.to_owned() }
+    pub(crate) fn route(&self, name: &str) -> Arc<str> {
+        Arc::clone(self.routes.get(name).unwrap_or(&self.other))
+    }
+
+    /// A declared provider's name, else [`OTHER`].
+    fn provider(&self, provider: &str) -> Arc<str> {
+        Arc::clone(self.models.get_key_value(provider).map_or(&self.other, |(name, _)| name))
     }
 
     /// A model of `provider` when it is declared, else [`OTHER`].
-    fn model(&self, provider: &str, model: &str) -> String {
-        if self.names.contains(&format!("{provider}/{model}")) {
-            model.to_owned()
-        } else {
-            OTHER.to_owned()
+    fn model(&self, provider: &str, model: &str) -> Arc<str> {
+        let declared = self.models.get(provider).and_then(|models| models.get(model));
+        Arc::clone(declared.unwrap_or(&self.other))
+    }
+
+    /// The label values of an answer on `route` served by `served_by`.
+    pub(crate) fn target(&self, route: &Arc<str>, served_by: &Candidate) -> Target {
+        Target {
+            route: Arc::clone(route),
+            provider: self.provider(served_by.provider.as_str()),
+            model: self.model(served_by.provider.as_str(), served_by.model.as_str()),
         }
     }
 }
@@ -162,7 +241,9 @@ pub(crate) struct Metrics {
     cache_hits: Family<RouteLabels, Counter>,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<CostLabels, Counter<f64, AtomicU64>>,
-    latency: Family<RouteLabels, Histogram>,
+    duration: Family<DurationLabels, Histogram>,
+    first_token: Family<TargetLabels, Histogram>,
+    overhead: Family<OverheadLabels, Histogram>,
     key_state: Family<KeyLabels, Gauge>,
     remaining: Family<LimitLabels, Gauge>,
     clients: Family<ClientLabels, Counter>,
@@ -203,13 +284,27 @@ impl Metrics {
             cost.clone(),
         );
         // 5 ms to about 80 s: a cached answer to a long generation.
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 15))
-        });
+        let seconds = || Histogram::new(exponential_buckets(0.005, 2.0, 15));
+        let duration = Family::<DurationLabels, Histogram>::new_with_constructor(seconds);
         registry.register(
             "request_duration_seconds",
-            "Time from a request's arrival to its answer (to the first chunk for streams)",
-            latency.clone(),
+            "Time from routing a request to its whole answer: the body of a plain call, the end of a stream",
+            duration.clone(),
+        );
+        let first_token = Family::<TargetLabels, Histogram>::new_with_constructor(seconds);
+        registry.register(
+            "time_to_first_token_seconds",
+            "Streams: time from routing a request to its first chunk",
+            first_token.clone(),
+        );
+        // 50 us to about 0.8 s: the gateway's own work is small unless something is wrong.
+        let overhead = Family::<OverheadLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 15))
+        });
+        registry.register(
+            "overhead_seconds",
+            "The gateway's own time in a request: its duration (to the first chunk for streams) less the upstream calls, waits and backoffs",
+            overhead.clone(),
         );
         let key_state = Family::<KeyLabels, Gauge>::default();
         registry.register(
@@ -259,83 +354,134 @@ impl Metrics {
             cache_hits,
             tokens,
             cost,
-            latency,
+            duration,
+            first_token,
+            overhead,
             key_state,
             remaining,
         }
     }
 
-    /// A request that got an answer (or a first chunk).
-    pub(crate) fn served(
+    /// A plain request that got its answer: `elapsed` from routing to the answer, of which
+    /// `overhead` was the gateway's own (not upstream, not waiting).
+    pub(crate) fn answered(
         &self,
-        route: &str,
-        served_by: &Candidate,
+        labels: &Labels,
+        target: &Target,
         trace: &Trace,
         cached: bool,
         elapsed: Duration,
+        overhead: Duration,
     ) {
-        let provider = served_by.provider.to_string();
-        self.attempts_of(route, trace);
-        self.requests
-            .get_or_create(&RequestLabels { route: route.to_owned(), provider, code: "ok".into() })
-            .inc();
-        if trace.attempts.len() > 1 {
-            self.fallbacks.get_or_create(&RouteLabels { route: route.to_owned() }).inc();
-        }
-        if cached {
-            self.cache_hits.get_or_create(&RouteLabels { route: route.to_owned() }).inc();
-        }
-        self.latency
-            .get_or_create(&RouteLabels { route: route.to_owned() })
+        self.served(labels, target, trace, cached);
+        self.duration
+            .get_or_create(&duration_labels(target, "plain"))
+            .observe(elapsed.as_secs_f64());
+        self.overhead
+            .get_or_create(&OverheadLabels { route: Arc::clone(&target.route), mode: "plain" })
+            .observe(overhead.as_secs_f64());
+    }
+
+    /// A stream that got its first chunk `elapsed` after routing began. Its overhead is that
+    /// time less the attempts' upstream time and the waits the trace shows.
+    pub(crate) fn first_token(
+        &self,
+        labels: &Labels,
+        target: &Target,
+        trace: &Trace,
+        elapsed: Duration,
+    ) {
+        self.served(labels, target, trace, false);
+        self.first_token
+            .get_or_create(&TargetLabels {
+                route: Arc::clone(&target.route),
+                provider: Arc::clone(&target.provider),
+                model: Arc::clone(&target.model),
+            })
+            .observe(elapsed.as_secs_f64());
+        let upstream: Duration =
+            trace.attempts.iter().map(|attempt| attempt.latency).sum::<Duration>() + trace.waited;
+        self.overhead
+            .get_or_create(&OverheadLabels { route: Arc::clone(&target.route), mode: "stream" })
+            .observe(elapsed.saturating_sub(upstream).as_secs_f64());
+    }
+
+    /// A stream that ended (whole, broken or dropped by its client) `elapsed` after routing.
+    pub(crate) fn stream_ended(&self, target: &Target, elapsed: Duration) {
+        self.duration
+            .get_or_create(&duration_labels(target, "stream"))
             .observe(elapsed.as_secs_f64());
     }
 
+    fn served(&self, labels: &Labels, target: &Target, trace: &Trace, cached: bool) {
+        self.attempts_of(labels, &target.route, trace);
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: Arc::clone(&target.route),
+                provider: Arc::clone(&target.provider),
+                code: "ok",
+            })
+            .inc();
+        if trace.attempts.len() > 1 {
+            self.fallbacks.get_or_create(&RouteLabels { route: Arc::clone(&target.route) }).inc();
+        }
+        if cached {
+            self.cache_hits.get_or_create(&RouteLabels { route: Arc::clone(&target.route) }).inc();
+        }
+    }
+
     /// A request that got an error.
-    pub(crate) fn failed(&self, route: &str, code: &str, trace: Option<&Trace>) {
+    pub(crate) fn failed(
+        &self,
+        labels: &Labels,
+        route: &Arc<str>,
+        code: &'static str,
+        trace: Option<&Trace>,
+    ) {
         if let Some(trace) = trace {
-            self.attempts_of(route, trace);
+            self.attempts_of(labels, route, trace);
         }
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                provider: "none".into(),
-                code: code.to_owned(),
+                route: Arc::clone(route),
+                provider: Arc::clone(&labels.none),
+                code,
             })
             .inc();
     }
 
     /// What an answer cost.
-    pub(crate) fn cost(&self, route: &str, served_by: &Candidate, dollars: f64) {
+    pub(crate) fn cost(&self, target: &Target, dollars: f64) {
         self.cost
             .get_or_create(&CostLabels {
-                route: route.to_owned(),
-                provider: served_by.provider.to_string(),
+                route: Arc::clone(&target.route),
+                provider: Arc::clone(&target.provider),
             })
             .inc_by(dollars);
     }
 
     /// Tokens of an answer, once known (at the end of a stream).
-    pub(crate) fn tokens(&self, route: &str, served_by: &Candidate, usage: Usage) {
+    pub(crate) fn tokens(&self, target: &Target, usage: Usage) {
         for (kind, count) in
             [("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens)]
         {
             self.tokens
                 .get_or_create(&TokenLabels {
-                    route: route.to_owned(),
-                    provider: served_by.provider.to_string(),
-                    kind: kind.into(),
+                    route: Arc::clone(&target.route),
+                    provider: Arc::clone(&target.provider),
+                    kind,
                 })
                 .inc_by(u64::from(count));
         }
     }
 
-    fn attempts_of(&self, route: &str, trace: &Trace) {
+    fn attempts_of(&self, labels: &Labels, route: &Arc<str>, trace: &Trace) {
         for attempt in &trace.attempts {
             self.attempts
                 .get_or_create(&AttemptLabels {
-                    route: route.to_owned(),
-                    provider: attempt.candidate.provider.to_string(),
-                    class: attempt.error.map_or("ok", |kind| kind.as_str()).to_owned(),
+                    route: Arc::clone(route),
+                    provider: labels.provider(attempt.candidate.provider.as_str()),
+                    class: attempt.error.map_or("ok", |kind| kind.as_str()),
                 })
                 .inc();
         }
@@ -378,7 +524,7 @@ impl Metrics {
                     .get_or_create(&KeyLabels {
                         provider: provider_name.clone(),
                         key: key_id.clone(),
-                        model: model.clone(),
+                        model: Arc::clone(&model),
                         state: key.status.state.as_str().to_owned(),
                     })
                     .set(1);
@@ -387,7 +533,7 @@ impl Metrics {
                         .get_or_create(&LimitLabels {
                             provider: provider_name.clone(),
                             key: key_id.clone(),
-                            model: model.clone(),
+                            model: Arc::clone(&model),
                             limit: limit.limit_name.clone(),
                         })
                         .set(i64::try_from(limit.remaining).unwrap_or(i64::MAX));
@@ -398,5 +544,14 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("invariant: writing to a String cannot fail");
         text
+    }
+}
+
+fn duration_labels(target: &Target, mode: &'static str) -> DurationLabels {
+    DurationLabels {
+        route: Arc::clone(&target.route),
+        provider: Arc::clone(&target.provider),
+        model: Arc::clone(&target.model),
+        mode,
     }
 }

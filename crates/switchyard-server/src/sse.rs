@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::response::sse::Event;
 use futures_util::{Stream, StreamExt};
@@ -33,7 +34,8 @@ struct SseState {
     account: Account,
 }
 
-pub(crate) type Account = (Gateway, String, Option<Arc<ClientConfig>>);
+/// The route's metric labels, the client, and when routing began (for the stream's duration).
+pub(crate) type Account = (Gateway, crate::metrics::Target, Option<Arc<ClientConfig>>, Instant);
 
 pub(crate) fn sse_events(
     mut routed: RoutedStream,
@@ -66,26 +68,24 @@ pub(crate) fn sse_events(
 /// (dropped with the stream), so streaming is no way around a budget. Every streamed format
 /// calls it before its first event.
 pub(crate) fn settle_on_end(routed: &mut RoutedStream, account: &Account) {
-    let (gateway, route, client) = account;
-    let (gateway, route, client) = (gateway.clone(), route.clone(), client.clone());
-    let served_by = routed.served_by.clone();
+    let (gateway, target, client, started) = account;
+    let (gateway, target, client, started) =
+        (gateway.clone(), target.clone(), client.clone(), *started);
     routed.on_settled(move |cost| {
+        let elapsed = gateway.shared.clock.now().saturating_duration_since(started);
+        gateway.shared.metrics.stream_ended(&target, elapsed);
         let Some(dollars) = cost else { return };
-        gateway.shared.metrics.cost(&route, &served_by, dollars);
+        gateway.shared.metrics.cost(&target, dollars);
         if let Some(client) = client {
             gateway.shared.meters.spend(&client, dollars, gateway.shared.clock.utc());
         }
     });
 }
 
-/// Counts a finished stream's tokens against its route's metrics.
-pub(crate) fn count_tokens(
-    account: &Account,
-    served_by: &switchyard_core::Candidate,
-    usage: Usage,
-) {
-    let (gateway, route, _) = account;
-    gateway.shared.metrics.tokens(route, served_by, usage);
+/// Counts a finished stream's tokens against its target's metrics.
+pub(crate) fn count_tokens(account: &Account, usage: Usage) {
+    let (gateway, target, ..) = account;
+    gateway.shared.metrics.tokens(target, usage);
 }
 
 /// An event whose data is `value`'s JSON, written straight into the event.
@@ -142,7 +142,7 @@ async fn next_event(state: &mut SseState) -> Option<Event> {
             }
             None => {
                 if let Some(usage) = state.usage {
-                    count_tokens(&state.account, &state.routed.served_by, usage);
+                    count_tokens(&state.account, usage);
                 }
                 if state.include_usage {
                     state.phase = Phase::UsageSent;

@@ -10,6 +10,7 @@
 
 mod build;
 mod scores;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use toml::Spanned;
 pub(crate) use build::build;
 pub(crate) use build::{Built, adapter, analytics_settings, build_with, keys, upstream_limits};
 pub(crate) use scores::ScoreSaver;
+pub(crate) use telemetry::telemetry_settings;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,8 @@ pub(crate) struct FileConfig {
     pub(crate) analytics: Option<AnalyticsSection>,
     /// Alert webhooks.
     pub(crate) alerts: Option<AlertsSection>,
+    /// OpenTelemetry traces.
+    pub(crate) telemetry: Option<telemetry::TelemetrySection>,
     /// Limits on what upstreams send back.
     #[serde(default)]
     pub(crate) upstream: UpstreamSection,

@@ -320,7 +320,7 @@ async fn next_event<W: BlockWriter>(state: &mut Blocks<W>) -> Option<Event> {
             None => {
                 state.phase = Phase::Ended;
                 if let Some(usage) = state.usage {
-                    sse::count_tokens(&state.account, &state.routed.served_by, usage);
+                    sse::count_tokens(&state.account, usage);
                 }
                 let mut segments = Vec::new();
                 state.segmenter.stop(&mut segments);

@@ -10,3 +10,4 @@ mod inbound;
 mod learned;
 mod metrics;
 mod support;
+mod telemetry;

@@ -173,3 +173,60 @@ async fn metrics_count_a_run_by_route_provider_and_class() {
         );
     }
 }
+
+/// The observations of histogram `name` whose labels include all of `labels`, summed over
+/// the series that match.
+fn observations(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == name)
+        .filter(|sample| labels.iter().all(|(label, want)| sample.labels.get(label) == Some(want)))
+        .filter_map(|sample| match &sample.value {
+            Value::Histogram(buckets) => buckets.iter().map(|bucket| bucket.count).reduce(f64::max),
+            _ => None,
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_timed_to_their_first_token_apart_from_whole_durations() {
+    let clock = ManualClock::default();
+    let upstream = mock(&clock, vec![key("a1")]).await;
+    let router = credentials(builder(&clock, QuotaConfig::default()), "p", &["a1"])
+        .provider(provider("p", &upstream, &clock))
+        .route("r", StrategyKind::Priority, ["p/gpt-4o-mini"])
+        .build()
+        .expect("router builds");
+    let server = serve(router, &clock, GatewayConfig::default()).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/chat/completions");
+    for stream in [false, true, false] {
+        let response = client.post(&url).json(&body("r", stream)).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        // The whole body: a stream's duration is observed when it ends.
+        let text = response.text().await.expect("body");
+        assert!(!stream || text.contains("[DONE]"), "{text}");
+    }
+    let text = client.get(server.url("/metrics")).send().await.expect("sent").text().await;
+    let text = text.expect("text");
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("parses");
+    let target = [("route", "r"), ("provider", "p"), ("model", "gpt-4o-mini")];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut labels = target.to_vec();
+        labels.push(extra);
+        labels
+    };
+    // Time to first token: the one stream only.
+    assert_eq!(observations(&scrape, "switchyard_time_to_first_token_seconds", &target), 1.0);
+    assert_eq!(observations(&scrape, "switchyard_time_to_first_token_seconds", &[]), 1.0);
+    // Whole durations, by mode.
+    let duration = "switchyard_request_duration_seconds";
+    assert_eq!(observations(&scrape, duration, &with(("mode", "plain"))), 2.0, "{text}");
+    assert_eq!(observations(&scrape, duration, &with(("mode", "stream"))), 1.0, "{text}");
+    // The gateway's own time, once per request.
+    let overhead = "switchyard_overhead_seconds";
+    assert_eq!(observations(&scrape, overhead, &[("route", "r"), ("mode", "plain")]), 2.0);
+    assert_eq!(observations(&scrape, overhead, &[("route", "r"), ("mode", "stream")]), 1.0);
+    assert_eq!(observations(&scrape, overhead, &[]), 3.0);
+}
