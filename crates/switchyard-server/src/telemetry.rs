@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
@@ -312,6 +312,15 @@ impl Telemetry {
         }
         if let Some(code) = request.error {
             attributes.push(KeyValue::new("error.type", code));
+        }
+        if !request.skipped.is_empty() {
+            // `provider/model [key]: reason`, one per candidate not called.
+            let skipped: Vec<StringValue> = request
+                .skipped
+                .iter()
+                .map(|skip| format!("{}: {}", skip.candidate, skip.reason).into())
+                .collect();
+            attributes.push(KeyValue::new("switchyard.skipped", Value::Array(skipped.into())));
         }
         let span = self
             .tracer

@@ -585,11 +585,12 @@ impl<'a> Cascade<'a> {
 
     /// Ends the request with `error`. `held`: the trace, for an error that does not carry it.
     fn fail(&self, error: RouterError, held: Option<&Trace>) -> RouterError {
-        let attempts = error.trace().or(held).map_or(&[][..], |trace| &trace.attempts[..]);
+        let trace = error.trace().or(held);
+        let attempts = trace.map_or(&[][..], |trace| &trace.attempts[..]);
         let n_attempts = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
         let attempted = attempts.last().map(|attempt| &attempt.candidate);
         let ending = Ending::Failed { code: error.code(), n_attempts, attempted };
-        finish(self.inner, &self.meta, ending, None);
+        finish(self.inner, &self.meta, ending, None, trace);
         error
     }
 }

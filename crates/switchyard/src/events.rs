@@ -72,6 +72,22 @@ pub struct RequestEvent {
     pub cost: Option<f64>,
     /// The error code, on failure (`QUOTA_EXCEEDED`, ...).
     pub error: Option<&'static str>,
+    /// The candidates it did not call, and why (at most [`MAX_SKIPPED`]: a route's first
+    /// ones in the order ranked).
+    pub skipped: Vec<SkippedEvent>,
+}
+
+/// The most skipped candidates a [`RequestEvent`] names.
+pub const MAX_SKIPPED: usize = 32;
+
+/// A candidate a request did not call.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SkippedEvent {
+    /// The candidate.
+    pub candidate: Candidate,
+    /// Why, by [`Skip::reason`](crate::Skip::reason): `cooling`, `exhausted`, `limit`,
+    /// `circuit_open`, `disabled`, ...
+    pub reason: &'static str,
 }
 
 /// An event of the router.
@@ -133,6 +149,7 @@ pub(crate) fn trace_event(event: &RouterEvent) {
             tokens = request.usage.map(|usage| usage.total_tokens),
             cost = request.cost,
             error = request.error,
+            skipped = request.skipped.len(),
             "request"
         ),
     }

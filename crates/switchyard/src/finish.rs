@@ -8,8 +8,9 @@ use std::time::Instant;
 use switchyard_core::{Candidate, Usage};
 
 use crate::budget::SpendHold;
-use crate::events::{RequestEvent, RouterEvent};
+use crate::events::{MAX_SKIPPED, RequestEvent, RouterEvent, SkippedEvent};
 use crate::state::{Inner, Route, Slot};
+use crate::trace::Trace;
 
 /// Who asked what, kept from routing to the request's end.
 pub(crate) struct RequestMeta {
@@ -40,8 +41,15 @@ pub(crate) enum Ending<'a> {
     },
 }
 
-/// Counts the request's end and emits its event. `cost` was computed once, by the caller.
-pub(crate) fn finish(inner: &Inner, meta: &RequestMeta, ending: Ending<'_>, cost: Option<f64>) {
+/// Counts the request's end and emits its event. `cost` was computed once, by the caller;
+/// `trace` names the candidates skipped (a stream keeps only those, see [`skips_only`]).
+pub(crate) fn finish(
+    inner: &Inner,
+    meta: &RequestMeta,
+    ending: Ending<'_>,
+    cost: Option<f64>,
+    trace: Option<&Trace>,
+) {
     let counters = inner.counters();
     match ending {
         Ending::Served { candidate, n_attempts, usage } => {
@@ -78,7 +86,36 @@ pub(crate) fn finish(inner: &Inner, meta: &RequestMeta, ending: Ending<'_>, cost
         usage,
         cost,
         error,
+        skipped: trace.map_or_else(Vec::new, skipped),
     }));
+}
+
+fn skipped(trace: &Trace) -> Vec<SkippedEvent> {
+    trace
+        .considered
+        .iter()
+        .filter_map(|considered| {
+            let skip = considered.skipped.as_ref()?;
+            Some(SkippedEvent { candidate: considered.candidate.clone(), reason: skip.reason() })
+        })
+        .take(MAX_SKIPPED)
+        .collect()
+}
+
+/// What a stream keeps of its trace for its request's event: the skipped candidates, when
+/// events are wanted (nothing otherwise).
+pub(crate) fn skips_only(inner: &Inner, trace: &Trace) -> Trace {
+    if !inner.wants_events() {
+        return Trace::default();
+    }
+    let considered = trace
+        .considered
+        .iter()
+        .filter(|considered| considered.skipped.is_some())
+        .take(MAX_SKIPPED)
+        .cloned()
+        .collect();
+    Trace { considered, ..Trace::default() }
 }
 
 /// Settles a served call's money: its hold when it reserved one, a plain record when not.

@@ -56,7 +56,7 @@ pub use config::{
     MAX_TIMEOUT, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, RouterConfig,
 };
 pub use error::{BuildError, RouterError};
-pub use events::{AttemptEvent, EventSink, RequestEvent, RouterEvent};
+pub use events::{AttemptEvent, EventSink, MAX_SKIPPED, RequestEvent, RouterEvent, SkippedEvent};
 pub use probe::{ProbeConfig, ProbeHandle, ProbeOutcome, ProbeResult};
 pub use router::{FeedbackError, Router};
 pub use stats::{RouterStats, SessionSummary};

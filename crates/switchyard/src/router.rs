@@ -114,7 +114,7 @@ impl Router {
             n_attempts: answer.n_attempts,
             usage: answer.response.usage,
         };
-        finish(inner, &meta, ending, cost);
+        finish(inner, &meta, ending, cost, Some(&answer.trace));
         drop(load);
         Ok(answer)
     }

@@ -28,7 +28,7 @@ use crate::cascade;
 use crate::circuit::CircuitBreaker;
 use crate::config::RequestOptions;
 use crate::error::RouterError;
-use crate::finish::{Ending, RequestMeta, finish, settle_spend};
+use crate::finish::{Ending, RequestMeta, finish, settle_spend, skips_only};
 use crate::guards::{AttemptGuard, PermitGuard};
 use crate::router::Router;
 use crate::state::{Inner, Slot};
@@ -115,6 +115,8 @@ struct Live {
     inner: Arc<Inner>,
     /// Who asked what, for the request's event.
     meta: RequestMeta,
+    /// The candidates skipped before it, for the request's event.
+    skips: Trace,
     usage: Option<Usage>,
     n_chunks: usize,
     n_chars: usize,
@@ -197,6 +199,7 @@ impl Router {
             slot: Arc::clone(&slot),
             inner: Arc::clone(inner),
             meta,
+            skips: skips_only(inner, &trace),
             usage: None,
             n_chunks: 0,
             n_chars: 0,
@@ -315,7 +318,7 @@ impl Live {
         } else {
             Ending::Served { candidate, n_attempts, usage }
         };
-        finish(&self.inner, &self.meta, ending, cost);
+        finish(&self.inner, &self.meta, ending, cost, Some(&self.skips));
         let permit = self.permit;
         spawn(async move { permit.settle(&usage).await });
         cost
@@ -343,7 +346,7 @@ impl Live {
             code: "STREAM_INTERRUPTED",
             counted: true,
         };
-        finish(&inner, &self.meta, ending, cost);
+        finish(&inner, &self.meta, ending, cost, Some(&self.skips));
         tracing::warn!(
             request_id = %self.meta.request_id,
             candidate = %candidate,

@@ -45,6 +45,22 @@ pub enum Skip {
     },
 }
 
+impl Skip {
+    /// A stable name for why: the ledger's reason for a quota refusal (`cooling`,
+    /// `exhausted`, `limit`, ...), else the variant's (`circuit_open`, `ramping`, `ruled_out`,
+    /// `disabled`, `unsuitable`), as the `reason` tag of its JSON names it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Skip::Quota { kind, .. } => kind,
+            Skip::CircuitOpen { .. } => "circuit_open",
+            Skip::Ramping { .. } => "ramping",
+            Skip::RuledOut { .. } => "ruled_out",
+            Skip::Disabled => "disabled",
+            Skip::Unsuitable { .. } => "unsuitable",
+        }
+    }
+}
+
 fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u128(value.as_millis())
 }

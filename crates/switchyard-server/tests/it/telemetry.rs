@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use prost::Message as _;
 use switchyard::{EventSink, StrategyKind};
 use switchyard_core::{Clock, ManualClock};
+use switchyard_core::{KeyId, ProviderId};
 use switchyard_mock::{Fault, FaultRule};
 use switchyard_quota::QuotaConfig;
 use switchyard_server::{GatewayConfig, Telemetry, TelemetryConfig};
@@ -51,6 +52,15 @@ fn attributes(span: &Span) -> BTreeMap<String, String> {
                 Some(Any::IntValue(n)) => n.to_string(),
                 Some(Any::DoubleValue(x)) => x.to_string(),
                 Some(Any::BoolValue(b)) => b.to_string(),
+                Some(Any::ArrayValue(array)) => array
+                    .values
+                    .iter()
+                    .map(|item| match &item.value {
+                        Some(Any::StringValue(text)) => text.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 other => format!("{other:?}"),
             };
             (kv.key.clone(), value)
@@ -86,10 +96,9 @@ async fn one_span_per_request_and_one_child_per_attempt_reach_a_collector() {
     .provider(provider("second", &healthy, &clock))
     .event_sink(Arc::clone(&telemetry) as Arc<dyn EventSink>)
     .route("fallback", StrategyKind::Priority, ["first/gpt-4o-mini", "second/gpt-4o-mini"])
-    .route("direct", StrategyKind::Priority, ["second/gpt-4o-mini"])
     .build()
     .expect("router builds");
-    let server = serve(router, &clock, GatewayConfig::default()).await;
+    let server = serve(router.clone(), &clock, GatewayConfig::default()).await;
     let client = reqwest::Client::new();
     let url = server.url("/v1/chat/completions");
 
@@ -99,7 +108,10 @@ async fn one_span_per_request_and_one_child_per_attempt_reach_a_collector() {
     let fingerprint_b1 =
         fell_back.headers()["x-switchyard-key"].to_str().expect("ascii").to_owned();
     let answer: serde_json::Value = fell_back.json().await.expect("json");
-    let streamed = client.post(&url).json(&body("direct", true)).send().await.expect("sent");
+    // An operator disables A1: the next request on the route skips it, and its span says so.
+    let disabled = router.disable_key(&ProviderId::new("first"), &KeyId::new("a1"));
+    assert_eq!(disabled.ok(), Some(true));
+    let streamed = client.post(&url).json(&body("fallback", true)).send().await.expect("sent");
     assert_eq!(streamed.status(), reqwest::StatusCode::OK);
     let stream_id = streamed.headers()["x-request-id"].to_str().expect("ascii").to_owned();
     let events = sse_data(&streamed.text().await.expect("body"));
@@ -222,9 +234,10 @@ async fn one_span_per_request_and_one_child_per_attempt_reach_a_collector() {
 
     // The stream: its span, ended when the stream ended, with its one attempt.
     let root = root_of(&stream_id);
-    assert_eq!(root.name, "chat direct");
+    assert_eq!(root.name, "chat fallback");
     let request = attributes(root);
     assert_eq!(attribute(&request, "switchyard.attempts"), "1");
+    assert_eq!(attribute(&request, "switchyard.skipped"), "first/gpt-4o-mini [a1]: disabled");
     assert_eq!(attribute(&request, "switchyard.outcome"), "ok");
     let attempts = children_of(root);
     assert_eq!(attempts.len(), 1);

@@ -176,3 +176,46 @@ async fn a_stream_dropped_by_its_caller_names_its_client() {
     assert_eq!(key_of(event.attempted.as_ref()), Some("k1"));
     assert_eq!(key_of(event.served_by.as_ref()), Some("k1"));
 }
+
+/// `(key, reason)` of each candidate a request event says it skipped.
+fn skips(event: &switchyard::RequestEvent) -> Vec<(&str, &str)> {
+    event.skipped.iter().map(|skip| (skip.candidate.key.as_str(), skip.reason)).collect()
+}
+
+#[tokio::test]
+async fn a_request_event_names_the_candidates_it_skipped_and_why() {
+    let clock = ManualClock::default();
+    let mock = openai_mock(&clock, vec![key("k1"), key("k2"), key("k3")]).await;
+    let events = Arc::new(Events::default());
+    let router = router(&clock, &mock, &["k1", "k2", "k3"], &events);
+    let provider = switchyard::ProviderId::from("openai");
+    router.disable_key(&provider, &"k1".into()).expect("known key");
+
+    // Plain: k1 skipped, k2 served, k3 never reached (not skipped either).
+    let answer = router.chat("default", &request()).await.expect("served");
+    assert_eq!(answer.served_by.key.as_str(), "k2");
+    let (_, requests) = events.take();
+    let [event] = requests.as_slice() else { panic!("one request event: {requests:?}") };
+    assert_eq!(skips(event), [("k1", "disabled")]);
+
+    // Streamed: the event comes at the stream's end and still names the skip.
+    let mut stream =
+        router.chat_stream("default", &request(), RequestOptions::default()).await.expect("ok");
+    while let Some(chunk) = stream.next().await {
+        chunk.expect("a chunk");
+    }
+    drop(stream);
+    let (_, requests) = events.take();
+    let [event] = requests.as_slice() else { panic!("one request event: {requests:?}") };
+    assert_eq!(event.error, None);
+    assert_eq!(skips(event), [("k1", "disabled")]);
+
+    // Failed: every key disabled, each one named.
+    for id in ["k2", "k3"] {
+        router.disable_key(&provider, &id.into()).expect("known key");
+    }
+    router.chat("default", &request()).await.expect_err("nothing may serve");
+    let (_, requests) = events.take();
+    let [event] = requests.as_slice() else { panic!("one request event: {requests:?}") };
+    assert_eq!(skips(event), [("k1", "disabled"), ("k2", "disabled"), ("k3", "disabled")]);
+}
