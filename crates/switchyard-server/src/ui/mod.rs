@@ -57,7 +57,7 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 /// What the page needs that lives in the gateway: the recent requests and the login codes.
 #[derive(Default)]
 pub(crate) struct UiState {
-    recent: Mutex<VecDeque<RecentRequest>>,
+    recent: Mutex<VecDeque<Entry>>,
     codes: Mutex<VecDeque<(String, Instant)>>,
 }
 
@@ -104,32 +104,24 @@ struct SkipRow {
     why: Value,
 }
 
-/// What ended a request, for [`UiState::record`].
-pub(crate) enum Outcome {
-    /// Served (the answer's cost, when known).
-    Served { cost: Option<f64>, stream: bool },
-    /// Failed with this code.
-    Failed(&'static str),
+/// A request kept as it ended; formatted into a [`RecentRequest`] when read.
+#[derive(Clone)]
+struct Entry {
+    at: DateTime<Utc>,
+    request_id: String,
+    route: String,
+    code: &'static str,
+    cost: Option<f64>,
+    stream: bool,
+    /// Its attempts and skipped candidates (the ranked ones are not kept).
+    trace: Trace,
 }
 
-impl UiState {
-    /// Keeps a request that ended, dropping the oldest past [`N_RECENT`].
-    pub(crate) fn record(
-        &self,
-        at: DateTime<Utc>,
-        request_id: &str,
-        route: &str,
-        trace: Option<&Trace>,
-        outcome: &Outcome,
-    ) {
-        let (code, cost, stream) = match outcome {
-            Outcome::Served { cost, stream } => ("ok", *cost, *stream),
-            Outcome::Failed(code) => (*code, None, false),
-        };
-        let empty = Trace::default();
-        let trace = trace.unwrap_or(&empty);
+impl Entry {
+    fn row(&self) -> RecentRequest {
+        let Entry { at, request_id, route, code, cost, stream, trace } = self;
         let served_by =
-            if code == "ok" { trace.attempts.last().map(|a| a.candidate.clone()) } else { None };
+            if *code == "ok" { trace.attempts.last().map(|a| a.candidate.clone()) } else { None };
         let n_attempts = trace.attempts.len();
         let attempts = trace
             .attempts
@@ -142,7 +134,7 @@ impl UiState {
                 status: attempt.status,
                 latency_ms: attempt.latency.as_millis(),
                 cost: if attempt.error.is_none() && attempt_idx + 1 == n_attempts {
-                    cost
+                    *cost
                 } else {
                     None
                 },
@@ -159,28 +151,75 @@ impl UiState {
                 })
             })
             .collect();
-        let row = RecentRequest {
+        RecentRequest {
             at: at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            request_id: request_id.to_owned(),
-            route: route.to_owned(),
-            outcome: code.to_owned(),
+            request_id: request_id.clone(),
+            route: route.clone(),
+            outcome: (*code).to_owned(),
             served_by,
-            stream,
-            cost,
+            stream: *stream,
+            cost: *cost,
             waited_ms: trace.waited.as_millis(),
             attempts,
             skipped,
+        }
+    }
+}
+
+/// What ended a request, for [`UiState::record`].
+pub(crate) enum Outcome {
+    /// Served (the answer's cost, when known).
+    Served { cost: Option<f64>, stream: bool },
+    /// Failed with this code.
+    Failed(&'static str),
+}
+
+impl UiState {
+    /// Keeps a request that ended, dropping the oldest past [`N_RECENT`]. Only copies what
+    /// it is given: the rows are formatted when `/admin/recent` is read, not per request.
+    pub(crate) fn record(
+        &self,
+        at: DateTime<Utc>,
+        request_id: &str,
+        route: &str,
+        trace: Option<&Trace>,
+        outcome: &Outcome,
+    ) {
+        let (code, cost, stream) = match outcome {
+            Outcome::Served { cost, stream } => ("ok", *cost, *stream),
+            Outcome::Failed(code) => (*code, None, false),
+        };
+        let trace = trace.map(|trace| Trace {
+            attempts: trace.attempts.clone(),
+            considered: trace
+                .considered
+                .iter()
+                .filter(|considered| considered.skipped.is_some())
+                .cloned()
+                .collect(),
+            waited: trace.waited,
+            ..Trace::default()
+        });
+        let entry = Entry {
+            at,
+            request_id: request_id.to_owned(),
+            route: route.to_owned(),
+            code,
+            cost,
+            stream,
+            trace: trace.unwrap_or_default(),
         };
         let mut recent = lock(&self.recent);
         if recent.len() == N_RECENT {
             recent.pop_front();
         }
-        recent.push_back(row);
+        recent.push_back(entry);
     }
 
     /// The recent requests, newest first.
     pub(crate) fn recent(&self) -> Vec<RecentRequest> {
-        lock(&self.recent).iter().rev().cloned().collect()
+        let entries: Vec<Entry> = lock(&self.recent).iter().rev().cloned().collect();
+        entries.iter().map(Entry::row).collect()
     }
 
     fn new_code(&self, now: Instant) -> String {
