@@ -347,7 +347,7 @@ impl MemoryLedger {
 
     /// Learns from rate-limit headers: the synchronous core of [`QuotaLedger::observe`].
     pub fn observe_now(&self, candidate: &Candidate, snapshot: &RateLimitSnapshot) {
-        self.observe_since(candidate, snapshot, None);
+        self.observe_since(candidate, snapshot, None, Informs::Later);
     }
 
     /// Learns from the headers of the attempt `permit` admitted: the synchronous core of
@@ -356,7 +356,7 @@ impl MemoryLedger {
     /// exists: the provider may not have seen it when it answered (answers overtake each
     /// other when latencies vary).
     pub fn observe_attempt_now(&self, permit: &Permit, snapshot: &RateLimitSnapshot) {
-        self.observe_since(permit.candidate(), snapshot, Some(permit.taken_at()));
+        self.observe_since(permit.candidate(), snapshot, Some(permit.taken_at()), Informs::Later);
     }
 
     fn observe_since(
@@ -364,6 +364,7 @@ impl MemoryLedger {
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
         admitted_at: Option<u64>,
+        informs: Informs,
     ) {
         if snapshot.readings.is_empty() {
             return;
@@ -404,7 +405,9 @@ impl MemoryLedger {
                     unit: reading.unit,
                     scope: reading.scope,
                     remaining,
-                    limit: reading.limit,
+                    // A limit only a 429 stated holds the key until its reset but does not
+                    // stand for the key's limit: the window's count is learned instead.
+                    limit: reading.limit.filter(|_| informs == Informs::Later),
                     until,
                 };
                 match state
@@ -431,7 +434,10 @@ impl MemoryLedger {
                     meter.set_used(now, used);
                 }
             }
-            if reading.unit == LimitUnit::Requests && reading.limit.is_some() {
+            if reading.unit == LimitUnit::Requests
+                && reading.limit.is_some()
+                && informs == Informs::Later
+            {
                 state.stated |= scope_bit(learned_scope(reading.scope));
             }
             if reading.unit == LimitUnit::Requests && !state.learned.is_empty() {
@@ -471,7 +477,10 @@ impl MemoryLedger {
 
     /// Records an attempt's error: the synchronous core of [`QuotaLedger::record_error`].
     pub fn record_error_now(&self, candidate: &Candidate, error: &ProviderError) {
-        self.observe_now(candidate, &error.rate_limits);
+        // A limit stated only by the 429 itself (Gemini's `QuotaFailure` names its
+        // `quotaValue`; its successes carry no header) will not inform the later calls: the
+        // limit is still learned from what the window served.
+        self.observe_since(candidate, &error.rate_limits, None, Informs::NotAfter);
         let lane = self.lane(candidate);
         let now = self.ticks();
         let why = reason(error);
@@ -1012,4 +1021,12 @@ impl QuotaLedger for MemoryLedger {
     fn headroom(&self, candidate: &Candidate) -> Option<f64> {
         self.headroom_now(candidate)
     }
+}
+
+/// Whether a reading's source will describe the key's later calls too (a success's headers
+/// come with every answer), or only this one (a 429's body).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Informs {
+    Later,
+    NotAfter,
 }

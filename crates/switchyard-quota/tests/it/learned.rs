@@ -382,3 +382,36 @@ fn a_key_whose_headers_stated_its_limit_learns_nothing_from_a_later_429() {
     ledger.record_error_now(&key, &rate_limited(LimitScope::Minute, Some(secs(1))));
     assert!(learned_of(&ledger, "k").is_empty());
 }
+
+#[test]
+fn a_limit_stated_only_by_the_429_itself_is_still_learned_and_admitted_against() {
+    // Gemini's 429 body names its quota (`QuotaFailure.quotaValue`) and its successes carry
+    // no header: nothing will inform the next calls, so the window's count is learned.
+    let clock = ManualClock::default();
+    let ledger = undeclared(&clock);
+    let key = candidate("p", "k", "m");
+    serve(&ledger, &clock, "k", 5); // at 0, 1, 2, 3, 4 s
+    clock.advance(secs(1));
+    let mut error = rate_limited(LimitScope::Minute, Some(secs(40)));
+    error.rate_limits = RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Minute,
+            limit: Some(5),
+            remaining: Some(0),
+            reset: Some(switchyard_core::Reset::After(secs(40))),
+        }],
+        retry_after: Some(secs(40)),
+    };
+    ledger.record_error_now(&key, &error);
+    let learned = learned_of(&ledger, "k");
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert_eq!(learned[0].limit, 5);
+    // The window frees at 45 s (the 429's reset): the first served request leaves it.
+    assert_eq!(learned[0].learned.as_ref().map(|evidence| evidence.window_ms), Some(45_000));
+    clock.advance(secs(39));
+    assert!(!call(&ledger, &key, 1), "held until the reset");
+    clock.advance(millis(1_500)); // 45.5 s: the call at 0 s left the window, 1..4 s are in it
+    assert!(call(&ledger, &key, 1), "one place freed");
+    assert!(!call(&ledger, &key, 1), "no burst past the learned five once the hold ended");
+}
