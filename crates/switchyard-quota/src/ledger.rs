@@ -60,7 +60,9 @@ pub trait QuotaLedger: Send + Sync + 'static {
         self.observe(permit.candidate(), snapshot).await
     }
 
-    /// Records the error that ended an attempt: cooldowns, exhaustion, invalid keys.
+    /// Records the error that ended an attempt: cooldowns, exhaustion, invalid keys. The
+    /// error's own rate-limit readings (`error.rate_limits`) are the ledger's to read here;
+    /// the router does not also pass them to [`observe`](Self::observe).
     ///
     /// # Errors
     /// [`QuotaError::Backend`] when a shared ledger cannot reach its backend.

@@ -153,9 +153,9 @@ pub(crate) async fn settle_failure(
         }
     }
     let candidate = slot.candidate();
-    if !error.rate_limits.is_empty() {
-        let _ = ledger.observe(candidate, &error.rate_limits).await;
-    }
+    // The ledger reads the error's own rate-limit readings itself: a limit only a 429 states
+    // (Gemini's `quotaValue`) holds the key until its reset without standing for headers
+    // that inform later calls, so the limit is still learned.
     if let Err(ledger_error) = ledger.record_error(candidate, error).await {
         tracing::warn!(error = %ledger_error, candidate = %candidate, "recording an error in the ledger failed");
     }

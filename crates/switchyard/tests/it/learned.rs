@@ -124,3 +124,41 @@ async fn an_unaligned_fixed_window_is_learned_and_its_boundary_capacity_used() {
     assert!(counts.rate_limited <= 3, "429s: {}", counts.rate_limited);
     assert!(counts.served >= 10, "served on g1: {}", counts.served);
 }
+
+/// Gemini behind its OpenAI-compatible URL: a 429 names the delay only in its body (message
+/// and `RetryInfo`) and the limit in `QuotaFailure`; its successes carry no header.
+#[tokio::test]
+async fn a_gemini_key_behind_an_openai_url_learns_its_limit_from_its_first_429() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::builder(OpenAiWire::new(Flavor::GeminiOpenAi))
+        .clock(clock.clone())
+        .keys([
+            key("m1").window(WindowQuota::requests_sliding(3, Duration::from_secs(10))),
+            key("m2"),
+        ])
+        .models(["gemini-2.0-flash"])
+        .start()
+        .await
+        .expect("mock starts");
+    let gemini = openai_provider("gemini", Preset::Compatible, &mock, &clock);
+    let route = RouteConfig::new("fast", StrategyKind::Priority, ["gemini/gemini-2.0-flash"]);
+    let router = credentials(
+        builder(&clock, QuotaConfig::default()).provider(gemini),
+        "gemini",
+        &["m1", "m2"],
+    )
+    .route_config(route)
+    .build()
+    .expect("router builds");
+    let start = clock.now();
+    // One request every 700 ms for 30 s: m1 may serve 3 in any 10 s.
+    for step in 0..43 {
+        send(&router, &clock, start, step * 700).await;
+    }
+    let m1 = mock.counts("m1").expect("m1 counted");
+    let summary = router.ledger().summary(&ProviderId::new("gemini")).await.expect("summary");
+    let row = summary.keys.iter().find(|row| row.key.as_str() == "m1").expect("m1 known");
+    let learned: Vec<_> = row.limits.iter().filter(|limit| limit.learned.is_some()).collect();
+    assert_eq!(m1.rate_limited, 1, "one 429, the one that taught the limit: {learned:?}");
+    assert!(m1.served >= 8, "m1 kept serving as its window freed: {}", m1.served);
+}
