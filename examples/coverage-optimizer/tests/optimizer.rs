@@ -103,6 +103,14 @@ async fn coverage_rises_and_gemini_keys_rotate() {
     let expected_rate = total_errors as f64 / total_requests as f64;
     assert!((error_rate - expected_rate).abs() < 1e-9, "{stdout}");
     assert!(report["elapsed_seconds"].as_f64().unwrap() >= 0.0, "{stdout}");
+    // The upstream saw what the report says: every request, gemini-2's all refused with 429,
+    // the answers served by the other two keys.
+    let counts: Vec<_> =
+        ["gemini-1", "gemini-2", "gemini-3"].iter().map(|key| mock.counts(key).unwrap()).collect();
+    assert_eq!(counts.iter().map(|c| c.requests).sum::<u64>(), total_requests, "{stdout}");
+    assert_eq!(counts[1].served, 0, "{stdout}");
+    assert_eq!(counts[1].requests, total_errors, "{stdout}");
+    assert!(counts[0].served > 0 && counts[2].served > 0, "{counts:?}\n{stdout}");
     // The per-key table names keys by id and fingerprint.
     assert!(stdout.contains("gemini-1") && stdout.contains("gemini-3"), "{stdout}");
     // The answered test files were written, the code out of the fence only.
