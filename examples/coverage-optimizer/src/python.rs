@@ -165,6 +165,21 @@ mod tests {
     }
 
     #[test]
+    fn a_function_is_uncovered_when_a_missing_line_is_in_its_body() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir(project.path().join("pkg")).unwrap();
+        let source = "def covered(x):\n    return x\n\n\nclass Box:\n    def method(self):\n        return 1\n\n    def other(self):\n        return 2\n";
+        std::fs::write(project.path().join("pkg/mod.py"), source).unwrap();
+        let coverage =
+            Coverage { percent: 50.0, files: vec![("pkg/mod.py".to_owned(), BTreeSet::from([7]))] };
+        let gaps = uncovered_functions(project.path(), &coverage).unwrap();
+        let names: Vec<_> =
+            gaps.iter().map(|gap| (gap.module.as_str(), gap.name.as_str())).collect();
+        assert_eq!(names, [("pkg.mod", "method")]);
+        assert_eq!(gaps[0].source, "    def method(self):\n        return 1\n");
+    }
+
+    #[test]
     fn finds_def_names() {
         assert_eq!(def_name("    async def run(self):"), Some("run"));
         assert_eq!(def_name("define = 1"), None);
