@@ -97,14 +97,17 @@ struct Args {
 fn router(args: &Args, clock: &Arc<dyn Clock>) -> anyhow::Result<Router> {
     let mut builder = Router::builder().clock(Arc::clone(clock));
     let mut targets = Vec::new();
-    if !args.gemini_keys.is_empty() {
+    // `GEMINI_KEYS=k1,,k2,` has empty entries: skipped, never sent as a key.
+    let gemini_keys: Vec<&str> =
+        args.gemini_keys.iter().map(|key| key.trim()).filter(|key| !key.is_empty()).collect();
+    if !gemini_keys.is_empty() {
         let mut config = GeminiConfig::new("gemini");
         if let Some(url) = &args.gemini_base_url {
             config.base_url.clone_from(url);
         }
         builder = builder.provider(Arc::new(Gemini::try_new(config, Arc::clone(clock))?));
-        for (idx, secret) in args.gemini_keys.iter().enumerate() {
-            let credential = Credential::new(format!("gemini-{}", idx + 1), secret.trim());
+        for (idx, secret) in gemini_keys.iter().enumerate() {
+            let credential = Credential::new(format!("gemini-{}", idx + 1), *secret);
             builder = builder.credential("gemini", credential);
         }
         targets.push(format!("gemini/{}", args.gemini_model));
