@@ -124,3 +124,59 @@ async fn coverage_rises_and_gemini_keys_rotate() {
     assert!(first.starts_with("import unittest"), "{first}");
     assert!(!first.contains("```"), "{first}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_serves_when_every_gemini_key_is_rate_limited() {
+    let python = python();
+    let project = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture"), project.path());
+    let rate_limited = Failure::RateLimited {
+        window: Window::Minute,
+        unit: Unit::Requests,
+        limit: 10,
+        used: 10,
+        requested: 1,
+        retry_after: Duration::from_secs(60),
+    };
+    let gemini = MockUpstream::builder(GeminiWire)
+        .models(["gemini-2.0-flash"])
+        .key(KeyScript::valid("gemini-1", "sk-test-gemini-1-secret"))
+        .fault(FaultRule::always(Fault::Fail(rate_limited)))
+        .start()
+        .await
+        .unwrap();
+    let openai = MockUpstream::openai()
+        .models(["gpt-4o-mini"])
+        .key(KeyScript::valid("openai-1", "sk-test-openai-1-secret"))
+        .reply(ReplyScript::Text(ANSWER.to_owned()))
+        .start()
+        .await
+        .unwrap();
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coverage-optimizer"));
+    command
+        .args(["--project"])
+        .arg(project.path())
+        .args(["--python", &python, "--max-iterations", "1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GEMINI_KEYS", "sk-test-gemini-1-secret")
+        .env("GEMINI_BASE_URL", format!("http://{}", gemini.addr()))
+        .env("OPENAI_API_KEY", "sk-test-openai-1-secret")
+        .env("OPENAI_BASE_URL", openai.base_url())
+        .env("TARGET_COVERAGE", "100")
+        .env("BATCH_SIZE", "10");
+    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the optimizer failed:\n{stdout}\n{stderr}");
+    assert!(!stdout.contains("secret"), "a secret reached the output:\n{stdout}");
+
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["fallback_used"], Value::Bool(true), "{stdout}");
+    assert_eq!(report["multi_key_rotation"], Value::Bool(false), "{stdout}");
+    assert_eq!(report["target_achieved"], Value::Bool(true), "{stdout}");
+    assert_eq!(openai.counts("openai-1").unwrap().served, 1, "{stdout}");
+    assert_eq!(gemini.counts("gemini-1").unwrap().served, 0, "{stdout}");
+    assert!(report["total_errors"].as_u64().unwrap() >= 1, "{stdout}");
+}
