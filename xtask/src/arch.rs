@@ -57,6 +57,11 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "switchyard-redis",
             ][..],
         ),
+        // The example shows the crates used alone: the facade and the adapters, nothing else.
+        (
+            "coverage-optimizer",
+            &["switchyard", "switchyard-openai", "switchyard-anthropic", "switchyard-gemini"][..],
+        ),
     ])
 }
 
@@ -77,7 +82,9 @@ fn our_packages(metadata: &Value) -> Vec<&Value> {
         .expect("packages")
         .iter()
         .filter(|package| {
-            package["name"].as_str().is_some_and(|name| name.starts_with("switchyard"))
+            package["name"]
+                .as_str()
+                .is_some_and(|name| name.starts_with("switchyard") || name == "coverage-optimizer")
         })
         .collect()
 }

@@ -2,7 +2,7 @@
 //!
 //! - `test`: formatting, clippy, then every test of the workspace, with the services the tests
 //!   need started first (a real `redis-server` on a free loopback port, and a Python virtual
-//!   environment in `target/py` with the official `openai` SDK, passed as
+//!   environment in `target/py` with the official `openai` SDK and coverage.py, passed as
 //!   `SWITCHYARD_TEST_PYTHON`, and Debian's `chromium` with `chromedriver` for the status page's
 //!   browser test, installed with apt when missing). This is the README's test command and what
 //!   CI runs.

@@ -7,8 +7,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// The SDKs the tests use, as PyPI names them (and Python imports them).
-const PACKAGES: [&str; 2] = ["openai", "anthropic"];
+/// What the tests use, as PyPI names them (and Python imports them): the SDKs, and coverage.py
+/// for the coverage optimizer example.
+const PACKAGES: [&str; 3] = ["openai", "anthropic", "coverage"];
 
 /// The venv's interpreter, with every SDK importable; creates the venv when it is missing or
 /// broken, and installs what it lacks.
