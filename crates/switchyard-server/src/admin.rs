@@ -31,6 +31,7 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/scores", get(scores))
         .route("/admin/scores/import", post(import_scores))
         .route("/admin/feedback", post(feedback))
+        .route("/admin/keys/reset", post(reset_keys))
         .route("/admin/keys/{id}/{action}", post(key_action))
         .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
         .route("/admin/reload", post(reload))
@@ -310,6 +311,68 @@ async fn act(gateway: &Gateway, name: &str, action: &str) -> Result<Json<Value>,
         .and_then(|p| p.keys.iter().find(|k| k.id == key.as_str()))
         .map_or("available", |k| &k.state);
     Ok(Json(json!({ "provider": provider, "key": key, "state": state })))
+}
+
+/// The body of `POST /admin/keys/reset`: empty for every key, or one provider's.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    #[serde(default)]
+    provider: Option<String>,
+}
+
+/// Resets every key the ledger holds out, or one provider's; answers the keys reset by id
+/// and fingerprint.
+async fn reset_keys(
+    State(gateway): State<Gateway>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    let body: ResetBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ResetBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|error| ServerError::InvalidInput(format!("invalid request body: {error}")))?
+    };
+    let router = gateway.router();
+    // The provider is resolved against the routes' keys: a client's name creates nothing.
+    let provider = match body.provider {
+        None => None,
+        Some(name) => Some(
+            router
+                .keys()
+                .into_iter()
+                .map(|(provider, _)| provider)
+                .find(|provider| provider.as_str() == name)
+                .ok_or_else(|| {
+                    let shown: String = name.chars().take(64).collect();
+                    ServerError::Admin(switchyard::AdminError::UnknownProvider(ProviderId::from(
+                        shown.as_str(),
+                    )))
+                })?,
+        ),
+    };
+    let reset = router.reset_keys(provider.as_ref()).await.map_err(ServerError::Admin)?;
+    let config = gateway.shared.config.load_full();
+    let rows: Vec<Value> = reset
+        .iter()
+        .map(|(provider, key)| {
+            let fingerprint = config.fingerprints.get(&(provider.clone(), key.clone()));
+            json!({ "provider": provider, "key": key, "fingerprint": fingerprint })
+        })
+        .collect();
+    tracing::info!(
+        provider = provider.as_ref().map(ProviderId::as_str),
+        n_keys = rows.len(),
+        "admin bulk key reset"
+    );
+    if let Some(events) = &gateway.shared.events {
+        for provider in
+            reset.iter().map(|(provider, _)| provider).collect::<std::collections::BTreeSet<_>>()
+        {
+            events.request_check(provider);
+        }
+    }
+    Ok(Json(json!({ "reset": rows })))
 }
 
 async fn reload(State(gateway): State<Gateway>) -> Result<Json<Value>, ServerError> {

@@ -5,6 +5,7 @@
 mod admin;
 mod batch;
 mod budget;
+mod bulk_reset;
 mod cache;
 mod cascade;
 mod concurrency;
