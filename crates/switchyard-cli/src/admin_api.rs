@@ -163,6 +163,25 @@ impl AdminClient {
     }
 }
 
+/// The answer of `POST /admin/keys/reset`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetView {
+    /// The keys reset.
+    pub(crate) reset: Vec<ResetRow>,
+}
+
+/// One key reset: by id and fingerprint, never its secret.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetRow {
+    /// The provider.
+    pub(crate) provider: String,
+    /// The key's id.
+    pub(crate) key: String,
+    /// The key's fingerprint, when the gateway knows it.
+    #[serde(default)]
+    pub(crate) fingerprint: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,

@@ -9,6 +9,7 @@ mod input;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use switchyard_core::KeyId;
 use switchyard_vault::{
@@ -83,13 +84,59 @@ enum KeysCommand {
     /// completion; print a table, write the results JSON and seed the learned scores.
     /// Exit 0 when all pass, 1 when some fail, 2 when none work.
     Test(crate::keytest::KeyTestArgs),
+    /// Reset every key a running gateway's ledger holds out (cooling, exhausted, invalid,
+    /// billing), or one provider's, through its admin API; print the keys reset. Exit 2 when
+    /// the gateway refuses or cannot be reached.
+    Reset {
+        #[command(flatten)]
+        gateway: crate::status::GatewayArgs,
+        /// Only this provider's keys.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+}
+
+/// Runs `switchyard keys reset`: `POST /admin/keys/reset` on the gateway.
+fn reset(
+    gateway: &crate::status::GatewayArgs,
+    provider: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let body = match provider {
+        Some(provider) => serde_json::json!({ "provider": provider }),
+        None => serde_json::json!({}),
+    };
+    let client = gateway.client();
+    let answer =
+        runtime.block_on(client.post::<crate::admin_api::ResetView>("/admin/keys/reset", &body));
+    match answer {
+        Ok(view) => {
+            for row in &view.reset {
+                println!(
+                    "reset {}/{} ({})",
+                    row.provider,
+                    row.key,
+                    row.fingerprint.as_deref().unwrap_or("no fingerprint")
+                );
+            }
+            println!("{} key(s) reset", view.reset.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("switchyard keys reset: {error}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 /// Runs `switchyard keys`.
 pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     // The key test reads the configuration, not the vault: it needs no vault path.
     let path = match (&args.command, args.vault) {
-        (KeysCommand::Test(_), _) => PathBuf::new(),
+        (KeysCommand::Test(_) | KeysCommand::Reset { .. }, _) => PathBuf::new(),
         (_, Some(path)) => path,
         (_, None) => input::default_vault_path()?,
     };
@@ -134,6 +181,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Path => println!("{}", path.display()),
         KeysCommand::Test(test) => return crate::keytest::run(test),
+        KeysCommand::Reset { gateway, provider } => return reset(&gateway, provider),
     }
     Ok(ExitCode::SUCCESS)
 }
