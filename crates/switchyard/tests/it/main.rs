@@ -17,6 +17,7 @@ mod learned;
 mod learning;
 mod money;
 mod names;
+mod pin;
 mod probe;
 mod providers;
 mod restore;
