@@ -34,6 +34,7 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/keys/reset", post(reset_keys))
         .route("/admin/keys/{id}/{action}", post(key_action))
         .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
+        .route("/admin/keys/{provider}/{id}/pin", post(pin_key).delete(unpin_key))
         .route("/admin/reload", post(reload))
         .route("/admin/analytics/usage", get(usage))
         .route("/admin/analytics/hourly", get(hourly))
@@ -61,7 +62,18 @@ async fn unknown(Path(rest): Path<String>) -> ServerError {
 
 async fn status(State(gateway): State<Gateway>) -> Json<Value> {
     let view = gateway.status_view().await;
-    Json(serde_json::to_value(view).expect("invariant: the status view serializes"))
+    let mut json = serde_json::to_value(view).expect("invariant: the status view serializes");
+    // The pins in force, beside the keys: a list, so the status view's types stay as they are.
+    let pins: Vec<Value> = gateway
+        .router()
+        .pins()
+        .iter()
+        .map(|pin| {
+            json!({ "provider": pin.provider, "key": pin.key, "remaining_secs": pin.remaining.as_secs() })
+        })
+        .collect();
+    json["pins"] = Value::Array(pins);
+    Json(json)
 }
 
 async fn stats(State(gateway): State<Gateway>) -> Json<Value> {
@@ -373,6 +385,52 @@ async fn reset_keys(
         }
     }
     Ok(Json(json!({ "reset": rows })))
+}
+
+/// `POST /admin/keys/{provider}/{id}/pin` with `{"for_secs": N}`: the key's candidates go
+/// first on every route that holds them, for N seconds (at most a day).
+async fn pin_key(
+    State(gateway): State<Gateway>,
+    Path((provider, id)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|error| ServerError::InvalidInput(format!("invalid request body: {error}")))?;
+    let Some(fields) = body.as_object() else {
+        return Err(ServerError::InvalidInput("expected {\"for_secs\": N}".to_owned()));
+    };
+    if let Some(unknown) = fields.keys().find(|name| name.as_str() != "for_secs") {
+        let shown: String = unknown.chars().take(64).collect();
+        return Err(ServerError::InvalidInput(format!(
+            "unknown field {shown:?}; expected for_secs"
+        )));
+    }
+    let for_secs = match fields.get("for_secs").and_then(Value::as_u64) {
+        Some(secs) if secs > 0 => secs,
+        _ => {
+            return Err(ServerError::InvalidInput(format!(
+                "for_secs must be a whole number of seconds from 1 to {}",
+                switchyard::MAX_PIN.as_secs()
+            )));
+        }
+    };
+    let held = gateway
+        .router()
+        .pin_key(&provider, &key, std::time::Duration::from_secs(for_secs))
+        .map_err(ServerError::Admin)?;
+    tracing::info!(%provider, %key, secs = held.as_secs(), "admin key pin");
+    Ok(Json(json!({ "provider": provider, "key": key, "pinned_for_secs": held.as_secs() })))
+}
+
+/// `DELETE /admin/keys/{provider}/{id}/pin`: ends a pin.
+async fn unpin_key(
+    State(gateway): State<Gateway>,
+    Path((provider, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
+    let was_pinned = gateway.router().unpin_key(&provider, &key).map_err(ServerError::Admin)?;
+    Ok(Json(json!({ "provider": provider, "key": key, "was_pinned": was_pinned })))
 }
 
 async fn reload(State(gateway): State<Gateway>) -> Result<Json<Value>, ServerError> {

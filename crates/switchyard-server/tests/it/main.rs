@@ -10,5 +10,6 @@ mod edge;
 mod inbound;
 mod learned;
 mod metrics;
+mod pin;
 mod support;
 mod telemetry;
