@@ -129,6 +129,16 @@ impl AdminClient {
         Self::read(url, request).await
     }
 
+    /// `DELETE path`, the answer read as `T`.
+    ///
+    /// # Errors
+    /// [`AdminApiError`], by what went wrong.
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, AdminApiError> {
+        let url = format!("{}{path}", self.base);
+        let request = self.authorized(self.http.delete(&url));
+        Self::read(url, request).await
+    }
+
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(token) => request.bearer_auth(token.expose()),
