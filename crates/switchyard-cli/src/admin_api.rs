@@ -129,6 +129,16 @@ impl AdminClient {
         Self::read(url, request).await
     }
 
+    /// `DELETE path`, the answer read as `T`.
+    ///
+    /// # Errors
+    /// [`AdminApiError`], by what went wrong.
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, AdminApiError> {
+        let url = format!("{}{path}", self.base);
+        let request = self.authorized(self.http.delete(&url));
+        Self::read(url, request).await
+    }
+
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(token) => request.bearer_auth(token.expose()),
@@ -161,6 +171,25 @@ impl AdminClient {
             other => Err(AdminApiError::Status { url, status: other, message }),
         }
     }
+}
+
+/// The answer of `POST /admin/keys/reset`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetView {
+    /// The keys reset.
+    pub(crate) reset: Vec<ResetRow>,
+}
+
+/// One key reset: by id and fingerprint, never its secret.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetRow {
+    /// The provider.
+    pub(crate) provider: String,
+    /// The key's id.
+    pub(crate) key: String,
+    /// The key's fingerprint, when the gateway knows it.
+    #[serde(default)]
+    pub(crate) fingerprint: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -31,8 +31,10 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/scores", get(scores))
         .route("/admin/scores/import", post(import_scores))
         .route("/admin/feedback", post(feedback))
+        .route("/admin/keys/reset", post(reset_keys))
         .route("/admin/keys/{id}/{action}", post(key_action))
         .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
+        .route("/admin/keys/{provider}/{id}/pin", post(pin_key).delete(unpin_key))
         .route("/admin/reload", post(reload))
         .route("/admin/analytics/usage", get(usage))
         .route("/admin/analytics/hourly", get(hourly))
@@ -60,7 +62,18 @@ async fn unknown(Path(rest): Path<String>) -> ServerError {
 
 async fn status(State(gateway): State<Gateway>) -> Json<Value> {
     let view = gateway.status_view().await;
-    Json(serde_json::to_value(view).expect("invariant: the status view serializes"))
+    let mut json = serde_json::to_value(view).expect("invariant: the status view serializes");
+    // The pins in force, beside the keys: a list, so the status view's types stay as they are.
+    let pins: Vec<Value> = gateway
+        .router()
+        .pins()
+        .iter()
+        .map(|pin| {
+            json!({ "provider": pin.provider, "key": pin.key, "remaining_secs": pin.remaining.as_secs() })
+        })
+        .collect();
+    json["pins"] = Value::Array(pins);
+    Json(json)
 }
 
 async fn stats(State(gateway): State<Gateway>) -> Json<Value> {
@@ -310,6 +323,114 @@ async fn act(gateway: &Gateway, name: &str, action: &str) -> Result<Json<Value>,
         .and_then(|p| p.keys.iter().find(|k| k.id == key.as_str()))
         .map_or("available", |k| &k.state);
     Ok(Json(json!({ "provider": provider, "key": key, "state": state })))
+}
+
+/// The body of `POST /admin/keys/reset`: empty for every key, or one provider's.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    #[serde(default)]
+    provider: Option<String>,
+}
+
+/// Resets every key the ledger holds out, or one provider's; answers the keys reset by id
+/// and fingerprint.
+async fn reset_keys(
+    State(gateway): State<Gateway>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    let body: ResetBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ResetBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|error| ServerError::InvalidInput(format!("invalid request body: {error}")))?
+    };
+    let router = gateway.router();
+    // The provider is resolved against the routes' keys: a client's name creates nothing.
+    let provider = match body.provider {
+        None => None,
+        Some(name) => Some(
+            router
+                .keys()
+                .into_iter()
+                .map(|(provider, _)| provider)
+                .find(|provider| provider.as_str() == name)
+                .ok_or_else(|| {
+                    let shown: String = name.chars().take(64).collect();
+                    ServerError::Admin(switchyard::AdminError::UnknownProvider(ProviderId::from(
+                        shown.as_str(),
+                    )))
+                })?,
+        ),
+    };
+    let reset = router.reset_keys(provider.as_ref()).await.map_err(ServerError::Admin)?;
+    let config = gateway.shared.config.load_full();
+    let rows: Vec<Value> = reset
+        .iter()
+        .map(|(provider, key)| {
+            let fingerprint = config.fingerprints.get(&(provider.clone(), key.clone()));
+            json!({ "provider": provider, "key": key, "fingerprint": fingerprint })
+        })
+        .collect();
+    tracing::info!(
+        provider = provider.as_ref().map(ProviderId::as_str),
+        n_keys = rows.len(),
+        "admin bulk key reset"
+    );
+    if let Some(events) = &gateway.shared.events {
+        for provider in
+            reset.iter().map(|(provider, _)| provider).collect::<std::collections::BTreeSet<_>>()
+        {
+            events.request_check(provider);
+        }
+    }
+    Ok(Json(json!({ "reset": rows })))
+}
+
+/// `POST /admin/keys/{provider}/{id}/pin` with `{"for_secs": N}`: the key's candidates go
+/// first on every route that holds them, for N seconds (at most a day).
+async fn pin_key(
+    State(gateway): State<Gateway>,
+    Path((provider, id)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|error| ServerError::InvalidInput(format!("invalid request body: {error}")))?;
+    let Some(fields) = body.as_object() else {
+        return Err(ServerError::InvalidInput("expected {\"for_secs\": N}".to_owned()));
+    };
+    if let Some(unknown) = fields.keys().find(|name| name.as_str() != "for_secs") {
+        let shown: String = unknown.chars().take(64).collect();
+        return Err(ServerError::InvalidInput(format!(
+            "unknown field {shown:?}; expected for_secs"
+        )));
+    }
+    let for_secs = match fields.get("for_secs").and_then(Value::as_u64) {
+        Some(secs) if secs > 0 => secs,
+        _ => {
+            return Err(ServerError::InvalidInput(format!(
+                "for_secs must be a whole number of seconds from 1 to {}",
+                switchyard::MAX_PIN.as_secs()
+            )));
+        }
+    };
+    let held = gateway
+        .router()
+        .pin_key(&provider, &key, std::time::Duration::from_secs(for_secs))
+        .map_err(ServerError::Admin)?;
+    tracing::info!(%provider, %key, secs = held.as_secs(), "admin key pin");
+    Ok(Json(json!({ "provider": provider, "key": key, "pinned_for_secs": held.as_secs() })))
+}
+
+/// `DELETE /admin/keys/{provider}/{id}/pin`: ends a pin.
+async fn unpin_key(
+    State(gateway): State<Gateway>,
+    Path((provider, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
+    let was_pinned = gateway.router().unpin_key(&provider, &key).map_err(ServerError::Admin)?;
+    Ok(Json(json!({ "provider": provider, "key": key, "was_pinned": was_pinned })))
 }
 
 async fn reload(State(gateway): State<Gateway>) -> Result<Json<Value>, ServerError> {

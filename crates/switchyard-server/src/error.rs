@@ -156,6 +156,7 @@ impl ServerError {
             Self::AmbiguousKey { .. } => "AMBIGUOUS_KEY",
             Self::Admin(switchyard::AdminError::UnknownKey { .. }) => "UNKNOWN_KEY",
             Self::Admin(switchyard::AdminError::Ledger { .. }) => "QUOTA_BACKEND",
+            Self::Admin(switchyard::AdminError::UnknownProvider(_)) => "UNKNOWN_PROVIDER",
             Self::UnknownRequest(_) => "UNKNOWN_REQUEST",
             Self::InvalidQuality(_) => "INVALID_QUALITY",
             Self::InvalidInput(_) => "INVALID_INPUT",
@@ -208,6 +209,7 @@ impl ServerError {
             | Self::ReloadUnavailable => StatusCode::NOT_FOUND,
             Self::Admin(switchyard::AdminError::UnknownKey { .. }) => StatusCode::NOT_FOUND,
             Self::Admin(switchyard::AdminError::Ledger { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Admin(switchyard::AdminError::UnknownProvider(_)) => StatusCode::NOT_FOUND,
             Self::Analytics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -45,6 +45,9 @@ pub enum AdminError {
         #[source]
         source: Box<QuotaError>,
     },
+    /// No configured candidate uses this provider.
+    #[error("no key is configured for provider {0}")]
+    UnknownProvider(ProviderId),
 }
 
 impl Router {
@@ -116,6 +119,33 @@ impl Router {
         }
         tracing::info!(%provider, %key, "key reset by an operator");
         Ok(())
+    }
+
+    /// Resets every key the routes use ([`Router::reset_key`] on each), or only those of
+    /// `provider`: the bulk reset an operator runs after a provider's quotas came back.
+    /// Returns the keys reset, sorted.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownProvider`] when no route uses `provider`; [`AdminError::Ledger`]
+    /// when the ledger cannot be written (the keys before the failing one stay reset).
+    pub async fn reset_keys(
+        &self,
+        provider: Option<&ProviderId>,
+    ) -> Result<Vec<(ProviderId, KeyId)>, AdminError> {
+        let keys: Vec<(ProviderId, KeyId)> = self
+            .keys()
+            .into_iter()
+            .filter(|(p, _)| provider.is_none_or(|wanted| p == wanted))
+            .collect();
+        if let Some(provider) = provider
+            && keys.is_empty()
+        {
+            return Err(AdminError::UnknownProvider(provider.clone()));
+        }
+        for (provider, key) in &keys {
+            self.reset_key(provider, key).await?;
+        }
+        Ok(keys)
     }
 
     /// What operators changed on this router, to restore on the next.

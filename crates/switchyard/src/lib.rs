@@ -30,6 +30,8 @@ mod error;
 mod events;
 mod finish;
 mod guards;
+mod pin;
+mod pinned;
 mod probe;
 mod recent;
 mod router;
@@ -57,6 +59,7 @@ pub use config::{
 };
 pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, MAX_SKIPPED, RequestEvent, RouterEvent, SkippedEvent};
+pub use pin::{MAX_PIN, PinnedKey};
 pub use probe::{ProbeConfig, ProbeHandle, ProbeOutcome, ProbeResult};
 pub use router::{FeedbackError, Router};
 pub use stats::{RouterStats, SessionSummary};

@@ -23,6 +23,7 @@ use crate::config::{MAX_TIMEOUT, ModelFacts, Prefer, RouteConfig, RouterConfig};
 use crate::disabled::DisabledKeys;
 use crate::error::RouterError;
 use crate::events::{EventSink, RouterEvent, trace_event};
+use crate::pinned::PinnedKeys;
 use crate::recent::RecentRequests;
 use crate::stats::StatsCounters;
 use crate::strategy::{SplitMix64, Strategy, StrategyKind};
@@ -292,6 +293,7 @@ pub(crate) struct Inner {
     cache: Option<ResponseCache>,
     budgets: Option<Arc<Budgets>>,
     disabled: DisabledKeys,
+    pins: PinnedKeys,
 }
 
 impl Inner {
@@ -331,6 +333,7 @@ impl Inner {
             cache: config.cache.map(ResponseCache::new),
             budgets,
             disabled: DisabledKeys::default(),
+            pins: PinnedKeys::default(),
             config,
         }
     }
@@ -404,6 +407,10 @@ impl Inner {
 
     pub(crate) fn disabled(&self) -> &DisabledKeys {
         &self.disabled
+    }
+
+    pub(crate) fn pins(&self) -> &PinnedKeys {
+        &self.pins
     }
 
     pub(crate) fn has_route(&self, name: &str) -> bool {

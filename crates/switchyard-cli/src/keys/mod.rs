@@ -9,6 +9,7 @@ mod input;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use switchyard_core::KeyId;
 use switchyard_vault::{
@@ -83,13 +84,137 @@ enum KeysCommand {
     /// completion; print a table, write the results JSON and seed the learned scores.
     /// Exit 0 when all pass, 1 when some fail, 2 when none work.
     Test(crate::keytest::KeyTestArgs),
+    /// Reset every key a running gateway's ledger holds out (cooling, exhausted, invalid,
+    /// billing), or one provider's, through its admin API; print the keys reset. Exit 2 when
+    /// the gateway refuses or cannot be reached.
+    Reset {
+        #[command(flatten)]
+        gateway: crate::status::GatewayArgs,
+        /// Only this provider's keys.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Pin a key on a running gateway: every route that holds it tries it first (still
+    /// skipping it while it is cooling or spent) until the pin ends. Exit 2 on refusal.
+    Pin {
+        /// The key, as `<provider>/<key>` (`switchyard status` shows both).
+        key: String,
+        /// How long the pin holds, in seconds (the gateway clamps it to a day).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        for_secs: u64,
+        #[command(flatten)]
+        gateway: crate::status::GatewayArgs,
+    },
+    /// End a key's pin on a running gateway. Exit 2 on refusal.
+    Unpin {
+        /// The key, as `<provider>/<key>`.
+        key: String,
+        #[command(flatten)]
+        gateway: crate::status::GatewayArgs,
+    },
+}
+
+/// Runs `switchyard keys reset`: `POST /admin/keys/reset` on the gateway.
+fn reset(
+    gateway: &crate::status::GatewayArgs,
+    provider: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let body = match provider {
+        Some(provider) => serde_json::json!({ "provider": provider }),
+        None => serde_json::json!({}),
+    };
+    let client = gateway.client();
+    let answer =
+        runtime.block_on(client.post::<crate::admin_api::ResetView>("/admin/keys/reset", &body));
+    match answer {
+        Ok(view) => {
+            for row in &view.reset {
+                println!(
+                    "reset {}/{} ({})",
+                    row.provider,
+                    row.key,
+                    row.fingerprint.as_deref().unwrap_or("no fingerprint")
+                );
+            }
+            println!("{} key(s) reset", view.reset.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("switchyard keys reset: {error}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Runs `switchyard keys pin` (`for_secs` given) or `keys unpin` on the gateway.
+fn pin(
+    gateway: &crate::status::GatewayArgs,
+    name: &str,
+    for_secs: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let Some((provider, key)) = name.split_once('/') else {
+        eprintln!("switchyard keys: {name:?} is not <provider>/<key>");
+        return Ok(ExitCode::from(2));
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Path segments: the names are sent percent-encoded, never spliced raw into the URL.
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|byte| {
+                if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                    char::from(byte).to_string()
+                } else {
+                    format!("%{byte:02X}")
+                }
+            })
+            .collect()
+    };
+    let path = format!("/admin/keys/{}/{}/pin", encode(provider), encode(key));
+    let client = gateway.client();
+    let answer = runtime.block_on(async {
+        match for_secs {
+            Some(for_secs) => {
+                client
+                    .post::<serde_json::Value>(&path, &serde_json::json!({ "for_secs": for_secs }))
+                    .await
+            }
+            None => client.delete::<serde_json::Value>(&path).await,
+        }
+    });
+    match answer {
+        Ok(answer) => {
+            match answer["pinned_for_secs"].as_u64() {
+                Some(secs) => println!("pinned {provider}/{key} for {secs}s"),
+                None if answer["was_pinned"] == true => println!("unpinned {provider}/{key}"),
+                None => println!("{provider}/{key} was not pinned"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("switchyard keys: {error}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 /// Runs `switchyard keys`.
 pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     // The key test reads the configuration, not the vault: it needs no vault path.
     let path = match (&args.command, args.vault) {
-        (KeysCommand::Test(_), _) => PathBuf::new(),
+        (
+            KeysCommand::Test(_)
+            | KeysCommand::Reset { .. }
+            | KeysCommand::Pin { .. }
+            | KeysCommand::Unpin { .. },
+            _,
+        ) => PathBuf::new(),
         (_, Some(path)) => path,
         (_, None) => input::default_vault_path()?,
     };
@@ -134,6 +259,9 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Path => println!("{}", path.display()),
         KeysCommand::Test(test) => return crate::keytest::run(test),
+        KeysCommand::Reset { gateway, provider } => return reset(&gateway, provider),
+        KeysCommand::Pin { key, for_secs, gateway } => return pin(&gateway, &key, Some(for_secs)),
+        KeysCommand::Unpin { key, gateway } => return pin(&gateway, &key, None),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,12 @@
 
 mod admin;
 mod alerts;
+mod bulk_reset;
 mod chat;
 mod edge;
 mod inbound;
 mod learned;
 mod metrics;
+mod pin;
 mod support;
 mod telemetry;

@@ -5,6 +5,7 @@
 mod admin;
 mod batch;
 mod budget;
+mod bulk_reset;
 mod cache;
 mod cascade;
 mod concurrency;
@@ -16,6 +17,7 @@ mod learned;
 mod learning;
 mod money;
 mod names;
+mod pin;
 mod probe;
 mod providers;
 mod restore;
