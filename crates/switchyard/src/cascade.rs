@@ -257,7 +257,7 @@ impl<'a> Cascade<'a> {
         // NOTE: the spread's headroom reads the in-memory ledger only (a Redis ledger has
         // none to offer yet); this is the one place it is asked for.
         rules::tier(&route, open, &self.shunned, &mut order, self.inner.ledger().as_ref());
-        self.inner.pins().promote(self.inner.clock().now(), candidates, &mut order);
+        self.inner.pins().promote(self.inner.clock().as_ref(), candidates, &mut order);
         if std::mem::take(&mut self.first_ranking) && self.options.trace {
             let scores = scorer.score(candidates);
             let mut considered: Vec<Considered> = order

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::RwLock;
-use switchyard_core::{Candidate, KeyId, ProviderId};
+use switchyard_core::{Candidate, Clock, KeyId, ProviderId};
 
 /// The pinned keys and when each pin ends. Read on the hot path: one atomic load while no
 /// key is pinned, the usual case.
@@ -56,10 +56,12 @@ impl PinnedKeys {
 
     /// Moves the pinned candidates of `order` (indexes into `candidates`) to its front,
     /// keeping the ranking's order within the pinned and within the rest.
-    pub(crate) fn promote(&self, now: Instant, candidates: &[Candidate], order: &mut [usize]) {
+    /// The clock is read only when a key is pinned.
+    pub(crate) fn promote(&self, clock: &dyn Clock, candidates: &[Candidate], order: &mut [usize]) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
+        let now = clock.now();
         order.sort_by_key(|&idx| {
             !candidates.get(idx).is_some_and(|candidate| self.is_pinned(candidate, now))
         });
