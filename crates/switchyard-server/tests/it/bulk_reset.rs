@@ -2,12 +2,10 @@
 //! ledger holds out back in rotation, answered by id and fingerprint, never by secret.
 
 use serde_json::{Value, json};
-use switchyard::{QuotaConfig, StrategyKind};
 use switchyard_core::ManualClock;
 use switchyard_mock::KeyScript;
-use switchyard_server::{GatewayConfig, Services};
 
-use crate::support::{body, builder, credentials, key, mock, provider, secret, serve_with};
+use crate::support::{body, key, mock, secret, serve_two_keys_with_admin};
 
 const ADMIN: &str = "admin-token";
 
@@ -38,17 +36,8 @@ fn state_of(status: &Value, key: &str) -> String {
 async fn a_bulk_reset_brings_back_held_out_keys_behind_the_token() {
     let clock = ManualClock::default();
     let upstream = mock(&clock, vec![KeyScript::invalid("k1", secret("k1")), key("k2")]).await;
-    let router = credentials(
-        builder(&clock, QuotaConfig::default())
-            .provider(provider("groq", &upstream, &clock))
-            .route("default", StrategyKind::Priority, ["groq/gpt-4o-mini"]),
-        "groq",
-        &["k1", "k2"],
-    )
-    .build()
-    .expect("router builds");
-    let config = GatewayConfig { admin_token: Some(ADMIN.into()), ..GatewayConfig::default() };
-    let running = serve_with(router, &clock, config, Services::default()).await;
+    let running =
+        serve_two_keys_with_admin(&clock, &upstream, ("default", "groq/gpt-4o-mini"), ADMIN).await;
 
     let served = reqwest::Client::new()
         .post(running.url("/v1/chat/completions"))

@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard::{QuotaConfig, StrategyKind};
 use switchyard_core::ManualClock;
 use switchyard_mock::{Failure, Fault, FaultRule, Unit, Window};
-use switchyard_server::{GatewayConfig, Services};
 
-use crate::support::{body, builder, credentials, key, mock, provider, serve_with};
+use crate::support::{body, key, mock, serve_two_keys_with_admin};
 
 const ADMIN: &str = "admin-token";
 
@@ -17,17 +15,13 @@ const ADMIN: &str = "admin-token";
 async fn admin_status_shows_a_learned_limit_with_its_evidence() {
     let clock = ManualClock::default();
     let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
-    let router = credentials(
-        builder(&clock, QuotaConfig::default())
-            .provider(provider("groq", &upstream, &clock))
-            .route("fast", StrategyKind::Priority, ["groq/llama-3.3-70b-versatile"]),
-        "groq",
-        &["k1", "k2"],
+    let running = serve_two_keys_with_admin(
+        &clock,
+        &upstream,
+        ("fast", "groq/llama-3.3-70b-versatile"),
+        ADMIN,
     )
-    .build()
-    .expect("router builds");
-    let config = GatewayConfig { admin_token: Some(ADMIN.into()), ..GatewayConfig::default() };
-    let running = serve_with(router, &clock, config, Services::default()).await;
+    .await;
     let client = reqwest::Client::new();
     let chat =
         || client.post(running.url("/v1/chat/completions")).json(&body("fast", false)).send();

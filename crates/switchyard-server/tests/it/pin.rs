@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard::{QuotaConfig, StrategyKind};
 use switchyard_core::ManualClock;
-use switchyard_server::{GatewayConfig, Services};
 
-use crate::support::{Running, body, builder, credentials, key, mock, provider, serve_with};
+use crate::support::{Running, body, key, mock, serve_two_keys_with_admin};
 
 const ADMIN: &str = "admin-token";
 
@@ -43,17 +41,8 @@ async fn served_by(running: &Running, upstream: &switchyard_mock::MockUpstream) 
 async fn a_pin_sends_requests_to_its_key_until_deleted_or_expired() {
     let clock = ManualClock::default();
     let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
-    let router = credentials(
-        builder(&clock, QuotaConfig::default())
-            .provider(provider("groq", &upstream, &clock))
-            .route("default", StrategyKind::Priority, ["groq/gpt-4o-mini"]),
-        "groq",
-        &["k1", "k2"],
-    )
-    .build()
-    .expect("router builds");
-    let config = GatewayConfig { admin_token: Some(ADMIN.into()), ..GatewayConfig::default() };
-    let running = serve_with(router, &clock, config, Services::default()).await;
+    let running =
+        serve_two_keys_with_admin(&clock, &upstream, ("default", "groq/gpt-4o-mini"), ADMIN).await;
     let path = "/admin/keys/groq/k2/pin";
     let post = reqwest::Method::POST;
 

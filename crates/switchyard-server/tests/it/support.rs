@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard::{Backoff, Router, RouterBuilder, RouterConfig};
+use switchyard::{Backoff, Router, RouterBuilder, RouterConfig, StrategyKind};
 use switchyard_core::{Clock, Credential, ManualClock, Provider};
 use switchyard_mock::{KeyScript, MockUpstream};
 use switchyard_openai::{OpenAiConfig, OpenAiProvider, Preset};
@@ -176,4 +176,26 @@ pub(crate) async fn send_json(
 /// The JSON answer to `GET url`.
 pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
     client.get(url).send().await.expect("sent").json().await.expect("a JSON answer")
+}
+
+/// Keys `k1` and `k2` of provider `groq` on `upstream`, one priority route `route` to
+/// `target`, served behind the admin token `token`.
+pub(crate) async fn serve_two_keys_with_admin(
+    clock: &ManualClock,
+    upstream: &MockUpstream,
+    (route, target): (&str, &str),
+    token: &str,
+) -> Running {
+    let router =
+        credentials(
+            builder(clock, QuotaConfig::default())
+                .provider(provider("groq", upstream, clock))
+                .route(route, StrategyKind::Priority, [target]),
+            "groq",
+            &["k1", "k2"],
+        )
+        .build()
+        .expect("router builds");
+    let config = GatewayConfig { admin_token: Some(token.into()), ..GatewayConfig::default() };
+    serve_with(router, clock, config, Services::default()).await
 }
