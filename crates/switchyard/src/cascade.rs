@@ -64,7 +64,8 @@ where
     let mut cascade = Cascade::start(inner, route_name, request, options)?;
     let clock = inner.clock();
     loop {
-        if cascade.trace.attempts.len() >= cascade.meta.route.max_attempts() as usize {
+        let counted = cascade.trace.attempts.len() - cascade.teaching;
+        if counted >= cascade.meta.route.max_attempts() as usize {
             return Err(cascade.exhausted());
         }
         let now = clock.now();
@@ -163,6 +164,8 @@ struct Cascade<'a> {
     /// Providers that failed this request: ranked after every other.
     shunned: Vec<ProviderId>,
     load: Option<LoadGuard>,
+    /// Attempts that were a key's first 429: not counted against `max_attempts`.
+    teaching: usize,
 }
 
 impl<'a> Cascade<'a> {
@@ -208,6 +211,7 @@ impl<'a> Cascade<'a> {
             may_wait_for_free: route.prefer() == Prefer::Cost,
             shunned: Vec::new(),
             load,
+            teaching: 0,
             meta: RequestMeta { request_id, client: options.client.clone(), route, started },
         };
         let budgets = inner.budgets().map(|budgets| (budgets.as_ref(), clock.utc()));
@@ -294,8 +298,7 @@ impl<'a> Cascade<'a> {
             let slot = Arc::clone(&self.meta.route.slots()[idx]);
             if self.may_wait_for_free && slot.is_paid() {
                 let (utc, deadline) = (inner.clock().utc(), self.deadline);
-                // Every free candidate ranked above is spent for now, and one frees in time:
-                // wait for it rather than pay.
+                // Every free candidate ranked above is spent and one frees in time: wait.
                 if let Some(wake) = self.verdicts.free_wake(&self.meta.route, now, utc, deadline) {
                     return Ok(Pick::WaitForFree(wake));
                 }
@@ -370,9 +373,8 @@ impl<'a> Cascade<'a> {
         if self.max_wait.is_zero() {
             return None;
         }
-        let started = self.meta.started;
-        let limit =
-            started.checked_add(self.max_wait).map_or(self.deadline, |at| self.deadline.min(at));
+        let limit = (self.meta.started.checked_add(self.max_wait))
+            .map_or(self.deadline, |at| self.deadline.min(at));
         let wake = self.verdicts.wake_at(now, self.inner.clock().utc())?;
         (wake <= limit).then_some(wake)
     }
@@ -453,6 +455,7 @@ impl<'a> Cascade<'a> {
         mut guard: AttemptGuard,
     ) -> Result<(), RouterError> {
         attempt::settle_failure(self.inner.ledger().as_ref(), slot, permit, hold, &error).await;
+        self.teaching += usize::from(slot.first_limit(error.kind));
         let report = Report {
             usage: None,
             cost: None,

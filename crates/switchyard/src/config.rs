@@ -39,7 +39,10 @@ impl Price {
 /// Settings of the whole router.
 #[derive(Clone, Debug)]
 pub struct RouterConfig {
-    /// The most attempts one request makes (default 5).
+    /// The most attempts one request makes (default 5), not counting each key's first 429
+    /// since the router was built: that one teaches the ledger a limit nobody declared, and a
+    /// request that meets several spent keys at once still reaches the fallback. At most one
+    /// such attempt per key and model, so a request's calls stay bounded by the route's size.
     pub max_attempts: u32,
     /// A request's deadline unless its route or the call says otherwise (default 60 s).
     pub timeout: Duration,

@@ -162,3 +162,56 @@ async fn a_gemini_key_behind_an_openai_url_learns_its_limit_from_its_first_429()
     assert_eq!(m1.rate_limited, 1, "one 429, the one that taught the limit: {learned:?}");
     assert!(m1.served >= 8, "m1 kept serving as its window freed: {}", m1.served);
 }
+
+/// Keys another application spent: each first 429 teaches and is not one of the request's
+/// `max_attempts`; a key's second 429 is.
+#[tokio::test]
+async fn first_429s_of_keys_spent_elsewhere_do_not_use_up_the_attempts() {
+    let clock = ManualClock::default();
+    let window = || WindowQuota::requests_sliding(1, Duration::from_secs(10));
+    let mock = MockUpstream::builder(OpenAiWire::new(Flavor::Groq))
+        .clock(clock.clone())
+        .keys([
+            key("g1").window(window()),
+            key("g2").window(window()),
+            key("g3").window(window()),
+            key("g4"),
+        ])
+        .models(["llama-3.3-70b-versatile"])
+        .start()
+        .await
+        .expect("mock starts");
+    let target = ["groq/llama-3.3-70b-versatile"];
+    let router_of = |keys: &[&str], max_attempts: Option<u32>| {
+        let groq = openai_provider("groq", Preset::Groq, &mock, &clock);
+        let mut route = RouteConfig::new("fast", StrategyKind::Priority, target);
+        route.max_attempts = max_attempts;
+        credentials(builder(&clock, QuotaConfig::default()).provider(groq), "groq", keys)
+            .route_config(route)
+            .build()
+            .expect("router builds")
+    };
+    // The other application spends g1, g2 and g3 (one request each per 10 s).
+    let spend = || async {
+        for id in ["g1", "g2", "g3"] {
+            let other = router_of(&[id], None);
+            other.chat("fast", &request()).await.expect("the other application is served");
+        }
+    };
+    spend().await;
+    let router = router_of(&["g1", "g2", "g3", "g4"], Some(2));
+    let answer = router.chat("fast", &request()).await.expect("served past three teaching 429s");
+    assert_eq!(answer.served_by.key.as_str(), "g4");
+    assert_eq!(answer.trace.attempts.len(), 4, "{:?}", answer.trace.attempts);
+    for id in ["g1", "g2", "g3"] {
+        assert_eq!(mock.counts(id).expect("counted").rate_limited, 1, "{id}");
+    }
+    // Past the cooldowns the other application spends them again: these 429s are each key's
+    // second, so two of them end the request.
+    clock.advance(Duration::from_secs(11));
+    spend().await;
+    let error = router.chat("fast", &request()).await.expect_err("two attempts, both 429");
+    let trace = error.trace().expect("a trace");
+    assert_eq!(trace.attempts.len(), 2, "{:?}", trace.attempts);
+    assert_eq!(mock.counts("g4").expect("counted").served, 1, "g4 was not reached");
+}
