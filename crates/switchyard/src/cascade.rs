@@ -164,7 +164,7 @@ struct Cascade<'a> {
     /// Providers that failed this request: ranked after every other.
     shunned: Vec<ProviderId>,
     load: Option<LoadGuard>,
-    /// Attempts that were a key's first 429: not counted against `max_attempts`.
+    /// Attempts that were a candidate's first 429 of the request: not counted.
     teaching: usize,
 }
 
@@ -455,7 +455,7 @@ impl<'a> Cascade<'a> {
         mut guard: AttemptGuard,
     ) -> Result<(), RouterError> {
         attempt::settle_failure(self.inner.ledger().as_ref(), slot, permit, hold, &error).await;
-        self.teaching += usize::from(slot.first_limit(error.kind));
+        self.teaching += usize::from(self.trace.first_limit(slot.candidate(), error.kind));
         let report = Report {
             usage: None,
             cost: None,

@@ -39,10 +39,11 @@ impl Price {
 /// Settings of the whole router.
 #[derive(Clone, Debug)]
 pub struct RouterConfig {
-    /// The most attempts one request makes (default 5), not counting each key's first 429
-    /// since the router was built: that one teaches the ledger a limit nobody declared, and a
-    /// request that meets several spent keys at once still reaches the fallback. At most one
-    /// such attempt per key and model, so a request's calls stay bounded by the route's size.
+    /// The most attempts one request makes (default 5). A candidate's first 429 in a request
+    /// is not counted: a spent key is not a failed call (it is out until its reset, and often
+    /// teaches the ledger a limit nobody declared), so a request that meets several spent keys
+    /// still reaches the fallback. A request's calls stay bounded: `max_attempts` plus one per
+    /// candidate of its route.
     pub max_attempts: u32,
     /// A request's deadline unless its route or the call says otherwise (default 60 s).
     pub timeout: Duration,

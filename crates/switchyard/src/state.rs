@@ -5,13 +5,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use switchyard_core::{
-    Call, Candidate, ChatRequest, Clock, Credential, ErrorKind, Fingerprint, KeyId, ModelId,
-    Provider, ProviderId,
+    Call, Candidate, ChatRequest, Clock, Credential, Fingerprint, KeyId, ModelId, Provider,
+    ProviderId,
 };
 use switchyard_quota::{Estimate, QuotaLedger};
 use switchyard_score::Scorer;
@@ -44,8 +44,6 @@ pub(crate) struct Slot {
     in_flight: AtomicU32,
     /// Recent latency in microseconds (EWMA, alpha 0.3); 0 until the first answer.
     latency_us: AtomicU64,
-    /// Whether it has answered a rate limit since the router was built.
-    limited: AtomicBool,
     facts: ModelFacts,
 }
 
@@ -64,13 +62,6 @@ impl Slot {
 
     pub(crate) fn facts(&self) -> &ModelFacts {
         &self.facts
-    }
-
-    /// Marks an answer of `kind`: `true` for the slot's first rate limit since the router was
-    /// built (the 429 that teaches the ledger the key's limit when nobody declared it).
-    pub(crate) fn first_limit(&self, kind: ErrorKind) -> bool {
-        matches!(kind, ErrorKind::RateLimited { .. } | ErrorKind::QuotaExhausted { .. })
-            && !self.limited.swap(true, Ordering::Relaxed)
     }
 
     pub(crate) fn provider(&self) -> &dyn Provider {
@@ -511,7 +502,6 @@ impl Inner {
                         circuit: CircuitBreaker::new(circuit),
                         in_flight: AtomicU32::new(0),
                         latency_us: AtomicU64::new(0),
-                        limited: AtomicBool::new(false),
                         facts,
                     })
                 });

@@ -111,6 +111,18 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Whether a failure of `kind` is `candidate`'s first rate limit in this request (called
+    /// before its attempt is recorded). Scans the attempts on a 429 only.
+    pub(crate) fn first_limit(&self, candidate: &Candidate, kind: ErrorKind) -> bool {
+        let limited = |kind: ErrorKind| {
+            matches!(kind, ErrorKind::RateLimited { .. } | ErrorKind::QuotaExhausted { .. })
+        };
+        limited(kind)
+            && !self.attempts.iter().any(|attempt| {
+                &attempt.candidate == candidate && attempt.error.is_some_and(limited)
+            })
+    }
+
     pub(crate) fn skip(&mut self, candidate: &Candidate, skip: Skip) {
         match self.considered.iter_mut().find(|entry| &entry.candidate == candidate) {
             Some(entry) => entry.skipped = Some(skip),

@@ -163,10 +163,11 @@ async fn a_gemini_key_behind_an_openai_url_learns_its_limit_from_its_first_429()
     assert!(m1.served >= 8, "m1 kept serving as its window freed: {}", m1.served);
 }
 
-/// Keys another application spent: each first 429 teaches and is not one of the request's
-/// `max_attempts`; a key's second 429 is.
+/// Keys another application spent: each key's first 429 in a request is not one of its
+/// `max_attempts`, so the request reaches the key with room; a request still calls each spent
+/// key once at most.
 #[tokio::test]
-async fn first_429s_of_keys_spent_elsewhere_do_not_use_up_the_attempts() {
+async fn spent_keys_do_not_use_up_a_requests_attempts() {
     let clock = ManualClock::default();
     let window = || WindowQuota::requests_sliding(1, Duration::from_secs(10));
     let mock = MockUpstream::builder(OpenAiWire::new(Flavor::Groq))
@@ -200,18 +201,22 @@ async fn first_429s_of_keys_spent_elsewhere_do_not_use_up_the_attempts() {
     };
     spend().await;
     let router = router_of(&["g1", "g2", "g3", "g4"], Some(2));
-    let answer = router.chat("fast", &request()).await.expect("served past three teaching 429s");
+    let answer = router.chat("fast", &request()).await.expect("served past three spent keys");
     assert_eq!(answer.served_by.key.as_str(), "g4");
     assert_eq!(answer.trace.attempts.len(), 4, "{:?}", answer.trace.attempts);
     for id in ["g1", "g2", "g3"] {
         assert_eq!(mock.counts(id).expect("counted").rate_limited, 1, "{id}");
     }
-    // Past the cooldowns the other application spends them again: these 429s are each key's
-    // second, so two of them end the request.
+    // Spent again, with no key to fall back to and one attempt allowed: each spent key is
+    // called once, then the request ends with the quota error.
     clock.advance(Duration::from_secs(11));
     spend().await;
-    let error = router.chat("fast", &request()).await.expect_err("two attempts, both 429");
+    let spent_only = router_of(&["g1", "g2", "g3"], Some(1));
+    let error = spent_only.chat("fast", &request()).await.expect_err("every key spent");
     let trace = error.trace().expect("a trace");
-    assert_eq!(trace.attempts.len(), 2, "{:?}", trace.attempts);
-    assert_eq!(mock.counts("g4").expect("counted").served, 1, "g4 was not reached");
+    assert_eq!(trace.attempts.len(), 3, "{:?}", trace.attempts);
+    assert_eq!(error.code(), "QUOTA_EXCEEDED", "{error}");
+    for id in ["g1", "g2", "g3"] {
+        assert_eq!(mock.counts(id).expect("counted").rate_limited, 2, "{id}");
+    }
 }
