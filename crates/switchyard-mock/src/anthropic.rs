@@ -89,6 +89,7 @@ impl WireFormat for AnthropicWire {
         if let Some(tools) = body.get("tools") {
             prompt_text.push_str(&tools.to_string());
         }
+        let reasoning = thinking(body, max_tokens)?;
         Ok(ChatSummary {
             model: model.to_owned(),
             stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -96,6 +97,7 @@ impl WireFormat for AnthropicWire {
             prompt_text,
             last_user_text,
             max_tokens: Some(u32::try_from(max_tokens).unwrap_or(u32::MAX)),
+            reasoning,
         })
     }
 
@@ -339,6 +341,31 @@ fn content_text(content: &Value) -> String {
             .concat(),
         _ => String::new(),
     }
+}
+
+/// Whether `thinking` is enabled, refused as Anthropic refuses it: a budget under 1024, not
+/// below `max_tokens`, or beside a `temperature`.
+fn thinking(body: &Value, max_tokens: u64) -> Result<bool, String> {
+    if body.pointer("/thinking/type").and_then(Value::as_str) != Some("enabled") {
+        return Ok(false);
+    }
+    let budget_tokens = body
+        .pointer("/thinking/budget_tokens")
+        .and_then(Value::as_u64)
+        .ok_or("thinking.enabled.budget_tokens: Field required")?;
+    if budget_tokens < 1024 {
+        return Err(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+                .to_owned(),
+        );
+    }
+    if budget_tokens >= max_tokens {
+        return Err("`max_tokens` must be greater than `thinking.budget_tokens`".to_owned());
+    }
+    if body.get("temperature").is_some() {
+        return Err("`temperature` may only be set to 1 when thinking is enabled".to_owned());
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

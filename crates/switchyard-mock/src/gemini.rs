@@ -162,6 +162,10 @@ impl WireFormat for GeminiWire {
             prompt_text,
             last_user_text,
             max_tokens,
+            reasoning: body
+                .pointer("/generationConfig/thinkingConfig/thinkingBudget")
+                .and_then(Value::as_i64)
+                .is_some_and(|budget| budget != 0),
         })
     }
 
@@ -326,12 +330,22 @@ fn response(
         candidate["finishReason"] = json!(finish);
     }
     let created = DateTime::from_timestamp(reply.created, 0).unwrap_or_default();
-    json!({
-        "candidates": [candidate],
-        "usageMetadata": {"promptTokenCount": reply.usage.prompt_tokens,
+    let mut usage = json!({"promptTokenCount": reply.usage.prompt_tokens,
                           "candidatesTokenCount": completion_tokens,
                           "totalTokenCount": reply.usage.prompt_tokens + completion_tokens,
-                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.usage.prompt_tokens}]},
+                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.usage.prompt_tokens}]});
+    // Gemini counts the thinking apart from the candidates; the thinking is done before the
+    // first chunk, so every chunk carries it.
+    if let Some(thoughts) = reply.usage.reasoning_tokens {
+        let answer_so_far = completion_tokens.saturating_sub(thoughts);
+        let answer_tokens = if finish.is_some() { answer_so_far } else { completion_tokens };
+        usage["candidatesTokenCount"] = json!(answer_tokens);
+        usage["thoughtsTokenCount"] = json!(thoughts);
+        usage["totalTokenCount"] = json!(reply.usage.prompt_tokens + answer_tokens + thoughts);
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": usage,
         "modelVersion": reply.model,
         "responseId": reply.id.trim_start_matches("chatcmpl-"),
         "createTime": created.to_rfc3339_opts(SecondsFormat::Micros, true),

@@ -11,5 +11,6 @@ mod inbound;
 mod learned;
 mod metrics;
 mod pin;
+mod reasoning;
 mod support;
 mod telemetry;
