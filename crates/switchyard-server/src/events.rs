@@ -24,7 +24,10 @@ use switchyard_core::{Clock, ErrorKind};
 use switchyard_store::analytics::{AnalyticsEvent, AnalyticsWriter, EventKind};
 
 /// Attempts remembered per key for the success-rate alert.
-const RECENT_OUTCOMES: usize = 20;
+pub(crate) const RECENT_OUTCOMES: usize = 20;
+
+/// Successful attempts' latencies remembered per provider for the latency alert.
+const RECENT_LATENCIES: usize = 100;
 
 #[derive(Default)]
 struct KeyRecent {
@@ -40,6 +43,8 @@ pub struct EventHub {
     analytics: Option<AnalyticsWriter>,
     /// Configured keys that made an attempt.
     keys: DashMap<(ProviderId, KeyId), KeyRecent>,
+    /// Configured providers' latest successful attempt latencies, newest last.
+    latencies: DashMap<ProviderId, VecDeque<std::time::Duration>>,
     /// Providers the alert task should look at, and the ones it keeps watching.
     checks: Mutex<Checks>,
     alerts_on: AtomicBool,
@@ -70,6 +75,7 @@ impl EventHub {
             clock,
             analytics,
             keys: DashMap::new(),
+            latencies: DashMap::new(),
             checks: Mutex::new(Checks::default()),
             alerts_on: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
@@ -90,6 +96,19 @@ impl EventHub {
         let recent = self.keys.get(&(provider.clone(), KeyId::from(key)))?;
         let successes = recent.outcomes.iter().filter(|ok| **ok).count();
         Some((recent.outcomes.len(), successes))
+    }
+
+    /// The 95th percentile (nearest rank) of the provider's recent successful attempt
+    /// latencies, and how many there are: `(samples, p95)`.
+    pub(crate) fn latency_p95(
+        &self,
+        provider: &ProviderId,
+    ) -> Option<(usize, std::time::Duration)> {
+        let mut sorted: Vec<std::time::Duration> =
+            self.latencies.get(provider)?.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = (sorted.len() * 95).div_ceil(100).checked_sub(1)?;
+        Some((sorted.len(), sorted[rank]))
     }
 
     /// The fingerprint an attempt showed for this candidate's key.
@@ -142,6 +161,14 @@ impl EventHub {
             }
             recent.outcomes.push_back(attempt.error.is_none());
         }
+        if attempt.error.is_none() {
+            // Attempts go to configured providers only: the map stays as small as the config.
+            let mut latencies = self.latencies.entry(candidate.provider.clone()).or_default();
+            if latencies.len() == RECENT_LATENCIES {
+                latencies.pop_front();
+            }
+            latencies.push_back(attempt.latency);
+        }
         let check = attempt.error.is_some()
             || (self.alerts_on.load(Ordering::Relaxed)
                 && lock(&self.checks).watched.contains(&candidate.provider));
@@ -186,13 +213,33 @@ impl EventHub {
             success: request.error.is_none(),
             error_class: request.error.map(str::to_owned),
             quota_error: matches!(request.error, Some("QUOTA_EXCEEDED" | "PARTIAL_QUOTA")),
-            status: None,
+            status: client_status(request),
             latency_ms: request.latency.as_secs_f64() * 1000.0,
             prompt_tokens: u64::from(usage.prompt_tokens),
             completion_tokens: u64::from(usage.completion_tokens),
             cost: request.cost,
         })
     }
+}
+
+/// The HTTP status the client got for a routed request: 200 once an answer began (a stream cut
+/// later was sent as 200), else the status the gateway answers the router's error with (as
+/// [`ServerError::status`](crate::error::ServerError::status) does; the event carries the
+/// error's code only). `None` for a code this table does not know.
+fn client_status(request: &switchyard::RequestEvent) -> Option<u16> {
+    if request.served_by.is_some() {
+        return Some(200);
+    }
+    let status = match request.error? {
+        "QUOTA_EXCEEDED" | "PARTIAL_QUOTA" | "BUDGET_EXCEEDED" => 429,
+        "INVALID_KEYS" | "QUOTA_BACKEND" | "OVERLOADED" => 503,
+        "ALL_PROVIDERS_FAILED" => 502,
+        "BAD_REQUEST" | "CONTENT_FILTERED" => 400,
+        "DEADLINE_EXCEEDED" => 504,
+        "UNKNOWN_MODEL" => 404,
+        _ => return None,
+    };
+    Some(status)
 }
 
 /// Whether a failure is a spent rate limit or quota.
@@ -225,5 +272,59 @@ impl EventSink for EventHub {
             // A full queue drops the row and counts it (shown in /metrics); the request goes on.
             writer.record(row);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use switchyard::{RequestEvent, RouterError};
+
+    use super::client_status;
+    use crate::error::ServerError;
+
+    fn request(error: Option<&'static str>) -> RequestEvent {
+        RequestEvent {
+            request_id: "r1".into(),
+            route: "default".into(),
+            client: None,
+            served_by: None,
+            attempted: None,
+            n_attempts: 1,
+            latency: Duration::from_millis(5),
+            usage: None,
+            cost: None,
+            error,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_recorded_status_is_the_one_the_gateway_answers_with() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let sources = [
+            RouterError::UnknownModel { name: "x".into(), valid: Vec::new(), n_valid: 0 },
+            RouterError::InvalidKeys { route: "r".into(), n_keys: 1, trace: Box::default() },
+            RouterError::AllProvidersFailed { route: "r".into(), trace: Box::default() },
+            RouterError::DeadlineExceeded {
+                route: "r".into(),
+                after: Duration::from_secs(1),
+                trace: Box::default(),
+            },
+            RouterError::QuotaExceeded {
+                route: "r".into(),
+                n_keys: 2,
+                earliest_reset: None,
+                trace: Box::default(),
+            },
+        ];
+        for source in sources {
+            let code = source.code();
+            let answered = ServerError::Router { source, now }.status().as_u16();
+            assert_eq!(client_status(&request(Some(code))), Some(answered), "{code}");
+        }
+        assert_eq!(client_status(&request(Some("SOMETHING_NEW"))), None);
     }
 }
