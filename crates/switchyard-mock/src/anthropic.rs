@@ -403,6 +403,30 @@ mod tests {
     }
 
     #[test]
+    fn thinking_is_refused_as_anthropic_refuses_it_and_read_when_valid() {
+        let parse = |extra: Value| {
+            let mut body = json!({"model": "m", "max_tokens": 3000,
+                                  "messages": [{"role": "user", "content": "hi"}]});
+            for (name, value) in extra.as_object().expect("an object") {
+                body[name] = value.clone();
+            }
+            AnthropicWire.parse_chat(Operation::Chat, "/v1/messages", &body)
+        };
+        let thinking =
+            |budget: u64| json!({"thinking": {"type": "enabled", "budget_tokens": budget}});
+        assert!(parse(thinking(2048)).expect("valid").reasoning);
+        assert!(!parse(json!({"thinking": {"type": "disabled"}})).expect("valid").reasoning);
+        assert!(!parse(json!({})).expect("valid").reasoning);
+        let low = parse(thinking(1000)).expect_err("under 1024");
+        assert!(low.contains("greater than or equal to 1024"), "{low}");
+        let over = parse(thinking(3000)).expect_err("not below max_tokens");
+        assert_eq!(over, "`max_tokens` must be greater than `thinking.budget_tokens`");
+        let mut warm = thinking(2048);
+        warm["temperature"] = json!(0.5);
+        assert!(parse(warm).expect_err("with a temperature").contains("temperature"));
+    }
+
+    #[test]
     fn the_stream_ends_with_message_stop_and_carries_cumulative_usage() {
         let frames = AnthropicWire.stream_frames(&ChatSummary::default(), &reply()).frames;
         let text: Vec<String> =

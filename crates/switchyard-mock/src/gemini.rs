@@ -485,4 +485,41 @@ mod tests {
         assert_eq!(chunk["usageMetadata"]["candidatesTokenCount"], 2);
         assert_eq!(chunk["usageMetadata"]["totalTokenCount"], 6);
     }
+
+    #[test]
+    fn thinking_is_counted_apart_from_the_candidates() {
+        let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                          "generationConfig": {"thinkingConfig": {"thinkingBudget": 1024}}});
+        let path = "/v1beta/models/gemini-2.5-flash:generateContent";
+        let summary = GeminiWire.parse_chat(Operation::Chat, path, &body).expect("parses");
+        assert!(summary.reasoning);
+        let off = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                         "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}});
+        assert!(!GeminiWire.parse_chat(Operation::Chat, path, &off).expect("parses").reasoning);
+        let mut usage = Usage::new(4, 2 + 24);
+        usage.reasoning_tokens = Some(24);
+        let reply = Reply {
+            id: "chatcmpl-mock-2".into(),
+            model: "gemini-mock".into(),
+            created: 0,
+            text: "a b".into(),
+            pieces: vec!["a".into(), " b".into()],
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::Stop,
+            usage,
+        };
+        let plain = GeminiWire.chat_body(&summary, &reply);
+        let metadata = &plain["usageMetadata"];
+        assert_eq!(
+            (&metadata["candidatesTokenCount"], &metadata["thoughtsTokenCount"]),
+            (&json!(2), &json!(24))
+        );
+        assert_eq!(metadata["totalTokenCount"], 30);
+        let frames = GeminiWire.stream_frames(&summary, &reply).frames;
+        let first = String::from_utf8_lossy(&frames[0]);
+        let chunk: Value =
+            serde_json::from_str(first.trim().trim_start_matches("data: ")).expect("json");
+        assert_eq!(chunk["usageMetadata"]["candidatesTokenCount"], 1, "the answer so far");
+        assert_eq!(chunk["usageMetadata"]["thoughtsTokenCount"], 24);
+    }
 }
