@@ -208,7 +208,13 @@ impl<'a> Cascade<'a> {
             may_wait_for_free: route.prefer() == Prefer::Cost,
             shunned: Vec::new(),
             load,
-            meta: RequestMeta { request_id, client: options.client.clone(), route, started },
+            meta: RequestMeta {
+                request_id,
+                client: options.client.clone(),
+                tags: request.tags.clone(),
+                route,
+                started,
+            },
         };
         let budgets = inner.budgets().map(|budgets| (budgets.as_ref(), clock.utc()));
         let context =

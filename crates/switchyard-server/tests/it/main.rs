@@ -4,6 +4,7 @@
 
 mod admin;
 mod alerts;
+mod analytics;
 mod bulk_reset;
 mod chat;
 mod edge;
