@@ -81,8 +81,9 @@ impl std::fmt::Debug for AlertConfig {
 
 impl AlertConfig {
     /// Alerts to `webhook_url` with the defaults: a queue of 64, 5 posts 1 s apart and
-    /// doubling, a recheck every 30 s, 10 s per post; `key_low_success` below 50 % of at least
-    /// 10 recent attempts, `latency_high` above a p95 of 30 s over at least 20 successes.
+    /// doubling, a recheck every 30 s, 10 s per post; `key_low_success` below 80 % of at least
+    /// 10 recent attempts (as `/admin/status` judges it), `latency_high` above a p95 of 30 s
+    /// over at least 20 successes.
     pub fn new(webhook_url: impl Into<String>) -> Self {
         Self {
             webhook_url: webhook_url.into(),
@@ -91,7 +92,7 @@ impl AlertConfig {
             backoff: Duration::from_secs(1),
             recheck: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
-            low_success_rate: 0.5,
+            low_success_rate: 0.8,
             low_success_min_attempts: 10,
             latency_p95: Some(Duration::from_secs(30)),
             latency_min_samples: 20,

@@ -200,6 +200,23 @@ async fn a_key_turning_invalid_is_told_once() {
     assert_eq!(posts[0]["status"], "PARTIAL_INVALID");
 }
 
+/// Waits until the watcher has run `rounds` rounds; bounded in real time, since it runs on a
+/// task a busy machine may schedule late.
+async fn rounds_reach(running: &crate::support::Running, rounds: u64) {
+    let mut seen = 0;
+    let reached = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            seen = alert_checks(running).await;
+            if seen >= rounds {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "the watcher ran {seen} rounds, not {rounds}");
+}
+
 /// The watcher's rounds so far, from `/metrics`.
 async fn alert_checks(running: &crate::support::Running) -> u64 {
     let text =
@@ -285,14 +302,11 @@ async fn a_failing_key_and_a_slow_provider_are_told_once_each_with_a_severity() 
     // More failures and another round of the clock raise nothing new.
     let checks = alert_checks(&running).await;
     hub.record(&attempt("k1", Duration::from_millis(300), Some(ErrorKind::ServerError)));
+    rounds_reach(&running, checks + 1).await;
+    // The clock's round: once the watcher sleeps again, so the advance wakes it.
+    wait_until("the watcher sleeps", || clock.sleepers() >= 1).await;
     clock.advance(Duration::from_secs(31));
-    let ran_again = tokio::time::timeout(Duration::from_secs(20), async {
-        while alert_checks(&running).await < checks + 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    assert!(ran_again.is_ok(), "the watcher ran again");
+    rounds_reach(&running, checks + 2).await;
     assert_eq!(kinds(&inbox).len(), 2, "{:#?}", inbox.lock().expect("inbox").posts);
 }
 
