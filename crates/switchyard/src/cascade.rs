@@ -208,13 +208,7 @@ impl<'a> Cascade<'a> {
             may_wait_for_free: route.prefer() == Prefer::Cost,
             shunned: Vec::new(),
             load,
-            meta: RequestMeta {
-                request_id,
-                client: options.client.clone(),
-                tags: request.tags.clone(),
-                route,
-                started,
-            },
+            meta: RequestMeta::new(request_id, options, request, route, started),
         };
         let budgets = inner.budgets().map(|budgets| (budgets.as_ref(), clock.utc()));
         let context =

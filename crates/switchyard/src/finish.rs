@@ -23,6 +23,24 @@ pub(crate) struct RequestMeta {
     pub(crate) started: Instant,
 }
 
+impl RequestMeta {
+    pub(crate) fn new(
+        request_id: String,
+        options: &crate::RequestOptions,
+        request: &switchyard_core::ChatRequest,
+        route: Arc<Route>,
+        started: Instant,
+    ) -> Self {
+        Self {
+            request_id,
+            client: options.client.clone(),
+            tags: request.tags.clone(),
+            route,
+            started,
+        }
+    }
+}
+
 /// How a request ended.
 #[derive(Clone, Copy)]
 pub(crate) enum Ending<'a> {
