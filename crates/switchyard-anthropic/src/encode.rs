@@ -112,7 +112,9 @@ pub fn encode_request(
             if temperature.is_some() {
                 tracing::debug!("anthropic takes no temperature while thinking; dropped");
             }
-            (max_tokens.saturating_add(budget_tokens), None, request.top_p.filter(|p| *p >= 0.95))
+            // `max_tokens` must stay above the budget, even for an answer limit of 0.
+            let max_tokens = max_tokens.max(1).saturating_add(budget_tokens);
+            (max_tokens, None, request.top_p.filter(|p| *p >= 0.95))
         }
     };
     let wire = MessagesRequest {
@@ -362,6 +364,8 @@ mod tests {
             serde_json::json!({"type": "enabled", "budget_tokens": 16384})
         );
         assert_eq!(encoded.body["max_tokens"], 1000 + 16384);
+        request.max_tokens = Some(0);
+        assert_eq!(wire(&request).max_tokens, 1 + 16384, "always above the budget");
     }
 
     #[test]
