@@ -44,6 +44,7 @@ fn attempt(idx: u32) -> AnalyticsEvent {
         prompt_tokens: u64::from(idx % 700),
         completion_tokens: u64::from(idx % 300),
         cost: Some(f64::from(idx % 7) / 10_000.0),
+        tags: Vec::new(),
     }
 }
 

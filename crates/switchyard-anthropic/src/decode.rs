@@ -343,6 +343,20 @@ mod tests {
     }
 
     #[test]
+    fn thinking_is_left_out_of_the_text_and_counted_only_as_output() {
+        // Anthropic bills thinking as output and gives no separate count of it.
+        let body = json!({"id": "m", "model": "c", "stop_reason": "end_turn", "content": [
+                {"type": "thinking", "thinking": "2 and 2...", "signature": "EqQB"},
+                {"type": "redacted_thinking", "data": "xx"},
+                {"type": "text", "text": "4"}],
+            "usage": {"input_tokens": 20, "output_tokens": 300}});
+        let response = decode_response(body.to_string().as_bytes(), None).expect("decodes");
+        assert_eq!(response.text, "4");
+        assert_eq!(response.usage, Usage::new(20, 300));
+        assert_eq!(response.usage.reasoning_tokens, None);
+    }
+
+    #[test]
     fn cache_tokens_count_as_input() {
         let body = json!({"id": "m", "model": "c", "content": [], "stop_reason": "max_tokens",
             "usage": {"input_tokens": 10, "output_tokens": 3, "cache_creation_input_tokens": 5, "cache_read_input_tokens": 100}});

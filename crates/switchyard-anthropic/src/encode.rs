@@ -9,17 +9,25 @@
 //!   [`DEFAULT_MAX_TOKENS`] (or the configured default);
 //! - `temperature` above Anthropic's 1.0 ceiling is clamped to 1.0; `seed` and a message's
 //!   `name` have no Anthropic field and are dropped with a debug line;
+//! - `reasoning_effort` becomes `thinking: {type: "enabled", budget_tokens}` with
+//!   [`ReasoningEffort::budget_tokens`] (1024, 2048, 8192, 16384); since Anthropic counts the
+//!   thinking inside `max_tokens`, the budget is added to the answer's limit, and
+//!   `temperature` (which thinking refuses) and a `top_p` below 0.95 are dropped. Thinking
+//!   cannot go with a forced tool call (`tool_choice` any or a named tool, JSON output), so
+//!   there the effort is dropped with a debug line;
 //! - JSON output (`response_format`) has no Messages field: it is asked for as a forced call
 //!   of an extra tool whose `input_schema` is the wanted schema, and [`crate::decode`] turns
 //!   that call back into the answer's text.
 
 use serde_json::{Value, json};
-use switchyard_core::{ChatRequest, ContentPart, Message, ResponseFormat, Role, ToolChoice};
+use switchyard_core::{
+    ChatRequest, ContentPart, Message, ReasoningEffort, ResponseFormat, Role, ToolChoice,
+};
 
 use crate::AnthropicError;
 use crate::wire::{
-    ContentBlock, ImageSource, MessagesRequest, WireContent, WireMessage, WireRole, WireTool,
-    WireToolChoice,
+    ContentBlock, ImageSource, MessagesRequest, WireContent, WireMessage, WireRole, WireThinking,
+    WireTool, WireToolChoice,
 };
 
 /// The output token limit sent when a request sets none. Anthropic requires one; 4096 is the
@@ -96,23 +104,54 @@ pub fn encode_request(
             Some(name)
         }
     };
+    let max_tokens = request.max_tokens.unwrap_or(default_max_tokens);
+    let thinking = thinking(request.reasoning_effort, tool_choice.as_ref());
+    let (max_tokens, temperature, top_p) = match thinking {
+        None => (max_tokens, temperature, request.top_p),
+        Some(WireThinking::Enabled { budget_tokens }) => {
+            if temperature.is_some() {
+                tracing::debug!("anthropic takes no temperature while thinking; dropped");
+            }
+            // `max_tokens` must stay above the budget, even for an answer limit of 0.
+            let max_tokens = max_tokens.max(1).saturating_add(budget_tokens);
+            (max_tokens, None, request.top_p.filter(|p| *p >= 0.95))
+        }
+    };
     let wire = MessagesRequest {
         model: model.to_owned(),
-        max_tokens: request.max_tokens.unwrap_or(default_max_tokens),
+        max_tokens,
         messages,
         system,
         temperature,
-        top_p: request.top_p,
+        top_p,
         stop_sequences: request.stop.clone(),
         stream,
         tools,
         tool_choice,
+        thinking,
     };
     let mut body = serde_json::to_value(&wire).expect("invariant: wire types serialize to JSON");
     for field in request.merge_extra(&mut body) {
         tracing::debug!(%field, "an extra field replaced the adapter's value");
     }
     Ok(Encoded { body, answer_tool })
+}
+
+/// Thinking for `effort`, unless the tool choice forces a call, which Anthropic refuses to
+/// combine with thinking.
+fn thinking(
+    effort: Option<ReasoningEffort>,
+    tool_choice: Option<&WireToolChoice>,
+) -> Option<WireThinking> {
+    let effort = effort?;
+    if matches!(tool_choice, Some(WireToolChoice::Any | WireToolChoice::Tool { .. })) {
+        tracing::debug!(
+            effort = effort.as_str(),
+            "anthropic cannot think with a forced tool call; dropped"
+        );
+        return None;
+    }
+    Some(WireThinking::Enabled { budget_tokens: effort.budget_tokens() })
 }
 
 /// The system messages' text joined by a blank line, wherever they stand in the conversation.
@@ -299,6 +338,55 @@ mod tests {
         let encoded =
             encode_request(request, "claude-test", DEFAULT_MAX_TOKENS, false).expect("encodes");
         serde_json::from_value(encoded.body).expect("reads back")
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_a_thinking_budget_within_a_raised_limit() {
+        let mut request = ChatRequest::from_user("think").with_max_tokens(500);
+        request.temperature = Some(0.3);
+        request.top_p = Some(0.5);
+        assert_eq!(wire(&request).thinking, None);
+        for effort in ReasoningEffort::ALL {
+            request.reasoning_effort = Some(effort);
+            let body = wire(&request);
+            let budget_tokens = effort.budget_tokens();
+            assert_eq!(body.thinking, Some(WireThinking::Enabled { budget_tokens }));
+            assert!(budget_tokens >= 1024, "anthropic's minimum budget");
+            assert_eq!(body.max_tokens, 500 + budget_tokens, "the answer keeps its 500");
+            assert_eq!((body.temperature, body.top_p), (None, None), "thinking refuses them");
+        }
+        request.top_p = Some(0.97);
+        assert_eq!(wire(&request).top_p, Some(0.97), "a top_p of 0.95 or more is allowed");
+        request.max_tokens = None;
+        let encoded = encode_request(&request, "claude-test", 1000, false).expect("encodes");
+        assert_eq!(
+            encoded.body["thinking"],
+            serde_json::json!({"type": "enabled", "budget_tokens": 16384})
+        );
+        assert_eq!(encoded.body["max_tokens"], 1000 + 16384);
+        request.max_tokens = Some(0);
+        assert_eq!(wire(&request).max_tokens, 1 + 16384, "always above the budget");
+    }
+
+    #[test]
+    fn a_forced_tool_call_goes_without_thinking() {
+        let mut request = ChatRequest::from_user("call it");
+        request.reasoning_effort = Some(ReasoningEffort::Low);
+        request.temperature = Some(0.3);
+        request.tools.push(Tool {
+            name: "f".into(),
+            description: None,
+            parameters: serde_json::json!({"type": "object"}),
+        });
+        request.tool_choice = Some(ToolChoice::Auto);
+        assert!(wire(&request).thinking.is_some(), "auto leaves the choice to the model");
+        request.tool_choice = Some(ToolChoice::Required);
+        let body = wire(&request);
+        assert_eq!(body.thinking, None);
+        assert_eq!(body.temperature, Some(0.3), "without thinking the temperature stays");
+        request.tool_choice = None;
+        request.response_format = Some(ResponseFormat::JsonObject);
+        assert_eq!(wire(&request).thinking, None, "JSON output is a forced call");
     }
 
     #[test]

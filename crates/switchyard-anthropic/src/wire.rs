@@ -39,6 +39,21 @@ pub struct MessagesRequest {
     /// Whether and which tool must be called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<WireToolChoice>,
+    /// Extended thinking, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<WireThinking>,
+}
+
+/// `thinking`: the model thinks in up to `budget_tokens` (at least 1024, below `max_tokens`)
+/// before answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WireThinking {
+    /// Thinking on, with its budget.
+    Enabled {
+        /// The most tokens the thinking may take.
+        budget_tokens: u32,
+    },
 }
 
 /// Who wrote a message: Anthropic knows only these two.

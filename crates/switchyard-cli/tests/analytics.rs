@@ -53,6 +53,7 @@ fn old_events(path: &Path) {
         prompt_tokens: 1,
         completion_tokens: 1,
         cost: Some(0.0),
+        tags: Vec::new(),
     };
     analytics.insert_batch(&[event("K8", 10), event("K9", 5)]).expect("written");
     assert_eq!(analytics.len().expect("counted"), 2);

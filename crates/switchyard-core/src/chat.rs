@@ -241,6 +241,69 @@ pub struct ChatRequest {
     /// Tags for routing rules; never sent upstream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// How hard the model should think before answering, for models that reason. Each adapter
+    /// maps it to its provider's control (see [`ReasoningEffort`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<ReasoningEffort>,
+}
+
+/// How much a reasoning model should think: OpenAI's `reasoning_effort` values. OpenAI-family
+/// providers take it as it is; providers that take a token budget instead (Anthropic's
+/// `thinking.budget_tokens`, Gemini's `thinkingConfig.thinkingBudget`) get
+/// [`ReasoningEffort::budget_tokens`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    /// As little thinking as the model allows.
+    Minimal,
+    /// A little.
+    Low,
+    /// Some.
+    Medium,
+    /// A lot.
+    High,
+}
+
+impl ReasoningEffort {
+    /// Every effort, least first.
+    pub const ALL: [Self; 4] = [Self::Minimal, Self::Low, Self::Medium, Self::High];
+
+    /// The thinking budget in tokens for providers that take one. `minimal` is 1024, the least
+    /// Anthropic accepts; each step up is a multiple of it, and `high` stays within every
+    /// current Gemini thinking model's ceiling (24576 for Flash).
+    pub fn budget_tokens(self) -> u32 {
+        match self {
+            Self::Minimal => 1024,
+            Self::Low => 2048,
+            Self::Medium => 8192,
+            Self::High => 16384,
+        }
+    }
+
+    /// The effort a token budget stands for: the largest whose budget fits in it (`minimal`
+    /// for anything smaller than `low`'s), so `from_budget_tokens(e.budget_tokens()) == e`.
+    pub fn from_budget_tokens(budget_tokens: u32) -> Self {
+        Self::ALL
+            .into_iter()
+            .rev()
+            .find(|effort| effort.budget_tokens() <= budget_tokens)
+            .unwrap_or(Self::Minimal)
+    }
+
+    /// The wire name (`minimal`, `low`, `medium`, `high`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+
+    /// Reads a wire name; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|effort| effort.as_str() == name)
+    }
 }
 
 impl ChatRequest {
@@ -338,6 +401,11 @@ pub struct Usage {
     pub completion_tokens: u32,
     /// Their sum as the provider reported it.
     pub total_tokens: u32,
+    /// The part of `completion_tokens` the model spent thinking, when the provider reports it
+    /// apart (OpenAI's `completion_tokens_details.reasoning_tokens`, Gemini's
+    /// `thoughtsTokenCount`); Anthropic counts thinking in its output tokens without a split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u32>,
 }
 
 impl Usage {
@@ -347,6 +415,7 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            reasoning_tokens: None,
         }
     }
 }
@@ -425,10 +494,25 @@ mod tests {
     }
 
     #[test]
+    fn efforts_map_to_budgets_and_back() {
+        for effort in ReasoningEffort::ALL {
+            assert_eq!(ReasoningEffort::from_budget_tokens(effort.budget_tokens()), effort);
+            assert_eq!(ReasoningEffort::from_name(effort.as_str()), Some(effort));
+        }
+        assert_eq!(ReasoningEffort::from_budget_tokens(0), ReasoningEffort::Minimal);
+        assert_eq!(ReasoningEffort::from_budget_tokens(5000), ReasoningEffort::Low);
+        assert_eq!(ReasoningEffort::from_budget_tokens(u32::MAX), ReasoningEffort::High);
+        assert_eq!(ReasoningEffort::from_name("extreme"), None);
+        let budgets: Vec<u32> = ReasoningEffort::ALL.map(ReasoningEffort::budget_tokens).into();
+        assert!(budgets.windows(2).all(|pair| pair[0] < pair[1]), "{budgets:?}");
+    }
+
+    #[test]
     fn request_round_trips_through_json() {
         let mut request = ChatRequest::from_user("hi").with_max_tokens(5);
         request.stop = vec!["END".into()];
         request.tool_choice = Some(ToolChoice::Function("lookup".into()));
+        request.reasoning_effort = Some(ReasoningEffort::High);
         let json = serde_json::to_string(&request).expect("serializes");
         let back: ChatRequest = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, request);

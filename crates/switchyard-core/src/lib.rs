@@ -34,8 +34,8 @@ pub use bounded::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LINE_BYTES, MAX_ERROR_BODY_BYTES, Oversized, ReadError,
 };
 pub use chat::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role,
-    Tool, ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, ReasoningEffort,
+    ResponseFormat, Role, Tool, ToolCall, ToolChoice, Usage,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credential::{Credential, Fingerprint};

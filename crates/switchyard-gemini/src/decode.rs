@@ -135,7 +135,7 @@ pub fn finish_reason(reason: &str, has_tool_calls: bool) -> FinishReason {
 }
 
 /// Input counts the prompt and tool-use prompts; output counts the answer and the thinking,
-/// both billed as output.
+/// both billed as output, and the thinking is also reported apart as reasoning tokens.
 pub fn usage(metadata: UsageMetadata) -> Usage {
     let prompt_tokens = metadata
         .prompt_token_count
@@ -143,6 +143,7 @@ pub fn usage(metadata: UsageMetadata) -> Usage {
     let completion_tokens =
         metadata.candidates_token_count.saturating_add(metadata.thoughts_token_count.unwrap_or(0));
     let mut usage = Usage::new(prompt_tokens, completion_tokens);
+    usage.reasoning_tokens = metadata.thoughts_token_count;
     if let Some(total) = metadata.total_token_count {
         usage.total_tokens = total;
     }
@@ -276,8 +277,27 @@ mod tests {
         assert_eq!(response.text, "42");
         assert_eq!(
             response.usage,
-            Usage { prompt_tokens: 10, completion_tokens: 31, total_tokens: 41 }
+            Usage {
+                prompt_tokens: 10,
+                completion_tokens: 31,
+                total_tokens: 41,
+                reasoning_tokens: Some(30)
+            }
         );
+    }
+
+    #[test]
+    fn the_last_stream_chunk_reports_the_thinking_tokens() {
+        let streamed = stream(&[
+            json!({"candidates": [{"content": {"parts": [{"text": "4"}]}}],
+                "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1}}),
+            json!({"candidates": [{"content": {"parts": [{"text": "2"}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2, "thoughtsTokenCount": 90, "totalTokenCount": 99}}),
+        ])
+        .expect("decodes");
+        assert_eq!(streamed.text, "42");
+        assert_eq!(streamed.usage.reasoning_tokens, Some(90));
+        assert_eq!(streamed.usage.completion_tokens, 92);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use switchyard_core::{ChatRequest, ContentPart, Message, ResponseFormat, Role, T
 use crate::GeminiError;
 use crate::wire::{
     Blob, CallingMode, Content, FunctionCall, FunctionCallingConfig, FunctionDeclaration,
-    FunctionResponse, GenerateContentRequest, GenerationConfig, Part, ToolConfig, WireRole,
-    WireTool,
+    FunctionResponse, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig, ToolConfig,
+    WireRole, WireTool,
 };
 
 /// The prefix of tool-call ids this adapter makes up for calls Gemini gave no id.
@@ -69,6 +69,9 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, GeminiError> {
         seed,
         response_mime_type,
         response_json_schema,
+        thinking_config: request
+            .reasoning_effort
+            .map(|effort| ThinkingConfig { thinking_budget: Some(effort.budget_tokens()) }),
     };
     let tools = if request.tools.is_empty() {
         Vec::new()
@@ -286,6 +289,21 @@ mod tests {
             body["generationConfig"],
             json!({"maxOutputTokens": 64, "temperature": 1.5, "topP": 0.9, "stopSequences": ["END"], "seed": 7})
         );
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_a_thinking_budget() {
+        let mut request = ChatRequest::from_user("think").with_max_tokens(64);
+        request.reasoning_effort = Some(switchyard_core::ReasoningEffort::Medium);
+        let body = encode_request(&request).expect("encodes");
+        assert_eq!(
+            body["generationConfig"],
+            json!({"maxOutputTokens": 64, "thinkingConfig": {"thinkingBudget": 8192}})
+        );
+        request.max_tokens = None;
+        request.reasoning_effort = Some(switchyard_core::ReasoningEffort::Minimal);
+        let body = encode_request(&request).expect("encodes");
+        assert_eq!(body["generationConfig"], json!({"thinkingConfig": {"thinkingBudget": 1024}}));
     }
 
     #[test]

@@ -142,6 +142,18 @@ pub struct GenerationConfig {
     /// The answer's JSON Schema (full JSON Schema, unlike the OpenAPI-subset `responseSchema`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_json_schema: Option<Value>,
+    /// How much a thinking model may think.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_config: Option<ThinkingConfig>,
+}
+
+/// `generationConfig.thinkingConfig`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThinkingConfig {
+    /// The most tokens the thinking may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<u32>,
 }
 
 impl GenerationConfig {

@@ -89,6 +89,7 @@ impl WireFormat for AnthropicWire {
         if let Some(tools) = body.get("tools") {
             prompt_text.push_str(&tools.to_string());
         }
+        let reasoning = thinking(body, max_tokens)?;
         Ok(ChatSummary {
             model: model.to_owned(),
             stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -96,6 +97,7 @@ impl WireFormat for AnthropicWire {
             prompt_text,
             last_user_text,
             max_tokens: Some(u32::try_from(max_tokens).unwrap_or(u32::MAX)),
+            reasoning,
         })
     }
 
@@ -341,6 +343,31 @@ fn content_text(content: &Value) -> String {
     }
 }
 
+/// Whether `thinking` is enabled, refused as Anthropic refuses it: a budget under 1024, not
+/// below `max_tokens`, or beside a `temperature`.
+fn thinking(body: &Value, max_tokens: u64) -> Result<bool, String> {
+    if body.pointer("/thinking/type").and_then(Value::as_str) != Some("enabled") {
+        return Ok(false);
+    }
+    let budget_tokens = body
+        .pointer("/thinking/budget_tokens")
+        .and_then(Value::as_u64)
+        .ok_or("thinking.enabled.budget_tokens: Field required")?;
+    if budget_tokens < 1024 {
+        return Err(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+                .to_owned(),
+        );
+    }
+    if budget_tokens >= max_tokens {
+        return Err("`max_tokens` must be greater than `thinking.budget_tokens`".to_owned());
+    }
+    if body.get("temperature").is_some() {
+        return Err("`temperature` may only be set to 1 when thinking is enabled".to_owned());
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +400,30 @@ mod tests {
             (summary.max_tokens, summary.last_user_text.as_str(), summary.prompt_text.as_str()),
             (Some(9), "hi", "syshi")
         );
+    }
+
+    #[test]
+    fn thinking_is_refused_as_anthropic_refuses_it_and_read_when_valid() {
+        let parse = |extra: Value| {
+            let mut body = json!({"model": "m", "max_tokens": 3000,
+                                  "messages": [{"role": "user", "content": "hi"}]});
+            for (name, value) in extra.as_object().expect("an object") {
+                body[name] = value.clone();
+            }
+            AnthropicWire.parse_chat(Operation::Chat, "/v1/messages", &body)
+        };
+        let thinking =
+            |budget: u64| json!({"thinking": {"type": "enabled", "budget_tokens": budget}});
+        assert!(parse(thinking(2048)).expect("valid").reasoning);
+        assert!(!parse(json!({"thinking": {"type": "disabled"}})).expect("valid").reasoning);
+        assert!(!parse(json!({})).expect("valid").reasoning);
+        let low = parse(thinking(1000)).expect_err("under 1024");
+        assert!(low.contains("greater than or equal to 1024"), "{low}");
+        let over = parse(thinking(3000)).expect_err("not below max_tokens");
+        assert_eq!(over, "`max_tokens` must be greater than `thinking.budget_tokens`");
+        let mut warm = thinking(2048);
+        warm["temperature"] = json!(0.5);
+        assert!(parse(warm).expect_err("with a temperature").contains("temperature"));
     }
 
     #[test]

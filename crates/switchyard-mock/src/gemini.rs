@@ -162,6 +162,10 @@ impl WireFormat for GeminiWire {
             prompt_text,
             last_user_text,
             max_tokens,
+            reasoning: body
+                .pointer("/generationConfig/thinkingConfig/thinkingBudget")
+                .and_then(Value::as_i64)
+                .is_some_and(|budget| budget != 0),
         })
     }
 
@@ -326,12 +330,22 @@ fn response(
         candidate["finishReason"] = json!(finish);
     }
     let created = DateTime::from_timestamp(reply.created, 0).unwrap_or_default();
-    json!({
-        "candidates": [candidate],
-        "usageMetadata": {"promptTokenCount": reply.usage.prompt_tokens,
+    let mut usage = json!({"promptTokenCount": reply.usage.prompt_tokens,
                           "candidatesTokenCount": completion_tokens,
                           "totalTokenCount": reply.usage.prompt_tokens + completion_tokens,
-                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.usage.prompt_tokens}]},
+                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.usage.prompt_tokens}]});
+    // Gemini counts the thinking apart from the candidates; the thinking is done before the
+    // first chunk, so every chunk carries it.
+    if let Some(thoughts) = reply.usage.reasoning_tokens {
+        let answer_so_far = completion_tokens.saturating_sub(thoughts);
+        let answer_tokens = if finish.is_some() { answer_so_far } else { completion_tokens };
+        usage["candidatesTokenCount"] = json!(answer_tokens);
+        usage["thoughtsTokenCount"] = json!(thoughts);
+        usage["totalTokenCount"] = json!(reply.usage.prompt_tokens + answer_tokens + thoughts);
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": usage,
         "modelVersion": reply.model,
         "responseId": reply.id.trim_start_matches("chatcmpl-"),
         "createTime": created.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -470,5 +484,42 @@ mod tests {
         assert_eq!(chunk["candidates"][0]["finishReason"], "STOP");
         assert_eq!(chunk["usageMetadata"]["candidatesTokenCount"], 2);
         assert_eq!(chunk["usageMetadata"]["totalTokenCount"], 6);
+    }
+
+    #[test]
+    fn thinking_is_counted_apart_from_the_candidates() {
+        let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                          "generationConfig": {"thinkingConfig": {"thinkingBudget": 1024}}});
+        let path = "/v1beta/models/gemini-2.5-flash:generateContent";
+        let summary = GeminiWire.parse_chat(Operation::Chat, path, &body).expect("parses");
+        assert!(summary.reasoning);
+        let off = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                         "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}});
+        assert!(!GeminiWire.parse_chat(Operation::Chat, path, &off).expect("parses").reasoning);
+        let mut usage = Usage::new(4, 2 + 24);
+        usage.reasoning_tokens = Some(24);
+        let reply = Reply {
+            id: "chatcmpl-mock-2".into(),
+            model: "gemini-mock".into(),
+            created: 0,
+            text: "a b".into(),
+            pieces: vec!["a".into(), " b".into()],
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::Stop,
+            usage,
+        };
+        let plain = GeminiWire.chat_body(&summary, &reply);
+        let metadata = &plain["usageMetadata"];
+        assert_eq!(
+            (&metadata["candidatesTokenCount"], &metadata["thoughtsTokenCount"]),
+            (&json!(2), &json!(24))
+        );
+        assert_eq!(metadata["totalTokenCount"], 30);
+        let frames = GeminiWire.stream_frames(&summary, &reply).frames;
+        let first = String::from_utf8_lossy(&frames[0]);
+        let chunk: Value =
+            serde_json::from_str(first.trim().trim_start_matches("data: ")).expect("json");
+        assert_eq!(chunk["usageMetadata"]["candidatesTokenCount"], 1, "the answer so far");
+        assert_eq!(chunk["usageMetadata"]["thoughtsTokenCount"], 24);
     }
 }

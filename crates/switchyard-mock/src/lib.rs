@@ -51,6 +51,6 @@ pub use script::{
 pub use server::{MockBuilder, MockError, MockUpstream};
 pub use state::{KeyCounts, Outcome, RecordedRequest};
 pub use wire::{
-    ChatSummary, Failure, Operation, Reply, StreamFrames, Unit, Window, WindowReading, WireFormat,
-    WireResponse, bearer, format_go_duration,
+    ChatSummary, Failure, MOCK_REASONING_TOKENS, Operation, Reply, StreamFrames, Unit, Window,
+    WindowReading, WireFormat, WireResponse, bearer, format_go_duration,
 };

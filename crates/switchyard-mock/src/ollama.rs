@@ -88,6 +88,7 @@ impl WireFormat for OllamaWire {
             prompt_text,
             last_user_text,
             max_tokens,
+            reasoning: false,
         })
     }
 

@@ -154,6 +154,7 @@ impl WireFormat for OpenAiWire {
             prompt_text,
             last_user_text,
             max_tokens,
+            reasoning: body.get("reasoning_effort").is_some_and(|effort| !effort.is_null()),
         })
     }
 
@@ -570,11 +571,15 @@ fn finish_reason(reply: &Reply) -> &'static str {
 }
 
 fn usage(reply: &Reply) -> Value {
-    json!({
+    let mut usage = json!({
         "prompt_tokens": reply.usage.prompt_tokens,
         "completion_tokens": reply.usage.completion_tokens,
         "total_tokens": reply.usage.total_tokens,
-    })
+    });
+    if let Some(reasoning_tokens) = reply.usage.reasoning_tokens {
+        usage["completion_tokens_details"] = json!({"reasoning_tokens": reasoning_tokens});
+    }
+    usage
 }
 
 /// The text of a message's `content`: a string, or the text parts of an array.

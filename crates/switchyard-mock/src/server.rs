@@ -32,7 +32,10 @@ use crate::script::{
     Fault, FaultRule, HintStyle, KeyScript, Latency, Quotas, ReplyScript, WindowQuota,
 };
 use crate::state::{GroupScript, KeyCounts, Outcome, RecordedRequest, State, Time};
-use crate::wire::{ChatSummary, Failure, Operation, Reply, StreamFrames, WireFormat, WireResponse};
+use crate::wire::{
+    ChatSummary, Failure, MOCK_REASONING_TOKENS, Operation, Reply, StreamFrames, WireFormat,
+    WireResponse,
+};
 
 /// The mock's one error: it could not start.
 #[derive(Debug, thiserror::Error)]
@@ -709,6 +712,7 @@ impl Shared {
         let (model, prompt_text, last_user, max_tokens) = summary.map_or(("", "", "", None), |s| {
             (s.model.as_str(), s.prompt_text.as_str(), s.last_user_text.as_str(), s.max_tokens)
         });
+        let reasoning_tokens = summary.filter(|s| s.reasoning).map(|_| MOCK_REASONING_TOKENS);
         let prompt_tokens = estimate_tokens(prompt_text).max(1);
         let (text, tool_calls) = match &self.reply {
             ReplyScript::Echo => (format!("You said: {last_user}"), Vec::new()),
@@ -728,7 +732,12 @@ impl Shared {
             .iter()
             .map(|call: &ToolCall| estimate_tokens(&call.name) + estimate_tokens(&call.arguments))
             .sum();
-        let completion_tokens = u32::try_from(pieces.len() + call_tokens).unwrap_or(u32::MAX);
+        let completion_tokens = u32::try_from(pieces.len() + call_tokens)
+            .unwrap_or(u32::MAX)
+            .saturating_add(reasoning_tokens.unwrap_or(0));
+        let mut usage =
+            Usage::new(u32::try_from(prompt_tokens).unwrap_or(u32::MAX), completion_tokens);
+        usage.reasoning_tokens = reasoning_tokens;
         Reply {
             id: format!("chatcmpl-mock-{seq}"),
             model: model.to_owned(),
@@ -737,7 +746,7 @@ impl Shared {
             pieces,
             tool_calls,
             finish_reason,
-            usage: Usage::new(u32::try_from(prompt_tokens).unwrap_or(u32::MAX), completion_tokens),
+            usage,
         }
     }
 }

@@ -42,7 +42,15 @@ pub struct ChatSummary {
     pub last_user_text: String,
     /// The output token limit, whatever the format calls it.
     pub max_tokens: Option<u32>,
+    /// Whether the request asked the model to think (OpenAI's `reasoning_effort`, Anthropic's
+    /// `thinking`, Gemini's `thinkingConfig.thinkingBudget` above 0): the answer then spends
+    /// [`MOCK_REASONING_TOKENS`] more output tokens thinking, reported apart where the format
+    /// does.
+    pub reasoning: bool,
 }
+
+/// The thinking tokens a mock answer spends when the request asked for reasoning.
+pub const MOCK_REASONING_TOKENS: u32 = 24;
 
 /// A successful answer, protocol-neutral; the format renders it plain or as stream frames.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -218,6 +218,12 @@ fn usage(usage: &Usage<'_>) -> Option<switchyard_core::Usage> {
         completion_tokens: completion,
         total_tokens: count(usage.total_tokens.as_ref())
             .unwrap_or(prompt.saturating_add(completion)),
+        // Part of the completion, so never more than it.
+        reasoning_tokens: usage
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|details| count(details.reasoning_tokens.as_ref()))
+            .map(|reasoning| reasoning.min(completion)),
     })
 }
 
@@ -240,6 +246,28 @@ mod tests {
         assert_eq!(response.finish_reason, Some(FinishReason::Stop));
         assert_eq!(response.usage, switchyard_core::Usage::new(9, 2));
         assert_eq!(response.created, Some(1_741_570_283));
+    }
+
+    #[test]
+    fn reasoning_tokens_are_read_plain_and_from_the_last_stream_chunk() {
+        let body = json!({"choices":[{"message":{"content":"4"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":12,"completion_tokens":70,"total_tokens":82,
+            "completion_tokens_details":{"reasoning_tokens":64,"audio_tokens":0}}});
+        let response = decode_response(body.to_string().as_bytes()).expect("decodes");
+        assert_eq!(response.usage.reasoning_tokens, Some(64));
+        assert_eq!(response.usage.completion_tokens, 70);
+        let last = json!({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":70,
+            "total_tokens":82,"completion_tokens_details":{"reasoning_tokens":64}}});
+        let chunk = decode_chunk(&last.to_string()).expect("decodes");
+        assert_eq!(chunk.usage.and_then(|usage| usage.reasoning_tokens), Some(64));
+        // A count beyond the completion it is part of is cut to it; none reported is `None`.
+        let inflated = json!({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":5,
+            "completion_tokens_details":{"reasoning_tokens":9000}}});
+        let chunk = decode_chunk(&inflated.to_string()).expect("decodes");
+        assert_eq!(chunk.usage.and_then(|usage| usage.reasoning_tokens), Some(5));
+        let none = json!({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":5}});
+        let chunk = decode_chunk(&none.to_string()).expect("decodes");
+        assert_eq!(chunk.usage.map(|usage| usage.reasoning_tokens), Some(None));
     }
 
     #[test]

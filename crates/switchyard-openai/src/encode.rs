@@ -80,6 +80,9 @@ impl Serialize for Body<'_> {
         {
             body.serialize_entry("response_format", &Wire(format))?;
         }
+        if let Some(effort) = request.reasoning_effort.filter(|_| field("reasoning_effort")) {
+            body.serialize_entry("reasoning_effort", effort.as_str())?;
+        }
         if self.stream {
             if field("stream") {
                 body.serialize_entry("stream", &true)?;
@@ -304,6 +307,21 @@ mod tests {
         let body = encode_request(&request, "gpt-4o-mini", Preset::OpenAi, false);
         assert_eq!(body["temperature"].to_string(), "0.9");
         assert_eq!(body["top_p"].to_string(), "0.1");
+    }
+
+    #[test]
+    fn reasoning_effort_goes_through_by_name_and_only_when_asked() {
+        let mut request = ChatRequest::from_user("hi");
+        let plain = encode_request(&request, "o4-mini", Preset::OpenAi, false);
+        assert!(plain.get("reasoning_effort").is_none());
+        request.reasoning_effort = Some(switchyard_core::ReasoningEffort::Minimal);
+        let body = encode_request(&request, "gpt-5", Preset::OpenAi, false);
+        assert_eq!(body["reasoning_effort"], "minimal");
+        let groq = encode_request(&request, "openai/gpt-oss-20b", Preset::Groq, true);
+        assert_eq!(groq["reasoning_effort"], "minimal");
+        let bytes = encode_request_body(&request, "gpt-5", Preset::OpenAi, false);
+        let parsed: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(parsed, body);
     }
 
     #[test]

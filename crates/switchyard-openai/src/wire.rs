@@ -373,11 +373,17 @@ lenient_object! {
 }
 
 lenient_object! {
+    /// What the completion tokens were spent on.
+    CompletionTokensDetails { reasoning_tokens: Scalar<'a> = "reasoning_tokens", }
+}
+
+lenient_object! {
     /// Token counts.
     Usage {
         prompt_tokens: Scalar<'a> = "prompt_tokens",
         completion_tokens: Scalar<'a> = "completion_tokens",
         total_tokens: Scalar<'a> = "total_tokens",
+        completion_tokens_details: CompletionTokensDetails<'a> = "completion_tokens_details",
     }
 }
 

@@ -78,7 +78,11 @@ async fn status(State(gateway): State<Gateway>) -> Json<Value> {
 
 async fn stats(State(gateway): State<Gateway>) -> Json<Value> {
     let stats = gateway.router().stats().await;
-    Json(serde_json::to_value(stats).expect("invariant: router stats serialize"))
+    let mut json = serde_json::to_value(stats).expect("invariant: router stats serialize");
+    if let Some(events) = &gateway.shared.events {
+        json["latency_cost"] = events.latency_cost();
+    }
+    Json(json)
 }
 
 async fn scores(State(gateway): State<Gateway>) -> Json<Value> {
@@ -575,10 +579,25 @@ async fn usage(
     State(gateway): State<Gateway>,
     parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<api::UsageView>, ServerError> {
-    let params = query(parsed, &["start", "end", "key"])?;
+    let params = query(parsed, &["start", "end", "key", "tag"])?;
     let (start, end) = window(&gateway, &params)?;
     let key = params.get("key").cloned();
-    report(&gateway, move |analytics| analytics.usage(start, end, key.as_deref())).await
+    let tag = params.get("tag").cloned();
+    if let Some(tag) = &tag {
+        // A tag as a request may carry one (see `inbound::options`): anything else matches
+        // nothing, and is more likely a mistake.
+        let max = crate::inbound::options::MAX_TAG_BYTES;
+        if tag.is_empty() || tag.len() > max || tag.contains(',') {
+            let shown: String = tag.chars().take(64).collect();
+            return Err(ServerError::InvalidInput(format!(
+                "tag {shown:?}: a tag is 1 to {max} bytes without a comma"
+            )));
+        }
+    }
+    report(&gateway, move |analytics| {
+        analytics.usage_tagged(start, end, key.as_deref(), tag.as_deref())
+    })
+    .await
 }
 
 async fn hourly(

@@ -1,6 +1,10 @@
 //! Alert webhooks: a JSON `POST` to `[alerts] webhook_url` when every key of a provider is
-//! down, when the provider comes back, and when a key turns invalid — once per change of
-//! condition, never once per request.
+//! down, when the provider comes back, when a key turns invalid, when a key's day is spent
+//! (`key_exhausted`), when a key's recent success rate falls below a threshold
+//! (`key_low_success`), and when a provider's p95 latency rises above one (`latency_high`) —
+//! once per change of condition, never once per request. Each alert has a `severity`:
+//! `critical` (a provider down), `warning` (a key or latency condition) or `info` (a
+//! recovery).
 //!
 //! Two background tasks, neither on a request's path. The watcher computes the status view
 //! (the same one `GET /admin/status` shows) when the [`EventHub`](crate::EventHub) asks
@@ -20,8 +24,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use switchyard::ProviderId;
 
-use crate::Gateway;
+use crate::events::RECENT_OUTCOMES;
 use crate::status::{self, ProviderView};
+use crate::{EventHub, Gateway};
 
 /// Where alerts go and how hard to try. Plain data; its `Debug` shows the webhook's host
 /// only, since webhook URLs often carry a token in their path.
@@ -39,6 +44,16 @@ pub struct AlertConfig {
     pub recheck: Duration,
     /// How long one post may take.
     pub timeout: Duration,
+    /// A key whose share of successes among its recent attempts is below this (0 to 1) raises
+    /// `key_low_success`.
+    pub low_success_rate: f64,
+    /// The recent attempts a key needs before its success rate counts (at most the 20 kept).
+    pub low_success_min_attempts: usize,
+    /// A provider whose p95 latency of recent successful attempts is above this raises
+    /// `latency_high`; `None` turns the alert off.
+    pub latency_p95: Option<Duration>,
+    /// The recent successful attempts a provider needs before its p95 counts (of 100 kept).
+    pub latency_min_samples: usize,
 }
 
 impl std::fmt::Debug for AlertConfig {
@@ -56,13 +71,19 @@ impl std::fmt::Debug for AlertConfig {
             .field("backoff", &self.backoff)
             .field("recheck", &self.recheck)
             .field("timeout", &self.timeout)
+            .field("low_success_rate", &self.low_success_rate)
+            .field("low_success_min_attempts", &self.low_success_min_attempts)
+            .field("latency_p95", &self.latency_p95)
+            .field("latency_min_samples", &self.latency_min_samples)
             .finish()
     }
 }
 
 impl AlertConfig {
     /// Alerts to `webhook_url` with the defaults: a queue of 64, 5 posts 1 s apart and
-    /// doubling, a recheck every 30 s, 10 s per post.
+    /// doubling, a recheck every 30 s, 10 s per post; `key_low_success` below 80 % of at least
+    /// 10 recent attempts (as `/admin/status` judges it), `latency_high` above a p95 of 30 s
+    /// over at least 20 successes.
     pub fn new(webhook_url: impl Into<String>) -> Self {
         Self {
             webhook_url: webhook_url.into(),
@@ -71,6 +92,10 @@ impl AlertConfig {
             backoff: Duration::from_secs(1),
             recheck: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            low_success_rate: 0.8,
+            low_success_min_attempts: 10,
+            latency_p95: Some(Duration::from_secs(30)),
+            latency_min_samples: 20,
         }
     }
 }
@@ -119,6 +144,56 @@ impl Outbox {
 struct Seen {
     down: bool,
     invalid: BTreeSet<String>,
+    /// Keys whose day is spent, with when they are back (as `/admin/status` says it).
+    exhausted: BTreeMap<String, Option<String>>,
+    /// Keys below the success threshold: `(attempts, successes)`.
+    low_success: BTreeMap<String, (usize, usize)>,
+    /// The p95 latency in milliseconds and its samples, when above the threshold.
+    slow: Option<(u128, usize)>,
+}
+
+impl Seen {
+    fn of(provider: &ProviderView, events: Option<&EventHub>, config: &AlertConfig) -> Self {
+        let id = ProviderId::from(provider.name.as_str());
+        let exhausted = provider
+            .keys
+            .iter()
+            .filter(|key| key.state == "exhausted")
+            .map(|key| (key.id.clone(), key.until.clone()))
+            .collect();
+        let min_attempts = config.low_success_min_attempts.clamp(1, RECENT_OUTCOMES);
+        let low_success = events
+            .map(|events| {
+                provider
+                    .keys
+                    .iter()
+                    .filter_map(|key| {
+                        let (n, successes) = events.recent_outcomes(&id, &key.id)?;
+                        #[expect(clippy::cast_precision_loss, reason = "at most 20 attempts")]
+                        let low = n >= min_attempts
+                            && (successes as f64) < config.low_success_rate * n as f64;
+                        low.then(|| (key.id.clone(), (n, successes)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let slow = config.latency_p95.zip(events).and_then(|(max, events)| {
+            let (n, p95) = events.latency_p95(&id)?;
+            (n >= config.latency_min_samples.max(1) && p95 > max).then_some((p95.as_millis(), n))
+        });
+        Self {
+            down: status::is_down(&provider.status),
+            invalid: provider
+                .keys
+                .iter()
+                .filter(|key| key.state == "invalid")
+                .map(|key| key.id.clone())
+                .collect(),
+            exhausted,
+            low_success,
+            slow,
+        }
+    }
 }
 
 /// Starts the watcher and the sender; they run as long as the runtime does.
@@ -147,15 +222,9 @@ async fn watch(gateway: Gateway, config: AlertConfig, outbox: Arc<Outbox>) {
         let mut next_due: Option<DateTime<Utc>> = None;
         for provider in &view.providers {
             let id = ProviderId::from(provider.name.as_str());
-            let invalid: BTreeSet<String> = provider
-                .keys
-                .iter()
-                .filter(|key| key.state == "invalid")
-                .map(|key| key.id.clone())
-                .collect();
-            let current = Seen { down: status::is_down(&provider.status), invalid };
+            let current = Seen::of(provider, gateway.shared.events.as_deref(), &config);
             let before = seen.remove(&id).unwrap_or_default();
-            for alert in changes(provider, &before, &current, now) {
+            for alert in changes(provider, &before, &current, now, &config) {
                 tracing::warn!(provider = %id, kind = %alert["kind"], "alert raised");
                 outbox.push(alert, config.queue);
             }
@@ -208,6 +277,7 @@ fn changes(
     before: &Seen,
     current: &Seen,
     now: DateTime<Utc>,
+    config: &AlertConfig,
 ) -> Vec<Value> {
     let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let keys: Vec<Value> = provider
@@ -223,12 +293,14 @@ fn changes(
         let message =
             status::down_message(&ProviderId::from(provider.name.as_str()), &provider.keys);
         alerts.push(json!({
-            "kind": "provider_down", "provider": provider.name, "key": null,
+            "kind": "provider_down", "severity": "critical", "provider": provider.name,
+            "key": null,
             "status": provider.status, "at": at, "keys": keys, "message": message,
         }));
     } else if !current.down && before.down {
         alerts.push(json!({
-            "kind": "provider_recovered", "provider": provider.name, "key": null,
+            "kind": "provider_recovered", "severity": "info", "provider": provider.name,
+            "key": null,
             "status": provider.status, "at": at, "keys": keys,
             "message": format!("{} can serve again ({})", provider.name, provider.status),
         }));
@@ -236,9 +308,47 @@ fn changes(
     for key in current.invalid.difference(&before.invalid) {
         let reason = provider.keys.iter().find(|k| &k.id == key).and_then(|k| k.reason.clone());
         alerts.push(json!({
-            "kind": "key_invalid", "provider": provider.name, "key": key,
+            "kind": "key_invalid", "severity": "warning", "provider": provider.name, "key": key,
             "status": provider.status, "at": at, "reason": reason,
             "message": format!("key {key} of {} is invalid", provider.name),
+        }));
+    }
+    for (key, until) in &current.exhausted {
+        if before.exhausted.contains_key(key) {
+            continue;
+        }
+        let reason = provider.keys.iter().find(|k| &k.id == key).and_then(|k| k.reason.clone());
+        let back = until.as_deref().map_or_else(String::new, |until| format!(" until {until}"));
+        alerts.push(json!({
+            "kind": "key_exhausted", "severity": "warning", "provider": provider.name,
+            "key": key, "status": provider.status, "at": at, "until": until, "reason": reason,
+            "message": format!("key {key} of {} has spent its day{back}", provider.name),
+        }));
+    }
+    for (key, (n, successes)) in &current.low_success {
+        if before.low_success.contains_key(key) {
+            continue;
+        }
+        alerts.push(json!({
+            "kind": "key_low_success", "severity": "warning", "provider": provider.name,
+            "key": key, "status": provider.status, "at": at,
+            "attempts": n, "successes": successes, "threshold": config.low_success_rate,
+            "message": format!(
+                "key {key} of {} succeeded in {successes} of its last {n} attempts",
+                provider.name
+            ),
+        }));
+    }
+    if let (Some((p95_ms, n)), None) = (current.slow, before.slow) {
+        let threshold_ms = config.latency_p95.map(|max| max.as_millis());
+        alerts.push(json!({
+            "kind": "latency_high", "severity": "warning", "provider": provider.name,
+            "key": null, "status": provider.status, "at": at,
+            "p95_ms": p95_ms, "samples": n, "threshold_ms": threshold_ms,
+            "message": format!(
+                "{}'s p95 latency over its last {n} successes is {p95_ms} ms",
+                provider.name
+            ),
         }));
     }
     alerts
@@ -333,22 +443,14 @@ mod tests {
     }
 
     fn seen(view: &ProviderView) -> Seen {
-        Seen {
-            down: status::is_down(&view.status),
-            invalid: view
-                .keys
-                .iter()
-                .filter(|key| key.state == "invalid")
-                .map(|key| key.id.clone())
-                .collect(),
-        }
+        Seen::of(view, None, &AlertConfig::new("http://127.0.0.1:9/hook"))
     }
 
     #[test]
     fn alerts_follow_changes_of_condition_only() {
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let kinds = |before: &ProviderView, after: &ProviderView| -> Vec<String> {
-            changes(after, &seen(before), &seen(after), now)
+            changes(after, &seen(before), &seen(after), now, &AlertConfig::new("http://x/"))
                 .iter()
                 .map(|alert| alert["kind"].as_str().unwrap_or_default().to_owned())
                 .collect()
@@ -358,10 +460,49 @@ mod tests {
         let down = provider(&[("a", "cooling"), ("b", "exhausted")]);
         let down_invalid = provider(&[("a", "invalid"), ("b", "exhausted")]);
         assert_eq!(kinds(&healthy, &one_out), Vec::<String>::new());
-        assert_eq!(kinds(&one_out, &down), ["provider_down"]);
+        assert_eq!(kinds(&one_out, &down), ["provider_down", "key_exhausted"]);
         assert_eq!(kinds(&down, &down), Vec::<String>::new(), "no change, no alert");
         assert_eq!(kinds(&down, &down_invalid), ["key_invalid"]);
         assert_eq!(kinds(&down_invalid, &one_out), ["provider_recovered"]);
-        assert_eq!(kinds(&healthy, &down_invalid), ["provider_down", "key_invalid"]);
+        assert_eq!(
+            kinds(&healthy, &down_invalid),
+            ["provider_down", "key_invalid", "key_exhausted"]
+        );
+    }
+
+    #[test]
+    fn key_and_latency_conditions_alert_once_each_with_a_severity() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let config = AlertConfig::new("http://x/");
+        let view = provider(&[("a", "available"), ("b", "available")]);
+        let calm = Seen::default();
+        let troubled = Seen {
+            exhausted: [("a".to_owned(), Some("2026-12-07T08:00:00Z".to_owned()))].into(),
+            low_success: [("b".to_owned(), (12, 3))].into(),
+            slow: Some((41_000, 25)),
+            ..Seen::default()
+        };
+        let alerts = changes(&view, &calm, &troubled, now, &config);
+        let got: Vec<(&str, &str)> = alerts
+            .iter()
+            .map(|alert| {
+                (alert["kind"].as_str().unwrap_or(""), alert["severity"].as_str().unwrap_or(""))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("key_exhausted", "warning"),
+                ("key_low_success", "warning"),
+                ("latency_high", "warning")
+            ]
+        );
+        assert_eq!(alerts[0]["until"], "2026-12-07T08:00:00Z");
+        assert_eq!(alerts[0]["key"], "a");
+        assert_eq!(alerts[1]["message"], "key b of groq succeeded in 3 of its last 12 attempts");
+        assert_eq!(alerts[2]["p95_ms"], 41_000);
+        assert_eq!(alerts[2]["threshold_ms"], 30_000);
+        assert!(changes(&view, &troubled, &troubled, now, &config).is_empty(), "no change");
+        assert!(changes(&view, &troubled, &calm, now, &config).is_empty(), "cleared quietly");
     }
 }

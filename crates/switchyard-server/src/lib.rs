@@ -343,9 +343,11 @@ impl Gateway {
             .layer(DefaultBodyLimit::max(limit))
             .layer(RequestBodyLimitLayer::new(limit))
             // tower-http refuses a declared length over the limit before any handler runs,
-            // with a plain-text 413: clients get the same typed error as a body cut short.
-            .layer(middleware::map_response(move |response: Response| async move {
-                typed_too_large(response, limit)
+            // with a plain-text 413: clients get the same typed error as a body cut short,
+            // in the shape of the format they speak.
+            .layer(middleware::from_fn(move |request: Request, next: Next| async move {
+                let format = Inbound::of_path(request.uri().path());
+                typed_too_large(next.run(request).await, limit, format)
             }))
             .layer(RequestBodyTimeoutLayer::new(config.body_read_timeout))
             .layer(middleware::from_fn(request_id))
@@ -378,14 +380,14 @@ pub async fn serve(
     conn::serve(listener, gateway.app(), limits, shutdown).await
 }
 
-/// A plain 413 from a body limit layer, as the gateway's typed error.
-fn typed_too_large(response: Response, limit_bytes: usize) -> Response {
+/// A plain 413 from a body limit layer, as the gateway's typed error in `format`'s shape.
+fn typed_too_large(response: Response, limit_bytes: usize, format: Inbound) -> Response {
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return ServerError::BodyTooLarge { limit_bytes }.into_response();
+        return format.error(ServerError::BodyTooLarge { limit_bytes });
     }
     response
 }

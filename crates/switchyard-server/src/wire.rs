@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use switchyard_core::{
-    ChatRequest, ContentPart, FinishReason, ImageUrl, Message, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice,
+    ChatRequest, ContentPart, FinishReason, ImageUrl, Message, ReasoningEffort, ResponseFormat,
+    Role, Tool, ToolCall, ToolChoice,
 };
 
 /// The longest `model` accepted, in bytes: a route or `provider/model` name is far shorter,
@@ -70,6 +70,8 @@ struct RawRequest<'a> {
     stream: bool,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    reasoning_effort: Option<ReasoningEffort>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -326,6 +328,7 @@ fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
         response_format: raw.response_format.map(response_format).transpose()?,
         extra: raw.extra,
         tags: Vec::new(),
+        reasoning_effort: raw.reasoning_effort,
     };
     Ok(CompletionRequest {
         model: raw.model.into_owned(),

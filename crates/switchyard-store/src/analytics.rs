@@ -93,6 +93,14 @@ pub struct AnalyticsEvent {
     /// What it cost, in dollars; `None` when that is not known (an unpriced model). A
     /// request's cost is everything it spent, a stream's included (stored in `cost_usd`).
     pub cost: Option<f64>,
+    /// A request's tags (the gateway's `x-switchyard-tags`, bounded there: 16 tags of at most
+    /// 64 bytes, none holding a comma); empty for attempts.
+    pub tags: Vec<String>,
+}
+
+/// Tags as stored: `,a,b,` (so one tag is found as `,tag,`), `NULL` for none.
+fn stored_tags(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| format!(",{},", tags.join(",")))
 }
 
 /// Usage per key and per client over a window: `GET /admin/analytics/usage`.
@@ -417,9 +425,9 @@ impl Analytics {
                 .prepare_cached(
                     "INSERT INTO analytics_event (at_ms, kind, request_id, client, route,
                         provider, key_id, model, success, error_class, quota_error, status,
-                        latency_ms, prompt_tokens, completion_tokens, cost, cost_usd)
+                        latency_ms, prompt_tokens, completion_tokens, cost, cost_usd, tags)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                             ?17)",
+                             ?17, ?18)",
                 )
                 .map_err(write("analytics events"))?;
             for event in events {
@@ -442,6 +450,7 @@ impl Analytics {
                     finite(event.cost.unwrap_or(0.0)),
                     // A cost that is not a number is not known.
                     event.cost.filter(|cost| cost.is_finite()),
+                    stored_tags(&event.tags),
                 ])
                 .map_err(write("analytics events"))?;
             }
@@ -486,7 +495,7 @@ impl Analytics {
             .prepare_cached(
                 "SELECT at_ms, kind, request_id, client, route, provider, key_id, model, success,
                         error_class, quota_error, status, latency_ms, prompt_tokens,
-                        completion_tokens, cost_usd
+                        completion_tokens, cost_usd, tags
                  FROM analytics_event WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY at_ms, id",
             )
             .map_err(read("analytics events"))?;
@@ -514,6 +523,21 @@ impl Analytics {
         end: DateTime<Utc>,
         key: Option<&str>,
     ) -> Result<UsageReport, StoreError> {
+        self.usage_tagged(start, end, key, None)
+    }
+
+    /// [`Analytics::usage`] of the requests tagged `tag` only (their attempts, for keys), when
+    /// a tag is given.
+    ///
+    /// # Errors
+    /// As [`Analytics::usage`].
+    pub fn usage_tagged(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        key: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<UsageReport, StoreError> {
         let filter = KeyFilter::parse(key);
         let (start_ms, end_ms) = (ms(start), ms(end));
         let mut window: Vec<&dyn ToSql> = vec![&start_ms, &end_ms];
@@ -524,6 +548,17 @@ impl Analytics {
         if let Some(provider) = &filter_provider {
             window.push(provider);
         }
+        let tag_pattern = tag.map(|tag| format!(",{tag},"));
+        let mut key_clause = filter.clause().to_owned();
+        if let Some(pattern) = &tag_pattern {
+            window.push(pattern);
+            // Attempts carry no tags: they count when their request was tagged.
+            key_clause.push_str(&format!(
+                " AND request_id IN (SELECT request_id FROM analytics_event
+                     WHERE kind = 'request' AND instr(tags, ?{}) > 0)",
+                window.len()
+            ));
+        }
         // One pass in time order, summed here: SQLite's GROUP BY would sort every row of the
         // window first, which costs several times the scan itself.
         let keys_sql = format!(
@@ -531,8 +566,7 @@ impl Analytics {
                     completion_tokens, cost_usd
              FROM analytics_event
              WHERE kind = 'attempt' AND provider IS NOT NULL AND key_id IS NOT NULL
-               AND at_ms >= ?1 AND at_ms < ?2 {}",
-            filter.clause()
+               AND at_ms >= ?1 AND at_ms < ?2 {key_clause}"
         );
         let mut stmt = self.store.conn.prepare_cached(&keys_sql).map_err(read("key usage"))?;
         let mut rows = stmt.query(window.as_slice()).map_err(read("key usage"))?;
@@ -548,8 +582,7 @@ impl Analytics {
             "SELECT provider, key_id, cost_usd
              FROM analytics_event
              WHERE kind = 'request' AND provider IS NOT NULL AND key_id IS NOT NULL
-               AND cost_usd IS NOT NULL AND at_ms >= ?1 AND at_ms < ?2 {}",
-            filter.clause()
+               AND cost_usd IS NOT NULL AND at_ms >= ?1 AND at_ms < ?2 {key_clause}",
         );
         let mut stmt = self.store.conn.prepare_cached(&served_sql).map_err(read("key usage"))?;
         let mut rows = stmt.query(window.as_slice()).map_err(read("key usage"))?;
@@ -569,8 +602,7 @@ impl Analytics {
             "SELECT client, success, cost_usd
              FROM analytics_event
              WHERE kind = 'request' AND client IS NOT NULL
-               AND at_ms >= ?1 AND at_ms < ?2 {}",
-            filter.clause()
+               AND at_ms >= ?1 AND at_ms < ?2 {key_clause}"
         );
         let mut stmt =
             self.store.conn.prepare_cached(&clients_sql).map_err(read("client usage"))?;
@@ -722,6 +754,7 @@ struct RawEvent {
     prompt_tokens: i64,
     completion_tokens: i64,
     cost: Option<f64>,
+    tags: Option<String>,
 }
 
 impl RawEvent {
@@ -743,6 +776,7 @@ impl RawEvent {
             prompt_tokens: row.get(13)?,
             completion_tokens: row.get(14)?,
             cost: row.get(15)?,
+            tags: row.get(16)?,
         })
     }
 
@@ -774,6 +808,13 @@ impl RawEvent {
             prompt_tokens: count(what, self.prompt_tokens)?,
             completion_tokens: count(what, self.completion_tokens)?,
             cost: self.cost,
+            tags: self
+                .tags
+                .as_deref()
+                .map(|tags| {
+                    tags.split(',').filter(|tag| !tag.is_empty()).map(str::to_owned).collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

@@ -16,7 +16,7 @@ pub struct Migration {
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] =
-    &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN, QUOTA_LEARNED];
+    &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN, QUOTA_LEARNED, ANALYTICS_TAGS];
 
 /// Schema version 1: the quota tables.
 const QUOTA: Migration = Migration {
@@ -168,3 +168,9 @@ const QUOTA_LEARNED: Migration = Migration {
         ) WITHOUT ROWID;
     ",
 };
+
+/// Schema version 9 (it follows life20's version 8; it touches nothing 8 does): a request's
+/// tags, stored as `,a,b,` so one tag is found as `,tag,` (tags hold no comma), `NULL` for
+/// none.
+const ANALYTICS_TAGS: Migration =
+    Migration { name: "analytics tags", sql: "ALTER TABLE analytics_event ADD COLUMN tags TEXT;" };

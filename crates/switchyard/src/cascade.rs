@@ -212,7 +212,7 @@ impl<'a> Cascade<'a> {
             shunned: Vec::new(),
             load,
             teaching: 0,
-            meta: RequestMeta { request_id, client: options.client.clone(), route, started },
+            meta: RequestMeta::new(request_id, options, request, route, started),
         };
         let budgets = inner.budgets().map(|budgets| (budgets.as_ref(), clock.utc()));
         let context =

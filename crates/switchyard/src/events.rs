@@ -53,6 +53,9 @@ pub struct RequestEvent {
     /// [`RequestOptions::client`]: crate::RequestOptions::client
     #[serde(serialize_with = "opt_str")]
     pub client: Option<Arc<str>>,
+    /// The request's tags ([`ChatRequest::tags`](switchyard_core::ChatRequest::tags): the
+    /// gateway's `x-switchyard-tags`), for a sink to record.
+    pub tags: Vec<String>,
     /// What served it, on success.
     pub served_by: Option<Candidate>,
     /// The candidate of the last attempt made: what served it, or for a request that failed

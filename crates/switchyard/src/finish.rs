@@ -17,8 +17,28 @@ pub(crate) struct RequestMeta {
     pub(crate) request_id: String,
     /// The client that asked ([`RequestOptions::client`](crate::RequestOptions::client)).
     pub(crate) client: Option<Arc<str>>,
+    /// The request's tags ([`ChatRequest::tags`](switchyard_core::ChatRequest::tags)).
+    pub(crate) tags: Vec<String>,
     pub(crate) route: Arc<Route>,
     pub(crate) started: Instant,
+}
+
+impl RequestMeta {
+    pub(crate) fn new(
+        request_id: String,
+        options: &crate::RequestOptions,
+        request: &switchyard_core::ChatRequest,
+        route: Arc<Route>,
+        started: Instant,
+    ) -> Self {
+        Self {
+            request_id,
+            client: options.client.clone(),
+            tags: request.tags.clone(),
+            route,
+            started,
+        }
+    }
 }
 
 /// How a request ended.
@@ -79,6 +99,7 @@ pub(crate) fn finish(
         request_id: meta.request_id.clone(),
         route: meta.route.name().to_owned(),
         client: meta.client.clone(),
+        tags: meta.tags.clone(),
         served_by: served_by.cloned(),
         attempted: attempted.cloned(),
         n_attempts,

@@ -63,6 +63,47 @@ pub(crate) struct AnalyticsSettings {
     pub(crate) retention: Duration,
 }
 
+/// The `[alerts]` thresholds over `config`'s defaults, each checked against what the gateway
+/// keeps (20 attempts per key, 100 successes per provider).
+fn alert_thresholds(
+    loaded: &Loaded,
+    section: &super::AlertsSection,
+    mut config: AlertConfig,
+) -> Result<AlertConfig, ConfigError> {
+    if let Some(percent) = &section.low_success_percent {
+        if *percent.get_ref() > 100 {
+            return Err(loaded.invalid(percent.span(), "low_success_percent", "expected 0 to 100"));
+        }
+        config.low_success_rate = f64::from(*percent.get_ref()) / 100.0;
+    }
+    if let Some(attempts) = &section.low_success_min_attempts {
+        if !(1..=20).contains(attempts.get_ref()) {
+            return Err(loaded.invalid(
+                attempts.span(),
+                "low_success_min_attempts",
+                "expected 1 to 20 (the attempts kept per key)",
+            ));
+        }
+        config.low_success_min_attempts = usize::try_from(*attempts.get_ref()).unwrap_or(20);
+    }
+    if let Some(millis) = &section.latency_p95_ms {
+        // Past a day a p95 means nothing: the gateway's own timeouts end calls long before.
+        let millis = (*millis.get_ref()).min(86_400_000);
+        config.latency_p95 = (millis > 0).then_some(Duration::from_millis(millis));
+    }
+    if let Some(samples) = &section.latency_min_samples {
+        if !(1..=100).contains(samples.get_ref()) {
+            return Err(loaded.invalid(
+                samples.span(),
+                "latency_min_samples",
+                "expected 1 to 100 (the successes kept per provider)",
+            ));
+        }
+        config.latency_min_samples = usize::try_from(*samples.get_ref()).unwrap_or(100);
+    }
+    Ok(config)
+}
+
 /// Days analytics events are kept when `[analytics] retention_days` is not given.
 const DEFAULT_RETENTION_DAYS: u32 = 30;
 
@@ -457,7 +498,7 @@ pub(crate) fn build_with(
                     "expected an http:// or https:// URL",
                 ));
             }
-            Some(AlertConfig::new(url))
+            Some(alert_thresholds(loaded, section, AlertConfig::new(url))?)
         }
     };
     let listen =

@@ -142,6 +142,18 @@ pub(crate) struct AnalyticsSection {
 pub(crate) struct AlertsSection {
     /// The URL that receives each alert as a JSON POST; may hold `${VAR}`s.
     pub(crate) webhook_url: Spanned<String>,
+    /// `key_low_success` below this percentage of successes (0 to 100).
+    #[serde(default)]
+    pub(crate) low_success_percent: Option<Spanned<u32>>,
+    /// The recent attempts a key needs before its success rate counts (1 to 20).
+    #[serde(default)]
+    pub(crate) low_success_min_attempts: Option<Spanned<u32>>,
+    /// `latency_high` above this p95 in milliseconds; 0 turns it off.
+    #[serde(default)]
+    pub(crate) latency_p95_ms: Option<Spanned<u64>>,
+    /// The recent successes a provider needs before its p95 counts (1 to 100).
+    #[serde(default)]
+    pub(crate) latency_min_samples: Option<Spanned<u32>>,
 }
 
 /// `[server]`.
@@ -617,6 +629,24 @@ mod tests {
         assert_eq!(
             error("[alerts]\nwebhook_url = \"ftp://example.com\"\n"),
             "s.toml:12: webhook_url: expected an http:// or https:// URL"
+        );
+        let hook = "[alerts]\nwebhook_url = \"http://127.0.0.1:9/hook\"\n";
+        assert_eq!(
+            error(&format!("{hook}low_success_percent = 101\n")),
+            "s.toml:13: low_success_percent: expected 0 to 100"
+        );
+        assert_eq!(
+            error(&format!("{hook}low_success_min_attempts = 21\n")),
+            "s.toml:13: low_success_min_attempts: expected 1 to 20 (the attempts kept per key)"
+        );
+        assert_eq!(
+            error(&format!("{hook}latency_min_samples = 0\n")),
+            "s.toml:13: latency_min_samples: expected 1 to 100 (the successes kept per provider)"
+        );
+        assert_eq!(
+            error(&format!("{hook}low_success_percent = 60\nlatency_p95_ms = 0\n")),
+            "",
+            "valid thresholds; 0 turns the latency alert off"
         );
         let twice = "[[clients]]\nname = \"a\"\ntoken = \"${T}\"\n[[clients]]\nname = \"b\"\ntoken = \"${T}\"\n";
         let message = error(twice);

@@ -201,7 +201,7 @@ proptest! {
                 }
                 Step::Settle(prompt, output) => {
                     if let Some(permit) = open.pop() {
-                        let usage = Usage { prompt_tokens: prompt, completion_tokens: output, total_tokens: prompt.saturating_add(output) };
+                        let usage = Usage::new(prompt, output);
                         ledger.settle_now(permit, &usage);
                     }
                 }

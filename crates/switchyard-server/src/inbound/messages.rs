@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use switchyard::StreamError;
 use switchyard_core::{
-    Candidate, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message, Role, Tool,
-    ToolCall, ToolChoice, Usage,
+    Candidate, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message,
+    ReasoningEffort, Role, Tool, ToolCall, ToolChoice, Usage,
 };
 
 use super::{BlockWriter, Segment};
@@ -42,6 +42,16 @@ struct RawRequest<'a> {
     tools: Vec<RawTool>,
     #[serde(default)]
     tool_choice: Option<RawToolChoice>,
+    #[serde(default)]
+    thinking: Option<RawThinking>,
+}
+
+/// Extended thinking: `{"type": "enabled", "budget_tokens": N}` or `{"type": "disabled"}`.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawThinking {
+    Enabled { budget_tokens: u32 },
+    Disabled,
 }
 
 #[derive(Deserialize)]
@@ -166,9 +176,19 @@ pub(crate) fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
         RawToolChoice::None => ToolChoice::None,
         RawToolChoice::Tool { name } => ToolChoice::Function(name),
     });
+    // Anthropic's `max_tokens` covers the thinking budget too; the router's is the answer's
+    // own limit, and an adapter that thinks by budget adds the budget back.
+    let (reasoning_effort, max_tokens) = match raw.thinking {
+        Some(RawThinking::Enabled { budget_tokens }) => (
+            Some(ReasoningEffort::from_budget_tokens(budget_tokens)),
+            raw.max_tokens.map(|max| max.saturating_sub(budget_tokens).max(1)),
+        ),
+        Some(RawThinking::Disabled) | None => (None, raw.max_tokens),
+    };
     let request = ChatRequest {
         messages,
-        max_tokens: raw.max_tokens,
+        max_tokens,
+        reasoning_effort,
         temperature: raw.temperature,
         top_p: raw.top_p,
         stop: raw.stop_sequences,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use switchyard::StreamError;
 use switchyard_core::{
     Candidate, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageUrl, Message,
-    ResponseFormat, Role, Tool, ToolCall, ToolChoice, Usage,
+    ReasoningEffort, ResponseFormat, Role, Tool, ToolCall, ToolChoice, Usage,
 };
 
 use super::{BlockWriter, Segment};
@@ -43,6 +43,16 @@ struct RawRequest<'a> {
     stream: bool,
     #[serde(default)]
     previous_response_id: Option<String>,
+    #[serde(default)]
+    reasoning: Option<RawReasoning>,
+}
+
+/// `reasoning`: only `effort` is read (`summary` asks for a thinking summary no provider
+/// behind the router gives back).
+#[derive(Deserialize)]
+struct RawReasoning {
+    #[serde(default)]
+    effort: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -201,9 +211,18 @@ pub(crate) fn parse(body: &[u8]) -> Result<CompletionRequest, WireError> {
             strict: strict.unwrap_or(false),
         },
     });
+    let reasoning_effort = match raw.reasoning.and_then(|reasoning| reasoning.effort) {
+        None => None,
+        Some(name) => Some(ReasoningEffort::from_name(&name).ok_or_else(|| {
+            WireError(format!(
+                "reasoning.effort: unknown value {name:?} (minimal, low, medium or high)"
+            ))
+        })?),
+    };
     let request = ChatRequest {
         messages,
         max_tokens: raw.max_output_tokens,
+        reasoning_effort,
         temperature: raw.temperature,
         top_p: raw.top_p,
         tools,
@@ -469,7 +488,9 @@ impl From<Usage> for UsageOut {
             input_tokens: usage.prompt_tokens,
             input_tokens_details: CachedTokens { cached_tokens: 0 },
             output_tokens: usage.completion_tokens,
-            output_tokens_details: ReasoningTokens { reasoning_tokens: 0 },
+            output_tokens_details: ReasoningTokens {
+                reasoning_tokens: usage.reasoning_tokens.unwrap_or(0),
+            },
             total_tokens: usage.total_tokens,
         }
     }

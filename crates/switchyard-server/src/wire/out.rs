@@ -12,6 +12,14 @@ struct UsageOut {
     prompt_tokens: u32,
     completion_tokens: u32,
     total_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+/// The part of the completion spent thinking, when the upstream reported it.
+#[derive(Serialize)]
+struct CompletionTokensDetails {
+    reasoning_tokens: u32,
 }
 
 impl From<Usage> for UsageOut {
@@ -20,6 +28,9 @@ impl From<Usage> for UsageOut {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,
+            completion_tokens_details: usage
+                .reasoning_tokens
+                .map(|reasoning_tokens| CompletionTokensDetails { reasoning_tokens }),
         }
     }
 }

@@ -9,9 +9,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
-use switchyard::{EventSink, QuotaConfig};
-use switchyard_core::ManualClock;
+use switchyard::{AttemptEvent, EventSink, QuotaConfig, RouterEvent};
+use switchyard_core::{Candidate, ErrorKind, Fingerprint, ManualClock};
 use switchyard_mock::{Failure, Fault, FaultRule, KeyScript, Unit, Window};
+use switchyard_quota::{DayBoundary, Limit, ModelQuota, ProviderQuota};
 use switchyard_server::{AlertConfig, EventHub, GatewayConfig, Services};
 
 use crate::support::{
@@ -199,6 +200,23 @@ async fn a_key_turning_invalid_is_told_once() {
     assert_eq!(posts[0]["status"], "PARTIAL_INVALID");
 }
 
+/// Waits until the watcher has run `rounds` rounds; bounded in real time, since it runs on a
+/// task a busy machine may schedule late.
+async fn rounds_reach(running: &crate::support::Running, rounds: u64) {
+    let mut seen = 0;
+    let reached = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            seen = alert_checks(running).await;
+            if seen >= rounds {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "the watcher ran {seen} rounds, not {rounds}");
+}
+
 /// The watcher's rounds so far, from `/metrics`.
 async fn alert_checks(running: &crate::support::Running) -> u64 {
     let text =
@@ -207,4 +225,116 @@ async fn alert_checks(running: &crate::support::Running) -> u64 {
         .find_map(|line| line.strip_prefix("switchyard_alert_checks "))
         .and_then(|value| value.trim().parse().ok())
         .expect("the alert_checks gauge")
+}
+
+/// A router over `groq` (`k1`, `k2`) reporting to `hub`, behind a gateway sending alerts to a
+/// fresh receiver.
+async fn watched_gateway(
+    clock: &ManualClock,
+    upstream: &switchyard_mock::MockUpstream,
+    hub: &Arc<EventHub>,
+    quota: QuotaConfig,
+) -> (crate::support::Running, Arc<Mutex<Inbox>>) {
+    let router = credentials(
+        builder(clock, quota)
+            .provider(provider("groq", upstream, clock))
+            .route("default", switchyard::StrategyKind::Priority, ["groq/gpt-4o-mini"])
+            .event_sink(Arc::clone(hub) as Arc<dyn EventSink>),
+        "groq",
+        &["k1", "k2"],
+    )
+    .build()
+    .expect("router builds");
+    let (url, inbox) = receiver(0).await;
+    let services = Services {
+        events: Some(Arc::clone(hub)),
+        alerts: Some(alerts(url)),
+        ..Services::default()
+    };
+    (serve_with(router, clock, GatewayConfig::default(), services).await, inbox)
+}
+
+fn attempt(key: &str, latency: Duration, error: Option<ErrorKind>) -> RouterEvent {
+    RouterEvent::Attempt(AttemptEvent {
+        request_id: "req-1".into(),
+        route: "default".into(),
+        client: None,
+        candidate: Candidate::new("groq", key, "gpt-4o-mini"),
+        fingerprint: Fingerprint::of(&secret(key)),
+        attempt: 1,
+        latency,
+        usage: None,
+        cost: None,
+        error,
+        status: error.map(|_| 500),
+        upstream_request_id: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_key_and_a_slow_provider_are_told_once_each_with_a_severity() {
+    let clock = ManualClock::default();
+    let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
+    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+    let (running, inbox) = watched_gateway(&clock, &upstream, &hub, QuotaConfig::default()).await;
+    wait_until("the watcher's first round", || clock.sleepers() >= 1).await;
+    // The router's events as the hub gets them: k2 answers, slowly (p95 over 30 s); k1 fails
+    // nine times in ten, and its failures ask the watcher to look.
+    for n in 0..20 {
+        hub.record(&attempt("k2", Duration::from_secs(35 + n % 10), None));
+    }
+    hub.record(&attempt("k1", Duration::from_millis(300), None));
+    for _ in 0..9 {
+        hub.record(&attempt("k1", Duration::from_millis(300), Some(ErrorKind::ServerError)));
+    }
+    wait_until("two alerts", || kinds(&inbox).len() >= 2).await;
+    let posts = inbox.lock().expect("inbox").posts.clone();
+    let low = posts.iter().find(|post| post["kind"] == "key_low_success").expect("low success");
+    assert_eq!(low["severity"], "warning");
+    assert_eq!(low["key"], "k1");
+    assert_eq!((low["attempts"].as_u64(), low["successes"].as_u64()), (Some(10), Some(1)));
+    let slow = posts.iter().find(|post| post["kind"] == "latency_high").expect("latency");
+    assert_eq!(slow["severity"], "warning");
+    // The provider's successes: k2's twenty (35 s to 44 s) and k1's one (0.3 s).
+    assert_eq!(slow["p95_ms"], 44_000, "the nearest rank, 20th of 21");
+    assert_eq!(slow["samples"], 21);
+
+    // More failures and another round of the clock raise nothing new.
+    let checks = alert_checks(&running).await;
+    hub.record(&attempt("k1", Duration::from_millis(300), Some(ErrorKind::ServerError)));
+    rounds_reach(&running, checks + 1).await;
+    // The clock's round: once the watcher sleeps again, so the advance wakes it.
+    wait_until("the watcher sleeps", || clock.sleepers() >= 1).await;
+    clock.advance(Duration::from_secs(31));
+    rounds_reach(&running, checks + 2).await;
+    assert_eq!(kinds(&inbox).len(), 2, "{:#?}", inbox.lock().expect("inbox").posts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_day_is_spent_is_told_with_its_until() {
+    let clock = ManualClock::default();
+    let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
+    let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+    let quota = QuotaConfig {
+        providers: vec![ProviderQuota {
+            provider: "groq".into(),
+            day: DayBoundary::Midnight(chrono_tz::UTC),
+            models: vec![ModelQuota::every_model(vec![Limit::requests_per_day(1, chrono_tz::UTC)])],
+        }],
+        ..QuotaConfig::default()
+    };
+    let (running, inbox) = watched_gateway(&clock, &upstream, &hub, quota).await;
+    let client = reqwest::Client::new();
+    let response = client.post(running.url("/v1/chat/completions")).json(&body("default", false));
+    assert_eq!(response.send().await.expect("sent").status(), 200);
+    // A success asks for no check: the watcher sees the spent day on its next round.
+    wait_until("the watcher sleeps", || clock.sleepers() >= 1).await;
+    clock.advance(Duration::from_secs(31));
+    wait_until("the alert", || !kinds(&inbox).is_empty()).await;
+    let posts = inbox.lock().expect("inbox").posts.clone();
+    assert_eq!(kinds(&inbox), ["key_exhausted"], "{posts:#?}");
+    assert_eq!(posts[0]["severity"], "warning");
+    assert_eq!(posts[0]["key"], "k1");
+    let until = posts[0]["until"].as_str().expect("an until");
+    assert!(!until.is_empty(), "{posts:#?}");
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod alerts;
+mod analytics;
 mod bulk_reset;
 mod chat;
 mod edge;
@@ -11,5 +12,6 @@ mod inbound;
 mod learned;
 mod metrics;
 mod pin;
+mod reasoning;
 mod support;
 mod telemetry;

@@ -72,6 +72,7 @@ fn request(
             prompt_tokens: attempt.tokens.0,
             completion_tokens: attempt.tokens.1,
             cost: Some(attempt.cost),
+            tags: Vec::new(),
         });
         // The next attempt finishes after its own latency (whole milliseconds here).
         now += TimeDelta::milliseconds(attempt.latency_ms as i64);
@@ -251,6 +252,63 @@ fn a_key_filter_takes_a_bare_id_or_provider_slash_id() {
     assert!(wrong_provider.keys.is_empty() && wrong_provider.clients.is_empty());
     let unknown = analytics.usage(start, end, Some("nope")).expect("usage");
     assert!(unknown.keys.is_empty() && unknown.clients.is_empty());
+}
+
+/// The scripted run with request `r1` tagged `team-a` and `exp`, `r3` tagged `team-a`, `r2`
+/// tagged `team-b`.
+fn tagged_run() -> Vec<AnalyticsEvent> {
+    let mut events = scripted_run();
+    for event in &mut events {
+        let tags: &[&str] = match (event.kind, event.request_id.as_str()) {
+            (EventKind::Request, "r1") => &["team-a", "exp"],
+            (EventKind::Request, "r3") => &["team-a"],
+            (EventKind::Request, "r2") => &["team-b"],
+            _ => &[],
+        };
+        event.tags = tags.iter().map(|tag| (*tag).to_owned()).collect();
+    }
+    events
+}
+
+#[test]
+fn a_tag_filter_keeps_the_tagged_requests_and_their_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = tagged_run();
+    let analytics = analytics_with(&dir.path().join("state.db"), &events);
+    let (start, end) = day_23();
+    let read = analytics.events(start - TimeDelta::days(1), end + TimeDelta::days(1));
+    assert_eq!(read.expect("events"), events, "tags read back as written");
+
+    let attempts_of = |ids: &[&str]| -> u64 {
+        let n = events
+            .iter()
+            .filter(|event| event.kind == EventKind::Attempt)
+            .filter(|event| ids.contains(&event.request_id.as_str()))
+            .count();
+        u64::try_from(n).expect("fits")
+    };
+    let team_a = analytics.usage_tagged(start, end, None, Some("team-a")).expect("usage");
+    let n_attempts: u64 = team_a.keys.iter().map(|row| row.requests).sum();
+    assert_eq!(n_attempts, attempts_of(&["r1", "r3"]));
+    let n_requests: u64 = team_a.clients.iter().map(|row| row.requests).sum();
+    assert_eq!(n_requests, 2, "{:?}", team_a.clients);
+
+    let exp = analytics.usage_tagged(start, end, None, Some("exp")).expect("usage");
+    assert_eq!(exp.keys.iter().map(|row| row.requests).sum::<u64>(), attempts_of(&["r1"]));
+    // A tag is matched whole: `team` is no tag of any request.
+    let partial = analytics.usage_tagged(start, end, None, Some("team")).expect("usage");
+    assert!(partial.keys.is_empty() && partial.clients.is_empty());
+    // With a key filter too, both apply; without a tag, the report is the untagged one.
+    let both = analytics.usage_tagged(start, end, Some("groq-2"), Some("team-b")).expect("usage");
+    let untagged = analytics.usage(start, end, Some("groq-2")).expect("usage");
+    let r2_on_groq_2 = events
+        .iter()
+        .filter(|event| event.kind == EventKind::Attempt && event.request_id == "r2")
+        .filter(|event| event.key.as_deref() == Some("groq-2"))
+        .count();
+    let n_both: u64 = both.keys.iter().map(|row| row.requests).sum();
+    assert_eq!(n_both, u64::try_from(r2_on_groq_2).expect("fits"));
+    assert_eq!(analytics.usage_tagged(start, end, Some("groq-2"), None).expect("usage"), untagged);
 }
 
 #[test]
@@ -826,6 +884,8 @@ fn a_failed_write_is_counted_and_retried_without_losing_events() {
 
     raw.execute_batch(MIGRATIONS[2].sql).expect("table back");
     raw.execute_batch(MIGRATIONS[3].sql).expect("with its cost_usd column");
+    let tags = MIGRATIONS.iter().find(|migration| migration.name == "analytics tags");
+    raw.execute_batch(tags.expect("the tags migration").sql).expect("and its tags column");
     writer.flush().expect("flush");
     assert_eq!((writer.write_errors(), writer.pending(), writer.written()), (1, 0, 3));
     assert_eq!(Analytics::open(&path).expect("reader").len().expect("len"), 3);
