@@ -514,3 +514,41 @@ fn seed_state(
     store.save(&snapshot).context("saving the scores")?;
     Ok(snapshot.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::ManualClock;
+
+    #[tokio::test]
+    async fn a_probe_gives_up_when_its_clock_passes_the_timeout_and_not_before() {
+        let clock = Arc::new(ManualClock::default());
+        let ready = within(clock.as_ref(), Duration::from_secs(10), async { 7 }).await;
+        assert_eq!(ready, Some(7));
+
+        let waiting = {
+            let clock = Arc::clone(&clock);
+            tokio::spawn(async move {
+                within(clock.as_ref(), Duration::from_secs(10), std::future::pending::<()>()).await
+            })
+        };
+        // Let the task start and read its deadline, then move the clock to just before it.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_secs(9));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "gave up before its timeout");
+        // Past it: the probe gives up (bounded: the clock keeps moving until it does).
+        let mut advanced = 0;
+        while !waiting.is_finished() {
+            assert!(advanced < 1000, "never gave up");
+            clock.advance(Duration::from_secs(2));
+            tokio::task::yield_now().await;
+            advanced += 1;
+        }
+        assert_eq!(waiting.await.expect("joined"), None);
+    }
+}
