@@ -25,6 +25,7 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use switchyard_core::{Clock, SystemClock};
+use switchyard_quota::{BucketRecord, HoldRecord, LedgerSnapshot, LedgerStore as _};
 use switchyard_server::api::{ErrorsView, StatusView};
 
 use crate::admin_api::{AdminClient, Token};
@@ -282,8 +283,9 @@ fn state_file(loaded: &Loaded, vars: &HashMap<String, String>) -> anyhow::Result
 
 type LocalState = (String, HashMap<(String, String), KnownState>, Result<ErrorsView, String>);
 
-/// Key states (operator-disabled keys) from the state file and the last errors from its
-/// analytics log; neither file is created when missing.
+/// Key states from the state file (keys an operator disabled, then the quota ledger's holds
+/// still in force: invalid or billing-stopped keys, exhausted or cooling quotas) and the last
+/// errors from its analytics log; neither file is created when missing.
 fn local_state(
     loaded: &Loaded,
     vars: &HashMap<String, String>,
@@ -297,9 +299,10 @@ fn local_state(
             format!("configuration only ({} does not exist yet)", path.display())
         }
         Some(path) => {
-            let store = switchyard_store::SqliteStore::open(&path)
+            let mut store = switchyard_store::SqliteStore::open(&path)
                 .with_context(|| format!("cannot open the state file {}", path.display()))?;
             let admin = store.load_admin_state().context("reading the admin state")?;
+            let ledger = store.load().context("reading the saved quota state")?;
             for action in admin.disabled {
                 let since = action.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 states.insert(
@@ -309,6 +312,18 @@ fn local_state(
                         reason: Some(format!("disabled by an operator at {since}")),
                     },
                 );
+            }
+            held_keys(loaded, vars, &ledger, now, &mut states);
+            // A key the file records nothing against is available.
+            for section in &loaded.file.providers {
+                for key in config::keys(loaded, section, vars, &mut Vec::new())? {
+                    states
+                        .entry((section.name.get_ref().clone(), key.id().to_string()))
+                        .or_insert_with(|| KnownState {
+                            state: "available".to_owned(),
+                            reason: None,
+                        });
+                }
             }
             format!("state file {}", path.display())
         }
@@ -323,6 +338,72 @@ fn local_state(
             .map_err(|error| format!("the analytics log cannot be read: {error}")),
     };
     Ok((source, states, errors))
+}
+
+/// The ledger's holds still in force at `now`, into `states` (a state already there wins):
+/// a key's own hold first, then an exhausted quota, then a cooldown. A bucket of a quota
+/// group (`group:<name>`) holds every key of the providers that share it.
+fn held_keys(
+    loaded: &Loaded,
+    vars: &HashMap<String, String>,
+    ledger: &LedgerSnapshot,
+    now: chrono::DateTime<chrono::Utc>,
+    states: &mut HashMap<(String, String), KnownState>,
+) {
+    let in_force = |hold: &HoldRecord| hold.until.is_none_or(|until| until > now);
+    let until = |hold: &HoldRecord| {
+        hold.until.map_or_else(
+            || "until re-enabled".to_owned(),
+            |until| format!("until {}", until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        )
+    };
+    for record in &ledger.keys {
+        if let Some((kind, hold)) = &record.hold
+            && in_force(hold)
+        {
+            states.entry((record.provider.to_string(), record.key.to_string())).or_insert_with(
+                || KnownState {
+                    state: kind.as_str().to_owned(),
+                    reason: Some(format!("{} ({})", hold.reason, until(hold))),
+                },
+            );
+        }
+    }
+    let mut hold = |state: &str, bucket: &BucketRecord, hold: &HoldRecord| {
+        let provider = bucket.provider.as_str();
+        let keys: Vec<String> = match bucket.group.split_once(':') {
+            Some(("key", key)) => vec![key.to_owned()],
+            Some(("group", group)) => loaded
+                .file
+                .providers
+                .iter()
+                .filter(|section| {
+                    section.name.get_ref() == provider && section.group.as_deref() == Some(group)
+                })
+                .flat_map(|section| {
+                    config::keys(loaded, section, vars, &mut Vec::new()).unwrap_or_default()
+                })
+                .map(|key| key.id().to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for key in keys {
+            states.entry((provider.to_owned(), key)).or_insert_with(|| KnownState {
+                state: state.to_owned(),
+                reason: Some(format!("{} on {} ({})", hold.reason, bucket.pool, until(hold))),
+            });
+        }
+    };
+    for bucket in &ledger.buckets {
+        if let Some(exhausted) = bucket.exhausted.as_ref().filter(|h| in_force(h)) {
+            hold("exhausted", bucket, exhausted);
+        }
+    }
+    for bucket in &ledger.buckets {
+        if let Some(cooldown) = bucket.cooldown.as_ref().filter(|h| in_force(h)) {
+            hold("cooling", bucket, cooldown);
+        }
+    }
 }
 
 fn print_report(

@@ -227,3 +227,55 @@ async fn with_url_key_states_come_from_the_running_gateway() {
     assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stdout));
     assert!(String::from_utf8_lossy(&output.stdout).contains("gateway unreachable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_url_states_and_last_errors_come_from_the_state_file_a_gateway_left() {
+    let mock = upstream().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let state = dir.path().join("state").join("switchyard.db");
+    let text =
+        config_text(&mock, &["GOOD", "REVOKED"], &format!("[state]\npath = {:?}\n\n", state));
+    let env = [("GOOD", secret("GOOD")), ("REVOKED", secret("REVOKED"))];
+    let mut gateway = support::Gateway::start(&text, &env).expect("gateway starts");
+    let client = reqwest::Client::new();
+    let tried_revoked = || {
+        mock.log()
+            .iter()
+            .any(|request| request.key.as_ref().is_some_and(|k| k.as_str() == "REVOKED"))
+    };
+    let mut sent = 0;
+    while !tried_revoked() {
+        assert!(sent < 50, "the revoked key was never tried");
+        let response = client
+            .post(gateway.url("/v1/chat/completions"))
+            .json(&serde_json::json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .expect("sent");
+        assert!(response.status().is_success(), "{}", response.status());
+        sent += 1;
+    }
+    // The gateway saves its quota state and analytics at shutdown.
+    assert!(gateway.terminate().success(), "{}", gateway.stderr());
+
+    std::fs::write(dir.path().join("switchyard.toml"), &text).expect("config written");
+    let before = mock.totals().requests;
+    let (code, stdout, stderr) = doctor(dir.path(), &["--json", "--no-probe"]).await;
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("JSON report ({error}): {stdout}\n{stderr}"));
+    assert!(report["state_source"].as_str().expect("source").starts_with("state file"));
+    let revoked = key(&report, "REVOKED");
+    assert_eq!(revoked["state"], "invalid", "{report:#}");
+    assert_eq!(revoked["works"], false);
+    let good = key(&report, "GOOD");
+    assert_eq!(good["state"], "available", "{report:#}");
+    assert_eq!(good["works"], true);
+    assert_eq!(code, Some(1), "{report:#}");
+    // The last errors, from the analytics log next to the state file.
+    let errors = report["last_errors"]["errors"].as_array().expect("last errors");
+    let invalid = errors.iter().find(|row| row["class"] == "invalid_key").expect("invalid_key");
+    assert!(invalid["count"].as_u64().is_some_and(|n| n >= 1), "{invalid}");
+    assert_eq!(invalid["keys"], serde_json::json!(["groq/REVOKED"]), "{invalid}");
+    // --no-probe sent nothing.
+    assert_eq!(mock.totals().requests, before);
+}
