@@ -9,6 +9,10 @@
 //! answered: run it again and the ids already in the output are skipped. A line cut by the
 //! kill is dropped from the output before appending. The run ends with a JSON report on
 //! standard output; it exits 0 when every request was answered, 1 otherwise.
+//!
+//! With `--batch-size N` the pending requests go in batches of N, one batch after the other
+//! (at most `--max-concurrent` in flight within a batch), with `--pause-secs S` between two
+//! batches; the pause is measured on the [`Clock`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -59,6 +63,25 @@ pub(crate) struct BatchArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_concurrent: u32,
+    /// Send the pending requests in batches of this many, one batch after the other
+    /// [default: one batch of all].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    batch_size: Option<u32>,
+    /// Seconds to pause between two batches (fractions allowed, at most a day).
+    #[arg(long, default_value_t = 0.0, value_parser = pause_secs)]
+    pause_secs: f64,
+}
+
+/// The longest pause between batches: a day.
+const MAX_PAUSE_SECS: f64 = 86_400.0;
+
+fn pause_secs(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|error| format!("{text:?} is not a number: {error}"))?;
+    if secs.is_finite() && (0.0..=MAX_PAUSE_SECS).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("expected seconds from 0 to {MAX_PAUSE_SECS}, not {text}"))
+    }
 }
 
 /// Why a batch cannot run; nothing is sent when the input is wrong.
@@ -109,7 +132,7 @@ struct Item {
 
 /// How one request ended.
 enum Done {
-    Answered { line: Value, key: String, fallback: bool, cost: f64 },
+    Answered { line: Value, key: String, provider: String, route: String, retried: bool, cost: f64 },
     Failed { id: String, class: String },
 }
 
@@ -223,6 +246,7 @@ async fn local(router: &Router, item: Item, clock: &dyn Clock) -> Done {
             );
             let served = &answer.served_by;
             let key = format!("{}/{}", served.provider, served.key);
+            let provider = served.provider.to_string();
             let cost = answer.cost.unwrap_or(0.0);
             let line = json!({
                 "custom_id": item.id,
@@ -233,7 +257,14 @@ async fn local(router: &Router, item: Item, clock: &dyn Clock) -> Done {
                 "cost": answer.cost,
                 "response": response,
             });
-            Done::Answered { line, key, fallback: answer.n_attempts > 1, cost }
+            Done::Answered {
+                line,
+                key,
+                provider,
+                route: item.route,
+                retried: answer.n_attempts > 1,
+                cost,
+            }
         }
         Err(error) => Done::Failed { id: item.id, class: error.code().to_owned() },
     }
@@ -272,7 +303,14 @@ async fn remote(client: &reqwest::Client, url: &str, token: Option<&str>, item: 
         "cost": null,
         "response": body,
     });
-    Done::Answered { line, key: format!("{provider}/{key}"), fallback: attempts > 1, cost: 0.0 }
+    Done::Answered {
+        line,
+        key: format!("{provider}/{key}"),
+        provider,
+        route: item.route,
+        retried: attempts > 1,
+        cost: 0.0,
+    }
 }
 
 /// Runs `switchyard batch`.
@@ -296,6 +334,9 @@ async fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     // The in-process router keeps its quota state saver alive until the batch ends.
     let mut _persistence = None;
     let mut _scores = None;
+    // Each route's first target's provider: an answer from another one is a fallback. Known
+    // in process only; a gateway's routes are its own.
+    let mut primary: Option<HashMap<String, String>> = None;
     let target = match &args.url {
         Some(url) => Target::Gateway {
             client: reqwest::Client::builder()
@@ -313,6 +354,18 @@ async fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
             }
             _persistence = built.persistence;
             _scores = built.scores;
+            primary = Some(
+                loaded
+                    .file
+                    .routes
+                    .iter()
+                    .filter_map(|route| {
+                        let first = route.targets.get_ref().first()?;
+                        let (provider, _) = first.split_once('/')?;
+                        Some((route.name.get_ref().clone(), provider.to_owned()))
+                    })
+                    .collect(),
+            );
             Target::Local(Arc::new(built.router))
         }
     };
@@ -326,55 +379,94 @@ async fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let started = clock.now();
     let mut served = 0_u64;
     let mut fallbacks = 0_u64;
+    let mut fallback_provider = false;
     let mut cost = 0.0_f64;
     let mut keys_used: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed_ids: Vec<String> = Vec::new();
     let target = &target;
     let clock_ref = clock.as_ref();
-    let mut results = futures_util::stream::iter(pending)
-        .map(|item| target.send(item, clock_ref))
-        .buffer_unordered(args.max_concurrent as usize);
-    while let Some(done) = results.next().await {
-        match done {
-            Done::Answered { line, key, fallback, cost: spent } => {
-                let mut text = serde_json::to_string(&line).expect("invariant: JSON serializes");
-                text.push('\n');
-                // One write per line, flushed at once: a kill leaves whole lines (or one
-                // cut line, dropped on the next run).
-                output.write_all(text.as_bytes()).map_err(output_error)?;
-                output.flush().map_err(output_error)?;
-                served += 1;
-                fallbacks += u64::from(fallback);
-                cost += spent;
-                *keys_used.entry(key).or_default() += 1;
-            }
-            Done::Failed { id, class } => {
-                *errors.entry(class).or_default() += 1;
-                failed_ids.push(id);
-            }
+    let batch_size = args.batch_size.map_or(usize::MAX, |n| n as usize);
+    let pause = Duration::from_secs_f64(args.pause_secs);
+    let (mut n_batches, mut n_pauses) = (0_u64, 0_u64);
+    let mut pending = pending.into_iter().peekable();
+    while pending.peek().is_some() {
+        if n_batches > 0 && !pause.is_zero() {
+            bar.set_message(format!("pausing {}s before batch {}", args.pause_secs, n_batches + 1));
+            clock.sleep_until(clock.now() + pause).await;
+            n_pauses += 1;
         }
-        bar.set_message(format!("served {served}, errors {}", failed_ids.len()));
-        bar.inc(1);
+        n_batches += 1;
+        let chunk: Vec<Item> = pending.by_ref().take(batch_size).collect();
+        let mut results = futures_util::stream::iter(chunk)
+            .map(|item| target.send(item, clock_ref))
+            .buffer_unordered(args.max_concurrent as usize);
+        while let Some(done) = results.next().await {
+            match done {
+                Done::Answered { line, key, provider, route, retried, cost: spent } => {
+                    let mut text =
+                        serde_json::to_string(&line).expect("invariant: JSON serializes");
+                    text.push('\n');
+                    // One write per line, flushed at once: a kill leaves whole lines (or one
+                    // cut line, dropped on the next run).
+                    output.write_all(text.as_bytes()).map_err(output_error)?;
+                    output.flush().map_err(output_error)?;
+                    served += 1;
+                    fallbacks += u64::from(retried);
+                    fallback_provider |= primary
+                        .as_ref()
+                        .and_then(|primary| primary.get(&route))
+                        .is_some_and(|first| *first != provider);
+                    cost += spent;
+                    *keys_used.entry(key).or_default() += 1;
+                }
+                Done::Failed { id, class } => {
+                    *errors.entry(class).or_default() += 1;
+                    failed_ids.push(id);
+                }
+            }
+            bar.set_message(format!("served {served}, errors {}", failed_ids.len()));
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     let elapsed = clock.now().saturating_duration_since(started);
     let attempted = served + failed_ids.len() as u64;
-    let report = json!({
+    let error_rate = if attempted == 0 { 0.0 } else { failed_ids.len() as f64 / attempted as f64 };
+    let elapsed_seconds = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
+    let mut report = json!({
         "requests": n_requests,
         "skipped": skipped,
         "attempted": attempted,
         "served": served,
         "errors": failed_ids.len(),
-        "error_rate": if attempted == 0 { 0.0 } else { failed_ids.len() as f64 / attempted as f64 },
-        "elapsed_secs": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "error_rate": error_rate,
+        "elapsed_secs": elapsed_seconds,
         "keys_used": keys_used,
         "fallbacks_used": fallbacks,
         "cost": cost,
         "error_classes": errors,
         "failed_ids": failed_ids,
         "output": args.output.display().to_string(),
+        // The fields CI reads (the coverage optimizer's report): the batch's target is an
+        // answer for every input request.
+        "target_achieved": failed_ids.is_empty(),
+        "target": "every input request answered",
+        "total_requests": attempted,
+        "total_errors": failed_ids.len(),
+        "elapsed_seconds": elapsed_seconds,
+        "multi_key_rotation": keys_used.len() > 1,
+        "batches": n_batches,
+        "pauses": n_pauses,
     });
+    match primary {
+        Some(_) => report["fallback_used"] = json!(fallback_provider),
+        None => {
+            report["fallback_used_omitted"] = json!(
+                "with --url the gateway's routes are not known here; fallbacks_used counts answers after more than one attempt"
+            );
+        }
+    }
     println!("{}", serde_json::to_string_pretty(&report).context("printing the report")?);
     Ok(if failed_ids.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

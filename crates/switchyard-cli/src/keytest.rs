@@ -10,13 +10,19 @@
 //! with `--url`, else into the score snapshot of the configuration's `[state]` file, so the
 //! first routed request already knows which keys work.
 //!
-//! Keys come from the configuration's `keys` and `keys_env`, named as `serve` names them;
-//! keys held only in the vault are not probed.
+//! Keys come from the configuration's `keys` and `keys_env`, named as `serve` names them, and
+//! from its `[vault]` (a vault key is tested like a configured one, against its provider's
+//! models; the same secret in both places is tested once). With `--all-models`, each key is
+//! probed against its own model list instead (the provider's list endpoint, asked with that
+//! key), at most `--max-models-per-key` of it. Every probe and every listing gives up after
+//! `--timeout-secs`, measured on the [`Clock`].
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment};
@@ -27,6 +33,7 @@ use switchyard_core::{
     Call, ChatRequest, Clock, Credential, LimitUnit, ModelId, Provider, SystemClock,
 };
 use switchyard_score::{StatsSnapshot, StatsStore as _};
+use switchyard_vault::KeySource;
 
 use crate::admin_api::{AdminClient, Token};
 use crate::config::{self, Loaded};
@@ -51,7 +58,24 @@ pub(crate) struct KeyTestArgs {
     /// Probes in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     concurrency: u32,
+    /// Probe each key against its own model list (the provider's list endpoint, asked with
+    /// that key) instead of the configured models.
+    #[arg(long)]
+    all_models: bool,
+    /// With `--all-models`, the most models probed per key: the first ones of its list by
+    /// name.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_models_per_key: u32,
+    /// Seconds one probe or one model listing may take before it counts as a `timeout`.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=600))]
+    timeout_secs: u32,
 }
+
+/// The longest model name taken from a provider's list; a longer one is skipped.
+const MAX_MODEL_NAME: usize = 256;
+
+/// The pseudo-model a failed model listing is reported under.
+pub(crate) const LISTING: &str = "(model list)";
 
 /// Why the keys cannot be tested.
 #[derive(Debug, thiserror::Error)]
@@ -64,30 +88,151 @@ pub(crate) enum KeyTestError {
 /// One probe's result, as the admin API's import reads it.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct ProbeRow {
-    provider: String,
-    key: String,
-    fingerprint: String,
-    model: String,
-    ok: bool,
-    latency_ms: Option<f64>,
-    error_class: Option<String>,
-    status: Option<u16>,
-    rate_limit: Option<RateLimitRow>,
+    pub(crate) provider: String,
+    pub(crate) key: String,
+    pub(crate) fingerprint: String,
+    /// `config` or `vault`.
+    pub(crate) source: &'static str,
+    pub(crate) model: String,
+    pub(crate) ok: bool,
+    pub(crate) latency_ms: Option<f64>,
+    pub(crate) error_class: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) rate_limit: Option<RateLimitRow>,
 }
 
 /// What the rate-limit headers said was left.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct RateLimitRow {
-    remaining_requests: Option<u64>,
-    remaining_tokens: Option<u64>,
+    pub(crate) remaining_requests: Option<u64>,
+    pub(crate) remaining_tokens: Option<u64>,
 }
 
-/// One key of one provider, with the adapter that speaks for it.
-struct Probe {
-    provider: String,
-    adapter: Arc<dyn Provider>,
-    credential: Credential,
-    model: String,
+/// One key of one provider, with the adapter that speaks for it and the models configured
+/// for its provider.
+#[derive(Clone)]
+pub(crate) struct KeyUnderTest {
+    pub(crate) provider: String,
+    pub(crate) adapter: Arc<dyn Provider>,
+    pub(crate) credential: Credential,
+    /// `config` or `vault`.
+    pub(crate) source: &'static str,
+    pub(crate) models: Vec<String>,
+}
+
+/// One key on one model.
+pub(crate) struct Probe {
+    pub(crate) key: KeyUnderTest,
+    pub(crate) model: String,
+}
+
+/// Every key of every configured provider: the configuration's `keys` and `keys_env`, then
+/// the `[vault]`'s enabled keys of the configured providers (a secret already configured is
+/// not repeated). What cannot be tested goes to `notes`.
+///
+/// # Errors
+/// The configuration's errors, or a `[vault]` that cannot be opened.
+pub(crate) fn keys_under_test(
+    loaded: &Loaded,
+    vars: &HashMap<String, String>,
+    clock: &Arc<dyn Clock>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<KeyUnderTest>> {
+    let limits = config::upstream_limits(loaded)?;
+    let vault_keys = match &loaded.file.vault {
+        Some(section) => KeySource::keys(&config::open_vault(loaded, section, vars)?)
+            .context("reading the vault's keys")?,
+        None => Vec::new(),
+    };
+    let mut found = Vec::new();
+    for section in &loaded.file.providers {
+        let name = section.name.get_ref().clone();
+        let adapter = config::adapter(loaded, section, vars, clock, &limits)?;
+        let mut keys: Vec<(Credential, &'static str)> = config::keys(loaded, section, vars, notes)?
+            .into_iter()
+            .map(|credential| (credential, "config"))
+            .collect();
+        for sourced in vault_keys.iter().filter(|key| key.provider.as_str() == name) {
+            let fingerprint = sourced.credential.fingerprint();
+            if keys.iter().any(|(known, _)| known.fingerprint() == fingerprint) {
+                continue;
+            }
+            keys.push((sourced.credential.clone(), "vault"));
+        }
+        if keys.is_empty() {
+            notes.push(format!("provider {name} has no keys to test"));
+        }
+        for (credential, source) in keys {
+            found.push(KeyUnderTest {
+                provider: name.clone(),
+                adapter: Arc::clone(&adapter),
+                credential,
+                source,
+                models: section.models.clone(),
+            });
+        }
+    }
+    for sourced in &vault_keys {
+        let provider = sourced.provider.as_str();
+        if !loaded.file.providers.iter().any(|section| section.name.get_ref() == provider) {
+            notes.push(format!(
+                "vault key {} is for provider {provider}, which the configuration does not define: not tested",
+                sourced.credential.id()
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// `work`, or `None` when `timeout` passes first on `clock`.
+pub(crate) async fn within<T>(
+    clock: &dyn Clock,
+    timeout: Duration,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let deadline = clock.now() + timeout;
+    let work = std::pin::pin!(work);
+    match futures_util::future::select(work, clock.sleep_until(deadline)).await {
+        futures_util::future::Either::Left((out, _)) => Some(out),
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
+/// The models `key` lists, sorted by name, at most `max` (names longer than
+/// [`MAX_MODEL_NAME`] skipped), or the row saying why the listing failed.
+async fn own_models(
+    key: &KeyUnderTest,
+    clock: &dyn Clock,
+    timeout: Duration,
+    max: usize,
+) -> Result<Vec<String>, ProbeRow> {
+    let failed = |error_class: String, status: Option<u16>| ProbeRow {
+        provider: key.provider.clone(),
+        key: key.credential.id().to_string(),
+        fingerprint: key.credential.fingerprint().to_string(),
+        source: key.source,
+        model: LISTING.to_owned(),
+        ok: false,
+        latency_ms: None,
+        error_class: Some(error_class),
+        status,
+        rate_limit: None,
+    };
+    match within(clock, timeout, key.adapter.list_models(Some(&key.credential))).await {
+        None => Err(failed("timeout".to_owned(), None)),
+        Some(Err(error)) => Err(failed(error.kind.as_str().to_owned(), error.status)),
+        Some(Ok(listed)) => {
+            let mut models: Vec<String> = listed
+                .into_iter()
+                .map(|info| info.id.as_str().to_owned())
+                .filter(|name| !name.is_empty() && name.len() <= MAX_MODEL_NAME)
+                .collect();
+            models.sort();
+            models.dedup();
+            models.truncate(max);
+            Ok(models)
+        }
+    }
 }
 
 /// Runs `switchyard keys test`.
@@ -101,36 +246,55 @@ pub(crate) fn run(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
 
 async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let timeout = Duration::from_secs(u64::from(args.timeout_secs));
     let loaded = Loaded::read(&args.config)?;
     let vars = crate::serve::variables()?;
-    let mut probes = Vec::new();
     // Keys and adapters are made exactly as `serve` makes them (an empty key is skipped and
     // a repeated one tested once, with the same notes).
     let mut notes = Vec::new();
-    let limits = config::upstream_limits(&loaded)?;
-    for section in &loaded.file.providers {
-        let name = section.name.get_ref().clone();
-        let keys = config::keys(&loaded, section, &vars, &mut notes)?;
-        if keys.is_empty() || section.models.is_empty() {
-            eprintln!("note: provider {name} has no keys or no models to test");
-            continue;
-        }
-        let adapter = config::adapter(&loaded, section, &vars, &clock, &limits)?;
-        for credential in &keys {
-            for model in &section.models {
-                probes.push(Probe {
-                    provider: name.clone(),
-                    adapter: Arc::clone(&adapter),
-                    credential: credential.clone(),
-                    model: model.clone(),
-                });
-            }
-        }
-    }
+    let keys = keys_under_test(&loaded, &vars, &clock, &mut notes)?;
     for note in &notes {
         eprintln!("note: {note}");
     }
-    if probes.is_empty() {
+    let mut probes = Vec::new();
+    let mut listing_failures = Vec::new();
+    if args.all_models {
+        let max = args.max_models_per_key as usize;
+        let clock_ref = clock.as_ref();
+        let listed: Vec<(KeyUnderTest, Result<Vec<String>, ProbeRow>)> =
+            futures_util::stream::iter(keys)
+                .map(|key| async move {
+                    let models = own_models(&key, clock_ref, timeout, max).await;
+                    (key, models)
+                })
+                .buffer_unordered(args.concurrency as usize)
+                .collect()
+                .await;
+        for (key, models) in listed {
+            match models {
+                Ok(models) if models.is_empty() => {
+                    eprintln!("note: key {}/{} lists no models", key.provider, key.credential.id())
+                }
+                Ok(models) => {
+                    for model in models {
+                        probes.push(Probe { key: key.clone(), model });
+                    }
+                }
+                Err(row) => listing_failures.push(row),
+            }
+        }
+    } else {
+        for key in keys {
+            if key.models.is_empty() {
+                eprintln!("note: provider {} has no models to test", key.provider);
+                continue;
+            }
+            for model in key.models.clone() {
+                probes.push(Probe { key: key.clone(), model });
+            }
+        }
+    }
+    if probes.is_empty() && listing_failures.is_empty() {
         return Err(KeyTestError::Nothing(args.config.clone()).into());
     }
 
@@ -141,7 +305,7 @@ async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
             let clock = Arc::clone(&clock);
             let bar = bar.clone();
             async move {
-                let row = probe_once(&probe, clock.as_ref()).await;
+                let row = probe_within(&probe, clock.as_ref(), timeout).await;
                 bar.inc(1);
                 row
             }
@@ -150,6 +314,7 @@ async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
         .collect()
         .await;
     bar.finish_and_clear();
+    rows.extend(listing_failures);
     // Passing probes by latency first, then the failures by latency.
     rows.sort_by(|a, b| {
         b.ok.cmp(&a.ok)
@@ -198,25 +363,32 @@ async fn test_keys(args: KeyTestArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-/// One one-token completion with one key on one model.
-async fn probe_once(probe: &Probe, clock: &dyn Clock) -> ProbeRow {
+/// One one-token completion with one key on one model, given up after `timeout` (error
+/// class `timeout`).
+pub(crate) async fn probe_within(probe: &Probe, clock: &dyn Clock, timeout: Duration) -> ProbeRow {
     let request = ChatRequest::from_user("Reply with one word.").with_max_tokens(1);
     let model = ModelId::new(probe.model.as_str());
-    let call = Call::new(&request, &model, Some(&probe.credential));
+    let key = &probe.key;
+    let call = Call::new(&request, &model, Some(&key.credential));
     let started = clock.now();
-    let outcome = probe.adapter.chat(call).await;
+    let outcome = within(clock, timeout, key.adapter.chat(call)).await;
     let latency_ms = clock.now().saturating_duration_since(started).as_secs_f64() * 1000.0;
     let latency_ms = Some((latency_ms * 10.0).round() / 10.0);
     let mut row = ProbeRow {
-        provider: probe.provider.clone(),
-        key: probe.credential.id().to_string(),
-        fingerprint: probe.credential.fingerprint().to_string(),
+        provider: key.provider.clone(),
+        key: key.credential.id().to_string(),
+        fingerprint: key.credential.fingerprint().to_string(),
+        source: key.source,
         model: probe.model.clone(),
         ok: false,
         latency_ms,
         error_class: None,
         status: None,
         rate_limit: None,
+    };
+    let Some(outcome) = outcome else {
+        row.error_class = Some("timeout".to_owned());
+        return row;
     };
     let limits = match outcome {
         Ok(reply) => {
@@ -258,7 +430,11 @@ fn print_table(rows: &[ProbeRow]) {
         let limits = row.rate_limit.as_ref();
         table.add_row(vec![
             Cell::new(&row.provider),
-            Cell::new(format!("{} ({})", row.key, row.fingerprint)),
+            Cell::new(if row.source == "vault" {
+                format!("{} ({}, vault)", row.key, row.fingerprint)
+            } else {
+                format!("{} ({})", row.key, row.fingerprint)
+            }),
             Cell::new(&row.model),
             ui::state_cell(if row.ok { "ok" } else { "FAIL" }, colour),
             right(row.latency_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}"))),
@@ -309,7 +485,8 @@ fn seed_state(
         Some(snapshot) => serde_json::to_value(&snapshot).context("reading the saved scores")?,
         None => json!({"version": 1, "providers": {}}),
     };
-    for row in rows {
+    // A failed listing names no model: nothing to score.
+    for row in rows.iter().filter(|row| row.model != LISTING) {
         let stats = &mut snapshot["providers"][row.provider.as_str()]["keys"][row.key.as_str()]["models"]
             [row.model.as_str()];
         if !stats.is_object() {
@@ -336,4 +513,42 @@ fn seed_state(
         serde_json::from_value(snapshot).context("building the score snapshot")?;
     store.save(&snapshot).context("saving the scores")?;
     Ok(snapshot.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::ManualClock;
+
+    #[tokio::test]
+    async fn a_probe_gives_up_when_its_clock_passes_the_timeout_and_not_before() {
+        let clock = Arc::new(ManualClock::default());
+        let ready = within(clock.as_ref(), Duration::from_secs(10), async { 7 }).await;
+        assert_eq!(ready, Some(7));
+
+        let waiting = {
+            let clock = Arc::clone(&clock);
+            tokio::spawn(async move {
+                within(clock.as_ref(), Duration::from_secs(10), std::future::pending::<()>()).await
+            })
+        };
+        // Let the task start and read its deadline, then move the clock to just before it.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_secs(9));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "gave up before its timeout");
+        // Past it: the probe gives up (bounded: the clock keeps moving until it does).
+        let mut advanced = 0;
+        while !waiting.is_finished() {
+            assert!(advanced < 1000, "never gave up");
+            clock.advance(Duration::from_secs(2));
+            tokio::task::yield_now().await;
+            advanced += 1;
+        }
+        assert_eq!(waiting.await.expect("joined"), None);
+    }
 }

@@ -9,6 +9,7 @@ mod admin_api;
 mod batch;
 mod config;
 mod demo;
+mod doctor;
 mod keys;
 mod keytest;
 mod serve;
@@ -49,6 +50,9 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Answer many requests from a JSONL file, paced to the quotas; resumable.
     Batch(batch::BatchArgs),
+    /// Check a configuration, every key's state, a live probe of each key and the last
+    /// errors in one report; the exit code says what is wrong.
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Batch(args) => batch::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -93,6 +98,7 @@ mod tests {
         for args in [
             vec!["switchyard", "status", "--admin-token", "s3cret-admin"],
             vec!["switchyard", "stats", "--admin-token", "s3cret-admin"],
+            vec!["switchyard", "doctor", "--admin-token", "s3cret-admin"],
             vec![
                 "switchyard",
                 "keys",

@@ -185,3 +185,81 @@ async fn a_run_killed_half_way_finishes_on_the_next_without_repeating_answers() 
     assert!((100..=102).contains(&upstream_calls), "{upstream_calls} upstream calls");
     assert_eq!(mock.totals().rate_limited, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_run_one_after_the_other_with_pauses_and_the_report_has_the_fields_ci_reads() {
+    let mock = upstream(Duration::from_millis(5)).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (config, input) = (config(dir.path(), &mock), input(dir.path()));
+    let output = dir.path().join("out.jsonl");
+    let mut command = batch(&config, &input, &output, "16");
+    command.args(["--batch-size", "30", "--pause-secs", "0.05"]);
+    let (status, report) = run(command).await;
+    assert!(status.status.success(), "{report}");
+    // 100 requests in batches of 30: four batches, a pause between each two.
+    assert_eq!(report["batches"], 4, "{report}");
+    assert_eq!(report["pauses"], 3, "{report}");
+    assert_eq!(report["total_requests"], 100, "{report}");
+    assert_eq!(report["total_errors"], 0, "{report}");
+    assert_eq!(report["error_rate"], 0.0, "{report}");
+    assert_eq!(report["target_achieved"], true, "{report}");
+    assert_eq!(report["multi_key_rotation"], true, "{report}");
+    assert_eq!(report["fallback_used"], false, "{report}");
+    assert!(report["elapsed_seconds"].as_f64().is_some_and(|secs| secs >= 0.0), "{report}");
+    // A batch ends before the next starts: the first 30 answers are the first 30 lines.
+    let text = std::fs::read_to_string(&output).expect("output");
+    let first: std::collections::BTreeSet<String> = text
+        .lines()
+        .take(30)
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            value["custom_id"].as_str().expect("custom_id").to_owned()
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        expected_ids().into_iter().take(30).collect();
+    assert_eq!(first, expected);
+
+    // Bad values are refused before anything is sent.
+    for (flag, value) in [("--pause-secs", "-1"), ("--pause-secs", "NaN"), ("--batch-size", "0")] {
+        let mut command = batch(&config, &input, &output, "16");
+        command.args([flag, value]);
+        let refused = command.output().expect("the binary runs");
+        assert_eq!(refused.status.code(), Some(2), "{flag} {value}");
+    }
+    assert_eq!(mock.totals().requests, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_a_fallback_provider_sets_fallback_used() {
+    let primary =
+        MockUpstream::builder(switchyard_mock::OpenAiWire::new(switchyard_mock::Flavor::Groq))
+            .models(["llama-3.1-8b-instant"])
+            .key(KeyScript::invalid("K1", secret("K1")))
+            .start()
+            .await
+            .expect("mock starts");
+    let fallback = upstream(Duration::from_millis(1)).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text = format!(
+        "[[providers]]\nname = \"primary\"\nkind = \"openai\"\npreset = \"groq\"\nbase_url = \"{}\"\nkeys = [\"${{K1}}\"]\nmodels = [\"llama-3.1-8b-instant\"]\n\n[[providers]]\nname = \"backup\"\nkind = \"openai\"\npreset = \"groq\"\nbase_url = \"{}\"\nkeys = [\"${{K2}}\"]\nmodels = [\"llama-3.1-8b-instant\"]\n\n[[routes]]\nname = \"default\"\nstrategy = \"priority\"\ntargets = [\"primary/llama-3.1-8b-instant\", \"backup/llama-3.1-8b-instant\"]\n",
+        primary.base_url(),
+        fallback.base_url()
+    );
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(&config, text).expect("config written");
+    let input = dir.path().join("in.jsonl");
+    let lines: String = (1..=5)
+        .map(|n| format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"q{n}\"}}]}}\n"))
+        .collect();
+    std::fs::write(&input, lines).expect("input written");
+    let output = dir.path().join("out.jsonl");
+    let (status, report) = run(batch(&config, &input, &output, "1")).await;
+    assert!(status.status.success(), "{report}");
+    assert_eq!(report["served"], 5, "{report}");
+    assert_eq!(report["fallback_used"], true, "{report}");
+    assert_eq!(report["multi_key_rotation"], false, "{report}");
+    assert_eq!(report["target_achieved"], true, "{report}");
+    assert_eq!(report["keys_used"]["backup/K2"], 5, "{report}");
+    assert!(primary.totals().requests >= 1);
+}

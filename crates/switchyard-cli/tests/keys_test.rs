@@ -176,3 +176,141 @@ async fn all_passing_exits_0_and_none_passing_exits_2() {
     assert!(stdout.contains("passed 0 of 1 (0%)"), "{stdout}");
     assert!(stdout.contains("fastest: none passed"), "{stdout}");
 }
+
+/// The rows of the results JSON as `provider/key/model` → (ok, source).
+fn result_rows(dir: &Path) -> std::collections::BTreeMap<String, (bool, String)> {
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("api-test-results.json")).expect("json written"),
+    )
+    .expect("valid JSON");
+    json["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|row| {
+            let name = format!(
+                "{}/{}/{}",
+                row["provider"].as_str().expect("provider"),
+                row["key"].as_str().expect("key"),
+                row["model"].as_str().expect("model")
+            );
+            let source = row["source"].as_str().expect("source").to_owned();
+            (name, (row["ok"].as_bool().expect("ok"), source))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_models_probes_each_keys_own_list_and_vault_keys_are_tested_like_configured_ones() {
+    use std::sync::Arc;
+    use switchyard_vault::{NewKey, Passphrase, Vault, VaultConfig};
+
+    let (groq, _) = upstreams().await;
+    let gemini = MockUpstream::builder(GeminiWire)
+        .models(["gemini-2.5-flash", "gemini-2.0-flash"])
+        .key(KeyScript::valid("GEMINI_KEY", "AIza-good-222222"))
+        .start()
+        .await
+        .expect("gemini mock");
+    let anthropic = MockUpstream::builder(switchyard_mock::AnthropicWire)
+        .models(["claude-sonnet-4", "claude-3-5-haiku-latest"])
+        .key(KeyScript::valid("ANTHROPIC_VAULT", "sk-ant-vault-333333"))
+        .start()
+        .await
+        .expect("anthropic mock");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The anthropic key lives only in the vault.
+    let passphrase = "keys test vault passphrase";
+    let config = VaultConfig::insecure_for_tests(1_000, Arc::new(switchyard_core::SystemClock));
+    let mut vault = Vault::create(
+        dir.path().join("keys.vault"),
+        Passphrase::try_new(passphrase).expect("passphrase"),
+        config,
+    )
+    .expect("vault created");
+    let vault_id =
+        vault.add(NewKey::new("anthropic", "sk-ant-vault-333333")).expect("key added").id;
+    drop(vault);
+    let text = format!(
+        "[vault]\npath = \"keys.vault\"\n\n[[providers]]\nname = \"groq\"\nkind = \"openai\"\npreset = \"groq\"\nbase_url = \"{}\"\nkeys = [\"${{GROQ_GOOD}}\"]\nmodels = [\"{FAST}\"]\n\n[[providers]]\nname = \"gemini\"\nkind = \"gemini\"\nbase_url = \"http://{}\"\nkeys = [\"${{GEMINI_KEY}}\"]\nmodels = [\"gemini-2.0-flash\"]\n\n[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"{}\"\nmodels = [\"claude-3-5-haiku-latest\"]\n\n[[routes]]\nname = \"default\"\ntargets = [\"groq/{FAST}\"]\n",
+        groq.base_url(),
+        gemini.addr(),
+        anthropic.base_url()
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), text).expect("config");
+    let vault_row = |model: &str| format!("anthropic/{vault_id}/{model}");
+    let run = |extra: &'static [&'static str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .current_dir(dir.path())
+            .args(["keys", "test", "--config", "switchyard.toml"])
+            .args(extra)
+            .env_remove("SWITCHYARD_CONFIG")
+            .env_remove("SWITCHYARD_ADMIN_TOKEN")
+            .env("SWITCHYARD_VAULT_PASSPHRASE", passphrase)
+            .env("GROQ_GOOD", "gsk-good-000000")
+            .env("GEMINI_KEY", "AIza-good-222222");
+        async move {
+            tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+                .await
+                .expect("joined")
+        }
+    };
+
+    // The configured models: the vault key is probed like the configured ones.
+    let output = run(&[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let rows = result_rows(dir.path());
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[&vault_row("claude-3-5-haiku-latest")], (true, "vault".to_owned()));
+    assert_eq!(rows[&format!("groq/GROQ_GOOD/{FAST}")], (true, "config".to_owned()));
+    assert!(stdout.contains(", vault)"), "{stdout}");
+    assert!(!stdout.contains("sk-ant-vault"), "no secret printed:\n{stdout}");
+
+    // Each key's own list, asked of each wire format's list endpoint with that key.
+    let output = run(&["--all-models"]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The good groq key may not use the big model it lists: some fail, exit 1.
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let rows = result_rows(dir.path());
+    let names: Vec<&str> = rows.keys().map(String::as_str).collect();
+    let expected = [
+        vault_row("claude-3-5-haiku-latest"),
+        vault_row("claude-sonnet-4"),
+        "gemini/GEMINI_KEY/gemini-2.0-flash".to_owned(),
+        "gemini/GEMINI_KEY/gemini-2.5-flash".to_owned(),
+        format!("groq/GROQ_GOOD/{FAST}"),
+        format!("groq/GROQ_GOOD/{BIG}"),
+    ];
+    assert_eq!(names, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!rows[&format!("groq/GROQ_GOOD/{BIG}")].0);
+    assert_eq!(rows.values().filter(|(ok, _)| *ok).count(), 5, "{rows:?}");
+    for (mock, listing) in
+        [(&groq, "/v1/models"), (&gemini, "/v1beta/models"), (&anthropic, "/v1/models")]
+    {
+        // The recorded path keeps its query (Gemini pages with `pageSize`).
+        let listed: Vec<String> = mock
+            .log()
+            .into_iter()
+            .filter(|request| request.method == "GET")
+            .map(|request| request.path)
+            .collect();
+        assert_eq!(listed.len(), 1, "one listing at {listing}: {listed:?}");
+        assert_eq!(listed[0].split('?').next(), Some(listing), "{listed:?}");
+    }
+
+    // At most one model per key: the first of its list by name.
+    let output = run(&["--all-models", "--max-models-per-key", "1"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+    let rows = result_rows(dir.path());
+    let names: Vec<&str> = rows.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            vault_row("claude-3-5-haiku-latest").as_str(),
+            "gemini/GEMINI_KEY/gemini-2.0-flash",
+            &format!("groq/GROQ_GOOD/{FAST}"),
+        ]
+    );
+}

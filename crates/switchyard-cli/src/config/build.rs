@@ -165,6 +165,23 @@ pub(crate) fn build(
     build_with(loaded, vars, clock, None, None)
 }
 
+/// As [`build`], with no persistence: `[state]` is set aside while building, so no state
+/// file is opened, created or written, no saver thread starts and no Redis is reached
+/// (`switchyard doctor` checks a configuration a running gateway may be using).
+///
+/// # Errors
+/// As [`build`]; `[state]` itself is not checked.
+pub(crate) fn build_without_state(
+    loaded: &mut Loaded,
+    vars: &HashMap<String, String>,
+    clock: Arc<dyn Clock>,
+) -> Result<Built, ConfigError> {
+    let state = std::mem::take(&mut loaded.file.state);
+    let built = build(loaded, vars, clock);
+    loaded.file.state = state;
+    built
+}
+
 /// As [`build`], with the router's events going to `events` (the gateway's analytics and
 /// alert hub). On a reload, `previous` is the router being replaced: the new one shares its
 /// spend books (calls still in flight settle into the same day) and keeps its disabled keys.
@@ -733,7 +750,7 @@ fn reset_zone(loaded: &Loaded, section: &ProviderSection) -> Result<Option<Tz>, 
 /// The vault's passphrase variable, as `switchyard keys` reads it.
 const PASSPHRASE_VAR: &str = "SWITCHYARD_VAULT_PASSPHRASE";
 
-fn open_vault(
+pub(crate) fn open_vault(
     loaded: &Loaded,
     vault: &super::VaultSection,
     vars: &HashMap<String, String>,

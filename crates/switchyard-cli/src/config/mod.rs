@@ -21,6 +21,7 @@ use toml::Spanned;
 #[allow(unused_imports, reason = "`build` serves tests and commands that need no event sink")]
 pub(crate) use build::build;
 pub(crate) use build::{Built, adapter, analytics_settings, build_with, keys, upstream_limits};
+pub(crate) use build::{build_without_state, open_vault};
 pub(crate) use scores::ScoreSaver;
 pub(crate) use telemetry::telemetry_settings;
 
