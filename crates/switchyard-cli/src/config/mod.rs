@@ -815,6 +815,10 @@ mod tests {
             format!("[[providers]]\nname = \"x\"\nkind = \"openai\"\npreset = \"{SECRET}\"\n"),
             format!("[[providers]]\nname = \"x\"\nkind = \"gemini\"\nreset = \"00:00 {SECRET}\"\n"),
             format!("strategy = \"{SECRET}\"\n"),
+            format!("prefer_provider = \"{SECRET}\"\n"),
+            format!("[[providers]]\nname = \"x\"\nkind = \"openai\"\ntier = \"{SECRET}\"\n"),
+            format!("[router]\nretries_same = \"{SECRET}\"\n"),
+            format!("[cache]\nttl_secs = \"{SECRET}\"\n"),
             format!("max_attempts = \"{SECRET}\"\n"),
         ];
         for extra in cases {
