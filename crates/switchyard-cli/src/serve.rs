@@ -6,7 +6,9 @@
 //!
 //! Around the router: the analytics event log (`<state>.analytics.db` next to the state
 //! file, written by a thread of its own), the alert webhook task, and the admin token. The
-//! analytics and alert settings are read at start; a reload keeps them.
+//! analytics and alert settings are read at start; a reload keeps them. Health probes
+//! (`[probes]`, a provider's `probe_interval_secs`) run on the serving router: a reload stops
+//! them and starts the new configuration's on the new router; shutdown stops them.
 //!
 //! Logs are JSON lines on stderr; the one line on stdout says where the gateway listens, so a
 //! script (or a test) started with `--listen 127.0.0.1:0` learns the port.
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use switchyard::{EventSink, Router, SpendWriteBehind};
+use switchyard::{EventSink, ProbeConfig, ProbeHandle, Router, SpendWriteBehind};
 use switchyard_core::{Clock, SystemClock};
 use switchyard_quota::WriteBehind;
 use switchyard_server::{
@@ -161,6 +163,23 @@ struct FileReloader {
     /// The gateway, once it runs: the keys an operator disabled on its router stay disabled
     /// on the new one.
     gateway: OnceLock<Gateway>,
+    /// The running router's probe tasks (dropping a handle stops its task).
+    probes: Mutex<Vec<ProbeHandle>>,
+    /// The runtime the probe tasks run on: a reload runs on a blocking thread.
+    runtime: tokio::runtime::Handle,
+}
+
+impl FileReloader {
+    /// Stops the running probes and starts `configs` on `router`.
+    fn restart_probes(&self, router: &Router, configs: Vec<ProbeConfig>) {
+        let mut probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        probes.clear();
+        let _entered = self.runtime.enter();
+        for config in configs {
+            tracing::info!(interval_secs = config.interval.as_secs_f64(), providers = ?config.providers, "health probes on");
+            probes.push(router.spawn_probes(config));
+        }
+    }
 }
 
 impl Reloader for FileReloader {
@@ -186,6 +205,7 @@ impl Reloader for FileReloader {
                 *persistence = built.persistence;
                 *scores = built.scores;
                 *self.spend.lock().unwrap_or_else(PoisonError::into_inner) = built.spend;
+                self.restart_probes(&built.router, built.probes);
                 Ok((built.router, built.gateway))
             }
             Err(error) => Err(format!("{error:#}")),
@@ -237,7 +257,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         scores: Mutex::new(built.scores),
         spend: Mutex::new(built.spend),
         gateway: OnceLock::new(),
+        probes: Mutex::new(Vec::new()),
+        runtime: tokio::runtime::Handle::current(),
     });
+    reloader.restart_probes(&built.router, built.probes);
     let services = Services {
         events: Some(Arc::clone(&events)),
         analytics: reader,
@@ -297,6 +320,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
     }
     tracing::info!("shutting down: draining requests in flight");
+    reloader.probes.lock().unwrap_or_else(PoisonError::into_inner).clear();
     let _ = stop.send(());
     server.await.context("the server task")?.context("serving")?;
     if let Some(writer) = events.analytics()

@@ -260,7 +260,8 @@ impl<'a> Cascade<'a> {
         let mut order = route.strategy().rank(&views, &context);
         // NOTE: the spread's headroom reads the in-memory ledger only (a Redis ledger has
         // none to offer yet); this is the one place it is asked for.
-        rules::tier(&route, open, &self.shunned, &mut order, self.inner.ledger().as_ref());
+        let ledger = self.inner.ledger().as_ref();
+        rules::tier(&route, self.request, open, &self.shunned, &mut order, ledger);
         self.inner.pins().promote(self.inner.clock().as_ref(), candidates, &mut order);
         if std::mem::take(&mut self.first_ranking) && self.options.trace {
             let scores = scorer.score(candidates);

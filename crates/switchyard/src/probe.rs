@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use switchyard_core::{Candidate, ChatRequest, ErrorKind, Fingerprint};
+use switchyard_core::{Candidate, ChatRequest, ErrorKind, Fingerprint, ProviderId};
 use switchyard_quota::{Estimate, QuotaError};
 use switchyard_score::Outcome;
 
@@ -27,6 +27,9 @@ pub struct ProbeConfig {
     pub prompt: String,
     /// How long one probe may take before it counts as a timeout (default 30 s).
     pub timeout: Duration,
+    /// The providers whose keys are probed; empty (the default): every provider. Several
+    /// probe tasks with their own intervals split the providers between them this way.
+    pub providers: Vec<ProviderId>,
 }
 
 impl Default for ProbeConfig {
@@ -35,6 +38,7 @@ impl Default for ProbeConfig {
             interval: Duration::from_secs(300),
             prompt: "ping".to_owned(),
             timeout: Duration::from_secs(30),
+            providers: Vec::new(),
         }
     }
 }
@@ -95,12 +99,17 @@ impl Drop for ProbeHandle {
 }
 
 impl Router {
-    /// Probes every key once, now: one key of each provider at a time, with the first of the
-    /// models it serves.
+    /// Probes every key (of `config.providers`, when it names some) once, now: one key of each
+    /// provider at a time, with the first of the models it serves.
     pub async fn probe_once(&self, config: &ProbeConfig) -> Vec<ProbeResult> {
         let request = ChatRequest::from_user(config.prompt.clone()).with_max_tokens(1);
         let mut results = Vec::new();
         for slot in self.probe_slots() {
+            if !config.providers.is_empty()
+                && !config.providers.contains(&slot.candidate().provider)
+            {
+                continue;
+            }
             results.push(self.probe(&slot, &request, config.timeout).await);
         }
         results

@@ -1,7 +1,8 @@
 //! The routing rules: which candidates of a route a request may not use at all (an operator
 //! disabled the key, the model takes no images, a tag pins another provider, a budget is
-//! spent), and the tiers a strategy's ranking is put in (a preferred provider, providers
-//! that failed this request, free before paid, most headroom first). A new rule goes here:
+//! spent), and the tiers a strategy's ranking is put in (the request's own provider order, a
+//! preferred provider, providers that failed this request, free before paid, most headroom
+//! first). A new rule goes here:
 //! the cascade calls [`rule_out`] once before its first ranking and [`tier`] after each.
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,9 @@ use crate::verdict::{Verdict, Verdicts};
 
 /// The tag that pins a request to one provider: `provider:groq`.
 const PIN_TAG: &str = "provider:";
+/// The tag that orders providers for one request: `provider-order:groq,openai` tries groq's
+/// candidates, then openai's, then the route's others.
+const ORDER_TAG: &str = "provider-order:";
 
 /// What the rules read besides the route and the request.
 pub(crate) struct Context<'a> {
@@ -106,7 +110,13 @@ fn over_budget(
     n_over > 0 && verdicts.all_decided()
 }
 
-/// Puts a strategy's ranking in tiers: a preferred provider first; providers that already
+/// A candidate's tiers, most significant first: its rank in the request's provider order,
+/// not the preferred provider, failed this request, paid under free-first; then its headroom
+/// (more first).
+type TierKey = (usize, bool, bool, bool, f64);
+
+/// Puts a strategy's ranking in tiers: the providers a request's [`ORDER_TAG`] lists first,
+/// in its order (unlisted ones after them); then a preferred provider; providers that already
 /// failed this request (a server error that outlasted its retry) after every other, paid
 /// ones included, since serving beats saving; free before paid; then, among free
 /// candidates, the most headroom first (a candidate whose limits are not known yet counts as
@@ -115,25 +125,43 @@ fn over_budget(
 /// otherwise one headroom read per free candidate (nothing while the ledger knows no limit).
 pub(crate) fn tier(
     route: &Route,
+    request: &ChatRequest,
     open: &[usize],
     shunned: &[ProviderId],
     order: &mut [usize],
     ledger: &dyn QuotaLedger,
 ) {
+    // A client's order is short (the gateway bounds it); unlisted providers share the last
+    // rank. Read once per ranking, and only when the tag is there.
+    let asked: Option<Vec<&str>> = request
+        .tags
+        .iter()
+        .find_map(|tag| tag.strip_prefix(ORDER_TAG))
+        .map(|list| list.split(',').map(str::trim).filter(|name| !name.is_empty()).collect());
+    let asked_rank = |provider: &ProviderId| -> usize {
+        asked.as_ref().map_or(0, |asked| {
+            asked.iter().position(|name| *name == provider.as_str()).unwrap_or(asked.len())
+        })
+    };
     // Free-first needs a paid candidate to put last. Spreading reads each free candidate's
     // headroom from the ledger, whichever it is (a ledger that knows no limit answers `None`,
     // and the candidate counts as having all of its room).
     let spread = route.spreads().then_some(ledger);
     let free_first = route.free_first();
-    if route.prefer_provider().is_none() && !free_first && spread.is_none() && shunned.is_empty() {
+    if asked.is_none()
+        && route.prefer_provider().is_none()
+        && !free_first
+        && spread.is_none()
+        && shunned.is_empty()
+    {
         return;
     }
     if order.len() < 2 {
         return;
     }
-    let key = |rank_idx: usize| -> (bool, bool, bool, f64) {
+    let key = |rank_idx: usize| -> TierKey {
         let Some(slot) = open.get(rank_idx).map(|&idx| &route.slots()[idx]) else {
-            return (true, true, true, 0.0);
+            return (usize::MAX, true, true, true, 0.0);
         };
         let provider = &slot.candidate().provider;
         let elsewhere = route.prefer_provider().is_some_and(|preferred| provider != preferred);
@@ -143,19 +171,21 @@ pub(crate) fn tier(
             Some(ledger) if !paid => ledger.headroom(slot.candidate()).unwrap_or(1.0),
             _ => 0.0,
         };
-        (elsewhere, failed, paid && free_first, headroom)
+        (asked_rank(provider), elsewhere, failed, paid && free_first, headroom)
     };
     if spread.is_none() {
         order.sort_by_key(|&rank_idx| {
-            let (elsewhere, failed, paid, _) = key(rank_idx);
-            (elsewhere, failed, paid)
+            let (asked, elsewhere, failed, paid, _) = key(rank_idx);
+            (asked, elsewhere, failed, paid)
         });
         return;
     }
     // Headroom is read once per candidate, not once per comparison.
-    let mut keyed: Vec<((bool, bool, bool, f64), usize)> =
+    let mut keyed: Vec<(TierKey, usize)> =
         order.iter().map(|&rank_idx| (key(rank_idx), rank_idx)).collect();
-    keyed.sort_by(|(a, _), (b, _)| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)).then(b.3.total_cmp(&a.3)));
+    keyed.sort_by(|(a, _), (b, _)| {
+        (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)).then(b.4.total_cmp(&a.4))
+    });
     for (slot, (_, rank_idx)) in order.iter_mut().zip(keyed) {
         *slot = rank_idx;
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use switchyard::{
-    BudgetConfig, EventSink, MemorySpendStore, ModelFacts, Prefer, Price, RouteConfig, Router,
-    RouterConfig, SpendStore, SpendWriteBehind, StrategyKind,
+    BudgetConfig, EventSink, MemorySpendStore, ModelFacts, Prefer, Price, ProbeConfig, RouteConfig,
+    Router, SpendStore, SpendWriteBehind, StrategyKind,
 };
 use switchyard_anthropic::{Anthropic, AnthropicConfig};
 use switchyard_core::{Clock, Credential, KeyId, Provider, ProviderId};
@@ -26,6 +26,7 @@ use switchyard_server::{AlertConfig, ClientConfig, GatewayConfig};
 use switchyard_store::SqliteSpendStore;
 use switchyard_vault::{KeySource, Passphrase, Vault, VaultConfig};
 
+use super::library;
 use super::scores::ScoreSaver;
 use super::{ConfigError, Loaded, ProviderSection, sole_variable};
 
@@ -52,6 +53,9 @@ pub(crate) struct Built {
     pub(crate) spend: Option<SpendWriteBehind>,
     /// The `[state] path` file, resolved, when given: admin state is kept there too.
     pub(crate) state_file: Option<PathBuf>,
+    /// The health probe tasks `serve` runs, one per interval (none without `[probes]` or a
+    /// provider's `probe_interval_secs`).
+    pub(crate) probes: Vec<ProbeConfig>,
 }
 
 /// Where analytics go and how long they stay.
@@ -215,11 +219,10 @@ pub(crate) fn build_with(
         });
     }
 
-    let mut builder = Router::builder().clock(Arc::clone(&clock)).config(RouterConfig {
-        stream_idle_timeout: upstream.stream_idle_timeout,
-        stream_deadline: upstream.stream_deadline,
-        ..RouterConfig::default()
-    });
+    let probes = library::probes(loaded)?;
+    let mut builder = Router::builder()
+        .clock(Arc::clone(&clock))
+        .config(library::router_config(loaded, &upstream)?);
     if let Some(previous) = previous {
         builder = builder.carry_over(previous);
     }
@@ -290,6 +293,7 @@ pub(crate) fn build_with(
         }
         for model in &section.models {
             let own = section.per_model.get(model);
+            let weight = library::weight(loaded, section, model)?;
             let price = own.and_then(|own| own.price.as_ref()).or(section.price.as_ref());
             let facts = ModelFacts {
                 price: price.map(|price| Price {
@@ -299,9 +303,13 @@ pub(crate) fn build_with(
                 }),
                 context_window: own.and_then(|own| own.context_window).or(section.context_window),
                 vision: own.and_then(|own| own.vision).or(section.vision),
-                ..ModelFacts::default()
+                weight,
             };
-            if facts.price.is_some() || facts.context_window.is_some() || facts.vision.is_some() {
+            if facts.price.is_some()
+                || facts.context_window.is_some()
+                || facts.vision.is_some()
+                || facts.weight.is_some()
+            {
                 builder = builder.model(format!("{name}/{model}"), facts);
             }
         }
@@ -362,6 +370,8 @@ pub(crate) fn build_with(
             .transpose()?;
         config.free_first = route.free_first;
         config.spread = route.spread;
+        config.cache = route.cache.unwrap_or(false);
+        config.prefer_provider = library::prefer_provider(loaded, route)?;
         if let Some(prefer) = &route.prefer {
             config.prefer = Prefer::from_name(prefer.get_ref()).ok_or_else(|| {
                 loaded.invalid(prefer.span(), "prefer", "expected \"latency\" or \"cost\"")
@@ -544,6 +554,7 @@ pub(crate) fn build_with(
         upstream,
         spend,
         state_file,
+        probes,
     })
 }
 
@@ -609,7 +620,7 @@ pub(crate) fn upstream_limits(loaded: &Loaded) -> Result<UpstreamLimits, ConfigE
 }
 
 /// A whole number within `min..=max`, as a `usize`.
-fn count(
+pub(super) fn count(
     loaded: &Loaded,
     value: &toml::Spanned<u64>,
     field: &str,
@@ -726,8 +737,24 @@ fn clients(
     Ok(clients)
 }
 
-/// The zone a provider's daily limits reset in (`reset = "00:00 <zone>"`), if given.
+/// The zone a provider's daily limits reset in: `reset = "00:00 <zone>"` when given, else its
+/// `tier`'s (Gemini's free tier: America/Los_Angeles), else its kind's: a Gemini provider's
+/// day ends at midnight in Los Angeles, as Google documents. `None`: a rolling day.
 fn reset_zone(loaded: &Loaded, section: &ProviderSection) -> Result<Option<Tz>, ConfigError> {
+    if let Some(zone) = given_reset_zone(loaded, section)? {
+        return Ok(Some(zone));
+    }
+    if let Some(preset) = library::preset(loaded, section)? {
+        return Ok(match preset.day {
+            DayBoundary::Midnight(zone) => Some(zone),
+            DayBoundary::Rolling => None,
+        });
+    }
+    Ok((section.kind.get_ref() == "gemini").then_some(chrono_tz::America::Los_Angeles))
+}
+
+/// The zone `reset = "00:00 <zone>"` names, if given.
+fn given_reset_zone(loaded: &Loaded, section: &ProviderSection) -> Result<Option<Tz>, ConfigError> {
     let Some(reset) = &section.reset else { return Ok(None) };
     let text = reset.get_ref().trim();
     let zone = text.strip_prefix("00:00").map(str::trim).ok_or_else(|| {
@@ -780,7 +807,7 @@ fn dollars(loaded: &Loaded, value: &toml::Spanned<f64>) -> Result<f64, ConfigErr
 /// and dates on every request; a huge one would overflow that arithmetic.
 const MAX_SECONDS: f64 = 86_400.0;
 
-fn seconds(
+pub(super) fn seconds(
     loaded: &Loaded,
     secs: &toml::Spanned<f64>,
     field: &str,
@@ -941,22 +968,43 @@ pub(crate) fn keys(
         found.push((id, secret));
     }
     if let Some(pattern) = &section.keys_env {
-        let Some(prefix) = pattern.get_ref().strip_suffix('*') else {
+        let (prefix, exact) = match pattern.get_ref().strip_suffix('*') {
+            Some(prefix) => (prefix, false),
+            None => (pattern.get_ref().as_str(), true),
+        };
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(loaded.invalid(
                 pattern.span(),
                 "keys_env",
-                "expected a prefix ending in `*`, like GROQ_API_KEY*",
+                "expected a variable name, or a prefix ending in `*`, like GROQ_API_KEY*",
             ));
-        };
-        let mut matching: Vec<(&String, &String)> =
-            vars.iter().filter(|(var, _)| var.starts_with(prefix)).collect();
-        matching.sort();
-        for (var, secret) in matching {
-            if secret.is_empty() {
-                warnings.push(format!("provider {name}: key {var} is empty and was dropped"));
+        }
+        let mut matching: Vec<(&String, &String)> = vars
+            .iter()
+            .filter(|(var, _)| if exact { *var == prefix } else { var.starts_with(prefix) })
+            .collect();
+        // `_2` before `_10`: keys are tried and shown in the order they were numbered.
+        matching.sort_by(|(a, _), (b, _)| library::natural_cmp(a, b));
+        for (var, value) in matching {
+            // `GEMINI_KEYS=k1,k2,k3` is three keys, named `GEMINI_KEYS-1` ... (a variable name
+            // holds no `-`, so these never clash with another variable's key).
+            let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+            if parts.len() == 1 {
+                if value.trim().is_empty() {
+                    warnings.push(format!("provider {name}: key {var} is empty and was dropped"));
+                    continue;
+                }
+                found.push((var.clone(), value.trim().to_owned()));
                 continue;
             }
-            found.push((var.clone(), secret.clone()));
+            for (idx, secret) in parts.iter().enumerate() {
+                let id = format!("{var}-{}", idx + 1);
+                if secret.is_empty() {
+                    warnings.push(format!("provider {name}: key {id} is empty and was dropped"));
+                    continue;
+                }
+                found.push((id, (*secret).to_owned()));
+            }
         }
     }
     // The same secret under two names is one key: counting it twice would double its quota.
@@ -973,7 +1021,7 @@ pub(crate) fn keys(
     Ok(credentials)
 }
 
-fn provider_quota(
+pub(super) fn provider_quota(
     loaded: &Loaded,
     section: &ProviderSection,
 ) -> Result<Option<ProviderQuota>, ConfigError> {
@@ -986,10 +1034,21 @@ fn provider_quota(
             models.push(ModelQuota::model(model.as_str(), limit_list(loaded, limits, day_tz)?));
         }
     }
+    // Then the tier's, with the file's `limits` over them field by field.
+    if let Some(preset) = library::preset(loaded, section)? {
+        let given = section.limits.as_ref().map(toml::Spanned::get_ref);
+        let reset = given_reset_zone(loaded, section)?;
+        for mut rule in preset.models {
+            library::adjust(&mut rule.limits, given, reset.or(day_zone));
+            models.push(rule);
+        }
+    }
     if let Some(limits) = &section.limits {
         models.push(ModelQuota::every_model(limit_list(loaded, limits, day_tz)?));
     }
-    if models.is_empty() {
+    // Without limits the day still matters: a 429 for the day (Gemini's) holds the key until
+    // the day ends in this zone. Without a zone the ledger's own default applies.
+    if models.is_empty() && day_zone.is_none() {
         return Ok(None);
     }
     Ok(Some(ProviderQuota {

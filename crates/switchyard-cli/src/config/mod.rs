@@ -9,6 +9,7 @@
 //! `text`. A key that expands to nothing is dropped with a warning.
 
 mod build;
+mod library;
 mod scores;
 mod telemetry;
 
@@ -95,6 +96,12 @@ pub(crate) struct FileConfig {
     /// Limits on what upstreams send back.
     #[serde(default)]
     pub(crate) upstream: UpstreamSection,
+    /// Retries, backoff, circuit breakers and the overload cap.
+    pub(crate) router: Option<library::RouterSection>,
+    /// The response cache.
+    pub(crate) cache: Option<library::CacheSection>,
+    /// Health probes.
+    pub(crate) probes: Option<library::ProbesSection>,
 }
 
 /// `[upstream]`: bounds on what upstreams send back, for every provider.
@@ -221,8 +228,18 @@ pub(crate) struct ProviderSection {
     /// The keys, usually `${VAR}`s.
     #[serde(default)]
     pub(crate) keys: Vec<Spanned<String>>,
-    /// Every environment variable whose name matches, `*` at the end: `GROQ_API_KEY*`.
+    /// Every environment variable whose name matches, `*` at the end: `GROQ_API_KEY*`, or
+    /// one variable by name; a value holding commas is several keys.
     pub(crate) keys_env: Option<Spanned<String>>,
+    /// A quota preset filling `limits`: `groq-free`, `gemini-free`, `openrouter-free`,
+    /// `openrouter-free-credits`.
+    pub(crate) tier: Option<Spanned<String>>,
+    /// Whether this provider's keys are probed (default: when `[probes]` is on).
+    pub(crate) probe: Option<bool>,
+    /// This provider's probe interval, in seconds, over `[probes] interval_secs`.
+    pub(crate) probe_interval_secs: Option<Spanned<f64>>,
+    /// The weight of every model for the weighted strategy (default 1).
+    pub(crate) weight: Option<Spanned<u64>>,
     /// The models this provider serves.
     #[serde(default)]
     pub(crate) models: Vec<String>,
@@ -259,6 +276,8 @@ pub(crate) struct ModelSection {
     pub(crate) context_window: Option<u32>,
     /// Whether this model takes images.
     pub(crate) vision: Option<bool>,
+    /// This model's weight for the weighted strategy.
+    pub(crate) weight: Option<Spanned<u64>>,
 }
 
 /// `limits = { ... }`.
@@ -319,6 +338,10 @@ pub(crate) struct RouteSection {
     /// `"latency"` (default: pay now when free keys are spent) or `"cost"` (wait for a free
     /// key that frees within the deadline).
     pub(crate) prefer: Option<Spanned<String>>,
+    /// Whether answers on this route are cached (default no; see `[cache]`).
+    pub(crate) cache: Option<bool>,
+    /// A provider of the route's targets tried before the others.
+    pub(crate) prefer_provider: Option<Spanned<String>>,
 }
 
 /// A configuration read from a file, with the text kept to turn spans into line numbers.
@@ -823,6 +846,10 @@ mod tests {
             format!("[[providers]]\nname = \"x\"\nkind = \"openai\"\npreset = \"{SECRET}\"\n"),
             format!("[[providers]]\nname = \"x\"\nkind = \"gemini\"\nreset = \"00:00 {SECRET}\"\n"),
             format!("strategy = \"{SECRET}\"\n"),
+            format!("prefer_provider = \"{SECRET}\"\n"),
+            format!("[[providers]]\nname = \"x\"\nkind = \"openai\"\ntier = \"{SECRET}\"\n"),
+            format!("[router]\nretries_same = \"{SECRET}\"\n"),
+            format!("[cache]\nttl_secs = \"{SECRET}\"\n"),
             format!("max_attempts = \"{SECRET}\"\n"),
         ];
         for extra in cases {

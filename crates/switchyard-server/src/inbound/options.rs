@@ -3,6 +3,9 @@
 //! - `x-switchyard-timeout-ms`: the request's deadline (never past the gateway's own);
 //! - `x-switchyard-max-wait-ms`: how long it may wait for a spent key to free;
 //! - `x-switchyard-provider`: the one provider it may be served by;
+//! - `x-switchyard-provider-order`: comma-separated providers to try first, in that order
+//!   (at most [`MAX_ORDER`], each configured and named once); the route's other providers
+//!   come after them;
 //! - `cache-control: no-cache` (or `no-store`): the response cache is neither read nor written;
 //! - `x-switchyard-tags`: comma-separated tags for the routing rules (at most
 //!   [`MAX_TAGS`] of at most [`MAX_TAG_BYTES`] bytes each).
@@ -21,6 +24,7 @@ const TIMEOUT: HeaderName = HeaderName::from_static("x-switchyard-timeout-ms");
 const MAX_WAIT: HeaderName = HeaderName::from_static("x-switchyard-max-wait-ms");
 const PIN: HeaderName = HeaderName::from_static("x-switchyard-provider");
 const TAGS: HeaderName = HeaderName::from_static("x-switchyard-tags");
+const ORDER: HeaderName = HeaderName::from_static("x-switchyard-provider-order");
 
 /// The most tags a request may carry.
 pub(crate) const MAX_TAGS: usize = 16;
@@ -28,6 +32,10 @@ pub(crate) const MAX_TAGS: usize = 16;
 pub(crate) const MAX_TAG_BYTES: usize = 64;
 /// The tag the router's rules read as a pin to one provider.
 const PIN_TAG: &str = "provider:";
+/// The tag the router's rules read as the request's provider order (`rules::ORDER_TAG`).
+const ORDER_TAG: &str = "provider-order:";
+/// The most providers a provider order may name.
+pub(crate) const MAX_ORDER: usize = 8;
 
 /// What a client asked for in its headers.
 #[derive(Debug, Default, PartialEq)]
@@ -77,7 +85,13 @@ impl ClientOptions {
         if let Some(provider) = text(headers, &PIN)? {
             options.tags.push(format!("{PIN_TAG}{}", provider.trim()));
         }
+        if let Some(value) = text(headers, &ORDER)? {
+            options.tags.push(format!("{ORDER_TAG}{}", value.trim()));
+        }
         let providers = router.providers();
+        for listed in options.tags.iter().filter_map(|tag| tag.strip_prefix(ORDER_TAG)) {
+            check_order(listed, &providers)?;
+        }
         for pinned in options.tags.iter().filter_map(|tag| tag.strip_prefix(PIN_TAG)) {
             if !providers.iter().any(|provider| provider.as_str() == pinned) {
                 let valid: Vec<&str> = providers.iter().map(ProviderId::as_str).collect();
@@ -102,6 +116,34 @@ impl ClientOptions {
     pub(crate) fn tag(self, request: &mut ChatRequest) {
         request.tags.extend(self.tags);
     }
+}
+
+/// A provider order names between one and [`MAX_ORDER`] configured providers, each once.
+fn check_order(listed: &str, providers: &[ProviderId]) -> Result<(), WireError> {
+    let names: Vec<&str> = listed.split(',').map(str::trim).collect();
+    if names.iter().any(|name| name.is_empty()) {
+        return Err(WireError(format!(
+            "{ORDER}: expected provider names separated by commas, none empty"
+        )));
+    }
+    if names.len() > MAX_ORDER {
+        return Err(WireError(format!("{ORDER}: more than {MAX_ORDER} providers")));
+    }
+    for (idx, name) in names.iter().enumerate() {
+        if !providers.iter().any(|provider| provider.as_str() == *name) {
+            let valid: Vec<&str> = providers.iter().map(ProviderId::as_str).collect();
+            // The name is echoed only when short: it came from the client.
+            let shown: String = name.chars().take(64).collect();
+            return Err(WireError(format!(
+                "{ORDER}: no provider {shown:?} is configured (valid: {})",
+                valid.join(", ")
+            )));
+        }
+        if names[..idx].contains(name) {
+            return Err(WireError(format!("{ORDER}: provider {name} is named twice")));
+        }
+    }
+    Ok(())
 }
 
 /// A header's value as text, if sent.
@@ -149,5 +191,21 @@ mod tests {
         assert_eq!(client.timeout(Some(Duration::from_secs(2))), Some(Duration::from_secs(2)));
         assert_eq!(client.timeout(None), Some(Duration::from_secs(5)));
         assert_eq!(ClientOptions::default().timeout(None), None);
+    }
+
+    #[test]
+    fn a_provider_order_names_configured_providers_once_and_at_most_eight() {
+        let providers: Vec<ProviderId> =
+            ["groq", "openai", "gemini"].into_iter().map(ProviderId::from).collect();
+        assert!(check_order("groq, openai", &providers).is_ok());
+        let error = |listed: &str| check_order(listed, &providers).expect_err(listed).to_string();
+        assert_eq!(
+            error("groq,mistral"),
+            "x-switchyard-provider-order: no provider \"mistral\" is configured (valid: groq, openai, gemini)"
+        );
+        assert_eq!(error("groq,groq"), "x-switchyard-provider-order: provider groq is named twice");
+        assert!(error("groq,,openai").contains("none empty"));
+        let many = ["groq"; MAX_ORDER + 1].join(",");
+        assert_eq!(error(&many), "x-switchyard-provider-order: more than 8 providers");
     }
 }

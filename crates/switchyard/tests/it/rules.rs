@@ -1,5 +1,5 @@
 //! Routing rules: images only to models that take them, a tag that pins a provider, a
-//! preferred provider per route.
+//! preferred provider per route, a provider order per request.
 
 use switchyard::{ModelFacts, RequestOptions, RouteConfig, Router, Skip, StrategyKind};
 use switchyard_core::{ChatRequest, ContentPart, ImageUrl, ManualClock, Message};
@@ -100,4 +100,26 @@ async fn a_preferred_provider_goes_first_and_the_rest_stay_as_fallback() {
     let fallback = router.chat("default", &request()).await.expect("served");
     assert_eq!(fallback.served_by.provider.as_str(), "groq");
     assert_eq!(models_called(&mock), ["gpt-4o-mini", "gpt-4o-mini", "llama-3.3-70b-versatile"]);
+}
+
+#[tokio::test]
+async fn a_requests_provider_order_goes_first_before_the_routes_preference() {
+    let clock = ManualClock::default();
+    let mut preferring = route();
+    preferring.prefer_provider = Some("openai".into());
+    let (mock, router) = two_providers(&clock, preferring).await;
+    let mut ordered = request();
+    ordered.tags.push("provider-order:groq,openai".into());
+    let answer = router.chat("default", &ordered).await.expect("served");
+    assert_eq!(answer.served_by.provider.as_str(), "groq", "the request's order wins");
+    // The order only reorders: the unlisted-first provider still serves when groq fails.
+    mock.inject(FaultRule::always(Fault::overloaded()).for_model("llama-3.3-70b-versatile"));
+    let fallback = router.chat("default", &ordered).await.expect("served");
+    assert_eq!(fallback.served_by.provider.as_str(), "openai");
+    let plain = router.chat("default", &request()).await.expect("served");
+    assert_eq!(plain.served_by.provider.as_str(), "openai", "without the tag, the preference");
+    assert_eq!(
+        models_called(&mock),
+        ["llama-3.3-70b-versatile", "llama-3.3-70b-versatile", "gpt-4o-mini", "gpt-4o-mini"]
+    );
 }
