@@ -258,8 +258,7 @@ impl<'a> Cascade<'a> {
         let context =
             RankContext { request: self.request, scorer, candidates, roll: self.rng.next_u64() };
         let mut order = route.strategy().rank(&views, &context);
-        // NOTE: the spread's headroom reads the in-memory ledger only (a Redis ledger has
-        // none to offer yet); this is the one place it is asked for.
+        // NOTE: the spread's headroom reads the in-memory ledger only (Redis has none yet).
         let ledger = self.inner.ledger().as_ref();
         rules::tier(&route, self.request, open, &self.shunned, &mut order, ledger);
         self.inner.pins().promote(self.inner.clock().as_ref(), candidates, &mut order);
