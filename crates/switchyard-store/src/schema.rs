@@ -16,7 +16,7 @@ pub struct Migration {
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] =
-    &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN, QUOTA_LEARNED];
+    &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN, QUOTA_LEARNED, KEY_LIFECYCLE];
 
 /// Schema version 1: the quota tables.
 const QUOTA: Migration = Migration {
@@ -166,5 +166,34 @@ const QUOTA_LEARNED: Migration = Migration {
             corrections INTEGER NOT NULL,
             PRIMARY KEY (provider, grp, pool, scope)
         ) WITHOUT ROWID;
+    ",
+};
+
+/// Schema version 8: each key's lifecycle (first seen, last used, rotation alert sent) and the
+/// append-only audit log of who read or changed a key. Self-contained: it only adds tables.
+/// Neither holds a secret: keys are ids and fingerprints.
+const KEY_LIFECYCLE: Migration = Migration {
+    name: "key lifecycle and audit",
+    sql: "
+        CREATE TABLE key_lifecycle (
+            provider TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            last_used_ms INTEGER,
+            rotation_alerted_ms INTEGER,
+            PRIMARY KEY (provider, key_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            provider TEXT,
+            key_id TEXT,
+            fingerprint TEXT,
+            detail TEXT
+        );
+        CREATE INDEX audit_log_at ON audit_log (at_ms);
     ",
 };
