@@ -287,7 +287,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
                 let rebuilt = tokio::task::spawn_blocking(move || reloader.reload()).await;
                 match rebuilt {
                     Ok(Ok((router, config))) => {
+                        let counts = format!("{} routes, {} keys", router.route_names().len(), router.keys().len());
                         gateway.reload(router, config);
+                        gateway.record_audit("sighup", "reload", None, Some(counts));
                         tracing::info!(config = %args.config.display(), routes = ?gateway.router().route_names(), "configuration reloaded");
                     }
                     Ok(Err(error)) => {

@@ -723,7 +723,18 @@ fn keys_list_shows_age_and_rotation_and_vault_changes_are_audited() {
 
     let audit = store.audit(None, 10).expect("audit");
     let actions: Vec<&str> = audit.iter().map(|record| record.entry.action.as_str()).collect();
-    assert_eq!(actions, ["vault-add", "vault-disable"]);
+    assert_eq!(actions, ["vault-add", "vault-disable", "vault-list", "vault-list"]);
+    let shown = shell.run(&["--state", state_arg, "audit", "--limit", "2"]).ok();
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown:#?}");
+    assert!(lines[0].contains("cli vault-list"), "{shown:#?}");
+    let all = shell.run(&["--state", state_arg, "audit"]).ok();
+    assert!(
+        all.stdout.lines().next().is_some_and(|line| line.contains("cli vault-add groq/groq-1 (")),
+        "{all:#?}"
+    );
+    let none = run(shell.command(), &["audit"], "").failed();
+    assert!(none.error().contains("no state file"), "{none:#?}");
     assert_eq!(audit[0].entry.actor, "cli");
     assert_eq!(audit[0].entry.key.as_ref().map(|key| key.as_str()), Some("groq-1"));
     assert!(audit[0].entry.fingerprint.is_some());

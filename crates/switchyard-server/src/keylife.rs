@@ -236,9 +236,22 @@ impl Gateway {
         Ok(())
     }
 
-    /// Queues an audit entry naming `key` by id and fingerprint; a no-op without lifecycle.
+    /// Queues an admin API audit entry naming `key` by id and fingerprint.
     pub(crate) fn audit(
         &self,
+        action: &str,
+        key: Option<(&ProviderId, &KeyId)>,
+        detail: Option<String>,
+    ) {
+        self.record_audit("admin-api", action, key, detail);
+    }
+
+    /// Queues an audit entry (written by the next save), naming `key` by id and fingerprint;
+    /// a no-op without [`Services::lifecycle`](crate::Services::lifecycle). The CLI records
+    /// its SIGHUP reloads here.
+    pub fn record_audit(
+        &self,
+        actor: &str,
         action: &str,
         key: Option<(&ProviderId, &KeyId)>,
         detail: Option<String>,
@@ -249,7 +262,7 @@ impl Gateway {
         });
         let entry = AuditEntry {
             at: self.shared.clock.utc(),
-            actor: "admin-api".to_owned(),
+            actor: actor.to_owned(),
             action: action.to_owned(),
             provider: key.map(|(provider, _)| provider.clone()),
             key: key.map(|(_, key)| key.clone()),

@@ -75,7 +75,8 @@ pub struct AuditEntry {
 /// A stored audit entry with its sequence number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
-    /// Increasing with each append; never reused.
+    /// Increasing with each append. Retention never removes the newest entry, so a number is
+    /// never given twice.
     pub id: i64,
     /// The entry.
     #[serde(flatten)]

@@ -185,7 +185,7 @@ const KEY_LIFECYCLE: Migration = Migration {
             PRIMARY KEY (provider, key_id)
         ) WITHOUT ROWID;
         CREATE TABLE audit_log (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,
             at_ms INTEGER NOT NULL,
             actor TEXT NOT NULL,
             action TEXT NOT NULL,

@@ -175,9 +175,11 @@ pub(crate) fn build_with(
     let mut keylife = crate::keys::KeyLifeSettings::default();
     if let Some(section) = &file.vault {
         let vault = open_vault(loaded, section, vars)?;
-        // A second handle records key uses in batches, when there is a state file to run it.
-        let uses =
-            file.state.path.as_ref().map(|_| open_vault(loaded, section, vars)).transpose()?;
+        // A second handle records key uses in batches, when there is a state file to run it
+        // (at start only: a reload keeps the running gateway's).
+        let uses = (file.state.path.is_some() && previous.is_none())
+            .then(|| open_vault(loaded, section, vars))
+            .transpose()?;
         keylife.read_vault(&vault, uses);
         if let Ok(keys) = KeySource::keys(&vault) {
             for key in keys {

@@ -131,6 +131,16 @@ enum KeysCommand {
         #[arg(long, env = "SWITCHYARD_CONFIG", default_value = "switchyard.toml")]
         config: PathBuf,
     },
+    /// Print the audit log of the state file given with --state (or SWITCHYARD_STATE): who or
+    /// what read or changed a key, by id and fingerprint, oldest first.
+    Audit {
+        /// The newest entries shown.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// End a key's pin on a running gateway. Exit 2 on refusal.
     Unpin {
         /// The key, as `<provider>/<key>`.
@@ -239,7 +249,8 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             | KeysCommand::Reset { .. }
             | KeysCommand::Pin { .. }
             | KeysCommand::Unpin { .. }
-            | KeysCommand::Stats { .. },
+            | KeysCommand::Stats { .. }
+            | KeysCommand::Audit { .. },
             _,
         ) => PathBuf::new(),
         (_, Some(path)) => path,
@@ -261,6 +272,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::List { json, rotate_after_days } => {
             list(&path, keyfile, json, rotate_after_days, state)?;
+            audit("vault-list", None, None);
         }
         KeysCommand::Remove { id } => {
             let removed = open(&path, keyfile)?.remove(&KeyId::new(id))?;
@@ -313,6 +325,39 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         KeysCommand::Reset { gateway, provider } => return reset(&gateway, provider),
         KeysCommand::Pin { key, for_secs, gateway } => return pin(&gateway, &key, Some(for_secs)),
         KeysCommand::Unpin { key, gateway } => return pin(&gateway, &key, None),
+        KeysCommand::Audit { limit, json } => {
+            let Some(state) = state else {
+                anyhow::bail!("no state file: pass --state <[state] path> or set SWITCHYARD_STATE");
+            };
+            let store = switchyard_store::SqliteStore::open(state)
+                .with_context(|| format!("cannot open the state file {}", state.display()))?;
+            let records = store.audit(None, limit as usize).context("reading the audit log")?;
+            if json {
+                let text = serde_json::to_string_pretty(&records)
+                    .expect("invariant: audit records serialize");
+                println!("{text}");
+            }
+            for record in records.iter().filter(|_| !json) {
+                let entry = &record.entry;
+                let key = match (&entry.provider, &entry.key) {
+                    (Some(provider), Some(key)) => format!(" {provider}/{key}"),
+                    _ => String::new(),
+                };
+                let fingerprint =
+                    entry.fingerprint.as_deref().map(|fp| format!(" ({fp})")).unwrap_or_default();
+                let detail = entry
+                    .detail
+                    .as_deref()
+                    .map(|d| format!(": {}", printable(d)))
+                    .unwrap_or_default();
+                println!(
+                    "{} {} {}{key}{fingerprint}{detail}",
+                    entry.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    printable(&entry.actor),
+                    printable(&entry.action)
+                );
+            }
+        }
         KeysCommand::Stats { import, export, config } => {
             stats(&config, import.as_deref(), export.as_deref())?;
         }
