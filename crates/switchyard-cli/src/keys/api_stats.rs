@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use anyhow::Context as _;
+
 use serde_json::{Map, Value, json};
 
 /// The per-model fields carried across, all optional.
@@ -232,7 +234,6 @@ pub(crate) fn to_flat(snapshot: &Value, lists: &KeyLists) -> (Value, Vec<String>
 
 /// Reads `path` as JSON, naming the file in any error.
 pub(crate) fn read_json(path: &Path) -> anyhow::Result<Value> {
-    use anyhow::Context as _;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).map_err(|error| {
@@ -243,6 +244,78 @@ pub(crate) fn read_json(path: &Path) -> anyhow::Result<Value> {
             error.column()
         )
     })
+}
+
+/// Runs `switchyard keys stats`: the `[state]` file's score snapshot from or to the users'
+/// apiStats.json.
+pub(crate) fn run(
+    config: &Path,
+    import: Option<&Path>,
+    export: Option<&Path>,
+) -> anyhow::Result<()> {
+    use switchyard_score::{Scorer as _, StatsSnapshot, StatsStore as _};
+    let loaded = crate::config::Loaded::read(config)?;
+    let vars = crate::serve::variables()?;
+    let mut lists = KeyLists::new();
+    let mut notes = Vec::new();
+    for section in &loaded.file.providers {
+        let keys = crate::config::keys(&loaded, section, &vars, &mut notes)?;
+        lists.insert(
+            section.name.get_ref().clone(),
+            keys.iter().map(|credential| credential.id().to_string()).collect(),
+        );
+    }
+    let Some(state) = &loaded.file.state.path else {
+        anyhow::bail!("no [state] path in {}: the learned scores live there", config.display());
+    };
+    let state = loaded.expand(state, "path", &vars)?;
+    let state = loaded.path.parent().unwrap_or(Path::new(".")).join(state);
+    let mut store = switchyard_store::SqliteStore::open(&state)
+        .with_context(|| format!("cannot open the state file {}", state.display()))?;
+    let saved = store.load().context("reading the saved scores")?;
+    let mut snapshot = match saved {
+        Some(snapshot) => serde_json::to_value(&snapshot).context("reading the saved scores")?,
+        None => serde_json::json!({ "version": 1, "providers": {} }),
+    };
+    if let Some(path) = export {
+        let (flat, skipped) = to_flat(&snapshot, &lists);
+        for key in &skipped {
+            eprintln!(
+                "warning: {key} has no <provider>_key<N> name (a configured key takes its number); not exported"
+            );
+        }
+        let n_keys = flat["providers"].as_object().map_or(0, serde_json::Map::len);
+        let text = serde_json::to_string_pretty(&flat).context("serializing the scores")?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("exported {n_keys} key(s) to {}", path.display());
+    }
+    if let Some(path) = import {
+        let json = read_json(path)?;
+        let nested = from_flat(&path.display().to_string(), &json, &lists)?;
+        let imported: StatsSnapshot = serde_json::from_value(nested.clone())
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        // The scorer's own checks (counts, quality within its weight, times) before anything
+        // is written: a bad file changes nothing.
+        switchyard_score::AdaptiveScorer::new(std::sync::Arc::new(switchyard_core::SystemClock))
+            .import(&imported)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let mut n_entries = 0;
+        let empty = serde_json::Map::new();
+        for (provider, entry) in nested["providers"].as_object().unwrap_or(&empty) {
+            for (key, models) in entry["keys"].as_object().unwrap_or(&empty) {
+                for (model, stats) in models["models"].as_object().unwrap_or(&empty) {
+                    snapshot["providers"][provider]["keys"][key]["models"][model] = stats.clone();
+                    n_entries += 1;
+                }
+            }
+        }
+        let merged: StatsSnapshot =
+            serde_json::from_value(snapshot).context("building the score snapshot")?;
+        store.save(&merged).context("saving the scores")?;
+        println!("imported {n_entries} model entries into {}", state.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -325,112 +325,12 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         KeysCommand::Reset { gateway, provider } => return reset(&gateway, provider),
         KeysCommand::Pin { key, for_secs, gateway } => return pin(&gateway, &key, Some(for_secs)),
         KeysCommand::Unpin { key, gateway } => return pin(&gateway, &key, None),
-        KeysCommand::Audit { limit, json } => {
-            let Some(state) = state else {
-                anyhow::bail!("no state file: pass --state <[state] path> or set SWITCHYARD_STATE");
-            };
-            let store = switchyard_store::SqliteStore::open(state)
-                .with_context(|| format!("cannot open the state file {}", state.display()))?;
-            let records = store.audit(None, limit as usize).context("reading the audit log")?;
-            if json {
-                let text = serde_json::to_string_pretty(&records)
-                    .expect("invariant: audit records serialize");
-                println!("{text}");
-            }
-            for record in records.iter().filter(|_| !json) {
-                let entry = &record.entry;
-                let key = match (&entry.provider, &entry.key) {
-                    (Some(provider), Some(key)) => format!(" {provider}/{key}"),
-                    _ => String::new(),
-                };
-                let fingerprint =
-                    entry.fingerprint.as_deref().map(|fp| format!(" ({fp})")).unwrap_or_default();
-                let detail = entry
-                    .detail
-                    .as_deref()
-                    .map(|d| format!(": {}", printable(d)))
-                    .unwrap_or_default();
-                println!(
-                    "{} {} {}{key}{fingerprint}{detail}",
-                    entry.at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    printable(&entry.actor),
-                    printable(&entry.action)
-                );
-            }
-        }
+        KeysCommand::Audit { limit, json } => lifecycle::print_audit(state, limit, json)?,
         KeysCommand::Stats { import, export, config } => {
-            stats(&config, import.as_deref(), export.as_deref())?;
+            api_stats::run(&config, import.as_deref(), export.as_deref())?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs `switchyard keys stats`: the `[state]` file's score snapshot from or to the users'
-/// apiStats.json.
-fn stats(config: &Path, import: Option<&Path>, export: Option<&Path>) -> anyhow::Result<()> {
-    use switchyard_score::{Scorer as _, StatsSnapshot, StatsStore as _};
-    let loaded = crate::config::Loaded::read(config)?;
-    let vars = crate::serve::variables()?;
-    let mut lists = api_stats::KeyLists::new();
-    let mut notes = Vec::new();
-    for section in &loaded.file.providers {
-        let keys = crate::config::keys(&loaded, section, &vars, &mut notes)?;
-        lists.insert(
-            section.name.get_ref().clone(),
-            keys.iter().map(|credential| credential.id().to_string()).collect(),
-        );
-    }
-    let Some(state) = &loaded.file.state.path else {
-        anyhow::bail!("no [state] path in {}: the learned scores live there", config.display());
-    };
-    let state = loaded.expand(state, "path", &vars)?;
-    let state = loaded.path.parent().unwrap_or(Path::new(".")).join(state);
-    let mut store = switchyard_store::SqliteStore::open(&state)
-        .with_context(|| format!("cannot open the state file {}", state.display()))?;
-    let saved = store.load().context("reading the saved scores")?;
-    let mut snapshot = match saved {
-        Some(snapshot) => serde_json::to_value(&snapshot).context("reading the saved scores")?,
-        None => serde_json::json!({ "version": 1, "providers": {} }),
-    };
-    if let Some(path) = export {
-        let (flat, skipped) = api_stats::to_flat(&snapshot, &lists);
-        for key in &skipped {
-            eprintln!(
-                "warning: {key} has no <provider>_key<N> name (a configured key takes its number); not exported"
-            );
-        }
-        let n_keys = flat["providers"].as_object().map_or(0, serde_json::Map::len);
-        let text = serde_json::to_string_pretty(&flat).context("serializing the scores")?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("exported {n_keys} key(s) to {}", path.display());
-    }
-    if let Some(path) = import {
-        let json = api_stats::read_json(path)?;
-        let nested = api_stats::from_flat(&path.display().to_string(), &json, &lists)?;
-        let imported: StatsSnapshot = serde_json::from_value(nested.clone())
-            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        // The scorer's own checks (counts, quality within its weight, times) before anything
-        // is written: a bad file changes nothing.
-        switchyard_score::AdaptiveScorer::new(std::sync::Arc::new(switchyard_core::SystemClock))
-            .import(&imported)
-            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        let mut n_entries = 0;
-        let empty = serde_json::Map::new();
-        for (provider, entry) in nested["providers"].as_object().unwrap_or(&empty) {
-            for (key, models) in entry["keys"].as_object().unwrap_or(&empty) {
-                for (model, stats) in models["models"].as_object().unwrap_or(&empty) {
-                    snapshot["providers"][provider]["keys"][key]["models"][model] = stats.clone();
-                    n_entries += 1;
-                }
-            }
-        }
-        let merged: StatsSnapshot =
-            serde_json::from_value(snapshot).context("building the score snapshot")?;
-        store.save(&merged).context("saving the scores")?;
-        println!("imported {n_entries} model entries into {}", state.display());
-    }
-    Ok(())
 }
 
 /// Opens an existing vault, warning when its iteration count is below today's default.
