@@ -224,7 +224,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
         None => Arc::clone(&events) as Arc<dyn EventSink>,
     };
-    let built = load(&args.config, &clock, &sink, None)?;
+    let mut built = load(&args.config, &clock, &sink, None)?;
     let admin_saver = match &built.state_file {
         Some(file) => {
             let (saver, unknown) = operator::AdminSaver::open(file, &built.router)
@@ -266,6 +266,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         analytics: reader,
         reloader: Some(Arc::clone(&reloader) as Arc<dyn Reloader>),
         alerts: built.alerts,
+        lifecycle: match &built.state_file {
+            Some(file) => {
+                Some(crate::keys::lifecycle_config(file, std::mem::take(&mut built.keylife))?)
+            }
+            None => None,
+        },
     };
     let has_tokens = !built.gateway.client_tokens.is_empty() || !built.gateway.clients.is_empty();
     let gateway = Gateway::with_services(built.router, Arc::clone(&clock), built.gateway, services);
@@ -304,7 +310,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
                 let rebuilt = tokio::task::spawn_blocking(move || reloader.reload()).await;
                 match rebuilt {
                     Ok(Ok((router, config))) => {
+                        let counts = format!("{} routes, {} keys", router.route_names().len(), router.keys().len());
                         gateway.reload(router, config);
+                        gateway.record_audit("sighup", "reload", None, Some(counts));
                         tracing::info!(config = %args.config.display(), routes = ?gateway.router().route_names(), "configuration reloaded");
                     }
                     Ok(Err(error)) => {
@@ -323,6 +331,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     reloader.probes.lock().unwrap_or_else(PoisonError::into_inner).clear();
     let _ = stop.send(());
     server.await.context("the server task")?.context("serving")?;
+    let saving = gateway.clone();
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || saving.flush_key_lifecycle()).await
+    {
+        tracing::warn!(%error, "key lifecycle not saved at shutdown");
+    }
     if let Some(writer) = events.analytics()
         && let Err(error) = writer.flush()
     {

@@ -564,3 +564,180 @@ fn the_vault_path_follows_flag_variable_and_data_directory() {
     run(command, &["add", "--provider", "groq"], GROQ_KEY).ok();
     assert!(shell.dir.path().join("fresh").join("keys.vault").is_file());
 }
+
+/// A configuration with two groq keys (`groq-1`, `groq-2`), a vault-only provider and a
+/// state file, next to the vault.
+fn write_config(shell: &Shell) -> PathBuf {
+    let config = shell.dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[state]\npath = \"state.db\"\n\n\
+         [[providers]]\nname = \"groq\"\nkind = \"openai\"\npreset = \"groq\"\n\
+         keys = [\"gsk_config_a_SECRETMARK\", \"gsk_config_b_SECRETMARK\"]\nmodels = [\"llama\"]\n\n\
+         [[providers]]\nname = \"gemini\"\nkind = \"gemini\"\nmodels = [\"flash\"]\n\n\
+         [[routes]]\nname = \"default\"\ntargets = [\"groq/llama\"]\n",
+    )
+    .expect("write config");
+    config
+}
+
+#[test]
+fn keys_stats_import_then_export_round_trips_in_the_users_shape() {
+    let shell = Shell::new();
+    let config = write_config(&shell);
+    let config = config.to_str().expect("utf-8 path");
+    let users = serde_json::json!({ "providers": {
+        "groq_key1": { "models": { "llama": {
+            "successCount": 30, "failCount": 2, "avgResponseTime": 945.5, "qualityScore": 0.8,
+            "totalTokensUsed": 3000, "lastSuccess": "2026-01-15T12:00:29Z", "lastError": null,
+            "status": "healthy" } } },
+        "groq_key2": { "models": { "llama": { "successCount": 1, "failCount": 9 } } },
+        "gemini_key4": { "models": { "flash": { "successCount": 5, "failCount": 0 } } }
+    }});
+    let file = shell.dir.path().join("apiStats.json");
+    std::fs::write(&file, users.to_string()).expect("write");
+    let imported =
+        shell.run(&["stats", "--config", config, "--import", file.to_str().expect("utf-8")]).ok();
+    assert!(imported.stdout.contains("imported 3 model entries"), "{imported:#?}");
+
+    // The priors are the state file's score snapshot, under switchyard's key ids.
+    let mut store =
+        switchyard_store::SqliteStore::open(shell.dir.path().join("state.db")).expect("state");
+    let snapshot = switchyard_score::StatsStore::load(&mut store).expect("load").expect("saved");
+    let saved = serde_json::to_value(&snapshot).expect("json");
+    let groq_2 = &saved["providers"]["groq"]["keys"]["groq-2"]["models"]["llama"];
+    assert_eq!(groq_2["failCount"], 9, "{saved}");
+    assert_eq!(
+        saved["providers"]["gemini"]["keys"]["gemini-4"]["models"]["flash"]["successCount"],
+        5
+    );
+
+    let out = shell.dir.path().join("out.json");
+    let exported =
+        shell.run(&["stats", "--config", config, "--export", out.to_str().expect("utf-8")]).ok();
+    assert!(exported.stdout.contains("exported 3 key(s)"), "{exported:#?}");
+    let back: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("json");
+    for (name, model) in [("groq_key1", "llama"), ("groq_key2", "llama"), ("gemini_key4", "flash")]
+    {
+        for field in
+            ["successCount", "failCount", "avgResponseTime", "qualityScore", "totalTokensUsed"]
+        {
+            let given = &users["providers"][name]["models"][model][field];
+            if !given.is_null() {
+                assert_eq!(
+                    &back["providers"][name]["models"][model][field], given,
+                    "{name}.{field}"
+                );
+            }
+        }
+    }
+    // And the export imports again to the same snapshot.
+    shell.run(&["stats", "--config", config, "--import", out.to_str().expect("utf-8")]).ok();
+    let again = switchyard_score::StatsStore::load(&mut store).expect("load").expect("saved");
+    assert_eq!(serde_json::to_value(&again).expect("json"), saved);
+    for run in [imported, exported] {
+        run.assert_no_secret();
+    }
+}
+
+#[test]
+fn keys_stats_refuses_a_file_in_another_shape_naming_what_is_wrong() {
+    let shell = Shell::new();
+    let config = write_config(&shell);
+    let config = config.to_str().expect("utf-8 path");
+    let file = shell.dir.path().join("apiStats.json");
+    for (content, expected) in [
+        (
+            "{\"version\": 1, \"providers\": {\"groq\": {\"keys\": {}}}}",
+            "this is switchyard's own score snapshot",
+        ),
+        ("{\"stats\": []}", "no \"providers\" object"),
+        ("[1, 2", "not JSON"),
+        (
+            "{\"providers\": {\"mistral_key1\": {\"models\": {}}}}",
+            "provider mistral is not configured",
+        ),
+        (
+            "{\"providers\": {\"groq_key1\": {\"models\": {\"llama\": {\"successCount\": \"many\"}}}}}",
+            "providers.groq_key1.models.llama.successCount: expected a whole number",
+        ),
+    ] {
+        std::fs::write(&file, content).expect("write");
+        let refused = shell
+            .run(&["stats", "--config", config, "--import", file.to_str().expect("utf-8")])
+            .failed();
+        assert!(refused.error().contains(expected), "{content}: {refused:#?}");
+        assert!(refused.error().contains("apiStats.json"), "the file is named: {refused:#?}");
+    }
+    assert!(
+        !shell.dir.path().join("state.db").exists() || {
+            let mut store = switchyard_store::SqliteStore::open(shell.dir.path().join("state.db"))
+                .expect("state");
+            switchyard_score::StatsStore::load(&mut store).expect("load").is_none()
+        },
+        "a refused file writes nothing"
+    );
+    let neither = shell.run(&["stats", "--config", config]);
+    assert_eq!(neither.code, Some(2), "--import or --export is required: {neither:#?}");
+}
+
+#[test]
+fn keys_list_shows_age_and_rotation_and_vault_changes_are_audited() {
+    let shell = Shell::with_fast_vault();
+    let state = shell.dir.path().join("state.db");
+    let state_arg = state.to_str().expect("utf-8");
+    run(
+        shell.command(),
+        &["--state", state_arg, "add", "--provider", "groq"],
+        &format!("{GROQ_KEY}\n"),
+    )
+    .ok();
+    run(shell.command(), &["--state", state_arg, "disable", "groq-1"], "").ok();
+    // A key only the configuration holds, as the gateway registered it.
+    let mut store = switchyard_store::SqliteStore::open(&state).expect("state");
+    let seen = switchyard_store::KeySeen {
+        provider: "openai".into(),
+        key: "openai-1".into(),
+        fingerprint: "0a1b2c3d".to_owned(),
+        created: None,
+    };
+    let now = switchyard_core::Clock::utc(&switchyard_core::SystemClock);
+    store.register_keys(&[seen], now - chrono::TimeDelta::days(40)).expect("register");
+
+    let list = shell.run(&["--state", state_arg, "list", "--rotate-after-days", "30"]).ok();
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert!(lines[0].contains("AGE") && lines[0].contains("ROTATION"), "{list:#?}");
+    let groq = lines.iter().find(|line| line.starts_with("groq-1")).expect("groq-1 row");
+    assert!(groq.contains(" 0d ") && groq.contains("in 29d"), "{groq}");
+    let openai = lines.iter().find(|line| line.starts_with("openai-1")).expect("configured row");
+    assert!(
+        openai.contains("configured") && openai.contains("40d") && openai.contains("due"),
+        "{openai}"
+    );
+    let json =
+        shell.run(&["--state", state_arg, "list", "--json", "--rotate-after-days", "30"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(rows[0]["age_days"], 0);
+    assert!(rows[0]["rotation_due"].is_string(), "{rows}");
+
+    let audit = store.audit(None, 10).expect("audit");
+    let actions: Vec<&str> = audit.iter().map(|record| record.entry.action.as_str()).collect();
+    assert_eq!(actions, ["vault-add", "vault-disable", "vault-list", "vault-list"]);
+    let shown = shell.run(&["--state", state_arg, "audit", "--limit", "2"]).ok();
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown:#?}");
+    assert!(lines[0].contains("cli vault-list"), "{shown:#?}");
+    let all = shell.run(&["--state", state_arg, "audit"]).ok();
+    assert!(
+        all.stdout.lines().next().is_some_and(|line| line.contains("cli vault-add groq/groq-1 (")),
+        "{all:#?}"
+    );
+    let none = run(shell.command(), &["audit"], "").failed();
+    assert!(none.error().contains("no state file"), "{none:#?}");
+    assert_eq!(audit[0].entry.actor, "cli");
+    assert_eq!(audit[0].entry.key.as_ref().map(|key| key.as_str()), Some("groq-1"));
+    assert!(audit[0].entry.fingerprint.is_some());
+    assert!(!format!("{audit:?}").contains("SECRETMARK"), "a secret in the audit log");
+    list.assert_no_secret();
+}

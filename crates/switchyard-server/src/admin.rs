@@ -36,6 +36,7 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
         .route("/admin/keys/{provider}/{id}/pin", post(pin_key).delete(unpin_key))
         .route("/admin/reload", post(reload))
+        .route("/admin/audit", get(crate::keylife::audit_view))
         .route("/admin/analytics/usage", get(usage))
         .route("/admin/analytics/hourly", get(hourly))
         .route("/admin/analytics/errors", get(errors))
@@ -240,10 +241,64 @@ async fn import_scores(
     Ok(Json(json!({ "imported": imported, "unknown": unknown })))
 }
 
+/// `POST /admin/feedback`: `{"request_id", "quality"}`, or `{"provider", "model", "key"?,
+/// "quality"}` as the intelligent key manager's code calls it (without `key`, every key of
+/// the provider serving that model gets the feedback).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FeedbackBody {
-    request_id: String,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
     quality: f64,
+}
+
+/// A client's name, quoted back short.
+fn shown(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+/// The candidates a `{provider, model, key?}` feedback names, resolved against the router:
+/// a name nothing configures is refused with a typed 404 naming it.
+fn feedback_targets(
+    router: &switchyard::Router,
+    provider: &str,
+    model: &str,
+    key: Option<&str>,
+) -> Result<Vec<Candidate>, ServerError> {
+    let keys: Vec<KeyId> = router
+        .keys()
+        .into_iter()
+        .filter(|(p, _)| p.as_str() == provider)
+        .map(|(_, key)| key)
+        .collect();
+    if keys.is_empty() {
+        return Err(ServerError::Admin(switchyard::AdminError::UnknownProvider(ProviderId::from(
+            shown(provider).as_str(),
+        ))));
+    }
+    let provider_id = ProviderId::from(provider);
+    let routed = router
+        .route_names()
+        .iter()
+        .flat_map(|route| router.candidates(route).unwrap_or_default())
+        .any(|c| c.provider == provider_id && c.model.as_str() == model);
+    let declared = router.models_of(&provider_id).iter().any(|m| m.as_str() == model);
+    if !routed && !declared {
+        return Err(ServerError::UnknownModel { provider: shown(provider), model: shown(model) });
+    }
+    let keys = match key {
+        None => keys,
+        Some(name) => vec![keys.into_iter().find(|k| k.as_str() == name).ok_or_else(|| {
+            ServerError::UnknownKey(format!("{}/{}", shown(provider), shown(name)))
+        })?],
+    };
+    Ok(keys.into_iter().map(|key| Candidate::new(provider, key.as_str(), model)).collect())
 }
 
 async fn feedback(
@@ -254,12 +309,37 @@ async fn feedback(
     if !(0.0..=1.0).contains(&body.quality) {
         return Err(ServerError::InvalidQuality(body.quality));
     }
-    match gateway.router().feedback(&body.request_id, body.quality) {
-        Ok(candidate) => Ok(Json(json!({
-            "provider": candidate.provider, "key": candidate.key, "model": candidate.model,
-        }))),
-        Err(FeedbackError::UnknownRequest(id)) => Err(ServerError::UnknownRequest(id)),
-        Err(FeedbackError::OutOfRange(quality)) => Err(ServerError::InvalidQuality(quality)),
+    let router = gateway.router();
+    match (&body.request_id, &body.provider, &body.model) {
+        (Some(request_id), None, None) if body.key.is_none() => {
+            match router.feedback(request_id, body.quality) {
+                Ok(candidate) => Ok(Json(json!({
+                    "provider": candidate.provider, "key": candidate.key, "model": candidate.model,
+                }))),
+                Err(FeedbackError::UnknownRequest(id)) => Err(ServerError::UnknownRequest(id)),
+                Err(FeedbackError::OutOfRange(quality)) => {
+                    Err(ServerError::InvalidQuality(quality))
+                }
+            }
+        }
+        (None, Some(provider), Some(model)) => {
+            let targets = feedback_targets(&router, provider, model, body.key.as_deref())?;
+            for candidate in &targets {
+                router
+                    .scorer()
+                    .record_quality(candidate, body.quality)
+                    .map_err(|_| ServerError::InvalidQuality(body.quality))?;
+            }
+            let applied: Vec<Value> = targets
+                .iter()
+                .map(|c| json!({ "provider": c.provider, "key": c.key, "model": c.model }))
+                .collect();
+            Ok(Json(json!({ "applied": applied })))
+        }
+        _ => Err(ServerError::InvalidInput(
+            "expected {\"request_id\", \"quality\"} or {\"provider\", \"model\", \"key\"?, \"quality\"}"
+                .to_owned(),
+        )),
     }
 }
 
@@ -316,6 +396,7 @@ async fn act(gateway: &Gateway, name: &str, action: &str) -> Result<Json<Value>,
         }
     }
     tracing::info!(%provider, %key, action, "admin key action");
+    gateway.audit(action, Some((&provider, &key)), None);
     if let Some(events) = &gateway.shared.events {
         events.request_check(&provider);
     }
@@ -381,6 +462,9 @@ async fn reset_keys(
         n_keys = rows.len(),
         "admin bulk key reset"
     );
+    for (provider, key) in &reset {
+        gateway.audit("reset", Some((provider, key)), Some("bulk".to_owned()));
+    }
     if let Some(events) = &gateway.shared.events {
         for provider in
             reset.iter().map(|(provider, _)| provider).collect::<std::collections::BTreeSet<_>>()
@@ -424,6 +508,7 @@ async fn pin_key(
         .pin_key(&provider, &key, std::time::Duration::from_secs(for_secs))
         .map_err(ServerError::Admin)?;
     tracing::info!(%provider, %key, secs = held.as_secs(), "admin key pin");
+    gateway.audit("pin", Some((&provider, &key)), Some(format!("for {} s", held.as_secs())));
     Ok(Json(json!({ "provider": provider, "key": key, "pinned_for_secs": held.as_secs() })))
 }
 
@@ -434,6 +519,7 @@ async fn unpin_key(
 ) -> Result<Json<Value>, ServerError> {
     let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
     let was_pinned = gateway.router().unpin_key(&provider, &key).map_err(ServerError::Admin)?;
+    gateway.audit("unpin", Some((&provider, &key)), None);
     Ok(Json(json!({ "provider": provider, "key": key, "was_pinned": was_pinned })))
 }
 
@@ -452,6 +538,7 @@ async fn reload(State(gateway): State<Gateway>) -> Result<Json<Value>, ServerErr
     let (n_routes, n_keys) = (router.route_names().len(), router.keys().len());
     gateway.reload(router, config);
     tracing::info!(routes = n_routes, keys = n_keys, "configuration reloaded by an admin");
+    gateway.audit("reload", None, Some(format!("{n_routes} routes, {n_keys} keys")));
     Ok(Json(json!({ "reloaded": true, "routes": n_routes, "keys": n_keys })))
 }
 
@@ -460,7 +547,7 @@ const DEFAULT_WINDOW_DAYS: i64 = 7;
 
 /// Reads a time bound: RFC 3339, or a date (its midnight, UTC; for an `end`, the midnight
 /// after it, so `end=2026-11-23` includes that day).
-fn bound(name: &str, text: &str, is_end: bool) -> Result<DateTime<Utc>, ServerError> {
+pub(crate) fn bound(name: &str, text: &str, is_end: bool) -> Result<DateTime<Utc>, ServerError> {
     // The text is the client's: quoted back short.
     let shown: String = text.chars().take(64).collect();
     let at = if let Ok(at) = DateTime::parse_from_rfc3339(text) {
@@ -505,7 +592,7 @@ fn out_of_range(name: &str, shown: &str) -> ServerError {
     ))
 }
 
-fn query(
+pub(crate) fn query(
     parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
     allowed: &[&str],
 ) -> Result<HashMap<String, String>, ServerError> {

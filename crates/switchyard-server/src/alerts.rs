@@ -118,7 +118,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Outbox {
-    fn push(&self, alert: Value, bound: usize) {
+    pub(crate) fn push(&self, alert: Value, bound: usize) {
         let mut queue = lock(&self.queue);
         while queue.len() >= bound.max(1) {
             queue.pop_front();

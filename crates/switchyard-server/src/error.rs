@@ -105,6 +105,20 @@ pub enum ServerError {
     /// The router could not do what the operator asked.
     #[error("{0}")]
     Admin(#[source] switchyard::AdminError),
+    /// Feedback naming a model no route or declaration of the provider has.
+    #[error("no model {model} is configured for provider {provider}")]
+    UnknownModel {
+        /// The provider named.
+        provider: String,
+        /// The model named.
+        model: String,
+    },
+    /// The audit log is off: the gateway has no state file.
+    #[error("the audit log is disabled: give [state] a path")]
+    AuditDisabled,
+    /// The audit log could not be read.
+    #[error("the audit log cannot be read")]
+    Audit(#[source] switchyard_store::StoreError),
     /// Feedback for a request the router does not remember.
     #[error("no recent request {0:?}")]
     UnknownRequest(String),
@@ -158,6 +172,9 @@ impl ServerError {
             Self::Admin(switchyard::AdminError::Ledger { .. }) => "QUOTA_BACKEND",
             Self::Admin(switchyard::AdminError::UnknownProvider(_)) => "UNKNOWN_PROVIDER",
             Self::UnknownRequest(_) => "UNKNOWN_REQUEST",
+            Self::UnknownModel { .. } => "UNKNOWN_MODEL",
+            Self::AuditDisabled => "AUDIT_DISABLED",
+            Self::Audit(_) => "AUDIT_FAILED",
             Self::InvalidQuality(_) => "INVALID_QUALITY",
             Self::InvalidInput(_) => "INVALID_INPUT",
             Self::AnalyticsDisabled => "ANALYTICS_DISABLED",
@@ -205,12 +222,14 @@ impl ServerError {
             | Self::UnknownAdminRoute(_)
             | Self::UnknownKey(_)
             | Self::UnknownRequest(_)
+            | Self::UnknownModel { .. }
+            | Self::AuditDisabled
             | Self::AnalyticsDisabled
             | Self::ReloadUnavailable => StatusCode::NOT_FOUND,
             Self::Admin(switchyard::AdminError::UnknownKey { .. }) => StatusCode::NOT_FOUND,
             Self::Admin(switchyard::AdminError::Ledger { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Admin(switchyard::AdminError::UnknownProvider(_)) => StatusCode::NOT_FOUND,
-            Self::Analytics(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Analytics(_) | Self::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -78,6 +78,8 @@ struct KeyRecent {
     fingerprint: Option<String>,
     /// `true` for a success, newest last.
     outcomes: VecDeque<bool>,
+    /// The last attempt's time: saved in batches by the lifecycle keeper (`keylife`).
+    last_used: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The gateway's event sink. Build it before the router (it is the router's sink), share it
@@ -178,6 +180,17 @@ impl EventHub {
         json!({"providers": view(providers), "keys": view(keys), "models": view(models)})
     }
 
+    /// Each key's last attempt, for the lifecycle keeper's batched save.
+    pub(crate) fn last_uses(&self) -> Vec<(ProviderId, KeyId, chrono::DateTime<chrono::Utc>)> {
+        self.keys
+            .iter()
+            .filter_map(|entry| {
+                let (provider, key) = entry.key();
+                entry.value().last_used.map(|at| (provider.clone(), key.clone(), at))
+            })
+            .collect()
+    }
+
     /// The fingerprint an attempt showed for this candidate's key.
     pub(crate) fn fingerprint(&self, candidate: &Candidate) -> Option<String> {
         self.keys
@@ -227,6 +240,7 @@ impl EventHub {
                 recent.outcomes.pop_front();
             }
             recent.outcomes.push_back(attempt.error.is_none());
+            recent.last_used = Some(self.clock.utc());
         }
         {
             let mut sums = self.sums.entry(candidate.clone()).or_default();

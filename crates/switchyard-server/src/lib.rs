@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod host;
 mod inbound;
+mod keylife;
 mod metrics;
 mod sse;
 mod status;
@@ -58,6 +59,7 @@ use inbound::Inbound;
 pub use alerts::AlertConfig;
 pub use error::ServerError;
 pub use events::EventHub;
+pub use keylife::{KeyUseSink, LifecycleConfig};
 pub use telemetry::{EventSinks, Telemetry, TelemetryConfig, TelemetryError, traces_url};
 
 /// The request id header, accepted from the client and echoed.
@@ -194,6 +196,8 @@ pub struct Services {
     pub reloader: Option<Arc<dyn Reloader>>,
     /// Alert webhooks; starting them needs a Tokio runtime.
     pub alerts: Option<AlertConfig>,
+    /// Key lifecycle and the audit log in the state file; starting it needs a Tokio runtime.
+    pub lifecycle: Option<LifecycleConfig>,
 }
 
 impl std::fmt::Debug for Services {
@@ -203,6 +207,7 @@ impl std::fmt::Debug for Services {
             .field("analytics", &self.analytics.is_some())
             .field("reloader", &self.reloader.is_some())
             .field("alerts", &self.alerts)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
@@ -225,6 +230,7 @@ struct Shared {
     analytics: Option<Arc<Mutex<Analytics>>>,
     reloader: Option<Arc<dyn Reloader>>,
     outbox: Option<Arc<alerts::Outbox>>,
+    keylife: Option<Arc<keylife::KeyLife>>,
     /// Where [`serve`] listens, for the `Host` check (unknown until it starts).
     /// Read by every request without a lock.
     listen: arc_swap::ArcSwapOption<std::net::SocketAddr>,
@@ -256,6 +262,8 @@ impl Gateway {
     ) -> Self {
         let outbox = services.alerts.as_ref().map(|_| Arc::new(alerts::Outbox::default()));
         let labels = metrics::Labels::of(&router);
+        let alert_queue = services.alerts.as_ref().map_or(64, |alerts| alerts.queue);
+        let keylife = services.lifecycle.map(|c| Arc::new(keylife::KeyLife::new(c, alert_queue)));
         let gateway = Self {
             shared: Arc::new(Shared {
                 labels: ArcSwap::from_pointee(labels),
@@ -269,12 +277,14 @@ impl Gateway {
                 analytics: services.analytics.map(|analytics| Arc::new(Mutex::new(analytics))),
                 reloader: services.reloader,
                 outbox: outbox.clone(),
+                keylife,
                 ui: ui::UiState::default(),
             }),
         };
         if let (Some(config), Some(outbox)) = (services.alerts, &outbox) {
             alerts::spawn(&gateway, config, outbox);
         }
+        keylife::spawn(&gateway);
         gateway
     }
 

@@ -15,8 +15,17 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[QUOTA, STATS, ANALYTICS, ANALYTICS_COST, SPEND, ADMIN, QUOTA_LEARNED, ANALYTICS_TAGS];
+pub const MIGRATIONS: &[Migration] = &[
+    QUOTA,
+    STATS,
+    ANALYTICS,
+    ANALYTICS_COST,
+    SPEND,
+    ADMIN,
+    QUOTA_LEARNED,
+    KEY_LIFECYCLE,
+    ANALYTICS_TAGS,
+];
 
 /// Schema version 1: the quota tables.
 const QUOTA: Migration = Migration {
@@ -169,7 +178,36 @@ const QUOTA_LEARNED: Migration = Migration {
     ",
 };
 
-/// Schema version 9 (it follows life20's version 8; it touches nothing 8 does): a request's
+/// Schema version 8: each key's lifecycle (first seen, last used, rotation alert sent) and the
+/// append-only audit log of who read or changed a key. Self-contained: it only adds tables.
+/// Neither holds a secret: keys are ids and fingerprints.
+const KEY_LIFECYCLE: Migration = Migration {
+    name: "key lifecycle and audit",
+    sql: "
+        CREATE TABLE key_lifecycle (
+            provider TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            last_used_ms INTEGER,
+            rotation_alerted_ms INTEGER,
+            PRIMARY KEY (provider, key_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            provider TEXT,
+            key_id TEXT,
+            fingerprint TEXT,
+            detail TEXT
+        );
+        CREATE INDEX audit_log_at ON audit_log (at_ms);
+    ",
+};
+
+/// Schema version 9 (it touches nothing version 8 does): a request's
 /// tags, stored as `,a,b,` so one tag is found as `,tag,` (tags hold no comma), `NULL` for
 /// none.
 const ANALYTICS_TAGS: Migration =

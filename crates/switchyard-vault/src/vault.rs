@@ -595,7 +595,8 @@ impl Vault {
         })
     }
 
-    /// Records that the key was used now (the facade calls this, batched, not per request).
+    /// Records that the key was used now. The gateway records uses in batches instead
+    /// ([`Vault::mark_used_many`]), never once per request.
     ///
     /// # Errors
     /// [`VaultError::UnknownKey`], and the errors of a write.
@@ -604,6 +605,41 @@ impl Vault {
         self.change(|contents| {
             contents.entry_mut(id)?.info.last_used = Some(now);
             Ok(())
+        })
+    }
+
+    /// Records a batch of uses in one write: each key's `last_used` becomes the later of the
+    /// stored time and the given one (a batch saved late never moves it back). Ids the vault
+    /// does not hold (keys from `switchyard.toml`, or removed since) are skipped. Returns how
+    /// many keys changed; nothing is written when none did.
+    ///
+    /// # Errors
+    /// The errors of a re-read and a write.
+    pub fn mark_used_many(&mut self, uses: &[(KeyId, DateTime<Utc>)]) -> Result<usize, VaultError> {
+        let newer = |contents: &Contents| {
+            uses.iter()
+                .filter(|(id, at)| {
+                    contents.entries.iter().any(|entry| {
+                        &entry.info.id == id && entry.info.last_used.is_none_or(|used| used < *at)
+                    })
+                })
+                .count()
+        };
+        // Most saves find nothing new for the vault: skip the lock and the write then.
+        if newer(&self.contents) == 0 {
+            return Ok(0);
+        }
+        self.change(|contents| {
+            let mut changed = 0;
+            for (id, at) in uses {
+                if let Some(entry) = contents.entries.iter_mut().find(|entry| &entry.info.id == id)
+                    && entry.info.last_used.is_none_or(|used| used < *at)
+                {
+                    entry.info.last_used = Some(*at);
+                    changed += 1;
+                }
+            }
+            Ok(changed)
         })
     }
 

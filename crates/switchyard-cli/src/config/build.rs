@@ -56,6 +56,8 @@ pub(crate) struct Built {
     /// The health probe tasks `serve` runs, one per interval (none without `[probes]` or a
     /// provider's `probe_interval_secs`).
     pub(crate) probes: Vec<ProbeConfig>,
+    /// Key lifecycle: rotation deadlines, the vault's dates and a vault handle for uses.
+    pub(crate) keylife: crate::keys::KeyLifeSettings,
 }
 
 /// Where analytics go and how long they stay.
@@ -231,8 +233,15 @@ pub(crate) fn build_with(
     }
     // Fingerprints for the admin status, which shows keys by id and fingerprint only.
     let mut fingerprints: BTreeMap<(ProviderId, KeyId), String> = BTreeMap::new();
-    if let Some(vault) = &file.vault {
-        let vault = open_vault(loaded, vault, vars)?;
+    let mut keylife = crate::keys::KeyLifeSettings::default();
+    if let Some(section) = &file.vault {
+        let vault = open_vault(loaded, section, vars)?;
+        // A second handle records key uses in batches, when there is a state file to run it
+        // (at start only: a reload keeps the running gateway's).
+        let uses = (file.state.path.is_some() && previous.is_none())
+            .then(|| open_vault(loaded, section, vars))
+            .transpose()?;
+        keylife.read_vault(&vault, uses);
         if let Ok(keys) = KeySource::keys(&vault) {
             for key in keys {
                 fingerprints.insert(
@@ -290,6 +299,11 @@ pub(crate) fn build_with(
         }
         if let Some(budget) = &section.budget_per_day {
             budgets.per_provider.insert(ProviderId::from(name.as_str()), dollars(loaded, budget)?);
+        }
+        if let Some(days) = &section.rotate_after_days {
+            let days = crate::keys::rotate_after(*days.get_ref())
+                .map_err(|message| loaded.invalid(days.span(), "rotate_after_days", message))?;
+            keylife.rotate_after.insert(ProviderId::from(name.as_str()), days);
         }
         for model in &section.models {
             let own = section.per_model.get(model);
@@ -555,6 +569,7 @@ pub(crate) fn build_with(
         spend,
         state_file,
         probes,
+        keylife,
     })
 }
 

@@ -262,6 +262,8 @@ pub(crate) struct ProviderSection {
     /// Limits, prices and facts of single models, over the provider's.
     #[serde(default)]
     pub(crate) per_model: std::collections::BTreeMap<String, ModelSection>,
+    /// Days after which a key is due for rotation (a `key_rotation_due` alert, `keys list`).
+    pub(crate) rotate_after_days: Option<Spanned<u32>>,
 }
 
 /// `[providers.per_model."<model>"]`: what differs for one model.
@@ -928,5 +930,37 @@ mod tests {
             without_values("unknown field `strateg`, expected one of `a`, `b`"),
             "unknown field `strateg`, expected one of `a`, `b`"
         );
+    }
+
+    #[test]
+    fn rotate_after_days_is_read_per_provider_and_bounded() {
+        let build_with_days = |days: &str| -> Result<Built, String> {
+            let text = BASE.replacen(
+                "models = [\"m\"]\n",
+                &format!("models = [\"m\"]\nrotate_after_days = {days}\n"),
+                1,
+            );
+            let clock: std::sync::Arc<dyn switchyard_core::Clock> =
+                std::sync::Arc::new(switchyard_core::ManualClock::default());
+            let loaded =
+                Loaded::parse(Path::new("s.toml"), text).map_err(|error| error.to_string())?;
+            build(&loaded, &vars(&[]), clock).map_err(|error| error.to_string())
+        };
+        let built = build_with_days("90").expect("builds");
+        let groq = switchyard_core::ProviderId::from("groq");
+        assert_eq!(
+            built.keylife.rotate_after.get(&groq),
+            Some(&std::time::Duration::from_secs(90 * 86_400))
+        );
+        for bad in ["0", "3651"] {
+            let error = build_with_days(bad).map(drop).expect_err("out of range");
+            assert!(error.starts_with("s.toml:7:"), "{error}");
+            assert!(error.contains("rotate_after_days: expected days from 1 to 3650"), "{error}");
+        }
+        assert!(built_without_rotation().keylife.rotate_after.is_empty());
+    }
+
+    fn built_without_rotation() -> Built {
+        built("", &vars(&[])).expect("builds")
     }
 }

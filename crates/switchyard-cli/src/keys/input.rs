@@ -44,6 +44,9 @@ pub(crate) enum KeysError {
     /// Standard input could not be read.
     #[error("cannot read the key from standard input")]
     Stdin(#[source] std::io::Error),
+    /// The state file given with `--state` cannot be read.
+    #[error("cannot read the state file {0}")]
+    State(String),
     /// Standard input held no key.
     #[error("no key on standard input")]
     NoKey,

@@ -4,7 +4,9 @@
 //! themselves never come from an argument (arguments show up in `ps` and shell history):
 //! see [`input`].
 
+mod api_stats;
 mod input;
+mod lifecycle;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ use switchyard_vault::{
 };
 
 use input::KeysError;
+pub(crate) use lifecycle::{KeyLifeSettings, lifecycle_config, rotate_after};
 
 /// Arguments of `switchyard keys`.
 #[derive(Debug, clap::Args)]
@@ -28,6 +31,10 @@ pub(crate) struct KeysArgs {
     /// SWITCHYARD_VAULT_PASSPHRASE or a prompt.
     #[arg(long, env = "SWITCHYARD_VAULT_KEYFILE", global = true, value_name = "PATH")]
     keyfile: Option<PathBuf>,
+    /// A state file (`[state] path` of switchyard.toml) to record vault changes in its audit
+    /// log, and whose key lifecycle `keys list` shows beside the vault's.
+    #[arg(long, env = "SWITCHYARD_STATE", global = true, value_name = "PATH")]
+    state: Option<PathBuf>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -52,6 +59,9 @@ enum KeysCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show when each key is due for rotation, this many days after it was added.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        rotate_after_days: Option<u32>,
     },
     /// Remove a key.
     Remove {
@@ -104,6 +114,32 @@ enum KeysCommand {
         for_secs: u64,
         #[command(flatten)]
         gateway: crate::status::GatewayArgs,
+    },
+    /// Import or export the learned scores as the users' apiStats.json (flat
+    /// `providers.<provider>_key<N>.models.<model>` counters; see docs/scoring.md). Import
+    /// fills the `[state]` file's priors, which the gateway restores at start: run it while
+    /// the gateway is stopped (a running one saves its own scores over them).
+    #[command(group(clap::ArgGroup::new("direction").required(true).args(["import", "export"])))]
+    Stats {
+        /// Read this apiStats.json into the learned scores.
+        #[arg(long, value_name = "FILE")]
+        import: Option<PathBuf>,
+        /// Write the learned scores to this file as apiStats.json.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// The configuration naming the providers, their keys and the `[state]` file.
+        #[arg(long, env = "SWITCHYARD_CONFIG", default_value = "switchyard.toml")]
+        config: PathBuf,
+    },
+    /// Print the audit log of the state file given with --state (or SWITCHYARD_STATE): who or
+    /// what read or changed a key, by id and fingerprint, oldest first.
+    Audit {
+        /// The newest entries shown.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// End a key's pin on a running gateway. Exit 2 on refusal.
     Unpin {
@@ -212,23 +248,42 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             KeysCommand::Test(_)
             | KeysCommand::Reset { .. }
             | KeysCommand::Pin { .. }
-            | KeysCommand::Unpin { .. },
+            | KeysCommand::Unpin { .. }
+            | KeysCommand::Stats { .. }
+            | KeysCommand::Audit { .. },
             _,
         ) => PathBuf::new(),
         (_, Some(path)) => path,
         (_, None) => input::default_vault_path()?,
     };
     let keyfile = args.keyfile.as_deref();
+    let state = args.state.as_deref();
+    // Each change is audited by id and fingerprint, after it is done.
+    let audit = |action: &str, info: Option<&KeyInfo>, detail: Option<String>| {
+        let key = info.map(|info| (&info.provider, &info.id, info.fingerprint.to_string()));
+        lifecycle::audit_to(state, &[lifecycle::audit_entry("cli", action, key, detail)]);
+    };
     match args.command {
-        KeysCommand::Add { provider, label, tags } => add(&path, keyfile, provider, label, tags)?,
-        KeysCommand::List { json } => list(&path, keyfile, json)?,
+        KeysCommand::Add { provider, label, tags } => {
+            let mut vault = add(&path, keyfile, provider, label, tags)?;
+            if let Some(info) = vault.as_mut().and_then(|(vault, id)| vault.key(id)) {
+                audit("vault-add", Some(info), None);
+            }
+        }
+        KeysCommand::List { json, rotate_after_days } => {
+            list(&path, keyfile, json, rotate_after_days, state)?;
+            audit("vault-list", None, None);
+        }
         KeysCommand::Remove { id } => {
             let removed = open(&path, keyfile)?.remove(&KeyId::new(id))?;
             println!("removed {} ({})", removed.id, removed.fingerprint);
+            audit("vault-remove", Some(&removed), None);
         }
         KeysCommand::Disable { id } => {
             let id = KeyId::new(id);
-            let changed = open(&path, keyfile)?.disable(&id)?;
+            let mut vault = open(&path, keyfile)?;
+            let changed = vault.disable(&id)?;
+            audit("vault-disable", vault.key(&id), None);
             println!(
                 "{}",
                 if changed {
@@ -240,17 +295,25 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Enable { id } => {
             let id = KeyId::new(id);
-            let changed = open(&path, keyfile)?.enable(&id)?;
+            let mut vault = open(&path, keyfile)?;
+            let changed = vault.enable(&id)?;
+            audit("vault-enable", vault.key(&id), None);
             println!(
                 "{}",
                 if changed { format!("enabled {id}") } else { format!("{id} was already enabled") }
             );
         }
-        KeysCommand::ImportEnv { dry_run } => import_env(&path, keyfile, dry_run)?,
+        KeysCommand::ImportEnv { dry_run } => {
+            let imported = import_env(&path, keyfile, dry_run)?;
+            if imported > 0 {
+                audit("vault-import-env", None, Some(format!("{imported} keys added")));
+            }
+        }
         KeysCommand::Passwd => {
             let mut vault = open(&path, keyfile)?;
             let new = input::new_passphrase()?;
             vault.change_passphrase(new)?;
+            audit("vault-rotate-passphrase", None, Some(format!("{} keys", vault.len())));
             println!(
                 "passphrase changed for {} ({} PBKDF2 iterations); the backup is re-sealed too",
                 path.display(),
@@ -262,6 +325,10 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         KeysCommand::Reset { gateway, provider } => return reset(&gateway, provider),
         KeysCommand::Pin { key, for_secs, gateway } => return pin(&gateway, &key, Some(for_secs)),
         KeysCommand::Unpin { key, gateway } => return pin(&gateway, &key, None),
+        KeysCommand::Audit { limit, json } => lifecycle::print_audit(state, limit, json)?,
+        KeysCommand::Stats { import, export, config } => {
+            api_stats::run(&config, import.as_deref(), export.as_deref())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -306,55 +373,134 @@ fn add(
     provider: String,
     label: Option<String>,
     tags: Vec<String>,
-) -> Result<(), KeysError> {
+) -> Result<Option<(Vault, KeyId)>, KeysError> {
     // The key first: bad input fails before a vault is created or a passphrase asked for.
     let secret = input::secret(&provider)?;
     let mut key = NewKey::new(provider, secret.as_str());
     key.label = label;
     key.tags = tags;
     key.validate()?;
-    let added = open_or_create(path, keyfile)?.add(key)?;
+    let mut vault = open_or_create(path, keyfile)?;
+    let added = vault.add(key)?;
     for warning in &added.warnings {
         eprintln!("warning: {warning}");
     }
     println!("added {} ({})", added.id, added.fingerprint);
-    Ok(())
+    Ok(Some((vault, added.id)))
 }
 
-fn list(path: &Path, keyfile: Option<&Path>, json: bool) -> Result<(), KeysError> {
+fn list(
+    path: &Path,
+    keyfile: Option<&Path>,
+    json: bool,
+    rotate_after_days: Option<u32>,
+    state: Option<&Path>,
+) -> Result<(), KeysError> {
     let vault = open(path, keyfile)?;
     let keys: Vec<&KeyInfo> = vault.keys().collect();
+    // The gateway's record: a use it saved after the vault's, and keys only the
+    // configuration holds.
+    let lifecycle = match state {
+        Some(state) => switchyard_store::SqliteStore::open(state)
+            .and_then(|store| store.key_lifecycle())
+            .map_err(|error| KeysError::State(format!("{}: {error}", state.display())))?,
+        None => Vec::new(),
+    };
+    let now = switchyard_core::Clock::utc(&switchyard_core::SystemClock);
+    let mut rows: Vec<Row> = keys
+        .iter()
+        .map(|info| {
+            let saved =
+                lifecycle.iter().find(|row| row.provider == info.provider && row.key == info.id);
+            Row {
+                id: info.id.to_string(),
+                provider: info.provider.to_string(),
+                fingerprint: info.fingerprint.to_string(),
+                state: if info.enabled { "enabled" } else { "disabled" }.to_owned(),
+                created: info.created,
+                last_used: info.last_used.max(saved.and_then(|row| row.last_used)),
+                label: info.label.clone().unwrap_or_default(),
+                tags: info.tags.join(","),
+            }
+        })
+        .collect();
+    for row in &lifecycle {
+        if !keys.iter().any(|info| info.provider == row.provider && info.id == row.key) {
+            rows.push(Row {
+                id: row.key.to_string(),
+                provider: row.provider.to_string(),
+                fingerprint: row.fingerprint.clone(),
+                state: "configured".to_owned(),
+                created: row.created_at,
+                last_used: row.last_used,
+                label: String::new(),
+                tags: String::new(),
+            });
+        }
+    }
     if json {
-        let text = serde_json::to_string_pretty(&keys).expect("invariant: key metadata serializes");
+        let values: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| {
+                let (age_days, rotation_due) = lifespan(row, now, rotate_after_days);
+                serde_json::json!({
+                    "id": row.id, "provider": row.provider, "fingerprint": row.fingerprint,
+                    "state": row.state, "enabled": row.state != "disabled", "created": row.created, "last_used": row.last_used,
+                    "age_days": age_days, "rotation_due": rotation_due,
+                    "label": (!row.label.is_empty()).then_some(&row.label),
+                    "tags": row.tags.split(',').filter(|tag| !tag.is_empty()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let text =
+            serde_json::to_string_pretty(&values).expect("invariant: key metadata serializes");
         println!("{text}");
         return Ok(());
     }
-    if keys.is_empty() {
+    if rows.is_empty() {
         println!("no keys in {}", path.display());
         return Ok(());
     }
-    let header =
-        ["ID", "PROVIDER", "FINGERPRINT", "STATE", "CREATED", "LAST USED", "LABEL", "TAGS"];
-    let rows: Vec<[String; 8]> = keys
+    let header = [
+        "ID",
+        "PROVIDER",
+        "FINGERPRINT",
+        "STATE",
+        "CREATED",
+        "AGE",
+        "LAST USED",
+        "ROTATION",
+        "LABEL",
+        "TAGS",
+    ];
+    let cells: Vec<[String; 10]> = rows
         .iter()
-        .map(|info| {
+        .map(|row| {
+            let (age_days, rotation_due) = lifespan(row, now, rotate_after_days);
+            let rotation = match (rotation_due, rotate_after_days) {
+                (Some(due), _) if due <= now => "due".to_owned(),
+                (Some(due), _) => format!("in {}d", (due - now).num_days()),
+                (None, _) => "-".to_owned(),
+            };
             [
-                info.id.to_string(),
-                info.provider.to_string(),
-                info.fingerprint.to_string(),
-                if info.enabled { "enabled" } else { "disabled" }.to_owned(),
-                info.created.format("%Y-%m-%d %H:%M UTC").to_string(),
-                info.last_used.map_or_else(
+                row.id.clone(),
+                row.provider.clone(),
+                row.fingerprint.clone(),
+                row.state.clone(),
+                row.created.format("%Y-%m-%d %H:%M UTC").to_string(),
+                format!("{age_days}d"),
+                row.last_used.map_or_else(
                     || "never".to_owned(),
                     |used| used.format("%Y-%m-%d %H:%M UTC").to_string(),
                 ),
-                printable(info.label.as_deref().unwrap_or_default()),
-                printable(&info.tags.join(",")),
+                rotation,
+                printable(&row.label),
+                printable(&row.tags),
             ]
         })
         .collect();
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -365,10 +511,34 @@ fn list(path: &Path, keyfile: Option<&Path>, json: bool) -> Result<(), KeysError
         padded.join("  ").trim_end().to_owned()
     };
     println!("{}", line(&header.map(str::to_owned)));
-    for row in &rows {
+    for row in &cells {
         println!("{}", line(row));
     }
     Ok(())
+}
+
+/// One row of `keys list`: a vault key, or a configured key the state file knows.
+struct Row {
+    id: String,
+    provider: String,
+    fingerprint: String,
+    state: String,
+    created: chrono::DateTime<chrono::Utc>,
+    last_used: Option<chrono::DateTime<chrono::Utc>>,
+    label: String,
+    tags: String,
+}
+
+/// A key's age in whole days, and when it is due for rotation.
+fn lifespan(
+    row: &Row,
+    now: chrono::DateTime<chrono::Utc>,
+    rotate_after_days: Option<u32>,
+) -> (i64, Option<chrono::DateTime<chrono::Utc>>) {
+    let age_days = (now - row.created).num_days().max(0);
+    let due = rotate_after_days
+        .and_then(|days| row.created.checked_add_signed(chrono::TimeDelta::days(i64::from(days))));
+    (age_days, due)
 }
 
 /// Labels and tags are free text: control characters (a newline, an escape sequence that
@@ -377,7 +547,7 @@ fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<(), KeysError> {
+fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<usize, KeysError> {
     let scan = EnvSource::from_process()?.scan();
     for warning in &scan.warnings {
         eprintln!("warning: {warning}");
@@ -390,7 +560,7 @@ fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<(), 
     }
     if scan.keys.is_empty() {
         println!("no keys found in the environment or ./.env");
-        return Ok(());
+        return Ok(0);
     }
     if dry_run {
         for key in &scan.keys {
@@ -401,7 +571,7 @@ fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<(), 
                 key.origin
             );
         }
-        return Ok(());
+        return Ok(0);
     }
     let mut vault = open_or_create(path, keyfile)?;
     let origins: Vec<String> = scan.keys.iter().map(|key| key.origin.clone()).collect();
@@ -429,5 +599,5 @@ fn import_env(path: &Path, keyfile: Option<&Path>, dry_run: bool) -> Result<(), 
         outcomes.len() - imported,
         scan.duplicates.len()
     );
-    Ok(())
+    Ok(imported)
 }

@@ -9,6 +9,7 @@ mod bulk_reset;
 mod chat;
 mod edge;
 mod inbound;
+mod keylife;
 mod learned;
 mod metrics;
 mod pin;

@@ -933,7 +933,8 @@ fn a_version_2_file_is_upgraded_keeping_quota_and_scores() {
     let raw = Connection::open(&path).expect("raw");
     raw.execute_batch(
         "DROP TABLE analytics_event; DROP TABLE spend_day; DROP TABLE admin_disabled_key;
-         DROP TABLE admin_reset; DROP TABLE quota_learned; PRAGMA user_version = 2",
+         DROP TABLE admin_reset; DROP TABLE quota_learned; DROP TABLE key_lifecycle;
+         DROP TABLE audit_log; PRAGMA user_version = 2",
     )
     .expect("downgrade");
     let reference = Connection::open_in_memory().expect("reference");

@@ -4,6 +4,7 @@
 mod admin;
 mod analytics;
 mod kill9;
+mod lifecycle;
 mod quota;
 mod schema;
 mod spend;

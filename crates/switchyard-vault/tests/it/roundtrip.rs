@@ -208,3 +208,28 @@ fn a_passphrase_change_raises_a_low_iteration_count_to_the_configured_one() {
     assert!(matches!(stale, VaultError::PassphraseChanged { .. }), "{stale:?}");
     assert!(stale.to_string().contains("was changed since it was opened"), "{stale}");
 }
+
+#[test]
+fn a_batch_of_uses_is_one_write_that_never_moves_a_use_back() {
+    let clock = ManualClock::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keys.vault");
+    let mut vault =
+        Vault::create(&path, passphrase(PASSPHRASE), config_on(&clock)).expect("create");
+    for n in 0..2 {
+        vault.add(NewKey::new("groq", secret("groq", "use", n))).expect("add");
+    }
+    let (one, two) = (KeyId::new("groq-1"), KeyId::new("groq-2"));
+    let created = vault.key(&one).expect("groq-1").created;
+    let later = created + chrono::Duration::minutes(5);
+    let earlier = created + chrono::Duration::minutes(1);
+    let uses = [(one.clone(), later), (KeyId::new("from-config-1"), later)];
+    assert_eq!(vault.mark_used_many(&uses).expect("batch"), 1, "unknown ids are skipped");
+    let before = std::fs::read(&path).expect("read vault");
+    assert_eq!(vault.mark_used_many(&[(one.clone(), earlier)]).expect("older"), 0);
+    assert_eq!(std::fs::read(&path).expect("read vault"), before, "nothing new, nothing written");
+
+    let reopened = Vault::open(&path, passphrase(PASSPHRASE), config()).expect("reopen");
+    assert_eq!(reopened.key(&one).expect("groq-1").last_used, Some(later));
+    assert_eq!(reopened.key(&two).expect("groq-2").last_used, None);
+}
