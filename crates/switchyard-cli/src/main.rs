@@ -10,6 +10,7 @@ mod batch;
 mod config;
 mod demo;
 mod doctor;
+mod keylife;
 mod keys;
 mod keytest;
 mod serve;

@@ -268,7 +268,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         alerts: built.alerts,
         lifecycle: match &built.state_file {
             Some(file) => {
-                Some(crate::keys::lifecycle_config(file, std::mem::take(&mut built.keylife))?)
+                Some(crate::keylife::lifecycle_config(file, std::mem::take(&mut built.keylife))?)
             }
             None => None,
         },

@@ -36,7 +36,7 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
         .route("/admin/keys/{provider}/{id}/pin", post(pin_key).delete(unpin_key))
         .route("/admin/reload", post(reload))
-        .route("/admin/audit", get(crate::keylife::audit_view))
+        .route("/admin/audit", get(audit_view))
         .route("/admin/analytics/usage", get(usage))
         .route("/admin/analytics/hourly", get(hourly))
         .route("/admin/analytics/errors", get(errors))
@@ -717,6 +717,28 @@ async fn errors(
     let params = query(parsed, &["start", "end"])?;
     let (start, end) = window(&gateway, &params)?;
     report(&gateway, move |analytics| analytics.errors(start, end)).await
+}
+
+/// `GET /admin/audit?limit=N&since=T`: the newest `limit` entries (at most 1000) at or after
+/// `since` (RFC 3339 or a date), oldest first.
+async fn audit_view(
+    State(gateway): State<Gateway>,
+    parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ServerError> {
+    use crate::keylife::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
+    let params = query(parsed, &["limit", "since"])?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_AUDIT_LIMIT,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            let shown: String = text.chars().take(64).collect();
+            ServerError::InvalidInput(format!(
+                "limit={shown:?} is not a count: expected 1 to {MAX_AUDIT_LIMIT}"
+            ))
+        })?,
+    }
+    .clamp(1, MAX_AUDIT_LIMIT);
+    let since = params.get("since").map(|text| bound("since", text, false)).transpose()?;
+    crate::keylife::audit(gateway, since, limit).await.map(Json)
 }
 
 #[cfg(test)]

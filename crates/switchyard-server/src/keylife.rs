@@ -17,9 +17,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 use switchyard::{KeyId, ProviderId};
@@ -31,7 +28,7 @@ use crate::{Gateway, ServerError};
 /// logged). Admin actions are rare: a save every 30 s never comes near it.
 const AUDIT_QUEUE: usize = 1024;
 /// `GET /admin/audit` answers this many entries when no `limit` is given.
-const DEFAULT_AUDIT_LIMIT: usize = 100;
+pub(crate) const DEFAULT_AUDIT_LIMIT: usize = 100;
 /// The largest `limit` honoured.
 pub(crate) const MAX_AUDIT_LIMIT: usize = 1000;
 
@@ -281,25 +278,13 @@ impl Gateway {
     }
 }
 
-/// `GET /admin/audit?limit=N&since=T`: the newest `limit` entries (at most 1000) at or after
-/// `since` (RFC 3339 or a date), oldest first.
-pub(crate) async fn audit_view(
-    State(gateway): State<Gateway>,
-    parsed: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ServerError> {
-    let params = crate::admin::query(parsed, &["limit", "since"])?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_AUDIT_LIMIT,
-        Some(text) => text.parse::<usize>().map_err(|_| {
-            let shown: String = text.chars().take(64).collect();
-            ServerError::InvalidInput(format!(
-                "limit={shown:?} is not a count: expected 1 to {MAX_AUDIT_LIMIT}"
-            ))
-        })?,
-    }
-    .clamp(1, MAX_AUDIT_LIMIT);
-    let since =
-        params.get("since").map(|text| crate::admin::bound("since", text, false)).transpose()?;
+/// The newest `limit` audit entries at or after `since`, oldest first, after what is queued
+/// is written (the admin API's `GET /admin/audit`, which reads and clamps the parameters).
+pub(crate) async fn audit(
+    gateway: Gateway,
+    since: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<Value, ServerError> {
     if gateway.shared.keylife.is_none() {
         return Err(ServerError::AuditDisabled);
     }
@@ -312,5 +297,5 @@ pub(crate) async fn audit_view(
     .await
     .map_err(|error| ServerError::InvalidInput(format!("the audit task failed: {error}")))?;
     let records = read.map_err(ServerError::Audit)?;
-    Ok(Json(json!({ "entries": records, "limit": limit })))
+    Ok(json!({ "entries": records, "limit": limit }))
 }

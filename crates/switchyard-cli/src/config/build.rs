@@ -57,7 +57,7 @@ pub(crate) struct Built {
     /// provider's `probe_interval_secs`).
     pub(crate) probes: Vec<ProbeConfig>,
     /// Key lifecycle: rotation deadlines, the vault's dates and a vault handle for uses.
-    pub(crate) keylife: crate::keys::KeyLifeSettings,
+    pub(crate) keylife: crate::keylife::KeyLifeSettings,
 }
 
 /// Where analytics go and how long they stay.
@@ -233,7 +233,7 @@ pub(crate) fn build_with(
     }
     // Fingerprints for the admin status, which shows keys by id and fingerprint only.
     let mut fingerprints: BTreeMap<(ProviderId, KeyId), String> = BTreeMap::new();
-    let mut keylife = crate::keys::KeyLifeSettings::default();
+    let mut keylife = crate::keylife::KeyLifeSettings::default();
     if let Some(section) = &file.vault {
         let vault = open_vault(loaded, section, vars)?;
         // A second handle records key uses in batches, when there is a state file to run it
@@ -301,7 +301,7 @@ pub(crate) fn build_with(
             budgets.per_provider.insert(ProviderId::from(name.as_str()), dollars(loaded, budget)?);
         }
         if let Some(days) = &section.rotate_after_days {
-            let days = crate::keys::rotate_after(*days.get_ref())
+            let days = crate::keylife::rotate_after(*days.get_ref())
                 .map_err(|message| loaded.invalid(days.span(), "rotate_after_days", message))?;
             keylife.rotate_after.insert(ProviderId::from(name.as_str()), days);
         }

@@ -19,7 +19,6 @@ use switchyard_vault::{
 };
 
 use input::KeysError;
-pub(crate) use lifecycle::{KeyLifeSettings, lifecycle_config, rotate_after};
 
 /// Arguments of `switchyard keys`.
 #[derive(Debug, clap::Args)]
@@ -261,7 +260,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     // Each change is audited by id and fingerprint, after it is done.
     let audit = |action: &str, info: Option<&KeyInfo>, detail: Option<String>| {
         let key = info.map(|info| (&info.provider, &info.id, info.fingerprint.to_string()));
-        lifecycle::audit_to(state, &[lifecycle::audit_entry("cli", action, key, detail)]);
+        crate::keylife::audit_to(state, &[crate::keylife::audit_entry("cli", action, key, detail)]);
     };
     match args.command {
         KeysCommand::Add { provider, label, tags } => {
