@@ -38,7 +38,7 @@ pub struct GenerateContent {
 #[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl GenerateContent {
     /// A request to `url` with the key header.
-    fn request(
+    pub(crate) fn request(
         adapter: &Gemini,
         method: reqwest::Method,
         url: &str,
@@ -70,7 +70,14 @@ impl GenerateContent {
 
 /// How Gemini reports failures: it sends no rate-limit headers of its own, but a proxy in
 /// front may send `retry-after`.
-const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
+pub(crate) const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
+
+impl GenerateContent {
+    /// `{base}/{version}/`, which model paths are joined to.
+    pub(crate) fn api_url(&self) -> &str {
+        &self.api_url
+    }
+}
 
 impl Dialect for GenerateContent {
     type Config = GeminiConfig;
@@ -127,6 +134,14 @@ impl Dialect for GenerateContent {
         let request = request.query(&[("alt", "sse")]);
         let answer = adapter.upstream().open(request, &attempt, &REPORTS).await?;
         Ok(adapter.upstream().sse(answer, StreamDecoder::new(), attempt))
+    }
+
+    async fn embed(
+        &self,
+        adapter: &Gemini,
+        call: switchyard_core::EmbedCall<'_>,
+    ) -> Result<switchyard_core::EmbedReply, ProviderError> {
+        crate::embed::embed(self, adapter, call).await
     }
 
     async fn list_models(

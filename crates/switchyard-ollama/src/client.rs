@@ -37,7 +37,7 @@ pub struct NativeChat {
 impl NativeChat {
     /// A request to `url`, with the key as a bearer token when the call has one (a local
     /// Ollama needs none).
-    fn request(
+    pub(crate) fn request(
         adapter: &Ollama,
         method: reqwest::Method,
         url: &reqwest::Url,
@@ -68,7 +68,7 @@ impl NativeChat {
 
 /// How Ollama reports failures: it sends no rate-limit headers, but its cloud (or a proxy)
 /// may send `retry-after`.
-const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
+pub(crate) const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
 
 impl Dialect for NativeChat {
     type Config = OllamaConfig;
@@ -122,6 +122,14 @@ impl Dialect for NativeChat {
         let (attempt, request) = self.post(adapter, &call, true)?;
         let answer = adapter.upstream().open(request, &attempt, &REPORTS).await?;
         Ok(adapter.upstream().ndjson(answer, StreamDecoder::new(), attempt))
+    }
+
+    async fn embed(
+        &self,
+        adapter: &Ollama,
+        call: switchyard_core::EmbedCall<'_>,
+    ) -> Result<switchyard_core::EmbedReply, ProviderError> {
+        crate::embed::embed(adapter, call).await
     }
 
     async fn list_models(

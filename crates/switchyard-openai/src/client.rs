@@ -72,7 +72,7 @@ fn snippet(body: &[u8]) -> String {
 #[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl ChatCompletions {
     /// A request to `url` with the key (when there is one) and the configured headers.
-    fn request(
+    pub(crate) fn request(
         &self,
         adapter: &OpenAiProvider,
         method: reqwest::Method,
@@ -127,7 +127,7 @@ fn configured_headers(config: &OpenAiConfig) -> Result<HeaderMap, OpenAiError> {
 
 /// How the OpenAI family reports limits and failures, per preset.
 #[derive(Clone, Copy, Debug)]
-struct Reports {
+pub(crate) struct Reports {
     preset: Preset,
 }
 
@@ -185,7 +185,7 @@ impl Reports {
     }
 
     /// A 200 body that is no answer: unreadable, or an error report.
-    fn decode_failure(
+    pub(crate) fn decode_failure(
         self,
         attempt: &Attempt,
         error: DecodeError,
@@ -201,6 +201,13 @@ impl Reports {
             }
             DecodeError::Upstream(wire) => self.reported(attempt, Some(&wire), report),
         }
+    }
+}
+
+impl ChatCompletions {
+    /// How this preset reports limits and failures (the embeddings path reads them too).
+    pub(crate) fn reports(&self) -> &Reports {
+        &self.reports
     }
 }
 
@@ -301,6 +308,14 @@ impl Dialect for ChatCompletions {
             now: adapter.upstream().clock().utc(),
         };
         Err(self.reports.decode_failure(&attempt, error, report))
+    }
+
+    async fn embed(
+        &self,
+        adapter: &OpenAiProvider,
+        call: switchyard_core::EmbedCall<'_>,
+    ) -> Result<switchyard_core::EmbedReply, ProviderError> {
+        crate::embed::embed(self, adapter, call).await
     }
 
     async fn list_models(
