@@ -455,6 +455,15 @@ impl Fetched {
         ChatReply { response, rate_limits: self.rate_limits, upstream_request_id: self.request_id }
     }
 
+    /// A 200 body that is no answer, as an error of `kind` labelled with `attempt`, with the
+    /// status and the upstream's request id.
+    pub fn unreadable(self, attempt: &Attempt, kind: ErrorKind, message: String) -> ProviderError {
+        let mut error = attempt.fail(kind, message);
+        error.status = Some(200);
+        error.upstream_request_id = self.request_id;
+        error
+    }
+
     /// The embedding reply made of `response`, decoded from this body.
     pub fn embed_reply(self, response: EmbedResponse) -> EmbedReply {
         EmbedReply { response, rate_limits: self.rate_limits, upstream_request_id: self.request_id }

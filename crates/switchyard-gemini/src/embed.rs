@@ -95,12 +95,7 @@ pub(crate) async fn embed(
             response.model = model.to_owned();
             Ok(fetched.embed_reply(response))
         }
-        Err((kind, message)) => {
-            let mut error = attempt.fail(kind, message);
-            error.status = Some(200);
-            error.upstream_request_id = fetched.request_id;
-            Err(error)
-        }
+        Err((kind, message)) => Err(fetched.unreadable(&attempt, kind, message)),
     }
 }
 

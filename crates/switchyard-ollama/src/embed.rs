@@ -70,12 +70,7 @@ pub(crate) async fn embed(
     let fetched = adapter.upstream().fetch(request.body(body), &attempt, &REPORTS).await?;
     match decode_embed_response(&fetched.body, call.request) {
         Ok(response) => Ok(fetched.embed_reply(response)),
-        Err((kind, message)) => {
-            let mut error = attempt.fail(kind, message);
-            error.status = Some(200);
-            error.upstream_request_id = fetched.request_id;
-            Err(error)
-        }
+        Err((kind, message)) => Err(fetched.unreadable(&attempt, kind, message)),
     }
 }
 
