@@ -7,6 +7,7 @@ mod alerts;
 mod bulk_reset;
 mod chat;
 mod edge;
+mod embeddings;
 mod inbound;
 mod learned;
 mod metrics;

@@ -247,3 +247,33 @@ async fn a_provider_that_embeds_nothing_is_skipped_without_a_call_or_blame() {
     let chat = router.chat("anthropic/claude-3-5-haiku-latest", &crate::support::request()).await;
     assert_eq!(chat.expect("the key still chats").served_by.key.as_str(), "a1");
 }
+
+#[tokio::test]
+async fn an_embedding_answers_rate_limit_headers_reach_the_ledger_and_spare_the_spent_key() {
+    let clock = ManualClock::default();
+    let keys = vec![key("k1").requests_per_minute(1), key("k2")];
+    let (mock, router) = {
+        let mock = mock_of(MockUpstream::openai(), &clock, keys, OPENAI_MODEL).await;
+        let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
+        let router = credentials(
+            builder(&clock, QuotaConfig::default()).provider(openai),
+            "openai",
+            &["k1", "k2"],
+        )
+        .route("vectors", StrategyKind::Priority, [format!("openai/{OPENAI_MODEL}").as_str()])
+        .build()
+        .expect("router builds");
+        (mock, router)
+    };
+    let request = EmbedRequest::new(["within the limit"]);
+    assert_eq!(
+        router.embed("vectors", &request).await.expect("served").served_by.key.as_str(),
+        "k1"
+    );
+    let second = router.embed("vectors", &request).await.expect("served");
+    assert_eq!(second.served_by.key.as_str(), "k2", "{:?}", second.trace);
+    assert_eq!(second.n_attempts, 1, "{:?}", second.trace);
+    // The mock's x-ratelimit headers on k1's embedding answer said its minute was spent.
+    assert_eq!(mock.counts("k1").expect("k1").requests, 1, "the spent key was not called");
+    assert_eq!(mock.counts("k2").expect("k2").requests, 1);
+}
