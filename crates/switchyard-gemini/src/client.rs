@@ -1,5 +1,6 @@
 //! The [`Provider`] over HTTP: `models/{model}:generateContent`,
-//! `models/{model}:streamGenerateContent?alt=sse` and the `models` listing.
+//! `models/{model}:streamGenerateContent?alt=sse`, the `models` listing, and embeddings
+//! (`:embedContent`, `:batchEmbedContents`).
 //!
 //! The key travels in the `x-goog-api-key` header, never in the URL, so no URL this adapter
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
@@ -10,13 +11,14 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::http::{Adapter, Attempt, ClientSettings, Dialect, Limits, endpoints};
 use switchyard_core::retry_wire::RetryAfterWire;
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
-    ProviderId,
+    Call, ChatReply, ChatStream, Credential, EmbedCall, EmbedReply, ModelId, ModelInfo, Protocol,
+    ProviderError, ProviderId,
 };
 
 use crate::GeminiError;
 use crate::config::GeminiConfig;
 use crate::decode::{StreamDecoder, decode_response};
+use crate::embed::{decode_embed_response, encode_embed_request};
 use crate::encode::encode_request;
 use crate::error::error_from_response;
 use crate::wire::ModelsPage;
@@ -38,7 +40,7 @@ pub struct GenerateContent {
 #[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl GenerateContent {
     /// A request to `url` with the key header.
-    pub(crate) fn request(
+    fn request(
         adapter: &Gemini,
         method: reqwest::Method,
         url: &str,
@@ -70,14 +72,7 @@ impl GenerateContent {
 
 /// How Gemini reports failures: it sends no rate-limit headers of its own, but a proxy in
 /// front may send `retry-after`.
-pub(crate) const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
-
-impl GenerateContent {
-    /// `{base}/{version}/`, which model paths are joined to.
-    pub(crate) fn api_url(&self) -> &str {
-        &self.api_url
-    }
-}
+const REPORTS: RetryAfterWire = RetryAfterWire::new(error_from_response);
 
 impl Dialect for GenerateContent {
     type Config = GeminiConfig;
@@ -136,12 +131,27 @@ impl Dialect for GenerateContent {
         Ok(adapter.upstream().sse(answer, StreamDecoder::new(), attempt))
     }
 
+    /// `models/{model}:embedContent` for one input, `:batchEmbedContents` for several.
     async fn embed(
         &self,
         adapter: &Gemini,
-        call: switchyard_core::EmbedCall<'_>,
-    ) -> Result<switchyard_core::EmbedReply, ProviderError> {
-        crate::embed::embed(self, adapter, call).await
+        call: EmbedCall<'_>,
+    ) -> Result<EmbedReply, ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let (method, body) = encode_embed_request(call.request, call.model.as_str());
+        let model = call.model.as_str();
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let url = format!("{}models/{model}:{method}", self.api_url);
+        let request = Self::request(adapter, reqwest::Method::POST, &url, &attempt)?;
+        let request = request.body(body.to_string());
+        let fetched = adapter.upstream().fetch(request, &attempt, &REPORTS).await?;
+        match decode_embed_response(&fetched.body, method, call.request) {
+            Ok(mut response) => {
+                response.model = model.to_owned();
+                Ok(fetched.embed_reply(response))
+            }
+            Err((kind, message)) => Err(fetched.unreadable(&attempt, kind, message)),
+        }
     }
 
     async fn list_models(

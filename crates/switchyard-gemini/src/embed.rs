@@ -1,16 +1,14 @@
-//! Gemini embeddings: `models/{model}:embedContent` for one text, `:batchEmbedContents` for
-//! several, the key in the `x-goog-api-key` header as on the chat path, every failure read
-//! by the chat path's own error decoding. Gemini reports no token count for embeddings: the
-//! input tokens are the request's estimate.
+//! The wire of Gemini embeddings: `models/{model}:embedContent` for one text,
+//! `:batchEmbedContents` for several. The call itself is the client's (`client.rs`): the key
+//! in the `x-goog-api-key` header as on the chat path, every failure read by the chat path's
+//! own error decoding. Gemini reports no token count for embeddings: the input tokens are the
+//! request's estimate.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_core::{
-    EmbedCall, EmbedReply, EmbedRequest, EmbedResponse, ErrorKind, ProviderError, Usage,
-};
+use switchyard_core::{EmbedRequest, EmbedResponse, ErrorKind, Usage};
 
 use crate::GeminiError;
-use crate::client::{Gemini, GenerateContent, REPORTS};
 
 /// One `EmbedContentRequest` of `text` for `models/{model}`.
 fn content(model: &str, text: &str, dimensions: Option<u32>) -> Value {
@@ -74,29 +72,6 @@ pub fn decode_embed_response(
     }
     let usage = Usage::new(request.estimated_tokens(), 0);
     Ok(EmbedResponse { model: String::new(), vectors, usage })
-}
-
-/// One embedding call of `dialect`'s upstream.
-pub(crate) async fn embed(
-    dialect: &GenerateContent,
-    adapter: &Gemini,
-    call: EmbedCall<'_>,
-) -> Result<EmbedReply, ProviderError> {
-    let attempt = adapter.attempt(call.model, call.credential);
-    let (method, body) = encode_embed_request(call.request, call.model.as_str());
-    let model = call.model.as_str();
-    let model = model.strip_prefix("models/").unwrap_or(model);
-    let url = format!("{}models/{model}:{method}", dialect.api_url());
-    let request = GenerateContent::request(adapter, reqwest::Method::POST, &url, &attempt)?;
-    let fetched =
-        adapter.upstream().fetch(request.body(body.to_string()), &attempt, &REPORTS).await?;
-    match decode_embed_response(&fetched.body, method, call.request) {
-        Ok(mut response) => {
-            response.model = model.to_owned();
-            Ok(fetched.embed_reply(response))
-        }
-        Err((kind, message)) => Err(fetched.unreadable(&attempt, kind, message)),
-    }
 }
 
 #[cfg(test)]

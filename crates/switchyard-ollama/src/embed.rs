@@ -1,16 +1,13 @@
-//! Ollama embeddings: `POST /api/embed` with every input in one call, the key (when there is
-//! one) as a bearer token as on the chat path, every failure read by the chat path's own error
-//! decoding. The input tokens are Ollama's `prompt_eval_count`, or the request's estimate.
+//! The wire of Ollama embeddings, `POST /api/embed` with every input in one call. The call
+//! itself is the client's (`client.rs`): the key (when there is one) as a bearer token as on
+//! the chat path, every failure read by the chat path's own error decoding. The input tokens
+//! are Ollama's `prompt_eval_count`, or the request's estimate.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_core::http::endpoints;
-use switchyard_core::{
-    EmbedCall, EmbedReply, EmbedRequest, EmbedResponse, ErrorKind, ProviderError, Usage,
-};
+use switchyard_core::{EmbedRequest, EmbedResponse, ErrorKind, Usage};
 
 use crate::OllamaError;
-use crate::client::{NativeChat, Ollama, REPORTS};
 
 /// The body of an `/api/embed` request for `model`.
 pub fn encode_embed_request(request: &EmbedRequest, model: &str) -> Value {
@@ -53,25 +50,6 @@ pub fn decode_embed_response(
         vectors: wire.embeddings,
         usage: Usage::new(input_tokens, 0),
     })
-}
-
-/// One embedding call of the upstream.
-pub(crate) async fn embed(
-    adapter: &Ollama,
-    call: EmbedCall<'_>,
-) -> Result<EmbedReply, ProviderError> {
-    let attempt = adapter.attempt(call.model, call.credential);
-    let Some([url]) = endpoints(&adapter.config().base_url, ["/api/embed"]) else {
-        let message = format!("base URL {:?} is not an http(s) URL", adapter.config().base_url);
-        return Err(attempt.fail(ErrorKind::BadRequest, message));
-    };
-    let body = encode_embed_request(call.request, call.model.as_str()).to_string();
-    let request = NativeChat::request(adapter, reqwest::Method::POST, &url, &attempt)?;
-    let fetched = adapter.upstream().fetch(request.body(body), &attempt, &REPORTS).await?;
-    match decode_embed_response(&fetched.body, call.request) {
-        Ok(response) => Ok(fetched.embed_reply(response)),
-        Err((kind, message)) => Err(fetched.unreadable(&attempt, kind, message)),
-    }
 }
 
 #[cfg(test)]

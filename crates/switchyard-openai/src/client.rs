@@ -12,12 +12,13 @@ use switchyard_core::http::{
 };
 use switchyard_core::ratelimit::clamp_reset;
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo,
-    Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
+    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, EmbedCall, EmbedReply, ErrorKind,
+    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
 };
 
 use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
 use crate::decode::{DecodeError, decode_chunk, decode_models, decode_response};
+use crate::embed::{decode_embed_response, encode_embed_request};
 use crate::{OpenAiConfig, OpenAiError, Preset, encode_request_body};
 
 /// How much of an unreadable error body is kept in the message.
@@ -72,7 +73,7 @@ fn snippet(body: &[u8]) -> String {
 #[expect(clippy::result_large_err, reason = "the Provider trait's error, returned as it is")]
 impl ChatCompletions {
     /// A request to `url` with the key (when there is one) and the configured headers.
-    pub(crate) fn request(
+    fn request(
         &self,
         adapter: &OpenAiProvider,
         method: reqwest::Method,
@@ -127,7 +128,7 @@ fn configured_headers(config: &OpenAiConfig) -> Result<HeaderMap, OpenAiError> {
 
 /// How the OpenAI family reports limits and failures, per preset.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Reports {
+struct Reports {
     preset: Preset,
 }
 
@@ -185,7 +186,7 @@ impl Reports {
     }
 
     /// A 200 body that is no answer: unreadable, or an error report.
-    pub(crate) fn decode_failure(
+    fn decode_failure(
         self,
         attempt: &Attempt,
         error: DecodeError,
@@ -201,13 +202,6 @@ impl Reports {
             }
             DecodeError::Upstream(wire) => self.reported(attempt, Some(&wire), report),
         }
-    }
-}
-
-impl ChatCompletions {
-    /// How this preset reports limits and failures (the embeddings path reads them too).
-    pub(crate) fn reports(&self) -> &Reports {
-        &self.reports
     }
 }
 
@@ -310,12 +304,33 @@ impl Dialect for ChatCompletions {
         Err(self.reports.decode_failure(&attempt, error, report))
     }
 
+    /// `POST {base}/embeddings`; failures read as the chat path reads them.
     async fn embed(
         &self,
         adapter: &OpenAiProvider,
-        call: switchyard_core::EmbedCall<'_>,
-    ) -> Result<switchyard_core::EmbedReply, ProviderError> {
-        crate::embed::embed(self, adapter, call).await
+        call: EmbedCall<'_>,
+    ) -> Result<EmbedReply, ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let Some([url]) = endpoints(&adapter.config().base_url, ["/embeddings"]) else {
+            let message = format!("base URL {:?} is not an http(s) URL", adapter.config().base_url);
+            return Err(attempt.fail(ErrorKind::BadRequest, message));
+        };
+        let body = encode_embed_request(call.request, call.model.as_str()).to_string();
+        let request = self.request(adapter, reqwest::Method::POST, &url, &attempt)?.body(body);
+        let fetched = adapter.upstream().fetch(request, &attempt, &self.reports).await?;
+        match decode_embed_response(&fetched.body, call.request) {
+            Ok(response) => Ok(fetched.embed_reply(response)),
+            Err(error) => {
+                let report = ErrorReport {
+                    status: 200,
+                    body: &fetched.body,
+                    rate_limits: fetched.rate_limits,
+                    request_id: fetched.request_id,
+                    now: adapter.upstream().clock().utc(),
+                };
+                Err(self.reports.decode_failure(&attempt, error, report))
+            }
+        }
     }
 
     async fn list_models(

@@ -1,16 +1,13 @@
-//! `POST {base}/embeddings`, for every preset: the request as OpenAI's Embeddings API takes it
-//! (`input` as an array of strings, `encoding_format: "float"`, `dimensions` when asked), the
-//! answer's `data[].embedding` put back in input order, and every failure classified by the
-//! chat path's own error decoding (status, body, `x-ratelimit-*` and `retry-after`).
+//! The wire of `POST {base}/embeddings`, for every preset: the request as OpenAI's Embeddings
+//! API takes it (`input` as an array of strings, `encoding_format: "float"`, `dimensions` when
+//! asked) and the answer's `data[].embedding` put back in input order. The call itself is the
+//! client's (`client.rs`), whose failures are classified by the chat path's own error
+//! decoding (status, body, `x-ratelimit-*` and `retry-after`).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_core::http::{ErrorReport, endpoints};
-use switchyard_core::{
-    EmbedCall, EmbedReply, EmbedRequest, EmbedResponse, ErrorKind, ProviderError, Usage,
-};
+use switchyard_core::{EmbedRequest, EmbedResponse, Usage};
 
-use crate::client::{ChatCompletions, OpenAiProvider};
 use crate::decode::DecodeError;
 use crate::parse_error_body;
 
@@ -85,35 +82,6 @@ pub fn decode_embed_response(
     let input_tokens =
         wire.usage.map_or_else(|| request.estimated_tokens(), |usage| usage.prompt_tokens);
     Ok(EmbedResponse { model: wire.model, vectors, usage: Usage::new(input_tokens, 0) })
-}
-
-/// One embeddings call of `dialect`'s upstream.
-pub(crate) async fn embed(
-    dialect: &ChatCompletions,
-    adapter: &OpenAiProvider,
-    call: EmbedCall<'_>,
-) -> Result<EmbedReply, ProviderError> {
-    let attempt = adapter.attempt(call.model, call.credential);
-    let Some([url]) = endpoints(&adapter.config().base_url, ["/embeddings"]) else {
-        let message = format!("base URL {:?} is not an http(s) URL", adapter.config().base_url);
-        return Err(attempt.fail(ErrorKind::BadRequest, message));
-    };
-    let body = encode_embed_request(call.request, call.model.as_str()).to_string();
-    let request = dialect.request(adapter, reqwest::Method::POST, &url, &attempt)?.body(body);
-    let fetched = adapter.upstream().fetch(request, &attempt, dialect.reports()).await?;
-    match decode_embed_response(&fetched.body, call.request) {
-        Ok(response) => Ok(fetched.embed_reply(response)),
-        Err(error) => {
-            let report = ErrorReport {
-                status: 200,
-                body: &fetched.body,
-                rate_limits: fetched.rate_limits,
-                request_id: fetched.request_id,
-                now: adapter.upstream().clock().utc(),
-            };
-            Err(dialect.reports().decode_failure(&attempt, error, report))
-        }
-    }
 }
 
 #[cfg(test)]
