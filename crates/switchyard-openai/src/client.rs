@@ -8,7 +8,8 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName
 use switchyard_core::bounded::SseEvent;
 use switchyard_core::hints::{StatedHints, settle};
 use switchyard_core::http::{
-    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Fetched, Frames, Limits, Wire,
+    endpoints,
 };
 use switchyard_core::ratelimit::clamp_reset;
 use switchyard_core::{
@@ -185,6 +186,24 @@ impl Reports {
         settle(error, &StatedHints::from_body(body, now), now)
     }
 
+    /// A whole 200 body, read at `now`, that is no answer (chat or embeddings alike).
+    fn fetched_failure(
+        self,
+        attempt: &Attempt,
+        error: DecodeError,
+        fetched: Fetched,
+        now: DateTime<Utc>,
+    ) -> ProviderError {
+        let report = ErrorReport {
+            status: 200,
+            body: &fetched.body,
+            rate_limits: fetched.rate_limits,
+            request_id: fetched.request_id,
+            now,
+        };
+        self.decode_failure(attempt, error, report)
+    }
+
     /// A 200 body that is no answer: unreadable, or an error report.
     fn decode_failure(
         self,
@@ -256,14 +275,8 @@ impl Dialect for ChatCompletions {
         match decode_response(&fetched.body) {
             Ok(response) => Ok(fetched.reply(response)),
             Err(error) => {
-                let report = ErrorReport {
-                    status: 200,
-                    body: &fetched.body,
-                    rate_limits: fetched.rate_limits,
-                    request_id: fetched.request_id,
-                    now: adapter.upstream().clock().utc(),
-                };
-                Err(self.reports.decode_failure(&attempt, error, report))
+                let now = adapter.upstream().clock().utc();
+                Err(self.reports.fetched_failure(&attempt, error, fetched, now))
             }
         }
     }
@@ -321,14 +334,8 @@ impl Dialect for ChatCompletions {
         match decode_embed_response(&fetched.body, call.request) {
             Ok(response) => Ok(fetched.embed_reply(response)),
             Err(error) => {
-                let report = ErrorReport {
-                    status: 200,
-                    body: &fetched.body,
-                    rate_limits: fetched.rate_limits,
-                    request_id: fetched.request_id,
-                    now: adapter.upstream().clock().utc(),
-                };
-                Err(self.reports.decode_failure(&attempt, error, report))
+                let now = adapter.upstream().clock().utc();
+                Err(self.reports.fetched_failure(&attempt, error, fetched, now))
             }
         }
     }

@@ -20,6 +20,7 @@ use switchyard_quota::QuotaConfig;
 use crate::support::{builder, credentials, key, openai_provider, per_minute};
 
 const OPENAI_MODEL: &str = "text-embedding-3-small";
+const OPENAI_TARGET: &str = "openai/text-embedding-3-small";
 const GEMINI_MODEL: &str = "text-embedding-004";
 
 async fn mock_of(
@@ -29,6 +30,24 @@ async fn mock_of(
     model: &str,
 ) -> MockUpstream {
     builder.clock(clock.clone()).keys(keys).models([model]).start().await.expect("mock starts")
+}
+
+/// An OpenAI mock serving the embedding model with `keys`, and a router on `quota` whose route
+/// `vectors` targets it with every key.
+async fn openai_route(
+    clock: &ManualClock,
+    keys: Vec<KeyScript>,
+    quota: QuotaConfig,
+) -> (MockUpstream, switchyard::Router) {
+    let ids: Vec<String> = keys.iter().map(|key| key.id().to_string()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mock = mock_of(MockUpstream::openai(), clock, keys, OPENAI_MODEL).await;
+    let openai = openai_provider("openai", Preset::OpenAi, &mock, clock);
+    let router = credentials(builder(clock, quota).provider(openai), "openai", &ids)
+        .route("vectors", StrategyKind::Priority, [OPENAI_TARGET])
+        .build()
+        .expect("router builds");
+    (mock, router)
 }
 
 fn expected(inputs: &[&str], dimensions: u32) -> Vec<Vec<f32>> {
@@ -46,12 +65,11 @@ async fn an_openai_family_route_embeds_in_input_order_at_the_input_price() {
     let clock = ManualClock::default();
     let mock = mock_of(MockUpstream::openai(), &clock, vec![key("o1")], OPENAI_MODEL).await;
     let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
-    let target = format!("openai/{OPENAI_MODEL}");
     let price = Price { input_per_mtok: 20_000.0, output_per_mtok: 1e9, per_request: 0.0 };
     let router =
         credentials(builder(&clock, QuotaConfig::default()).provider(openai), "openai", &["o1"])
-            .model(&target, ModelFacts { price: Some(price), ..ModelFacts::default() })
-            .route("vectors", StrategyKind::Priority, [target.as_str()])
+            .model(OPENAI_TARGET, ModelFacts { price: Some(price), ..ModelFacts::default() })
+            .route("vectors", StrategyKind::Priority, [OPENAI_TARGET])
             .build()
             .expect("router builds");
     let inputs = ["the first text", "a second, longer text to embed"];
@@ -149,8 +167,8 @@ async fn ollama_embeds_through_api_embed_with_no_key() {
 #[tokio::test]
 async fn a_429_on_the_first_key_moves_to_the_second_and_cools_the_first() {
     let clock = ManualClock::default();
-    let mock =
-        mock_of(MockUpstream::openai(), &clock, vec![key("k1"), key("k2")], OPENAI_MODEL).await;
+    let (mock, router) =
+        openai_route(&clock, vec![key("k1"), key("k2")], QuotaConfig::default()).await;
     mock.inject(
         FaultRule::once(Fault::Fail(Failure::RateLimited {
             window: Window::Minute,
@@ -162,15 +180,6 @@ async fn a_429_on_the_first_key_moves_to_the_second_and_cools_the_first() {
         }))
         .for_key("k1"),
     );
-    let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
-    let router = credentials(
-        builder(&clock, QuotaConfig::default()).provider(openai),
-        "openai",
-        &["k1", "k2"],
-    )
-    .route("vectors", StrategyKind::Priority, [format!("openai/{OPENAI_MODEL}").as_str()])
-    .build()
-    .expect("router builds");
     let request = EmbedRequest::new(["cascade me"]);
 
     let first = router.embed("vectors", &request).await.expect("served by k2");
@@ -192,13 +201,7 @@ async fn a_429_on_the_first_key_moves_to_the_second_and_cools_the_first() {
 #[tokio::test]
 async fn declared_request_limits_admit_embeddings_as_they_admit_chat() {
     let clock = ManualClock::default();
-    let mock = mock_of(MockUpstream::openai(), &clock, vec![key("o1")], OPENAI_MODEL).await;
-    let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
-    let router =
-        credentials(builder(&clock, per_minute("openai", 1)).provider(openai), "openai", &["o1"])
-            .route("vectors", StrategyKind::Priority, [format!("openai/{OPENAI_MODEL}").as_str()])
-            .build()
-            .expect("router builds");
+    let (mock, router) = openai_route(&clock, vec![key("o1")], per_minute("openai", 1)).await;
     let request = EmbedRequest::new(["one a minute"]);
     router.embed("vectors", &request).await.expect("the first fits");
     let error = router.embed("vectors", &request).await.expect_err("the second does not");
@@ -231,12 +234,11 @@ async fn a_provider_that_embeds_nothing_is_skipped_without_a_call_or_blame() {
         "anthropic",
         &["a1"],
     );
-    let target = format!("openai/{OPENAI_MODEL}");
     let router = credentials(builder, "openai", &["o1"])
         .route(
             "vectors",
             StrategyKind::Priority,
-            ["anthropic/claude-3-5-haiku-latest", target.as_str()],
+            ["anthropic/claude-3-5-haiku-latest", OPENAI_TARGET],
         )
         .build()
         .expect("router builds");
@@ -252,19 +254,7 @@ async fn a_provider_that_embeds_nothing_is_skipped_without_a_call_or_blame() {
 async fn an_embedding_answers_rate_limit_headers_reach_the_ledger_and_spare_the_spent_key() {
     let clock = ManualClock::default();
     let keys = vec![key("k1").requests_per_minute(1), key("k2")];
-    let (mock, router) = {
-        let mock = mock_of(MockUpstream::openai(), &clock, keys, OPENAI_MODEL).await;
-        let openai = openai_provider("openai", Preset::OpenAi, &mock, &clock);
-        let router = credentials(
-            builder(&clock, QuotaConfig::default()).provider(openai),
-            "openai",
-            &["k1", "k2"],
-        )
-        .route("vectors", StrategyKind::Priority, [format!("openai/{OPENAI_MODEL}").as_str()])
-        .build()
-        .expect("router builds");
-        (mock, router)
-    };
+    let (mock, router) = openai_route(&clock, keys, QuotaConfig::default()).await;
     let request = EmbedRequest::new(["within the limit"]);
     assert_eq!(
         router.embed("vectors", &request).await.expect("served").served_by.key.as_str(),
