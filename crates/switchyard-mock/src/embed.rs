@@ -134,6 +134,10 @@ fn read(endpoint: Endpoint, path_model: String, body: &[u8]) -> Result<EmbedAsk,
         Endpoint::GeminiBatch => {
             let requests =
                 body.get("requests").and_then(Value::as_array).ok_or("requests is required")?;
+            // Gemini's own bound on one batch.
+            if requests.len() > 100 {
+                return Err("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch".to_owned());
+            }
             let named = format!("models/{path_model}");
             let mut inputs = Vec::with_capacity(requests.len());
             let mut asked = DEFAULT_DIMENSIONS;

@@ -140,6 +140,27 @@ async fn gemini_embeds_one_input_with_embed_content_and_many_with_a_batch() {
 }
 
 #[tokio::test]
+async fn gemini_takes_a_long_request_in_batches_of_at_most_100() {
+    let clock = ManualClock::default();
+    let (mock, router) = gemini_router(&clock).await;
+    let inputs: Vec<String> = (0..250).map(|idx| format!("text number {idx}")).collect();
+    let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let answer =
+        router.embed("vectors", &EmbedRequest::new(texts.clone())).await.expect("embedded");
+    assert_eq!(answer.response.vectors, expected(&texts, DEFAULT_DIMENSIONS));
+    let sizes: Vec<usize> = mock
+        .log()
+        .iter()
+        .map(|logged| {
+            assert!(logged.path.ends_with(":batchEmbedContents"), "{}", logged.path);
+            logged.body.as_ref().and_then(|body| body["requests"].as_array()).map_or(0, Vec::len)
+        })
+        .collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(answer.n_attempts, 1, "one attempt, three upstream calls");
+}
+
+#[tokio::test]
 async fn ollama_embeds_through_api_embed_with_no_key() {
     let clock = ManualClock::default();
     let mock = MockUpstream::builder(OllamaWire)
