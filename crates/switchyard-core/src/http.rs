@@ -36,8 +36,8 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use crate::bounded::{SseEvent, lines, read_body, read_body_truncated, sse_events};
 use crate::{
     Call, ChatChunk, ChatReply, ChatResponse, ChatStream, ChunkStream, Classify, Clock, Credential,
-    ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo, NextStep, Protocol, Provider,
-    ProviderError, ProviderId, RateLimitSnapshot, ReadError,
+    EmbedCall, EmbedReply, EmbedResponse, ErrorKind, MAX_ERROR_BODY_BYTES, ModelId, ModelInfo,
+    NextStep, Protocol, Provider, ProviderError, ProviderId, RateLimitSnapshot, ReadError,
 };
 
 /// What an HTTP client is built with; adapters with equal settings share one client.
@@ -454,6 +454,20 @@ impl Fetched {
     pub fn reply(self, response: ChatResponse) -> ChatReply {
         ChatReply { response, rate_limits: self.rate_limits, upstream_request_id: self.request_id }
     }
+
+    /// A 200 body that is no answer, as an error of `kind` labelled with `attempt`, with the
+    /// status and the upstream's request id.
+    pub fn unreadable(self, attempt: &Attempt, kind: ErrorKind, message: String) -> ProviderError {
+        let mut error = attempt.fail(kind, message);
+        error.status = Some(200);
+        error.upstream_request_id = self.request_id;
+        error
+    }
+
+    /// The embedding reply made of `response`, decoded from this body.
+    pub fn embed_reply(self, response: EmbedResponse) -> EmbedReply {
+        EmbedReply { response, rate_limits: self.rate_limits, upstream_request_id: self.request_id }
+    }
 }
 
 /// What every adapter holds to reach its upstream: the (shared) client, the clock that dates
@@ -608,6 +622,17 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         adapter: &Adapter<Self>,
         credential: Option<&Credential>,
     ) -> impl Future<Output = Result<Vec<ModelInfo>, ProviderError>> + Send;
+
+    /// [`Provider::embed`] (implemented as an `async fn`); by default the typed refusal of
+    /// a dialect that embeds nothing.
+    fn embed(
+        &self,
+        adapter: &Adapter<Self>,
+        call: EmbedCall<'_>,
+    ) -> impl Future<Output = Result<EmbedReply, ProviderError>> + Send {
+        let refused = crate::embeddings_unsupported(Self::id(adapter.config()), &call);
+        std::future::ready(Err(refused))
+    }
 }
 
 /// An adapter: a [`Dialect`] over an [`Upstream`]. Cheap to share behind an `Arc`.
@@ -705,6 +730,10 @@ impl<D: Dialect> Provider for Adapter<D> {
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError> {
         self.dialect.list_models(self, credential).await
+    }
+
+    async fn embed(&self, call: EmbedCall<'_>) -> Result<EmbedReply, ProviderError> {
+        self.dialect.embed(self, call).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! Switchyard's shared vocabulary: the request and response every adapter maps to and from,
-//! the ids of providers, keys, models and candidates, the [`Credential`] that carries a secret,
+//! the [`EmbedRequest`] and [`EmbedResponse`] of an embedding call, the ids of providers, keys, models and candidates, the [`Credential`] that carries a secret,
 //! the [`RateLimitSnapshot`] read from response headers, the one [`ProviderError`]
 //! classification that decides the cascade, and the two boundary traits every other crate
 //! builds on: [`Provider`] and [`Clock`]. Everything an upstream sends is read through
@@ -18,6 +18,7 @@ pub mod bounded;
 mod chat;
 mod clock;
 mod credential;
+mod embed;
 mod error;
 pub mod hints;
 #[cfg(feature = "http")]
@@ -39,6 +40,7 @@ pub use chat::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credential::{Credential, Fingerprint};
+pub use embed::{EmbedCall, EmbedReply, EmbedRequest, EmbedResponse, embeddings_unsupported};
 pub use error::{Classify, ErrorKind, NextStep, ProviderError};
 pub use ids::{Candidate, KeyId, ModelId, ProviderId};
 pub use provider::{Call, ChatReply, ChatStream, ChunkStream, ModelInfo, Protocol, Provider};

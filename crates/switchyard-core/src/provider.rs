@@ -1,5 +1,6 @@
 //! The boundary every adapter implements: one chat call, one streamed chat call and a model
-//! listing, given a request, a model and a credential.
+//! listing, given a request, a model and a credential; and an embedding call, which a
+//! provider that embeds nothing answers with a typed refusal by default.
 
 use std::fmt;
 use std::pin::Pin;
@@ -8,9 +9,10 @@ use async_trait::async_trait;
 use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 
+use crate::embed::embeddings_unsupported;
 use crate::{
-    ChatChunk, ChatRequest, ChatResponse, Credential, ModelId, ProviderError, ProviderId,
-    RateLimitSnapshot,
+    ChatChunk, ChatRequest, ChatResponse, Credential, EmbedCall, EmbedReply, ModelId,
+    ProviderError, ProviderId, RateLimitSnapshot,
 };
 
 /// The wire protocol an adapter speaks.
@@ -138,6 +140,16 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         credential: Option<&Credential>,
     ) -> Result<Vec<ModelInfo>, ProviderError>;
+
+    /// Embeds the call's texts, one vector per input. A provider that embeds nothing keeps
+    /// this default: a [`ModelNotFound`](crate::ErrorKind::ModelNotFound) error, so the router
+    /// skips the target without blaming the key.
+    ///
+    /// # Errors
+    /// Any failure, classified.
+    async fn embed(&self, call: EmbedCall<'_>) -> Result<EmbedReply, ProviderError> {
+        Err(embeddings_unsupported(self.id(), &call))
+    }
 }
 
 fn _object_safe(_: &dyn Provider) {}

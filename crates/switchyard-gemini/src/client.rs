@@ -1,5 +1,6 @@
 //! The [`Provider`] over HTTP: `models/{model}:generateContent`,
-//! `models/{model}:streamGenerateContent?alt=sse` and the `models` listing.
+//! `models/{model}:streamGenerateContent?alt=sse`, the `models` listing, and embeddings
+//! (`:embedContent`, `:batchEmbedContents`).
 //!
 //! The key travels in the `x-goog-api-key` header, never in the URL, so no URL this adapter
 //! builds (and no transport error quoting one) holds a secret. Gemini's messages are passed
@@ -10,13 +11,14 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::http::{Adapter, Attempt, ClientSettings, Dialect, Limits, endpoints};
 use switchyard_core::retry_wire::RetryAfterWire;
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
-    ProviderId,
+    Call, ChatReply, ChatStream, Credential, EmbedCall, EmbedReply, EmbedResponse, ErrorKind,
+    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, Usage,
 };
 
 use crate::GeminiError;
 use crate::config::GeminiConfig;
 use crate::decode::{StreamDecoder, decode_response};
+use crate::embed::{MAX_BATCH, decode_embed_response, encode_embed_request};
 use crate::encode::encode_request;
 use crate::error::error_from_response;
 use crate::wire::ModelsPage;
@@ -127,6 +129,38 @@ impl Dialect for GenerateContent {
         let request = request.query(&[("alt", "sse")]);
         let answer = adapter.upstream().open(request, &attempt, &REPORTS).await?;
         Ok(adapter.upstream().sse(answer, StreamDecoder::new(), attempt))
+    }
+
+    /// `models/{model}:embedContent` for one input, `:batchEmbedContents` for several.
+    async fn embed(
+        &self,
+        adapter: &Gemini,
+        call: EmbedCall<'_>,
+    ) -> Result<EmbedReply, ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let model = call.model.as_str();
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let request = call.request;
+        let mut vectors = Vec::with_capacity(request.inputs.len());
+        let mut last = None;
+        // NOTE: a request of more than MAX_BATCH texts makes several upstream calls on the
+        // one admission: Gemini counts each against the key's requests a minute.
+        for inputs in request.inputs.chunks(MAX_BATCH) {
+            let (method, body) = encode_embed_request(inputs, request.dimensions, model);
+            let url = format!("{}models/{model}:{method}", self.api_url);
+            let http = Self::request(adapter, reqwest::Method::POST, &url, &attempt)?;
+            let fetched =
+                adapter.upstream().fetch(http.body(body.to_string()), &attempt, &REPORTS).await?;
+            match decode_embed_response(&fetched.body, method, inputs.len()) {
+                Ok(batch) => vectors.extend(batch),
+                Err((kind, message)) => return Err(fetched.unreadable(&attempt, kind, message)),
+            }
+            last = Some(fetched);
+        }
+        let fetched =
+            last.ok_or_else(|| attempt.fail(ErrorKind::BadRequest, "no input to embed"))?;
+        let usage = Usage::new(request.estimated_tokens(), 0);
+        Ok(fetched.embed_reply(EmbedResponse { model: model.to_owned(), vectors, usage }))
     }
 
     async fn list_models(

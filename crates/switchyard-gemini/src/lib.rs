@@ -17,6 +17,7 @@
 mod client;
 mod config;
 mod decode;
+mod embed;
 mod encode;
 mod error;
 pub mod wire;
@@ -24,6 +25,7 @@ pub mod wire;
 pub use client::{Gemini, GenerateContent};
 pub use config::GeminiConfig;
 pub use decode::{StreamDecoder, call_id, decode_response, finish_reason, usage};
+pub use embed::{MAX_BATCH, decode_embed_response, encode_embed_request};
 pub use encode::{SIGNATURE_MARK, SYNTHETIC_CALL_PREFIX, encode_request, split_call_id};
 pub use error::{
     GeminiError, classify, error_from_response, is_zero_limit, next_pacific_midnight, quota_scope,

@@ -31,6 +31,7 @@
 
 mod anthropic;
 pub mod conformance;
+mod embed;
 mod gemini;
 mod hostile;
 mod ollama;
@@ -41,6 +42,7 @@ mod state;
 mod wire;
 
 pub use anthropic::AnthropicWire;
+pub use embed::{DEFAULT_DIMENSIONS, MAX_DIMENSIONS, mock_embedding};
 pub use gemini::GeminiWire;
 pub use hostile::{ENDLESS_PACE, GARBAGE_LINE_BYTES};
 pub use ollama::OllamaWire;

@@ -26,6 +26,7 @@ use switchyard_core::{Clock, FinishReason, KeyId, SystemClock, ToolCall, Usage};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::embed::{self, EmbedAsk};
 use crate::hostile;
 use crate::openai::OpenAiWire;
 use crate::script::{
@@ -393,14 +394,20 @@ async fn handle(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
-    let plan = shared.decide(&parts.method, &parts.uri, &parts.headers, &bytes);
+    let embedding = embed::parse(&*shared.wire, &parts.method, parts.uri.path(), &bytes);
+    let embed_summary = embedding.as_ref().map(|ask| ask.as_ref().map(EmbedAsk::summary));
+    let plan = shared.decide(&parts.method, &parts.uri, &parts.headers, &bytes, embed_summary);
     match plan {
         Plan::Respond(response) => render(response),
         Plan::Serve { summary, reply, headers, latency } => {
             if !latency.is_zero() {
                 shared.clock.sleep(latency).await;
             }
-            if summary.stream {
+            if let Some(Ok(ask)) = &embedding {
+                let mut response = WireResponse::json(StatusCode::OK, &ask.body(&reply.usage));
+                response.headers = headers;
+                render(response)
+            } else if summary.stream {
                 let frames = shared.wire.stream_frames(&summary, &reply);
                 stream_response(&shared, frames, None, headers)
             } else {
@@ -566,16 +573,23 @@ fn stream_response(
 }
 
 impl Shared {
+    /// Decides one request under the lock. `embedding`: an embedding request, read (or the
+    /// message of its 400), which the script treats as a plain chat call of its summary.
     fn decide(
         &self,
         method: &axum::http::Method,
         uri: &axum::http::Uri,
         headers: &HeaderMap,
         bytes: &[u8],
+        embedding: Option<Result<ChatSummary, &String>>,
     ) -> Plan {
         let time = Time::read(&*self.clock, self.time_zone);
         let path = uri.path();
-        let operation = self.wire.operation(method, path);
+        let operation = if embedding.is_some() {
+            Some(Operation::Chat)
+        } else {
+            self.wire.operation(method, path)
+        };
         let secret = self.wire.credential(headers, uri.query());
         let body: Option<Value> = serde_json::from_slice(bytes).ok();
         let mut state = self.state.lock();
@@ -607,9 +621,10 @@ impl Shared {
         let summary = match operation {
             Operation::ListModels => None,
             Operation::Chat | Operation::ChatStream => {
-                let parsed = match &body {
-                    Some(body) => self.wire.parse_chat(operation, path, body),
-                    None => Err("the body is not JSON".to_owned()),
+                let parsed = match (embedding, &body) {
+                    (Some(read), _) => read.map_err(Clone::clone),
+                    (None, Some(body)) => self.wire.parse_chat(operation, path, body),
+                    (None, None) => Err("the body is not JSON".to_owned()),
                 };
                 match parsed {
                     Ok(summary) => Some(summary),

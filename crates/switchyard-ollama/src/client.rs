@@ -1,5 +1,5 @@
-//! The [`Provider`] over HTTP: `POST /api/chat` (plain and NDJSON-streamed) and
-//! `GET /api/tags`.
+//! The [`Provider`] over HTTP: `POST /api/chat` (plain and NDJSON-streamed),
+//! `GET /api/tags` and embeddings (`POST /api/embed`).
 //!
 //! A local Ollama needs no key; when a credential is given (Ollama's cloud, or a proxy in
 //! front) it goes as `Authorization: Bearer`, in a sensitive header, and Ollama's messages
@@ -10,13 +10,14 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use switchyard_core::http::{Adapter, Attempt, ClientSettings, Dialect, Limits, endpoints};
 use switchyard_core::retry_wire::RetryAfterWire;
 use switchyard_core::{
-    Call, ChatReply, ChatStream, Credential, ModelId, ModelInfo, Protocol, ProviderError,
-    ProviderId,
+    Call, ChatReply, ChatStream, Credential, EmbedCall, EmbedReply, ErrorKind, ModelId, ModelInfo,
+    Protocol, ProviderError, ProviderId,
 };
 
 use crate::OllamaError;
 use crate::config::OllamaConfig;
 use crate::decode::{StreamDecoder, decode_response};
+use crate::embed::{decode_embed_response, encode_embed_request};
 use crate::encode::encode_request;
 use crate::error::error_from_response;
 use crate::wire::Tags;
@@ -122,6 +123,26 @@ impl Dialect for NativeChat {
         let (attempt, request) = self.post(adapter, &call, true)?;
         let answer = adapter.upstream().open(request, &attempt, &REPORTS).await?;
         Ok(adapter.upstream().ndjson(answer, StreamDecoder::new(), attempt))
+    }
+
+    /// `POST /api/embed` with every input in one call.
+    async fn embed(
+        &self,
+        adapter: &Ollama,
+        call: EmbedCall<'_>,
+    ) -> Result<EmbedReply, ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let Some([url]) = endpoints(&adapter.config().base_url, ["/api/embed"]) else {
+            let message = format!("base URL {:?} is not an http(s) URL", adapter.config().base_url);
+            return Err(attempt.fail(ErrorKind::BadRequest, message));
+        };
+        let body = encode_embed_request(call.request, call.model.as_str()).to_string();
+        let request = Self::request(adapter, reqwest::Method::POST, &url, &attempt)?;
+        let fetched = adapter.upstream().fetch(request.body(body), &attempt, &REPORTS).await?;
+        match decode_embed_response(&fetched.body, call.request) {
+            Ok(response) => Ok(fetched.embed_reply(response)),
+            Err((kind, message)) => Err(fetched.unreadable(&attempt, kind, message)),
+        }
     }
 
     async fn list_models(

@@ -16,6 +16,7 @@
 mod client;
 mod config;
 mod decode;
+mod embed;
 mod encode;
 mod error;
 pub mod wire;
@@ -23,5 +24,6 @@ pub mod wire;
 pub use client::{NativeChat, Ollama};
 pub use config::OllamaConfig;
 pub use decode::{StreamDecoder, decode_response, finish_reason};
+pub use embed::{decode_embed_response, encode_embed_request};
 pub use encode::{SYNTHETIC_CALL_PREFIX, encode_request};
 pub use error::{OllamaError, classify, error_from_response, rate_limits_from_headers};

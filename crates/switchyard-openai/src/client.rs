@@ -8,16 +8,18 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName
 use switchyard_core::bounded::SseEvent;
 use switchyard_core::hints::{StatedHints, settle};
 use switchyard_core::http::{
-    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Frames, Limits, Wire, endpoints,
+    Adapter, Attempt, ClientSettings, Dialect, ErrorReport, Fetched, Frames, Limits, Wire,
+    endpoints,
 };
 use switchyard_core::ratelimit::clamp_reset;
 use switchyard_core::{
-    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, ErrorKind, ModelId, ModelInfo,
-    Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
+    Call, ChatChunk, ChatReply, ChatStream, Clock, Credential, EmbedCall, EmbedReply, ErrorKind,
+    ModelId, ModelInfo, Protocol, ProviderError, ProviderId, RateLimitSnapshot, Reset, clamp_hint,
 };
 
 use crate::classify::{WireError, classify_preset, parse_error_body, rate_limits, retry_delay};
 use crate::decode::{DecodeError, decode_chunk, decode_models, decode_response};
+use crate::embed::{decode_embed_response, encode_embed_request};
 use crate::{OpenAiConfig, OpenAiError, Preset, encode_request_body};
 
 /// How much of an unreadable error body is kept in the message.
@@ -184,6 +186,24 @@ impl Reports {
         settle(error, &StatedHints::from_body(body, now), now)
     }
 
+    /// A whole 200 body, read at `now`, that is no answer (chat or embeddings alike).
+    fn fetched_failure(
+        self,
+        attempt: &Attempt,
+        error: DecodeError,
+        fetched: Fetched,
+        now: DateTime<Utc>,
+    ) -> ProviderError {
+        let report = ErrorReport {
+            status: 200,
+            body: &fetched.body,
+            rate_limits: fetched.rate_limits,
+            request_id: fetched.request_id,
+            now,
+        };
+        self.decode_failure(attempt, error, report)
+    }
+
     /// A 200 body that is no answer: unreadable, or an error report.
     fn decode_failure(
         self,
@@ -255,14 +275,8 @@ impl Dialect for ChatCompletions {
         match decode_response(&fetched.body) {
             Ok(response) => Ok(fetched.reply(response)),
             Err(error) => {
-                let report = ErrorReport {
-                    status: 200,
-                    body: &fetched.body,
-                    rate_limits: fetched.rate_limits,
-                    request_id: fetched.request_id,
-                    now: adapter.upstream().clock().utc(),
-                };
-                Err(self.reports.decode_failure(&attempt, error, report))
+                let now = adapter.upstream().clock().utc();
+                Err(self.reports.fetched_failure(&attempt, error, fetched, now))
             }
         }
     }
@@ -301,6 +315,29 @@ impl Dialect for ChatCompletions {
             now: adapter.upstream().clock().utc(),
         };
         Err(self.reports.decode_failure(&attempt, error, report))
+    }
+
+    /// `POST {base}/embeddings`; failures read as the chat path reads them.
+    async fn embed(
+        &self,
+        adapter: &OpenAiProvider,
+        call: EmbedCall<'_>,
+    ) -> Result<EmbedReply, ProviderError> {
+        let attempt = adapter.attempt(call.model, call.credential);
+        let Some([url]) = endpoints(&adapter.config().base_url, ["/embeddings"]) else {
+            let message = format!("base URL {:?} is not an http(s) URL", adapter.config().base_url);
+            return Err(attempt.fail(ErrorKind::BadRequest, message));
+        };
+        let body = encode_embed_request(call.request, call.model.as_str()).to_string();
+        let request = self.request(adapter, reqwest::Method::POST, &url, &attempt)?.body(body);
+        let fetched = adapter.upstream().fetch(request, &attempt, &self.reports).await?;
+        match decode_embed_response(&fetched.body, call.request) {
+            Ok(response) => Ok(fetched.embed_reply(response)),
+            Err(error) => {
+                let now = adapter.upstream().clock().utc();
+                Err(self.reports.fetched_failure(&attempt, error, fetched, now))
+            }
+        }
     }
 
     async fn list_models(

@@ -3,7 +3,7 @@
 //! LM Studio, Ollama's `/v1`).
 //!
 //! [`OpenAiProvider`] implements [`switchyard_core::Provider`] over a pooled reqwest client
-//! (rustls) shared by every adapter with the same connection settings: plain and SSE-streamed chat, model listing, the `x-ratelimit-*`
+//! (rustls) shared by every adapter with the same connection settings: plain and SSE-streamed chat, model listing, embeddings (`POST {base}/embeddings`), the `x-ratelimit-*`
 //! headers read into a [`RateLimitSnapshot`](switchyard_core::RateLimitSnapshot), and every
 //! error body classified into an [`ErrorKind`](switchyard_core::ErrorKind). The wire mapping
 //! is pure and public ([`encode_request`], [`decode_response`], [`decode_chunk`],
@@ -16,6 +16,7 @@
 mod classify;
 mod client;
 mod decode;
+mod embed;
 mod encode;
 mod error;
 mod preset;
@@ -27,6 +28,7 @@ pub use classify::{
 };
 pub use client::{ChatCompletions, OpenAiProvider};
 pub use decode::{DecodeError, decode_chunk, decode_models, decode_response};
+pub use embed::{decode_embed_response, encode_embed_request};
 pub use encode::{encode_request, encode_request_body};
 pub use error::OpenAiError;
 pub use preset::{Attribution, OpenAiConfig, Preset};

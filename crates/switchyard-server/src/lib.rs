@@ -337,6 +337,7 @@ impl Gateway {
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count_tokens))
             .route("/v1/responses", post(responses))
+            .route("/v1/embeddings", post(inbound::embeddings::embeddings))
             .route("/v1/models", get(models))
             .route_layer(middleware::from_fn_with_state(self.clone(), authorize));
         // Health probes come from load balancers with any `Host`; they reveal nothing.

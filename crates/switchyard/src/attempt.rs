@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_core::{ErrorKind, ProviderError, RateLimitSnapshot, Usage};
+use switchyard_core::{Candidate, ErrorKind, Fingerprint, ProviderError, RateLimitSnapshot, Usage};
 use switchyard_quota::QuotaLedger;
 use switchyard_score::Outcome;
 
 use crate::budget::SpendHold;
 use crate::circuit::CircuitBreaker;
 use crate::events::{AttemptEvent, RouterEvent};
-use crate::finish::RequestMeta;
+use crate::finish::{Ending, RequestMeta, finish, settle_spend};
 use crate::guards::{AttemptGuard, PermitGuard};
 use crate::state::{Inner, Slot};
 use crate::trace::{Attempt, Trace};
@@ -43,6 +43,50 @@ pub(crate) struct Routed<T> {
     pub(crate) cost: Option<f64>,
     /// Counts the request against the overload cap while it lives.
     pub(crate) load: Option<LoadGuard>,
+}
+
+/// A served plain call, settled: what the caller answers with.
+pub(crate) struct Settled<T> {
+    pub(crate) value: T,
+    pub(crate) request_id: String,
+    pub(crate) served_by: Candidate,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) n_attempts: u32,
+    /// Time spent in the router itself, upstream calls and waits left out.
+    pub(crate) overhead: Duration,
+    pub(crate) trace: Trace,
+    pub(crate) cost: Option<f64>,
+}
+
+impl<T> Routed<T> {
+    /// Settles a served plain call (chat or embeddings) with the usage it reported: its permit
+    /// and money, then one request event; the overload cap's count ends with it.
+    pub(crate) async fn settle(self, inner: &Inner, usage: Usage) -> Settled<T> {
+        let Routed { value, slot, permit, spend, attempt, trace, meta, upstream_time, cost, load } =
+            self;
+        permit.settle(&usage).await;
+        drop(attempt);
+        settle_spend(inner, spend, &meta.route, &slot, cost);
+        let n_attempts = u32::try_from(trace.attempts.len()).unwrap_or(u32::MAX);
+        let overhead = inner
+            .clock()
+            .now()
+            .saturating_duration_since(meta.started)
+            .saturating_sub(upstream_time);
+        let ending = Ending::Served { candidate: slot.candidate(), n_attempts, usage };
+        finish(inner, &meta, ending, cost, Some(&trace));
+        drop(load);
+        Settled {
+            value,
+            request_id: meta.request_id,
+            served_by: slot.candidate().clone(),
+            fingerprint: slot.fingerprint(),
+            n_attempts,
+            overhead,
+            trace,
+            cost,
+        }
+    }
 }
 
 /// What an attempt told, for the books.

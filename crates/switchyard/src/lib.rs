@@ -9,7 +9,7 @@
 //! candidate is momentarily out ([`RouterConfig::max_wait`]), an overload cap
 //! ([`RouterConfig::max_in_flight`]), a response cache ([`CacheConfig`]), routing rules
 //! (images only to models that take them, a `provider:<id>` tag, a preferred provider),
-//! batches ([`Router::batch`]), costs and daily budgets ([`BudgetConfig`], [`SpendStore`]) and
+//! batches ([`Router::batch`]), embeddings ([`Router::embed`], through the same cascade), costs and daily budgets ([`BudgetConfig`], [`SpendStore`]) and
 //! health probes ([`Router::spawn_probes`]).
 //!
 //! This crate joins the parts through their traits (`Provider`, `KeySource`, `QuotaLedger`,
@@ -26,6 +26,7 @@ mod cascade;
 pub mod circuit;
 mod config;
 mod disabled;
+mod embed;
 mod error;
 mod events;
 mod finish;
@@ -57,6 +58,7 @@ pub use circuit::{CircuitBreaker, CircuitConfig, CircuitState, Gate};
 pub use config::{
     MAX_TIMEOUT, ModelFacts, Prefer, Price, RequestOptions, RouteConfig, RouterConfig,
 };
+pub use embed::EmbedAnswer;
 pub use error::{BuildError, RouterError};
 pub use events::{AttemptEvent, EventSink, MAX_SKIPPED, RequestEvent, RouterEvent, SkippedEvent};
 pub use pin::{MAX_PIN, PinnedKey};
@@ -70,8 +72,9 @@ pub use trace::{Answer, Attempt, Considered, Skip, Trace};
 
 // What a library user needs, side by side.
 pub use switchyard_core::{
-    Candidate, ChatRequest, ChatResponse, Clock, Credential, ErrorKind, KeyId, ManualClock,
-    Message, ModelId, Provider, ProviderError, ProviderId, SystemClock, Usage,
+    Candidate, ChatRequest, ChatResponse, Clock, Credential, EmbedRequest, EmbedResponse,
+    ErrorKind, KeyId, ManualClock, Message, ModelId, Provider, ProviderError, ProviderId,
+    SystemClock, Usage,
 };
 pub use switchyard_quota::{
     Estimate, LearnedKind, LearnedRecord, MemoryLedger, QuotaConfig, QuotaError, QuotaLedger,

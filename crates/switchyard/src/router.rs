@@ -10,14 +10,13 @@ use switchyard_core::{Candidate, ChatReply, ChatRequest, ModelId, ProviderId};
 use switchyard_quota::QuotaLedger;
 use switchyard_score::Scorer;
 
-use crate::attempt::{Routed, Served};
+use crate::attempt::Served;
 use crate::budget::{Books, SpendDay, SpendWriteBehind};
 use crate::cache::{CacheKey, Entry, ResponseCache};
 use crate::cascade;
 use crate::circuit::CircuitState;
 use crate::config::RequestOptions;
 use crate::error::RouterError;
-use crate::finish::{Ending, finish, settle_spend};
 use crate::recent::MAX_REQUEST_ID_LEN;
 use crate::state::Inner;
 use crate::stats::{self, RouterStats};
@@ -75,47 +74,23 @@ impl Router {
             Ok(Served { value: response, rate_limits, upstream_request_id, usage })
         })
         .await?;
-        let Routed {
-            value: response,
-            slot,
-            permit,
-            spend,
-            attempt,
-            trace,
-            meta,
-            upstream_time,
-            cost,
-            load,
-        } = routed;
-        permit.settle(&response.usage).await;
-        drop(attempt);
-        settle_spend(inner, spend, &meta.route, &slot, cost);
+        let usage = routed.value.usage;
+        let settled = routed.settle(inner, usage).await;
         let answer = Answer {
-            request_id: meta.request_id.clone(),
-            served_by: slot.candidate().clone(),
-            fingerprint: slot.fingerprint(),
-            n_attempts: u32::try_from(trace.attempts.len()).unwrap_or(u32::MAX),
-            overhead: inner
-                .clock()
-                .now()
-                .saturating_duration_since(meta.started)
-                .saturating_sub(upstream_time),
-            response,
-            trace,
+            request_id: settled.request_id,
+            served_by: settled.served_by,
+            fingerprint: settled.fingerprint,
+            n_attempts: settled.n_attempts,
+            overhead: settled.overhead,
+            response: settled.value,
+            trace: settled.trace,
             cached: false,
-            cost,
+            cost: settled.cost,
         };
         if let (Some(cache), Some(key)) = (inner.cache(), cache_key) {
             let now = inner.clock().now();
             cache.insert(key, &answer.response, &answer.served_by, answer.fingerprint, now);
         }
-        let ending = Ending::Served {
-            candidate: &answer.served_by,
-            n_attempts: answer.n_attempts,
-            usage: answer.response.usage,
-        };
-        finish(inner, &meta, ending, cost, Some(&answer.trace));
-        drop(load);
         Ok(answer)
     }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use switchyard_core::{
-    Call, Candidate, ChatRequest, Clock, Credential, Fingerprint, KeyId, ModelId, Provider,
-    ProviderId,
+    Call, Candidate, ChatRequest, Clock, Credential, EmbedCall, EmbedRequest, Fingerprint, KeyId,
+    ModelId, Provider, ProviderId,
 };
 use switchyard_quota::{Estimate, QuotaLedger};
 use switchyard_score::Scorer;
@@ -71,6 +71,11 @@ impl Slot {
     /// One call of `request` on this candidate: its model, its key, borrowed.
     pub(crate) fn call<'a>(&'a self, request: &'a ChatRequest) -> Call<'a> {
         Call::new(request, &self.candidate.model, self.credential.as_ref())
+    }
+
+    /// One embedding call of `request` on this candidate: its model, its key, borrowed.
+    pub(crate) fn embed_call<'a>(&'a self, request: &'a EmbedRequest) -> EmbedCall<'a> {
+        EmbedCall::new(request, &self.candidate.model, self.credential.as_ref())
     }
 
     /// Whether a call costs money: a known price above zero. Unpriced models count as free.

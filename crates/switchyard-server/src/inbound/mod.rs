@@ -8,6 +8,7 @@
 //! Also here: the per-request headers a client of any format may send ([`options`]), and the
 //! [`Segmenter`] both streamed formats use to cut the router's chunks into content blocks.
 
+pub(crate) mod embeddings;
 pub(crate) mod messages;
 pub(crate) mod options;
 pub(crate) mod responses;

@@ -8,6 +8,7 @@ mod analytics;
 mod bulk_reset;
 mod chat;
 mod edge;
+mod embeddings;
 mod inbound;
 mod keylife;
 mod learned;

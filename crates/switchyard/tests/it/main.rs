@@ -9,6 +9,7 @@ mod bulk_reset;
 mod cache;
 mod cascade;
 mod concurrency;
+mod embed;
 mod goodput;
 mod health;
 mod hostile;
