@@ -570,8 +570,27 @@ async fn count_tokens(State(gateway): State<Gateway>, request: Request) -> Respo
 
 /// Serves one request of any format.
 async fn handle(gateway: Gateway, request: Request, format: Inbound) -> Response {
-    // The request is taken apart rather than extracted piece by piece: axum's `HeaderMap` and
-    // `Extension` extractors clone what they hand out, on every request.
+    let (headers, request_id, identity, body) = match read_request(&gateway, request).await {
+        Ok(read) => read,
+        Err(error) => return format.error(error),
+    };
+    // Analytics attribute the router's events to the client named in the request's options,
+    // so ids (which come from clients) may repeat without mixing clients up.
+    let request = Incoming { request_id, identity: &identity, headers: &headers, body: &body };
+    respond(&gateway, request, format).await
+}
+
+/// Takes an API request apart: its headers, its id, who sent it and its JSON body (read
+/// within the limits). Taken apart rather than extracted piece by piece: axum's `HeaderMap`
+/// and `Extension` extractors clone what they hand out, on every request.
+///
+/// # Errors
+/// Nobody identified the request (closed by default: never taken as anonymous), or its body
+/// cannot be read.
+pub(crate) async fn read_request(
+    gateway: &Gateway,
+    request: Request,
+) -> Result<(HeaderMap, String, clients::Identity, Bytes), ServerError> {
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
     // Both are set by this crate's layers, which every API request passes through.
@@ -579,18 +598,10 @@ async fn handle(gateway: Gateway, request: Request, format: Inbound) -> Response
         .extensions
         .remove::<RequestId>()
         .map_or_else(new_request_id, |RequestId(request_id)| request_id);
-    // Closed by default: a request nobody identified is refused, never taken as anonymous.
-    let Some(identity) = parts.extensions.remove::<clients::Identity>() else {
-        return format.error(ServerError::Unauthorized);
-    };
-    let body = match read_json_body(&gateway, &headers, body).await {
-        Ok(body) => body,
-        Err(error) => return format.error(error),
-    };
-    // Analytics attribute the router's events to the client named in the request's options,
-    // so ids (which come from clients) may repeat without mixing clients up.
-    let request = Incoming { request_id, identity: &identity, headers: &headers, body: &body };
-    respond(&gateway, request, format).await
+    let identity =
+        parts.extensions.remove::<clients::Identity>().ok_or(ServerError::Unauthorized)?;
+    let body = read_json_body(gateway, &headers, body).await?;
+    Ok((headers, request_id, identity, body))
 }
 
 /// One API request, read.

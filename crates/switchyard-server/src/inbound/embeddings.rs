@@ -20,8 +20,8 @@ use switchyard::{EmbedAnswer, EmbedRequest, RequestOptions};
 use crate::error::ServerError;
 use crate::wire::WireError;
 use crate::{
-    CACHE, Gateway, RequestId, admit_client, clients, insert_trace, new_request_id, read_json_body,
-    served_headers, ui, wants_trace,
+    CACHE, Gateway, admit_client, clients, insert_trace, read_request, served_headers, ui,
+    wants_trace,
 };
 
 /// The most texts one request may embed (OpenAI's own limit).
@@ -166,18 +166,8 @@ fn list(answer: &EmbedAnswer, encoding: Encoding) -> Value {
 
 /// Serves `POST /v1/embeddings`.
 pub(crate) async fn embeddings(State(gateway): State<Gateway>, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let headers = std::mem::take(&mut parts.headers);
-    let request_id = parts
-        .extensions
-        .remove::<RequestId>()
-        .map_or_else(new_request_id, |RequestId(request_id)| request_id);
-    // Closed by default, as the chat endpoint.
-    let Some(identity) = parts.extensions.remove::<clients::Identity>() else {
-        return ServerError::Unauthorized.into_response();
-    };
-    let body = match read_json_body(&gateway, &headers, body).await {
-        Ok(body) => body,
+    let (headers, request_id, identity, body) = match read_request(&gateway, request).await {
+        Ok(read) => read,
         Err(error) => return error.into_response(),
     };
     match answer(&gateway, &identity, &headers, &body, request_id).await {
