@@ -171,6 +171,8 @@ pub(crate) struct Evidence {
     pub(crate) hint: Option<String>,
     /// Whether the reset is a calendar boundary the provider named (a date, not a delay).
     pub(crate) aligned: bool,
+    /// When the refused attempt was admitted, when the ledger knows.
+    pub(crate) admitted: Option<u64>,
 }
 
 /// The nominal length of a scope's window, or `None` for scopes nothing is learned for.
@@ -381,6 +383,11 @@ pub(crate) fn learn(
     let scope = learned_scope(evidence.scope);
     let Some(nominal_length) = nominal(scope) else { return false };
     if let Some(existing) = learned.iter_mut().find(|l| l.scope == scope) {
+        if evidence.admitted.is_some_and(|at| at <= existing.learned_at) {
+            // Admitted before the limit was last set (a herd already in flight when the first
+            // 429 taught it): its 429 says nothing against the limit.
+            return false;
+        }
         existing.correct(log, now, evidence);
         return true;
     }
@@ -489,6 +496,7 @@ impl Lesson {
             reset: self.reset.map(|at| ticks_of(anchor_utc, at)),
             hint: self.hint.clone(),
             aligned: self.aligned,
+            admitted: None,
         }
     }
 }
@@ -598,6 +606,7 @@ mod tests {
             reset: reset_secs.map(|s| s * SEC),
             hint: None,
             aligned: false,
+            admitted: None,
         }
     }
 
@@ -610,6 +619,19 @@ mod tests {
         assert_eq!(learned[0].length, 5 * SEC);
         assert!(!learned[0].fits(&log, 104 * SEC));
         assert_eq!(learned[0].free_at(&log, 104 * SEC), 105 * SEC);
+    }
+
+    #[test]
+    fn a_429_of_an_attempt_admitted_before_the_limit_was_set_does_not_lower_it() {
+        let log = log_of(&[100, 101, 102, 103]);
+        let mut learned = Vec::new();
+        assert!(learn(&mut learned, &log, 104 * SEC, &evidence(Some(105))));
+        let stale = Evidence { admitted: Some(103 * SEC), ..evidence(Some(105)) };
+        assert!(!learn(&mut learned, &log, 104 * SEC + 1, &stale));
+        assert_eq!(learned[0].limit, 4);
+        let fresh = Evidence { admitted: Some(104 * SEC + 2), ..evidence(Some(105)) };
+        assert!(learn(&mut learned, &log, 104 * SEC + 3, &fresh));
+        assert_eq!(learned[0].limit, 3, "a 429 admitted under the limit lowers it");
     }
 
     #[test]

@@ -461,9 +461,10 @@ impl MemoryLedger {
 
     /// Learns a limit from a 429 for a window nothing declares (see `learned`): the count
     /// of requests the bucket saw served in that window.
-    fn learn_from(&self, lane: &Lane, error: &ProviderError, now: u64) {
+    fn learn_from(&self, lane: &Lane, error: &ProviderError, now: u64, admitted: Option<u64>) {
         let Some(lesson) = lesson(error, lane.bucket.day, self.utc(now)) else { return };
-        let evidence = lesson.evidence(self.anchor_utc);
+        let mut evidence = lesson.evidence(self.anchor_utc);
+        evidence.admitted = admitted;
         let mut guard = lane.bucket.state.lock();
         let state = &mut *guard;
         if state.declares(lesson.scope) {
@@ -477,6 +478,24 @@ impl MemoryLedger {
 
     /// Records an attempt's error: the synchronous core of [`QuotaLedger::record_error`].
     pub fn record_error_now(&self, candidate: &Candidate, error: &ProviderError) {
+        self.record_error_admitted(candidate, error, None);
+    }
+
+    /// Ends a failed attempt: the synchronous core of [`QuotaLedger::fail`]. Knowing when the
+    /// attempt was admitted, a 429 of an attempt admitted before a limit was learned does not
+    /// lower that limit.
+    pub fn fail_now(&self, permit: Permit, error: &ProviderError) {
+        let (candidate, admitted) = (permit.candidate().clone(), permit.taken_at());
+        self.release_now(permit);
+        self.record_error_admitted(&candidate, error, Some(admitted));
+    }
+
+    fn record_error_admitted(
+        &self,
+        candidate: &Candidate,
+        error: &ProviderError,
+        admitted: Option<u64>,
+    ) {
         // A limit stated only by the 429 itself (Gemini's `QuotaFailure` names its
         // `quotaValue`; its successes carry no header) will not inform the later calls: the
         // limit is still learned from what the window served.
@@ -491,7 +510,7 @@ impl MemoryLedger {
             _ => None,
         };
         if scope.is_some() {
-            self.learn_from(&lane, error, now);
+            self.learn_from(&lane, error, now, admitted);
         }
         match verdict(error, lane.bucket.day, self.utc(now)) {
             Verdict::Cooldown { after } => {
@@ -998,6 +1017,11 @@ impl QuotaLedger for MemoryLedger {
 
     async fn status(&self, candidate: &Candidate) -> Result<KeyStatus, QuotaError> {
         Ok(self.status_now(candidate))
+    }
+
+    async fn fail(&self, permit: Permit, error: &ProviderError) -> Result<(), QuotaError> {
+        self.fail_now(permit, error);
+        Ok(())
     }
 
     async fn reenable(&self, provider: &ProviderId, key: &KeyId) -> Result<(), QuotaError> {

@@ -184,23 +184,25 @@ pub(crate) async fn settle_failure(
     hold: Option<SpendHold>,
     error: &ProviderError,
 ) {
+    // The ledger reads the error's own rate-limit readings itself: a limit only a 429 states
+    // (Gemini's `quotaValue`) holds the key until its reset without standing for headers
+    // that inform later calls, so the limit is still learned.
+    let candidate = slot.candidate();
     if matches!(error.kind, ErrorKind::Timeout | ErrorKind::Network | ErrorKind::MalformedResponse)
     {
         let usage = permit.estimated_usage();
         permit.settle(&usage).await;
         // Dropped unsettled: the hold counts as spent.
         drop(hold);
+        if let Err(ledger_error) = ledger.record_error(candidate, error).await {
+            tracing::warn!(error = %ledger_error, candidate = %candidate, "recording an error in the ledger failed");
+        }
     } else {
-        permit.release().await;
         if let Some(hold) = hold {
             hold.release();
         }
-    }
-    let candidate = slot.candidate();
-    // The ledger reads the error's own rate-limit readings itself: a limit only a 429 states
-    // (Gemini's `quotaValue`) holds the key until its reset without standing for headers
-    // that inform later calls, so the limit is still learned.
-    if let Err(ledger_error) = ledger.record_error(candidate, error).await {
-        tracing::warn!(error = %ledger_error, candidate = %candidate, "recording an error in the ledger failed");
+        // Released and recorded at once: a 429 of an attempt admitted before the ledger
+        // learned a limit says nothing against that limit.
+        permit.fail(candidate, error).await;
     }
 }

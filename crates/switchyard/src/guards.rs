@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use switchyard_core::Usage;
+use switchyard_core::{Candidate, ProviderError, Usage};
 use switchyard_quota::{Estimate, Permit, QuotaLedger};
 
 use crate::state::Slot;
@@ -40,11 +40,15 @@ impl PermitGuard {
         }
     }
 
-    pub(crate) async fn release(mut self) {
-        if let Some(permit) = self.permit.take()
-            && let Err(error) = self.ledger.release(permit).await
-        {
-            tracing::warn!(error = %error, "releasing a permit failed");
+    /// Ends a failed attempt: the permit released and the error recorded in one call, so the
+    /// ledger knows when the attempt was admitted.
+    pub(crate) async fn fail(mut self, candidate: &Candidate, error: &ProviderError) {
+        let recorded = match self.permit.take() {
+            Some(permit) => self.ledger.fail(permit, error).await,
+            None => self.ledger.record_error(candidate, error).await,
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(error = %error, candidate = %candidate, "recording an error in the ledger failed");
         }
     }
 }

@@ -220,3 +220,38 @@ async fn spent_keys_do_not_use_up_a_requests_attempts() {
         assert_eq!(mock.counts(id).expect("counted").rate_limited, 2, "{id}");
     }
 }
+
+/// Fifteen requests at once meet a key whose limit nobody declared: the first 429 teaches the
+/// limit, and the 429s of the others, admitted before it was learned, do not lower it.
+#[tokio::test]
+async fn a_herd_admitted_before_the_limit_was_learned_does_not_lower_it() {
+    let clock = ManualClock::default();
+    let mock = MockUpstream::builder(OpenAiWire::new(Flavor::Groq))
+        .clock(clock.clone())
+        .keys([key("g1").window(WindowQuota::requests_sliding(4, Duration::from_secs(5)))])
+        .models(["llama-3.3-70b-versatile"])
+        .start()
+        .await
+        .expect("mock starts");
+    let groq = openai_provider("groq", Preset::Groq, &mock, &clock);
+    let route = RouteConfig::new("fast", StrategyKind::Priority, ["groq/llama-3.3-70b-versatile"]);
+    let router =
+        credentials(builder(&clock, QuotaConfig::default()).provider(groq), "groq", &["g1"])
+            .route_config(route)
+            .build()
+            .expect("router builds");
+    let prompt = request();
+    for _ in 0..100 {
+        clock.advance(Duration::from_millis(100));
+        let calls: Vec<_> = (0..15).map(|_| router.chat("fast", &prompt)).collect();
+        futures_util::future::join_all(calls).await;
+    }
+    let summary = router.ledger().summary(&ProviderId::new("groq")).await.expect("summary");
+    let g1 = summary.keys.iter().find(|row| row.key.as_str() == "g1").expect("g1 known");
+    let learned = g1.limits.iter().find(|limit| limit.learned.is_some()).expect("learned");
+    assert_eq!(learned.limit, 4, "{learned:?}");
+    let counts = mock.counts("g1").expect("g1 counted");
+    // 4 in the first window, 4 more once it frees at 5.1 s; the herd's 11 429s all came at
+    // the first tick.
+    assert_eq!((counts.served, counts.rate_limited), (8, 11), "{counts:?}");
+}
