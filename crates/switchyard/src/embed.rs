@@ -32,7 +32,9 @@ pub struct EmbedAnswer {
     pub fingerprint: Fingerprint,
     /// How many attempts the request took.
     pub n_attempts: u32,
-    /// Time spent in the router itself, excluding the upstream calls and backoff sleeps.
+    /// Time spent in the router itself, excluding the upstream calls and backoff sleeps
+    /// (serialized in milliseconds, as a chat answer's).
+    #[serde(serialize_with = "crate::trace::millis")]
     pub overhead: Duration,
     /// What the router did.
     pub trace: Trace,
@@ -115,5 +117,29 @@ mod tests {
         assert_eq!(Estimate::of(&stand_in, 1024), Estimate::new(15 + 4, 0));
         assert_eq!(stand_in.tags, request.tags);
         assert!(!stand_in.has_image());
+    }
+
+    #[test]
+    fn an_answer_shows_its_overhead_in_milliseconds_as_a_chat_answer_does() {
+        let answer = EmbedAnswer {
+            request_id: "req_1".into(),
+            response: EmbedResponse {
+                model: "m".into(),
+                vectors: vec![vec![0.5]],
+                usage: switchyard_core::Usage::new(3, 0),
+            },
+            served_by: Candidate {
+                provider: "gemini".into(),
+                key: "g1".into(),
+                model: "text-embedding-004".into(),
+            },
+            fingerprint: switchyard_core::Fingerprint::of("secret"),
+            n_attempts: 1,
+            overhead: Duration::from_micros(2_500),
+            trace: Trace::default(),
+            cost: None,
+        };
+        let json = serde_json::to_value(&answer).expect("serializes");
+        assert_eq!(json["overhead"], 2);
     }
 }
