@@ -58,6 +58,10 @@ pub(crate) struct Context<'a> {
     pub(crate) fingerprints: &'a BTreeMap<(ProviderId, KeyId), String>,
     pub(crate) events: Option<&'a EventHub>,
     pub(crate) now: DateTime<Utc>,
+    /// `key_low_success` below this share of at least this many recent attempts: the
+    /// `[alerts]` thresholds when set, else [`LOW_SUCCESS_RATE`] and
+    /// [`LOW_SUCCESS_MIN_ATTEMPTS`].
+    pub(crate) low_success: (f64, usize),
 }
 
 /// Every candidate of every route, each once, sorted.
@@ -333,8 +337,8 @@ pub(crate) async fn status(router: &Router, context: &Context<'_>) -> StatusView
         if let Some(events) = context.events {
             for key in &keys {
                 if let Some((n, successes)) = events.recent_outcomes(&provider, &key.id)
-                    && n >= LOW_SUCCESS_MIN_ATTEMPTS
-                    && (successes as f64) < LOW_SUCCESS_RATE * n as f64
+                    && n >= context.low_success.1
+                    && (successes as f64) < context.low_success.0 * n as f64
                 {
                     alerts.push(AlertView {
                         kind: "key_low_success".to_owned(),

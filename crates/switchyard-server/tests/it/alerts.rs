@@ -338,3 +338,60 @@ async fn a_key_whose_day_is_spent_is_told_with_its_until() {
     let until = posts[0]["until"].as_str().expect("an until");
     assert!(!until.is_empty(), "{posts:#?}");
 }
+
+/// `/admin/status` judges a key's success by the `[alerts]` thresholds, as the webhook does:
+/// nine successes in ten pass the default 80 % but not a configured 95 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_judges_low_success_by_the_configured_threshold() {
+    let clock = ManualClock::default();
+    let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
+    let status_alerts = |strict: bool| {
+        let (clock, upstream) = (clock.clone(), &upstream);
+        async move {
+            let hub = Arc::new(EventHub::new(Arc::new(clock.clone()), None));
+            let router = credentials(
+                builder(&clock, QuotaConfig::default())
+                    .provider(provider("groq", upstream, &clock))
+                    .route("default", switchyard::StrategyKind::Priority, ["groq/gpt-4o-mini"])
+                    .event_sink(Arc::clone(&hub) as Arc<dyn EventSink>),
+                "groq",
+                &["k1", "k2"],
+            )
+            .build()
+            .expect("router builds");
+            let (url, _inbox) = receiver(0).await;
+            let alerts =
+                AlertConfig { low_success_rate: 0.95, low_success_min_attempts: 5, ..alerts(url) };
+            let services = Services {
+                events: Some(Arc::clone(&hub)),
+                alerts: strict.then_some(alerts),
+                ..Services::default()
+            };
+            let config =
+                GatewayConfig { admin_token: Some("admin".into()), ..GatewayConfig::default() };
+            let running = serve_with(router, &clock, config, services).await;
+            hub.record(&attempt("k1", Duration::from_millis(300), Some(ErrorKind::ServerError)));
+            for _ in 0..9 {
+                hub.record(&attempt("k1", Duration::from_millis(300), None));
+            }
+            let view: Value = reqwest::Client::new()
+                .get(running.url("/admin/status"))
+                .bearer_auth("admin")
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            let kinds: Vec<String> = view["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .map(|alert| format!("{}:{}", alert["kind"].as_str().unwrap_or(""), alert["key"]))
+                .collect();
+            kinds
+        }
+    };
+    assert_eq!(status_alerts(false).await, Vec::<String>::new(), "90% passes the default 80%");
+    assert_eq!(status_alerts(true).await, ["key_low_success:\"k1\""], "but not a configured 95%");
+}
