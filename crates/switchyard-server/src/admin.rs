@@ -34,6 +34,7 @@ pub(crate) fn routes(gateway: &Gateway) -> axum::Router<Gateway> {
         .route("/admin/keys/reset", post(reset_keys))
         .route("/admin/keys/{id}/{action}", post(key_action))
         .route("/admin/keys/{provider}/{id}/{action}", post(provider_key_action))
+        .route("/admin/keys/{id}/pin", post(pin_named_key).delete(unpin_named_key))
         .route("/admin/keys/{provider}/{id}/pin", post(pin_key).delete(unpin_key))
         .route("/admin/reload", post(reload))
         .route("/admin/audit", get(audit_view))
@@ -475,6 +476,24 @@ async fn reset_keys(
     Ok(Json(json!({ "reset": rows })))
 }
 
+/// `POST /admin/keys/{id}/pin`: [`pin_key`] for a key named by its id alone (a 400
+/// `AMBIGUOUS_KEY` naming the providers when several have that id).
+async fn pin_named_key(
+    State(gateway): State<Gateway>,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    pin(&gateway, &id, &bytes)
+}
+
+/// `DELETE /admin/keys/{id}/pin`: [`unpin_key`] for a key named by its id alone.
+async fn unpin_named_key(
+    State(gateway): State<Gateway>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    unpin(&gateway, &id)
+}
+
 /// `POST /admin/keys/{provider}/{id}/pin` with `{"for_secs": N}`: the key's candidates go
 /// first on every route that holds them, for N seconds (at most a day).
 async fn pin_key(
@@ -482,8 +501,12 @@ async fn pin_key(
     Path((provider, id)): Path<(String, String)>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ServerError> {
-    let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
-    let body: Value = serde_json::from_slice(&bytes)
+    pin(&gateway, &format!("{provider}/{id}"), &bytes)
+}
+
+fn pin(gateway: &Gateway, name: &str, bytes: &[u8]) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(gateway, name)?;
+    let body: Value = serde_json::from_slice(bytes)
         .map_err(|error| ServerError::InvalidInput(format!("invalid request body: {error}")))?;
     let Some(fields) = body.as_object() else {
         return Err(ServerError::InvalidInput("expected {\"for_secs\": N}".to_owned()));
@@ -517,7 +540,11 @@ async fn unpin_key(
     State(gateway): State<Gateway>,
     Path((provider, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ServerError> {
-    let (provider, key) = resolve(&gateway, &format!("{provider}/{id}"))?;
+    unpin(&gateway, &format!("{provider}/{id}"))
+}
+
+fn unpin(gateway: &Gateway, name: &str) -> Result<Json<Value>, ServerError> {
+    let (provider, key) = resolve(gateway, name)?;
     let was_pinned = gateway.router().unpin_key(&provider, &key).map_err(ServerError::Admin)?;
     gateway.audit("unpin", Some((&provider, &key)), None);
     Ok(Json(json!({ "provider": provider, "key": key, "was_pinned": was_pinned })))

@@ -99,3 +99,36 @@ async fn a_pin_sends_requests_to_its_key_until_deleted_or_expired() {
     let (_, status) = call(&running, reqwest::Method::GET, "/admin/status", ADMIN, None).await;
     assert_eq!(status["pins"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_can_be_pinned_by_its_id_alone() {
+    let clock = ManualClock::default();
+    let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
+    let running =
+        serve_two_keys_with_admin(&clock, &upstream, ("default", "groq/gpt-4o-mini"), ADMIN).await;
+    let post = reqwest::Method::POST;
+
+    let (code, answer) =
+        call(&running, post.clone(), "/admin/keys/nope/pin", ADMIN, Some(json!({"for_secs": 60})))
+            .await;
+    assert_eq!((code, answer["error"]["code"].as_str()), (404, Some("UNKNOWN_KEY")), "{answer}");
+    let (code, answer) =
+        call(&running, post.clone(), "/admin/keys/k2/pin", ADMIN, Some(json!({"for": 60}))).await;
+    assert_eq!((code, answer["error"]["code"].as_str()), (400, Some("INVALID_INPUT")), "{answer}");
+
+    assert_eq!(served_by(&running, &upstream).await, [1, 0], "priority: k1 first");
+    let (code, answer) =
+        call(&running, post.clone(), "/admin/keys/k2/pin", ADMIN, Some(json!({"for_secs": 60})))
+            .await;
+    assert_eq!(
+        (code, answer["provider"].as_str(), answer["key"].as_str()),
+        (200, Some("groq"), Some("k2")),
+        "{answer}"
+    );
+    assert_eq!(served_by(&running, &upstream).await, [1, 1], "the pinned k2 serves");
+
+    let (code, answer) =
+        call(&running, reqwest::Method::DELETE, "/admin/keys/k2/pin", ADMIN, None).await;
+    assert_eq!((code, answer["was_pinned"].as_bool()), (200, Some(true)), "{answer}");
+    assert_eq!(served_by(&running, &upstream).await, [2, 1], "k1 again once unpinned");
+}
