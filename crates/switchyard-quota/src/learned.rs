@@ -443,6 +443,11 @@ pub struct Lesson {
     pub hint: Option<String>,
     /// Whether the reset is a calendar boundary (a fixed window at once).
     pub aligned: bool,
+    /// When the refused attempt was admitted, when the ledger knows: a 429 of an attempt
+    /// admitted no later than the limit was last set (a herd in flight when the first 429
+    /// taught it) does not lower it. [`lesson`] leaves it `None`; a ledger that ends the
+    /// attempt with its permit fills it in.
+    pub admitted: Option<DateTime<Utc>>,
 }
 
 /// The lesson of `error` at `now` for a provider whose day ends at `day`, or `None` when it
@@ -485,6 +490,7 @@ pub fn lesson(error: &ProviderError, day: DayBoundary, now: DateTime<Utc>) -> Op
         reset,
         hint: hint_text(retry_after, resets_at),
         aligned: aligned && retry_after.is_none(),
+        admitted: None,
     })
 }
 
@@ -496,7 +502,7 @@ impl Lesson {
             reset: self.reset.map(|at| ticks_of(anchor_utc, at)),
             hint: self.hint.clone(),
             aligned: self.aligned,
-            admitted: None,
+            admitted: self.admitted.map(|at| ticks_of(anchor_utc, at)),
         }
     }
 }

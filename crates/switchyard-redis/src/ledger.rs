@@ -757,10 +757,13 @@ impl RedisLedger {
         Ok(())
     }
 
+    /// Records an attempt's error in Redis; `admitted` is when the attempt was admitted, when
+    /// its permit says (see [`QuotaLedger::fail`]).
     async fn record_shared(
         &self,
         candidate: &Candidate,
         error: &ProviderError,
+        admitted: Option<DateTime<Utc>>,
     ) -> Result<(), RedisLedgerError> {
         self.observe_shared(candidate, &error.rate_limits).await?;
         let now = self.clock.utc();
@@ -778,7 +781,7 @@ impl RedisLedger {
             args
         };
         // With no delay stated, a learned window's remaining time is the cooldown.
-        let learned_wait = self.learn_from(&placement, &base, error, now).await?;
+        let learned_wait = self.learn_from(&placement, &base, error, now, admitted).await?;
         match verdict(error, placement.day, now) {
             Verdict::Cooldown { after } => {
                 let args = hold("cool", after.or(learned_wait).map_or(-1, duration_ms));
@@ -1093,11 +1096,29 @@ impl QuotaLedger for RedisLedger {
         candidate: &Candidate,
         error: &ProviderError,
     ) -> Result<(), QuotaError> {
-        match self.record_shared(candidate, error).await {
+        match self.record_shared(candidate, error, None).await {
             Ok(()) => Ok(()),
             Err(backend) => {
                 self.unavailable(backend)?;
                 self.local.record_error_now(candidate, error);
+                Ok(())
+            }
+        }
+    }
+
+    async fn fail(&self, permit: Permit, error: &ProviderError) -> Result<(), QuotaError> {
+        let candidate = permit.candidate().clone();
+        // A shared permit was admitted on this ledger's clock: a 429 of an attempt admitted
+        // before the shared learned limit was last set does not lower it (a herd in flight
+        // when it was taught). A permit of the in-process fallback has no such time.
+        let admitted =
+            permit.lease().and_then(|_| i64::try_from(permit.taken_at()).ok()).and_then(from_ms);
+        self.release(permit).await?;
+        match self.record_shared(&candidate, error, admitted).await {
+            Ok(()) => Ok(()),
+            Err(backend) => {
+                self.unavailable(backend)?;
+                self.local.record_error_now(&candidate, error);
                 Ok(())
             }
         }

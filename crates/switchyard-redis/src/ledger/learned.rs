@@ -250,8 +250,10 @@ impl RedisLedger {
         base: &str,
         error: &ProviderError,
         now: DateTime<Utc>,
+        admitted: Option<DateTime<Utc>>,
     ) -> Result<Option<Duration>, RedisLedgerError> {
-        let Some(lesson) = lesson(error, placement.day, now) else { return Ok(None) };
+        let Some(mut lesson) = lesson(error, placement.day, now) else { return Ok(None) };
+        lesson.admitted = admitted;
         if declares(placement, lesson.scope) {
             return Ok(None);
         }
@@ -259,7 +261,9 @@ impl RedisLedger {
         let cached = self.learned_limits(base, now).await?;
         let existing = cached.iter().find(|record| record.scope == lesson.scope).cloned();
         let Some(record) = learn_shared(existing.as_ref(), &served, now, &lesson) else {
-            return Ok(None);
+            // Nothing to correct (a herd's 429, or nothing served): the limit it has still
+            // says how long the key waits, as in the in-process ledger.
+            return Ok(existing.and_then(|record| learned_wait(&record, &served, now)));
         };
         self.store_learned(base, &record, now).await?;
         // The new meter counts what the window already served, so no ledger hands that

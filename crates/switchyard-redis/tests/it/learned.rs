@@ -132,3 +132,48 @@ async fn more_served_in_one_window_raises_the_shared_limit() {
     let evidence = learned.learned.as_ref().expect("evidence");
     assert!(evidence.source.starts_with("raised"), "{}", evidence.source);
 }
+
+/// The shared learned limit of `ledger`'s key `k`.
+async fn learned_limit(ledger: &dyn QuotaLedger) -> u64 {
+    let summary = ledger.summary(&"p".into()).await.expect("summary");
+    let row = summary.keys.iter().find(|row| row.key.as_str() == "k").expect("k known");
+    row.limits.iter().find(|limit| limit.learned.is_some()).expect("a learned limit").limit
+}
+
+#[tokio::test]
+async fn a_herd_admitted_before_the_limit_was_learned_does_not_lower_it() {
+    let clock = ManualClock::default();
+    let prefix = fresh_prefix("learned-herd").await;
+    let first = ledger(&clock, &prefix, config(Vec::new()));
+    let second = ledger(&clock, &prefix, config(Vec::new()));
+    let ledgers: [&dyn QuotaLedger; 2] = [&first, &second];
+    // Eight in flight at once over two gateways before anything is known about the key.
+    let mut herd = Vec::new();
+    for n in 0..8 {
+        let ledger = ledgers[n % 2];
+        herd.push((ledger, ledger.admit(&candidate("k"), one()).await.expect("admitted blind")));
+    }
+    clock.advance(Duration::from_millis(200));
+    // The upstream serves three; the first refusal teaches 3, the other four come from the
+    // same herd and say nothing against it.
+    let mut herd = herd.into_iter();
+    for (ledger, permit) in herd.by_ref().take(3) {
+        ledger.settle(permit, &Usage::new(1, 0)).await.expect("settle");
+    }
+    for (ledger, permit) in herd {
+        ledger.fail(permit, &limited(Some(secs(10)))).await.expect("recorded");
+        clock.advance(Duration::from_millis(10));
+    }
+    assert_eq!(learned_limit(&second).await, 3, "the herd's 429s left the limit as taught");
+
+    // A window later, a 429 of an attempt admitted under the learned limit still lowers it.
+    clock.advance(secs(11));
+    for _ in 0..2 {
+        assert!(call(&first, "k").await, "under the learned 3");
+    }
+    let attempt = second.admit(&candidate("k"), one()).await.expect("the third is admitted");
+    second.fail(attempt, &limited(Some(secs(10)))).await.expect("recorded");
+    // The other ledger reads it once its copy (trusted for a second) is stale.
+    clock.advance(secs(2));
+    assert_eq!(learned_limit(&first).await, 2, "a fresh 429 lowers it to what was served");
+}
