@@ -88,7 +88,8 @@ impl WireFormat for OllamaWire {
             prompt_text,
             last_user_text,
             max_tokens,
-            reasoning: false,
+            // Ollama's switch; it counts the thinking inside `eval_count`, with no split.
+            reasoning: body.get("think") == Some(&Value::Bool(true)),
         })
     }
 

@@ -43,7 +43,8 @@ pub struct ChatSummary {
     /// The output token limit, whatever the format calls it.
     pub max_tokens: Option<u32>,
     /// Whether the request asked the model to think (OpenAI's `reasoning_effort`, Anthropic's
-    /// `thinking`, Gemini's `thinkingConfig.thinkingBudget` above 0): the answer then spends
+    /// `thinking`, Gemini's `thinkingConfig.thinkingBudget` above 0, Ollama's `think: true`):
+    /// the answer then spends
     /// [`MOCK_REASONING_TOKENS`] more output tokens thinking, reported apart where the format
     /// does.
     pub reasoning: bool,

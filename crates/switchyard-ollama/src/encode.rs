@@ -81,6 +81,8 @@ pub fn encode_request(
         tools,
         format,
         options: (!options.is_empty()).then_some(options),
+        // Any effort asks the model to think: Ollama has an on/off switch, not a budget.
+        think: request.reasoning_effort.map(|_| true),
     };
     let mut body = serde_json::to_value(&wire).expect("invariant: wire types serialize to JSON");
     for field in request.merge_extra(&mut body) {
@@ -183,6 +185,17 @@ mod tests {
         let bare = encode_request(&ChatRequest::from_user("hi"), "m", false).expect("encodes");
         assert_eq!(bare["stream"], false, "stream is always sent: ollama's default is true");
         assert!(bare.get("options").is_none());
+    }
+
+    #[test]
+    fn any_reasoning_effort_asks_the_model_to_think() {
+        for effort in switchyard_core::ReasoningEffort::ALL {
+            let mut request = ChatRequest::from_user("hi");
+            request.reasoning_effort = Some(effort);
+            assert_eq!(wire(&request).think, Some(true), "{effort:?}");
+        }
+        let bare = encode_request(&ChatRequest::from_user("hi"), "m", false).expect("encodes");
+        assert!(bare.get("think").is_none(), "no effort: the model's default");
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct ChatBody {
     /// Sampling and output settings (Modelfile parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Options>,
+    /// Whether a thinking model thinks first (absent: the model's default). Ollama takes no
+    /// budget; a model that cannot think refuses `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think: Option<bool>,
 }
 
 /// Who wrote a message.

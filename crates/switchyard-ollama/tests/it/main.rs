@@ -8,6 +8,7 @@ mod errors;
 mod fuzz;
 mod hints;
 mod hostile;
+mod reasoning;
 mod support;
 mod tools;
 mod wire_body;
