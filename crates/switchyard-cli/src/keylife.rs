@@ -21,8 +21,6 @@ const MAX_ROTATE_AFTER_DAYS: u32 = 3650;
 /// What the configuration says about key lifecycle, gathered while it is built.
 #[derive(Default)]
 pub(crate) struct KeyLifeSettings {
-    /// `rotate_after_days` per provider.
-    pub(crate) rotate_after: BTreeMap<ProviderId, Duration>,
     /// When each vault key was added.
     pub(crate) created: BTreeMap<(ProviderId, KeyId), DateTime<Utc>>,
     /// A vault handle for recording uses, with a state file to drive it.
@@ -91,7 +89,6 @@ pub(crate) fn lifecycle_config(
         store.append_audit(&[entry], AuditRetention::default()).context("writing the audit log")?;
     }
     let mut config = LifecycleConfig::new(store);
-    config.rotate_after = settings.rotate_after;
     config.created = settings.created;
     config.vault = settings.vault_uses.map(|vault| {
         std::sync::Arc::new(VaultUses(Mutex::new(vault))) as std::sync::Arc<dyn KeyUseSink>

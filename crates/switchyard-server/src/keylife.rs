@@ -48,8 +48,6 @@ pub struct LifecycleConfig {
     pub store: SqliteStore,
     /// How often uses and audit entries are saved.
     pub flush_every: Duration,
-    /// After how long a key of each provider is due for rotation (`rotate_after_days`).
-    pub rotate_after: BTreeMap<ProviderId, Duration>,
     /// How much audit history is kept.
     pub audit_retention: AuditRetention,
     /// When keys were added, as their vault says; other keys date from their first sighting.
@@ -59,13 +57,13 @@ pub struct LifecycleConfig {
 }
 
 impl LifecycleConfig {
-    /// Lifecycle in `store`: saves every 30 s, no rotation deadlines, the default audit
-    /// retention (10 000 entries, 90 days).
+    /// Lifecycle in `store`: saves every 30 s, the default audit retention (10 000 entries,
+    /// 90 days). Rotation deadlines are [`GatewayConfig::rotate_after`](crate::GatewayConfig),
+    /// so a reload changes them.
     pub fn new(store: SqliteStore) -> Self {
         Self {
             store,
             flush_every: Duration::from_secs(30),
-            rotate_after: BTreeMap::new(),
             audit_retention: AuditRetention::default(),
             created: BTreeMap::new(),
             vault: None,
@@ -78,7 +76,6 @@ impl std::fmt::Debug for LifecycleConfig {
         f.debug_struct("LifecycleConfig")
             .field("store", &self.store.path())
             .field("flush_every", &self.flush_every)
-            .field("rotate_after", &self.rotate_after)
             .field("audit_retention", &self.audit_retention)
             .field("vault", &self.vault.is_some())
             .finish_non_exhaustive()
@@ -90,7 +87,6 @@ pub(crate) struct KeyLife {
     /// Nothing awaits while it is held: it is only taken on blocking threads.
     store: Mutex<SqliteStore>,
     flush_every: Duration,
-    rotate_after: BTreeMap<ProviderId, Duration>,
     retention: AuditRetention,
     created: BTreeMap<(ProviderId, KeyId), DateTime<Utc>>,
     vault: Option<Arc<dyn KeyUseSink>>,
@@ -111,7 +107,6 @@ impl KeyLife {
         Self {
             store: Mutex::new(config.store),
             flush_every: config.flush_every.max(Duration::from_secs(1)),
-            rotate_after: config.rotate_after,
             retention: config.audit_retention,
             created: config.created,
             vault: config.vault,
@@ -206,7 +201,7 @@ impl Gateway {
 
         if let Some(outbox) = &self.shared.outbox {
             for row in store.key_lifecycle()? {
-                let Some(after) = life.rotate_after.get(&row.provider) else { continue };
+                let Some(after) = config.rotate_after.get(&row.provider) else { continue };
                 let after = TimeDelta::from_std(*after).unwrap_or(TimeDelta::MAX);
                 let due = row.created_at.checked_add_signed(after).is_some_and(|due| due <= now);
                 let configured =

@@ -107,6 +107,10 @@ pub struct GatewayConfig {
     /// without a token, the `Host` check is what keeps a web page in the operator's browser
     /// (DNS rebinding) away from the API.
     pub allowed_hosts: Vec<String>,
+    /// After how long a key of each provider is due for rotation (`rotate_after_days`): the
+    /// key lifecycle keeper ([`Services::lifecycle`]) raises `key_rotation_due` past it. Read
+    /// at each save, so a reload takes a change.
+    pub rotate_after: BTreeMap<ProviderId, Duration>,
 }
 
 impl Default for GatewayConfig {
@@ -125,6 +129,7 @@ impl Default for GatewayConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             allowed_hosts: Vec::new(),
+            rotate_after: BTreeMap::new(),
         }
     }
 }
@@ -144,6 +149,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("rotate_after", &self.rotate_after)
             .finish_non_exhaustive()
     }
 }

@@ -234,6 +234,8 @@ pub(crate) fn build_with(
     // Fingerprints for the admin status, which shows keys by id and fingerprint only.
     let mut fingerprints: BTreeMap<(ProviderId, KeyId), String> = BTreeMap::new();
     let mut keylife = crate::keylife::KeyLifeSettings::default();
+    // `rotate_after_days` per provider, for the gateway's settings (a reload takes them).
+    let mut rotate_after: BTreeMap<ProviderId, std::time::Duration> = BTreeMap::new();
     if let Some(section) = &file.vault {
         let vault = open_vault(loaded, section, vars)?;
         // A second handle records key uses in batches, when there is a state file to run it
@@ -303,7 +305,7 @@ pub(crate) fn build_with(
         if let Some(days) = &section.rotate_after_days {
             let days = crate::keylife::rotate_after(*days.get_ref())
                 .map_err(|message| loaded.invalid(days.span(), "rotate_after_days", message))?;
-            keylife.rotate_after.insert(ProviderId::from(name.as_str()), days);
+            rotate_after.insert(ProviderId::from(name.as_str()), days);
         }
         for model in &section.models {
             let own = section.per_model.get(model);
@@ -466,7 +468,7 @@ pub(crate) fn build_with(
     })?;
 
     let server = &file.server;
-    let mut gateway = GatewayConfig::default();
+    let mut gateway = GatewayConfig { rotate_after, ..GatewayConfig::default() };
     for spanned in &server.client_tokens {
         let token = loaded.expand(spanned, "client_tokens", vars)?;
         // Closed by default: a token that expands to nothing is a mistake (an unset

@@ -949,7 +949,7 @@ mod tests {
         let built = build_with_days("90").expect("builds");
         let groq = switchyard_core::ProviderId::from("groq");
         assert_eq!(
-            built.keylife.rotate_after.get(&groq),
+            built.gateway.rotate_after.get(&groq),
             Some(&std::time::Duration::from_secs(90 * 86_400))
         );
         for bad in ["0", "3651"] {
@@ -957,7 +957,7 @@ mod tests {
             assert!(error.starts_with("s.toml:7:"), "{error}");
             assert!(error.contains("rotate_after_days: expected days from 1 to 3650"), "{error}");
         }
-        assert!(built_without_rotation().keylife.rotate_after.is_empty());
+        assert!(built_without_rotation().gateway.rotate_after.is_empty());
     }
 
     fn built_without_rotation() -> Built {

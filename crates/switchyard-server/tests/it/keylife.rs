@@ -191,7 +191,7 @@ async fn receive(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_past_its_rotation_deadline_raises_one_alert() {
+async fn a_key_past_its_rotation_deadline_raises_one_alert_and_a_reload_sets_the_deadline() {
     let clock = ManualClock::default();
     let upstream = mock(&clock, vec![key("k1"), key("k2")]).await;
     let inbox = Arc::new(Mutex::new(Vec::new()));
@@ -205,12 +205,27 @@ async fn a_key_past_its_rotation_deadline_raises_one_alert() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state.db");
     let mut lifecycle = LifecycleConfig::new(SqliteStore::open(&path).expect("opens"));
-    lifecycle.rotate_after.insert(ProviderId::from("groq"), Duration::from_secs(30 * 86_400));
     // k1 came from a vault that says it was added 31 days ago; k2 is new today.
     lifecycle
         .created
         .insert((ProviderId::from("groq"), KeyId::from("k1")), clock.utc() - TimeDelta::days(31));
     let running = gateway(&clock, &upstream, Some(lifecycle), Some(AlertConfig::new(hook))).await;
+    // No deadline configured at start: nothing is due.
+    running.gateway.flush_key_lifecycle().expect("flush");
+    let alerted = || {
+        let store = SqliteStore::open(&path).expect("opens");
+        let rows = store.key_lifecycle().expect("reads");
+        rows.iter().filter(|row| row.rotation_alerted.is_some()).count()
+    };
+    assert_eq!(alerted(), 0, "no rotate_after_days, no alert");
+    // A reload brings `rotate_after_days = 30`: the next save takes it.
+    let mut fingerprints = BTreeMap::new();
+    for id in ["k1", "k2"] {
+        fingerprints.insert((ProviderId::from("groq"), KeyId::from(id)), fingerprint(id));
+    }
+    let mut reloaded = GatewayConfig { fingerprints, ..GatewayConfig::default() };
+    reloaded.rotate_after.insert(ProviderId::from("groq"), Duration::from_secs(30 * 86_400));
+    running.gateway.reload((*running.gateway.router()).clone(), reloaded);
     running.gateway.flush_key_lifecycle().expect("flush");
     running.gateway.flush_key_lifecycle().expect("flush again");
     let rotation = |inbox: &Mutex<Vec<Value>>| -> Vec<Value> {
@@ -232,8 +247,7 @@ async fn a_key_past_its_rotation_deadline_raises_one_alert() {
     running.gateway.flush_key_lifecycle().expect("flush");
     let keys: Vec<Value> = rotation(&inbox).iter().map(|alert| alert["key"].clone()).collect();
     assert_eq!(keys, [json!("k1"), json!("k2")]);
-    let store = SqliteStore::open(&path).expect("opens");
-    assert!(store.key_lifecycle().expect("reads").iter().all(|row| row.rotation_alerted.is_some()));
+    assert_eq!(alerted(), 2, "both keys are marked alerted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
