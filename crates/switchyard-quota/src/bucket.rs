@@ -122,6 +122,16 @@ pub(crate) fn scope_bit(scope: LimitScope) -> u8 {
     }
 }
 
+/// The nominal length of a header's scope in ticks (an unknown scope is taken as a minute).
+pub(crate) fn scope_length(scope: LimitScope) -> u64 {
+    let secs = match scope {
+        LimitScope::Minute | LimitScope::Unknown => 60,
+        LimitScope::Day => 86_400,
+        LimitScope::Month => 30 * 86_400,
+    };
+    secs * 1_000_000_000
+}
+
 pub(crate) fn later(current: Option<&Hold>, until: Option<u64>) -> bool {
     match (current, until) {
         (None, _) => true,
@@ -152,6 +162,21 @@ impl BucketState {
             {
                 self.changed_at = Some(*until);
                 *slot = None;
+            }
+        }
+        for gate in &mut self.gates {
+            // A header that stated its request limit still describes the key once its window
+            // has reset: the next window starts with that limit, until the next answer's
+            // headers say more. Forgetting it would let every request waiting for the key
+            // through at once, a herd the provider refuses all but the limit of. (A stated
+            // limit of 0 says nothing of the next window, and token gates just end: a request
+            // estimated above a token limit is still tried once the window resets.)
+            if now >= gate.until
+                && gate.unit == LimitUnit::Requests
+                && let Some(limit) = gate.limit.filter(|&limit| limit > 0)
+            {
+                gate.remaining = limit;
+                gate.until = now.saturating_add(scope_length(gate.scope));
             }
         }
         self.gates.retain(|gate| now < gate.until);

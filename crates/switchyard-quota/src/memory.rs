@@ -82,12 +82,7 @@ const HISTORY_TICKS: u64 = 400 * 86_400 * 1_000_000_000;
 type FastMap<K, V> = DashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 fn scope_ticks(scope: LimitScope) -> u64 {
-    let secs = match scope {
-        LimitScope::Minute | LimitScope::Unknown => 60,
-        LimitScope::Day => 86_400,
-        LimitScope::Month => 30 * 86_400,
-    };
-    secs * 1_000_000_000
+    crate::bucket::scope_length(scope)
 }
 
 /// A candidate resolved to its counters in one [`MemoryLedger`]: see

@@ -204,3 +204,78 @@ fn groq_requests_headers_count_the_day_and_tokens_headers_the_minute() {
         ]
     );
 }
+
+#[test]
+fn a_stated_request_limit_meters_the_next_window_until_new_headers_come() {
+    let clock = ManualClock::default();
+    // Nothing declared: the provider's headers are all the ledger knows.
+    let ledger = ledger_config(&clock, QuotaConfig::default());
+    let key = candidate("openai", "o1", "gpt-4o-mini");
+    let spent = |remaining| {
+        snapshot(vec![reading(
+            LimitUnit::Requests,
+            LimitScope::Minute,
+            2,
+            remaining,
+            Some(Reset::After(secs(4))),
+        )])
+    };
+    ledger.observe_now(&key, &spent(0));
+    let (reason, _) = refusal(ledger.try_admit(&key, one()));
+    assert!(matches!(reason, Refusal::ProviderRemaining { remaining: 0, .. }), "{reason}");
+
+    // The window resets: it holds the stated 2 again, not an unknown number. A herd of waiting
+    // requests gets 2 of them through, not all.
+    clock.advance(secs(4));
+    let first = ledger.try_admit(&key, one()).expect("the new window's first");
+    let second = ledger.try_admit(&key, one()).expect("the new window's second");
+    let (reason, _) = refusal(ledger.try_admit(&key, one()));
+    assert!(
+        matches!(
+            reason,
+            Refusal::ProviderRemaining { unit: LimitUnit::Requests, remaining: 0, .. }
+        ),
+        "{reason}"
+    );
+    // A failed attempt gives its place back; an answer's headers take over from the guess.
+    ledger.release_now(first);
+    let third = ledger.try_admit(&key, one()).expect("the released place");
+    ledger.settle_now(third, &switchyard_core::Usage::new(1, 1));
+    // The last attempt in flight answers with headers of a larger limit: they take over.
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![reading(
+            LimitUnit::Requests,
+            LimitScope::Minute,
+            10,
+            7,
+            Some(Reset::After(secs(4))),
+        )]),
+    );
+    ledger.settle_now(second, &switchyard_core::Usage::new(1, 1));
+    for n in 0..7 {
+        assert!(ledger.try_admit(&key, one()).is_ok(), "the 7 the headers say remain: {n}");
+    }
+    assert!(ledger.try_admit(&key, one()).is_err(), "and no more");
+}
+
+#[test]
+fn a_token_gate_ends_with_its_window() {
+    let clock = ManualClock::default();
+    let ledger = ledger_config(&clock, QuotaConfig::default());
+    let key = candidate("anthropic", "a1", "claude-sonnet-4-5");
+    ledger.observe_now(
+        &key,
+        &snapshot(vec![reading(
+            LimitUnit::OutputTokens,
+            LimitScope::Minute,
+            8_000,
+            0,
+            Some(Reset::After(secs(10))),
+        )]),
+    );
+    assert!(ledger.try_admit(&key, Estimate::new(10, 16_000)).is_err(), "spent until the reset");
+    clock.advance(secs(10));
+    // An answer estimated above the stated limit is still tried once the window resets.
+    assert!(ledger.try_admit(&key, Estimate::new(10, 16_000)).is_ok());
+}
