@@ -411,7 +411,13 @@ impl MemoryLedger {
                     .find(|g| g.unit == reading.unit && g.scope == reading.scope)
                 {
                     Some(existing) if stale_if_lower && existing.remaining < remaining => {}
-                    Some(existing) => *existing = gate,
+                    Some(existing) => {
+                        // A limit a successful answer stated stays known through a 429's
+                        // reading, which names none: the next window starts with it.
+                        let stated = existing.limit;
+                        *existing = gate;
+                        existing.limit = existing.limit.or(stated);
+                    }
                     None => state.gates.push(gate),
                 }
             }

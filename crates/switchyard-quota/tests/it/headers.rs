@@ -279,3 +279,29 @@ fn a_token_gate_ends_with_its_window() {
     // An answer estimated above the stated limit is still tried once the window resets.
     assert!(ledger.try_admit(&key, Estimate::new(10, 16_000)).is_ok());
 }
+
+#[test]
+fn a_429s_reading_keeps_the_limit_an_answer_stated_for_the_next_window() {
+    let clock = ManualClock::default();
+    let ledger = ledger_config(&clock, QuotaConfig::default());
+    let key = candidate("openai", "o1", "gpt-4o-mini");
+    let window = |remaining| {
+        snapshot(vec![reading(
+            LimitUnit::Requests,
+            LimitScope::Minute,
+            2,
+            remaining,
+            Some(Reset::After(secs(4))),
+        )])
+    };
+    // An answer states the limit; then a 429 (another client spent the window) carries the
+    // same headers, whose limit a 429 alone is not trusted for.
+    ledger.observe_now(&key, &window(1));
+    let mut error = rate_limited(LimitScope::Minute, Some(secs(4)));
+    error.rate_limits = window(0);
+    ledger.record_error_now(&key, &error);
+    clock.advance(secs(4));
+    assert!(ledger.try_admit(&key, one()).is_ok());
+    assert!(ledger.try_admit(&key, one()).is_ok());
+    assert!(ledger.try_admit(&key, one()).is_err(), "the stated 2, not every waiting request");
+}
