@@ -757,6 +757,24 @@ impl RedisLedger {
         Ok(())
     }
 
+    /// Records an attempt's error in Redis, or in the in-process fallback while Redis is away
+    /// (when the ledger is set to fall back).
+    async fn record(
+        &self,
+        candidate: &Candidate,
+        error: &ProviderError,
+        admitted: Option<DateTime<Utc>>,
+    ) -> Result<(), QuotaError> {
+        match self.record_shared(candidate, error, admitted).await {
+            Ok(()) => Ok(()),
+            Err(backend) => {
+                self.unavailable(backend)?;
+                self.local.record_error_now(candidate, error);
+                Ok(())
+            }
+        }
+    }
+
     /// Records an attempt's error in Redis; `admitted` is when the attempt was admitted, when
     /// its permit says (see [`QuotaLedger::fail`]).
     async fn record_shared(
@@ -1096,14 +1114,7 @@ impl QuotaLedger for RedisLedger {
         candidate: &Candidate,
         error: &ProviderError,
     ) -> Result<(), QuotaError> {
-        match self.record_shared(candidate, error, None).await {
-            Ok(()) => Ok(()),
-            Err(backend) => {
-                self.unavailable(backend)?;
-                self.local.record_error_now(candidate, error);
-                Ok(())
-            }
-        }
+        self.record(candidate, error, None).await
     }
 
     async fn fail(&self, permit: Permit, error: &ProviderError) -> Result<(), QuotaError> {
@@ -1114,14 +1125,7 @@ impl QuotaLedger for RedisLedger {
         let admitted =
             permit.lease().and_then(|_| i64::try_from(permit.taken_at()).ok()).and_then(from_ms);
         self.release(permit).await?;
-        match self.record_shared(&candidate, error, admitted).await {
-            Ok(()) => Ok(()),
-            Err(backend) => {
-                self.unavailable(backend)?;
-                self.local.record_error_now(&candidate, error);
-                Ok(())
-            }
-        }
+        self.record(&candidate, error, admitted).await
     }
 
     async fn status(&self, candidate: &Candidate) -> Result<KeyStatus, QuotaError> {
