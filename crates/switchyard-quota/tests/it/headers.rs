@@ -205,22 +205,24 @@ fn groq_requests_headers_count_the_day_and_tokens_headers_the_minute() {
     );
 }
 
+/// A successful answer's headers: 2 requests a window of 4 s, `remaining` of them left.
+fn two_per_window(remaining: u64) -> RateLimitSnapshot {
+    snapshot(vec![reading(
+        LimitUnit::Requests,
+        LimitScope::Minute,
+        2,
+        remaining,
+        Some(Reset::After(secs(4))),
+    )])
+}
+
 #[test]
 fn a_stated_request_limit_meters_the_next_window_until_new_headers_come() {
     let clock = ManualClock::default();
     // Nothing declared: the provider's headers are all the ledger knows.
     let ledger = ledger_config(&clock, QuotaConfig::default());
     let key = candidate("openai", "o1", "gpt-4o-mini");
-    let spent = |remaining| {
-        snapshot(vec![reading(
-            LimitUnit::Requests,
-            LimitScope::Minute,
-            2,
-            remaining,
-            Some(Reset::After(secs(4))),
-        )])
-    };
-    ledger.observe_now(&key, &spent(0));
+    ledger.observe_now(&key, &two_per_window(0));
     let (reason, _) = refusal(ledger.try_admit(&key, one()));
     assert!(matches!(reason, Refusal::ProviderRemaining { remaining: 0, .. }), "{reason}");
 
@@ -285,20 +287,11 @@ fn a_429s_reading_keeps_the_limit_an_answer_stated_for_the_next_window() {
     let clock = ManualClock::default();
     let ledger = ledger_config(&clock, QuotaConfig::default());
     let key = candidate("openai", "o1", "gpt-4o-mini");
-    let window = |remaining| {
-        snapshot(vec![reading(
-            LimitUnit::Requests,
-            LimitScope::Minute,
-            2,
-            remaining,
-            Some(Reset::After(secs(4))),
-        )])
-    };
     // An answer states the limit; then a 429 (another client spent the window) carries the
     // same headers, whose limit a 429 alone is not trusted for.
-    ledger.observe_now(&key, &window(1));
+    ledger.observe_now(&key, &two_per_window(1));
     let mut error = rate_limited(LimitScope::Minute, Some(secs(4)));
-    error.rate_limits = window(0);
+    error.rate_limits = two_per_window(0);
     ledger.record_error_now(&key, &error);
     clock.advance(secs(4));
     assert!(ledger.try_admit(&key, one()).is_ok());
