@@ -180,3 +180,40 @@ async fn openai_serves_when_every_gemini_key_is_rate_limited() {
     assert_eq!(gemini.counts("gemini-1").unwrap().served, 0, "{stdout}");
     assert!(report["total_errors"].as_u64().unwrap() >= 1, "{stdout}");
 }
+
+#[test]
+fn help_documents_every_flag_and_variable_and_shows_no_key() {
+    let output = Command::new(env!("CARGO_BIN_EXE_coverage-optimizer"))
+        .arg("--help")
+        .env("GEMINI_KEYS", "gem-secret-one,gem-secret-two")
+        .env("OPENAI_API_KEY", "sk-secret-three")
+        .env("ANTHROPIC_API_KEY", "ant-secret-four")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success(), "--help exits 0");
+    let help = String::from_utf8(output.stdout).expect("utf-8");
+    for (flag, variable) in [
+        ("--project", "PROJECT_DIR"),
+        ("--coverage-json", "COVERAGE_JSON"),
+        ("--target-coverage", "TARGET_COVERAGE"),
+        ("--batch-size", "BATCH_SIZE"),
+        ("--max-concurrent-batches", "MAX_CONCURRENT_BATCHES"),
+        ("--max-iterations", "MAX_ITERATIONS"),
+        ("--python", "PYTHON"),
+        ("--gemini-keys", "GEMINI_KEYS"),
+        ("--openai-api-key", "OPENAI_API_KEY"),
+        ("--anthropic-api-key", "ANTHROPIC_API_KEY"),
+        ("--gemini-model", "GEMINI_MODEL"),
+        ("--openai-model", "OPENAI_MODEL"),
+        ("--anthropic-model", "ANTHROPIC_MODEL"),
+        ("--gemini-base-url", "GEMINI_BASE_URL"),
+        ("--openai-base-url", "OPENAI_BASE_URL"),
+        ("--anthropic-base-url", "ANTHROPIC_BASE_URL"),
+    ] {
+        assert!(help.contains(flag), "{flag} in --help:\n{help}");
+        assert!(help.contains(&format!("[env: {variable}")), "{variable} in --help:\n{help}");
+    }
+    for secret in ["gem-secret-one", "gem-secret-two", "sk-secret-three", "ant-secret-four"] {
+        assert!(!help.contains(secret), "--help shows a key from the environment");
+    }
+}
