@@ -312,9 +312,10 @@ impl MemoryLedger {
             return Err(self.refused(&lane.candidate, reason, until, now));
         }
         state.take(now, estimate);
+        let overlapped = state.in_flight > 1;
         drop(state);
         lane.bucket.mark_dirty();
-        Ok(Permit::local(lane, estimate, now))
+        Ok(Permit::local(lane, estimate, now, overlapped))
     }
 
     fn finish(&self, permit: Permit, usage: Option<&Usage>) {
@@ -347,18 +348,20 @@ impl MemoryLedger {
 
     /// Learns from the headers of the attempt `permit` admitted: the synchronous core of
     /// [`QuotaLedger::observe_attempt`]. Knowing when that attempt was admitted, a reading
-    /// that would lower the local count is ignored once a later admission of the same bucket
-    /// exists: the provider may not have seen it when it answered (answers overtake each
-    /// other when latencies vary).
+    /// that would lower the local count is ignored when the attempt's flight overlapped
+    /// another of the same bucket (admitted before it and still in flight then, or admitted
+    /// after it): the provider may not have counted that one when it answered (calls and
+    /// answers overtake each other when latencies vary).
     pub fn observe_attempt_now(&self, permit: &Permit, snapshot: &RateLimitSnapshot) {
-        self.observe_since(permit.candidate(), snapshot, Some(permit.taken_at()), Informs::Later);
+        let admission = Admission { at: permit.taken_at(), overlapped: permit.overlapped() };
+        self.observe_since(permit.candidate(), snapshot, Some(admission), Informs::Later);
     }
 
     fn observe_since(
         &self,
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
-        admitted_at: Option<u64>,
+        admission: Option<Admission>,
         informs: Informs,
     ) {
         if snapshot.readings.is_empty() {
@@ -374,9 +377,12 @@ impl MemoryLedger {
         // only make the local view stricter: a stale "9 remaining" arriving after three newer
         // admissions must not hand their capacity out again. (The caller observes before it
         // settles, so its own attempt is one of `in_flight`.)
+        // An attempt admitted before this one and answered first may still have reached the
+        // provider after it: then this answer misses it even though nothing is in flight now.
         let others_in_flight = state.in_flight > 1;
-        let overtaken = admitted_at.is_some_and(|at| state.last_taken > at);
-        let stale_if_lower = others_in_flight || overtaken;
+        let overlapped = admission
+            .is_some_and(|admission| admission.overlapped || state.last_taken > admission.at);
+        let stale_if_lower = others_in_flight || overlapped;
         for reading in &snapshot.readings {
             let Some(remaining) = reading.remaining else { continue };
             // A reset from outside is clamped to `MAX_HINT` before any arithmetic.
@@ -1054,4 +1060,12 @@ impl QuotaLedger for MemoryLedger {
 enum Informs {
     Later,
     NotAfter,
+}
+
+/// When an attempt whose headers are read was admitted, and whether another attempt of its
+/// bucket was in flight then.
+#[derive(Clone, Copy)]
+struct Admission {
+    at: u64,
+    overlapped: bool,
 }

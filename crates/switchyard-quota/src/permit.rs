@@ -16,6 +16,10 @@ use crate::estimate::Estimate;
 pub struct Permit {
     estimate: Estimate,
     taken_at: u64,
+    /// Whether other attempts of the same bucket were in flight when this one was admitted:
+    /// their calls may reach the provider after this one's, so this answer's headers may not
+    /// count them.
+    overlapped: bool,
     origin: Origin,
 }
 
@@ -28,15 +32,20 @@ enum Origin {
 }
 
 impl Permit {
-    pub(crate) fn local(lane: Arc<Lane>, estimate: Estimate, taken_at: u64) -> Self {
-        Self { estimate, taken_at, origin: Origin::Local(lane) }
+    pub(crate) fn local(
+        lane: Arc<Lane>,
+        estimate: Estimate,
+        taken_at: u64,
+        overlapped: bool,
+    ) -> Self {
+        Self { estimate, taken_at, overlapped, origin: Origin::Local(lane) }
     }
 
     /// A permit issued by a ledger outside this crate (Redis). `taken_at` is on that ledger's
     /// own timeline and `lease` is its id for the attempt's in-flight slot; it reads both back
     /// ([`Permit::taken_at`], [`Permit::lease`]) to end the attempt.
     pub fn shared(candidate: Candidate, estimate: Estimate, taken_at: u64, lease: u64) -> Self {
-        Self { estimate, taken_at, origin: Origin::Shared { candidate, lease } }
+        Self { estimate, taken_at, overlapped: false, origin: Origin::Shared { candidate, lease } }
     }
 
     /// The candidate admitted.
@@ -56,6 +65,12 @@ impl Permit {
     /// ledger's business: nanoseconds in memory, Unix milliseconds in Redis).
     pub fn taken_at(&self) -> u64 {
         self.taken_at
+    }
+
+    /// Whether other attempts of the same bucket were in flight at its admission (the
+    /// in-memory ledger's permits only).
+    pub(crate) fn overlapped(&self) -> bool {
+        self.overlapped
     }
 
     /// For a permit made by [`Permit::shared`]: its lease id; `None` for one made by the

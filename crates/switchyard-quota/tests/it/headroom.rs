@@ -126,6 +126,41 @@ fn an_answer_overtaken_by_a_later_admission_cannot_lower_the_count() {
 }
 
 #[test]
+fn an_answer_whose_flight_overlapped_an_earlier_attempt_cannot_lower_the_count() {
+    let clock = ManualClock::default();
+    let ledger = ledger_with(&clock, vec![Limit::requests_per(4, secs(10))]);
+    let key = candidate("p", "k", "m");
+    let estimate = switchyard_quota::Estimate::new(1, 0);
+    let reading = |remaining| RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Minute,
+            limit: Some(4),
+            remaining: Some(remaining),
+            reset: None,
+        }],
+        retry_after: None,
+    };
+    let earlier = ledger.try_admit(&key, estimate).expect("admitted");
+    clock.advance(std::time::Duration::from_millis(5));
+    let later = ledger.try_admit(&key, estimate).expect("admitted");
+    // The earlier attempt's call reached the provider second: its answer counts both, and
+    // comes back first.
+    ledger.observe_attempt_now(&earlier, &reading(2));
+    ledger.settle_now(earlier, &switchyard_core::Usage::new(1, 0));
+    // The later attempt is alone in flight now and nothing was admitted after it, but the
+    // provider answered it before it received the earlier call: its "3 left" misses one.
+    ledger.observe_attempt_now(&later, &reading(3));
+    ledger.settle_now(later, &switchyard_core::Usage::new(1, 0));
+    assert_eq!(ledger.headroom(&key), Some(0.5), "two counted, two left");
+    // An attempt that flew alone is taken at its word, down as well as up.
+    let alone = ledger.try_admit(&key, estimate).expect("admitted");
+    ledger.observe_attempt_now(&alone, &reading(3));
+    ledger.settle_now(alone, &switchyard_core::Usage::new(1, 0));
+    assert_eq!(ledger.headroom(&key), Some(0.75), "the provider counts one in this window");
+}
+
+#[test]
 fn headroom_is_asked_through_the_trait() {
     let clock = ManualClock::default();
     let memory = ledger_with(&clock, vec![Limit::requests_per(4, secs(10))]);
