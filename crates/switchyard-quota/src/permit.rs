@@ -16,9 +16,7 @@ use crate::estimate::Estimate;
 pub struct Permit {
     estimate: Estimate,
     taken_at: u64,
-    /// Whether other attempts of the same bucket were in flight when this one was admitted:
-    /// their calls may reach the provider after this one's, so this answer's headers may not
-    /// count them.
+    /// Whether other attempts of the same bucket were in flight when this one was admitted.
     overlapped: bool,
     origin: Origin,
 }
@@ -27,8 +25,9 @@ pub struct Permit {
 enum Origin {
     /// The in-memory ledger's lane: settling needs no lookup.
     Local(Arc<Lane>),
-    /// The candidate and the shared ledger's lease on its in-flight slot.
-    Shared { candidate: Candidate, lease: u64 },
+    /// The candidate, the shared ledger's lease on its in-flight slot, and the admission's
+    /// number among its bucket's admissions when that ledger counts them.
+    Shared { candidate: Candidate, lease: u64, seq: Option<u64> },
 }
 
 impl Permit {
@@ -45,7 +44,20 @@ impl Permit {
     /// own timeline and `lease` is its id for the attempt's in-flight slot; it reads both back
     /// ([`Permit::taken_at`], [`Permit::lease`]) to end the attempt.
     pub fn shared(candidate: Candidate, estimate: Estimate, taken_at: u64, lease: u64) -> Self {
-        Self { estimate, taken_at, overlapped: false, origin: Origin::Shared { candidate, lease } }
+        let origin = Origin::Shared { candidate, lease, seq: None };
+        Self { estimate, taken_at, overlapped: false, origin }
+    }
+
+    /// A shared permit's place among its bucket's admissions: `seq` numbers it (a later
+    /// admission has a higher one), `overlapped` says whether others were in flight when it was
+    /// admitted. The ledger reads both back to judge that attempt's headers
+    /// ([`Permit::admission_seq`], [`Permit::overlapped`]).
+    pub fn with_admission(mut self, seq: u64, overlapped: bool) -> Self {
+        if let Origin::Shared { seq: slot, .. } = &mut self.origin {
+            *slot = Some(seq);
+            self.overlapped = overlapped;
+        }
+        self
     }
 
     /// The candidate admitted.
@@ -67,10 +79,19 @@ impl Permit {
         self.taken_at
     }
 
-    /// Whether other attempts of the same bucket were in flight at its admission (the
-    /// in-memory ledger's permits only).
-    pub(crate) fn overlapped(&self) -> bool {
+    /// Whether other attempts of the same bucket were in flight at its admission: their calls
+    /// may reach the provider after this one's, so this answer's headers may not count them.
+    pub fn overlapped(&self) -> bool {
         self.overlapped
+    }
+
+    /// For a shared permit given one by [`Permit::with_admission`]: its number among its
+    /// bucket's admissions.
+    pub fn admission_seq(&self) -> Option<u64> {
+        match &self.origin {
+            Origin::Shared { seq, .. } => *seq,
+            Origin::Local(_) => None,
+        }
     }
 
     /// For a permit made by [`Permit::shared`]: its lease id; `None` for one made by the

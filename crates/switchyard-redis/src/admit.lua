@@ -6,9 +6,10 @@
 -- attempt's token, ARGV[9] number of meters, then 5 per meter:
 -- kind (s sliding, r refill, d day), limit, need, p1, p2
 --   s: p1 slot length ms, p2 slots kept; r: p1 full-refill ms; d: p1 day end ms, p2 day start ms.
--- Returns {1, repaired, left_1, .., left_n} (each meter's share left after this admission, in
--- millionths: the ledger's headroom) or {0, reason, until_ms (-1 unknown or never), detail,
--- repaired}.
+-- Returns {1, repaired, seq, overlapped, left_1, .., left_n} (the admission's number among the
+-- bucket's admissions; 1 when other attempts were in flight then, else 0; each meter's share
+-- left after this admission, in millionths: the ledger's headroom) or {0, reason, until_ms
+-- (-1 unknown or never), detail, repaired}.
 local now = num(ARGV[1])
 
 local hold = redis.call('HMGET', KEYS[2], 'hold', 'until')
@@ -163,10 +164,13 @@ end
 for _, g in ipairs(live) do
   redis.call('HSET', KEYS[3], g[1], gate_value(g[2], g[3], g[4]))
 end
+local overlapped = 0
+if redis.call('ZCARD', KEYS[4]) > 0 then overlapped = 1 end
+local seq = redis.call('HINCRBY', KEYS[1], 'admits', 1)
 local lease_end = num(ARGV[7])
 redis.call('ZADD', KEYS[4], int(lease_end), ARGV[8])
 -- Garbage collection only (Redis's own clock): leases are judged by ARGV[1] above.
 redis.call('PEXPIRE', KEYS[4], int(math.max(lease_end - now, 0) + 3600000))
-local reply = {1, repaired}
-for m = 1, n do reply[2 + m] = room[m] end
+local reply = {1, repaired, seq, overlapped}
+for m = 1, n do reply[4 + m] = room[m] end
 return reply

@@ -1,7 +1,8 @@
 //! [`RedisLedger`]: the shared ledger's keys, scripts and fallback.
 //!
 //! Keys, under a configurable prefix `P`:
-//! - `P:b:<provider>:<group>:<pool>` (hash): cooldown, exhaustion, strikes;
+//! - `P:b:<provider>:<group>:<pool>` (hash): cooldown, exhaustion, strikes, and `admits`, the
+//!   number of the last admission (an answer's headers are judged against later ones);
 //! - `P:f:<provider>:<group>:<pool>` (sorted set): attempts in flight, each a lease token
 //!   scored by the end of its lease, so a slot held by a process that died is freed when its
 //!   lease ends ([`RedisOptions::inflight_lease`]);
@@ -590,25 +591,28 @@ impl RedisLedger {
         }
         let reply: Vec<redis::Value> =
             self.invoke("admit", &self.admit_script, &keys, &args).await?;
-        // {1, repaired, left per meter} or {0, reason, until, detail, repaired}: checked, not
-        // indexed blindly.
+        // {1, repaired, seq, overlapped, left per meter} or {0, reason, until, detail,
+        // repaired}: checked, not indexed blindly.
         let bad = || RedisLedgerError::Reply { op: "admit", detail: format!("{reply:?}") };
         let integer = |idx: usize| reply.get(idx).and_then(|v| i64::from_redis_value_ref(v).ok());
         let text = |idx: usize| reply.get(idx).and_then(|v| String::from_redis_value_ref(v).ok());
         match (integer(0), reply.len()) {
-            (Some(1), len) if len == 2 + meters.len() => {
+            (Some(1), len) if len == 4 + meters.len() => {
                 self.note_repaired("admit", integer(1).ok_or_else(bad)?);
+                let seq = integer(2).and_then(|seq| u64::try_from(seq).ok()).ok_or_else(bad)?;
+                let overlapped = integer(3).ok_or_else(bad)? != 0;
                 let figures = meters
                     .iter()
                     .enumerate()
                     .map(|(idx, meter)| {
-                        let left = from_ppm(integer(2 + idx).ok_or_else(bad)?);
+                        let left = from_ppm(integer(4 + idx).ok_or_else(bad)?);
                         Ok((left, Self::figure_until(meter, now)))
                     })
                     .collect::<Result<Vec<_>, RedisLedgerError>>()?;
                 self.headroom.admitted(candidate, &base, &figures);
                 let taken_at = u64::try_from(ms(now)).unwrap_or(0);
-                Ok(Ok(Permit::shared(candidate.clone(), estimate, taken_at, lease)))
+                let permit = Permit::shared(candidate.clone(), estimate, taken_at, lease);
+                Ok(Ok(permit.with_admission(seq, overlapped)))
             }
             (Some(0), 5) => {
                 self.note_repaired("admit", integer(4).ok_or_else(bad)?);
@@ -676,10 +680,13 @@ impl RedisLedger {
         Ok(())
     }
 
+    /// `attempt`: the answered attempt's admission number and whether others were in flight
+    /// then, when the headers come from a shared permit's attempt.
     async fn observe_shared(
         &self,
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
+        attempt: Option<(u64, bool)>,
     ) -> Result<(), RedisLedgerError> {
         if snapshot.readings.is_empty() {
             return Ok(());
@@ -688,7 +695,8 @@ impl RedisLedger {
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
         let meters = self.meters(&placement, &base, now);
-        let mut keys = vec![self.gates_key(&base), self.inflight_key(&base)];
+        let mut keys =
+            vec![self.gates_key(&base), self.inflight_key(&base), self.bucket_key(&base)];
         let mut gate_args = Vec::new();
         let mut meter_args = Vec::new();
         let mut n_gates = 0;
@@ -723,7 +731,12 @@ impl RedisLedger {
                 }
             }
         }
-        let mut args = vec![ms(now).to_string(), n_gates.to_string()];
+        let (seq, overlapped) = attempt.map_or_else(
+            || ("-1".to_owned(), false),
+            |(seq, overlapped)| (count_arg(seq), overlapped),
+        );
+        let mut args =
+            vec![ms(now).to_string(), seq, u8::from(overlapped).to_string(), n_gates.to_string()];
         args.extend(gate_args);
         args.extend(meter_args);
         let repaired: i64 = self.invoke("observe", &self.observe_script, &keys, &args).await?;
@@ -783,7 +796,7 @@ impl RedisLedger {
         error: &ProviderError,
         admitted: Option<DateTime<Utc>>,
     ) -> Result<(), RedisLedgerError> {
-        self.observe_shared(candidate, &error.rate_limits).await?;
+        self.observe_shared(candidate, &error.rate_limits, None).await?;
         let now = self.clock.utc();
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
@@ -1099,11 +1112,32 @@ impl QuotaLedger for RedisLedger {
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
     ) -> Result<(), QuotaError> {
-        match self.observe_shared(candidate, snapshot).await {
+        match self.observe_shared(candidate, snapshot, None).await {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.unavailable(error)?;
                 self.local.observe_now(candidate, snapshot);
+                Ok(())
+            }
+        }
+    }
+
+    async fn observe_attempt(
+        &self,
+        permit: &Permit,
+        snapshot: &RateLimitSnapshot,
+    ) -> Result<(), QuotaError> {
+        // A permit of the in-process fallback is judged there, where it was admitted.
+        if permit.lease().is_none() {
+            self.local.observe_attempt_now(permit, snapshot);
+            return Ok(());
+        }
+        let attempt = permit.admission_seq().map(|seq| (seq, permit.overlapped()));
+        match self.observe_shared(permit.candidate(), snapshot, attempt).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.unavailable(error)?;
+                self.local.observe_now(permit.candidate(), snapshot);
                 Ok(())
             }
         }

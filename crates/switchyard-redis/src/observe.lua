@@ -1,19 +1,28 @@
 -- Learns from a response's rate-limit headers: gates, and meter counts the provider reports.
--- KEYS[1] gates hash, KEYS[2] in-flight leases, KEYS[3..] one per meter to override.
--- ARGV[1] now_ms, ARGV[2] number of gates, then 2 per gate: field, value
--- ("remaining|until|need index"), then 5 per meter: kind, used, p1, p2, limit.
+-- KEYS[1] gates hash, KEYS[2] in-flight leases, KEYS[3] bucket hash, KEYS[4..] one per meter
+-- to override.
+-- ARGV[1] now_ms, ARGV[2] the answered attempt's admission number (-1 when the headers come
+-- without one), ARGV[3] 1 when others were in flight at its admission, else 0, ARGV[4] number
+-- of gates, then 2 per gate: field, value ("remaining|until|need index"), then 5 per meter:
+-- kind, used, p1, p2, limit.
 -- Returns the number of unreadable values dropped.
 --
--- The headers describe the key as of the answered call. Attempts admitted after it and still
--- in flight (on this instance or another) may not be in them yet, so while others are in
--- flight a header may only make the shared view stricter: a stale "9 remaining" arriving
--- after three newer admissions must not hand their capacity out again. The caller observes
--- before it settles, so its own attempt is one of those in flight.
+-- The headers describe the key as of the answered call. Attempts that overlapped it (on this
+-- instance or another) may not be in them yet: those in flight now, those admitted after it,
+-- and those in flight when it was admitted (calls overtake each other on the way). Then a
+-- header may only make the shared view stricter: a stale "9 remaining" must not hand their
+-- capacity out again. The caller observes before it settles, so its own attempt is one of
+-- those in flight.
 local now = num(ARGV[1])
-local n = num(ARGV[2])
+local seq = num(ARGV[2])
+local n = num(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now))
-local others = redis.call('ZCARD', KEYS[2]) > 1
-local a = 3
+local others = redis.call('ZCARD', KEYS[2]) > 1 or ARGV[3] == '1'
+if not others and seq >= 0 then
+  local admits = num(redis.call('HGET', KEYS[3], 'admits')) or 0
+  others = admits > seq
+end
+local a = 5
 for g = 1, n do
   local field = ARGV[a]; local value = ARGV[a + 1]
   a = a + 2
@@ -30,7 +39,7 @@ for g = 1, n do
   if not keep then redis.call('HSET', KEYS[1], field, value) end
 end
 redis.call('PEXPIRE', KEYS[1], 172800000)
-for m = 3, #KEYS do
+for m = 4, #KEYS do
   local key = KEYS[m]
   local kind = ARGV[a]; local used = num(ARGV[a + 1])
   local p1 = num(ARGV[a + 2]); local p2 = num(ARGV[a + 3])

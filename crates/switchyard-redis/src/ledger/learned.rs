@@ -278,9 +278,17 @@ impl RedisLedger {
             }
         };
         let in_window = served.iter().filter(|&&at| at >= start).count() as u64;
-        let keys = vec![self.gates_key(base), self.inflight_key(base), meter[0].key.clone()];
+        let keys = vec![
+            self.gates_key(base),
+            self.inflight_key(base),
+            self.bucket_key(base),
+            meter[0].key.clone(),
+        ];
+        // observe.lua with no attempt (-1, not overlapped) and no gate: only the meter's count.
         let args = vec![
             ms(now).to_string(),
+            "-1".to_owned(),
+            "0".to_owned(),
             "0".to_owned(),
             meter[0].kind.to_owned(),
             in_window.min(record.limit).to_string(),

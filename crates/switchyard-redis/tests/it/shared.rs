@@ -268,3 +268,66 @@ async fn a_stale_header_never_gives_back_capacity_held_by_attempts_in_flight_els
     assert_eq!(summary.keys[0].limits[0].used, 2);
     second.release(last).await.expect("released");
 }
+
+/// How many attempts the key admits now; their permits are released afterwards.
+async fn admits_now(ledger: &dyn QuotaLedger, key: &str) -> usize {
+    let mut permits = Vec::new();
+    while let Ok(permit) = ledger.admit(&candidate(key), one()).await {
+        permits.push(permit);
+        assert!(permits.len() <= 10, "the gate refuses at some point");
+    }
+    let admitted = permits.len();
+    for permit in permits {
+        ledger.release(permit).await.expect("released");
+    }
+    admitted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_whose_flight_overlapped_another_cannot_hand_its_capacity_out_again() {
+    let prefix = fresh_prefix("overlap").await;
+    let clock = ManualClock::default();
+    let first = ledger(&clock, &prefix, config(Vec::new()));
+    let second = ledger(&clock, &prefix, config(Vec::new()));
+    let left = |remaining| RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit: LimitUnit::Requests,
+            scope: LimitScope::Minute,
+            limit: Some(6),
+            remaining: Some(remaining),
+            reset: Some(Reset::After(secs(60))),
+        }],
+        retry_after: None,
+    };
+    let served = Usage::new(1, 0);
+
+    // Admitted while another was in flight: the earlier attempt's call reached the provider
+    // second, and its answer, counting both, comes back first.
+    let earlier = first.admit(&candidate("k"), one()).await.expect("admitted");
+    let later = second.admit(&candidate("k"), one()).await.expect("admitted");
+    first.observe_attempt(&earlier, &left(4)).await.expect("observed");
+    first.settle(earlier, &served).await.expect("settled");
+    // The later attempt is alone in flight now and nothing was admitted after it, but its
+    // answer was written before the provider received the earlier call: "5 left" misses it.
+    second.observe_attempt(&later, &left(5)).await.expect("observed");
+    second.settle(later, &served).await.expect("settled");
+    assert_eq!(admits_now(&first, "k").await, 4, "the earlier answer's 4 stand");
+
+    // Next window. An attempt admitted alone, overtaken by one admitted after it on the other
+    // instance, answered and settled first: the first answer misses the second call.
+    clock.advance(secs(61));
+    let alone = first.admit(&candidate("k"), one()).await.expect("admitted");
+    let after = second.admit(&candidate("k"), one()).await.expect("admitted");
+    second.observe_attempt(&after, &left(4)).await.expect("observed");
+    second.settle(after, &served).await.expect("settled");
+    first.observe_attempt(&alone, &left(5)).await.expect("observed");
+    first.settle(alone, &served).await.expect("settled");
+    assert_eq!(admits_now(&second, "k").await, 4, "the later answer's 4 stand");
+
+    // An attempt that flew alone is taken at its word, up as well as down.
+    clock.advance(secs(61));
+    let lone = second.admit(&candidate("k"), one()).await.expect("admitted");
+    second.observe_attempt(&lone, &left(5)).await.expect("observed");
+    second.settle(lone, &served).await.expect("settled");
+    assert_eq!(admits_now(&first, "k").await, 5);
+}
