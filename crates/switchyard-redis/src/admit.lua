@@ -52,11 +52,18 @@ if maxc >= 0 and redis.call('ZCARD', KEYS[4]) >= maxc then
   return {0, 'concurrency', -1, int(maxc), repaired}
 end
 
--- Gates: field "unit|scope" -> "remaining|until|need index".
+-- Gates: field "unit|scope" -> "remaining|until|need index[|limit|period ms]".
 local gates = redis.call('HGETALL', KEYS[3])
 local live = {}
 for i = 1, #gates, 2 do
-  local rem, untl, idx = gate(gates[i + 1])
+  local rem, untl, idx, lim, per = gate(gates[i + 1])
+  -- A gate whose answer stated its request limit starts the next window with that limit, for
+  -- one period or until the next header replaces it: the requests waiting for the reset get
+  -- the limit's worth through, not all of them at once.
+  if rem ~= nil and lim ~= nil and now >= untl then
+    rem = lim
+    untl = now + per
+  end
   if rem == nil then
     repaired = repaired + 1
     redis.call('HDEL', KEYS[3], gates[i])
@@ -65,7 +72,7 @@ for i = 1, #gates, 2 do
     if rem < need then
       return {0, 'provider_remaining', whole(untl), gates[i] .. '|' .. int(rem), repaired}
     end
-    live[#live + 1] = {gates[i], rem - need, untl, idx}
+    live[#live + 1] = {gates[i], rem - need, untl, idx, lim, per}
   else
     redis.call('HDEL', KEYS[3], gates[i])
   end
@@ -162,7 +169,7 @@ for m = 1, n do
   end
 end
 for _, g in ipairs(live) do
-  redis.call('HSET', KEYS[3], g[1], gate_value(g[2], g[3], g[4]))
+  redis.call('HSET', KEYS[3], g[1], gate_value(g[2], g[3], g[4], g[5], g[6]))
 end
 local overlapped = 0
 if redis.call('ZCARD', KEYS[4]) > 0 then overlapped = 1 end

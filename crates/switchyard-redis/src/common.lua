@@ -39,16 +39,27 @@ local function num(text)
   return clamp(n)
 end
 
--- A gate's stored value "remaining|until|need index"; nil when it does not parse. Values
--- written as 1e+14 by earlier versions still parse, and are rewritten as integers.
+-- A gate's stored value "remaining|until|need index", followed by "|limit|period ms" when a
+-- successful answer stated the request limit (the next window starts with it); nil when it
+-- does not parse. Values written as 1e+14 by earlier versions still parse, and are rewritten
+-- as integers.
 local function gate(value)
-  local rem, untl, idx = string.match(value or '', '^([^|]+)|([^|]+)|([1-4])$')
+  local rem, untl, idx, lim, per =
+    string.match(value or '', '^([^|]+)|([^|]+)|([1-4])|([^|]+)|([^|]+)$')
+  if rem == nil then
+    rem, untl, idx = string.match(value or '', '^([^|]+)|([^|]+)|([1-4])$')
+  else
+    lim = num(lim); per = num(per)
+    if lim == nil or per == nil or lim < 1 or per < 1 then return nil end
+  end
   rem = num(rem); untl = num(untl)
   if rem == nil or untl == nil or idx == nil then return nil end
-  return math.max(0, rem), untl, tonumber(idx)
+  return math.max(0, rem), untl, tonumber(idx), lim, per
 end
 
-local function gate_value(rem, untl, idx)
-  return int(rem) .. '|' .. int(untl) .. '|' .. idx
+local function gate_value(rem, untl, idx, lim, per)
+  local value = int(rem) .. '|' .. int(untl) .. '|' .. idx
+  if lim ~= nil then value = value .. '|' .. int(lim) .. '|' .. int(per) end
+  return value
 end
 

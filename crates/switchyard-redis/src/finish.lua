@@ -10,13 +10,13 @@ if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'strikes', 0) end
 
 local gates = redis.call('HGETALL', KEYS[2])
 for i = 1, #gates, 2 do
-  local rem, untl, idx = gate(gates[i + 1])
+  local rem, untl, idx, lim, per = gate(gates[i + 1])
   if rem == nil then
     repaired = repaired + 1
     redis.call('HDEL', KEYS[2], gates[i])
   else
     rem = math.max(0, rem + num(ARGV[3 + idx]) - num(ARGV[7 + idx]))
-    redis.call('HSET', KEYS[2], gates[i], gate_value(rem, untl, idx))
+    redis.call('HSET', KEYS[2], gates[i], gate_value(rem, untl, idx, lim, per))
   end
 end
 

@@ -6,7 +6,9 @@
 //! - `P:f:<provider>:<group>:<pool>` (sorted set): attempts in flight, each a lease token
 //!   scored by the end of its lease, so a slot held by a process that died is freed when its
 //!   lease ends ([`RedisOptions::inflight_lease`]);
-//! - `P:g:<provider>:<group>:<pool>` (hash): header gates, `unit|scope` -> `remaining|until|need`;
+//! - `P:g:<provider>:<group>:<pool>` (hash): header gates, `unit|scope` -> `remaining|until|need`,
+//!   then `|limit|period` when an answer stated the request limit (the next window starts
+//!   with it);
 //! - `P:m:<provider>:<group>:<pool>:<limit name>` (hash): one limit's count;
 //! - `P:k:<provider>:<key>` (hash): an invalid or billing-stopped key.
 //!
@@ -681,12 +683,15 @@ impl RedisLedger {
     }
 
     /// `attempt`: the answered attempt's admission number and whether others were in flight
-    /// then, when the headers come from a shared permit's attempt.
+    /// then, when the headers come from a shared permit's attempt. `answered`: the readings
+    /// come with a successful answer, so a request limit they state describes the next windows
+    /// too (a 429's reading holds the key until its reset, and no more).
     async fn observe_shared(
         &self,
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
         attempt: Option<(u64, bool)>,
+        answered: bool,
     ) -> Result<(), RedisLedgerError> {
         if snapshot.readings.is_empty() {
             return Ok(());
@@ -710,11 +715,14 @@ impl RedisLedger {
             self.headroom.stated(candidate, &base, meters.len(), reading, until);
             n_gates += 1;
             gate_args.push(format!("{}|{}", unit_name(reading.unit), scope_name(reading.scope)));
-            gate_args.push(format!(
-                "{}|{until}|{}",
-                count_arg(remaining),
-                need_index(reading.unit)
-            ));
+            let mut gate = format!("{}|{until}|{}", count_arg(remaining), need_index(reading.unit));
+            if let Some(limit) = reading
+                .limit
+                .filter(|&limit| answered && reading.unit == LimitUnit::Requests && limit > 0)
+            {
+                gate.push_str(&format!("|{}|{}", count_arg(limit), scope_ms(reading.scope)));
+            }
+            gate_args.push(gate);
             for meter in &meters {
                 if meter.limit.unit.matches(reading.unit)
                     && meter.limit.window.scope() == reading.scope
@@ -796,7 +804,7 @@ impl RedisLedger {
         error: &ProviderError,
         admitted: Option<DateTime<Utc>>,
     ) -> Result<(), RedisLedgerError> {
-        self.observe_shared(candidate, &error.rate_limits, None).await?;
+        self.observe_shared(candidate, &error.rate_limits, None, false).await?;
         let now = self.clock.utc();
         let placement = self.config.place(candidate);
         let base = self.base(&placement, &candidate.provider);
@@ -1112,7 +1120,7 @@ impl QuotaLedger for RedisLedger {
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
     ) -> Result<(), QuotaError> {
-        match self.observe_shared(candidate, snapshot, None).await {
+        match self.observe_shared(candidate, snapshot, None, true).await {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.unavailable(error)?;
@@ -1133,7 +1141,7 @@ impl QuotaLedger for RedisLedger {
             return Ok(());
         }
         let attempt = permit.admission_seq().map(|seq| (seq, permit.overlapped()));
-        match self.observe_shared(permit.candidate(), snapshot, attempt).await {
+        match self.observe_shared(permit.candidate(), snapshot, attempt, true).await {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.unavailable(error)?;

@@ -26,17 +26,18 @@ local a = 5
 for g = 1, n do
   local field = ARGV[a]; local value = ARGV[a + 1]
   a = a + 2
-  local keep = false
-  if others then
-    local old = redis.call('HGET', KEYS[1], field)
-    if old then
-      local rem, untl = gate(old)
-      local new = gate(value)
-      if rem == nil then repaired = repaired + 1 end
-      keep = rem ~= nil and new ~= nil and now < untl and rem < new
+  local old = redis.call('HGET', KEYS[1], field)
+  local rem, untl, _, lim, per = gate(old)
+  local new_rem, new_untl, new_idx, new_lim = gate(value)
+  if old and rem == nil then repaired = repaired + 1 end
+  local keep = others and rem ~= nil and new_rem ~= nil and now < untl and rem < new_rem
+  if not keep then
+    -- A 429's reading states no limit for the next window: the one an answer stated stays.
+    if new_rem ~= nil and new_lim == nil and lim ~= nil then
+      value = gate_value(new_rem, new_untl, new_idx, lim, per)
     end
+    redis.call('HSET', KEYS[1], field, value)
   end
-  if not keep then redis.call('HSET', KEYS[1], field, value) end
 end
 redis.call('PEXPIRE', KEYS[1], 172800000)
 for m = 4, #KEYS do

@@ -331,3 +331,56 @@ async fn an_answer_whose_flight_overlapped_another_cannot_hand_its_capacity_out_
     second.settle(lone, &served).await.expect("settled");
     assert_eq!(admits_now(&first, "k").await, 5);
 }
+
+fn two_per_window(unit: LimitUnit, remaining: u64) -> RateLimitSnapshot {
+    RateLimitSnapshot {
+        readings: vec![LimitReading {
+            unit,
+            scope: LimitScope::Minute,
+            limit: Some(2),
+            remaining: Some(remaining),
+            reset: Some(Reset::After(secs(4))),
+        }],
+        retry_after: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stated_request_limit_meters_the_next_window_on_every_instance() {
+    let prefix = fresh_prefix("carry").await;
+    let clock = ManualClock::default();
+    let first = ledger(&clock, &prefix, config(Vec::new()));
+    let second = ledger(&clock, &prefix, config(Vec::new()));
+    first.observe(&candidate("k"), &two_per_window(LimitUnit::Requests, 0)).await.expect("seen");
+    let (reason, _) = refusal(&second, "k").await;
+    assert!(matches!(reason, Refusal::ProviderRemaining { remaining: 0, .. }), "{reason}");
+    // The window resets: it holds the stated 2 again, not an unknown number. A herd waiting
+    // for the key gets 2 through, not all of it.
+    clock.advance(secs(4));
+    assert_eq!(admits_now(&second, "k").await, 2, "the stated 2 in the next window");
+
+    // A 429 (another client spent the window) carries the same headers, whose limit a 429
+    // alone is not trusted for: it replaces the count and the reset, and the limit an answer
+    // stated stays.
+    let mut error =
+        ProviderError::new(ErrorKind::RateLimited { scope: LimitScope::Minute }, "p", "")
+            .with_status(429)
+            .with_retry_after(Some(secs(4)));
+    error.rate_limits = two_per_window(LimitUnit::Requests, 0);
+    second.record_error(&candidate("k"), &error).await.expect("recorded");
+    clock.advance(secs(4));
+    assert_eq!(admits_now(&first, "k").await, 2, "still the stated 2 after a 429");
+
+    // A token gate ends with its window: a request estimated above it is tried again.
+    first.observe(&candidate("t"), &two_per_window(LimitUnit::Tokens, 0)).await.expect("seen");
+    assert!(first.admit(&candidate("t"), one()).await.is_err(), "spent until the reset");
+    clock.advance(secs(4));
+    let permits = [
+        first.admit(&candidate("t"), one()).await.expect("after the reset"),
+        second.admit(&candidate("t"), one()).await.expect("after the reset"),
+        first.admit(&candidate("t"), one()).await.expect("no gate left to count against"),
+    ];
+    for permit in permits {
+        first.release(permit).await.expect("released");
+    }
+}
