@@ -173,7 +173,12 @@ for _, g in ipairs(live) do
 end
 local overlapped = 0
 if redis.call('ZCARD', KEYS[4]) > 0 then overlapped = 1 end
-local seq = redis.call('HINCRBY', KEYS[1], 'admits', 1)
+-- Not HINCRBY: a count that does not parse would fail every admission instead of restarting.
+local admits = redis.call('HGET', KEYS[1], 'admits')
+local seq = num(admits)
+if admits and seq == nil then repaired = repaired + 1 end
+seq = math.max(0, math.floor(seq or 0)) + 1
+redis.call('HSET', KEYS[1], 'admits', int(seq))
 local lease_end = num(ARGV[7])
 redis.call('ZADD', KEYS[4], int(lease_end), ARGV[8])
 -- Garbage collection only (Redis's own clock): leases are judged by ARGV[1] above.

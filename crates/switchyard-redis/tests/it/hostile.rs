@@ -143,6 +143,7 @@ async fn garbage_planted_in_every_hash_is_dropped_not_fatal() {
     hset(&gates, "tokens|minute", "1|2|3|4").await;
     hset(&bucket, "cool_until", "soon").await;
     hset(&bucket, "exh_until", "NaN").await;
+    hset(&bucket, "admits", "many").await;
     let [sliding, refill] = [&meters[0], &meters[1]];
     assert!(refill.contains("refill") && sliding.contains("sliding"), "{meters:?}");
     hset(sliding, "not-a-slot", "x").await;
@@ -160,6 +161,8 @@ async fn garbage_planted_in_every_hash_is_dropped_not_fatal() {
     assert_eq!(hash(&gates).await, Vec::<(String, String)>::new());
     let bucket_fields: Vec<String> = hash(&bucket).await.into_iter().map(|(f, _)| f).collect();
     assert!(!bucket_fields.iter().any(|f| f.ends_with("_until")), "{bucket_fields:?}");
+    let admits = hash(&bucket).await.into_iter().find(|(field, _)| field == "admits");
+    assert_eq!(admits.map(|(_, n)| n).as_deref(), Some("1"), "an unreadable count restarts");
     for meter in &meters {
         for (field, value) in hash(meter).await {
             assert!(value.parse::<f64>().is_ok(), "{meter} {field} = {value} kept");
