@@ -686,6 +686,24 @@ impl RedisLedger {
     /// then, when the headers come from a shared permit's attempt. `answered`: the readings
     /// come with a successful answer, so a request limit they state describes the next windows
     /// too (a 429's reading holds the key until its reset, and no more).
+    /// A successful answer's headers, to Redis, or to the in-process fallback while Redis is
+    /// away (when the policy allows).
+    async fn observe_answer(
+        &self,
+        candidate: &Candidate,
+        snapshot: &RateLimitSnapshot,
+        attempt: Option<(u64, bool)>,
+    ) -> Result<(), QuotaError> {
+        match self.observe_shared(candidate, snapshot, attempt, true).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.unavailable(error)?;
+                self.local.observe_now(candidate, snapshot);
+                Ok(())
+            }
+        }
+    }
+
     async fn observe_shared(
         &self,
         candidate: &Candidate,
@@ -1120,14 +1138,7 @@ impl QuotaLedger for RedisLedger {
         candidate: &Candidate,
         snapshot: &RateLimitSnapshot,
     ) -> Result<(), QuotaError> {
-        match self.observe_shared(candidate, snapshot, None, true).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.unavailable(error)?;
-                self.local.observe_now(candidate, snapshot);
-                Ok(())
-            }
-        }
+        self.observe_answer(candidate, snapshot, None).await
     }
 
     async fn observe_attempt(
@@ -1141,14 +1152,7 @@ impl QuotaLedger for RedisLedger {
             return Ok(());
         }
         let attempt = permit.admission_seq().map(|seq| (seq, permit.overlapped()));
-        match self.observe_shared(permit.candidate(), snapshot, attempt, true).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.unavailable(error)?;
-                self.local.observe_now(permit.candidate(), snapshot);
-                Ok(())
-            }
-        }
+        self.observe_answer(permit.candidate(), snapshot, attempt).await
     }
 
     async fn record_error(

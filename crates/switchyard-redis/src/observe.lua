@@ -3,8 +3,8 @@
 -- to override.
 -- ARGV[1] now_ms, ARGV[2] the answered attempt's admission number (-1 when the headers come
 -- without one), ARGV[3] 1 when others were in flight at its admission, else 0, ARGV[4] number
--- of gates, then 2 per gate: field, value ("remaining|until|need index"), then 5 per meter:
--- kind, used, p1, p2, limit.
+-- of gates, then 2 per gate: field, value ("remaining|until|need index", then "|limit|period
+-- ms" when an answer stated the request limit), then 5 per meter: kind, used, p1, p2, limit.
 -- Returns the number of unreadable values dropped.
 --
 -- The headers describe the key as of the answered call. Attempts that overlapped it (on this
