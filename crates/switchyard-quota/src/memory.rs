@@ -372,13 +372,12 @@ impl MemoryLedger {
         let now = self.ticks();
         let received = self.utc(now);
         let mut state = lane.bucket.state.lock();
-        // The headers describe the key as of the answered call. Attempts admitted after it and
-        // still in flight may not be in them yet, so while others are in flight a header may
-        // only make the local view stricter: a stale "9 remaining" arriving after three newer
-        // admissions must not hand their capacity out again. (The caller observes before it
-        // settles, so its own attempt is one of `in_flight`.)
-        // An attempt admitted before this one and answered first may still have reached the
-        // provider after it: then this answer misses it even though nothing is in flight now.
+        // The headers describe the key as of the answered call. Attempts that overlapped it may
+        // not be in them yet: those in flight now, those admitted after it, and those in flight
+        // when it was admitted (one of those may have reached the provider after it, answered
+        // first and settled, so that nothing is in flight now). Then a header may only make the
+        // local view stricter: a stale "9 remaining" must not hand their capacity out again.
+        // (The caller observes before it settles, so its own attempt is one of `in_flight`.)
         let others_in_flight = state.in_flight > 1;
         let overlapped = admission
             .is_some_and(|admission| admission.overlapped || state.last_taken > admission.at);
